@@ -1,0 +1,26 @@
+// Process identity that survives pid reuse: a pid plus the process's start time.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+
+namespace shmring {
+
+struct ProcessIdentity {
+  std::int32_t pid = 0;
+  std::uint64_t start_time = 0;  // clock ticks after boot (field 22 of /proc/<pid>/stat)
+  friend bool operator==(const ProcessIdentity&, const ProcessIdentity&) = default;
+};
+
+// The calling process's identity (cached per process; refreshed after fork).
+ProcessIdentity current_process();
+
+// Start time of `pid`, or 0 if there is no such process (or /proc cannot tell).
+std::uint64_t process_start_time(pid_t pid);
+
+// True if the process `who` names is still running: same pid *and* same start time, so a recycled
+// pid does not count. A zombie counts as dead. Slow path only: reads /proc.
+bool is_alive(const ProcessIdentity& who);
+
+}  // namespace shmring

@@ -1,0 +1,138 @@
+// SystemSemaphore: a counting semaphore shared between processes (Qt's QSystemSemaphore contract),
+// whose holds are given back by the kernel when the holding process dies.
+//
+// It is a System V semaphore set of three counters:
+//   [0] available tokens; acquire takes one with SEM_UNDO, so the kernel returns it if the holder
+//       dies without releasing;
+//   [1] tokens currently held, changed without SEM_UNDO, so a holder that dies leaves its mark;
+//   [2] tokens in existence (initial count plus tokens added by release() beyond what was held).
+// With no deaths, [0] + [1] == [2]. After an acquire, any excess is the number of holds whose owner
+// died; the acquirer reports previous_owner_died() and removes the excess. For a semaphore of count 1
+// (a lock, which is how SharedMemory uses it) the detection is exact; for larger counts it is a hint.
+//
+// Keyed semaphores map the key to a System V key with a 32-bit hash (see sysv_key_for()), so two
+// different keys can in principle collide; SharedMemory avoids keys altogether by creating a private
+// set and recording its id in the segment header (create_private() / adopt()).
+//
+// Thread-safety: one object is used by one thread at a time; any number of objects in any processes
+// may use the same semaphore.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+
+namespace shmring {
+
+// Qt's QSystemSemaphore::AccessMode.
+enum class SemaphoreAccessMode {
+  kOpen,   // use the existing semaphore, or create it with the initial count if there is none
+  kCreate  // create it, or take it over and reset it to the initial count if it exists
+};
+
+// Qt's QSystemSemaphore::SystemSemaphoreError, value for value.
+enum class SystemSemaphoreError {
+  kNoError,
+  kPermissionDenied,
+  kKeyError,
+  kAlreadyExists,
+  kNotFound,
+  kOutOfResources,
+  kUnknownError
+};
+
+std::string_view to_string(SystemSemaphoreError error);
+
+class SystemSemaphore {
+ public:
+  // The largest count a System V semaphore can hold (SEMVMX).
+  static constexpr int kMaxCount = 32767;
+
+  // An object with no semaphore (error() is kKeyError until set_key()).
+  SystemSemaphore() = default;
+  // Opens or creates the semaphore for `key` (see set_key()).
+  explicit SystemSemaphore(std::string_view key, int initial_count = 0,
+                           SemaphoreAccessMode mode = SemaphoreAccessMode::kOpen);
+  // Releases every token this object still holds. A semaphore this object created with kCreate is
+  // removed from the system, as QSystemSemaphore does.
+  ~SystemSemaphore();
+
+  SystemSemaphore(SystemSemaphore&& other) noexcept;
+  SystemSemaphore& operator=(SystemSemaphore&& other) noexcept;
+  SystemSemaphore(const SystemSemaphore&) = delete;
+  SystemSemaphore& operator=(const SystemSemaphore&) = delete;
+
+  // Switches this object to `key`; empty key: kKeyError. `initial_count` (0..kMaxCount) is used
+  // when the semaphore is created (kOpen) or always (kCreate).
+  void set_key(std::string_view key, int initial_count = 0,
+               SemaphoreAccessMode mode = SemaphoreAccessMode::kOpen);
+  std::string key() const { return key_; }
+
+  // A new semaphore set with no key (IPC_PRIVATE), reachable by id; `mode_bits` as for files.
+  static SystemSemaphore create_private(int initial_count, mode_t mode_bits);
+  // Adopts the private set `id` made by create_private() in any process. `expected_ctime` is the
+  // creation stamp (creation_time()) recorded next to the id; a recycled id with another stamp is
+  // refused with kNotFound.
+  static SystemSemaphore adopt(int id, std::int64_t expected_ctime);
+
+  bool is_valid() const { return id_ >= 0; }
+  int id() const { return id_; }
+  // The kernel's change time of the set, fixed once it is initialised; identifies it with id().
+  std::int64_t creation_time() const { return ctime_; }
+
+  // Takes one token, blocking until one is available (EINTR is retried). False on error: kNotFound
+  // if the semaphore was removed, kPermissionDenied.
+  bool acquire();
+  // As acquire(), giving up after `timeout_ms` of CLOCK_MONOTONIC time; then false with
+  // kNoError-free error kUnknownError and error_string() saying "timed out". timed_out() tells.
+  bool try_acquire_for(std::int64_t timeout_ms);
+  // Takes one token only if one is available now.
+  bool try_acquire() { return try_acquire_for(0); }
+  // Gives back `n` tokens (n >= 1). Tokens this object holds are returned first; the rest are added
+  // to the semaphore for good.
+  bool release(int n = 1);
+  // Removes the set from the system; waiters in other processes fail with kNotFound.
+  bool remove();
+
+  // True if the last acquire found that a previous holder died while holding a token.
+  bool previous_owner_died() const { return previous_owner_died_; }
+  bool timed_out() const { return timed_out_; }
+  // Tokens this object holds.
+  int held() const { return held_; }
+  // Current available count (racy, for inspection), -1 on error.
+  int value_approx() const;
+
+  SystemSemaphoreError error() const { return error_; }
+  std::string error_string() const { return error_string_; }
+  absl::Status status() const;
+
+  // The System V key used for `key` (a deterministic 32-bit hash, never IPC_PRIVATE).
+  static key_t sysv_key_for(std::string_view key);
+
+ private:
+  bool open_or_create(int initial_count, SemaphoreAccessMode mode);
+  bool fail(SystemSemaphoreError error, std::string_view operation, int errno_value) const;
+  bool fail_message(SystemSemaphoreError error, std::string_view operation,
+                    std::string_view message) const;
+  void succeed() const;
+  bool acquire_until(std::int64_t timeout_ms);
+  void repair_dead_holders();
+  void release_everything();
+
+  std::string key_;
+  int id_ = -1;
+  std::int64_t ctime_ = 0;
+  int held_ = 0;
+  pid_t holder_pid_ = 0;  // the process whose SEM_UNDO adjustments back `held_` (not a fork child)
+  pid_t created_by_ = 0;  // process that made it with kCreate: its destructor removes it
+  bool previous_owner_died_ = false;
+  bool timed_out_ = false;
+  mutable SystemSemaphoreError error_ = SystemSemaphoreError::kKeyError;
+  mutable std::string error_string_ = "SystemSemaphore: no key set";
+};
+
+}  // namespace shmring

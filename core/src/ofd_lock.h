@@ -1,0 +1,32 @@
+// Open-file-description (OFD) locks: the kernel-held evidence of who is attached to a segment.
+//
+// Every attachment opens the segment's file itself (its own open file description) and holds a
+// shared lock on one byte far beyond the data (kAttachLockOffset). The kernel drops the lock when the
+// description's last fd closes, including when the process is killed, so the set of these locks is
+// exactly the set of live attachments. An exclusive lock on the same byte is taken to prove there is
+// no other attachment (last detach, stale-segment reclaim).
+#pragma once
+
+#include <sys/types.h>
+
+namespace shmring::detail {
+
+inline constexpr off_t kAttachLockOffset = off_t{1} << 62;
+
+enum class LockAttempt { kTaken, kBusy, kError };
+
+// Takes (or converts this description's lock to) a shared / exclusive lock, without waiting.
+LockAttempt try_lock_shared(int fd);
+LockAttempt try_lock_exclusive(int fd);
+
+// What another description holds on the attach byte, as seen from `fd`: F_UNLCK (nothing), F_RDLCK
+// (at least one attachment) or F_WRLCK (someone is removing the segment); -1 on error.
+int other_lock_type(int fd);
+
+// Number of shared attach locks on the file open at `fd`, counted from /proc/locks; -1 on error.
+int count_attach_locks(int fd);
+
+// True if the name at `path` still refers to the file open at `fd` (same device and inode).
+bool same_file(int fd, const char* path);
+
+}  // namespace shmring::detail

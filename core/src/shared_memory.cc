@@ -1,0 +1,765 @@
+// SharedMemory: lifecycle of a segment. How the pieces fit:
+//  - a segment is a file (under /dev/shm, at a path, or a memfd) holding a header page + user data;
+//  - each attachment has its own open file description with a shared OFD lock on the attach byte
+//    (ofd_lock.h), so "who is attached" is kernel state that a crash cannot leave wrong;
+//  - whoever takes the exclusive lock on that byte is alone: the last detacher removes the segment,
+//    a creator that finds an unlocked leftover reclaims it;
+//  - after taking any lock on a named file we check that the name still refers to the file we opened
+//    (a remover may have unlinked it in between), and retry if not;
+//  - the segment lock is a private SystemSemaphore whose id and stamp live in the header.
+#include "shmring/core/shared_memory.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+#include <utility>
+
+#include "ofd_lock.h"
+#include "shmring/core/process.h"
+#include "shmring/core/segment_header.h"
+#include "shmring/core/stable_hash.h"
+#include "sys_util.h"
+
+namespace shmring {
+namespace {
+
+// Bounds on the retry loops that resolve races with concurrent creators and removers.
+constexpr int kRaceRetries = 10000;
+constexpr std::int64_t kCreatorWaitNs = 5'000'000'000;  // how long an attacher waits for "ready"
+constexpr std::int64_t kCreateOrAttachNs = 10'000'000'000;
+constexpr std::size_t kReadablePrefix = 40;
+constexpr std::size_t kMaxUserSize =
+    static_cast<std::size_t>(INT64_MAX) - kSegmentHeaderSize - (std::size_t{1} << 30);
+
+SharedMemoryError error_from_errno(int errno_value) {
+  switch (errno_value) {
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return SharedMemoryError::kPermissionDenied;
+    case ENOENT:
+      return SharedMemoryError::kNotFound;
+    case EEXIST:
+      return SharedMemoryError::kAlreadyExists;
+    case ENAMETOOLONG:
+    case ENOTDIR:
+    case ELOOP:
+      return SharedMemoryError::kKeyError;
+    case ENOSPC:
+    case ENOMEM:
+    case EMFILE:
+    case ENFILE:
+    case EFBIG:
+    case EDQUOT:
+      return SharedMemoryError::kOutOfResources;
+    default:
+      return SharedMemoryError::kUnknownError;
+  }
+}
+
+void pause_briefly() { std::this_thread::sleep_for(std::chrono::microseconds(50)); }
+
+struct Mapping {
+  void* address = nullptr;
+  std::size_t bytes = 0;
+};
+
+// Maps the whole file open at `fd`; the file may still be growing (creator between open and
+// ftruncate), in which case `bytes` is what is there now.
+bool map_file(int fd, bool writable, Mapping* out, int* errno_out) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    *errno_out = errno;
+    return false;
+  }
+  out->bytes = static_cast<std::size_t>(st.st_size);
+  if (out->bytes == 0) return true;
+  void* address =
+      mmap(nullptr, out->bytes, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
+  if (address == MAP_FAILED) {
+    *errno_out = errno;
+    out->bytes = 0;
+    return false;
+  }
+  out->address = address;
+  return true;
+}
+
+void unmap(Mapping* mapping) {
+  if (mapping->address != nullptr) munmap(mapping->address, mapping->bytes);
+  *mapping = Mapping{};
+}
+
+// Removes the lock semaphore recorded in the header of the file open at `fd`, if the header is a
+// valid shmring header. Returns false if the file holds something that is not a shmring segment.
+bool remove_recorded_semaphore(int fd, bool* is_segment) {
+  *is_segment = false;
+  Mapping mapping;
+  int ignored = 0;
+  if (!map_file(fd, false, &mapping, &ignored)) return false;
+  if (mapping.bytes < kSegmentHeaderSize) {
+    unmap(&mapping);
+    *is_segment = true;  // a creator died before sizing it: ours, nothing else to remove
+    return true;
+  }
+  const auto* header = static_cast<const SegmentHeader*>(mapping.address);
+  if (header->magic == kSegmentMagic) {
+    *is_segment = true;
+    if (header->lock_semaphore_id >= 0) {
+      SystemSemaphore lock =
+          SystemSemaphore::adopt(header->lock_semaphore_id, header->lock_semaphore_ctime);
+      if (lock.is_valid()) lock.remove();
+    }
+  } else {
+    // A creator that died before writing the header leaves zeros; anything else is foreign.
+    const auto* bytes = static_cast<const unsigned char*>(mapping.address);
+    *is_segment = std::all_of(bytes, bytes + sizeof(SegmentHeader), [](unsigned char b) {
+      return b == 0;
+    });
+  }
+  unmap(&mapping);
+  return true;
+}
+
+enum class Reclaim { kLive, kRetry, kReclaimed, kForeign, kError };
+
+// The name `path` exists. If no attachment holds it, it is stale: remove its lock and its name.
+Reclaim reclaim_if_stale(const std::string& path, int* errno_out) {
+  const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    *errno_out = errno;
+    return errno == ENOENT ? Reclaim::kRetry : Reclaim::kError;
+  }
+  Reclaim outcome = Reclaim::kReclaimed;
+  switch (detail::try_lock_exclusive(fd)) {
+    case detail::LockAttempt::kBusy:
+      // F_WRLCK: someone else is removing it right now; F_RDLCK: attachments are alive.
+      outcome = detail::other_lock_type(fd) == F_RDLCK ? Reclaim::kLive : Reclaim::kRetry;
+      break;
+    case detail::LockAttempt::kError:
+      *errno_out = errno;
+      outcome = Reclaim::kError;
+      break;
+    case detail::LockAttempt::kTaken:
+      if (!detail::same_file(fd, path.c_str())) {
+        outcome = Reclaim::kRetry;
+        break;
+      }
+      bool is_segment = false;
+      if (!remove_recorded_semaphore(fd, &is_segment) || !is_segment) {
+        outcome = Reclaim::kForeign;
+        break;
+      }
+      unlink(path.c_str());
+      break;
+  }
+  close(fd);
+  return outcome;
+}
+
+std::string hex16(std::uint64_t value) {
+  char buffer[17];
+  std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(value));
+  return buffer;
+}
+
+std::size_t memory_available_for_memfd() {
+  struct sysinfo info {};
+  if (sysinfo(&info) != 0) return SIZE_MAX;
+  return (static_cast<std::size_t>(info.totalram) + info.totalswap) * info.mem_unit;
+}
+
+}  // namespace
+
+std::string_view to_string(SharedMemoryError error) {
+  switch (error) {
+    case SharedMemoryError::kNoError: return "kNoError";
+    case SharedMemoryError::kPermissionDenied: return "kPermissionDenied";
+    case SharedMemoryError::kInvalidSize: return "kInvalidSize";
+    case SharedMemoryError::kKeyError: return "kKeyError";
+    case SharedMemoryError::kAlreadyExists: return "kAlreadyExists";
+    case SharedMemoryError::kNotFound: return "kNotFound";
+    case SharedMemoryError::kLockError: return "kLockError";
+    case SharedMemoryError::kOutOfResources: return "kOutOfResources";
+    case SharedMemoryError::kUnknownError: return "kUnknownError";
+  }
+  return "?";
+}
+
+absl::StatusCode to_status_code(SharedMemoryError error) {
+  switch (error) {
+    case SharedMemoryError::kNoError: return absl::StatusCode::kOk;
+    case SharedMemoryError::kPermissionDenied: return absl::StatusCode::kPermissionDenied;
+    case SharedMemoryError::kInvalidSize: return absl::StatusCode::kInvalidArgument;
+    case SharedMemoryError::kKeyError: return absl::StatusCode::kInvalidArgument;
+    case SharedMemoryError::kAlreadyExists: return absl::StatusCode::kAlreadyExists;
+    case SharedMemoryError::kNotFound: return absl::StatusCode::kNotFound;
+    case SharedMemoryError::kLockError: return absl::StatusCode::kAborted;
+    case SharedMemoryError::kOutOfResources: return absl::StatusCode::kResourceExhausted;
+    case SharedMemoryError::kUnknownError: return absl::StatusCode::kUnknown;
+  }
+  return absl::StatusCode::kUnknown;
+}
+
+std::string SharedMemory::native_key_for(std::string_view key) {
+  // Readable part: the first bytes of the key with anything outside [A-Za-z0-9._-] made '_'; the
+  // hash covers the whole key, so keys differing only in replaced bytes still differ.
+  std::string readable;
+  for (const char c : key.substr(0, kReadablePrefix)) {
+    const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       c == '.' || c == '_' || c == '-';
+    readable.push_back(plain ? c : '_');
+  }
+  return "shmring_" + readable + "_" + hex16(stable_hash64(key));
+}
+
+SharedMemory::SharedMemory() = default;
+
+SharedMemory::SharedMemory(std::string_view key) { set_key(key); }
+
+SharedMemory::~SharedMemory() {
+  if (is_attached()) detach();
+}
+
+SharedMemory::SharedMemory(SharedMemory&& other) noexcept { *this = std::move(other); }
+
+SharedMemory& SharedMemory::operator=(SharedMemory&& other) noexcept {
+  if (this == &other) return *this;
+  if (is_attached()) detach();
+  backend_ = other.backend_;
+  key_ = std::move(other.key_);
+  native_key_ = std::move(other.native_key_);
+  permissions_ = other.permissions_;
+  fd_ = std::exchange(other.fd_, -1);
+  mapping_ = std::exchange(other.mapping_, nullptr);
+  mapping_size_ = std::exchange(other.mapping_size_, 0);
+  size_ = std::exchange(other.size_, 0);
+  access_mode_ = other.access_mode_;
+  attach_pid_ = other.attach_pid_;
+  lock_ = std::move(other.lock_);
+  holds_lock_ = std::exchange(other.holds_lock_, false);
+  previous_owner_died_ = other.previous_owner_died_;
+  error_ = other.error_;
+  error_string_ = std::move(other.error_string_);
+  return *this;
+}
+
+void SharedMemory::set_key(std::string_view key) {
+  if (backend_ != Backend::kMemfd && key == key_ && !key_.empty()) return;
+  if (is_attached()) detach();
+  key_ = std::string(key);
+  native_key_ = key_.empty() ? std::string() : native_key_for(key_);
+  if (backend_ != Backend::kMemfd) backend_ = Backend::kPosix;
+  succeed();
+}
+
+void SharedMemory::set_native_key(std::string_view native_key) {
+  if (is_attached()) detach();
+  key_.clear();
+  native_key_ = std::string(native_key);
+  if (backend_ != Backend::kMemfd) {
+    backend_ = (!native_key_.empty() && native_key_.front() == '/') ? Backend::kFile
+                                                                     : Backend::kPosix;
+  }
+  succeed();
+}
+
+std::string SharedMemory::key() const { return key_; }
+std::string SharedMemory::native_key() const { return native_key_; }
+
+void SharedMemory::set_backend(Backend backend) {
+  if (is_attached()) detach();
+  backend_ = backend;
+}
+
+void* SharedMemory::data() {
+  return mapping_ == nullptr ? nullptr : static_cast<char*>(mapping_) + kSegmentHeaderSize;
+}
+const void* SharedMemory::data() const { return const_data(); }
+const void* SharedMemory::const_data() const {
+  return mapping_ == nullptr ? nullptr : static_cast<const char*>(mapping_) + kSegmentHeaderSize;
+}
+
+std::string SharedMemory::path_for_open() const {
+  return backend_ == Backend::kPosix ? "/dev/shm/" + native_key_ : native_key_;
+}
+
+std::string SharedMemory::describe() const {
+  std::string text = "key '" + key_ + "'";
+  if (backend_ == Backend::kMemfd) return text + " (memfd)";
+  return text + " (native '" + native_key_ + "')";
+}
+
+bool SharedMemory::fail(SharedMemoryError error, std::string_view operation,
+                        std::string_view reason, int errno_value) const {
+  error_ = error;
+  error_string_ = "SharedMemory::" + std::string(operation) + ": " + describe() + ": " +
+                  std::string(reason);
+  if (errno_value != 0) error_string_ += ": " + detail::errno_text(errno_value);
+  return false;
+}
+
+bool SharedMemory::succeed() const {
+  error_ = SharedMemoryError::kNoError;
+  error_string_.clear();
+  return true;
+}
+
+absl::Status SharedMemory::status() const {
+  if (error_ == SharedMemoryError::kNoError) return absl::OkStatus();
+  return absl::Status(to_status_code(error_), error_string_);
+}
+
+namespace {
+
+// Checks a native key for the backend; returns an explanation if it is unusable.
+std::string native_key_problem(Backend backend, const std::string& native_key) {
+  if (backend == Backend::kMemfd) return {};
+  if (native_key.empty()) return "the key is empty";
+  if (backend == Backend::kFile) {
+    if (native_key.front() != '/') return "a file segment needs an absolute path";
+    if (native_key.size() >= PATH_MAX) return "the path is too long";
+    return {};
+  }
+  if (native_key.size() > NAME_MAX) return "the native key is longer than NAME_MAX (255)";
+  if (native_key.find('/') != std::string::npos) return "a POSIX native key cannot contain '/'";
+  if (native_key == "." || native_key == "..") return "'.' and '..' are not segment names";
+  if (native_key.find('\0') != std::string::npos) return "the native key contains a NUL byte";
+  return {};
+}
+
+}  // namespace
+
+bool SharedMemory::create(std::size_t size, AccessMode mode) {
+  if (is_attached()) return fail(SharedMemoryError::kAlreadyExists, "create", "already attached");
+  bool already_exists = false;
+  return do_create(size, mode, &already_exists);
+}
+
+bool SharedMemory::do_create(std::size_t size, AccessMode mode, bool* already_exists) {
+  *already_exists = false;
+  if (const std::string problem = native_key_problem(backend_, native_key_); !problem.empty()) {
+    return fail(SharedMemoryError::kKeyError, "create", problem);
+  }
+  if (size == 0) return fail(SharedMemoryError::kInvalidSize, "create", "size 0");
+  if (size > kMaxUserSize) {
+    return fail(SharedMemoryError::kInvalidSize, "create",
+                "size " + std::to_string(size) + " cannot be represented as a file size");
+  }
+  if (backend_ == Backend::kMemfd && size > memory_available_for_memfd()) {
+    return fail(SharedMemoryError::kOutOfResources, "create",
+                "size " + std::to_string(size) + " exceeds the machine's memory and swap", ENOMEM);
+  }
+  const std::string path = path_for_open();
+  const bool named = backend_ != Backend::kMemfd;
+
+  for (int attempt = 0; attempt < kRaceRetries; ++attempt) {
+    int fd;
+    if (named) {
+      fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, permissions_);
+    } else {
+      const std::string label = "shmring:" + key_;
+      fd = memfd_create(label.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    }
+    if (fd < 0) {
+      const int saved = errno;
+      if (saved != EEXIST) return fail(error_from_errno(saved), "create", "cannot create", saved);
+      int reclaim_errno = 0;
+      switch (reclaim_if_stale(path, &reclaim_errno)) {
+        case Reclaim::kLive:
+          *already_exists = true;
+          return fail(SharedMemoryError::kAlreadyExists, "create",
+                      "a live segment already has this key", EEXIST);
+        case Reclaim::kForeign:
+          *already_exists = true;
+          return fail(SharedMemoryError::kAlreadyExists, "create",
+                      "the name is taken by a file that is not a shmring segment", EEXIST);
+        case Reclaim::kError:
+          return fail(error_from_errno(reclaim_errno), "create",
+                      "cannot inspect the existing segment", reclaim_errno);
+        case Reclaim::kRetry:
+          pause_briefly();
+          [[fallthrough]];
+        case Reclaim::kReclaimed:
+          continue;
+      }
+    }
+    // The file is ours. Count ourselves as an attachment before anything else, so a concurrent
+    // creator does not take our half-made segment for a stale one.
+    if (detail::try_lock_shared(fd) != detail::LockAttempt::kTaken ||
+        (named && !detail::same_file(fd, path.c_str()))) {
+      close(fd);  // a reclaimer removed it before we locked it: start again
+      continue;
+    }
+    auto abandon = [&](SharedMemoryError error, std::string_view reason, int errno_value) {
+      if (named && detail::same_file(fd, path.c_str())) unlink(path.c_str());
+      close(fd);
+      return fail(error, "create", reason, errno_value);
+    };
+    fchmod(fd, permissions_);  // exact mode bits, whatever the umask
+    const std::size_t total = kSegmentHeaderSize + size;
+    if (ftruncate(fd, static_cast<off_t>(total)) != 0) {
+      const int saved = errno;
+      return abandon(saved == EINVAL ? SharedMemoryError::kInvalidSize : error_from_errno(saved),
+                     "cannot size the segment to " + std::to_string(total) + " bytes", saved);
+    }
+    // Reserve every page now: a full filesystem is an error here instead of a SIGBUS later.
+    if (const int rc = posix_fallocate(fd, 0, static_cast<off_t>(total)); rc != 0) {
+      return abandon(rc == EINVAL ? SharedMemoryError::kInvalidSize : error_from_errno(rc),
+                     "cannot reserve " + std::to_string(total) + " bytes", rc);
+    }
+    if (!named && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+      return abandon(error_from_errno(errno), "cannot seal the memfd", errno);
+    }
+    void* address = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (address == MAP_FAILED) return abandon(error_from_errno(errno), "cannot map", errno);
+
+    SystemSemaphore lock = SystemSemaphore::create_private(1, permissions_);
+    if (!lock.is_valid()) {
+      munmap(address, total);
+      return abandon(SharedMemoryError::kLockError,
+                     "cannot create the segment lock: " + lock.error_string(), 0);
+    }
+    auto* header = static_cast<SegmentHeader*>(address);
+    const ProcessIdentity me = current_process();
+    timespec now{};
+    clock_gettime(CLOCK_REALTIME, &now);
+    header->magic = kSegmentMagic;
+    header->layout_version = kSegmentLayoutVersion;
+    header->header_size = kSegmentHeaderSize;
+    header->user_size = size;
+    header->lock_semaphore_id = lock.id();
+    header->lock_semaphore_ctime = lock.creation_time();
+    header->permissions = permissions_;
+    header->creator_pid = me.pid;
+    header->creator_start_time = me.start_time;
+    header->created_unix_ns = std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
+    const std::size_t key_length = std::min(key_.size(), kSegmentKeyCapacity);
+    std::memcpy(header->key, key_.data(), key_length);
+    header->key_length = static_cast<std::uint32_t>(key_length);
+    // SYNC(segment-ready): publishes every field above; pairs with the acquire load in
+    // read_segment_header().
+    header->state.store(static_cast<std::uint32_t>(SegmentState::kReady),
+                        std::memory_order_release);
+    if (mode == AccessMode::kReadOnly) mprotect(address, total, PROT_READ);
+
+    fd_ = fd;
+    mapping_ = address;
+    mapping_size_ = total;
+    size_ = size;
+    access_mode_ = mode;
+    attach_pid_ = getpid();
+    lock_ = std::make_unique<SystemSemaphore>(std::move(lock));
+    holds_lock_ = false;
+    previous_owner_died_ = false;
+    return succeed();
+  }
+  return fail(SharedMemoryError::kUnknownError, "create",
+              "gave up after too many races with concurrent creators and removers");
+}
+
+bool SharedMemory::create_or_attach(std::size_t size, AccessMode mode) {
+  if (is_attached()) {
+    return fail(SharedMemoryError::kAlreadyExists, "create_or_attach", "already attached");
+  }
+  const std::int64_t deadline = detail::monotonic_ns() + kCreateOrAttachNs;
+  while (detail::monotonic_ns() < deadline) {
+    bool already_exists = false;
+    if (do_create(size, mode, &already_exists)) return true;
+    if (!already_exists || backend_ == Backend::kMemfd) return false;
+    bool not_found = false;
+    if (do_attach(mode, &not_found)) return true;
+    if (!not_found) return false;
+    // It went away between the two steps (its last user detached): create it again.
+  }
+  return fail(SharedMemoryError::kUnknownError, "create_or_attach",
+              "the segment kept appearing and disappearing for 10 s");
+}
+
+bool SharedMemory::attach(AccessMode mode) {
+  if (is_attached()) return fail(SharedMemoryError::kAlreadyExists, "attach", "already attached");
+  bool not_found = false;
+  return do_attach(mode, &not_found);
+}
+
+bool SharedMemory::do_attach(AccessMode mode, bool* not_found) {
+  *not_found = false;
+  if (backend_ == Backend::kMemfd) {
+    *not_found = true;
+    return fail(SharedMemoryError::kNotFound, "attach",
+                "a memfd segment has no name; join it with attach_fd()");
+  }
+  if (const std::string problem = native_key_problem(backend_, native_key_); !problem.empty()) {
+    return fail(SharedMemoryError::kKeyError, "attach", problem);
+  }
+  const std::string path = path_for_open();
+  const int flags = (mode == AccessMode::kReadOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOFOLLOW;
+  for (int attempt = 0; attempt < kRaceRetries; ++attempt) {
+    const int fd = open(path.c_str(), flags);
+    if (fd < 0) {
+      const int saved = errno;
+      *not_found = (saved == ENOENT);
+      return fail(error_from_errno(saved), "attach", "cannot open", saved);
+    }
+    const detail::LockAttempt locked = detail::try_lock_shared(fd);
+    if (locked == detail::LockAttempt::kError) {
+      const int saved = errno;
+      close(fd);
+      return fail(error_from_errno(saved), "attach", "cannot lock", saved);
+    }
+    if (locked == detail::LockAttempt::kBusy || !detail::same_file(fd, path.c_str())) {
+      close(fd);  // being removed, or already replaced: look again
+      pause_briefly();
+      continue;
+    }
+    const bool ok = finish_attach(fd, mode, false);
+    if (!ok && error_ == SharedMemoryError::kNotFound) *not_found = true;
+    return ok;
+  }
+  return fail(SharedMemoryError::kUnknownError, "attach",
+              "gave up after too many races with concurrent creators and removers");
+}
+
+bool SharedMemory::attach_fd(int fd, AccessMode mode) {
+  if (is_attached()) return fail(SharedMemoryError::kAlreadyExists, "attach_fd", "already attached");
+  // A new open file description of the same file, so this attachment holds a lock of its own.
+  const std::string path = "/proc/self/fd/" + std::to_string(fd);
+  const int flags = (mode == AccessMode::kReadOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+  const int own = open(path.c_str(), flags);
+  if (own < 0) {
+    const int saved = errno;
+    return fail(saved == ENOENT ? SharedMemoryError::kNotFound : error_from_errno(saved),
+                "attach_fd", "cannot reopen descriptor " + std::to_string(fd), saved);
+  }
+  if (detail::try_lock_shared(own) != detail::LockAttempt::kTaken) {
+    const int saved = errno;
+    close(own);
+    return fail(SharedMemoryError::kNotFound, "attach_fd", "the segment is being removed", saved);
+  }
+  backend_ = Backend::kMemfd;
+  return finish_attach(own, mode, false);
+}
+
+bool SharedMemory::finish_attach(int fd, AccessMode mode, bool /*created*/) {
+  const bool named = backend_ != Backend::kMemfd;
+  const std::string path = path_for_open();
+  // Nobody else attached means every other user is gone (or detached as we arrived): the segment is
+  // stale. Remove it if we can (we hold the only lock), and report kNotFound.
+  auto give_up_stale = [&](std::string_view why) {
+    if (named && detail::try_lock_exclusive(fd) == detail::LockAttempt::kTaken &&
+        detail::same_file(fd, path.c_str())) {
+      bool is_segment = false;
+      if (remove_recorded_semaphore(fd, &is_segment) && is_segment) unlink(path.c_str());
+    }
+    close(fd);
+    return fail(SharedMemoryError::kNotFound, "attach", why);
+  };
+
+  const std::int64_t deadline = detail::monotonic_ns() + kCreatorWaitNs;
+  Mapping mapping;
+  SegmentInfo info;
+  for (;;) {
+    int map_errno = 0;
+    if (!map_file(fd, mode == AccessMode::kReadWrite, &mapping, &map_errno)) {
+      close(fd);
+      return fail(error_from_errno(map_errno), "attach", "cannot map", map_errno);
+    }
+    absl::Status header = read_segment_header(mapping.address, mapping.bytes, &info);
+    if (header.ok()) break;
+    const bool still_being_made =
+        mapping.bytes < kSegmentHeaderSize || absl::IsUnavailable(header);
+    unmap(&mapping);
+    if (!still_being_made) {
+      close(fd);
+      return fail(SharedMemoryError::kUnknownError, "attach",
+                  "not a usable shmring segment: " + std::string(header.message()));
+    }
+    if (detail::other_lock_type(fd) == F_UNLCK) {
+      return give_up_stale("its creator died before finishing it (stale; removed)");
+    }
+    if (detail::monotonic_ns() > deadline) {
+      close(fd);
+      return fail(SharedMemoryError::kUnknownError, "attach",
+                  "its creator has not finished initialising it after 5 s");
+    }
+    pause_briefly();
+  }
+  if (info.state == SegmentState::kDestroyed) {
+    unmap(&mapping);
+    close(fd);
+    return fail(SharedMemoryError::kNotFound, "attach", "the segment has been destroyed");
+  }
+  if (detail::other_lock_type(fd) == F_UNLCK) {
+    unmap(&mapping);
+    return give_up_stale("every process attached to it has died (stale; removed)");
+  }
+  SystemSemaphore lock = SystemSemaphore::adopt(info.lock_semaphore_id, info.lock_semaphore_ctime);
+  fd_ = fd;
+  mapping_ = mapping.address;
+  mapping_size_ = mapping.bytes;
+  size_ = static_cast<std::size_t>(info.user_size);
+  access_mode_ = mode;
+  attach_pid_ = getpid();
+  lock_ = lock.is_valid() ? std::make_unique<SystemSemaphore>(std::move(lock)) : nullptr;
+  holds_lock_ = false;
+  previous_owner_died_ = false;
+  return succeed();
+}
+
+void SharedMemory::release_mapping() {
+  if (mapping_ != nullptr) munmap(mapping_, mapping_size_);
+  mapping_ = nullptr;
+  mapping_size_ = 0;
+  size_ = 0;
+}
+
+bool SharedMemory::detach() {
+  if (!is_attached()) return fail(SharedMemoryError::kNotFound, "detach", "not attached");
+  if (holds_lock_) unlock();
+  release_mapping();
+  // A forked child's copy is inert: it shares the parent's open file description, so it must not
+  // decide anything on the parent's behalf.
+  if (attach_pid_ == getpid() && detail::try_lock_exclusive(fd_) == detail::LockAttempt::kTaken) {
+    // We were the last attachment: the segment and its lock go with us. New attachers that opened
+    // the name meanwhile see our exclusive lock and look again.
+    if (lock_ != nullptr) lock_->remove();
+    if (backend_ != Backend::kMemfd) {
+      const std::string path = path_for_open();
+      if (detail::same_file(fd_, path.c_str())) unlink(path.c_str());
+    }
+  }
+  close(fd_);
+  fd_ = -1;
+  lock_.reset();
+  holds_lock_ = false;
+  return succeed();
+}
+
+bool SharedMemory::lock() { return try_lock_for(-1); }
+
+bool SharedMemory::try_lock_for(std::int64_t timeout_ms) {
+  if (!is_attached()) return fail(SharedMemoryError::kLockError, "lock", "not attached");
+  if (holds_lock_) return fail(SharedMemoryError::kLockError, "lock", "this object holds it already");
+  if (lock_ == nullptr) {
+    return fail(SharedMemoryError::kLockError, "lock", "the segment's lock has been removed");
+  }
+  const bool ok = timeout_ms < 0 ? lock_->acquire() : lock_->try_acquire_for(timeout_ms);
+  if (!ok) {
+    return fail(SharedMemoryError::kLockError, "lock",
+                lock_->timed_out() ? "timed out" : lock_->error_string());
+  }
+  holds_lock_ = true;
+  previous_owner_died_ = lock_->previous_owner_died();
+  return succeed();
+}
+
+bool SharedMemory::unlock() {
+  if (!holds_lock_) return fail(SharedMemoryError::kLockError, "unlock", "this object does not hold the lock");
+  holds_lock_ = false;
+  if (lock_ == nullptr || !lock_->release()) {
+    return fail(SharedMemoryError::kLockError, "unlock",
+                lock_ ? lock_->error_string() : "the lock has been removed");
+  }
+  return succeed();
+}
+
+bool SharedMemory::exists() const {
+  if (backend_ == Backend::kMemfd) return is_attached();
+  if (!native_key_problem(backend_, native_key_).empty()) return false;
+  const int fd = open(path_for_open().c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return errno == EACCES;  // there, though we may not look inside
+  // Live means some attachment holds a shared lock; an exclusive one means it is being removed.
+  const bool live = detail::other_lock_type(fd) == F_RDLCK;
+  close(fd);
+  return live;
+}
+
+int SharedMemory::num_attachments() const {
+  if (is_attached()) {
+    const int count = detail::count_attach_locks(fd_);
+    if (count < 0) fail(SharedMemoryError::kUnknownError, "num_attachments", "cannot read /proc/locks", errno);
+    return count;
+  }
+  if (backend_ == Backend::kMemfd) {
+    fail(SharedMemoryError::kNotFound, "num_attachments", "not attached");
+    return -1;
+  }
+  const int fd = open(path_for_open().c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    fail(error_from_errno(errno), "num_attachments", "cannot open", errno);
+    return -1;
+  }
+  const int count = detail::count_attach_locks(fd);
+  close(fd);
+  if (count < 0) fail(SharedMemoryError::kUnknownError, "num_attachments", "cannot read /proc/locks", errno);
+  return count;
+}
+
+bool SharedMemory::destroy(DestroyMode mode) {
+  if (is_attached()) {
+    if (mode == DestroyMode::kNoWait && !holds_lock_ && !lock()) return false;
+    const bool named = backend_ != Backend::kMemfd;
+    const std::string path = path_for_open();
+    if (mode != DestroyMode::kWait) {
+      if (access_mode_ == AccessMode::kReadWrite) {
+        static_cast<SegmentHeader*>(mapping_)->state.store(
+            static_cast<std::uint32_t>(SegmentState::kDestroyed), std::memory_order_release);
+      }
+      if (lock_ != nullptr) lock_->remove();  // waiters and other holders get kLockError
+      lock_.reset();
+      holds_lock_ = false;
+    }
+    if (named && detail::same_file(fd_, path.c_str())) unlink(path.c_str());
+    detach();
+    return succeed();
+  }
+  // Not attached: destroy by key.
+  if (backend_ == Backend::kMemfd) {
+    return fail(SharedMemoryError::kNotFound, "destroy", "a memfd segment has no name");
+  }
+  if (const std::string problem = native_key_problem(backend_, native_key_); !problem.empty()) {
+    return fail(SharedMemoryError::kKeyError, "destroy", problem);
+  }
+  const std::string path = path_for_open();
+  const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return fail(error_from_errno(errno), "destroy", "cannot open", errno);
+  if (detail::try_lock_exclusive(fd) == detail::LockAttempt::kTaken) {
+    bool is_segment = false;
+    if (remove_recorded_semaphore(fd, &is_segment) && !is_segment) {
+      close(fd);
+      return fail(SharedMemoryError::kUnknownError, "destroy", "not a shmring segment");
+    }
+    if (detail::same_file(fd, path.c_str())) unlink(path.c_str());
+    close(fd);
+    return succeed();
+  }
+  // Still attached elsewhere: attach briefly so the usual path does the work.
+  close(fd);
+  SharedMemory self;
+  self.backend_ = backend_;
+  self.key_ = key_;
+  self.native_key_ = native_key_;
+  if (!self.attach(AccessMode::kReadWrite)) {
+    error_ = self.error_;
+    error_string_ = self.error_string_;
+    return false;
+  }
+  if (!self.destroy(mode)) {
+    error_ = self.error_;
+    error_string_ = self.error_string_;
+    return false;
+  }
+  return succeed();
+}
+
+}  // namespace shmring

@@ -1,0 +1,84 @@
+#include "test_support.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <thread>
+
+namespace shmring::testing {
+
+std::string unique_key(const std::string& label) {
+  static std::atomic<int> counter{0};
+  return "t_" + std::to_string(getpid()) + "_" + std::to_string(counter++) + "_" + label;
+}
+
+pid_t fork_child(const std::function<int()>& body) {
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    int code = 99;
+    try {
+      code = body();
+    } catch (...) {
+      code = 99;
+    }
+    std::fflush(nullptr);
+    _exit(code);
+  }
+  return pid;
+}
+
+ChildResult wait_child(pid_t pid, std::chrono::milliseconds timeout) {
+  ChildResult result;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  int status = 0;
+  for (;;) {
+    const pid_t done = waitpid(pid, &status, WNOHANG);
+    if (done == pid) break;
+    if (done < 0) {
+      result.exited = true;
+      result.code = -1;
+      return result;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      result.timed_out = true;
+      return result;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (WIFEXITED(status)) {
+    result.exited = true;
+    result.code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    result.signaled = true;
+    result.code = WTERMSIG(status);
+  }
+  return result;
+}
+
+std::vector<std::string> dev_shm_entries(const std::string& prefix) {
+  std::vector<std::string> names;
+  if (DIR* dir = opendir("/dev/shm")) {
+    while (dirent* entry = readdir(dir)) {
+      std::string name = entry->d_name;
+      if (name.rfind(prefix, 0) == 0) names.push_back(name);
+    }
+    closedir(dir);
+  }
+  return names;
+}
+
+ChildResult run_as_nobody(const std::function<int()>& body) {
+  return wait_child(fork_child([&] {
+    if (setgid(65534) != 0 || setuid(65534) != 0) return 98;
+    return body();
+  }));
+}
+
+}  // namespace shmring::testing
