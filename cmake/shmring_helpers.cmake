@@ -44,5 +44,6 @@ function(shmring_test)
   target_compile_options(${ARG_NAME} PRIVATE ${SHMRING_WARNINGS})
   target_link_libraries(${ARG_NAME} PRIVATE shmring_testing GTest::gtest_main ${ARG_DEPS})
   add_test(NAME ${ARG_NAME} COMMAND ${ARG_NAME} --gtest_color=no)
-  set_tests_properties(${ARG_NAME} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
+  set_tests_properties(${ARG_NAME} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
+                       FIXTURES_REQUIRED shmring_segments)
 endfunction()

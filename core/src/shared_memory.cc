@@ -22,7 +22,10 @@
 #include <cstdio>
 #include <cstring>
 #include <thread>
+#include <mutex>
+#include <set>
 #include <utility>
+#include <pthread.h>
 
 #include "ofd_lock.h"
 #include "shmring/core/process.h"
@@ -173,6 +176,12 @@ std::string hex16(std::uint64_t value) {
   return buffer;
 }
 
+// A new open file description of the file open at `fd` (not a dup, which would share one).
+int reopen(int fd, bool writable) {
+  const std::string self = "/proc/self/fd/" + std::to_string(fd);
+  return open(self.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+}
+
 std::size_t memory_available_for_memfd() {
   struct sysinfo info {};
   if (sysinfo(&info) != 0) return SIZE_MAX;
@@ -180,6 +189,45 @@ std::size_t memory_available_for_memfd() {
 }
 
 }  // namespace
+
+// A fork child inherits every descriptor, including the one holding each attachment's OFD lock,
+// which would keep the parent's attachment alive after the parent detaches or dies. The child
+// handler closes those descriptors in the child, so its copies are inert: their mappings stay
+// readable, but they count for nothing and remove nothing.
+struct ForkHandlers {
+  static std::mutex& mutex() {
+    static std::mutex m;
+    return m;
+  }
+  static std::set<SharedMemory*>& attached() {
+    static std::set<SharedMemory*> objects;
+    return objects;
+  }
+  static void install() {
+    static const bool installed = [] {
+      pthread_atfork([] { mutex().lock(); }, [] { mutex().unlock(); },
+                     [] {
+                       for (SharedMemory* shm : attached()) {
+                         if (shm->lock_fd_ >= 0) close(shm->lock_fd_);
+                         shm->lock_fd_ = -1;
+                       }
+                       attached().clear();
+                       mutex().unlock();
+                     });
+      return true;
+    }();
+    (void)installed;
+  }
+  static void add(SharedMemory* shm) {
+    install();
+    std::lock_guard<std::mutex> guard(mutex());
+    attached().insert(shm);
+  }
+  static void remove(SharedMemory* shm) {
+    std::lock_guard<std::mutex> guard(mutex());
+    attached().erase(shm);
+  }
+};
 
 std::string_view to_string(SharedMemoryError error) {
   switch (error) {
@@ -241,6 +289,7 @@ SharedMemory& SharedMemory::operator=(SharedMemory&& other) noexcept {
   native_key_ = std::move(other.native_key_);
   permissions_ = other.permissions_;
   fd_ = std::exchange(other.fd_, -1);
+  lock_fd_ = std::exchange(other.lock_fd_, -1);
   mapping_ = std::exchange(other.mapping_, nullptr);
   mapping_size_ = std::exchange(other.mapping_size_, 0);
   size_ = std::exchange(other.size_, 0);
@@ -251,7 +300,27 @@ SharedMemory& SharedMemory::operator=(SharedMemory&& other) noexcept {
   previous_owner_died_ = other.previous_owner_died_;
   error_ = other.error_;
   error_string_ = std::move(other.error_string_);
+  if (is_attached()) {
+    ForkHandlers::remove(&other);
+    ForkHandlers::add(this);
+  }
   return *this;
+}
+
+void SharedMemory::adopt_attachment(int locked_fd, int data_fd, void* mapping,
+                                    std::size_t mapping_size, std::size_t size, AccessMode mode,
+                                    SystemSemaphore lock) {
+  lock_fd_ = locked_fd;
+  fd_ = data_fd;
+  mapping_ = mapping;
+  mapping_size_ = mapping_size;
+  size_ = size;
+  access_mode_ = mode;
+  attach_pid_ = getpid();
+  lock_ = lock.is_valid() ? std::make_unique<SystemSemaphore>(std::move(lock)) : nullptr;
+  holds_lock_ = false;
+  previous_owner_died_ = false;
+  ForkHandlers::add(this);
 }
 
 void SharedMemory::set_key(std::string_view key) {
@@ -401,27 +470,32 @@ bool SharedMemory::do_create(std::size_t size, AccessMode mode, bool* already_ex
       close(fd);  // a reclaimer removed it before we locked it: start again
       continue;
     }
+    // Everything but the lock goes through a second description: a mapping keeps its description
+    // alive in every fork child, and the lock's description must die with this attachment.
+    const int data_fd = reopen(fd, true);
     auto abandon = [&](SharedMemoryError error, std::string_view reason, int errno_value) {
       if (named && detail::same_file(fd, path.c_str())) unlink(path.c_str());
+      if (data_fd >= 0) close(data_fd);
       close(fd);
       return fail(error, "create", reason, errno_value);
     };
-    fchmod(fd, permissions_);  // exact mode bits, whatever the umask
+    if (data_fd < 0) return abandon(error_from_errno(errno), "cannot reopen", errno);
+    fchmod(data_fd, permissions_);  // exact mode bits, whatever the umask
     const std::size_t total = kSegmentHeaderSize + size;
-    if (ftruncate(fd, static_cast<off_t>(total)) != 0) {
+    if (ftruncate(data_fd, static_cast<off_t>(total)) != 0) {
       const int saved = errno;
       return abandon(saved == EINVAL ? SharedMemoryError::kInvalidSize : error_from_errno(saved),
                      "cannot size the segment to " + std::to_string(total) + " bytes", saved);
     }
     // Reserve every page now: a full filesystem is an error here instead of a SIGBUS later.
-    if (const int rc = posix_fallocate(fd, 0, static_cast<off_t>(total)); rc != 0) {
+    if (const int rc = posix_fallocate(data_fd, 0, static_cast<off_t>(total)); rc != 0) {
       return abandon(rc == EINVAL ? SharedMemoryError::kInvalidSize : error_from_errno(rc),
                      "cannot reserve " + std::to_string(total) + " bytes", rc);
     }
-    if (!named && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+    if (!named && fcntl(data_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
       return abandon(error_from_errno(errno), "cannot seal the memfd", errno);
     }
-    void* address = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    void* address = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, data_fd, 0);
     if (address == MAP_FAILED) return abandon(error_from_errno(errno), "cannot map", errno);
 
     SystemSemaphore lock = SystemSemaphore::create_private(1, permissions_);
@@ -453,15 +527,7 @@ bool SharedMemory::do_create(std::size_t size, AccessMode mode, bool* already_ex
                         std::memory_order_release);
     if (mode == AccessMode::kReadOnly) mprotect(address, total, PROT_READ);
 
-    fd_ = fd;
-    mapping_ = address;
-    mapping_size_ = total;
-    size_ = size;
-    access_mode_ = mode;
-    attach_pid_ = getpid();
-    lock_ = std::make_unique<SystemSemaphore>(std::move(lock));
-    holds_lock_ = false;
-    previous_owner_died_ = false;
+    adopt_attachment(fd, data_fd, address, total, size, mode, std::move(lock));
     return succeed();
   }
   return fail(SharedMemoryError::kUnknownError, "create",
@@ -565,13 +631,25 @@ bool SharedMemory::finish_attach(int fd, AccessMode mode, bool /*created*/) {
     return fail(SharedMemoryError::kNotFound, "attach", why);
   };
 
+  // Map through a second description (see do_create): the lock's description must not be kept
+  // alive by mappings inherited by fork children.
+  const int data_fd = reopen(fd, mode == AccessMode::kReadWrite);
+  if (data_fd < 0) {
+    const int saved = errno;
+    close(fd);
+    return fail(error_from_errno(saved), "attach", "cannot reopen", saved);
+  }
+  auto close_both = [&] {
+    close(data_fd);
+    close(fd);
+  };
   const std::int64_t deadline = detail::monotonic_ns() + kCreatorWaitNs;
   Mapping mapping;
   SegmentInfo info;
   for (;;) {
     int map_errno = 0;
-    if (!map_file(fd, mode == AccessMode::kReadWrite, &mapping, &map_errno)) {
-      close(fd);
+    if (!map_file(data_fd, mode == AccessMode::kReadWrite, &mapping, &map_errno)) {
+      close_both();
       return fail(error_from_errno(map_errno), "attach", "cannot map", map_errno);
     }
     absl::Status header = read_segment_header(mapping.address, mapping.bytes, &info);
@@ -580,15 +658,16 @@ bool SharedMemory::finish_attach(int fd, AccessMode mode, bool /*created*/) {
         mapping.bytes < kSegmentHeaderSize || absl::IsUnavailable(header);
     unmap(&mapping);
     if (!still_being_made) {
-      close(fd);
+      close_both();
       return fail(SharedMemoryError::kUnknownError, "attach",
                   "not a usable shmring segment: " + std::string(header.message()));
     }
     if (detail::other_lock_type(fd) == F_UNLCK) {
+      close(data_fd);
       return give_up_stale("its creator died before finishing it (stale; removed)");
     }
     if (detail::monotonic_ns() > deadline) {
-      close(fd);
+      close_both();
       return fail(SharedMemoryError::kUnknownError, "attach",
                   "its creator has not finished initialising it after 5 s");
     }
@@ -596,23 +675,16 @@ bool SharedMemory::finish_attach(int fd, AccessMode mode, bool /*created*/) {
   }
   if (info.state == SegmentState::kDestroyed) {
     unmap(&mapping);
-    close(fd);
+    close_both();
     return fail(SharedMemoryError::kNotFound, "attach", "the segment has been destroyed");
   }
   if (detail::other_lock_type(fd) == F_UNLCK) {
     unmap(&mapping);
+    close(data_fd);
     return give_up_stale("every process attached to it has died (stale; removed)");
   }
-  SystemSemaphore lock = SystemSemaphore::adopt(info.lock_semaphore_id, info.lock_semaphore_ctime);
-  fd_ = fd;
-  mapping_ = mapping.address;
-  mapping_size_ = mapping.bytes;
-  size_ = static_cast<std::size_t>(info.user_size);
-  access_mode_ = mode;
-  attach_pid_ = getpid();
-  lock_ = lock.is_valid() ? std::make_unique<SystemSemaphore>(std::move(lock)) : nullptr;
-  holds_lock_ = false;
-  previous_owner_died_ = false;
+  adopt_attachment(fd, data_fd, mapping.address, mapping.bytes, static_cast<std::size_t>(info.user_size),
+                   mode, SystemSemaphore::adopt(info.lock_semaphore_id, info.lock_semaphore_ctime));
   return succeed();
 }
 
@@ -627,18 +699,21 @@ bool SharedMemory::detach() {
   if (!is_attached()) return fail(SharedMemoryError::kNotFound, "detach", "not attached");
   if (holds_lock_) unlock();
   release_mapping();
-  // A forked child's copy is inert: it shares the parent's open file description, so it must not
-  // decide anything on the parent's behalf.
-  if (attach_pid_ == getpid() && detail::try_lock_exclusive(fd_) == detail::LockAttempt::kTaken) {
+  ForkHandlers::remove(this);
+  // A forked child's copy is inert (its lock_fd_ was closed at fork): it decides nothing.
+  if (attach_pid_ == getpid() && lock_fd_ >= 0 &&
+      detail::try_lock_exclusive(lock_fd_) == detail::LockAttempt::kTaken) {
     // We were the last attachment: the segment and its lock go with us. New attachers that opened
     // the name meanwhile see our exclusive lock and look again.
     if (lock_ != nullptr) lock_->remove();
     if (backend_ != Backend::kMemfd) {
       const std::string path = path_for_open();
-      if (detail::same_file(fd_, path.c_str())) unlink(path.c_str());
+      if (detail::same_file(lock_fd_, path.c_str())) unlink(path.c_str());
     }
   }
-  close(fd_);
+  if (lock_fd_ >= 0) close(lock_fd_);
+  if (fd_ >= 0) close(fd_);
+  lock_fd_ = -1;
   fd_ = -1;
   lock_.reset();
   holds_lock_ = false;

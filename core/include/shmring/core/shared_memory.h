@@ -193,13 +193,17 @@ class SharedMemory {
   bool do_attach(AccessMode mode, bool* not_found);
   bool finish_attach(int fd, AccessMode mode, bool created);
   void release_mapping();
+  void adopt_attachment(int locked_fd, int data_fd, void* mapping, std::size_t mapping_size,
+                        std::size_t size, AccessMode mode, SystemSemaphore lock);
+  friend struct ForkHandlers;  // closes lock_fd_ in a fork child (shared_memory.cc)
 
   Backend backend_ = Backend::kPosix;
   std::string key_;
   std::string native_key_;
   mode_t permissions_ = kDefaultPermissions;
 
-  int fd_ = -1;
+  int fd_ = -1;       // the segment's file, for the user (fd()); holds no lock
+  int lock_fd_ = -1;  // own open file description holding this attachment's shared OFD lock
   void* mapping_ = nullptr;  // start of the header page
   std::size_t mapping_size_ = 0;
   std::size_t size_ = 0;

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what shmring needs to build, test and benchmark, from Debian 12 packages. Idempotent:
+# does nothing (not even apt-get update) when everything is already there. Run as root.
+set -euo pipefail
+
+packages=(
+  build-essential cmake g++ pkg-config ccache   # toolchain
+  libabsl-dev libboost-dev                      # library dependencies
+  libgtest-dev libgmock-dev libbenchmark-dev    # tests and micro-benchmarks
+  clang libclang-rt-14-dev                      # libFuzzer targets
+  libzmq3-dev                                   # ZeroMQ, a peer in the cross-process benchmark
+  tmux                                          # drives `shmring top` in its test
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
+    missing+=("$package")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install_deps.sh: missing packages (${missing[*]}); run as root to install them" >&2
+  exit 1
+fi
+echo "install_deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
