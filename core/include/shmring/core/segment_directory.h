@@ -1,0 +1,66 @@
+// Finding, inspecting and cleaning up shmring segments on the machine (what `shmring ls`, `stat`
+// and `gc` use). Everything here reads segment files without attaching to them, so it neither
+// counts as an attachment nor keeps a segment alive; headers are validated before any field is used.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace shmring {
+
+inline constexpr std::string_view kDefaultSegmentDirectory = "/dev/shm";
+inline constexpr std::string_view kSegmentNamePrefix = "shmring_";
+
+enum class SegmentLiveness {
+  kLive,          // at least one attachment (a live process) holds it
+  kStale,         // no attachment: every process that used it is gone
+  kBeingRemoved,  // someone holds the exclusive lock: a last detach or a gc is removing it now
+  kUnknown        // could not be inspected (see SegmentListing::problem)
+};
+
+std::string_view to_string(SegmentLiveness liveness);
+
+struct SegmentListing {
+  std::string path;        // e.g. /dev/shm/shmring_prices_0123456789abcdef
+  std::string native_key;  // file name
+  std::string key;         // the key recorded by the creator (may be truncated), empty if unknown
+  std::uint64_t file_bytes = 0;
+  std::uint64_t data_bytes = 0;  // SharedMemory::size() of the segment
+  int attachments = -1;          // live attachments, -1 if unknown
+  SegmentLiveness liveness = SegmentLiveness::kUnknown;
+  std::int32_t creator_pid = 0;
+  bool creator_alive = false;    // the creator (same pid and start time) still runs
+  std::int64_t created_unix_ns = 0;
+  mode_t mode = 0;
+  uid_t owner = 0;
+  std::string problem;  // why the header could not be read or trusted; empty when it is fine
+};
+
+// Inspects one segment file. Errors: kNotFound, kPermissionDenied (it exists but cannot be opened).
+// A file whose header is invalid is returned with `problem` set, not as an error.
+absl::StatusOr<SegmentListing> inspect_segment(const std::string& path);
+
+// Every file in `directory` whose name starts with `prefix`, inspected (sorted by name).
+std::vector<SegmentListing> list_segments(std::string_view directory = kDefaultSegmentDirectory,
+                                          std::string_view prefix = kSegmentNamePrefix);
+
+struct GcReport {
+  std::vector<std::string> removed;  // paths of stale segments removed (or that would be, dry run)
+  std::vector<std::string> failed;   // "path: reason" for stale ones that could not be removed
+  int live = 0;                      // segments left alone because they are in use
+};
+
+// Removes every stale segment (with its lock) in `directory` whose name starts with `prefix`.
+// Never touches a segment with a live attachment, nor a file that is not a shmring segment; a
+// segment that comes alive while gc looks at it is left alone (the check and the removal happen
+// under the segment's exclusive lock). With `dry_run`, reports what it would remove.
+GcReport collect_stale_segments(bool dry_run, std::string_view directory = kDefaultSegmentDirectory,
+                                std::string_view prefix = kSegmentNamePrefix);
+
+}  // namespace shmring

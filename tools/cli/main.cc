@@ -1,0 +1,34 @@
+// shmring: the command line for shmring segments and channels.
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: shmring COMMAND [options]\n"
+    "\n"
+    "commands:\n"
+    "  ls     list segments and channels on this machine (live / stale)\n"
+    "  rm     remove a segment or channel by name\n"
+    "  gc     remove every stale segment (all users dead); --dry-run to preview\n"
+    "\n"
+    "`shmring COMMAND --help` describes each command.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "help") == 0) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string command = argv[1];
+  const std::vector<std::string> args(argv + 2, argv + argc);
+  if (command == "ls") return shmring::cli::run_ls(args);
+  if (command == "rm") return shmring::cli::run_rm(args);
+  if (command == "gc") return shmring::cli::run_gc(args);
+  return shmring::cli::report_error(command, "unknown command (see shmring --help)", 2);
+}
