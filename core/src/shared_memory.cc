@@ -11,7 +11,9 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
@@ -29,6 +31,7 @@
 
 #include "ofd_lock.h"
 #include "segment_files.h"
+#include "shmring/core/layout.h"
 #include "shmring/core/process.h"
 #include "shmring/core/segment_header.h"
 #include "shmring/core/stable_hash.h"
@@ -84,6 +87,17 @@ std::string hex16(std::uint64_t value) {
   char buffer[17];
   std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(value));
   return buffer;
+}
+
+// Bytes to allocate for `wanted`: hugetlbfs only takes whole huge pages, whose size it reports as
+// the filesystem block size.
+std::size_t allocation_bytes(int fd, std::size_t wanted) {
+  struct statfs fs {};
+  if (fstatfs(fd, &fs) == 0 && fs.f_type == HUGETLBFS_MAGIC && fs.f_bsize > 0 &&
+      is_power_of_two(static_cast<std::uint64_t>(fs.f_bsize))) {
+    return static_cast<std::size_t>(align_up(wanted, static_cast<std::uint64_t>(fs.f_bsize)));
+  }
+  return wanted;
 }
 
 // A new open file description of the file open at `fd` (not a dup, which would share one).
@@ -391,7 +405,7 @@ bool SharedMemory::do_create(std::size_t size, AccessMode mode, bool* already_ex
     };
     if (data_fd < 0) return abandon(error_from_errno(errno), "cannot reopen", errno);
     fchmod(data_fd, permissions_);  // exact mode bits, whatever the umask
-    const std::size_t total = kSegmentHeaderSize + size;
+    const std::size_t total = allocation_bytes(data_fd, kSegmentHeaderSize + size);
     if (ftruncate(data_fd, static_cast<off_t>(total)) != 0) {
       const int saved = errno;
       return abandon(saved == EINVAL ? SharedMemoryError::kInvalidSize : error_from_errno(saved),

@@ -152,6 +152,19 @@ TEST(SystemSemaphoreTest, ReleaseInForkedChildDoesNotGiveBackParentsToken) {
   EXPECT_TRUE(sem.release());
 }
 
+TEST(SystemSemaphoreTest, OtherUserWithoutRightsIsPermissionDenied) {
+  SystemSemaphore sem = SystemSemaphore::create_private(1, 0600);
+  ASSERT_TRUE(sem.is_valid());
+  const int id = sem.id();
+  const std::int64_t stamp = sem.creation_time();
+  const auto result = testing::run_as_nobody([&] {
+    SystemSemaphore other = SystemSemaphore::adopt(id, stamp);
+    return other.error() == SystemSemaphoreError::kPermissionDenied ? 0 : 1;
+  });
+  EXPECT_TRUE(result.ok()) << result.code;
+  sem.remove();
+}
+
 TEST(SystemSemaphoreTest, KeyMappingIsDeterministic) {
   EXPECT_EQ(SystemSemaphore::sysv_key_for("abc"), SystemSemaphore::sysv_key_for("abc"));
   EXPECT_NE(SystemSemaphore::sysv_key_for("abc"), SystemSemaphore::sysv_key_for("abd"));

@@ -1,12 +1,26 @@
 #!/usr/bin/env bash
-# Installs the build tree at $1 into a scratch prefix, then configures, builds and runs a separate
-# project that finds it with find_package(shmring).
+# Proves shmring can be consumed both ways:
+#  1. installs the build tree at $1 into a scratch prefix, then configures, builds and runs a
+#     separate project that finds it with find_package(shmring);
+#  2. configures, builds and runs a project that pulls the sources in with add_subdirectory.
 set -euo pipefail
 build_dir=$1
-source_dir=$(cd "$(dirname "$0")" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+source_root=$(cd "$here/../.." && pwd)
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
+launcher=()
+command -v ccache > /dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+
 cmake --install "$build_dir" --prefix "$scratch/prefix" > "$scratch/install.log"
-cmake -S "$source_dir" -B "$scratch/build" -DCMAKE_PREFIX_PATH="$scratch/prefix" > "$scratch/configure.log"
-cmake --build "$scratch/build" > "$scratch/build.log"
-"$scratch/build/consumer"
+cmake -S "$here" -B "$scratch/find_package" -DCMAKE_PREFIX_PATH="$scratch/prefix" "${launcher[@]}" \
+  > "$scratch/configure.log"
+cmake --build "$scratch/find_package" > "$scratch/build.log"
+echo "find_package:"
+"$scratch/find_package/consumer"
+
+cmake -S "$source_root/tests/subdirectory_consumer" -B "$scratch/subdirectory" \
+  -DSHMRING_SOURCE_DIR="$source_root" "${launcher[@]}" > "$scratch/configure2.log"
+cmake --build "$scratch/subdirectory" -j 2 > "$scratch/build2.log"
+echo "add_subdirectory:"
+"$scratch/subdirectory/consumer"
