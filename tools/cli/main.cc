@@ -15,6 +15,7 @@ constexpr const char* kUsage =
     "  ls     list segments and channels on this machine (live / stale)\n"
     "  rm     remove a segment or channel by name\n"
     "  gc     remove every stale segment (all users dead); --dry-run to preview\n"
+    "  bench  cross-process benchmark against the physical floor and other IPC mechanisms\n"
     "\n"
     "`shmring COMMAND --help` describes each command.\n";
 
@@ -30,5 +31,6 @@ int main(int argc, char** argv) {
   if (command == "ls") return shmring::cli::run_ls(args);
   if (command == "rm") return shmring::cli::run_rm(args);
   if (command == "gc") return shmring::cli::run_gc(args);
+  if (command == "bench") return shmring::cli::run_bench(args);
   return shmring::cli::report_error(command, "unknown command (see shmring --help)", 2);
 }

@@ -1,0 +1,458 @@
+// The cross-process benchmark: runs side A and side B of a transport in two forked processes pinned
+// to two cores, measures, repeats, and reports next to the physical floor probed before and after.
+#include "harness.h"
+
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <new>
+#include <thread>
+#include <vector>
+
+#include "histogram.h"
+#include "transports.h"
+
+namespace shmring::bench {
+namespace {
+
+std::int64_t now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+void spin_until(std::int64_t deadline_ns) {
+  while (now_ns() < deadline_ns) {
+  }
+}
+
+bool pin_to_cpu(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return sched_setaffinity(0, sizeof set, &set) == 0;
+}
+
+// What the two measuring processes hand back to the parent (in a MAP_SHARED mapping).
+struct RunRecord {
+  LatencyHistogram latency;
+  std::atomic<int> ready{0};
+  std::atomic<int> go{0};
+  std::uint64_t received = 0;
+  std::uint64_t lost = 0;
+  std::uint64_t errors = 0;
+  std::int64_t first_ns = 0;
+  std::int64_t last_ns = 0;
+  double memcpy_bytes_per_ns = 0;
+  char error[256] = {};
+};
+
+void record_error(RunRecord* record, const std::string& text) {
+  ++record->errors;
+  if (record->error[0] == '\0') {
+    std::snprintf(record->error, sizeof record->error, "%s", text.c_str());
+  }
+}
+
+std::uint64_t warmup_count(const BenchConfig& config) {
+  return std::min<std::uint64_t>(std::max<std::uint64_t>(config.count / 10, 100), 20000);
+}
+
+// --- The roles ------------------------------------------------------------------------------------
+
+// Pingpong and wake: A sends, B echoes, A records the round trip. Open loop (rate > 0): sends are
+// scheduled at fixed intervals and latency is measured from the scheduled time, so a stall also
+// counts against the messages that should have been sent during it (no coordinated omission).
+void run_round_trips(int side, Endpoint& endpoint, const BenchConfig& config, RunRecord* record) {
+  const bool wake = config.mode == "wake";
+  std::vector<std::byte> message(config.size, std::byte{0x5a});
+  const std::uint64_t warmup = wake ? 10 : warmup_count(config);
+  const std::uint64_t total = warmup + config.count;
+  if (side == 1) {
+    for (std::uint64_t i = 0; i < total; ++i) {
+      if (!endpoint.receive(message.data(), message.size()) ||
+          !endpoint.send(message.data(), message.size())) {
+        record_error(record, "B: send/receive failed");
+        return;
+      }
+    }
+    return;
+  }
+  const std::int64_t interval = config.rate > 0 ? static_cast<std::int64_t>(1e9 / config.rate) : 0;
+  std::int64_t scheduled = now_ns();
+  for (std::uint64_t i = 0; i < total; ++i) {
+    if (wake) {
+      // Idle long enough for the receiver to park (its spin phase is far shorter than this).
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      scheduled = now_ns();
+    } else if (interval > 0) {
+      scheduled += interval;
+      spin_until(scheduled);
+    } else {
+      scheduled = now_ns();
+    }
+    if (!endpoint.send(message.data(), message.size()) ||
+        !endpoint.receive(message.data(), message.size())) {
+      record_error(record, "A: send/receive failed");
+      return;
+    }
+    if (i >= warmup) record->latency.record(static_cast<std::uint64_t>(now_ns() - scheduled));
+  }
+  record->received = config.count;
+}
+
+// Throughput: A streams `count` messages carrying a sequence number; B checks the sequence and
+// times from the first to the last message.
+void run_stream(int side, Endpoint& endpoint, const BenchConfig& config, RunRecord* record) {
+  std::vector<std::byte> message(config.size, std::byte{0});
+  const bool numbered = config.size >= sizeof(std::uint64_t);
+  if (side == 0) {
+    const std::int64_t interval =
+        config.rate > 0 ? static_cast<std::int64_t>(1e9 / config.rate) : 0;
+    std::int64_t scheduled = now_ns();
+    for (std::uint64_t i = 0; i < config.count; ++i) {
+      if (interval > 0) {
+        scheduled += interval;
+        spin_until(scheduled);
+      }
+      if (numbered) std::memcpy(message.data(), &i, sizeof i);
+      if (!endpoint.send(message.data(), message.size())) {
+        record_error(record, "A: send failed");
+        return;
+      }
+    }
+    return;
+  }
+  std::uint64_t expected = 0;
+  for (std::uint64_t i = 0; i < config.count; ++i) {
+    if (!endpoint.receive(message.data(), message.size())) {
+      record_error(record, "B: receive failed");
+      return;
+    }
+    const std::int64_t t = now_ns();
+    if (i == 0) record->first_ns = t;
+    record->last_ns = t;
+    if (numbered) {
+      std::uint64_t sequence = 0;
+      std::memcpy(&sequence, message.data(), sizeof sequence);
+      if (sequence != expected) {
+        if (sequence > expected) {
+          record->lost += sequence - expected;
+        } else {
+          record_error(record, "B: sequence went backwards");
+        }
+      }
+      expected = sequence + 1;
+    }
+    ++record->received;
+  }
+}
+
+// The bandwidth floor: one core copying the message size over and over.
+void run_memcpy(const BenchConfig& config, RunRecord* record) {
+  std::vector<std::byte> source(config.size, std::byte{1}), target(config.size);
+  const std::uint64_t rounds = std::max<std::uint64_t>(config.count, 1);
+  const std::int64_t start = now_ns();
+  for (std::uint64_t i = 0; i < rounds; ++i) {
+    std::memcpy(target.data(), source.data(), config.size);
+    asm volatile("" : : "r"(target.data()) : "memory");  // keep the copy
+  }
+  const std::int64_t elapsed = std::max<std::int64_t>(now_ns() - start, 1);
+  record->memcpy_bytes_per_ns =
+      static_cast<double>(config.size) * static_cast<double>(rounds) / static_cast<double>(elapsed);
+  record->received = rounds;
+  record->first_ns = start;
+  record->last_ns = start + elapsed;
+}
+
+int child_main(int side, IpcTransport& transport, const BenchConfig& config, RunRecord* record) {
+  if (!pin_to_cpu(config.cpus[static_cast<std::size_t>(side)])) {
+    record_error(record, "cannot pin to cpu " + std::to_string(config.cpus[side]));
+  }
+  const bool memcpy_floor = config.transport == "floor" && config.mode == "throughput";
+  std::unique_ptr<Endpoint> endpoint;
+  if (!memcpy_floor) {
+    absl::StatusOr<std::unique_ptr<Endpoint>> opened = transport.open(side, config);
+    if (!opened.ok()) {
+      record_error(record, std::string(opened.status().message()));
+      record->ready.fetch_add(1);
+      return 1;
+    }
+    endpoint = *std::move(opened);
+  }
+  record->ready.fetch_add(1);
+  while (record->go.load(std::memory_order_acquire) == 0) {
+  }
+  if (memcpy_floor) {
+    if (side == 0) run_memcpy(config, record);
+  } else if (config.mode == "throughput") {
+    run_stream(side, *endpoint, config, record);
+  } else {
+    run_round_trips(side, *endpoint, config, record);
+  }
+  return record->errors == 0 ? 0 : 1;
+}
+
+struct Measurement {
+  bool ok = false;
+  std::string error;
+  std::uint64_t p50 = 0, p99 = 0, p999 = 0, max = 0;
+  double msgs_per_s = 0;
+  double gbps = 0;
+  std::uint64_t lost = 0;
+  std::uint64_t errors = 0;
+};
+
+Measurement run_once(IpcTransport& transport, const BenchConfig& config) {
+  Measurement result;
+  void* memory = mmap(nullptr, sizeof(RunRecord), PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (memory == MAP_FAILED) {
+    result.error = "mmap failed";
+    return result;
+  }
+  auto* record = new (memory) RunRecord;
+  if (const absl::Status prepared = transport.prepare(config); !prepared.ok()) {
+    result.error = std::string(prepared.message());
+    munmap(memory, sizeof(RunRecord));
+    return result;
+  }
+  std::fflush(nullptr);
+  pid_t children[2] = {-1, -1};
+  for (int side = 1; side >= 0; --side) {  // B first, so it is ready to receive
+    children[side] = fork();
+    if (children[side] == 0) _exit(child_main(side, transport, config, record));
+  }
+  const std::int64_t ready_deadline = now_ns() + 20'000'000'000;
+  while (record->ready.load() < 2 && now_ns() < ready_deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  record->go.store(1, std::memory_order_release);
+  // Generous limit: a peer that is 1000x slower than expected still finishes; a hung one does not.
+  const std::int64_t deadline = now_ns() + 120'000'000'000;
+  bool timed_out = false;
+  for (pid_t child : children) {
+    int status = 0;
+    while (waitpid(child, &status, WNOHANG) == 0) {
+      if (now_ns() > deadline) {
+        timed_out = true;
+        kill(children[0], SIGKILL);
+        kill(children[1], SIGKILL);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  transport.cleanup();
+  result.errors = record->errors + (timed_out ? 1 : 0);
+  result.lost = record->lost;
+  result.error = timed_out ? "timed out after 120 s" : record->error;
+  const LatencyHistogram& h = record->latency;
+  result.p50 = h.percentile(50);
+  result.p99 = h.percentile(99);
+  result.p999 = h.percentile(99.9);
+  result.max = h.max();
+  if (record->memcpy_bytes_per_ns > 0) {
+    result.gbps = record->memcpy_bytes_per_ns;  // bytes per ns == GB/s
+    result.msgs_per_s = record->memcpy_bytes_per_ns * 1e9 / static_cast<double>(config.size);
+  } else if (record->received > 1 && record->last_ns > record->first_ns) {
+    const double seconds = static_cast<double>(record->last_ns - record->first_ns) / 1e9;
+    result.msgs_per_s = static_cast<double>(record->received - 1) / seconds;
+    result.gbps = result.msgs_per_s * static_cast<double>(config.size) / 1e9;
+  }
+  result.ok = result.errors == 0;
+  munmap(memory, sizeof(RunRecord));
+  return result;
+}
+
+template <typename T>
+T median_of(std::vector<T> values) {
+  if (values.empty()) return T{};
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+std::string cpus_text(const std::vector<int>& cpus) {
+  std::string text;
+  for (std::size_t i = 0; i < cpus.size(); ++i) text += (i ? "," : "") + std::to_string(cpus[i]);
+  return text;
+}
+
+std::string json_escape(const std::string& text) {
+  std::string out;
+  for (const char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) >= 0x20) out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string to_string(WaitMode wait) {
+  switch (wait) {
+    case WaitMode::kSpin: return "spin";
+    case WaitMode::kHybrid: return "hybrid";
+    case WaitMode::kPark: return "park";
+  }
+  return "?";
+}
+
+std::uint64_t probe_floor_ns(const std::vector<int>& cpus) {
+  BenchConfig probe;
+  probe.transport = "floor";
+  probe.mode = "pingpong";
+  probe.count = 20000;
+  probe.cpus = cpus;
+  probe.run_id = "probe" + std::to_string(getpid());
+  std::unique_ptr<IpcTransport> floor = make_floor_transport();
+  const Measurement m = run_once(*floor, probe);
+  return m.ok ? m.p50 : 0;
+}
+
+int run_benchmark(const BenchConfig& given, std::FILE* out) {
+  BenchConfig config = given;
+  if (config.run_id.empty()) config.run_id = std::to_string(getpid());
+  const bool latency_mode = config.mode == "pingpong" || config.mode == "wake";
+  auto emit_skip = [&](const std::string& why) {
+    if (config.json) {
+      std::fprintf(out,
+                   "{\"transport\":\"%s\",\"mode\":\"%s\",\"size\":%zu,\"wait\":\"%s\","
+                   "\"skipped\":true,\"reason\":\"%s\"}\n",
+                   config.transport.c_str(), config.mode.c_str(), config.size,
+                   to_string(config.wait).c_str(), json_escape(why).c_str());
+    } else {
+      std::fprintf(out, "%-14s %-10s %8zu B %-6s skipped: %s\n", config.transport.c_str(),
+                   config.mode.c_str(), config.size, to_string(config.wait).c_str(), why.c_str());
+    }
+    std::fflush(out);
+  };
+  if (config.mode != "pingpong" && config.mode != "throughput" && config.mode != "wake") {
+    emit_skip("mode '" + config.mode + "' is not implemented by this harness yet");
+    return 0;
+  }
+  std::string why_not;
+  std::unique_ptr<IpcTransport> transport = make_transport(config.transport, &why_not);
+  if (transport == nullptr) {
+    emit_skip(why_not);
+    return 0;
+  }
+  const std::uint64_t floor_before = probe_floor_ns(config.cpus);
+  std::vector<Measurement> runs;
+  for (int rep = 0; rep < std::max(config.repetitions, 1); ++rep) {
+    BenchConfig attempt = config;
+    attempt.run_id = config.run_id + "_" + std::to_string(rep);
+    runs.push_back(run_once(*transport, attempt));
+  }
+  const std::uint64_t floor_after = probe_floor_ns(config.cpus);
+
+  std::vector<std::uint64_t> p50, p99, p999, max;
+  std::vector<double> rates, gbps;
+  std::uint64_t lost = 0, errors = 0;
+  std::string first_error;
+  for (const Measurement& m : runs) {
+    p50.push_back(m.p50);
+    p99.push_back(m.p99);
+    p999.push_back(m.p999);
+    max.push_back(m.max);
+    rates.push_back(m.msgs_per_s);
+    gbps.push_back(m.gbps);
+    lost += m.lost;
+    errors += m.errors;
+    if (first_error.empty()) first_error = m.error;
+  }
+  const auto [p50_min, p50_max] = std::minmax_element(p50.begin(), p50.end());
+  const auto [rate_min, rate_max] = std::minmax_element(rates.begin(), rates.end());
+  const double floor_ns = static_cast<double>(floor_before ? floor_before : 1);
+  const std::string placement = floor_before == 0 ? "unknown" : floor_before < 300 ? "near" : "far";
+  if (config.json) {
+    std::fprintf(
+        out,
+        "{\"transport\":\"%s\",\"mode\":\"%s\",\"size\":%zu,\"wait\":\"%s\",\"wait_how\":\"%s\","
+        "\"cpus\":\"%s\",\"count\":%llu,\"repetitions\":%zu,\"rate\":%.0f,"
+        "\"floor_probe_ns\":%llu,\"floor_probe_after_ns\":%llu,\"placement\":\"%s\"",
+        config.transport.c_str(), config.mode.c_str(), config.size, to_string(config.wait).c_str(),
+        json_escape(transport->wait_description(config.wait)).c_str(),
+        cpus_text(config.cpus).c_str(), static_cast<unsigned long long>(config.count), runs.size(),
+        config.rate, static_cast<unsigned long long>(floor_before),
+        static_cast<unsigned long long>(floor_after), placement.c_str());
+    if (latency_mode) {
+      std::fprintf(out,
+                   ",\"rtt_p50_ns\":%llu,\"rtt_p99_ns\":%llu,\"rtt_p999_ns\":%llu,"
+                   "\"rtt_max_ns\":%llu,\"rtt_p50_ns_min\":%llu,\"rtt_p50_ns_max\":%llu,"
+                   "\"rtt_p50_floor_ratio\":%.3f",
+                   static_cast<unsigned long long>(median_of(p50)),
+                   static_cast<unsigned long long>(median_of(p99)),
+                   static_cast<unsigned long long>(median_of(p999)),
+                   static_cast<unsigned long long>(median_of(max)),
+                   static_cast<unsigned long long>(*p50_min),
+                   static_cast<unsigned long long>(*p50_max),
+                   static_cast<double>(median_of(p50)) / floor_ns);
+    } else {
+      std::fprintf(out, ",\"msgs_per_s\":%.0f,\"gbps\":%.3f,\"msgs_per_s_min\":%.0f,"
+                        "\"msgs_per_s_max\":%.0f",
+                   median_of(rates), median_of(gbps), *rate_min, *rate_max);
+    }
+    std::fprintf(out, ",\"lost\":%llu,\"errors\":%llu,\"error\":\"%s\"}\n",
+                 static_cast<unsigned long long>(lost), static_cast<unsigned long long>(errors),
+                 json_escape(first_error).c_str());
+  } else {
+    std::fprintf(out, "%-14s %-10s %8zu B %-6s cpus %s floor %llu/%llu ns (%s): ",
+                 config.transport.c_str(), config.mode.c_str(), config.size,
+                 to_string(config.wait).c_str(), cpus_text(config.cpus).c_str(),
+                 static_cast<unsigned long long>(floor_before),
+                 static_cast<unsigned long long>(floor_after), placement.c_str());
+    if (latency_mode) {
+      std::fprintf(out, "rtt p50 %llu ns (%.2fx floor; reps %llu..%llu) p99 %llu p99.9 %llu max %llu",
+                   static_cast<unsigned long long>(median_of(p50)),
+                   static_cast<double>(median_of(p50)) / floor_ns,
+                   static_cast<unsigned long long>(*p50_min),
+                   static_cast<unsigned long long>(*p50_max),
+                   static_cast<unsigned long long>(median_of(p99)),
+                   static_cast<unsigned long long>(median_of(p999)),
+                   static_cast<unsigned long long>(median_of(max)));
+    } else {
+      std::fprintf(out, "%.2f M msgs/s (reps %.2f..%.2f) %.2f GB/s", median_of(rates) / 1e6,
+                   *rate_min / 1e6, *rate_max / 1e6, median_of(gbps));
+    }
+    std::fprintf(out, " lost %llu errors %llu%s%s\n", static_cast<unsigned long long>(lost),
+                 static_cast<unsigned long long>(errors), first_error.empty() ? "" : ": ",
+                 first_error.c_str());
+  }
+  std::fflush(out);
+  return errors == 0 ? 0 : 1;
+}
+
+std::vector<std::string> known_transports() {
+  return {"floor", "shmring-spsc", "shmring-topic", "shmring-queue", "shmring-frames",
+          "pipe",  "uds",          "boost-mq",      "zmq",           "iceoryx"};
+}
+
+std::unique_ptr<IpcTransport> make_transport(const std::string& name, std::string* why_not) {
+  if (name == "floor") return make_floor_transport();
+  if (name == "shmring-spsc") return make_shmring_spsc_transport();
+  if (name == "pipe") return make_pipe_transport();
+  if (name == "uds") return make_uds_transport();
+  if (name == "boost-mq") return make_boost_mq_transport();
+  if (name == "zmq") {
+    if (auto zmq = make_zmq_transport()) return zmq;
+    *why_not = "ZeroMQ (libzmq3-dev) was not found when shmring was built";
+    return nullptr;
+  }
+  const auto known = known_transports();
+  if (std::find(known.begin(), known.end(), name) != known.end()) {
+    *why_not = "transport '" + name + "' is not implemented in this build";
+  } else {
+    *why_not = "unknown transport '" + name + "'";
+  }
+  return nullptr;
+}
+
+}  // namespace shmring::bench

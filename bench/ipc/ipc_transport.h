@@ -1,0 +1,65 @@
+// The interface every transport in the cross-process benchmark implements, and the options of one
+// benchmark run. A transport connects two processes, side 0 ("A", the initiator) and side 1 ("B",
+// the responder), with a channel in each direction.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace shmring::bench {
+
+enum class WaitMode { kSpin, kHybrid, kPark };
+
+std::string to_string(WaitMode wait);
+
+struct BenchConfig {
+  std::string transport = "shmring-spsc";
+  std::string mode = "pingpong";  // pingpong | throughput | wake | fanout | pipeline | frames
+  std::size_t size = 64;
+  std::uint64_t count = 200000;
+  WaitMode wait = WaitMode::kSpin;
+  std::vector<int> cpus = {0, 1};
+  int subscribers = 1;
+  double rate = 0;  // messages per second for open-loop runs; 0 = closed loop
+  int repetitions = 3;
+  bool json = false;
+  std::string run_id;  // unique per run: names of segments, queues and sockets
+};
+
+// One process's end of the connection. Messages have the fixed size of the run.
+class Endpoint {
+ public:
+  virtual ~Endpoint() = default;
+  // Sends one message, waiting (per the run's WaitMode) while the channel is full.
+  virtual bool send(const std::byte* data, std::size_t size) = 0;
+  // Receives one message of `size` bytes into `data`, waiting while there is none.
+  virtual bool receive(std::byte* data, std::size_t size) = 0;
+};
+
+class IpcTransport {
+ public:
+  virtual ~IpcTransport() = default;
+  // How this transport waits under `wait`, for the results table ("busy-poll", "blocking read"...).
+  virtual std::string wait_description(WaitMode wait) const = 0;
+  // In the parent, before the two processes are forked: creates what both sides open.
+  virtual absl::Status prepare(const BenchConfig& config) = 0;
+  // In a child process: opens side 0 (A) or 1 (B).
+  virtual absl::StatusOr<std::unique_ptr<Endpoint>> open(int side, const BenchConfig& config) = 0;
+  // In the parent after both children exited (also after failures): removes what prepare() made.
+  virtual void cleanup() = 0;
+};
+
+// The transport called `name`, or nullptr with `why_not` set (unknown, or not built/installed:
+// the run reports it as skipped).
+std::unique_ptr<IpcTransport> make_transport(const std::string& name, std::string* why_not);
+
+// Every transport name the harness knows, built or not.
+std::vector<std::string> known_transports();
+
+}  // namespace shmring::bench

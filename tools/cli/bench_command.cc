@@ -1,0 +1,87 @@
+// `shmring bench`: the cross-process benchmark (bench/ipc/harness.h).
+#include <unistd.h>
+
+#include <cstdio>
+#include <sstream>
+#include <string>
+
+#include "args.h"
+#include "commands.h"
+#include "harness.h"
+
+namespace shmring::cli {
+namespace {
+
+constexpr const char* kBenchHelp =
+    "usage: shmring bench [options]\n"
+    "Runs a writer and a reader as two processes pinned to two cores and reports latency\n"
+    "percentiles (p50/p99/p99.9/max) or throughput, next to the physical floor (one cache line\n"
+    "bounced between the two cores) probed right before and after the run.\n"
+    "  --transport NAME   floor, shmring-spsc, pipe, uds, boost-mq, zmq (default shmring-spsc);\n"
+    "                     names not built here are reported as skipped\n"
+    "  --mode MODE        pingpong | throughput | wake (default pingpong)\n"
+    "  --size BYTES       message size (default 64)\n"
+    "  --count N          messages or round trips per repetition (default 200000)\n"
+    "  --wait W           spin | hybrid | park (default spin)\n"
+    "  --cpus A,B         the two cores (default 0,1)\n"
+    "  --rate R           open loop: R messages per second, latency from the scheduled send time\n"
+    "  --subscribers N    fan-out width (fanout mode)\n"
+    "  --reps N           repetitions; medians are reported with min..max (default 3)\n"
+    "  --json             one JSON object per run on one line\n";
+
+bool parse_cpus(const std::string& text, std::vector<int>* cpus) {
+  cpus->clear();
+  std::stringstream stream(text);
+  std::string item;
+  while (std::getline(stream, item, ',')) {
+    char* end = nullptr;
+    const long cpu = std::strtol(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || cpu < 0) return false;
+    cpus->push_back(static_cast<int>(cpu));
+  }
+  return cpus->size() == 2;
+}
+
+}  // namespace
+
+int run_bench(const std::vector<std::string>& argv) {
+  Args args(argv, {"json", "help"},
+            {"transport", "mode", "size", "count", "wait", "cpus", "rate", "subscribers", "reps"});
+  if (args.has("help")) return std::fputs(kBenchHelp, stdout), 0;
+  bench::BenchConfig config;
+  config.transport = args.value("transport").value_or(config.transport);
+  config.mode = args.value("mode").value_or(config.mode);
+  config.size = static_cast<std::size_t>(args.integer("size", 64));
+  config.count = static_cast<std::uint64_t>(args.integer("count", 200000));
+  config.subscribers = static_cast<int>(args.integer("subscribers", 1));
+  config.repetitions = static_cast<int>(args.integer("reps", 3));
+  config.rate = static_cast<double>(args.integer("rate", 0));
+  config.json = args.has("json");
+  if (!args.ok()) return report_error("bench", args.error(), 2);
+  const std::string wait = args.value("wait").value_or("spin");
+  if (wait == "spin") {
+    config.wait = bench::WaitMode::kSpin;
+  } else if (wait == "hybrid") {
+    config.wait = bench::WaitMode::kHybrid;
+  } else if (wait == "park") {
+    config.wait = bench::WaitMode::kPark;
+  } else {
+    return report_error("bench", "--wait must be spin, hybrid or park, not '" + wait + "'", 2);
+  }
+  if (!parse_cpus(args.value("cpus").value_or("0,1"), &config.cpus)) {
+    return report_error("bench", "--cpus needs two core numbers, e.g. --cpus 0,1", 2);
+  }
+  const long online = sysconf(_SC_NPROCESSORS_ONLN);
+  for (int cpu : config.cpus) {
+    if (cpu >= online) {
+      return report_error("bench", "core " + std::to_string(cpu) + " does not exist (this machine has " +
+                                       std::to_string(online) + ")", 2);
+    }
+  }
+  if (config.size == 0 || config.count == 0 || config.repetitions < 1) {
+    return report_error("bench", "--size, --count and --reps must be positive", 2);
+  }
+  return bench::run_benchmark(config, stdout);
+}
+
+}  // namespace shmring::cli
