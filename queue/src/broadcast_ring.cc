@@ -1,0 +1,335 @@
+#include "shmring/queue/broadcast_ring.h"
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace shmring {
+namespace {
+
+std::uint64_t data_offset_for(std::uint32_t max_readers) {
+  return sizeof(BroadcastControl) + std::uint64_t{max_readers} * sizeof(BroadcastReaderSlot);
+}
+
+BroadcastReaderSlot* slots_of(void* region) {
+  return reinterpret_cast<BroadcastReaderSlot*>(static_cast<std::byte*>(region) +
+                                                sizeof(BroadcastControl));
+}
+
+// Checks what both handles need from a broadcast header copy.
+absl::Status check_broadcast_geometry(const RingGeometry& g) {
+  const bool lossless = (g.flags & kBroadcastLossless) != 0;
+  if ((g.flags & ~kBroadcastLossless) != 0 || g.max_readers > kMaxBroadcastReaders ||
+      lossless != (g.max_readers > 0) || g.data_offset != data_offset_for(g.max_readers) ||
+      g.capacity < BroadcastRing::kMinCapacity || g.region_bytes != g.data_offset + g.capacity ||
+      g.max_record > BroadcastRing::max_record_limit(g.capacity) || g.slot_stride != 0 ||
+      g.initial_position % kRecordAlignment != 0) {
+    return absl::DataLossError(absl::StrCat(
+        "BroadcastRing: inconsistent header (flags ", g.flags, ", readers ", g.max_readers,
+        ", data offset ", g.data_offset, ", capacity ", g.capacity, ", max record ", g.max_record,
+        ", region bytes ", g.region_bytes, ")"));
+  }
+  return absl::OkStatus();
+}
+
+// A position `p` is plausible against `tail` if it is at most a ring behind and 8-aligned.
+bool plausible(std::uint64_t p, std::uint64_t tail, std::uint64_t capacity) {
+  return tail - p <= capacity && p % kRecordAlignment == 0;
+}
+
+}  // namespace
+
+// --- Writer ---------------------------------------------------------------------------------------
+
+std::size_t BroadcastRing::required_bytes(const Options& options) noexcept {
+  if (options.capacity > kMaxCapacity) return 0;
+  const std::uint32_t readers = options.lossless ? options.max_readers : 0;
+  if (readers > kMaxBroadcastReaders) return 0;
+  return data_offset_for(readers) + options.capacity;
+}
+
+absl::StatusOr<BroadcastRing> BroadcastRing::create(void* region, std::size_t bytes,
+                                                    const Options& options) {
+  if (!is_power_of_two(options.capacity) || options.capacity < kMinCapacity ||
+      options.capacity > kMaxCapacity) {
+    return absl::InvalidArgumentError(absl::StrCat("BroadcastRing::create: capacity ",
+                                                   options.capacity,
+                                                   " is not a power of two in [64, 2^40]"));
+  }
+  const std::uint64_t limit = max_record_limit(options.capacity);
+  const std::uint64_t max_record = options.max_record == 0 ? limit : options.max_record;
+  if (max_record > limit) {
+    return absl::InvalidArgumentError(absl::StrCat("BroadcastRing::create: max_record ", max_record,
+                                                   " exceeds ", limit));
+  }
+  if (options.lossless && (options.max_readers == 0 || options.max_readers > kMaxBroadcastReaders)) {
+    return absl::InvalidArgumentError(absl::StrCat("BroadcastRing::create: max_readers ",
+                                                   options.max_readers, " not in [1, 1024]"));
+  }
+  if (options.initial_position % kRecordAlignment != 0) {
+    return absl::InvalidArgumentError("BroadcastRing::create: initial_position must be a multiple of 8");
+  }
+  const std::size_t needed = required_bytes(options);
+  if (absl::Status s = check_region_for_create(region, bytes, needed, "BroadcastRing"); !s.ok()) {
+    return s;
+  }
+  RingGeometry g;
+  g.kind = RingKind::kBroadcast;
+  g.max_readers = options.lossless ? options.max_readers : 0;
+  g.flags = options.lossless ? kBroadcastLossless : 0;
+  g.region_bytes = needed;
+  g.data_offset = data_offset_for(g.max_readers);
+  g.capacity = options.capacity;
+  g.mask = options.capacity - 1;
+  g.max_record = max_record;
+  g.initial_position = options.initial_position;
+  write_ring_header(region, g);
+  auto* control = static_cast<BroadcastControl*>(region);
+  std::memset(static_cast<void*>(&control->writer), 0, sizeof control->writer);
+  control->writer.tail_intent.store(options.initial_position, std::memory_order_relaxed);
+  control->writer.tail.store(options.initial_position, std::memory_order_relaxed);
+  control->writer.latest.store(options.initial_position, std::memory_order_relaxed);
+  control->writer.next_sequence.store(options.initial_position, std::memory_order_relaxed);
+  BroadcastReaderSlot* slots = slots_of(region);
+  for (std::uint32_t i = 0; i < g.max_readers; ++i) {
+    std::memset(static_cast<void*>(&slots[i]), 0, sizeof slots[i]);
+    slots[i].position.store(kReaderJoining, std::memory_order_relaxed);
+    slots[i].owner.store(kReaderSlotFree, std::memory_order_relaxed);
+  }
+  // Data words are only ever accessed atomically; start them at zero.
+  std::memset(static_cast<std::byte*>(region) + g.data_offset, 0, g.capacity);
+  publish_ring_header(region);
+  return attach(region, bytes);
+}
+
+absl::StatusOr<BroadcastRing> BroadcastRing::attach(void* region, std::size_t bytes) {
+  absl::StatusOr<RingGeometry> geometry = read_ring_header(region, bytes, RingKind::kBroadcast);
+  if (!geometry.ok()) return geometry.status();
+  const RingGeometry& g = *geometry;
+  if (absl::Status s = check_broadcast_geometry(g); !s.ok()) return s;
+  auto* control = static_cast<BroadcastControl*>(region);
+  // SYNC(bcast_tail): pairs with the release store of tail in try_write() (a previous writer's).
+  const std::uint64_t tail = control->writer.tail.load(std::memory_order_acquire);
+  const std::uint64_t sequence = control->writer.next_sequence.load(std::memory_order_relaxed);
+  if (tail % kRecordAlignment != 0) {
+    return absl::DataLossError(absl::StrCat("BroadcastRing::attach: tail ", tail, " is misaligned"));
+  }
+  BroadcastRing ring;
+  ring.cfg_.control = control;
+  ring.cfg_.slots = slots_of(region);
+  ring.cfg_.data = static_cast<std::byte*>(region) + g.data_offset;
+  ring.cfg_.capacity = g.capacity;
+  ring.cfg_.mask = g.mask;
+  ring.cfg_.max_record = g.max_record;
+  ring.cfg_.max_readers = g.max_readers;
+  ring.w_.tail = tail;
+  ring.w_.sequence = sequence;
+  ring.w_.limit = tail;  // lossless: look at the readers before the first write
+  return ring;
+}
+
+RingResult BroadcastRing::refresh_limit(std::uint64_t needed_tail) noexcept {
+  BroadcastWriterBlock& block = cfg_.control->writer;
+  // SYNC(bcast_join): a seq_cst read-modify-write of tail followed by seq_cst loads of the slot
+  // owners, against register_reader()'s seq_cst owner CAS followed by its seq_cst load of tail:
+  // either this scan sees the new reader, or the reader starts at or after this tail (which is all
+  // the writer may overwrite up to before its next scan).
+  block.tail.fetch_add(0, std::memory_order_seq_cst);
+  std::uint64_t oldest = w_.tail;
+  for (std::uint32_t i = 0; i < cfg_.max_readers; ++i) {
+    BroadcastReaderSlot& slot = cfg_.slots[i];
+    const std::uint64_t owner = slot.owner.load(std::memory_order_seq_cst);
+    if (owner == kReaderSlotFree || owner == kReaderSlotReclaiming) continue;
+    // SYNC(bcast_reader_pos): pairs with the reader's release CAS of its position after copying
+    // the records before it; the writer may now overwrite them.
+    std::uint64_t position = slot.position.load(std::memory_order_acquire);
+    if (position == kReaderJoining) {
+      // Settle the joining reader's start here: it will read everything from our tail on.
+      if (slot.position.compare_exchange_strong(position, w_.tail, std::memory_order_acq_rel,
+                                                std::memory_order_acquire)) {
+        position = w_.tail;
+      }
+    }
+    if (!plausible(position, w_.tail, cfg_.capacity)) return RingResult::kCorrupt;
+    if (static_cast<std::int64_t>(position - oldest) < 0) oldest = position;
+  }
+  w_.limit = oldest + cfg_.capacity;
+  return static_cast<std::int64_t>(needed_tail - w_.limit) > 0 ? RingResult::kFull : RingResult::kOk;
+}
+
+RingResult BroadcastRing::evict_reader(std::uint32_t index, std::uint64_t token) noexcept {
+  if (index >= cfg_.max_readers || token == kReaderSlotFree || token == kReaderSlotReclaiming) {
+    return RingResult::kBusy;
+  }
+  BroadcastReaderSlot& slot = cfg_.slots[index];
+  std::uint64_t expected = token;
+  if (!slot.owner.compare_exchange_strong(expected, kReaderSlotReclaiming, std::memory_order_acq_rel,
+                                          std::memory_order_relaxed)) {
+    return RingResult::kBusy;
+  }
+  slot.position.store(kReaderJoining, std::memory_order_relaxed);
+  // SYNC(bcast_slot_free): pairs with the acquire of a later owner CAS in register_reader(): the
+  // position is kReaderJoining again before the slot can be taken.
+  slot.owner.store(kReaderSlotFree, std::memory_order_release);
+  return RingResult::kOk;
+}
+
+BroadcastRing::ReaderSlotView BroadcastRing::reader_slot(std::uint32_t index) const noexcept {
+  if (index >= cfg_.max_readers) return {};
+  return {cfg_.slots[index].owner.load(std::memory_order_relaxed),
+          cfg_.slots[index].position.load(std::memory_order_relaxed)};
+}
+
+void BroadcastRing::close() noexcept { store_ring_state(cfg_.control, RingState::kClosed); }
+
+// --- Readers --------------------------------------------------------------------------------------
+
+absl::StatusOr<BroadcastReader> BroadcastReader::attach(const void* region, std::size_t bytes,
+                                                        BroadcastStart start) {
+  absl::StatusOr<RingGeometry> geometry = read_ring_header(region, bytes, RingKind::kBroadcast);
+  if (!geometry.ok()) return geometry.status();
+  const RingGeometry& g = *geometry;
+  if (absl::Status s = check_broadcast_geometry(g); !s.ok()) return s;
+  BroadcastReader reader;
+  reader.cfg_.control = static_cast<const BroadcastControl*>(region);
+  reader.cfg_.data = static_cast<const std::byte*>(region) + g.data_offset;
+  reader.cfg_.capacity = g.capacity;
+  reader.cfg_.mask = g.mask;
+  reader.cfg_.max_record = g.max_record;
+  const BroadcastWriterBlock& block = reader.cfg_.control->writer;
+  // SYNC(bcast_tail): pairs with the release store of tail in BroadcastRing::try_write().
+  const std::uint64_t tail = block.tail.load(std::memory_order_acquire);
+  if (tail % kRecordAlignment != 0) {
+    return absl::DataLossError(absl::StrCat("BroadcastReader::attach: tail ", tail, " is misaligned"));
+  }
+  reader.cursor_ = tail;
+  const std::uint64_t previous = reader.establish_baseline(tail, g.initial_position);
+  if (start == BroadcastStart::kLatest && previous != tail) {
+    reader.cursor_ = previous;  // the record just before tail
+    reader.next_sequence_ -= 1;
+  }
+  return reader;
+}
+
+std::uint64_t BroadcastReader::establish_baseline(std::uint64_t position,
+                                                  std::uint64_t initial_position) noexcept {
+  have_sequence_ = false;
+  if (position == initial_position) {  // nothing written yet: the first record is initial_position
+    have_sequence_ = true;
+    next_sequence_ = initial_position;
+    return position;
+  }
+  const BroadcastWriterBlock& block = cfg_.control->writer;
+  // SYNC(bcast_latest): pairs with the release store of latest in try_write().
+  const std::uint64_t latest = block.latest.load(std::memory_order_acquire);
+  if (position - latest > cfg_.capacity || latest % kRecordAlignment != 0) return position;
+  const std::uint64_t index = latest & cfg_.mask;
+  // SYNC(bcast_data): acquire loads of data words (see try_read()).
+  const std::uint64_t word0 = detail::load_word_acquire(cfg_.data + index);
+  const std::uint64_t sequence = detail::load_word_acquire(cfg_.data + index + 8);
+  const auto length = static_cast<std::uint32_t>(word0);
+  const auto type = static_cast<std::uint32_t>(word0 >> 32);
+  const std::uint64_t size = align_up(sizeof(BroadcastRecordHeader) + length, kRecordAlignment);
+  const std::uint64_t intent = block.tail_intent.load(std::memory_order_acquire);
+  if (intent - latest > cfg_.capacity) return position;  // overwritten meanwhile
+  if (type != static_cast<std::uint32_t>(RecordType::kData) || length > cfg_.max_record ||
+      size > cfg_.capacity - index || latest + size != position) {
+    return position;  // not the record just before `position` (the writer moved on): unknown
+  }
+  have_sequence_ = true;
+  next_sequence_ = sequence + 1;
+  return latest;
+}
+
+absl::StatusOr<BroadcastReader> BroadcastReader::register_reader(void* region, std::size_t bytes,
+                                                                 std::uint64_t token) {
+  if (token == kReaderSlotFree || token == kReaderSlotReclaiming) {
+    return absl::InvalidArgumentError("BroadcastReader::register_reader: token may not be 0 or ~0");
+  }
+  absl::StatusOr<BroadcastReader> reader = attach(region, bytes, BroadcastStart::kNext);
+  if (!reader.ok()) return reader.status();
+  absl::StatusOr<RingGeometry> g = read_ring_header(region, bytes, RingKind::kBroadcast);
+  if (!g.ok()) return g.status();
+  if (g->max_readers == 0) {
+    return absl::FailedPreconditionError(
+        "BroadcastReader::register_reader: the ring is lossy (no reader slots)");
+  }
+  BroadcastReaderSlot* slots = slots_of(region);
+  for (std::uint32_t i = 0; i < g->max_readers; ++i) {
+    std::uint64_t expected = kReaderSlotFree;
+    // SYNC(bcast_join) and SYNC(bcast_slot_free): seq_cst (see refresh_limit()).
+    if (!slots[i].owner.compare_exchange_strong(expected, token, std::memory_order_seq_cst,
+                                                std::memory_order_relaxed)) {
+      continue;
+    }
+    BroadcastWriterBlock& block = static_cast<BroadcastControl*>(region)->writer;
+    // SYNC(bcast_join): seq_cst, after the owner CAS (see refresh_limit()).
+    const std::uint64_t tail = block.tail.load(std::memory_order_seq_cst);
+    std::uint64_t position = kReaderJoining;
+    if (!slots[i].position.compare_exchange_strong(position, tail, std::memory_order_acq_rel,
+                                                   std::memory_order_acquire)) {
+      // The writer settled our start first (or the slot held junk: start at the tail).
+      if (!plausible(position, tail, g->capacity)) {
+        slots[i].position.store(tail, std::memory_order_release);
+        position = tail;
+      }
+    } else {
+      position = tail;
+    }
+    reader->slot_ = &slots[i];
+    reader->slot_index_ = i;
+    reader->token_ = token;
+    reader->cursor_ = position;
+    reader->published_ = position;
+    reader->establish_baseline(position, g->initial_position);
+    return reader;
+  }
+  return absl::ResourceExhaustedError(absl::StrCat("BroadcastReader::register_reader: all ",
+                                                   g->max_readers, " reader slots are taken"));
+}
+
+RingResult BroadcastReader::lapped() noexcept {
+  ++lapped_;
+  const BroadcastWriterBlock& block = cfg_.control->writer;
+  // SYNC(bcast_latest): pairs with the release store of latest in try_write(); then SYNC(bcast_tail).
+  const std::uint64_t latest = block.latest.load(std::memory_order_acquire);
+  const std::uint64_t tail = block.tail.load(std::memory_order_acquire);
+  cursor_ = plausible(latest, tail, cfg_.capacity) ? latest : tail;
+  jumped_ = have_sequence_;
+  if (slot_ != nullptr) {
+    std::uint64_t expected = published_;
+    if (slot_->position.compare_exchange_strong(expected, cursor_, std::memory_order_release,
+                                                std::memory_order_relaxed)) {
+      published_ = cursor_;
+    } else {
+      evicted_ = true;
+    }
+  }
+  return RingResult::kLapped;
+}
+
+void BroadcastReader::resync() noexcept {
+  // SYNC(bcast_tail): pairs with the release store of tail in try_write().
+  cursor_ = cfg_.control->writer.tail.load(std::memory_order_acquire);
+  have_sequence_ = false;  // what was skipped is not counted
+  jumped_ = false;
+}
+
+void BroadcastReader::unregister() noexcept {
+  if (slot_ == nullptr) return;
+  std::uint64_t expected = token_;
+  if (slot_->owner.compare_exchange_strong(expected, kReaderSlotReclaiming,
+                                           std::memory_order_acq_rel, std::memory_order_relaxed)) {
+    slot_->position.store(kReaderJoining, std::memory_order_relaxed);
+    // SYNC(bcast_slot_free): as in BroadcastRing::evict_reader().
+    slot_->owner.store(kReaderSlotFree, std::memory_order_release);
+  }
+  slot_ = nullptr;
+  evicted_ = true;
+}
+
+bool BroadcastReader::closed() const noexcept {
+  return load_ring_state(cfg_.control) == RingState::kClosed;
+}
+
+}  // namespace shmring

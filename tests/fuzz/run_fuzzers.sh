@@ -1,0 +1,21 @@
+#!/bin/sh
+# Builds the libFuzzer targets with clang, ASan and UBSan in their own build directory and runs
+# each for the given number of seconds (default 30). Usage: tests/fuzz/run_fuzzers.sh [seconds]
+set -eu
+seconds=${1:-30}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${SHMRING_FUZZ_BUILD_DIR:-$root/build-fuzz}
+jobs=${SHMRING_FUZZ_JOBS:-2}
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_COMPILER=clang++ -DSHMRING_SANITIZE='address;undefined' -DSHMRING_LIBFUZZER=ON \
+  -DSHMRING_BUILD_TOOLS=OFF -DSHMRING_BUILD_BENCHMARKS=OFF >/dev/null
+cmake --build "$build" -j"$jobs" --target header_fuzzer record_fuzzer
+for target in header_fuzzer record_fuzzer; do
+  corpus="$build/corpus/$target"
+  mkdir -p "$corpus"
+  seeds="$root/tests/fuzz/corpus/$target"
+  [ -d "$seeds" ] || seeds=""
+  echo "== $target: ${seconds}s"
+  "$build/tests/fuzz/$target" -max_total_time="$seconds" -print_final_stats=1 \
+    -max_len=4096 "$corpus" $seeds
+done

@@ -1,0 +1,101 @@
+// Pins the in-region layout of every ring to kRingLayoutVersion. If this test fails, the layout of
+// something that lives in shared memory changed: bump kRingLayoutVersion in ring_header.h and add
+// a row for the new version below (keep the old rows: they document what older peers expect).
+#include <gtest/gtest.h>
+
+#include <cstddef>
+#include <map>
+#include <string>
+
+#include "shmring/queue/broadcast_ring.h"
+#include "shmring/queue/mpmc_queue.h"
+#include "shmring/queue/ring_header.h"
+#include "shmring/queue/spsc_ring.h"
+
+namespace shmring {
+namespace {
+
+#define SHMRING_FIELD(type, field) \
+  " " #field "@" + std::to_string(offsetof(type, field))
+#define SHMRING_SIZE(type) std::string(#type ":") + std::to_string(sizeof(type))
+
+std::string layout_fingerprint() {
+  std::string s;
+  s += SHMRING_SIZE(RingHeader) + SHMRING_FIELD(RingHeader, magic) + SHMRING_FIELD(RingHeader, version) +
+       SHMRING_FIELD(RingHeader, kind) + SHMRING_FIELD(RingHeader, abi) + SHMRING_FIELD(RingHeader, state) +
+       SHMRING_FIELD(RingHeader, region_bytes) + SHMRING_FIELD(RingHeader, data_offset) +
+       SHMRING_FIELD(RingHeader, capacity) + SHMRING_FIELD(RingHeader, max_record) +
+       SHMRING_FIELD(RingHeader, slot_stride) + SHMRING_FIELD(RingHeader, initial_position) +
+       SHMRING_FIELD(RingHeader, flags) + SHMRING_FIELD(RingHeader, max_readers) + "\n";
+  s += SHMRING_SIZE(PaddedCounter) + SHMRING_FIELD(PaddedCounter, value) + "\n";
+  s += SHMRING_SIZE(SpscRecordHeader) + SHMRING_FIELD(SpscRecordHeader, length) +
+       SHMRING_FIELD(SpscRecordHeader, type) + "\n";
+  s += SHMRING_SIZE(SpscControl) + SHMRING_FIELD(SpscControl, write_pos) +
+       SHMRING_FIELD(SpscControl, read_pos) + "\n";
+  s += SHMRING_SIZE(MpmcSlotHeader) + SHMRING_FIELD(MpmcSlotHeader, sequence) +
+       SHMRING_FIELD(MpmcSlotHeader, length) + "\n";
+  s += SHMRING_SIZE(MpmcCounters) + SHMRING_FIELD(MpmcCounters, skipped) +
+       SHMRING_FIELD(MpmcCounters, aborted) + SHMRING_FIELD(MpmcCounters, force_released) + "\n";
+  s += SHMRING_SIZE(MpmcControl) + SHMRING_FIELD(MpmcControl, enqueue_pos) +
+       SHMRING_FIELD(MpmcControl, dequeue_pos) + SHMRING_FIELD(MpmcControl, counters) + "\n";
+  s += SHMRING_SIZE(BroadcastRecordHeader) + SHMRING_FIELD(BroadcastRecordHeader, length) +
+       SHMRING_FIELD(BroadcastRecordHeader, type) + SHMRING_FIELD(BroadcastRecordHeader, sequence) + "\n";
+  s += SHMRING_SIZE(BroadcastWriterBlock) + SHMRING_FIELD(BroadcastWriterBlock, tail_intent) +
+       SHMRING_FIELD(BroadcastWriterBlock, tail) + SHMRING_FIELD(BroadcastWriterBlock, latest) +
+       SHMRING_FIELD(BroadcastWriterBlock, next_sequence) + "\n";
+  s += SHMRING_SIZE(BroadcastReaderSlot) + SHMRING_FIELD(BroadcastReaderSlot, owner) +
+       SHMRING_FIELD(BroadcastReaderSlot, position) + "\n";
+  s += SHMRING_SIZE(BroadcastControl) + SHMRING_FIELD(BroadcastControl, writer) + "\n";
+  // Constants whose values are part of the format.
+  s += "magic=" + std::to_string(kRingMagic) + " kinds=" +
+       std::to_string(static_cast<int>(RingKind::kSpsc)) + std::to_string(static_cast<int>(RingKind::kMpmc)) +
+       std::to_string(static_cast<int>(RingKind::kBroadcast)) + " records=" +
+       std::to_string(static_cast<int>(RecordType::kData)) + std::to_string(static_cast<int>(RecordType::kPadding)) +
+       " states=" + std::to_string(static_cast<int>(RingState::kActive)) +
+       std::to_string(static_cast<int>(RingState::kClosed)) + " record_align=" +
+       std::to_string(kRecordAlignment) + " slot_align=" + std::to_string(kMpmcSlotAlignment) +
+       " mpmc_seq=" + std::to_string(mpmc::full_seq(5)) + "," + std::to_string(mpmc::skipped_seq(5)) +
+       " lossless=" + std::to_string(kBroadcastLossless) + "\n";
+  return s;
+}
+
+const std::map<std::uint32_t, std::string>& pinned_layouts() {
+  static const std::map<std::uint32_t, std::string> layouts = {
+      {1,
+       "RingHeader:128 magic@0 version@8 kind@12 abi@16 state@20 region_bytes@24 data_offset@32 "
+       "capacity@40 max_record@48 slot_stride@56 initial_position@64 flags@72 max_readers@76\n"
+       "PaddedCounter:128 value@0\n"
+       "SpscRecordHeader:8 length@0 type@4\n"
+       "SpscControl:384 write_pos@128 read_pos@256\n"
+       "MpmcSlotHeader:16 sequence@0 length@8\n"
+       "MpmcCounters:128 skipped@0 aborted@8 force_released@16\n"
+       "MpmcControl:512 enqueue_pos@128 dequeue_pos@256 counters@384\n"
+       "BroadcastRecordHeader:16 length@0 type@4 sequence@8\n"
+       "BroadcastWriterBlock:128 tail_intent@0 tail@8 latest@16 next_sequence@24\n"
+       "BroadcastReaderSlot:128 owner@0 position@8\n"
+       "BroadcastControl:256 writer@128\n"
+       "magic=5138124842793257043 kinds=123 records=12 states=12 record_align=8 slot_align=64 "
+       "mpmc_seq=21,22 lossless=1\n"},
+  };
+  return layouts;
+}
+
+TEST(RingLayout, MatchesThePinnedLayoutOfItsVersion) {
+  const auto& layouts = pinned_layouts();
+  const auto it = layouts.find(kRingLayoutVersion);
+  ASSERT_NE(it, layouts.end()) << "no pinned layout for kRingLayoutVersion " << kRingLayoutVersion
+                               << "; add this one:\n" << layout_fingerprint();
+  EXPECT_EQ(layout_fingerprint(), it->second)
+      << "the ring layout changed: bump kRingLayoutVersion and pin the new layout";
+}
+
+TEST(RingLayout, AtomicsAreLockFreeAndFixedSize) {
+  static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+  static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+  EXPECT_EQ(sizeof(std::atomic<std::uint64_t>), 8u);
+  EXPECT_EQ(alignof(std::atomic<std::uint64_t>), 8u);
+  EXPECT_EQ(kRingAbiFingerprint, 0x4C080804u);
+}
+
+}  // namespace
+}  // namespace shmring
