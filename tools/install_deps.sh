@@ -8,7 +8,8 @@ packages=(
   libabsl-dev libboost-dev                      # library dependencies
   libgtest-dev libgmock-dev libbenchmark-dev    # tests and micro-benchmarks
   clang libclang-rt-14-dev                      # libFuzzer targets
-  libzmq3-dev                                   # ZeroMQ, a peer in the cross-process benchmark
+  libzmq3-dev iceoryx libiceoryx-posh-dev       # peers in the cross-process benchmark
+  gnuplot-nox                                   # plots in docs/benchmarks.md
   tmux                                          # drives `shmring top` in its test
 )
 

@@ -446,6 +446,11 @@ std::unique_ptr<IpcTransport> make_transport(const std::string& name, std::strin
     *why_not = "ZeroMQ (libzmq3-dev) was not found when shmring was built";
     return nullptr;
   }
+  if (name == "iceoryx") {
+    if (auto iceoryx = make_iceoryx_transport()) return iceoryx;
+    *why_not = "iceoryx (Debian's iceoryx, libiceoryx-posh-dev) was not found when shmring was built";
+    return nullptr;
+  }
   const auto known = known_transports();
   if (std::find(known.begin(), known.end(), name) != known.end()) {
     *why_not = "transport '" + name + "' is not implemented in this build";

@@ -8,7 +8,8 @@ namespace shmring::bench {
 std::unique_ptr<IpcTransport> make_pipe_transport();
 std::unique_ptr<IpcTransport> make_uds_transport();
 std::unique_ptr<IpcTransport> make_boost_mq_transport();
-std::unique_ptr<IpcTransport> make_zmq_transport();          // nullptr unless built with ZeroMQ
+std::unique_ptr<IpcTransport> make_zmq_transport();      // nullptr unless built with ZeroMQ
+std::unique_ptr<IpcTransport> make_iceoryx_transport();  // nullptr unless built with iceoryx
 std::unique_ptr<IpcTransport> make_floor_transport();
 std::unique_ptr<IpcTransport> make_shmring_spsc_transport();
 }  // namespace shmring::bench

@@ -1,0 +1,208 @@
+// Eclipse iceoryx 2.0 (Debian's packages) as a peer: the untyped zero-copy API (loan -> write ->
+// publish, take -> read -> release), one topic per direction. prepare() starts its own iox-roudi
+// with a mempool configuration sized for the run; cleanup() stops it by pid. Spin mode busy-polls
+// take(); hybrid and park block on a WaitSet.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <thread>
+
+#include "iceoryx_hoofs/log/logmanager.hpp"
+#include "iceoryx_posh/popo/untyped_publisher.hpp"
+#include "iceoryx_posh/popo/untyped_subscriber.hpp"
+#include "iceoryx_posh/popo/wait_set.hpp"
+#include "iceoryx_posh/runtime/posh_runtime.hpp"
+#include "transports.h"
+
+namespace shmring::bench {
+namespace {
+
+std::size_t queue_depth(std::size_t size) {
+  return std::clamp<std::size_t>((64u << 20) / std::max<std::size_t>(size, 1), 2, 256);
+}
+
+iox::capro::IdString_t id(const std::string& text) {
+  return iox::capro::IdString_t(iox::cxx::TruncateToCapacity, text.c_str());
+}
+
+class IceoryxEndpoint final : public Endpoint {
+ public:
+  IceoryxEndpoint(const std::string& out_topic, const std::string& in_topic, std::size_t size,
+                  bool spin)
+      : subscriber_({id("shmring"), id("bench"), id(in_topic)}, subscriber_options(size)),
+        publisher_({id("shmring"), id("bench"), id(out_topic)}, publisher_options()),
+        spin_(spin) {
+    if (!spin_) {
+      waitset_.emplace();
+      waitset_->attachState(subscriber_, iox::popo::SubscriberState::HAS_DATA)
+          .or_else([](auto&) { std::fprintf(stderr, "iceoryx: cannot attach waitset\n"); });
+    }
+  }
+  // Waits (up to 10 s) until the other side's subscriber is connected, so no message is dropped.
+  bool wait_for_peer() {
+    for (int i = 0; i < 10000 && !publisher_.hasSubscribers(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return publisher_.hasSubscribers();
+  }
+  bool send(const std::byte* data, std::size_t size) override {
+    for (;;) {
+      auto loaned = publisher_.loan(static_cast<std::uint32_t>(size));
+      if (!loaned.has_error()) {
+        std::memcpy(loaned.value(), data, size);
+        publisher_.publish(loaned.value());
+        return true;
+      }
+      if (loaned.get_error() != iox::popo::AllocationError::RUNNING_OUT_OF_CHUNKS) return false;
+    }
+  }
+  bool receive(std::byte* data, std::size_t size) override {
+    for (;;) {
+      auto taken = subscriber_.take();
+      if (!taken.has_error()) {
+        std::memcpy(data, taken.value(), size);
+        subscriber_.release(taken.value());
+        return true;
+      }
+      if (taken.get_error() != iox::popo::ChunkReceiveResult::NO_CHUNK_AVAILABLE) return false;
+      if (waitset_) waitset_->wait();
+    }
+  }
+
+ private:
+  static iox::popo::SubscriberOptions subscriber_options(std::size_t size) {
+    iox::popo::SubscriberOptions options;
+    options.queueCapacity = queue_depth(size);
+    options.historyRequest = 0;
+    options.queueFullPolicy = iox::popo::QueueFullPolicy::BLOCK_PRODUCER;  // lossless
+    return options;
+  }
+  static iox::popo::PublisherOptions publisher_options() {
+    iox::popo::PublisherOptions options;
+    options.historyCapacity = 0;
+    options.subscriberTooSlowPolicy = iox::popo::ConsumerTooSlowPolicy::WAIT_FOR_CONSUMER;
+    return options;
+  }
+
+  iox::popo::UntypedSubscriber subscriber_;
+  iox::popo::UntypedPublisher publisher_;
+  std::optional<iox::popo::WaitSet<>> waitset_;
+  bool spin_;
+};
+
+class IceoryxTransport final : public IpcTransport {
+ public:
+  std::string wait_description(WaitMode wait) const override {
+    return wait == WaitMode::kSpin ? "busy-poll take() (zero-copy loan API)"
+                                   : "WaitSet (zero-copy loan API)";
+  }
+  absl::Status prepare(const BenchConfig& config) override {
+    if (access(kRoudiSocket, F_OK) == 0) {
+      return absl::UnavailableError(
+          "a RouDi already runs on this machine (/tmp/roudi exists): not starting a second one");
+    }
+    started_ = std::chrono::system_clock::now();
+    char dir_template[] = "/tmp/shmring_bench_iox_XXXXXX";
+    if (mkdtemp(dir_template) == nullptr) return absl::InternalError("mkdtemp");
+    dir_ = dir_template;
+    const std::string config_path = dir_ + "/roudi.toml";
+    {
+      // One mempool big enough for the run's messages (plus iceoryx's chunk header), enough chunks
+      // for two full queues in each direction, and a small pool for RouDi's own use.
+      const std::size_t chunk = ((config.size + 256 + 63) / 64) * 64;
+      const std::size_t chunks = 4 * queue_depth(config.size) + 16;
+      std::ofstream toml(config_path);
+      toml << "[general]\nversion = 1\n\n[[segment]]\n\n[[segment.mempool]]\nsize = 128\n"
+              "count = 1000\n\n[[segment.mempool]]\nsize = "
+           << chunk << "\ncount = " << chunks << "\n";
+    }
+    std::fflush(nullptr);
+    roudi_ = fork();
+    if (roudi_ == 0) {
+      const int null = ::open("/dev/null", O_WRONLY);
+      dup2(null, 1);
+      dup2(null, 2);
+      execlp("iox-roudi", "iox-roudi", "-c", config_path.c_str(), nullptr);
+      _exit(127);
+    }
+    if (roudi_ < 0) return absl::InternalError("fork iox-roudi");
+    // RouDi is up when its management socket exists.
+    for (int i = 0; i < 5000; ++i) {
+      struct stat st {};
+      if (stat(kRoudiSocket, &st) == 0) return absl::OkStatus();
+      int status = 0;
+      if (waitpid(roudi_, &status, WNOHANG) == roudi_) {
+        roudi_ = -1;
+        return absl::UnavailableError("iox-roudi exited at start (is another RouDi running?)");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return absl::UnavailableError("iox-roudi did not come up in 5 s");
+  }
+  absl::StatusOr<std::unique_ptr<Endpoint>> open(int side, const BenchConfig& config) override {
+    const std::string name = "shmring_bench_" + std::to_string(side) + "_" + config.run_id;
+    // Only errors: its start-up chatter ("RouDi not found - waiting") would drown the results.
+    iox::log::LogManager::GetLogManager().SetDefaultLogLevel(iox::log::LogLevel::kError,
+                                                         iox::log::LogLevelOutput::kHideLogLevel);
+    iox::runtime::PoshRuntime::initRuntime(iox::RuntimeName_t(iox::cxx::TruncateToCapacity, name.c_str()));
+    auto endpoint = std::make_unique<IceoryxEndpoint>(side == 0 ? "ab" + config.run_id : "ba" + config.run_id,
+                                                      side == 0 ? "ba" + config.run_id : "ab" + config.run_id,
+                                                      config.size, config.wait == WaitMode::kSpin);
+    if (!endpoint->wait_for_peer()) return absl::DeadlineExceededError("iceoryx peer never subscribed");
+    return std::unique_ptr<Endpoint>(std::move(endpoint));
+  }
+  void cleanup() override {
+    if (roudi_ > 0) {
+      kill(roudi_, SIGTERM);
+      int status = 0;
+      for (int i = 0; i < 3000 && waitpid(roudi_, &status, WNOHANG) == 0; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      if (waitpid(roudi_, &status, WNOHANG) == 0) {
+        kill(roudi_, SIGKILL);
+        waitpid(roudi_, &status, 0);
+      }
+      roudi_ = -1;
+      remove_roudi_leftovers();
+    }
+    if (!dir_.empty()) {
+      unlink((dir_ + "/roudi.toml").c_str());
+      rmdir(dir_.c_str());
+      dir_.clear();
+    }
+  }
+
+ private:
+  static constexpr const char* kRoudiSocket = "/tmp/roudi";
+
+  // RouDi 2.0 leaves its management segment, socket and lock files behind when it is stopped.
+  // Remove those that our RouDi made (newer than its start), never an older RouDi's.
+  void remove_roudi_leftovers() const {
+    const auto started = std::chrono::system_clock::to_time_t(started_);
+    for (const char* path : {"/dev/shm/iceoryx_mgmt", "/tmp/roudi", "/tmp/roudi.lock",
+                             "/tmp/iox-unique-roudi.lock"}) {
+      struct stat st {};
+      if (lstat(path, &st) == 0 && st.st_mtime >= started - 1) unlink(path);
+    }
+  }
+
+  pid_t roudi_ = -1;
+  std::chrono::system_clock::time_point started_;
+  std::string dir_;
+};
+
+}  // namespace
+
+std::unique_ptr<IpcTransport> make_iceoryx_transport() {
+  return std::make_unique<IceoryxTransport>();
+}
+
+}  // namespace shmring::bench
