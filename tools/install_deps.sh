@@ -9,7 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev    # tests and micro-benchmarks
   clang libclang-rt-14-dev                      # libFuzzer targets
   libzmq3-dev iceoryx libiceoryx-posh-dev       # peers in the cross-process benchmark
-  gnuplot-nox                                   # plots in docs/benchmarks.md
+  gnuplot-nox python3                           # bench/run_all.sh: plots and tables
   tmux                                          # drives `shmring top` in its test
 )
 

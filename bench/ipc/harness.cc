@@ -236,19 +236,31 @@ Measurement run_once(IpcTransport& transport, const BenchConfig& config) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   record->go.store(1, std::memory_order_release);
-  // Generous limit: a peer that is 1000x slower than expected still finishes; a hung one does not.
+  // Generous limit: a peer 1000x slower than expected still finishes; a hung one does not. When one
+  // side fails, the other would wait for it forever: give it a second, then stop it.
   const std::int64_t deadline = now_ns() + 120'000'000'000;
   bool timed_out = false;
-  for (pid_t child : children) {
-    int status = 0;
-    while (waitpid(child, &status, WNOHANG) == 0) {
-      if (now_ns() > deadline) {
-        timed_out = true;
-        kill(children[0], SIGKILL);
-        kill(children[1], SIGKILL);
+  int running = 2;
+  std::int64_t first_failure_ns = 0;
+  while (running > 0) {
+    for (pid_t& child : children) {
+      int status = 0;
+      if (child > 0 && waitpid(child, &status, WNOHANG) == child) {
+        child = -1;
+        --running;
+        if ((!WIFEXITED(status) || WEXITSTATUS(status) != 0) && first_failure_ns == 0) {
+          first_failure_ns = now_ns();
+        }
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
+    const bool stuck_after_failure = first_failure_ns != 0 && now_ns() - first_failure_ns > 1'000'000'000;
+    if (running > 0 && (now_ns() > deadline || stuck_after_failure)) {
+      timed_out = now_ns() > deadline;
+      for (pid_t child : children) {
+        if (child > 0) kill(child, SIGKILL);
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   transport.cleanup();
   result.errors = record->errors + (timed_out ? 1 : 0);
@@ -419,8 +431,8 @@ int run_benchmark(const BenchConfig& given, std::FILE* out) {
                    static_cast<unsigned long long>(median_of(p999)),
                    static_cast<unsigned long long>(median_of(max)));
     } else {
-      std::fprintf(out, "%.2f M msgs/s (reps %.2f..%.2f) %.2f GB/s", median_of(rates) / 1e6,
-                   *rate_min / 1e6, *rate_max / 1e6, median_of(gbps));
+      std::fprintf(out, "%.0f msgs/s (reps %.0f..%.0f) %.2f GB/s", median_of(rates), *rate_min,
+                   *rate_max, median_of(gbps));
     }
     std::fprintf(out, " lost %llu errors %llu%s%s\n", static_cast<unsigned long long>(lost),
                  static_cast<unsigned long long>(errors), first_error.empty() ? "" : ": ",

@@ -226,16 +226,17 @@ std::uint64_t BroadcastReader::establish_baseline(std::uint64_t position,
   const std::uint64_t index = latest & cfg_.mask;
   // SYNC(bcast_data): acquire loads of data words (see try_read()).
   const std::uint64_t word0 = detail::load_word_acquire(cfg_.data + index);
-  const std::uint64_t sequence = detail::load_word_acquire(cfg_.data + index + 8);
   const auto length = static_cast<std::uint32_t>(word0);
   const auto type = static_cast<std::uint32_t>(word0 >> 32);
   const std::uint64_t size = align_up(sizeof(BroadcastRecordHeader) + length, kRecordAlignment);
-  const std::uint64_t intent = block.tail_intent.load(std::memory_order_acquire);
-  if (intent - latest > cfg_.capacity) return position;  // overwritten meanwhile
   if (type != static_cast<std::uint32_t>(RecordType::kData) || length > cfg_.max_record ||
       size > cfg_.capacity - index || latest + size != position) {
     return position;  // not the record just before `position` (the writer moved on): unknown
   }
+  // Only now is the second header word known to lie inside the data area.
+  const std::uint64_t sequence = detail::load_word_acquire(cfg_.data + index + 8);
+  const std::uint64_t intent = block.tail_intent.load(std::memory_order_acquire);
+  if (intent - latest > cfg_.capacity) return position;  // overwritten meanwhile
   have_sequence_ = true;
   next_sequence_ = sequence + 1;
   return latest;

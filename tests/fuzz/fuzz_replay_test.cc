@@ -2,6 +2,7 @@
 // then mutated byte by byte) and on any files in tests/fuzz/corpus/<target>/.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -59,6 +60,15 @@ void replay_corpus(const char* target, void (*body)(const std::uint8_t*, std::si
 }
 
 TEST(FuzzReplay, HeaderValidationOnMutatedRings) {
+  // SHMRING_WRITE_FUZZ_SEEDS=<dir>: also write the seed rings there (to refresh the corpus).
+  if (const char* dir = std::getenv("SHMRING_WRITE_FUZZ_SEEDS")) {
+    int i = 0;
+    for (const auto& seed : seed_rings()) {
+      std::ofstream out(std::filesystem::path(dir) / ("seed_ring_" + std::to_string(i++)),
+                        std::ios::binary);
+      out.write(reinterpret_cast<const char*>(seed.data()), static_cast<std::streamsize>(seed.size()));
+    }
+  }
   std::mt19937_64 rng(7);
   for (const auto& seed : seed_rings()) {
     fuzz::attach_any_ring(seed.data(), seed.size());

@@ -7,7 +7,8 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${SHMRING_FUZZ_BUILD_DIR:-$root/build-fuzz}
 jobs=${SHMRING_FUZZ_JOBS:-2}
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_COMPILER=clang++ -DSHMRING_SANITIZE='address;undefined' -DSHMRING_LIBFUZZER=ON \
+  -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link \
+  -DSHMRING_SANITIZE='address;undefined' -DSHMRING_LIBFUZZER=ON \
   -DSHMRING_BUILD_TOOLS=OFF -DSHMRING_BUILD_BENCHMARKS=OFF >/dev/null
 cmake --build "$build" -j"$jobs" --target header_fuzzer record_fuzzer
 for target in header_fuzzer record_fuzzer; do
@@ -17,5 +18,6 @@ for target in header_fuzzer record_fuzzer; do
   [ -d "$seeds" ] || seeds=""
   echo "== $target: ${seconds}s"
   "$build/tests/fuzz/$target" -max_total_time="$seconds" -print_final_stats=1 \
+    -artifact_prefix="$build/$target-" \
     -max_len=4096 "$corpus" $seeds
 done

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Runs the standard cross-process benchmark matrix with `shmring bench`, writes results.jsonl (one
+# JSON object per run) and regenerates the cross-process section of docs/benchmarks.md with tables
+# and PNG plots (bench/report.py, gnuplot). Usage: bench/run_all.sh [--quick] [--cpus A,B]
+# Takes about 5 minutes on 2 cores (--quick: about 1 minute, fewer sizes and messages).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+quick=0
+cpus=0,1
+while [ $# -gt 0 ]; do
+  case $1 in
+    --quick) quick=1 ;;
+    --cpus) cpus=$2; shift ;;
+    *) echo "usage: bench/run_all.sh [--quick] [--cpus A,B]" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+tools/install_deps.sh
+launcher=()
+command -v ccache > /dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+cmake -S . -B build/plain -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" > /dev/null
+cmake --build build/plain -j "$(nproc)" --target shmring_cli > /dev/null
+shmring=build/plain/tools/shmring
+out=${SHMRING_RESULTS:-results.jsonl}
+doc=${SHMRING_BENCH_DOC:-docs/benchmarks.md}
+: > "$out"
+
+# Messages per repetition, scaled so each run takes about a second even for slow peers.
+count_for() {  # transport mode size
+  local base
+  case $2 in
+    pingpong|wake) base=100000 ;;
+    throughput) base=$((2000000 / ($3 / 64 + 1))) ;;
+  esac
+  case $1 in
+    zmq) base=$((base / 20)) ;;
+    pipe|uds|boost-mq|iceoryx) base=$((base / 4)) ;;
+  esac
+  [ "$2" = wake ] && base=2000
+  [ $quick -eq 1 ] && base=$((base / 5))
+  [ "$base" -lt 200 ] && base=200
+  echo "$base"
+}
+
+run() {  # transport mode size wait
+  local count
+  count=$(count_for "$1" "$2" "$3")
+  echo "  $1 $2 $3 B $4 (count $count)" >&2
+  "$shmring" bench --json --cpus "$cpus" --transport "$1" --mode "$2" --size "$3" --wait "$4" \
+    --count "$count" --reps 3 >> "$out" || echo "    (reported errors)" >&2
+}
+
+transports="floor shmring-spsc shmring-topic shmring-queue pipe uds boost-mq zmq iceoryx"
+latency_sizes="64 1024 4096"
+throughput_sizes="64 1024 4096 65536 1048576 4194304"
+if [ $quick -eq 1 ]; then
+  latency_sizes="64"
+  throughput_sizes="64 4096 1048576"
+fi
+
+start=$SECONDS
+echo "latency (pingpong, busy-wait):" >&2
+for size in $latency_sizes; do
+  for t in $transports; do run "$t" pingpong "$size" spin; done
+done
+echo "throughput (one way):" >&2
+for size in $throughput_sizes; do
+  for t in $transports; do run "$t" throughput "$size" spin; done
+done
+echo "wake-up of a parked receiver:" >&2
+for t in shmring-spsc shmring-topic pipe uds boost-mq; do run "$t" wake 64 park; done
+echo "fan-out, pipeline, frames:" >&2
+for n in 1 2 4; do
+  "$shmring" bench --json --cpus "$cpus" --transport shmring-topic --mode fanout --subscribers "$n" \
+    --wait hybrid --count "$(count_for shmring-topic throughput 64)" >> "$out" || true
+done
+"$shmring" bench --json --cpus "$cpus" --transport shmring-queue --mode pipeline --wait hybrid \
+  --count "$(count_for shmring-queue throughput 64)" >> "$out" || true
+"$shmring" bench --json --cpus "$cpus" --transport shmring-frames --mode frames --size 4194304 \
+  --count 2000 >> "$out" || true
+echo "matrix done in $((SECONDS - start)) s; $(wc -l < "$out") results in $out" >&2
+
+python3 bench/report.py "$out" "$doc" "$(dirname "$doc")/img"
+echo "$doc regenerated" >&2
