@@ -7,7 +7,10 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
+
+#include "shmring/core/shared_memory.h"
 
 namespace shmring::testing {
 
@@ -72,6 +75,26 @@ std::vector<std::string> dev_shm_entries(const std::string& prefix) {
     closedir(dir);
   }
   return names;
+}
+
+void make_stale_segment(const std::string& path, std::size_t size) {
+  int ready[2];
+  if (pipe(ready) != 0) std::abort();
+  const pid_t child = fork_child([&] {
+    SharedMemory shm;
+    shm.set_native_key(path);
+    if (!shm.create(size)) return 1;
+    (void)!write(ready[1], "x", 1);
+    pause();
+    return 0;
+  });
+  char byte = 0;
+  const bool created = read(ready[0], &byte, 1) == 1;
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  close(ready[0]);
+  close(ready[1]);
+  if (!created) std::abort();  // the test cannot go on without it
 }
 
 ChildResult run_as_nobody(const std::function<int()>& body) {

@@ -32,6 +32,10 @@ ChildResult wait_child(pid_t pid, std::chrono::milliseconds timeout = std::chron
 // Names under /dev/shm that start with `prefix`.
 std::vector<std::string> dev_shm_entries(const std::string& prefix);
 
+// Creates a segment at the file path `path` (SharedMemory file backend) in a child process that is
+// then killed with SIGKILL: the segment is left stale (no live attachment).
+void make_stale_segment(const std::string& path, std::size_t size = 64);
+
 // Runs `body` in a forked child as user/group nobody (65534) and returns its result; used for
 // permission tests (the suite runs as root).
 ChildResult run_as_nobody(const std::function<int()>& body);

@@ -30,24 +30,8 @@ class CliSegmentTest : public ::testing::Test {
     rmdir(dir_.c_str());
   }
   std::string path(const std::string& name) const { return dir_ + "/" + name; }
-  void make_stale(const std::string& name) {
-    int ready[2];
-    ASSERT_EQ(pipe(ready), 0);
-    const pid_t child = testing::fork_child([&] {
-      SharedMemory shm;
-      shm.set_native_key(path(name));
-      if (!shm.create(64)) return 1;
-      (void)!write(ready[1], "x", 1);
-      pause();
-      return 0;
-    });
-    char byte;
-    ASSERT_EQ(read(ready[0], &byte, 1), 1);
-    kill(child, SIGKILL);
-    waitpid(child, nullptr, 0);
-    close(ready[0]);
-    close(ready[1]);
-  }
+  void make_stale(const std::string& name) { testing::make_stale_segment(path(name)); }
+
   std::string dir_;
 };
 
