@@ -82,5 +82,6 @@ done
   --count 2000 >> "$out" || true
 echo "matrix done in $((SECONDS - start)) s; $(wc -l < "$out") results in $out" >&2
 
-python3 bench/report.py "$out" "$doc" "$(dirname "$doc")/img"
+readme=${SHMRING_README:-README.md}
+python3 bench/report.py "$out" "$doc" "$(dirname "$doc")/img" "$readme"
 echo "$doc regenerated" >&2

@@ -41,23 +41,45 @@ bool pin_to_cpu(int cpu) {
   return sched_setaffinity(0, sizeof set, &set) == 0;
 }
 
-// What the two measuring processes hand back to the parent (in a MAP_SHARED mapping).
+constexpr int kMaxSides = 9;  // a publisher and up to 8 subscribers
+
+// What one measuring process hands back to the parent.
+struct SideRecord {
+  std::uint64_t received = 0;
+  std::uint64_t sent = 0;
+  std::uint64_t lost = 0;
+  std::uint64_t checksum = 0;  // pipeline: sum of the sequence numbers received
+  std::int64_t first_ns = 0;
+  std::int64_t last_ns = 0;
+};
+
+// What the measuring processes share with the parent (a MAP_SHARED mapping).
 struct RunRecord {
   LatencyHistogram latency;
   std::atomic<int> ready{0};
   std::atomic<int> go{0};
-  std::uint64_t received = 0;
+  std::atomic<std::uint64_t> consumed{0};  // pipeline: items taken by all consumers together
+  SideRecord sides[kMaxSides];
   std::uint64_t lost = 0;
-  std::uint64_t errors = 0;
-  std::int64_t first_ns = 0;
-  std::int64_t last_ns = 0;
+  std::atomic<std::uint64_t> errors{0};
   double memcpy_bytes_per_ns = 0;
   char error[256] = {};
 };
 
+int sides_for(const BenchConfig& config) {
+  if (config.mode == "fanout") return 1 + std::clamp(config.subscribers, 1, kMaxSides - 1);
+  if (config.mode == "pipeline") return 4;
+  return 2;
+}
+
+// Senders on the first core, receivers on the second.
+int cpu_for(const BenchConfig& config, int side) {
+  const bool sender = config.mode == "pipeline" ? side < 2 : side == 0;
+  return config.cpus[sender ? 0 : 1];
+}
+
 void record_error(RunRecord* record, const std::string& text) {
-  ++record->errors;
-  if (record->error[0] == '\0') {
+  if (record->errors.fetch_add(1) == 0) {
     std::snprintf(record->error, sizeof record->error, "%s", text.c_str());
   }
 }
@@ -90,8 +112,9 @@ void run_round_trips(int side, Endpoint& endpoint, const BenchConfig& config, Ru
   std::int64_t scheduled = now_ns();
   for (std::uint64_t i = 0; i < total; ++i) {
     if (wake) {
-      // Idle long enough for the receiver to park (its spin phase is far shorter than this).
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      // Idle long enough for the receiver to park (its spin phase is far shorter than this);
+      // spinning, not sleeping, so this core stays awake (see child_main).
+      spin_until(now_ns() + 200'000);
       scheduled = now_ns();
     } else if (interval > 0) {
       scheduled += interval;
@@ -106,7 +129,7 @@ void run_round_trips(int side, Endpoint& endpoint, const BenchConfig& config, Ru
     }
     if (i >= warmup) record->latency.record(static_cast<std::uint64_t>(now_ns() - scheduled));
   }
-  record->received = config.count;
+  record->sides[1].received = config.count;
 }
 
 // Throughput: A streams `count` messages carrying a sequence number; B checks the sequence and
@@ -131,6 +154,7 @@ void run_stream(int side, Endpoint& endpoint, const BenchConfig& config, RunReco
     }
     return;
   }
+  SideRecord& mine = record->sides[side];
   std::uint64_t expected = 0;
   for (std::uint64_t i = 0; i < config.count; ++i) {
     if (!endpoint.receive(message.data(), message.size())) {
@@ -138,22 +162,89 @@ void run_stream(int side, Endpoint& endpoint, const BenchConfig& config, RunReco
       return;
     }
     const std::int64_t t = now_ns();
-    if (i == 0) record->first_ns = t;
-    record->last_ns = t;
+    if (i == 0) mine.first_ns = t;
+    mine.last_ns = t;
     if (numbered) {
       std::uint64_t sequence = 0;
       std::memcpy(&sequence, message.data(), sizeof sequence);
       if (sequence != expected) {
         if (sequence > expected) {
-          record->lost += sequence - expected;
+          mine.lost += sequence - expected;
         } else {
           record_error(record, "B: sequence went backwards");
         }
       }
       expected = sequence + 1;
     }
-    ++record->received;
+    ++mine.received;
   }
+}
+
+// Pipeline: producers (sides 0, 1) each send count / 2 numbered items; consumers (2, 3) compete for
+// them until all count items are taken, summing the numbers so the parent can check that every
+// item arrived exactly once.
+void run_pipeline(int side, Endpoint& endpoint, const BenchConfig& config, RunRecord* record) {
+  std::vector<std::byte> message(std::max<std::size_t>(config.size, sizeof(std::uint64_t)));
+  SideRecord& mine = record->sides[side];
+  const std::uint64_t per_producer = config.count / 2;
+  if (side < 2) {
+    for (std::uint64_t i = 0; i < per_producer; ++i) {
+      const std::uint64_t number = side * per_producer + i + 1;
+      std::memcpy(message.data(), &number, sizeof number);
+      if (!endpoint.send(message.data(), message.size())) {
+        record_error(record, "producer: send failed");
+        return;
+      }
+      ++mine.sent;
+    }
+    return;
+  }
+  const std::uint64_t total = per_producer * 2;
+  while (record->consumed.load() < total) {
+    if (!endpoint.receive(message.data(), message.size())) {
+      if (record->consumed.load() >= total) break;  // the other consumer took the last ones
+      record_error(record, "consumer: receive failed");
+      return;
+    }
+    std::uint64_t number = 0;
+    std::memcpy(&number, message.data(), sizeof number);
+    const std::int64_t t = now_ns();
+    if (mine.received == 0) mine.first_ns = t;
+    mine.last_ns = t;
+    mine.checksum += number;
+    ++mine.received;
+    record->consumed.fetch_add(1);
+  }
+}
+
+// Frames: the publisher hands over `count` frames written in place (only the frame number is
+// touched); the subscriber takes the newest frame each time, in place, and releases it.
+void run_frames(int side, Endpoint& endpoint, const BenchConfig& config, RunRecord* record) {
+  SideRecord& mine = record->sides[side];
+  if (side == 0) {
+    mine.first_ns = now_ns();
+    for (std::uint64_t i = 1; i <= config.count; ++i) {
+      if (!endpoint.send_in_place(config.size, i)) {
+        record_error(record, "frames: publish failed");
+        return;
+      }
+    }
+    mine.last_ns = now_ns();
+    mine.sent = config.count;
+    return;
+  }
+  std::uint64_t number = 0;
+  while (number < config.count) {
+    if (!endpoint.receive_in_place(config.size, &number)) {
+      record_error(record, "frames: receive failed");
+      return;
+    }
+    const std::int64_t t = now_ns();
+    if (mine.received == 0) mine.first_ns = t;
+    mine.last_ns = t;
+    ++mine.received;
+  }
+  mine.lost = config.count - mine.received;
 }
 
 // The bandwidth floor: one core copying the message size over and over.
@@ -168,14 +259,18 @@ void run_memcpy(const BenchConfig& config, RunRecord* record) {
   const std::int64_t elapsed = std::max<std::int64_t>(now_ns() - start, 1);
   record->memcpy_bytes_per_ns =
       static_cast<double>(config.size) * static_cast<double>(rounds) / static_cast<double>(elapsed);
-  record->received = rounds;
-  record->first_ns = start;
-  record->last_ns = start + elapsed;
+  record->sides[1].received = rounds;
+  record->sides[1].first_ns = start;
+  record->sides[1].last_ns = start + elapsed;
 }
 
-int child_main(int side, IpcTransport& transport, const BenchConfig& config, RunRecord* record) {
-  if (!pin_to_cpu(config.cpus[static_cast<std::size_t>(side)])) {
-    record_error(record, "cannot pin to cpu " + std::to_string(config.cpus[side]));
+int child_main(int side, IpcTransport& transport, const BenchConfig& given, RunRecord* record) {
+  // Wake mode measures a parked *receiver*: side A busy-waits (through the idle gap too), so its
+  // core never sleeps and only B's wake-up is in the round trip.
+  BenchConfig config = given;
+  if (config.mode == "wake" && side == 0) config.wait = WaitMode::kSpin;
+  if (!pin_to_cpu(cpu_for(config, side))) {
+    record_error(record, "cannot pin to cpu " + std::to_string(cpu_for(config, side)));
   }
   const bool memcpy_floor = config.transport == "floor" && config.mode == "throughput";
   std::unique_ptr<Endpoint> endpoint;
@@ -193,19 +288,31 @@ int child_main(int side, IpcTransport& transport, const BenchConfig& config, Run
   }
   if (memcpy_floor) {
     if (side == 0) run_memcpy(config, record);
-  } else if (config.mode == "throughput") {
-    run_stream(side, *endpoint, config, record);
+  } else if (config.mode == "throughput" || config.mode == "fanout") {
+    run_stream(side == 0 ? 0 : side, *endpoint, config, record);
+  } else if (config.mode == "pipeline") {
+    run_pipeline(side, *endpoint, config, record);
+  } else if (config.mode == "frames") {
+    run_frames(side, *endpoint, config, record);
   } else {
     run_round_trips(side, *endpoint, config, record);
   }
-  return record->errors == 0 ? 0 : 1;
+  return record->errors.load() == 0 ? 0 : 1;
+}
+
+template <typename T>
+T median_of(std::vector<T> values) {
+  if (values.empty()) return T{};
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
 }
 
 struct Measurement {
   bool ok = false;
   std::string error;
   std::uint64_t p50 = 0, p99 = 0, p999 = 0, max = 0;
-  double msgs_per_s = 0;
+  double msgs_per_s = 0;   // per receiver (fanout: the slowest subscriber's rate)
+  double msgs_per_s_median_subscriber = 0;
   double gbps = 0;
   std::uint64_t lost = 0;
   std::uint64_t errors = 0;
@@ -226,21 +333,22 @@ Measurement run_once(IpcTransport& transport, const BenchConfig& config) {
     return result;
   }
   std::fflush(nullptr);
-  pid_t children[2] = {-1, -1};
-  for (int side = 1; side >= 0; --side) {  // B first, so it is ready to receive
+  const int sides = sides_for(config);
+  std::vector<pid_t> children(static_cast<std::size_t>(sides), -1);
+  for (int side = sides - 1; side >= 0; --side) {  // receivers first, so they are ready
     children[side] = fork();
     if (children[side] == 0) _exit(child_main(side, transport, config, record));
   }
   const std::int64_t ready_deadline = now_ns() + 20'000'000'000;
-  while (record->ready.load() < 2 && now_ns() < ready_deadline) {
+  while (record->ready.load() < sides && now_ns() < ready_deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   record->go.store(1, std::memory_order_release);
   // Generous limit: a peer 1000x slower than expected still finishes; a hung one does not. When one
-  // side fails, the other would wait for it forever: give it a second, then stop it.
+  // side fails, the others could wait for it forever: give them a second, then stop them.
   const std::int64_t deadline = now_ns() + 120'000'000'000;
   bool timed_out = false;
-  int running = 2;
+  int running = sides;
   std::int64_t first_failure_ns = 0;
   while (running > 0) {
     for (pid_t& child : children) {
@@ -253,7 +361,8 @@ Measurement run_once(IpcTransport& transport, const BenchConfig& config) {
         }
       }
     }
-    const bool stuck_after_failure = first_failure_ns != 0 && now_ns() - first_failure_ns > 1'000'000'000;
+    const bool stuck_after_failure =
+        first_failure_ns != 0 && now_ns() - first_failure_ns > 1'000'000'000;
     if (running > 0 && (now_ns() > deadline || stuck_after_failure)) {
       timed_out = now_ns() > deadline;
       for (pid_t child : children) {
@@ -263,32 +372,54 @@ Measurement run_once(IpcTransport& transport, const BenchConfig& config) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   transport.cleanup();
-  result.errors = record->errors + (timed_out ? 1 : 0);
-  result.lost = record->lost;
+  result.errors = record->errors.load() + (timed_out ? 1 : 0);
   result.error = timed_out ? "timed out after 120 s" : record->error;
   const LatencyHistogram& h = record->latency;
   result.p50 = h.percentile(50);
   result.p99 = h.percentile(99);
   result.p999 = h.percentile(99.9);
   result.max = h.max();
+  auto rate_of = [](const SideRecord& side) {
+    if (side.received < 2 || side.last_ns <= side.first_ns) return 0.0;
+    return static_cast<double>(side.received - 1) /
+           (static_cast<double>(side.last_ns - side.first_ns) / 1e9);
+  };
   if (record->memcpy_bytes_per_ns > 0) {
     result.gbps = record->memcpy_bytes_per_ns;  // bytes per ns == GB/s
     result.msgs_per_s = record->memcpy_bytes_per_ns * 1e9 / static_cast<double>(config.size);
-  } else if (record->received > 1 && record->last_ns > record->first_ns) {
-    const double seconds = static_cast<double>(record->last_ns - record->first_ns) / 1e9;
-    result.msgs_per_s = static_cast<double>(record->received - 1) / seconds;
-    result.gbps = result.msgs_per_s * static_cast<double>(config.size) / 1e9;
+  } else if (config.mode == "pipeline") {
+    // Items through the pipeline per second: all consumers' items over the span they covered.
+    std::uint64_t received = 0, checksum = 0;
+    std::int64_t first = INT64_MAX, last = 0;
+    for (int side = 2; side < 4; ++side) {
+      const SideRecord& r = record->sides[side];
+      received += r.received;
+      checksum += r.checksum;
+      if (r.received > 0) first = std::min(first, r.first_ns);
+      last = std::max(last, r.last_ns);
+    }
+    const std::uint64_t total = config.count / 2 * 2;
+    if (received != total || checksum != total * (total + 1) / 2) {
+      ++result.errors;
+      result.error = "pipeline: " + std::to_string(received) + " of " + std::to_string(total) +
+                     " items arrived, checksum " + (checksum == total * (total + 1) / 2 ? "ok" : "wrong");
+    }
+    result.lost = total > received ? total - received : 0;
+    if (last > first) result.msgs_per_s = static_cast<double>(received) / (static_cast<double>(last - first) / 1e9);
+  } else {
+    // Every receiving side (fanout: each subscriber); report the slowest and the median.
+    std::vector<double> rates;
+    for (int side = 1; side < sides; ++side) {
+      rates.push_back(rate_of(record->sides[side]));
+      result.lost += record->sides[side].lost;
+    }
+    result.msgs_per_s = *std::min_element(rates.begin(), rates.end());
+    result.msgs_per_s_median_subscriber = median_of(rates);
   }
+  if (result.gbps == 0) result.gbps = result.msgs_per_s * static_cast<double>(config.size) / 1e9;
   result.ok = result.errors == 0;
   munmap(memory, sizeof(RunRecord));
   return result;
-}
-
-template <typename T>
-T median_of(std::vector<T> values) {
-  if (values.empty()) return T{};
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
 }
 
 std::string cpus_text(const std::vector<int>& cpus) {
@@ -307,6 +438,23 @@ std::string json_escape(const std::string& text) {
 }
 
 }  // namespace
+
+bool Endpoint::send_in_place(std::size_t size, std::uint64_t number) {
+  std::vector<std::byte> message(std::max<std::size_t>(size, sizeof number));
+  std::memcpy(message.data(), &number, sizeof number);
+  return send(message.data(), size);
+}
+
+bool Endpoint::receive_in_place(std::size_t size, std::uint64_t* number) {
+  std::vector<std::byte> message(std::max<std::size_t>(size, sizeof *number));
+  if (!receive(message.data(), size)) return false;
+  std::memcpy(number, message.data(), sizeof *number);
+  return true;
+}
+
+bool IpcTransport::supports(const std::string& mode) const {
+  return mode == "pingpong" || mode == "throughput" || mode == "wake";
+}
 
 std::string to_string(WaitMode wait) {
   switch (wait) {
@@ -346,14 +494,20 @@ int run_benchmark(const BenchConfig& given, std::FILE* out) {
     }
     std::fflush(out);
   };
-  if (config.mode != "pingpong" && config.mode != "throughput" && config.mode != "wake") {
-    emit_skip("mode '" + config.mode + "' is not implemented by this harness yet");
-    return 0;
+  static const char* const kModes[] = {"pingpong", "throughput", "wake", "fanout", "pipeline",
+                                        "frames"};
+  if (std::find(std::begin(kModes), std::end(kModes), config.mode) == std::end(kModes)) {
+    emit_skip("unknown mode '" + config.mode + "'");
+    return 1;
   }
   std::string why_not;
   std::unique_ptr<IpcTransport> transport = make_transport(config.transport, &why_not);
   if (transport == nullptr) {
     emit_skip(why_not);
+    return 0;
+  }
+  if (!transport->supports(config.mode)) {
+    emit_skip("transport '" + config.transport + "' has no " + config.mode + " mode");
     return 0;
   }
   const std::uint64_t floor_before = probe_floor_ns(config.cpus);
@@ -388,12 +542,13 @@ int run_benchmark(const BenchConfig& given, std::FILE* out) {
     std::fprintf(
         out,
         "{\"transport\":\"%s\",\"mode\":\"%s\",\"size\":%zu,\"wait\":\"%s\",\"wait_how\":\"%s\","
-        "\"cpus\":\"%s\",\"count\":%llu,\"repetitions\":%zu,\"rate\":%.0f,"
+        "\"cpus\":\"%s\",\"count\":%llu,\"repetitions\":%zu,\"rate\":%.0f,\"subscribers\":%d,"
         "\"floor_probe_ns\":%llu,\"floor_probe_after_ns\":%llu,\"placement\":\"%s\"",
         config.transport.c_str(), config.mode.c_str(), config.size, to_string(config.wait).c_str(),
         json_escape(transport->wait_description(config.wait)).c_str(),
         cpus_text(config.cpus).c_str(), static_cast<unsigned long long>(config.count), runs.size(),
-        config.rate, static_cast<unsigned long long>(floor_before),
+        config.rate, config.mode == "pipeline" ? 2 : sides_for(config) - 1,
+        static_cast<unsigned long long>(floor_before),
         static_cast<unsigned long long>(floor_after), placement.c_str());
     if (latency_mode) {
       std::fprintf(out,
@@ -450,6 +605,9 @@ std::vector<std::string> known_transports() {
 std::unique_ptr<IpcTransport> make_transport(const std::string& name, std::string* why_not) {
   if (name == "floor") return make_floor_transport();
   if (name == "shmring-spsc") return make_shmring_spsc_transport();
+  if (name == "shmring-topic") return make_shmring_topic_transport();
+  if (name == "shmring-queue") return make_shmring_queue_transport();
+  if (name == "shmring-frames") return make_shmring_frames_transport();
   if (name == "pipe") return make_pipe_transport();
   if (name == "uds") return make_uds_transport();
   if (name == "boost-mq") return make_boost_mq_transport();

@@ -3,6 +3,7 @@
 // with a mempool configuration sized for the run; cleanup() stops it by pid. Spin mode busy-polls
 // take(); hybrid and park block on a WaitSet.
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -14,6 +15,7 @@
 #include <fstream>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "iceoryx_hoofs/log/logmanager.hpp"
 #include "iceoryx_posh/popo/untyped_publisher.hpp"
@@ -187,10 +189,13 @@ class IceoryxTransport final : public IpcTransport {
   // Remove those that our RouDi made (newer than its start), never an older RouDi's.
   void remove_roudi_leftovers() const {
     const auto started = std::chrono::system_clock::to_time_t(started_);
-    for (const char* path : {"/dev/shm/iceoryx_mgmt", "/tmp/roudi", "/tmp/roudi.lock",
-                             "/tmp/iox-unique-roudi.lock"}) {
+    std::vector<std::string> paths = {"/dev/shm/iceoryx_mgmt", "/tmp/roudi", "/tmp/roudi.lock",
+                                      "/tmp/iox-unique-roudi.lock"};
+    // The payload segment is named after the writers' group.
+    if (const group* g = getgrgid(getegid())) paths.push_back(std::string("/dev/shm/") + g->gr_name);
+    for (const std::string& path : paths) {
       struct stat st {};
-      if (lstat(path, &st) == 0 && st.st_mtime >= started - 1) unlink(path);
+      if (lstat(path.c_str(), &st) == 0 && st.st_mtime >= started - 1) unlink(path.c_str());
     }
   }
 

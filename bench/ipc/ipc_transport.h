@@ -40,6 +40,11 @@ class Endpoint {
   virtual bool send(const std::byte* data, std::size_t size) = 0;
   // Receives one message of `size` bytes into `data`, waiting while there is none.
   virtual bool receive(std::byte* data, std::size_t size) = 0;
+  // Zero-copy forms (frames mode): publish a `size`-byte message written in place (only its first
+  // 8 bytes, a frame number, are touched) / take the next message in place and release it.
+  // `*number` gets those 8 bytes. The defaults copy through send()/receive().
+  virtual bool send_in_place(std::size_t size, std::uint64_t number);
+  virtual bool receive_in_place(std::size_t size, std::uint64_t* number);
 };
 
 class IpcTransport {
@@ -49,8 +54,11 @@ class IpcTransport {
   virtual std::string wait_description(WaitMode wait) const = 0;
   // In the parent, before the two processes are forked: creates what both sides open.
   virtual absl::Status prepare(const BenchConfig& config) = 0;
-  // In a child process: opens side 0 (A) or 1 (B).
+  // In a child process: opens side `side`. Two-process modes use side 0 (A) and 1 (B); fanout
+  // uses 0 (publisher) and 1..subscribers; pipeline uses 0-1 (producers) and 2-3 (consumers).
   virtual absl::StatusOr<std::unique_ptr<Endpoint>> open(int side, const BenchConfig& config) = 0;
+  // Modes this transport can run (default: pingpong, throughput, wake).
+  virtual bool supports(const std::string& mode) const;
   // In the parent after both children exited (also after failures): removes what prepare() made.
   virtual void cleanup() = 0;
 };

@@ -100,6 +100,17 @@ std::size_t allocation_bytes(int fd, std::size_t wanted) {
   return wanted;
 }
 
+// Opens the descriptor that holds an attachment's OFD lock. It is opened read-write whenever the
+// caller may, even for a kReadOnly attachment: it is never mapped, and only a writable description
+// can take the exclusive lock that lets the last attachment remove the segment. Without write
+// permission it falls back to read-only (that attachment then cannot be the one that removes it;
+// the segment becomes stale when it goes, for the next create() or `shmring gc`).
+int open_lock_descriptor(const std::string& path, AccessMode mode, int extra_flags) {
+  const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC | extra_flags);
+  if (fd >= 0 || mode == AccessMode::kReadWrite || (errno != EACCES && errno != EROFS)) return fd;
+  return open(path.c_str(), O_RDONLY | O_CLOEXEC | extra_flags);
+}
+
 // A new open file description of the file open at `fd` (not a dup, which would share one).
 int reopen(int fd, bool writable) {
   const std::string self = "/proc/self/fd/" + std::to_string(fd);
@@ -493,9 +504,8 @@ bool SharedMemory::do_attach(AccessMode mode, bool* not_found) {
     return fail(SharedMemoryError::kKeyError, "attach", problem);
   }
   const std::string path = path_for_open();
-  const int flags = (mode == AccessMode::kReadOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOFOLLOW;
   for (int attempt = 0; attempt < kRaceRetries; ++attempt) {
-    const int fd = open(path.c_str(), flags);
+    const int fd = open_lock_descriptor(path, mode, O_NOFOLLOW);
     if (fd < 0) {
       const int saved = errno;
       *not_found = (saved == ENOENT);
@@ -524,8 +534,7 @@ bool SharedMemory::attach_fd(int fd, AccessMode mode) {
   if (is_attached()) return fail(SharedMemoryError::kAlreadyExists, "attach_fd", "already attached");
   // A new open file description of the same file, so this attachment holds a lock of its own.
   const std::string path = "/proc/self/fd/" + std::to_string(fd);
-  const int flags = (mode == AccessMode::kReadOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
-  const int own = open(path.c_str(), flags);
+  const int own = open_lock_descriptor(path, mode, 0);
   if (own < 0) {
     const int saved = errno;
     return fail(saved == ENOENT ? SharedMemoryError::kNotFound : error_from_errno(saved),

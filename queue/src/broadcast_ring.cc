@@ -102,6 +102,39 @@ absl::StatusOr<BroadcastRing> BroadcastRing::create(void* region, std::size_t by
   return attach(region, bytes);
 }
 
+namespace {
+
+// The sequence number a writer taking over the ring continues with. try_write() stores
+// next_sequence, then latest, then tail, so a writer killed between those stores leaves
+// next_sequence one ahead of what readers saw published. The record at `latest` settles it: if it
+// ends at tail it is the last published record (next = its sequence + 1); if it starts at or after
+// tail it was never published (next = its own sequence). Falls back to the stored value when the
+// record does not add up (corrupt or never written).
+std::uint64_t next_sequence_for_new_writer(const BroadcastControl& control, const std::byte* data,
+                                           const RingGeometry& g, std::uint64_t tail) {
+  const BroadcastWriterBlock& w = control.writer;
+  const std::uint64_t stored = w.next_sequence.load(std::memory_order_relaxed);
+  // SYNC(bcast_latest): pairs with the release store of latest in try_write().
+  const std::uint64_t latest = w.latest.load(std::memory_order_acquire);
+  if (tail == g.initial_position || latest % kRecordAlignment != 0) return stored;
+  const bool unpublished = static_cast<std::int64_t>(latest - tail) >= 0;
+  if ((unpublished ? latest - tail : tail - latest) > g.capacity) return stored;
+  const std::uint64_t index = latest & g.mask;
+  if (index + sizeof(BroadcastRecordHeader) > g.capacity) return stored;
+  const std::uint64_t word0 = detail::load_word_acquire(data + index);
+  const auto length = static_cast<std::uint32_t>(word0);
+  const auto type = static_cast<std::uint32_t>(word0 >> 32);
+  if (type != static_cast<std::uint32_t>(RecordType::kData) || length > g.max_record) return stored;
+  const std::uint64_t sequence = detail::load_word_acquire(data + index + 8);
+  if (unpublished) return sequence;
+  if (latest + align_up(sizeof(BroadcastRecordHeader) + length, kRecordAlignment) == tail) {
+    return sequence + 1;
+  }
+  return stored;
+}
+
+}  // namespace
+
 absl::StatusOr<BroadcastRing> BroadcastRing::attach(void* region, std::size_t bytes) {
   absl::StatusOr<RingGeometry> geometry = read_ring_header(region, bytes, RingKind::kBroadcast);
   if (!geometry.ok()) return geometry.status();
@@ -110,7 +143,8 @@ absl::StatusOr<BroadcastRing> BroadcastRing::attach(void* region, std::size_t by
   auto* control = static_cast<BroadcastControl*>(region);
   // SYNC(bcast_tail): pairs with the release store of tail in try_write() (a previous writer's).
   const std::uint64_t tail = control->writer.tail.load(std::memory_order_acquire);
-  const std::uint64_t sequence = control->writer.next_sequence.load(std::memory_order_relaxed);
+  const std::uint64_t sequence = next_sequence_for_new_writer(
+      *control, static_cast<const std::byte*>(region) + g.data_offset, g, tail);
   if (tail % kRecordAlignment != 0) {
     return absl::DataLossError(absl::StrCat("BroadcastRing::attach: tail ", tail, " is misaligned"));
   }

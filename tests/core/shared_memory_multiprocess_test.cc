@@ -89,6 +89,50 @@ TEST(SharedMemoryMultiprocessTest, LastDetachInAnotherProcessRemovesTheSegment) 
   EXPECT_FALSE(dev_shm_has(native));
 }
 
+TEST(SharedMemoryMultiprocessTest, LastDetachByReadOnlyAttachmentRemovesTheSegment) {
+  const std::string key = unique_key("mp_rolast");
+  const std::string native = SharedMemory::native_key_for(key);
+  SharedMemory writer(key);
+  writer.set_permissions(0644);
+  ASSERT_TRUE(writer.create(4096));
+  ReadyPipe attached, writer_gone;
+  const pid_t child = fork_child([&] {
+    SharedMemory reader(key);
+    if (!reader.attach(AccessMode::kReadOnly)) return 1;
+    attached.signal();
+    writer_gone.wait();
+    return reader.detach() ? 0 : 2;  // the last one, and read-only
+  });
+  ASSERT_TRUE(attached.wait());
+  writer.detach();
+  writer_gone.signal();
+  EXPECT_TRUE(wait_child(child).ok());
+  EXPECT_FALSE(dev_shm_has(native));
+  // Without write permission the last read-only attachment cannot remove it: it is left stale,
+  // which create() and gc reclaim.
+  const std::string other = unique_key("mp_rolast_nobody");
+  SharedMemory owner(other);
+  owner.set_permissions(0644);
+  ASSERT_TRUE(owner.create(4096));
+  ReadyPipe nobody_attached, owner_gone;
+  const pid_t nobody = fork_child([&] {
+    if (setgid(65534) != 0 || setuid(65534) != 0) return 98;
+    SharedMemory reader(other);
+    if (!reader.attach(AccessMode::kReadOnly)) return 1;
+    nobody_attached.signal();
+    owner_gone.wait();
+    return reader.detach() ? 0 : 2;
+  });
+  ASSERT_TRUE(nobody_attached.wait());
+  owner.detach();
+  owner_gone.signal();
+  EXPECT_TRUE(wait_child(nobody).ok());
+  SharedMemory probe(other);
+  EXPECT_FALSE(probe.exists());  // stale, not live
+  EXPECT_TRUE(probe.destroy());  // and removable
+  EXPECT_FALSE(dev_shm_has(SharedMemory::native_key_for(other)));
+}
+
 TEST(SharedMemoryMultiprocessTest, ProcessExitingNormallyLeavesNothing) {
   const std::string key = unique_key("mp_exit");
   const pid_t child = fork_child([&] {

@@ -12,6 +12,10 @@ int run_ls(const std::vector<std::string>& args);
 int run_rm(const std::vector<std::string>& args);
 int run_gc(const std::vector<std::string>& args);
 int run_bench(const std::vector<std::string>& args);
+int run_stat(const std::vector<std::string>& args);
+int run_top(const std::vector<std::string>& args);
+int run_pub(const std::vector<std::string>& args);
+int run_sub(const std::vector<std::string>& args);
 
 // Prints "shmring CMD: message" to stderr and returns `status`.
 int report_error(const std::string& command, const std::string& message, int status = 1);

@@ -13,6 +13,10 @@ constexpr const char* kUsage =
     "\n"
     "commands:\n"
     "  ls     list segments and channels on this machine (live / stale)\n"
+    "  stat   show a channel: counters, rates, every endpoint and its lag\n"
+    "  top    live view of all channels (q or Ctrl-C to quit)\n"
+    "  pub    publish lines (or length-prefixed records) from stdin to a channel\n"
+    "  sub    print what arrives on a channel\n"
     "  rm     remove a segment or channel by name\n"
     "  gc     remove every stale segment (all users dead); --dry-run to preview\n"
     "  bench  cross-process benchmark against the physical floor and other IPC mechanisms\n"
@@ -32,5 +36,9 @@ int main(int argc, char** argv) {
   if (command == "rm") return shmring::cli::run_rm(args);
   if (command == "gc") return shmring::cli::run_gc(args);
   if (command == "bench") return shmring::cli::run_bench(args);
+  if (command == "stat") return shmring::cli::run_stat(args);
+  if (command == "top") return shmring::cli::run_top(args);
+  if (command == "pub") return shmring::cli::run_pub(args);
+  if (command == "sub") return shmring::cli::run_sub(args);
   return shmring::cli::report_error(command, "unknown command (see shmring --help)", 2);
 }

@@ -9,9 +9,41 @@
 #include "commands.h"
 #include "shmring/core/segment_directory.h"
 #include "shmring/core/shared_memory.h"
+#include "shmring/transport/channel.h"
 
 namespace shmring::cli {
+
+std::string_view kind_name(ChannelKind kind);  // channel_commands.cc
+
 namespace {
+
+constexpr std::string_view kChannelKeyPrefix = "shmring.chan.";
+
+// For a channel segment: its name, kind and endpoints (alive / dead). Empty kind for plain segments.
+struct ChannelSummary {
+  std::string name;
+  std::string kind = "segment";
+  int alive = 0;
+  int dead = 0;
+  std::string problem;
+};
+
+ChannelSummary summarize(const SegmentListing& l) {
+  ChannelSummary summary;
+  summary.name = l.key.empty() ? l.native_key : l.key;
+  if (l.key.rfind(kChannelKeyPrefix, 0) != 0) return summary;
+  summary.name = l.key.substr(kChannelKeyPrefix.size());
+  summary.kind = "channel";
+  if (l.liveness != SegmentLiveness::kLive) return summary;
+  absl::StatusOr<ChannelStats> stats = read_stats(summary.name);
+  if (!stats.ok()) {
+    summary.problem = std::string(stats.status().message());
+    return summary;
+  }
+  summary.kind = std::string(kind_name(stats->kind));
+  for (const PeerStats& p : stats->peers) (p.alive ? summary.alive : summary.dead)++;
+  return summary;
+}
 
 std::string age_text(std::int64_t created_unix_ns) {
   if (created_unix_ns <= 0) return "-";
@@ -26,8 +58,11 @@ std::string age_text(std::int64_t created_unix_ns) {
 }
 
 std::string listing_json(const SegmentListing& l) {
-  return "{\"name\":" + json_string(l.key) + ",\"native_key\":" + json_string(l.native_key) +
-         ",\"path\":" + json_string(l.path) + ",\"kind\":\"segment\"" +
+  const ChannelSummary c = summarize(l);
+  return "{\"name\":" + json_string(c.name) + ",\"native_key\":" + json_string(l.native_key) +
+         ",\"path\":" + json_string(l.path) + ",\"kind\":" + json_string(c.kind) +
+         ",\"endpoints_alive\":" + std::to_string(c.alive) +
+         ",\"endpoints_dead\":" + std::to_string(c.dead) +
          ",\"size\":" + std::to_string(l.data_bytes) +
          ",\"file_bytes\":" + std::to_string(l.file_bytes) +
          ",\"attachments\":" + std::to_string(l.attachments) +
@@ -81,18 +116,21 @@ int run_ls(const std::vector<std::string>& argv) {
     for (const SegmentListing& l : listings) std::printf("%s\n", listing_json(l).c_str());
     return 0;
   }
-  std::printf("%-32s %-8s %12s %7s %-13s %9s %6s\n", "NAME", "KIND", "SIZE", "ATTACH", "STATE",
-              "CREATOR", "AGE");
+  std::printf("%-32s %-8s %12s %7s %-9s %-13s %9s %6s\n", "NAME", "KIND", "SIZE", "ATTACH",
+              "ENDPOINTS", "STATE", "CREATOR", "AGE");
   for (const SegmentListing& l : listings) {
-    std::string name = l.key.empty() ? l.native_key : l.key;
+    const ChannelSummary c = summarize(l);
     const std::string creator =
         l.creator_pid == 0 ? "-" : std::to_string(l.creator_pid) + (l.creator_alive ? "" : "+");
     std::string state(to_string(l.liveness));
     if (!l.problem.empty()) state += " (!)";
-    std::printf("%-32s %-8s %12llu %7d %-13s %9s %6s\n", name.c_str(), "segment",
-                static_cast<unsigned long long>(l.data_bytes), l.attachments, state.c_str(),
-                creator.c_str(), age_text(l.created_unix_ns).c_str());
+    const std::string endpoints =
+        c.kind == "segment" ? "-" : std::to_string(c.alive) + " alive" + (c.dead ? ", " + std::to_string(c.dead) + " dead" : "");
+    std::printf("%-32s %-8s %12llu %7d %-9s %-13s %9s %6s\n", c.name.c_str(), c.kind.c_str(),
+                static_cast<unsigned long long>(l.data_bytes), l.attachments, endpoints.c_str(),
+                state.c_str(), creator.c_str(), age_text(l.created_unix_ns).c_str());
     if (!l.problem.empty()) std::printf("  ! %s: %s\n", l.native_key.c_str(), l.problem.c_str());
+    if (!c.problem.empty()) std::printf("  ! %s: %s\n", c.name.c_str(), c.problem.c_str());
   }
   std::printf("%zu segment(s); '+' after a pid: that creator has exited\n", listings.size());
   return 0;

@@ -1,0 +1,437 @@
+// Topic channels: fan-out, lossy loss accounting, lossless back-pressure and eviction, read-only
+// subscribers, one publisher at a time; plus multi-process fan-out and dead-subscriber recovery.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "shmring/core/shared_memory.h"
+#include "shmring/queue/broadcast_ring.h"
+#include "shmring/transport/channel.h"
+#include "shmring/transport/topic.h"
+#include "transport_test_util.h"
+
+namespace shmring {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::channel_name;
+using testing::fork_child;
+using testing::wait_child;
+
+const ::testing::Environment* const kLeakCheck =
+    ::testing::AddGlobalTestEnvironment(new testing::ChannelLeakCheck);
+
+TopicOptions topic(std::uint64_t capacity, std::uint64_t max_message, bool lossless = false) {
+  TopicOptions o;
+  o.capacity = capacity;
+  o.max_message = max_message;
+  o.lossless = lossless;
+  o.max_peers = 16;
+  return o;
+}
+
+std::vector<std::byte> message(std::uint64_t seq, std::size_t size = 32) {
+  std::vector<std::byte> m(size);
+  testing::fill_message(m, seq);
+  return m;
+}
+
+TEST(TopicTest, EverySubscriberSeesEveryMessageInOrder) {
+  const std::string name = channel_name("t_fanout");
+  auto pub = TopicPublisher::open(name, topic(4096, 64));
+  ASSERT_TRUE(pub.ok()) << pub.status();
+  auto a = TopicSubscriber::open(name, topic(4096, 64));
+  auto b = TopicSubscriber::open(name);  // zero limits: whatever the channel has
+  ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+  for (std::uint64_t i = 0; i < 50; ++i) ASSERT_EQ(pub->try_publish(message(i)), ChannelResult::kOk);
+  for (TopicSubscriber* s : {&*a, &*b}) {
+    std::vector<std::byte> buf(s->max_message());
+    for (std::uint64_t i = 0; i < 50; ++i) {
+      std::size_t n = 0;
+      ASSERT_EQ(s->receive(buf, &n, 1s), ChannelResult::kOk);
+      std::uint64_t id = 0;
+      ASSERT_TRUE(testing::check_message(std::span(buf).first(n), &id));
+      EXPECT_EQ(id, i);
+    }
+    std::size_t n = 0;
+    EXPECT_EQ(s->try_receive(buf, &n), ChannelResult::kWouldBlock);
+    EXPECT_EQ(s->lost(), 0u);
+  }
+  std::vector<std::byte> big(65);
+  EXPECT_EQ(pub->try_publish(big), ChannelResult::kTooLarge);
+}
+
+TEST(TopicTest, LappedLossySubscriberIsToldExactlyHowManyItLost) {
+  const std::string name = channel_name("t_lapped");
+  auto pub = TopicPublisher::open(name, topic(1024, 32));
+  auto sub = TopicSubscriber::open(name, topic(1024, 32));
+  ASSERT_TRUE(pub.ok() && sub.ok());
+  constexpr std::uint64_t kTotal = 1000;  // far more than 1024 bytes of 48-byte records
+  for (std::uint64_t i = 0; i < kTotal; ++i) ASSERT_EQ(pub->try_publish(message(i)), ChannelResult::kOk);
+  std::vector<std::byte> buf(32);
+  std::uint64_t got = 0;
+  std::uint64_t last = 0;
+  std::size_t n = 0;
+  while (sub->try_receive(buf, &n) == ChannelResult::kOk) {
+    std::uint64_t id = 0;
+    ASSERT_TRUE(testing::check_message(std::span(buf).first(n), &id));
+    if (got > 0) {
+      EXPECT_EQ(id, last + 1);
+    }
+    last = id;
+    ++got;
+  }
+  EXPECT_EQ(last, kTotal - 1);
+  EXPECT_GT(sub->lost(), 0u);
+  EXPECT_EQ(got + sub->lost(), kTotal);
+  auto st = read_stats(name);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->lost, sub->lost());
+  EXPECT_EQ(st->sent, kTotal);
+}
+
+TEST(TopicTest, LosslessPublisherWaitsForTheSlowestSubscriber) {
+  const std::string name = channel_name("t_lossless");
+  auto pub = TopicPublisher::open(name, topic(1024, 32, true));
+  auto sub = TopicSubscriber::open(name, topic(1024, 32, true));
+  ASSERT_TRUE(pub.ok() && sub.ok());
+  std::uint64_t sent = 0;
+  while (pub->try_publish(message(sent)) == ChannelResult::kOk) ++sent;
+  EXPECT_GT(sent, 10u);
+  EXPECT_EQ(pub->publish(message(sent), 20ms), ChannelResult::kTimedOut);
+  std::thread reader([&] {
+    std::vector<std::byte> buf(32);
+    for (std::uint64_t i = 0; i < sent + 100; ++i) {
+      std::size_t n = 0;
+      ASSERT_EQ(sub->receive(buf, &n, 5s), ChannelResult::kOk);
+      std::uint64_t id = 0;
+      ASSERT_TRUE(testing::check_message(std::span(buf).first(n), &id));
+      ASSERT_EQ(id, i);
+    }
+  });
+  for (std::uint64_t i = sent; i < sent + 100; ++i) {
+    ASSERT_EQ(pub->publish(message(i), 5s), ChannelResult::kOk);
+  }
+  reader.join();
+  EXPECT_EQ(sub->lost(), 0u);
+}
+
+TEST(TopicTest, StalledLosslessSubscriberIsEvictedAfterTheBound) {
+  const std::string name = channel_name("t_evict");
+  TopicOptions o = topic(1024, 32, true);
+  o.evict_after = 30ms;
+  auto pub = TopicPublisher::open(name, o);
+  auto stalled = TopicSubscriber::open(name, o);
+  ASSERT_TRUE(pub.ok() && stalled.ok());
+  for (std::uint64_t i = 0; i < 200; ++i) {
+    ASSERT_EQ(pub->publish(message(i), 2s), ChannelResult::kOk) << i;
+  }
+  EXPECT_EQ(pub->evictions(), 1u);
+  auto st = read_stats(name);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->evictions, 1u);
+  std::vector<std::byte> buf(32);
+  std::size_t n = 0;
+  ChannelResult r = ChannelResult::kOk;
+  for (int i = 0; i < 100 && r == ChannelResult::kOk; ++i) r = stalled->try_receive(buf, &n);
+  EXPECT_EQ(r, ChannelResult::kEvicted);
+}
+
+TEST(TopicTest, PublisherDeadBetweenSequenceAndTailDoesNotCorruptLosslessReaders) {
+  // The ring's writer stores next_sequence before tail: a writer killed between the two leaves
+  // next_sequence one ahead. The next publisher must not make lossless readers see a gap.
+  const std::string name = channel_name("t_seqrepair");
+  auto pub = TopicPublisher::open(name, topic(1024, 32, true));
+  auto sub = TopicSubscriber::open(name, topic(1024, 32, true));
+  ASSERT_TRUE(pub.ok() && sub.ok());
+  for (std::uint64_t i = 0; i < 3; ++i) ASSERT_EQ(pub->try_publish(message(i)), ChannelResult::kOk);
+  pub->close();
+  SharedMemory raw(channel_key(name));
+  ASSERT_TRUE(raw.attach(AccessMode::kReadWrite));
+  auto* cb = static_cast<ControlBlock*>(raw.data());
+  auto* ring = reinterpret_cast<BroadcastControl*>(reinterpret_cast<std::byte*>(cb) +
+                                                   cb->header.ring_offset);
+  ring->writer.next_sequence.fetch_add(1);  // what the dead writer left behind
+  auto next = TopicPublisher::open(name, topic(1024, 32, true));
+  ASSERT_TRUE(next.ok());
+  ASSERT_EQ(next->try_publish(message(3)), ChannelResult::kOk);
+  std::vector<std::byte> buf(32);
+  for (std::uint64_t i = 0; i < 4; ++i) {
+    std::size_t n = 0;
+    ASSERT_EQ(sub->try_receive(buf, &n), ChannelResult::kOk) << i;
+    std::uint64_t id = 0;
+    ASSERT_TRUE(testing::check_message(std::span(buf).first(n), &id));
+    EXPECT_EQ(id, i);
+  }
+}
+
+TEST(TopicTest, OnlyOneLivePublisherAndMatchingModes) {
+  const std::string name = channel_name("t_onepub");
+  auto pub = TopicPublisher::open(name, topic(1024, 32));
+  ASSERT_TRUE(pub.ok());
+  auto second = TopicPublisher::open(name, topic(1024, 32));
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  auto lossless = TopicSubscriber::open(name, topic(1024, 32, true));
+  EXPECT_EQ(lossless.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(lossless.status().message().find("lossless"), std::string_view::npos);
+  pub->close();
+  EXPECT_TRUE(TopicPublisher::open(name, topic(1024, 32)).ok());
+}
+
+TEST(TopicTest, ReadOnlySubscriberWorksWhereItMayNotWrite) {
+  const std::string name = channel_name("t_readonly");
+  TopicOptions o = topic(4096, 32);
+  o.permissions = 0644;  // other users may read, not write
+  auto pub = TopicPublisher::open(name, o);
+  ASSERT_TRUE(pub.ok());
+  ASSERT_EQ(pub->try_publish(message(7)), ChannelResult::kOk);
+  const pid_t child = fork_child([&] {
+    if (setgid(65534) != 0 || setuid(65534) != 0) return 98;
+    TopicOptions rw;
+    if (TopicSubscriber::open(name, rw).status().code() != absl::StatusCode::kPermissionDenied) {
+      return 2;
+    }
+    TopicOptions ro;
+    ro.read_only = true;
+    ro.start_at_latest = true;
+    auto sub = TopicSubscriber::open(name, ro);
+    if (!sub.ok()) return 3;
+    std::vector<std::byte> buf(32);
+    std::size_t n = 0;
+    if (sub->receive(buf, &n, 1s) != ChannelResult::kOk) return 4;
+    std::uint64_t id = 0;
+    if (!testing::check_message(std::span(buf).first(n), &id) || id != 7) return 5;
+    // And it keeps receiving (it polls: it cannot register on the wake word).
+    if (sub->receive(buf, &n, 2s) != ChannelResult::kOk) return 6;
+    if (!testing::check_message(std::span(buf).first(n), &id) || id != 8) return 7;
+    return 0;
+  });
+  std::this_thread::sleep_for(200ms);
+  ASSERT_EQ(pub->try_publish(message(8)), ChannelResult::kOk);
+  const testing::ChildResult r = wait_child(child, 10s);
+  EXPECT_TRUE(r.ok()) << "child exit " << r.code;
+}
+
+// Threads in one process (also run under ThreadSanitizer): a publisher and three subscribers on a
+// lossless topic (every message, in order) and on a lossy one (in order, received + lost = sent).
+TEST(TopicStressTest, ThreadsLosslessAndLossy) {
+  for (const bool lossless : {true, false}) {
+    const std::string name = channel_name(lossless ? "t_stress_ll" : "t_stress_ly");
+#if defined(__SANITIZE_THREAD__)
+    constexpr std::uint64_t kTotal = 5000;
+#else
+    constexpr std::uint64_t kTotal = 100000;
+#endif
+    TopicOptions o = topic(4096, 64, lossless);
+    o.wait.spin_iterations = 100;
+    auto pub = TopicPublisher::open(name, o);
+    ASSERT_TRUE(pub.ok());
+    std::vector<TopicSubscriber> subs;
+    for (int i = 0; i < 3; ++i) {
+      auto s = TopicSubscriber::open(name, o);
+      ASSERT_TRUE(s.ok());
+      subs.push_back(*std::move(s));
+    }
+    std::atomic<std::uint64_t> bad{0};
+    std::vector<std::uint64_t> got(3, 0);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 3; ++i) {
+      threads.emplace_back([&, i] {
+        std::vector<std::byte> buf(64);
+        std::uint64_t next = 0;
+        for (;;) {
+          std::size_t n = 0;
+          const ChannelResult r = subs[i].receive(buf, &n, 200ms);
+          if (r == ChannelResult::kTimedOut) break;
+          std::uint64_t id = 0;
+          if (r != ChannelResult::kOk || !testing::check_message(std::span(buf).first(n), &id) ||
+              id < next) {
+            bad.fetch_add(1);
+            continue;
+          }
+          if (lossless && id != next) bad.fetch_add(1);
+          next = id + 1;
+          ++got[i];
+          if (id == kTotal - 1) break;
+        }
+      });
+    }
+    for (std::uint64_t i = 0; i < kTotal; ++i) {
+      ASSERT_EQ(pub->publish(message(i, 64), 5s), ChannelResult::kOk);
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(bad.load(), 0u);
+    for (int i = 0; i < 3; ++i) {
+      if (lossless) {
+        EXPECT_EQ(got[i], kTotal);
+      } else {
+        EXPECT_EQ(got[i] + subs[i].lost(), kTotal);
+      }
+    }
+  }
+}
+
+TEST(TopicMultiprocessTest, FanOutThreeSubscriberProcessesOneSlow) {
+  const std::string name = channel_name("t_mp_fanout");
+  constexpr std::uint64_t kTotal = 50000;
+  TopicOptions o = topic(1 << 16, 64);
+  auto pub = TopicPublisher::open(name, o);
+  ASSERT_TRUE(pub.ok());
+  struct Shared {
+    std::atomic<std::uint32_t> ready;
+    std::atomic<std::uint32_t> done;
+    std::atomic<std::uint32_t> finished;
+    std::atomic<std::uint64_t> received[3];
+    std::atomic<std::uint64_t> lost[3];
+    std::atomic<std::uint64_t> bad[3];  // torn, duplicated or out of order
+  };
+  testing::SharedRegion region(sizeof(Shared));
+  Shared* sh = region.as<Shared>();
+  std::vector<pid_t> pids;
+  for (int s = 0; s < 3; ++s) {
+    pids.push_back(fork_child([&, s] {
+      auto sub = TopicSubscriber::open(name, o);
+      if (!sub.ok()) return 2;
+      sh->ready.fetch_add(1);
+      std::vector<std::byte> buf(64);
+      std::uint64_t next = 0;
+      while (sh->done.load() == 0) {
+        std::size_t n = 0;
+        const ChannelResult r = sub->receive(buf, &n, 100ms);
+        if (r == ChannelResult::kTimedOut) continue;
+        if (r != ChannelResult::kOk) return 3;
+        std::uint64_t id = 0;
+        if (!testing::check_message(std::span(buf).first(n), &id) || id < next) {
+          sh->bad[s].fetch_add(1);
+        } else {
+          next = id + 1;
+        }
+        sh->received[s].fetch_add(1);
+        if (s == 2) std::this_thread::sleep_for(20us);  // the slow one
+        if (id == kTotal - 1) break;
+      }
+      sh->lost[s].store(sub->lost());
+      sh->finished.fetch_add(1);
+      return 0;
+    }));
+  }
+  while (sh->ready.load() < 3) std::this_thread::sleep_for(1ms);
+  for (std::uint64_t i = 0; i < kTotal; ++i) {
+    ASSERT_EQ(pub->try_publish(message(i, 64)), ChannelResult::kOk);
+    if (i % 256 == 0) std::this_thread::sleep_for(50us);
+  }
+  // Subscribers stop at the last message; `done` only rescues one that could never see it.
+  const auto rescue = std::chrono::steady_clock::now() + 20s;
+  while (sh->finished.load() < 3 && std::chrono::steady_clock::now() < rescue) {
+    std::this_thread::sleep_for(1ms);
+  }
+  sh->done.store(1);
+  for (pid_t p : pids) EXPECT_TRUE(wait_child(p, 30s).ok());
+  for (int s = 0; s < 3; ++s) {
+    std::printf("subscriber %d: received %llu, lost %llu\n", s,
+                static_cast<unsigned long long>(sh->received[s].load()),
+                static_cast<unsigned long long>(sh->lost[s].load()));
+    EXPECT_EQ(sh->bad[s].load(), 0u);
+    EXPECT_EQ(sh->received[s].load() + sh->lost[s].load(), kTotal);
+  }
+}
+
+TEST(TopicMultiprocessTest, StoppedLosslessSubscriberIsNotTakenForDead) {
+  // A SIGSTOPped subscriber is alive: it holds the publisher back (no eviction without
+  // evict_after), and after SIGCONT it carries on with nothing lost.
+  const std::string name = channel_name("t_mp_sigstop");
+  TopicOptions o = topic(1024, 32, true);
+  o.dead_check_interval = 1ms;
+  auto pub = TopicPublisher::open(name, o);
+  ASSERT_TRUE(pub.ok());
+  struct Shared {
+    std::atomic<std::uint32_t> ready;
+    std::atomic<std::uint64_t> received;
+    std::atomic<std::uint64_t> bad;
+  };
+  testing::SharedRegion region(sizeof(Shared));
+  Shared* sh = region.as<Shared>();
+  constexpr std::uint64_t kTotal = 500;
+  const pid_t child = fork_child([&] {
+    auto sub = TopicSubscriber::open(name, o);
+    if (!sub.ok()) return 2;
+    sh->ready.store(1);
+    raise(SIGSTOP);
+    std::vector<std::byte> buf(32);
+    for (std::uint64_t i = 0; i < kTotal; ++i) {
+      std::size_t n = 0;
+      if (sub->receive(buf, &n, 5s) != ChannelResult::kOk) return 3;
+      std::uint64_t id = 0;
+      if (!testing::check_message(std::span(buf).first(n), &id) || id != i) sh->bad.fetch_add(1);
+      sh->received.fetch_add(1);
+    }
+    return sub->lost() == 0 ? 0 : 4;
+  });
+  while (sh->ready.load() == 0) std::this_thread::sleep_for(1ms);
+  std::uint64_t sent = 0;
+  while (pub->try_publish(message(sent)) == ChannelResult::kOk) ++sent;
+  // Far longer than dead_check_interval: the stopped subscriber is alive, so it still holds.
+  EXPECT_EQ(pub->publish(message(sent), 200ms), ChannelResult::kTimedOut);
+  kill(child, SIGCONT);
+  for (; sent < kTotal; ++sent) ASSERT_EQ(pub->publish(message(sent), 5s), ChannelResult::kOk);
+  EXPECT_TRUE(wait_child(child, 10s).ok());
+  EXPECT_EQ(sh->received.load(), kTotal);
+  EXPECT_EQ(sh->bad.load(), 0u);
+  EXPECT_EQ(pub->evictions(), 0u);
+}
+
+TEST(TopicMultiprocessTest, KilledLosslessSubscriberStopsHoldingThePublisher) {
+  const std::string name = channel_name("t_mp_deadsub");
+  TopicOptions o = topic(1024, 32, true);
+  o.dead_check_interval = 2ms;
+  auto pub = TopicPublisher::open(name, o);
+  auto live = TopicSubscriber::open(name, o);
+  ASSERT_TRUE(pub.ok() && live.ok());
+  struct Shared {
+    std::atomic<std::uint32_t> ready;
+  };
+  testing::SharedRegion region(sizeof(Shared));
+  Shared* sh = region.as<Shared>();
+  const pid_t child = fork_child([&] {
+    auto sub = TopicSubscriber::open(name, o);
+    if (!sub.ok()) return 2;
+    sh->ready.store(1);
+    for (;;) pause();  // never reads
+  });
+  while (sh->ready.load() == 0) std::this_thread::sleep_for(1ms);
+  std::vector<std::byte> buf(32);
+  std::size_t n = 0;
+  std::uint64_t sent = 0;
+  for (;;) {  // fill until the silent subscriber holds the publisher back
+    const ChannelResult r = pub->try_publish(message(sent));
+    if (r != ChannelResult::kOk) break;
+    ++sent;
+    ASSERT_EQ(live->try_receive(buf, &n), ChannelResult::kOk);
+  }
+  EXPECT_EQ(pub->publish(message(sent), 50ms), ChannelResult::kTimedOut);
+  kill(child, SIGKILL);
+  EXPECT_TRUE(wait_child(child, 5s).signaled);
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_EQ(pub->publish(message(sent), 5s), ChannelResult::kOk);
+  const auto waited = std::chrono::steady_clock::now() - start;
+  std::printf("publisher released %lld us after the subscriber's death was reaped\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::microseconds>(waited).count()));
+  ++sent;
+  for (std::uint64_t i = 0; i < 1000; ++i) {
+    ASSERT_EQ(pub->publish(message(sent + i), 1s), ChannelResult::kOk);
+    ASSERT_EQ(live->receive(buf, &n, 1s), ChannelResult::kOk);
+  }
+  EXPECT_EQ(live->lost(), 0u);
+  auto st = read_stats(name);
+  ASSERT_TRUE(st.ok());
+  EXPECT_GE(st->peers_reclaimed, 1u);
+}
+
+}  // namespace
+}  // namespace shmring

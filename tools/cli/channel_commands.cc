@@ -1,0 +1,483 @@
+// `shmring stat`, `shmring top`, `shmring pub` and `shmring sub`: channels (transport/).
+#include <poll.h>
+#include <signal.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "args.h"
+#include "commands.h"
+#include "shmring/transport/channel.h"
+#include "shmring/transport/frames.h"
+#include "shmring/transport/queue_channel.h"
+#include "shmring/transport/topic.h"
+
+namespace shmring::cli {
+
+std::string_view kind_name(ChannelKind kind) {
+  switch (kind) {
+    case ChannelKind::kQueue: return "queue";
+    case ChannelKind::kTopic: return "topic";
+    case ChannelKind::kFrames: return "frames";
+  }
+  return "?";
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string_view role_name(PeerRole role) {
+  switch (role) {
+    case PeerRole::kNone: return "-";
+    case PeerRole::kProducer: return "producer";
+    case PeerRole::kConsumer: return "consumer";
+    case PeerRole::kPublisher: return "publisher";
+    case PeerRole::kSubscriber: return "subscriber";
+  }
+  return "?";
+}
+
+double per_second(std::uint64_t now, std::uint64_t before, double seconds) {
+  return seconds > 0 && now >= before ? static_cast<double>(now - before) / seconds : 0;
+}
+
+std::string rate_text(double rate) {
+  char buffer[32];
+  if (rate >= 1e6) {
+    std::snprintf(buffer, sizeof buffer, "%.2fM/s", rate / 1e6);
+  } else if (rate >= 1e3) {
+    std::snprintf(buffer, sizeof buffer, "%.1fk/s", rate / 1e3);
+  } else {
+    std::snprintf(buffer, sizeof buffer, "%.0f/s", rate);
+  }
+  return buffer;
+}
+
+// The error line for a channel that cannot be read: names the channel and the reason.
+int channel_error(const std::string& command, const std::string& name, const absl::Status& status) {
+  std::string reason(status.message());
+  if (absl::IsNotFound(status)) reason = "no such channel (" + reason + ")";
+  return report_error(command, name + ": " + reason);
+}
+
+std::string stats_json(const ChannelStats& s, const ChannelStats* before, double seconds) {
+  std::string out = "{\"name\":" + json_string(s.name) + ",\"kind\":" +
+                    json_string(std::string(kind_name(s.kind))) +
+                    ",\"lossless\":" + (s.lossless ? "true" : "false") +
+                    ",\"capacity\":" + std::to_string(s.capacity) +
+                    ",\"max_message\":" + std::to_string(s.max_message) +
+                    ",\"attachments\":" + std::to_string(s.attachments) +
+                    ",\"sent\":" + std::to_string(s.sent) + ",\"received\":" + std::to_string(s.received) +
+                    ",\"lost\":" + std::to_string(s.lost) + ",\"blocked_ns\":" + std::to_string(s.blocked_ns) +
+                    ",\"depth\":" + std::to_string(s.depth) +
+                    ",\"peers_reclaimed\":" + std::to_string(s.peers_reclaimed) +
+                    ",\"claims_skipped\":" + std::to_string(s.claims_skipped) +
+                    ",\"evictions\":" + std::to_string(s.evictions);
+  if (before != nullptr) {
+    char rates[128];
+    std::snprintf(rates, sizeof rates, ",\"sent_per_s\":%.1f,\"received_per_s\":%.1f",
+                  per_second(s.sent, before->sent, seconds),
+                  per_second(s.received, before->received, seconds));
+    out += rates;
+  }
+  out += ",\"peers\":[";
+  for (std::size_t i = 0; i < s.peers.size(); ++i) {
+    const PeerStats& p = s.peers[i];
+    out += std::string(i ? "," : "") + "{\"index\":" + std::to_string(p.index) + ",\"role\":" +
+           json_string(std::string(role_name(p.role))) + ",\"pid\":" + std::to_string(p.pid) +
+           ",\"alive\":" + (p.alive ? "true" : "false") + ",\"sent\":" + std::to_string(p.sent) +
+           ",\"received\":" + std::to_string(p.received) + ",\"lost\":" + std::to_string(p.lost) +
+           ",\"lag\":" + std::to_string(p.lag) + ",\"blocked_ns\":" + std::to_string(p.blocked_ns) + "}";
+  }
+  return out + "]}";
+}
+
+void print_stats(const ChannelStats& s, const ChannelStats& before, double seconds) {
+  std::printf("channel %s: %s%s, capacity %llu, max message %llu B, %d attachment(s)\n",
+              s.name.c_str(), std::string(kind_name(s.kind)).c_str(),
+              s.kind == ChannelKind::kTopic ? (s.lossless ? " (lossless)" : " (lossy)") : "",
+              static_cast<unsigned long long>(s.capacity),
+              static_cast<unsigned long long>(s.max_message), s.attachments);
+  std::printf("  sent %llu (%s)  received %llu (%s)  lost %llu  blocked %.3f s\n",
+              static_cast<unsigned long long>(s.sent),
+              rate_text(per_second(s.sent, before.sent, seconds)).c_str(),
+              static_cast<unsigned long long>(s.received),
+              rate_text(per_second(s.received, before.received, seconds)).c_str(),
+              static_cast<unsigned long long>(s.lost), static_cast<double>(s.blocked_ns) / 1e9);
+  if (s.kind == ChannelKind::kQueue) {
+    std::printf("  depth %llu of %llu; claims skipped %llu; items redelivered %llu\n",
+                static_cast<unsigned long long>(s.depth), static_cast<unsigned long long>(s.capacity),
+                static_cast<unsigned long long>(s.claims_skipped),
+                static_cast<unsigned long long>(s.items_redelivered));
+  }
+  std::printf("  dead peers reclaimed %llu; evictions %llu\n",
+              static_cast<unsigned long long>(s.peers_reclaimed),
+              static_cast<unsigned long long>(s.evictions));
+  std::printf("  %-5s %-10s %8s %-5s %12s %12s %10s %12s %10s\n", "SLOT", "ROLE", "PID", "ALIVE",
+              "SENT", "RECEIVED", "LOST", "LAG", "BLOCKED");
+  for (const PeerStats& p : s.peers) {
+    std::printf("  %-5u %-10s %8d %-5s %12llu %12llu %10llu %12llu %9.3fs\n", p.index,
+                std::string(role_name(p.role)).c_str(), p.pid, p.alive ? "yes" : "DEAD",
+                static_cast<unsigned long long>(p.sent), static_cast<unsigned long long>(p.received),
+                static_cast<unsigned long long>(p.lost), static_cast<unsigned long long>(p.lag),
+                static_cast<double>(p.blocked_ns) / 1e9);
+  }
+}
+
+constexpr const char* kStatHelp =
+    "usage: shmring stat NAME [--json] [--interval MS]\n"
+    "Shows a channel: kind, capacity, counters (sent, received, lost, time blocked), queue depth,\n"
+    "recoveries, and every endpoint (role, pid, alive or dead, its counters and lag). Rates come\n"
+    "from two snapshots --interval ms apart (default 500). Reading never disturbs the channel.\n";
+
+constexpr const char* kTopHelp =
+    "usage: shmring top [--interval MS] [--iterations N]\n"
+    "A live view of every channel on the machine, redrawn in place: kind, endpoints alive/dead,\n"
+    "message rates, loss and the largest subscriber lag. Quit with q or Ctrl-C.\n"
+    "  --iterations N   redraw N times, then exit (for scripts)\n";
+
+constexpr const char* kPubHelp =
+    "usage: shmring pub NAME [--binary] [--create --kind topic|queue|frames [--capacity N]\n"
+    "                    [--max-message BYTES] [--lossless] [--mode OCTAL]] [--timeout S]\n"
+    "Publishes each line read from stdin (without its newline) to the channel, or with --binary\n"
+    "each record framed as a 4-byte little-endian length followed by that many bytes. Without\n"
+    "--create the channel must exist. Blocking sends wait at most --timeout seconds (default 5).\n";
+
+constexpr const char* kSubHelp =
+    "usage: shmring sub NAME [--count N] [--timeout S] [--format text|hex|json]\n"
+    "                    [--create --kind topic|queue|frames ...]\n"
+    "Prints each message that arrives: as text lines (default), hex, or one JSON object per\n"
+    "message. Stops after --count messages, or when --timeout seconds pass (exit 1 if --count\n"
+    "was not reached). Without --create the channel must exist.\n";
+
+volatile sig_atomic_t g_interrupted = 0;
+void on_interrupt(int) { g_interrupted = 1; }
+
+}  // namespace
+
+int run_stat(const std::vector<std::string>& argv) {
+  Args args(argv, {"json", "help"}, {"interval"});
+  if (args.has("help")) return std::fputs(kStatHelp, stdout), 0;
+  const std::int64_t interval_ms = args.integer("interval", 500);
+  if (!args.ok()) return report_error("stat", args.error(), 2);
+  if (args.positional().size() != 1) return report_error("stat", "which channel? (shmring stat NAME)", 2);
+  const std::string& name = args.positional()[0];
+  absl::StatusOr<ChannelStats> before = read_stats(name);
+  if (!before.ok()) return channel_error("stat", name, before.status());
+  const auto start = Clock::now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(std::max<std::int64_t>(interval_ms, 1)));
+  absl::StatusOr<ChannelStats> after = read_stats(name);
+  if (!after.ok()) return channel_error("stat", name, after.status());
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  if (args.has("json")) {
+    std::printf("%s\n", stats_json(*after, &*before, seconds).c_str());
+  } else {
+    print_stats(*after, *before, seconds);
+  }
+  return 0;
+}
+
+int run_top(const std::vector<std::string>& argv) {
+  Args args(argv, {"help"}, {"interval", "iterations"});
+  if (args.has("help")) return std::fputs(kTopHelp, stdout), 0;
+  const std::int64_t interval_ms = std::max<std::int64_t>(args.integer("interval", 1000), 50);
+  const std::int64_t iterations = args.integer("iterations", 0);
+  if (!args.ok()) return report_error("top", args.error(), 2);
+
+  // Raw keyboard input (no echo, no line buffering) while we run, restored on every exit path.
+  termios saved{};
+  const bool tty = isatty(STDIN_FILENO) != 0 && tcgetattr(STDIN_FILENO, &saved) == 0;
+  if (tty) {
+    termios raw = saved;
+    raw.c_lflag &= static_cast<tcflag_t>(~(ICANON | ECHO));
+    raw.c_cc[VMIN] = 0;
+    raw.c_cc[VTIME] = 0;
+    tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+  }
+  struct sigaction action {};
+  action.sa_handler = on_interrupt;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+
+  std::map<std::string, ChannelStats> previous;
+  auto last = Clock::now();
+  for (std::int64_t round = 0; !g_interrupted && (iterations == 0 || round < iterations); ++round) {
+    const double seconds = std::chrono::duration<double>(Clock::now() - last).count();
+    last = Clock::now();
+    std::string screen = "\033[H\033[2J";  // home + clear: redraw in place
+    char line[512];
+    const std::vector<std::string> names = list_channels();
+    std::snprintf(line, sizeof line, "shmring top - %zu channel(s) - every %lld ms - q to quit\n\n",
+                  names.size(), static_cast<long long>(interval_ms));
+    screen += line;
+    std::snprintf(line, sizeof line, "%-28s %-7s %9s %11s %11s %10s %12s %9s\n", "CHANNEL", "KIND",
+                  "ENDPOINTS", "SENT/s", "RECV/s", "LOST", "MAX LAG", "DEPTH");
+    screen += line;
+    std::map<std::string, ChannelStats> current;
+    for (const std::string& name : names) {
+      absl::StatusOr<ChannelStats> stats = read_stats(name);
+      if (!stats.ok()) {
+        std::snprintf(line, sizeof line, "%-28s  ! %s\n", name.c_str(),
+                      std::string(stats.status().message()).c_str());
+        screen += line;
+        continue;
+      }
+      int alive = 0, dead = 0;
+      std::uint64_t max_lag = 0;
+      for (const PeerStats& p : stats->peers) {
+        (p.alive ? alive : dead)++;
+        max_lag = std::max(max_lag, p.lag);
+      }
+      const auto before = previous.find(name);
+      const bool have_before = before != previous.end();
+      const std::string endpoints = std::to_string(alive) + (dead ? "+" + std::to_string(dead) + "!" : "");
+      std::snprintf(line, sizeof line, "%-28s %-7s %9s %11s %11s %10llu %12llu %9llu\n",
+                    name.c_str(), std::string(kind_name(stats->kind)).c_str(), endpoints.c_str(),
+                    have_before ? rate_text(per_second(stats->sent, before->second.sent, seconds)).c_str() : "-",
+                    have_before ? rate_text(per_second(stats->received, before->second.received, seconds)).c_str() : "-",
+                    static_cast<unsigned long long>(stats->lost),
+                    static_cast<unsigned long long>(max_lag),
+                    static_cast<unsigned long long>(stats->depth));
+      screen += line;
+      current.emplace(name, *std::move(stats));
+    }
+    if (names.empty()) screen += "(no channels)\n";
+    screen += "\nENDPOINTS: live count; +N! = N dead endpoints not reclaimed yet\n";
+    std::fwrite(screen.data(), 1, screen.size(), stdout);
+    std::fflush(stdout);
+    previous = std::move(current);
+    // Wait for the next round, watching the keyboard.
+    const auto next = Clock::now() + std::chrono::milliseconds(interval_ms);
+    while (!g_interrupted && Clock::now() < next) {
+      pollfd input{STDIN_FILENO, POLLIN, 0};
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next - Clock::now());
+      if (tty && poll(&input, 1, static_cast<int>(std::max<std::int64_t>(left.count(), 0))) > 0) {
+        char key = 0;
+        if (read(STDIN_FILENO, &key, 1) == 1 && (key == 'q' || key == 'Q')) g_interrupted = 1;
+      } else if (!tty) {
+        std::this_thread::sleep_for(left);
+      }
+    }
+  }
+  if (tty) tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+  std::printf("\n");
+  return 0;
+}
+
+namespace {
+
+// Options shared by pub and sub for --create.
+struct CreateOptions {
+  bool create = false;
+  std::string kind;
+  std::uint64_t capacity = 0;
+  std::uint64_t max_message = 0;
+  bool lossless = false;
+  mode_t mode = 0600;
+};
+
+std::optional<CreateOptions> create_options(Args& args, const std::string& command, int* status) {
+  CreateOptions c;
+  c.create = args.has("create");
+  c.kind = args.value("kind").value_or("");
+  c.capacity = static_cast<std::uint64_t>(args.integer("capacity", 0));
+  c.max_message = static_cast<std::uint64_t>(args.integer("max-message", 0));
+  c.lossless = args.has("lossless");
+  if (const auto mode = args.value("mode")) c.mode = static_cast<mode_t>(std::strtol(mode->c_str(), nullptr, 8));
+  if (!args.ok()) {
+    *status = report_error(command, args.error(), 2);
+    return std::nullopt;
+  }
+  if (c.create && c.kind != "topic" && c.kind != "queue" && c.kind != "frames") {
+    *status = report_error(command, "--create needs --kind topic, queue or frames", 2);
+    return std::nullopt;
+  }
+  return c;
+}
+
+// The kind of an existing channel, or the one --create asks for; an existing topic's lossless flag
+// overrides --lossless (an endpoint must match its channel).
+absl::StatusOr<ChannelKind> kind_of(const std::string& name, CreateOptions* c) {
+  absl::StatusOr<ChannelStats> stats = read_stats(name);
+  if (stats.ok()) {
+    c->lossless = stats->lossless;
+    return stats->kind;
+  }
+  if (!c->create) return stats.status();
+  if (c->kind == "topic") return ChannelKind::kTopic;
+  if (c->kind == "queue") return ChannelKind::kQueue;
+  return ChannelKind::kFrames;
+}
+
+// Fills what every kind of channel options shares from the command line.
+template <typename Options>
+Options options_from(const CreateOptions& c) {
+  Options options;
+  options.create = c.create;
+  options.capacity = c.capacity;
+  options.max_message = c.max_message;
+  options.permissions = c.mode;
+  return options;
+}
+
+bool read_record(bool binary, std::string* record) {
+  if (!binary) return static_cast<bool>(std::getline(std::cin, *record));
+  unsigned char length_bytes[4];
+  if (!std::cin.read(reinterpret_cast<char*>(length_bytes), 4)) return false;
+  const std::uint32_t length = length_bytes[0] | (length_bytes[1] << 8) | (length_bytes[2] << 16) |
+                               (static_cast<std::uint32_t>(length_bytes[3]) << 24);
+  record->resize(length);
+  return static_cast<bool>(std::cin.read(record->data(), length));
+}
+
+void print_message(const std::string& format, std::span<const std::byte> message, std::uint64_t n) {
+  const auto* bytes = reinterpret_cast<const char*>(message.data());
+  if (format == "hex") {
+    for (std::size_t i = 0; i < message.size(); ++i) {
+      std::printf("%02x", static_cast<unsigned>(static_cast<unsigned char>(bytes[i])));
+    }
+    std::printf("\n");
+  } else if (format == "json") {
+    std::printf("{\"n\":%llu,\"bytes\":%zu,\"text\":%s}\n", static_cast<unsigned long long>(n),
+                message.size(), json_string(std::string(bytes, message.size())).c_str());
+  } else {
+    std::fwrite(bytes, 1, message.size(), stdout);
+    std::printf("\n");
+  }
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int run_pub(const std::vector<std::string>& argv) {
+  Args args(argv, {"binary", "create", "lossless", "help"},
+            {"kind", "capacity", "max-message", "mode", "timeout"});
+  if (args.has("help")) return std::fputs(kPubHelp, stdout), 0;
+  int status = 0;
+  const std::int64_t timeout_s = args.integer("timeout", 5);
+  std::optional<CreateOptions> c = create_options(args, "pub", &status);
+  if (!c) return status;
+  if (args.positional().size() != 1) return report_error("pub", "which channel? (shmring pub NAME)", 2);
+  const std::string& name = args.positional()[0];
+  const absl::StatusOr<ChannelKind> kind = kind_of(name, &*c);
+  if (!kind.ok()) return channel_error("pub", name, kind.status());
+  const auto timeout = std::chrono::seconds(std::max<std::int64_t>(timeout_s, 0));
+  std::string record;
+  std::uint64_t sent = 0;
+  auto send_all = [&](auto&& send_one) -> int {
+    while (read_record(args.has("binary"), &record)) {
+      const ChannelResult result = send_one(std::as_bytes(std::span(record.data(), record.size())));
+      if (result != ChannelResult::kOk) {
+        return report_error("pub", name + ": message " + std::to_string(sent + 1) + ": " +
+                                       std::string(to_string(result)));
+      }
+      ++sent;
+    }
+    return 0;
+  };
+  int rc = 0;
+  if (*kind == ChannelKind::kTopic) {
+    auto options = options_from<TopicOptions>(*c);
+    options.lossless = c->lossless;
+    absl::StatusOr<TopicPublisher> publisher = TopicPublisher::open(name, options);
+    if (!publisher.ok()) return channel_error("pub", name, publisher.status());
+    rc = send_all([&](std::span<const std::byte> m) { return publisher->publish(m, timeout); });
+  } else if (*kind == ChannelKind::kQueue) {
+    const auto options = options_from<QueueOptions>(*c);
+    absl::StatusOr<QueueProducer> producer = QueueProducer::open(name, options);
+    if (!producer.ok()) return channel_error("pub", name, producer.status());
+    rc = send_all([&](std::span<const std::byte> m) { return producer->send(m, timeout); });
+  } else {
+    const auto options = options_from<FrameOptions>(*c);
+    absl::StatusOr<FramePublisher> publisher = FramePublisher::open(name, options);
+    if (!publisher.ok()) return channel_error("pub", name, publisher.status());
+    rc = send_all([&](std::span<const std::byte> m) { return publisher->send(m, timeout); });
+  }
+  std::fprintf(stderr, "shmring pub: %s: %llu message(s) sent\n", name.c_str(),
+               static_cast<unsigned long long>(sent));
+  return rc;
+}
+
+int run_sub(const std::vector<std::string>& argv) {
+  Args args(argv, {"create", "lossless", "help"},
+            {"count", "timeout", "format", "kind", "capacity", "max-message", "mode"});
+  if (args.has("help")) return std::fputs(kSubHelp, stdout), 0;
+  int status = 0;
+  const std::int64_t count = args.integer("count", 0);
+  const std::int64_t timeout_s = args.integer("timeout", 0);
+  const std::string format = args.value("format").value_or("text");
+  std::optional<CreateOptions> c = create_options(args, "sub", &status);
+  if (!c) return status;
+  if (format != "text" && format != "hex" && format != "json") {
+    return report_error("sub", "--format must be text, hex or json", 2);
+  }
+  if (args.positional().size() != 1) return report_error("sub", "which channel? (shmring sub NAME)", 2);
+  const std::string& name = args.positional()[0];
+  const absl::StatusOr<ChannelKind> kind = kind_of(name, &*c);
+  if (!kind.ok()) return channel_error("sub", name, kind.status());
+
+  struct sigaction action {};
+  action.sa_handler = on_interrupt;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+  const auto deadline = timeout_s > 0 ? Clock::now() + std::chrono::seconds(timeout_s)
+                                      : Clock::time_point::max();
+  std::uint64_t received = 0;
+  // Receives in short slices so Ctrl-C, --count and --timeout are all honoured promptly.
+  auto receive_all = [&](std::size_t max_message, auto&& receive_one) -> int {
+    std::vector<std::byte> buffer(std::max<std::size_t>(max_message, 1));
+    while (!g_interrupted && (count == 0 || received < static_cast<std::uint64_t>(count)) &&
+           Clock::now() < deadline) {
+      std::size_t bytes = 0;
+      const ChannelResult result = receive_one(std::span<std::byte>(buffer), &bytes);
+      if (result == ChannelResult::kTimedOut || result == ChannelResult::kWouldBlock) continue;
+      if (result != ChannelResult::kOk) {
+        return report_error("sub", name + ": " + std::string(to_string(result)));
+      }
+      ++received;
+      print_message(format, std::span<const std::byte>(buffer.data(), bytes), received);
+    }
+    if (count > 0 && received < static_cast<std::uint64_t>(count) && !g_interrupted) {
+      return report_error("sub", name + ": timed out after " + std::to_string(received) + " of " +
+                                     std::to_string(count) + " message(s)");
+    }
+    return 0;
+  };
+  const auto slice = std::chrono::milliseconds(100);
+  if (*kind == ChannelKind::kTopic) {
+    auto options = options_from<TopicOptions>(*c);
+    options.lossless = c->lossless;
+    options.read_only = !c->create && !c->lossless;
+    absl::StatusOr<TopicSubscriber> subscriber = TopicSubscriber::open(name, options);
+    if (!subscriber.ok()) return channel_error("sub", name, subscriber.status());
+    return receive_all(subscriber->max_message(), [&](std::span<std::byte> out, std::size_t* n) {
+      return subscriber->receive(out, n, slice);
+    });
+  }
+  if (*kind == ChannelKind::kQueue) {
+    const auto options = options_from<QueueOptions>(*c);
+    absl::StatusOr<QueueConsumer> consumer = QueueConsumer::open(name, options);
+    if (!consumer.ok()) return channel_error("sub", name, consumer.status());
+    return receive_all(consumer->max_message(), [&](std::span<std::byte> out, std::size_t* n) {
+      return consumer->receive(out, n, slice);
+    });
+  }
+  const auto options = options_from<FrameOptions>(*c);
+  absl::StatusOr<FrameSubscriber> subscriber = FrameSubscriber::open(name, options);
+  if (!subscriber.ok()) return channel_error("sub", name, subscriber.status());
+  return receive_all(subscriber->max_message(), [&](std::span<std::byte> out, std::size_t* n) {
+    return subscriber->receive(out, n, slice);
+  });
+}
+
+}  // namespace shmring::cli

@@ -1,0 +1,107 @@
+// Channels: the names, results, waiting strategies and inspection calls shared by every pattern.
+//
+// A channel is one SharedMemory segment with key channel_key(name) (native name under /dev/shm:
+// "shmring_shmring.chan.<name prefix>_<hash>"), holding a ControlBlock (control_block.h) and one
+// ring. Patterns: Queue (queue_channel.h), Topic (topic.h).
+//
+// Lifetime: the segment lives while any endpoint is open (the kernel counts attachments); when the
+// last endpoint closes (or dies) the channel and whatever it still held are gone.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "shmring/transport/control_block.h"
+
+namespace shmring {
+
+// Result of a data-path call. Small, never an exception or an allocation.
+enum class ChannelResult : std::uint8_t {
+  kOk,
+  kWouldBlock,  // try_ call: full (send side) or empty (receive side) right now
+  kTimedOut,    // a blocking call reached its timeout (measured on the monotonic clock)
+  kTooLarge,    // the message exceeds the channel's max_message (or the caller's buffer is short)
+  kCorrupt,     // the segment holds something no honest peer writes
+  kEvicted,     // topic lossless subscriber: its reader slot was evicted or reclaimed
+  kClosed,      // the endpoint is not open (moved-from or closed)
+};
+std::string_view to_string(ChannelResult result) noexcept;
+
+// How a blocking call waits once it cannot proceed.
+enum class WaitStrategy : std::uint8_t {
+  kBusySpin,  // spin with a pause instruction until the deadline (lowest latency, burns a core)
+  kYield,     // sched_yield between attempts
+  kPark,      // sleep on the channel's futex wake word at once
+  kHybrid,    // spin `spin_iterations` times, then park (default)
+};
+
+// Per-endpoint waiting settings.
+struct WaitOptions {
+  WaitStrategy strategy = WaitStrategy::kHybrid;
+  std::uint32_t spin_iterations = 2000;  // kHybrid: attempts before parking
+};
+
+// "shmring.chan." + name: the SharedMemory key of a channel.
+std::string channel_key(std::string_view name);
+
+// Checks a channel name: 1 .. kMaxChannelName bytes, no '/' and no NUL.
+absl::Status validate_channel_name(std::string_view name);
+
+// Counters of one endpoint, as read from its peer slot.
+struct PeerStats {
+  std::uint32_t index = 0;
+  PeerRole role = PeerRole::kNone;
+  PeerState state = PeerState::kFree;
+  std::int32_t pid = 0;
+  bool alive = false;  // judged from (pid, start time): pid reuse does not fool it
+  std::uint64_t sent = 0;
+  std::uint64_t received = 0;
+  std::uint64_t lost = 0;
+  std::uint64_t blocked_ns = 0;
+  std::uint64_t lag = 0;  // topic subscribers: bytes behind the publisher (lossless: exact)
+};
+
+// A consistent-enough snapshot of a channel's counters (each counter is read atomically; the set is
+// not a single instant).
+struct ChannelStats {
+  std::string name;
+  ChannelKind kind = ChannelKind::kQueue;
+  bool lossless = false;
+  std::uint64_t capacity = 0;
+  std::uint64_t max_message = 0;
+  std::uint32_t max_peers = 0;
+  std::int32_t attachments = 0;  // kernel count of live attachments (tools included)
+  // Totals over live peers plus retired ones.
+  std::uint64_t sent = 0;
+  std::uint64_t received = 0;
+  std::uint64_t lost = 0;
+  std::uint64_t blocked_ns = 0;
+  std::uint64_t peers_reclaimed = 0;
+  std::uint64_t claims_skipped = 0;
+  std::uint64_t items_redelivered = 0;
+  std::uint64_t evictions = 0;
+  std::uint64_t depth = 0;  // queue: items waiting (approximate)
+  std::vector<PeerStats> peers;  // occupied slots only
+};
+
+// Reads a channel's counters from another process without disturbing it: attaches read-only,
+// takes no lock, writes nothing. kNotFound if there is no such live channel; kDataLoss if the
+// segment does not hold a valid control block.
+absl::StatusOr<ChannelStats> read_stats(std::string_view name);
+
+// Names of the live channels on this machine (scans /dev/shm for channel segments and reads each
+// one's name from its control block; stale and foreign segments are left out).
+std::vector<std::string> list_channels();
+
+// Removes a channel's name now (SharedMemory::destroy kForceNoWait): open endpoints keep working,
+// new opens create a fresh channel. kNotFound if there is none.
+absl::Status remove_channel(std::string_view name);
+
+}  // namespace shmring

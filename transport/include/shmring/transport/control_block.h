@@ -1,0 +1,181 @@
+// The control block at the start of every channel segment: header, counters, wake words and the
+// peer registry. In-segment layout: integers and atomics only, fixed offsets (static_asserts below),
+// 128-byte blocks for fields written by different processes.
+//
+//   [0, 256)     ChannelHeader   written once by the creator, then `state` release-stored kReady
+//   [256, 384)   ChannelCounters retired per-peer totals and recovery events (slow path only)
+//   [384, 512)   WakeBlock data_wake   receivers park here; senders bump it after publishing
+//   [512, 640)   WakeBlock space_wake  senders park here (queue full / lossless topic full)
+//   [640, 768)   ChannelMisc     token generator, recovery hint
+//   [768, ...)   PeerSlot[max_peers], 128 bytes each
+//   [ring_offset, ring_offset + ring_bytes)  the ring (MpmcQueue, BroadcastRing, frame pool)
+//
+// Nothing here is trusted by a reader: the header is copied once and validated
+// (validate_channel_header), every peer slot field is range-checked before use.
+// Changing any size, offset or meaning requires bumping kChannelLayoutVersion; the layout test in
+// tests/transport/control_block_test.cc pins it.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "shmring/core/layout.h"
+
+namespace shmring {
+
+inline constexpr std::uint64_t kChannelMagic = 0x314E4843524D4853ULL;  // "SHMRCHN1" little-endian
+inline constexpr std::uint32_t kChannelLayoutVersion = 1;
+inline constexpr std::size_t kMaxChannelName = 128;  // bytes of a channel name
+inline constexpr std::uint32_t kMaxPeers = 1024;     // peer slots per channel at most
+
+enum class ChannelKind : std::uint32_t { kQueue = 1, kTopic = 2, kFrames = 3 };
+
+enum class ChannelState : std::uint32_t { kInitialising = 0, kReady = 1 };
+
+// Channel flags (ChannelHeader::flags).
+inline constexpr std::uint32_t kChannelLossless = 1;
+
+struct alignas(kFalseSharingRange) ChannelHeader {
+  std::uint64_t magic;               // kChannelMagic
+  std::atomic<std::uint32_t> state;  // ChannelState; SYNC(channel-ready)
+  std::uint32_t version;             // kChannelLayoutVersion
+  std::uint32_t kind;                // ChannelKind
+  std::uint32_t flags;               // kChannelLossless, ...
+  std::uint32_t max_peers;           // PeerSlots that follow the control block
+  std::uint32_t name_length;         // bytes used in `name`
+  std::uint64_t capacity;            // queue: slots; topic: data bytes; frames: frame buffers
+  std::uint64_t max_message;         // queue: slot payload; topic: max record; frames: frame bytes
+  std::uint64_t ring_offset;         // from the start of the control block (page aligned)
+  std::uint64_t ring_bytes;          // bytes of the ring region
+  std::uint64_t total_bytes;         // control block + peers + ring (<= the segment's size)
+  std::uint64_t reclaim_after_ns;    // lossless topic: a stalled subscriber is evictable after this
+  std::uint64_t evict_lag;           // lossless topic: ... or when it lags this many bytes (0: never)
+  std::int64_t created_unix_ns;      // CLOCK_REALTIME at create, for tools
+  char name[kMaxChannelName];        // the channel's name (not NUL-terminated)
+};
+static_assert(std::is_standard_layout_v<ChannelHeader>);
+static_assert(sizeof(ChannelHeader) == 256);
+static_assert(offsetof(ChannelHeader, state) == 8);
+static_assert(offsetof(ChannelHeader, kind) == 16);
+static_assert(offsetof(ChannelHeader, capacity) == 32);
+static_assert(offsetof(ChannelHeader, ring_offset) == 48);
+static_assert(offsetof(ChannelHeader, created_unix_ns) == 88);
+static_assert(offsetof(ChannelHeader, name) == 96);
+
+// Totals of peers that left (folded in when a peer unregisters or is reclaimed) and recovery events.
+// Written under the segment lock only.
+struct alignas(kFalseSharingRange) ChannelCounters {
+  std::atomic<std::uint64_t> retired_sent;
+  std::atomic<std::uint64_t> retired_received;
+  std::atomic<std::uint64_t> retired_lost;
+  std::atomic<std::uint64_t> retired_blocked_ns;
+  std::atomic<std::uint64_t> peers_reclaimed;   // dead peers found and removed
+  std::atomic<std::uint64_t> claims_skipped;    // queue: dead producers' uncommitted slots skipped
+  std::atomic<std::uint64_t> items_redelivered; // queue: dead consumers' items handed to another
+  std::atomic<std::uint64_t> evictions;         // topic: lossless subscribers evicted
+  std::uint8_t pad[kFalseSharingRange - 8 * sizeof(std::atomic<std::uint64_t>)];
+};
+static_assert(std::is_standard_layout_v<ChannelCounters>);
+static_assert(sizeof(ChannelCounters) == 128);
+static_assert(offsetof(ChannelCounters, claims_skipped) == 40);
+
+// A futex word and the number of threads parked (or about to park) on it.
+struct alignas(kFalseSharingRange) WakeBlock {
+  std::atomic<std::uint32_t> word;     // bumped by a sender that saw waiters != 0
+  std::atomic<std::uint32_t> waiters;  // parked or parking receivers
+  std::uint8_t pad[kFalseSharingRange - 2 * sizeof(std::atomic<std::uint32_t>)];
+};
+static_assert(std::is_standard_layout_v<WakeBlock>);
+static_assert(sizeof(WakeBlock) == 128);
+static_assert(offsetof(WakeBlock, waiters) == 4);
+
+struct alignas(kFalseSharingRange) ChannelMisc {
+  std::atomic<std::uint64_t> next_token;     // registration tokens (epochs), under the lock
+  std::atomic<std::uint32_t> recovery_hint;  // non-zero: someone saw a dead peer or a stall
+  std::atomic<std::uint32_t> closed;         // reserved
+  std::uint8_t pad[kFalseSharingRange - 16];
+};
+static_assert(std::is_standard_layout_v<ChannelMisc>);
+static_assert(sizeof(ChannelMisc) == 128);
+
+enum class PeerState : std::uint32_t {
+  kFree = 0,
+  kActive = 1,       // a live endpoint (as far as anyone knows)
+  kDeadPending = 2,  // found dead; something it held is not settled yet (see the queue recovery)
+};
+
+enum class PeerRole : std::uint32_t {
+  kNone = 0,
+  kProducer = 1,    // queue
+  kConsumer = 2,    // queue
+  kPublisher = 3,   // topic / frames
+  kSubscriber = 4,  // topic / frames
+};
+
+// What an endpoint is doing with the ring right now (queue: its one outstanding claim).
+enum class PeerOp : std::uint32_t {
+  kIdle = 0,
+  kClaiming = 1,  // may have claimed a ticket whose number is not recorded yet
+  kClaimed = 2,   // holds ticket `op_ticket`
+};
+
+// One endpoint. Identity fields are written under the lock before `state` is release-stored
+// kActive; the counters are written by the endpoint itself (relaxed stores, no RMW on the hot path).
+struct alignas(kFalseSharingRange) PeerSlot {
+  std::atomic<std::uint32_t> state;       // PeerState; SYNC(peer-slot)
+  std::atomic<std::uint32_t> role;        // PeerRole
+  std::atomic<std::uint64_t> token;       // registration epoch, unique per channel
+  std::atomic<std::int32_t> pid;
+  std::atomic<std::uint32_t> flags;       // topic: 1 = lossless subscriber
+  std::atomic<std::uint64_t> start_time;  // with pid: ProcessIdentity
+  std::atomic<std::uint64_t> heartbeat_ns;  // CLOCK_MONOTONIC of the endpoint's last activity
+  std::atomic<std::uint64_t> sent;
+  std::atomic<std::uint64_t> received;
+  std::atomic<std::uint64_t> lost;
+  std::atomic<std::uint64_t> blocked_ns;  // time spent inside blocking calls that had to wait
+  std::atomic<std::uint32_t> op_state;    // PeerOp
+  std::atomic<std::uint32_t> aux;         // topic: lossless reader slot index
+  std::atomic<std::uint64_t> op_ticket;   // PeerOp::kClaimed: the ticket
+  std::atomic<std::uint64_t> barrier;     // recovery bookkeeping (enqueue position at death)
+  std::atomic<std::uint64_t> position;    // topic: the subscriber's position (for lag)
+};
+static_assert(std::is_standard_layout_v<PeerSlot>);
+static_assert(sizeof(PeerSlot) == 128);
+static_assert(offsetof(PeerSlot, token) == 8);
+static_assert(offsetof(PeerSlot, start_time) == 24);
+static_assert(offsetof(PeerSlot, sent) == 40);
+static_assert(offsetof(PeerSlot, op_state) == 72);
+static_assert(offsetof(PeerSlot, op_ticket) == 80);
+static_assert(offsetof(PeerSlot, position) == 96);
+
+struct ControlBlock {
+  ChannelHeader header;
+  ChannelCounters counters;
+  WakeBlock data_wake;
+  WakeBlock space_wake;
+  ChannelMisc misc;
+  // followed by PeerSlot[header.max_peers]
+};
+static_assert(std::is_standard_layout_v<ControlBlock>);
+static_assert(sizeof(ControlBlock) == 768);
+static_assert(offsetof(ControlBlock, counters) == 256);
+static_assert(offsetof(ControlBlock, data_wake) == 384);
+static_assert(offsetof(ControlBlock, space_wake) == 512);
+static_assert(offsetof(ControlBlock, misc) == 640);
+
+inline PeerSlot* peer_slots(ControlBlock* control) noexcept {
+  return reinterpret_cast<PeerSlot*>(reinterpret_cast<std::byte*>(control) + sizeof(ControlBlock));
+}
+inline const PeerSlot* peer_slots(const ControlBlock* control) noexcept {
+  return reinterpret_cast<const PeerSlot*>(reinterpret_cast<const std::byte*>(control) +
+                                           sizeof(ControlBlock));
+}
+
+// Where the ring starts for `max_peers` peer slots: page aligned.
+constexpr std::uint64_t ring_offset_for(std::uint32_t max_peers) noexcept {
+  return align_up(sizeof(ControlBlock) + std::uint64_t{max_peers} * sizeof(PeerSlot), 4096);
+}
+
+}  // namespace shmring

@@ -1,0 +1,151 @@
+// Frame channels: large messages (up to 1 GiB; meant for 1-32 MiB video/audio frames) written in
+// place and read in place, with "latest frame" semantics.
+//
+// The ring is a pool of `capacity` (>= 3) frame buffers of max_message bytes, each page aligned,
+// each with a sequence word (odd while the publisher writes it). The publisher loans a buffer that
+// is neither the latest frame nor pinned by a subscriber, fills it, and publishes it: it becomes the
+// latest frame. A subscriber always gets the newest complete frame (a subscriber that falls behind
+// skips to it; skipped frames are counted in lost()), pinned in place until it releases the view:
+// the publisher never writes a pinned buffer, so a view is never torn.
+//
+// Pinning protocol (Dekker, all seq_cst): subscriber stores its pin (buffer + 1) in its peer slot,
+// then re-reads the buffer's sequence word; publisher makes the sequence odd, then scans the pins.
+// Either the subscriber sees the odd/changed sequence (and retries) or the publisher sees the pin
+// (and picks another buffer). A subscriber that dies holding a pin is found dead by the publisher
+// (slow path, when no buffer is free) and its pin dropped. With capacity buffers and k subscribers
+// each pinning one old frame, the publisher needs capacity > k + 1 to never wait.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "shmring/transport/channel.h"
+
+namespace shmring {
+
+namespace detail {
+struct FrameEndpoint;
+}
+
+struct FrameOptions {
+  std::uint64_t capacity = 0;     // frame buffers (creator default 4, at least 3, at most 64)
+  std::uint64_t max_message = 0;  // bytes per frame (creator default 4 MiB)
+  std::uint32_t max_peers = 0;    // creator default 16
+  mode_t permissions = 0600;
+  bool create = true;
+  WaitOptions wait;
+  std::chrono::milliseconds open_timeout{2000};
+};
+
+class FramePublisher;
+class FrameSubscriber;
+
+// A frame buffer lent to the publisher: fill buffer(), then FramePublisher::publish().
+class FrameLoan {
+ public:
+  FrameLoan() = default;
+  FrameLoan(FrameLoan&& other) noexcept;
+  FrameLoan& operator=(FrameLoan&& other) noexcept;
+  FrameLoan(const FrameLoan&) = delete;
+  FrameLoan& operator=(const FrameLoan&) = delete;
+  ~FrameLoan();
+  ChannelResult result() const noexcept { return result_; }
+  bool ok() const noexcept { return result_ == ChannelResult::kOk; }
+  std::span<std::byte> buffer() const noexcept { return buffer_; }
+
+ private:
+  friend class FramePublisher;
+  FramePublisher* owner_ = nullptr;
+  ChannelResult result_ = ChannelResult::kClosed;
+  std::uint32_t index_ = 0;
+  std::uint64_t seq_ = 0;
+  std::span<std::byte> buffer_;
+};
+
+// A frame lent to a subscriber, in place, until release().
+class FrameView {
+ public:
+  FrameView() = default;
+  FrameView(FrameView&& other) noexcept;
+  FrameView& operator=(FrameView&& other) noexcept;
+  FrameView(const FrameView&) = delete;
+  FrameView& operator=(const FrameView&) = delete;
+  ~FrameView();
+  ChannelResult result() const noexcept { return result_; }
+  bool ok() const noexcept { return result_ == ChannelResult::kOk; }
+  std::span<const std::byte> data() const noexcept { return data_; }
+  std::uint64_t frame_number() const noexcept { return frame_number_; }  // 1, 2, ... per publisher
+  void release() noexcept;
+
+ private:
+  friend class FrameSubscriber;
+  FrameSubscriber* owner_ = nullptr;
+  ChannelResult result_ = ChannelResult::kClosed;
+  std::uint64_t frame_number_ = 0;
+  std::span<const std::byte> data_;
+};
+
+class FramePublisher {
+ public:
+  // kFailedPrecondition if a live publisher exists (or kind/limits differ).
+  static absl::StatusOr<FramePublisher> open(std::string_view name, const FrameOptions& options = {});
+  FramePublisher();
+  FramePublisher(FramePublisher&&) noexcept;
+  FramePublisher& operator=(FramePublisher&&) noexcept;
+  ~FramePublisher();
+
+  // A free buffer (kOk), or kWouldBlock / kTimedOut when every buffer is latest or pinned.
+  FrameLoan try_loan() noexcept;
+  FrameLoan loan(std::chrono::nanoseconds timeout) noexcept;
+  // Makes the loan's first `bytes` the latest frame. kOk or kTooLarge (loan kept).
+  ChannelResult publish(FrameLoan& loan, std::size_t bytes) noexcept;
+  void abandon(FrameLoan& loan) noexcept;
+  // Copying: loan + copy + publish.
+  ChannelResult send(std::span<const std::byte> frame, std::chrono::nanoseconds timeout) noexcept;
+
+  std::uint64_t max_message() const noexcept;
+  std::uint64_t frames_published() const noexcept;
+  PeerStats stats() const noexcept;
+  bool is_open() const noexcept { return impl_ != nullptr; }
+  void close() noexcept;
+
+ private:
+  std::unique_ptr<detail::FrameEndpoint> impl_;
+};
+
+class FrameSubscriber {
+ public:
+  static absl::StatusOr<FrameSubscriber> open(std::string_view name, const FrameOptions& options = {});
+  FrameSubscriber();
+  FrameSubscriber(FrameSubscriber&&) noexcept;
+  FrameSubscriber& operator=(FrameSubscriber&&) noexcept;
+  ~FrameSubscriber();
+
+  // The newest frame newer than the last one this subscriber took, pinned in place. kOk,
+  // kWouldBlock / kTimedOut (no newer frame), kCorrupt. One view at a time.
+  FrameView try_receive_view() noexcept;
+  FrameView receive_view(std::chrono::nanoseconds timeout) noexcept;
+  // Copying: `out` must hold max_message() bytes.
+  ChannelResult receive(std::span<std::byte> out, std::size_t* bytes,
+                        std::chrono::nanoseconds timeout) noexcept;
+
+  std::uint64_t lost() const noexcept;  // frames published that this subscriber skipped
+  std::uint64_t received() const noexcept;
+  std::uint64_t max_message() const noexcept;
+  PeerStats stats() const noexcept;
+  bool is_open() const noexcept { return impl_ != nullptr; }
+  void close() noexcept;
+
+ private:
+  friend class FrameView;
+  FrameView take(bool blocking, std::chrono::nanoseconds timeout) noexcept;
+  void unpin() noexcept;
+  std::unique_ptr<detail::FrameEndpoint> impl_;
+};
+
+}  // namespace shmring

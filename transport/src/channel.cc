@@ -1,0 +1,133 @@
+// Inspection from outside: read_stats, list_channels, remove_channel.
+#include <dirent.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "channel_segment.h"
+#include "shmring/core/process.h"
+#include "shmring/core/shared_memory.h"
+#include "shmring/queue/broadcast_ring.h"
+#include "shmring/queue/mpmc_queue.h"
+#include "shmring/transport/channel.h"
+
+namespace shmring {
+
+namespace {
+
+absl::StatusOr<ChannelStats> stats_of(SharedMemory& memory, std::string_view what) {
+  absl::StatusOr<detail::ChannelInfo> info =
+      detail::read_channel_header(memory.const_data(), memory.size(), what);
+  if (!info.ok()) return info.status();
+  const auto* cb = static_cast<const ControlBlock*>(memory.const_data());
+  ChannelStats st;
+  st.name = info->name;
+  st.kind = info->kind;
+  st.lossless = (info->flags & kChannelLossless) != 0;
+  st.capacity = info->capacity;
+  st.max_message = info->max_message;
+  st.max_peers = info->max_peers;
+  st.attachments = memory.num_attachments();
+  const ChannelCounters& c = cb->counters;
+  st.sent = c.retired_sent.load(std::memory_order_relaxed);
+  st.received = c.retired_received.load(std::memory_order_relaxed);
+  st.lost = c.retired_lost.load(std::memory_order_relaxed);
+  st.blocked_ns = c.retired_blocked_ns.load(std::memory_order_relaxed);
+  st.peers_reclaimed = c.peers_reclaimed.load(std::memory_order_relaxed);
+  st.claims_skipped = c.claims_skipped.load(std::memory_order_relaxed);
+  st.items_redelivered = c.items_redelivered.load(std::memory_order_relaxed);
+  st.evictions = c.evictions.load(std::memory_order_relaxed);
+  const PeerSlot* slots = peer_slots(cb);
+  for (std::uint32_t i = 0; i < info->max_peers; ++i) {
+    const PeerSlot& s = slots[i];
+    const std::uint32_t state = s.state.load(std::memory_order_acquire);
+    if (state == static_cast<std::uint32_t>(PeerState::kFree)) continue;
+    PeerStats p;
+    p.index = i;
+    p.state = static_cast<PeerState>(state);
+    p.role = static_cast<PeerRole>(s.role.load(std::memory_order_relaxed));
+    p.pid = s.pid.load(std::memory_order_relaxed);
+    p.alive = p.pid > 0 && is_alive({p.pid, s.start_time.load(std::memory_order_relaxed)});
+    p.sent = s.sent.load(std::memory_order_relaxed);
+    p.received = s.received.load(std::memory_order_relaxed);
+    p.lost = s.lost.load(std::memory_order_relaxed);
+    p.blocked_ns = s.blocked_ns.load(std::memory_order_relaxed);
+    p.lag = s.position.load(std::memory_order_relaxed);
+    if (p.state == PeerState::kActive) {  // dead peers' counters are in the retired totals already
+      st.sent += p.sent;
+      st.received += p.received;
+      st.lost += p.lost;
+      st.blocked_ns += p.blocked_ns;
+    }
+    st.peers.push_back(p);
+  }
+  if (info->kind == ChannelKind::kQueue && info->ring_bytes >= sizeof(MpmcControl)) {
+    const auto* ctl = reinterpret_cast<const MpmcControl*>(
+        static_cast<const std::byte*>(memory.const_data()) + info->ring_offset);
+    const std::uint64_t enq = ctl->enqueue_pos.value.load(std::memory_order_relaxed);
+    const std::uint64_t deq = ctl->dequeue_pos.value.load(std::memory_order_relaxed);
+    const std::int64_t d = mpmc::distance(enq, deq);
+    st.depth = d <= 0 ? 0 : static_cast<std::uint64_t>(d);
+    if (st.depth > info->capacity) st.depth = info->capacity;
+  }
+  if (info->kind == ChannelKind::kTopic && info->ring_bytes >= sizeof(BroadcastControl)) {
+    const auto* ctl = reinterpret_cast<const BroadcastControl*>(
+        static_cast<const std::byte*>(memory.const_data()) + info->ring_offset);
+    const std::uint64_t tail = ctl->writer.tail.load(std::memory_order_relaxed);
+    for (PeerStats& p : st.peers) {
+      if (p.role != PeerRole::kSubscriber) continue;
+      const std::uint64_t position = p.lag;  // the subscriber's position, stored above
+      p.lag = static_cast<std::int64_t>(tail - position) > 0 ? tail - position : 0;
+    }
+  } else {
+    for (PeerStats& p : st.peers) p.lag = 0;
+  }
+  return st;
+}
+
+}  // namespace
+
+absl::StatusOr<ChannelStats> read_stats(std::string_view name) {
+  if (absl::Status s = validate_channel_name(name); !s.ok()) return s;
+  SharedMemory memory(channel_key(name));
+  if (!memory.attach(AccessMode::kReadOnly)) return memory.status();
+  return stats_of(memory, detail::cat("channel '", name, "'"));
+}
+
+std::vector<std::string> list_channels() {
+  std::vector<std::string> names;
+  const std::string prefix = "shmring_" + channel_key("");
+  DIR* dir = opendir("/dev/shm");
+  if (dir == nullptr) return names;
+  std::vector<std::string> entries;
+  while (const dirent* e = readdir(dir)) {
+    const std::string entry = e->d_name;
+    if (entry.compare(0, prefix.size(), prefix) == 0) entries.push_back(entry);
+  }
+  closedir(dir);
+  for (const std::string& entry : entries) {
+    SharedMemory memory;
+    memory.set_native_key(entry);
+    if (!memory.attach(AccessMode::kReadOnly)) continue;  // stale, foreign or not permitted
+    absl::StatusOr<detail::ChannelInfo> info =
+        detail::read_channel_header(memory.const_data(), memory.size(), entry);
+    if (!info.ok()) continue;
+    // Only a segment whose name really is this channel's (not a look-alike).
+    if (SharedMemory::native_key_for(channel_key(info->name)) != entry) continue;
+    names.push_back(info->name);
+  }
+  return names;
+}
+
+absl::Status remove_channel(std::string_view name) {
+  if (absl::Status s = validate_channel_name(name); !s.ok()) return s;
+  SharedMemory memory(channel_key(name));
+  if (!memory.exists()) {
+    return absl::NotFoundError(detail::cat("remove_channel: no channel '", name, "'"));
+  }
+  if (!memory.destroy(DestroyMode::kForceNoWait)) return memory.status();
+  return absl::OkStatus();
+}
+
+}  // namespace shmring

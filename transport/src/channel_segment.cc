@@ -1,0 +1,371 @@
+#include "channel_segment.h"
+
+#include <time.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+
+#include "shmring/core/process.h"
+
+namespace shmring {
+
+std::string channel_key(std::string_view name) { return detail::cat("shmring.chan.", name); }
+
+absl::Status validate_channel_name(std::string_view name) {
+  if (name.empty() || name.size() > kMaxChannelName) {
+    return absl::InvalidArgumentError(detail::cat("channel name '", name, "' must have 1 to ",
+                                                   kMaxChannelName, " bytes"));
+  }
+  for (const char c : name) {
+    if (c == '/' || c == '\0') {
+      return absl::InvalidArgumentError(
+          detail::cat("channel name '", name, "' must not contain '/' or NUL"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string_view to_string(ChannelResult result) noexcept {
+  switch (result) {
+    case ChannelResult::kOk: return "kOk";
+    case ChannelResult::kWouldBlock: return "kWouldBlock";
+    case ChannelResult::kTimedOut: return "kTimedOut";
+    case ChannelResult::kTooLarge: return "kTooLarge";
+    case ChannelResult::kCorrupt: return "kCorrupt";
+    case ChannelResult::kEvicted: return "kEvicted";
+    case ChannelResult::kClosed: return "kClosed";
+  }
+  return "kUnknown";
+}
+
+namespace detail {
+
+std::uint64_t monotonic_ns() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL +
+         static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+namespace {
+
+std::string_view kind_name(std::uint32_t kind) {
+  switch (kind) {
+    case static_cast<std::uint32_t>(ChannelKind::kQueue): return "queue";
+    case static_cast<std::uint32_t>(ChannelKind::kTopic): return "topic";
+    case static_cast<std::uint32_t>(ChannelKind::kFrames): return "frames";
+  }
+  return "unknown";
+}
+
+std::int64_t realtime_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000LL + ts.tv_nsec;
+}
+
+}  // namespace
+
+absl::StatusOr<ChannelInfo> read_channel_header(const void* base, std::size_t mapped,
+                                                std::string_view what) {
+  if (base == nullptr || mapped < sizeof(ControlBlock)) {
+    return absl::DataLossError(cat(what, ": segment of ", mapped,
+                                            " bytes is too small for a channel control block"));
+  }
+  const auto* header = static_cast<const ChannelHeader*>(base);
+  // SYNC(channel-ready): pairs with the creator's release store of kReady in initialise_locked();
+  // every other header field was written before it.
+  const std::uint32_t state = header->state.load(std::memory_order_acquire);
+  if (state != static_cast<std::uint32_t>(ChannelState::kReady)) {
+    if (state == static_cast<std::uint32_t>(ChannelState::kInitialising)) {
+      return absl::UnavailableError(cat(what, ": channel is still being created"));
+    }
+    return absl::DataLossError(cat(what, ": bad channel state ", state));
+  }
+  ChannelHeader copy;  // one read of every field; only the copy is used below
+  std::memcpy(static_cast<void*>(&copy), static_cast<const void*>(header), sizeof(copy));
+  if (copy.magic != kChannelMagic) {
+    return absl::DataLossError(cat(what, ": not a channel (bad magic)"));
+  }
+  if (copy.version != kChannelLayoutVersion) {
+    return absl::FailedPreconditionError(cat(what, ": channel layout version ", copy.version,
+                                                      ", this build speaks ", kChannelLayoutVersion));
+  }
+  if (kind_name(copy.kind) == "unknown") {
+    return absl::DataLossError(cat(what, ": unknown channel kind ", copy.kind));
+  }
+  if (copy.max_peers == 0 || copy.max_peers > kMaxPeers || copy.name_length > kMaxChannelName ||
+      copy.ring_offset != ring_offset_for(copy.max_peers) || copy.ring_bytes == 0 ||
+      copy.ring_bytes > mapped || copy.ring_offset > mapped - copy.ring_bytes ||
+      copy.total_bytes != copy.ring_offset + copy.ring_bytes || copy.total_bytes > mapped ||
+      copy.capacity == 0 || copy.max_message == 0) {
+    return absl::DataLossError(cat(
+        what, ": inconsistent channel header (max_peers ", copy.max_peers, ", ring offset ",
+        copy.ring_offset, ", ring bytes ", copy.ring_bytes, ", total ", copy.total_bytes,
+        ", mapped ", mapped, ")"));
+  }
+  ChannelInfo info;
+  info.kind = static_cast<ChannelKind>(copy.kind);
+  info.flags = copy.flags;
+  info.max_peers = copy.max_peers;
+  info.capacity = copy.capacity;
+  info.max_message = copy.max_message;
+  info.ring_offset = copy.ring_offset;
+  info.ring_bytes = copy.ring_bytes;
+  info.total_bytes = copy.total_bytes;
+  info.reclaim_after_ns = copy.reclaim_after_ns;
+  info.evict_lag = copy.evict_lag;
+  info.name.assign(copy.name, copy.name_length);
+  return info;
+}
+
+absl::StatusOr<std::unique_ptr<ChannelSegment>> ChannelSegment::open(std::string_view name,
+                                                                    const ChannelSpec& spec) {
+  if (absl::Status s = validate_channel_name(name); !s.ok()) return s;
+  const std::string what = cat("channel '", name, "'");
+  const std::uint64_t capacity = spec.capacity != 0 ? spec.capacity : spec.default_capacity;
+  const std::uint64_t max_message =
+      spec.max_message != 0 ? spec.max_message : spec.default_max_message;
+  const std::uint32_t max_peers = spec.max_peers != 0 ? spec.max_peers : spec.default_max_peers;
+  if (max_peers > kMaxPeers) {
+    return absl::InvalidArgumentError(
+        cat(what, ": max_peers ", max_peers, " exceeds ", kMaxPeers));
+  }
+  const bool create = spec.create && !spec.read_only;
+  const std::uint64_t ring_bytes = spec.ring_bytes(capacity, max_message);
+  if (create && ring_bytes == 0) {
+    return absl::InvalidArgumentError(cat(what, ": capacity ", capacity,
+                                                   " / max_message ", max_message, " are invalid"));
+  }
+  const std::uint64_t total = ring_offset_for(max_peers) + ring_bytes;
+
+  std::unique_ptr<ChannelSegment> seg(new ChannelSegment());
+  seg->owner_pid_ = getpid();
+  seg->read_only_ = spec.read_only;
+  const AccessMode mode = spec.read_only ? AccessMode::kReadOnly : AccessMode::kReadWrite;
+  seg->memory_.set_key(channel_key(name));
+  seg->memory_.set_permissions(spec.permissions);
+  const std::uint64_t deadline =
+      monotonic_ns() + static_cast<std::uint64_t>(spec.open_timeout.count()) * 1'000'000ULL;
+  bool created = false;
+  for (;;) {
+    if (create) {
+      if (seg->memory_.create(total, AccessMode::kReadWrite)) {
+        created = true;
+        break;
+      }
+      if (seg->memory_.error() != SharedMemoryError::kAlreadyExists) return seg->memory_.status();
+    }
+    if (seg->memory_.attach(mode)) break;
+    // Lost a race with the last endpoint detaching: create again.
+    if (!create || seg->memory_.error() != SharedMemoryError::kNotFound ||
+        monotonic_ns() > deadline) {
+      return seg->memory_.status();
+    }
+  }
+  seg->control_ = static_cast<ControlBlock*>(seg->memory_.data());
+
+  if (created) {
+    if (!seg->memory_.lock()) return seg->memory_.status();
+    absl::Status s = seg->initialise_locked(spec, capacity, max_message, max_peers);
+    seg->memory_.unlock();
+    if (!s.ok()) return s;
+  }
+  // Wait for the creator (or take over from a creator that died while initialising).
+  absl::StatusOr<ChannelInfo> info;
+  for (;;) {
+    info = read_channel_header(seg->memory_.data(), seg->memory_.size(), what);
+    if (info.ok() || info.status().code() != absl::StatusCode::kUnavailable) break;
+    if (!spec.read_only && seg->memory_.try_lock_for(1)) {
+      const bool creator_died = seg->memory_.previous_owner_died();
+      absl::Status s = absl::OkStatus();
+      if (creator_died && seg->control_->header.state.load(std::memory_order_acquire) !=
+                              static_cast<std::uint32_t>(ChannelState::kReady)) {
+        if (total <= seg->memory_.size()) {
+          s = seg->initialise_locked(spec, capacity, max_message, max_peers);
+        }
+      }
+      seg->memory_.unlock();
+      if (!s.ok()) return s;
+    }
+    if (monotonic_ns() > deadline) {
+      return absl::DeadlineExceededError(
+          cat(what, ": its creator did not finish initialising within ",
+                       spec.open_timeout.count(), " ms"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (!info.ok()) return info.status();
+  seg->info_ = *std::move(info);
+  const ChannelInfo& i = seg->info_;
+  auto mismatch = [&](std::string_view field, auto have, auto want) {
+    return absl::FailedPreconditionError(cat(what, ": ", field, " is ", have,
+                                                      " in the channel but ", want, " was asked"));
+  };
+  if (i.kind != spec.kind) {
+    return mismatch("kind", kind_name(static_cast<std::uint32_t>(i.kind)),
+                    kind_name(static_cast<std::uint32_t>(spec.kind)));
+  }
+  if (spec.check_flags && i.flags != spec.flags) {
+    return mismatch("lossless", (i.flags & kChannelLossless) != 0, (spec.flags & kChannelLossless) != 0);
+  }
+  if (spec.capacity != 0 && i.capacity != spec.capacity) {
+    return mismatch("capacity", i.capacity, spec.capacity);
+  }
+  if (spec.max_message != 0 && i.max_message != spec.max_message) {
+    return mismatch("max_message", i.max_message, spec.max_message);
+  }
+  if (spec.max_peers != 0 && i.max_peers != spec.max_peers) {
+    return mismatch("max_peers", i.max_peers, spec.max_peers);
+  }
+  return seg;
+}
+
+absl::Status ChannelSegment::initialise_locked(const ChannelSpec& spec, std::uint64_t capacity,
+                                               std::uint64_t max_message, std::uint32_t max_peers) {
+  const std::string key = memory_.key();
+  const std::string_view name = key;
+  const std::uint64_t ring_offset = ring_offset_for(max_peers);
+  const std::uint64_t ring_bytes = spec.ring_bytes(capacity, max_message);
+  // Zero everything we own (a creator that died half-way may have left bytes behind).
+  std::memset(static_cast<void*>(control_), 0, ring_offset);
+  std::byte* ring = reinterpret_cast<std::byte*>(control_) + ring_offset;
+  if (absl::Status s = spec.init_ring(ring, ring_bytes, capacity, max_message); !s.ok()) return s;
+  ChannelHeader& h = control_->header;
+  h.magic = kChannelMagic;
+  h.version = kChannelLayoutVersion;
+  h.kind = static_cast<std::uint32_t>(spec.kind);
+  h.flags = spec.flags;
+  h.max_peers = max_peers;
+  const std::string_view channel_name = name.substr(std::string_view("shmring.chan.").size());
+  h.name_length = static_cast<std::uint32_t>(channel_name.size());
+  std::memcpy(h.name, channel_name.data(), channel_name.size());
+  h.capacity = capacity;
+  h.max_message = max_message;
+  h.ring_offset = ring_offset;
+  h.ring_bytes = ring_bytes;
+  h.total_bytes = ring_offset + ring_bytes;
+  h.reclaim_after_ns = spec.reclaim_after_ns;
+  h.evict_lag = spec.evict_lag;
+  h.created_unix_ns = realtime_ns();
+  control_->misc.next_token.store(1, std::memory_order_relaxed);
+  // SYNC(channel-ready): publishes every field above and the ring.
+  h.state.store(static_cast<std::uint32_t>(ChannelState::kReady), std::memory_order_release);
+  return absl::OkStatus();
+}
+
+ChannelSegment::~ChannelSegment() {
+  if (self_ != nullptr && owned_here() && memory_.is_attached()) {
+    if (lock_for(2000)) {
+      unregister_locked();
+      unlock();
+    }
+  }
+  // memory_'s destructor detaches (a forked child's copy only unmaps).
+}
+
+bool ChannelSegment::owned_here() const noexcept { return getpid() == owner_pid_; }
+
+bool ChannelSegment::lock_for(std::int64_t ms) noexcept {
+  if (ms <= 0) return memory_.try_lock_for(0);
+  return memory_.try_lock_for(ms);
+}
+
+void ChannelSegment::unlock() noexcept { memory_.unlock(); }
+
+absl::Status ChannelSegment::register_locked(PeerRole role, std::uint32_t flags) {
+  const ProcessIdentity me = current_process();
+  PeerSlot* slots = peers();
+  for (std::uint32_t i = 0; i < info_.max_peers; ++i) {
+    PeerSlot& s = slots[i];
+    if (s.state.load(std::memory_order_acquire) != static_cast<std::uint32_t>(PeerState::kFree)) {
+      continue;
+    }
+    const std::uint64_t token = control_->misc.next_token.fetch_add(1, std::memory_order_relaxed);
+    s.role.store(static_cast<std::uint32_t>(role), std::memory_order_relaxed);
+    s.token.store(token, std::memory_order_relaxed);
+    s.pid.store(me.pid, std::memory_order_relaxed);
+    s.flags.store(flags, std::memory_order_relaxed);
+    s.start_time.store(me.start_time, std::memory_order_relaxed);
+    s.heartbeat_ns.store(monotonic_ns(), std::memory_order_relaxed);
+    s.sent.store(0, std::memory_order_relaxed);
+    s.received.store(0, std::memory_order_relaxed);
+    s.lost.store(0, std::memory_order_relaxed);
+    s.blocked_ns.store(0, std::memory_order_relaxed);
+    s.op_state.store(static_cast<std::uint32_t>(PeerOp::kIdle), std::memory_order_relaxed);
+    s.aux.store(0, std::memory_order_relaxed);
+    s.op_ticket.store(0, std::memory_order_relaxed);
+    s.barrier.store(0, std::memory_order_relaxed);
+    s.position.store(0, std::memory_order_relaxed);
+    // SYNC(peer-slot): publishes the identity above to slot readers (acquire of state).
+    s.state.store(static_cast<std::uint32_t>(PeerState::kActive), std::memory_order_release);
+    self_ = &s;
+    self_index_ = i;
+    self_token_ = token;
+    return absl::OkStatus();
+  }
+  return absl::ResourceExhaustedError(cat("channel '", info_.name, "': all ",
+                                                   info_.max_peers, " peer slots are taken"));
+}
+
+void fold_counters_locked(ControlBlock* control, const PeerSlot& slot) noexcept {
+  ChannelCounters& c = control->counters;
+  c.retired_sent.fetch_add(slot.sent.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  c.retired_received.fetch_add(slot.received.load(std::memory_order_relaxed),
+                               std::memory_order_relaxed);
+  c.retired_lost.fetch_add(slot.lost.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  c.retired_blocked_ns.fetch_add(slot.blocked_ns.load(std::memory_order_relaxed),
+                                 std::memory_order_relaxed);
+}
+
+void ChannelSegment::unregister_locked() noexcept {
+  if (self_ == nullptr) return;
+  // Only if the slot is still ours: had it been reclaimed (we were taken for dead) and reused, it
+  // belongs to someone else now.
+  if (owns_slot_locked()) {
+    fold_counters_locked(control_, *self_);
+    free_slot_locked(*self_);
+  }
+  self_ = nullptr;
+}
+
+bool ChannelSegment::owns_slot_locked() const noexcept {
+  return self_ != nullptr &&
+         self_->state.load(std::memory_order_acquire) ==
+             static_cast<std::uint32_t>(PeerState::kActive) &&
+         self_->token.load(std::memory_order_relaxed) == self_token_;
+}
+
+void ChannelSegment::free_slot_locked(PeerSlot& slot) noexcept {
+  slot.op_state.store(static_cast<std::uint32_t>(PeerOp::kIdle), std::memory_order_relaxed);
+  slot.role.store(static_cast<std::uint32_t>(PeerRole::kNone), std::memory_order_relaxed);
+  slot.state.store(static_cast<std::uint32_t>(PeerState::kFree), std::memory_order_release);
+}
+
+std::uint32_t ChannelSegment::mark_dead_locked() noexcept {
+  std::uint32_t found = 0;
+  PeerSlot* slots = peers();
+  for (std::uint32_t i = 0; i < info_.max_peers; ++i) {
+    PeerSlot& s = slots[i];
+    if (&s == self_) continue;
+    if (s.state.load(std::memory_order_acquire) != static_cast<std::uint32_t>(PeerState::kActive)) {
+      continue;
+    }
+    const ProcessIdentity who{s.pid.load(std::memory_order_relaxed),
+                              s.start_time.load(std::memory_order_relaxed)};
+    if (who.pid > 0 && is_alive(who)) continue;
+    fold_counters_locked(control_, s);
+    s.state.store(static_cast<std::uint32_t>(PeerState::kDeadPending), std::memory_order_release);
+    control_->counters.peers_reclaimed.fetch_add(1, std::memory_order_relaxed);
+    ++found;
+  }
+  return found;
+}
+
+void ChannelSegment::touch(std::uint64_t now_ns) noexcept {
+  if (self_ != nullptr) self_->heartbeat_ns.store(now_ns, std::memory_order_relaxed);
+}
+
+}  // namespace detail
+}  // namespace shmring

@@ -1,0 +1,146 @@
+// Private: a channel's segment, its validated control block, and the peer registry.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "shmring/core/shared_memory.h"
+#include "shmring/transport/channel.h"
+#include "shmring/transport/control_block.h"
+
+namespace shmring::detail {
+
+// String building for messages (the system Abseil's StrCat does not take std::string_view).
+inline void append_piece(std::string& out, std::string_view piece) { out.append(piece); }
+inline void append_piece(std::string& out, const char* piece) { out.append(piece); }
+inline void append_piece(std::string& out, const std::string& piece) { out.append(piece); }
+inline void append_piece(std::string& out, bool value) { out.append(value ? "true" : "false"); }
+template <typename T>
+  requires std::is_integral_v<T>
+void append_piece(std::string& out, T value) {
+  out.append(std::to_string(value));
+}
+template <typename... Pieces>
+std::string cat(const Pieces&... pieces) {
+  std::string out;
+  (append_piece(out, pieces), ...);
+  return out;
+}
+
+// A validated local copy of a ChannelHeader: the only form code uses after open.
+struct ChannelInfo {
+  ChannelKind kind = ChannelKind::kQueue;
+  std::uint32_t flags = 0;
+  std::uint32_t max_peers = 0;
+  std::uint64_t capacity = 0;
+  std::uint64_t max_message = 0;
+  std::uint64_t ring_offset = 0;
+  std::uint64_t ring_bytes = 0;
+  std::uint64_t total_bytes = 0;
+  std::uint64_t reclaim_after_ns = 0;
+  std::uint64_t evict_lag = 0;
+  std::string name;
+};
+
+// Reads and checks the channel header at `base` (mapped over `mapped` bytes). kUnavailable: not ready;
+// kFailedPrecondition: another layout version; kDataLoss: corrupt. Never reads outside the mapping.
+absl::StatusOr<ChannelInfo> read_channel_header(const void* base, std::size_t mapped,
+                                                std::string_view what);
+
+// What an endpoint asks for. Zero limits mean "whatever the channel has" when opening and the
+// defaults when creating.
+struct ChannelSpec {
+  ChannelKind kind = ChannelKind::kQueue;
+  std::uint32_t flags = 0;
+  bool check_flags = true;
+  std::uint64_t capacity = 0;
+  std::uint64_t max_message = 0;
+  std::uint32_t max_peers = 0;
+  std::uint64_t default_capacity = 1024;
+  std::uint64_t default_max_message = 256;
+  std::uint32_t default_max_peers = 64;
+  std::uint64_t reclaim_after_ns = 0;
+  std::uint64_t evict_lag = 0;
+  mode_t permissions = 0600;
+  bool create = true;
+  bool read_only = false;  // attach the whole segment read-only (never creates, never registers)
+  std::chrono::milliseconds open_timeout{2000};
+  // Ring size for (capacity, max_message); 0 when they are invalid.
+  std::function<std::uint64_t(std::uint64_t, std::uint64_t)> ring_bytes;
+  // Creates the ring in [ring, ring + bytes) for (capacity, max_message).
+  std::function<absl::Status(void*, std::size_t, std::uint64_t, std::uint64_t)> init_ring;
+};
+
+std::uint64_t monotonic_ns() noexcept;
+
+class ChannelSegment {
+ public:
+  // Opens or creates the channel and validates it against `spec` (does not register a peer).
+  static absl::StatusOr<std::unique_ptr<ChannelSegment>> open(std::string_view name,
+                                                             const ChannelSpec& spec);
+  ~ChannelSegment();
+  ChannelSegment(const ChannelSegment&) = delete;
+  ChannelSegment& operator=(const ChannelSegment&) = delete;
+
+  ControlBlock* control() const noexcept { return control_; }
+  bool read_only() const noexcept { return read_only_; }
+  const ChannelInfo& info() const noexcept { return info_; }
+  std::byte* ring() const noexcept { return reinterpret_cast<std::byte*>(control_) + info_.ring_offset; }
+  PeerSlot* peers() const noexcept { return peer_slots(control_); }
+  PeerSlot* self() const noexcept { return self_; }
+  std::uint32_t self_index() const noexcept { return self_index_; }
+  std::uint64_t self_token() const noexcept { return self_token_; }
+  SharedMemory& memory() noexcept { return memory_; }
+  // True in the process that opened it (false in a forked child that inherited it).
+  bool owned_here() const noexcept;
+
+  // The segment lock (slow path only). lock_for gives up after `ms` (0: try once).
+  bool lock_for(std::int64_t ms) noexcept;
+  void unlock() noexcept;
+
+  // Under the lock: claims a free peer slot for this process. kResourceExhausted if none.
+  absl::Status register_locked(PeerRole role, std::uint32_t flags);
+  // Under the lock: folds this endpoint's counters into the retired totals and frees its slot.
+  void unregister_locked() noexcept;
+  // Under the lock: every kActive peer whose process is gone becomes kDeadPending (its counters
+  // folded into the retired totals). Returns how many were found.
+  std::uint32_t mark_dead_locked() noexcept;
+  // Under the lock: frees a slot (after its pending state is settled).
+  void free_slot_locked(PeerSlot& slot) noexcept;
+
+  // Under the lock: the peer slot is still this endpoint's (kActive with its token).
+  bool owns_slot_locked() const noexcept;
+  // Drops this endpoint's claim on its peer slot without freeing it (the slot was handed over).
+  void forget_self() noexcept { self_ = nullptr; }
+
+  // Heartbeat and the endpoint's own counters (relaxed stores into its slot).
+  void touch(std::uint64_t now_ns) noexcept;
+
+ private:
+  ChannelSegment() = default;
+  absl::Status initialise_locked(const ChannelSpec& spec, std::uint64_t capacity,
+                                 std::uint64_t max_message, std::uint32_t max_peers);
+
+  SharedMemory memory_;
+  ControlBlock* control_ = nullptr;
+  ChannelInfo info_;
+  PeerSlot* self_ = nullptr;
+  std::uint32_t self_index_ = 0;
+  std::uint64_t self_token_ = 0;
+  pid_t owner_pid_ = 0;
+  bool read_only_ = false;
+};
+
+// Folds a peer slot's counters into the channel's retired totals (under the lock).
+void fold_counters_locked(ControlBlock* control, const PeerSlot& slot) noexcept;
+
+}  // namespace shmring::detail

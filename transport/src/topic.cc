@@ -1,0 +1,437 @@
+// Topic channels: a BroadcastRing in a channel segment, plus registry, waiting and eviction.
+#include "shmring/transport/topic.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <optional>
+#include <vector>
+
+#include "channel_segment.h"
+#include "shmring/queue/broadcast_ring.h"
+#include "shmring/queue/detail/atomic_words.h"
+#include "wait.h"
+
+namespace shmring {
+namespace detail {
+
+struct TopicEndpoint {
+  std::unique_ptr<ChannelSegment> seg;
+  std::optional<BroadcastRing> ring;      // publisher; subscribers use it only to evict dead peers
+  std::optional<BroadcastReader> reader;  // subscriber
+  WaitOptions wait;
+  bool lossless = false;
+  std::uint64_t sent = 0;
+  std::uint64_t received = 0;
+  std::uint64_t blocked_ns = 0;
+  std::uint64_t evictions = 0;
+  std::uint64_t last_check_ns = 0;
+  std::uint64_t dead_check_ns = 5'000'000;
+  std::uint64_t evict_after_ns = 0;
+  std::vector<std::byte> scratch;
+};
+
+namespace {
+
+constexpr std::uint64_t kDefaultTopicCapacity = 1 << 20;
+constexpr std::uint32_t kDefaultTopicPeers = 64;
+
+std::uint64_t default_max_message(std::uint64_t capacity) {
+  const std::uint64_t limit = BroadcastRing::max_record_limit(capacity);
+  return std::min<std::uint64_t>(64 * 1024, limit == 0 ? 1 : limit);
+}
+
+ChannelSpec topic_spec(const TopicOptions& options) {
+  ChannelSpec spec;
+  spec.kind = ChannelKind::kTopic;
+  spec.flags = options.lossless ? kChannelLossless : 0;
+  spec.capacity = options.capacity;
+  spec.max_message = options.max_message;
+  spec.max_peers = options.max_peers;
+  spec.default_capacity = kDefaultTopicCapacity;
+  spec.default_max_message =
+      default_max_message(options.capacity != 0 ? options.capacity : kDefaultTopicCapacity);
+  spec.default_max_peers = kDefaultTopicPeers;
+  spec.permissions = options.permissions;
+  spec.create = options.create;
+  spec.read_only = options.read_only;
+  spec.open_timeout = options.open_timeout;
+  const bool lossless = options.lossless;
+  const std::uint32_t readers = options.max_peers != 0 ? options.max_peers : kDefaultTopicPeers;
+  auto ring_options = [lossless, readers](std::uint64_t capacity, std::uint64_t max_message) {
+    BroadcastRing::Options o;
+    o.capacity = capacity;
+    o.max_record = max_message;
+    o.lossless = lossless;
+    o.max_readers = lossless ? std::min<std::uint32_t>(readers, kMaxBroadcastReaders) : 0;
+    return o;
+  };
+  spec.ring_bytes = [ring_options](std::uint64_t capacity, std::uint64_t max_message) -> std::uint64_t {
+    if (!is_power_of_two(capacity) || capacity < BroadcastRing::kMinCapacity || max_message == 0 ||
+        max_message > BroadcastRing::max_record_limit(capacity)) {
+      return 0;
+    }
+    return BroadcastRing::required_bytes(ring_options(capacity, max_message));
+  };
+  spec.init_ring = [ring_options](void* ring, std::size_t bytes, std::uint64_t capacity,
+                                  std::uint64_t max_message) -> absl::Status {
+    return BroadcastRing::create(ring, bytes, ring_options(capacity, max_message)).status();
+  };
+  return spec;
+}
+
+PeerState state_of(const PeerSlot& s) {
+  return static_cast<PeerState>(s.state.load(std::memory_order_acquire));
+}
+PeerRole role_of(const PeerSlot& s) {
+  return static_cast<PeerRole>(s.role.load(std::memory_order_relaxed));
+}
+
+// Under the lock: dead peers are removed; a dead lossless subscriber's cursor slot is evicted so it
+// no longer holds the publisher back.
+void recover_locked(TopicEndpoint& e) {
+  ChannelSegment& seg = *e.seg;
+  seg.mark_dead_locked();
+  PeerSlot* slots = seg.peers();
+  for (std::uint32_t i = 0; i < seg.info().max_peers; ++i) {
+    PeerSlot& s = slots[i];
+    if (state_of(s) != PeerState::kDeadPending) continue;
+    if (role_of(s) == PeerRole::kSubscriber && (s.flags.load(std::memory_order_relaxed) & 1) != 0 &&
+        e.ring.has_value()) {
+      e.ring->evict_reader(s.aux.load(std::memory_order_relaxed),
+                           s.token.load(std::memory_order_relaxed));
+    }
+    seg.free_slot_locked(s);
+  }
+}
+
+PeerStats peer_stats(const ChannelSegment& seg) {
+  PeerStats st;
+  const PeerSlot* s = seg.self();
+  if (s == nullptr) return st;
+  st.index = seg.self_index();
+  st.role = role_of(*s);
+  st.state = state_of(*s);
+  st.pid = s->pid.load(std::memory_order_relaxed);
+  st.alive = true;
+  st.sent = s->sent.load(std::memory_order_relaxed);
+  st.received = s->received.load(std::memory_order_relaxed);
+  st.lost = s->lost.load(std::memory_order_relaxed);
+  st.blocked_ns = s->blocked_ns.load(std::memory_order_relaxed);
+  return st;
+}
+
+// Evicts the live lossless subscribers at the oldest position (the ones holding the publisher).
+std::uint64_t evict_slowest(TopicEndpoint& e) {
+  BroadcastRing& ring = *e.ring;
+  std::optional<std::uint64_t> oldest;
+  const std::uint64_t tail = ring.tail_position();
+  for (std::uint32_t i = 0; i < ring.max_readers(); ++i) {
+    const BroadcastRing::ReaderSlotView v = ring.reader_slot(i);
+    if (v.owner == kReaderSlotFree || v.owner == kReaderSlotReclaiming || v.position == kReaderJoining) {
+      continue;
+    }
+    if (!oldest || tail - v.position > tail - *oldest) oldest = v.position;
+  }
+  if (!oldest) return 0;
+  std::uint64_t n = 0;
+  for (std::uint32_t i = 0; i < ring.max_readers(); ++i) {
+    const BroadcastRing::ReaderSlotView v = ring.reader_slot(i);
+    if (v.owner == kReaderSlotFree || v.owner == kReaderSlotReclaiming || v.position != *oldest) {
+      continue;
+    }
+    if (ring.evict_reader(i, v.owner) == RingResult::kOk) ++n;
+  }
+  e.evictions += n;
+  e.seg->control()->counters.evictions.fetch_add(n, std::memory_order_relaxed);
+  return n;
+}
+
+}  // namespace
+}  // namespace detail
+
+using detail::TopicEndpoint;
+
+// --- TopicPublisher --------------------------------------------------------------------------------
+
+TopicPublisher::TopicPublisher() = default;
+TopicPublisher::TopicPublisher(TopicPublisher&&) noexcept = default;
+TopicPublisher& TopicPublisher::operator=(TopicPublisher&& other) noexcept {
+  if (this != &other) {
+    close();
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
+TopicPublisher::~TopicPublisher() { close(); }
+void TopicPublisher::close() noexcept { impl_.reset(); }
+
+absl::StatusOr<TopicPublisher> TopicPublisher::open(std::string_view name,
+                                                    const TopicOptions& options) {
+  TopicOptions o = options;
+  o.read_only = false;
+  auto seg = detail::ChannelSegment::open(name, detail::topic_spec(o));
+  if (!seg.ok()) return seg.status();
+  auto e = std::make_unique<TopicEndpoint>();
+  e->seg = *std::move(seg);
+  e->wait = options.wait;
+  e->lossless = (e->seg->info().flags & kChannelLossless) != 0;
+  e->dead_check_ns = static_cast<std::uint64_t>(options.dead_check_interval.count()) * 1'000'000;
+  e->evict_after_ns = static_cast<std::uint64_t>(options.evict_after.count()) * 1'000'000;
+  absl::StatusOr<BroadcastRing> ring = BroadcastRing::attach(e->seg->ring(), e->seg->info().ring_bytes);
+  if (!ring.ok()) return ring.status();
+  e->ring.emplace(*std::move(ring));
+  if (!e->seg->lock_for(options.open_timeout.count())) return e->seg->memory().status();
+  detail::recover_locked(*e);
+  const PeerSlot* slots = e->seg->peers();
+  for (std::uint32_t i = 0; i < e->seg->info().max_peers; ++i) {
+    if (detail::state_of(slots[i]) == PeerState::kActive &&
+        detail::role_of(slots[i]) == PeerRole::kPublisher) {
+      e->seg->unlock();
+      return absl::FailedPreconditionError(detail::cat(
+          "topic '", name, "' already has a live publisher (pid ",
+          slots[i].pid.load(std::memory_order_relaxed), ")"));
+    }
+  }
+  absl::Status s = e->seg->register_locked(PeerRole::kPublisher, 0);
+  e->seg->unlock();
+  if (!s.ok()) return s;
+  // Resume after the last complete record (a previous publisher may have written since attach).
+  ring = BroadcastRing::attach(e->seg->ring(), e->seg->info().ring_bytes);
+  if (!ring.ok()) return ring.status();
+  e->ring.emplace(*std::move(ring));
+  TopicPublisher p;
+  p.impl_ = std::move(e);
+  return p;
+}
+
+ChannelResult TopicPublisher::try_publish(std::span<const std::byte> message) noexcept {
+  return publish(message, std::chrono::nanoseconds(0));
+}
+
+ChannelResult TopicPublisher::publish(std::span<const std::byte> message,
+                                      std::chrono::nanoseconds timeout) noexcept {
+  if (!impl_) return ChannelResult::kClosed;
+  TopicEndpoint& e = *impl_;
+  ChannelResult out = ChannelResult::kWouldBlock;
+  auto attempt = [&]() -> bool {
+    const RingResult r = e.ring->try_write(message);
+    switch (r) {
+      case RingResult::kOk:
+        e.seg->self()->sent.store(++e.sent, std::memory_order_relaxed);
+        detail::notify(e.seg->control()->data_wake);
+        out = ChannelResult::kOk;
+        return true;
+      case RingResult::kFull:
+        return false;
+      case RingResult::kTooLarge:
+        out = ChannelResult::kTooLarge;
+        return true;
+      default:
+        out = ChannelResult::kCorrupt;
+        return true;
+    }
+  };
+  if (attempt()) return out;
+  const std::uint64_t start = detail::monotonic_ns();
+  std::uint64_t held_since = start;
+  auto idle = [&](std::uint64_t now) {
+    e.seg->touch(now);
+    if (now - e.last_check_ns >= e.dead_check_ns && e.seg->lock_for(0)) {
+      e.last_check_ns = now;
+      detail::recover_locked(e);
+      e.seg->unlock();
+    }
+    if (e.evict_after_ns != 0 && now - held_since >= e.evict_after_ns) {
+      detail::evict_slowest(e);
+      held_since = now;
+    }
+  };
+  // Even a try_ call gets one look for dead subscribers (rate-limited), so a dead one cannot hold
+  // a publisher that only ever polls.
+  idle(start);
+  if (attempt()) return out;
+  if (timeout.count() <= 0) return ChannelResult::kWouldBlock;
+  // Sleep no longer than the dead-subscriber check period, so that bound holds while parked.
+  const auto slice = static_cast<std::int64_t>(
+      std::clamp<std::uint64_t>(e.dead_check_ns, 100'000, detail::kParkSliceNs));
+  const bool done = detail::wait_until(&e.seg->control()->space_wake, e.wait,
+                                       detail::deadline_after(timeout), attempt, idle, slice);
+  e.blocked_ns += detail::monotonic_ns() - start;
+  e.seg->self()->blocked_ns.store(e.blocked_ns, std::memory_order_relaxed);
+  return done ? out : ChannelResult::kTimedOut;
+}
+
+std::uint64_t TopicPublisher::max_message() const noexcept {
+  return impl_ ? impl_->ring->max_record() : 0;
+}
+bool TopicPublisher::lossless() const noexcept { return impl_ && impl_->lossless; }
+PeerStats TopicPublisher::stats() const noexcept {
+  return impl_ ? detail::peer_stats(*impl_->seg) : PeerStats{};
+}
+std::uint64_t TopicPublisher::evictions() const noexcept { return impl_ ? impl_->evictions : 0; }
+
+// --- TopicSubscriber -------------------------------------------------------------------------------
+
+TopicSubscriber::TopicSubscriber() = default;
+TopicSubscriber::TopicSubscriber(TopicSubscriber&&) noexcept = default;
+TopicSubscriber& TopicSubscriber::operator=(TopicSubscriber&& other) noexcept {
+  if (this != &other) {
+    close();
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
+TopicSubscriber::~TopicSubscriber() { close(); }
+
+void TopicSubscriber::close() noexcept {
+  if (impl_ && impl_->reader && impl_->reader->lossless() && impl_->seg->owned_here()) {
+    impl_->reader->unregister();
+  }
+  impl_.reset();
+}
+
+absl::StatusOr<TopicSubscriber> TopicSubscriber::open(std::string_view name,
+                                                      const TopicOptions& options) {
+  auto seg = detail::ChannelSegment::open(name, detail::topic_spec(options));
+  if (!seg.ok()) return seg.status();
+  auto e = std::make_unique<TopicEndpoint>();
+  e->seg = *std::move(seg);
+  e->wait = options.wait;
+  const detail::ChannelInfo& info = e->seg->info();
+  e->lossless = (info.flags & kChannelLossless) != 0;
+  e->scratch.resize(info.max_message);
+  const BroadcastStart start = options.start_at_latest ? BroadcastStart::kLatest : BroadcastStart::kNext;
+  if (options.read_only) {
+    if (e->lossless) {
+      return absl::FailedPreconditionError(detail::cat(
+          "topic '", name, "': a lossless subscriber must map the channel read-write"));
+    }
+    absl::StatusOr<BroadcastReader> reader =
+        BroadcastReader::attach(e->seg->ring(), info.ring_bytes, start);
+    if (!reader.ok()) return reader.status();
+    e->reader.emplace(*std::move(reader));
+  } else {
+    if (e->lossless) {
+      absl::StatusOr<BroadcastRing> admin = BroadcastRing::attach(e->seg->ring(), info.ring_bytes);
+      if (!admin.ok()) return admin.status();
+      e->ring.emplace(*std::move(admin));
+    }
+    if (!e->seg->lock_for(options.open_timeout.count())) return e->seg->memory().status();
+    detail::recover_locked(*e);
+    absl::Status s = e->seg->register_locked(PeerRole::kSubscriber, e->lossless ? 1 : 0);
+    if (s.ok()) {
+      absl::StatusOr<BroadcastReader> reader =
+          e->lossless ? BroadcastReader::register_reader(e->seg->ring(), info.ring_bytes,
+                                                         e->seg->self_token())
+                      : BroadcastReader::attach(e->seg->ring(), info.ring_bytes, start);
+      if (reader.ok()) {
+        e->reader.emplace(*std::move(reader));
+        e->seg->self()->aux.store(e->reader->slot_index(), std::memory_order_relaxed);
+      } else {
+        e->seg->unregister_locked();
+        s = reader.status();
+      }
+    }
+    e->seg->unlock();
+    if (!s.ok()) return s;
+    if (!e->lossless) {
+      // A lossy subscriber never writes the ring: make a stray write fault instead of corrupting
+      // what the publisher and the other subscribers read.
+      const std::size_t page = 4096;
+      std::size_t len = align_up(info.ring_bytes, page);
+      if (mprotect(e->seg->ring(), len, PROT_READ) != 0) {
+        len = info.ring_bytes & ~(page - 1);
+        if (len != 0) mprotect(e->seg->ring(), len, PROT_READ);
+      }
+    }
+  }
+  TopicSubscriber sub;
+  sub.impl_ = std::move(e);
+  return sub;
+}
+
+ChannelResult TopicSubscriber::receive(std::span<std::byte> out, std::size_t* bytes,
+                                       std::chrono::nanoseconds timeout) noexcept {
+  if (!impl_) return ChannelResult::kClosed;
+  TopicEndpoint& e = *impl_;
+  if (out.size() < e.reader->max_record()) return ChannelResult::kTooLarge;
+  ChannelResult result = ChannelResult::kWouldBlock;
+  PeerSlot* me = e.seg->read_only() ? nullptr : e.seg->self();
+  auto attempt = [&]() -> bool {
+    for (int i = 0; i < 4; ++i) {
+      std::size_t n = 0;
+      const RingResult r = e.reader->try_read(out, &n);
+      switch (r) {
+        case RingResult::kOk:
+          ++e.received;
+          if (bytes != nullptr) *bytes = n;
+          if (me != nullptr) {
+            me->received.store(e.received, std::memory_order_relaxed);
+            me->position.store(e.reader->position(), std::memory_order_relaxed);
+            me->lost.store(e.reader->lost_records(), std::memory_order_relaxed);
+          }
+          if (e.lossless) detail::notify(e.seg->control()->space_wake);
+          result = ChannelResult::kOk;
+          return true;
+        case RingResult::kEmpty:
+          return false;
+        case RingResult::kLapped:
+          continue;  // jumped ahead; the loss is counted when the next record arrives
+        case RingResult::kEvicted:
+          result = ChannelResult::kEvicted;
+          return true;
+        case RingResult::kTooLarge:
+          result = ChannelResult::kTooLarge;
+          return true;
+        default:
+          if (!e.lossless) e.reader->resync();
+          result = ChannelResult::kCorrupt;
+          return true;
+      }
+    }
+    return false;
+  };
+  if (attempt()) return result;
+  if (timeout.count() <= 0) return ChannelResult::kWouldBlock;
+  const std::uint64_t start = detail::monotonic_ns();
+  WakeBlock* wake = e.seg->read_only() ? nullptr : &e.seg->control()->data_wake;
+  const bool done = detail::wait_until(wake, e.wait, detail::deadline_after(timeout), attempt,
+                                       [&](std::uint64_t now) {
+                                         if (me != nullptr) e.seg->touch(now);
+                                       });
+  e.blocked_ns += detail::monotonic_ns() - start;
+  if (me != nullptr) me->blocked_ns.store(e.blocked_ns, std::memory_order_relaxed);
+  return done ? result : ChannelResult::kTimedOut;
+}
+
+ChannelResult TopicSubscriber::try_receive(std::span<std::byte> out, std::size_t* bytes) noexcept {
+  return receive(out, bytes, std::chrono::nanoseconds(0));
+}
+
+std::size_t TopicSubscriber::poll(const std::function<void(std::span<const std::byte>)>& handler,
+                                  std::size_t max) noexcept {
+  if (!impl_) return 0;
+  std::size_t n = 0;
+  while (n < max) {
+    std::size_t bytes = 0;
+    if (try_receive(impl_->scratch, &bytes) != ChannelResult::kOk) break;
+    handler(std::span<const std::byte>(impl_->scratch.data(), bytes));
+    ++n;
+  }
+  return n;
+}
+
+std::uint64_t TopicSubscriber::lost() const noexcept {
+  return impl_ ? impl_->reader->lost_records() : 0;
+}
+std::uint64_t TopicSubscriber::received() const noexcept { return impl_ ? impl_->received : 0; }
+std::uint64_t TopicSubscriber::max_message() const noexcept {
+  return impl_ ? impl_->reader->max_record() : 0;
+}
+bool TopicSubscriber::lossless() const noexcept { return impl_ && impl_->lossless; }
+PeerStats TopicSubscriber::stats() const noexcept {
+  return impl_ && !impl_->seg->read_only() ? detail::peer_stats(*impl_->seg) : PeerStats{};
+}
+
+}  // namespace shmring
