@@ -416,6 +416,10 @@ bool SharedMemory::do_create(std::size_t size, AccessMode mode, bool* already_ex
     };
     if (data_fd < 0) return abandon(error_from_errno(errno), "cannot reopen", errno);
     fchmod(data_fd, permissions_);  // exact mode bits, whatever the umask
+    if (group_ != static_cast<gid_t>(-1) && fchown(data_fd, static_cast<uid_t>(-1), group_) != 0) {
+      return abandon(error_from_errno(errno),
+                     "cannot give the segment to group " + std::to_string(group_), errno);
+    }
     const std::size_t total = allocation_bytes(data_fd, kSegmentHeaderSize + size);
     if (ftruncate(data_fd, static_cast<off_t>(total)) != 0) {
       const int saved = errno;
@@ -434,6 +438,9 @@ bool SharedMemory::do_create(std::size_t size, AccessMode mode, bool* already_ex
     if (address == MAP_FAILED) return abandon(error_from_errno(errno), "cannot map", errno);
 
     SystemSemaphore lock = SystemSemaphore::create_private(1, permissions_);
+    if (lock.is_valid() && group_ != static_cast<gid_t>(-1) && !lock.set_group(group_)) {
+      lock.remove();
+    }
     if (!lock.is_valid()) {
       munmap(address, total);
       return abandon(SharedMemoryError::kLockError,

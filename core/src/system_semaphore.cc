@@ -336,6 +336,19 @@ bool SystemSemaphore::remove() {
   return true;
 }
 
+bool SystemSemaphore::set_group(gid_t group) {
+  if (id_ < 0) return fail_message(error_, "set_group", "no semaphore");
+  semid_ds ds{};
+  SemArg arg{};
+  arg.buf = &ds;
+  if (semctl(id_, 0, IPC_STAT, arg) != 0) return fail(error_from_errno(errno), "set_group", errno);
+  ds.sem_perm.gid = group;
+  if (semctl(id_, 0, IPC_SET, arg) != 0) return fail(error_from_errno(errno), "set_group", errno);
+  ctime_ = change_time(id_);  // IPC_SET changes the stamp that identifies the set
+  succeed();
+  return true;
+}
+
 int SystemSemaphore::value_approx() const {
   if (id_ < 0) return -1;
   return semctl(id_, kAvailable, GETVAL);

@@ -1,5 +1,6 @@
 #include "shmring/queue/spsc_ring.h"
 
+#include <atomic>
 #include <cstring>
 #include <new>
 
@@ -45,7 +46,13 @@ absl::StatusOr<SpscRing> SpscRing::create(void* region, std::size_t bytes, const
   std::memset(control->read_pos.pad, 0, sizeof control->read_pos.pad);
   control->write_pos.value.store(options.initial_position, std::memory_order_relaxed);
   control->read_pos.value.store(options.initial_position, std::memory_order_relaxed);
-  publish_ring_header(region);
+  // The first record's header word must read "not written yet" (the rest of the data area may hold
+  // anything: the reader only ever looks at header words that the writer zeroed or wrote).
+  std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(
+                                     static_cast<std::byte*>(region) + sizeof(SpscControl) +
+                                     (options.initial_position & (options.capacity - 1))))
+      .store(0, std::memory_order_relaxed);
+  publish_ring_header(region);  // SYNC(ring_ready) publishes the zeroed word and the positions
   return attach(region, bytes);
 }
 
@@ -82,10 +89,31 @@ absl::StatusOr<SpscRing> SpscRing::attach(void* region, std::size_t bytes) {
   ring.cfg_.capacity = g.capacity;
   ring.cfg_.mask = g.mask;
   ring.cfg_.max_record = g.max_record;
-  ring.w_.pos = write;
   ring.w_.read_cache = read;
   ring.r_.pos = read;
-  ring.r_.write_cache = read;
+  // A writer that died between publishing a record header and storing write_pos left published
+  // records after write_pos (a record, or a record and the padding before it): resume after them, so
+  // that a re-attached writer never overwrites a record the reader may already have consumed.
+  for (int step = 0; step < 2 && write - read < g.capacity; ++step) {
+    const std::uint64_t index = write & g.mask;
+    // SYNC(spsc_record): pairs with the release store of the header word in commit().
+    const std::uint64_t word = ring.header_at(write).load(std::memory_order_acquire);
+    const std::uint64_t length = word & 0xFFFFFFFFu;
+    const std::uint32_t tag = static_cast<std::uint32_t>(word >> 32);
+    std::uint64_t size = 0;
+    if (tag == record_tag(write, RecordType::kData) && length <= g.max_record &&
+        record_size(length) <= g.capacity - index) {
+      size = record_size(length);
+    } else if (tag == record_tag(write, RecordType::kPadding) &&
+               length == g.capacity - index - kHeaderBytes) {
+      size = g.capacity - index;
+    } else {
+      break;
+    }
+    if (write + size - read > g.capacity - kHeaderBytes) break;
+    write += size;
+  }
+  ring.w_.pos = write;
   return ring;
 }
 

@@ -438,6 +438,28 @@ TEST(SharedMemoryTest, GroupReadablePermissionsAllowReadOnlyAttachByOthers) {
   EXPECT_TRUE(result.ok()) << result.code;
 }
 
+TEST(SharedMemoryTest, GroupAtCreateLetsThatGroupIn) {
+  const std::string key = unique_key("group");
+  SharedMemory shm(key);
+  shm.set_permissions(0660);
+  shm.set_group(65534);  // nogroup
+  ASSERT_TRUE(shm.create(64)) << shm.error_string();
+  struct stat st {};
+  ASSERT_EQ(stat(("/dev/shm/" + shm.native_key()).c_str(), &st), 0);
+  EXPECT_EQ(st.st_gid, 65534u);
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+  static_cast<char*>(shm.data())[0] = 'g';
+  // A process of that group (but another user) can attach read-write and take the lock.
+  const auto result = testing::run_as_nobody([&] {
+    SharedMemory member(key);
+    if (!member.attach(AccessMode::kReadWrite)) return 1;
+    if (static_cast<const char*>(member.const_data())[0] != 'g') return 2;
+    if (!member.lock() || !member.unlock()) return 3;
+    return 0;
+  });
+  EXPECT_TRUE(result.ok()) << result.code;
+}
+
 TEST(SharedMemoryTest, ForeignFileUnderTheNameIsNotReclaimed) {
   SharedMemory shm(unique_key("foreign"));
   const std::string path = "/dev/shm/" + shm.native_key();

@@ -82,25 +82,71 @@ void scan_records(const std::uint8_t* data, std::size_t size) {
   constexpr std::uint64_t kCapacity = 512;
   std::uint64_t sink = 0;
   if (kind == 0) {
-    const SpscRing::Options options{kCapacity, 0, 0};
+    // Input: [initial position: 8 bytes][mode: 1 byte][data area bytes...]. The reader starts at
+    // the initial position (near 2^64 too); the data area is the input. With mode bit 0 set, the
+    // header words along the reader's path are rewritten with the tags a writer would give them
+    // (length and type still from the input), so that the checks after the tag are reached too.
+    std::uint64_t initial = 0;
+    if (size >= 8) {
+      std::memcpy(&initial, data, 8);
+      initial &= ~std::uint64_t{kRecordAlignment - 1};
+      data += 8;
+      size -= 8;
+    }
+    std::uint8_t mode = 0;
+    if (size >= 1) {
+      mode = data[0];
+      ++data;
+      --size;
+    }
+    const SpscRing::Options options{kCapacity, 0, initial};
     const std::size_t bytes = SpscRing::required_bytes(options);
     std::vector<std::uint8_t> zeros(bytes);
     AlignedCopy region(zeros.data(), bytes);
     auto ring = SpscRing::create(region.bytes, bytes, options);
     if (!ring.ok()) std::abort();
-    // The input overwrites the positions (first 16 bytes) and the data area.
-    auto* control = reinterpret_cast<SpscControl*>(region.bytes);
-    if (size >= 8) {
-      std::uint64_t w;
-      std::memcpy(&w, data, 8);
-      control->write_pos.value = w;
-      data += 8;
-      size -= 8;
+    std::byte* area = region.bytes + sizeof(SpscControl);
+    std::memcpy(area, data, size < kCapacity ? size : kCapacity);
+    if ((mode & 1) != 0) {
+      std::uint64_t pos = initial;
+      for (int step = 0; step < 64; ++step) {
+        const std::uint64_t index = pos & (kCapacity - 1);
+        std::uint64_t word;
+        std::memcpy(&word, area + index, 8);
+        if (word == 0) break;
+        const std::uint64_t to_end = kCapacity - index;
+        const bool padding = ((word >> 32) & 3) == 2;
+        const std::uint64_t length =
+            padding ? (to_end - 8 + ((word >> 34) & 1) * 8) : (word & 0xFFFF) % (ring->max_record() + 24);
+        word = SpscRing::header_word(pos, length, padding ? RecordType::kPadding : RecordType::kData);
+        std::memcpy(area + index, &word, 8);
+        pos += padding ? to_end : align_up(8 + length, kRecordAlignment);
+      }
     }
-    std::memcpy(region.bytes + sizeof(SpscControl), data, size < kCapacity ? size : kCapacity);
     for (int i = 0; i < 200; ++i) {
       const ReadBatch b = ring->read([&](std::span<const std::byte> s) { touch(s, &sink); }, 4);
       if (b.result != RingResult::kOk) break;
+    }
+    // The writer against a reader position from the input.
+    auto* control = reinterpret_cast<SpscControl*>(region.bytes);
+    if ((mode & 2) != 0 && size >= 8) {
+      std::uint64_t read;
+      std::memcpy(&read, data, 8);
+      control->read_pos.value = (mode & 4) != 0 ? read : initial + read % (2 * kCapacity);
+    }
+    std::byte buf[200] = {};
+    for (int i = 0; i < 40; ++i) {
+      const std::size_t n = static_cast<std::size_t>(i * 37 + mode) % (ring->max_record() + 2);
+      if (i % 3 == 0) {
+        const SpscRing::Claim claim = ring->try_claim(n);
+        if (claim.result == RingResult::kOk) {
+          if (!claim.buffer.empty()) std::memset(claim.buffer.data(), i, claim.buffer.size());
+          if (i % 2 == 0) ring->commit(n / 2); else ring->abort();
+        }
+      } else if (ring->try_write(std::span(buf, n < sizeof buf ? n : sizeof buf)) == RingResult::kCorrupt) {
+        break;
+      }
+      ring->read([&](std::span<const std::byte> s) { touch(s, &sink); }, 2);
     }
   } else if (kind == 1) {
     const BroadcastRing::Options options{kCapacity, 0, false, 0, 0};

@@ -29,7 +29,7 @@ std::string layout_fingerprint() {
        SHMRING_FIELD(RingHeader, flags) + SHMRING_FIELD(RingHeader, max_readers) + "\n";
   s += SHMRING_SIZE(PaddedCounter) + SHMRING_FIELD(PaddedCounter, value) + "\n";
   s += SHMRING_SIZE(SpscRecordHeader) + SHMRING_FIELD(SpscRecordHeader, length) +
-       SHMRING_FIELD(SpscRecordHeader, type) + "\n";
+       SHMRING_FIELD(SpscRecordHeader, tag) + "\n";
   s += SHMRING_SIZE(SpscControl) + SHMRING_FIELD(SpscControl, write_pos) +
        SHMRING_FIELD(SpscControl, read_pos) + "\n";
   s += SHMRING_SIZE(MpmcSlotHeader) + SHMRING_FIELD(MpmcSlotHeader, sequence) +
@@ -55,7 +55,9 @@ std::string layout_fingerprint() {
        std::to_string(static_cast<int>(RingState::kClosed)) + " record_align=" +
        std::to_string(kRecordAlignment) + " slot_align=" + std::to_string(kMpmcSlotAlignment) +
        " mpmc_seq=" + std::to_string(mpmc::full_seq(5)) + "," + std::to_string(mpmc::skipped_seq(5)) +
-       " lossless=" + std::to_string(kBroadcastLossless) + "\n";
+       " lossless=" + std::to_string(kBroadcastLossless) + " spsc_tag=" +
+       std::to_string(SpscRing::header_word(0, 1, RecordType::kData)) + "," +
+       std::to_string(SpscRing::header_word(8, 10, RecordType::kPadding)) + "\n";
   return s;
 }
 
@@ -76,6 +78,24 @@ const std::map<std::uint32_t, std::string>& pinned_layouts() {
        "BroadcastControl:256 writer@128\n"
        "magic=5138124842793257043 kinds=123 records=12 states=12 record_align=8 slot_align=64 "
        "mpmc_seq=21,22 lossless=1\n"},
+      // 3: SPSC records are published by their header word (tag = position bits and type) instead
+      // of write_pos; the writer zeroes the next header word. Broadcast and MPMC unchanged. (2 was
+      // never used.)
+      {3,
+       "RingHeader:128 magic@0 version@8 kind@12 abi@16 state@20 region_bytes@24 data_offset@32 "
+       "capacity@40 max_record@48 slot_stride@56 initial_position@64 flags@72 max_readers@76\n"
+       "PaddedCounter:128 value@0\n"
+       "SpscRecordHeader:8 length@0 tag@4\n"
+       "SpscControl:384 write_pos@128 read_pos@256\n"
+       "MpmcSlotHeader:16 sequence@0 length@8\n"
+       "MpmcCounters:128 skipped@0 aborted@8 force_released@16\n"
+       "MpmcControl:512 enqueue_pos@128 dequeue_pos@256 counters@384\n"
+       "BroadcastRecordHeader:16 length@0 type@4 sequence@8\n"
+       "BroadcastWriterBlock:128 tail_intent@0 tail@8 latest@16 next_sequence@24\n"
+       "BroadcastReaderSlot:128 owner@0 position@8\n"
+       "BroadcastControl:256 writer@128\n"
+       "magic=5138124842793257043 kinds=123 records=12 states=12 record_align=8 slot_align=64 "
+       "mpmc_seq=21,22 lossless=1 spsc_tag=" "4294967297,25769803786" "\n"},
   };
   return layouts;
 }

@@ -80,14 +80,20 @@ TEST(SpscRing, ManyRecordsInOrderThroughManyWraps) {
 }
 
 TEST(SpscRing, FullRingRefusesUntilReaderConsumes) {
-  Fixture f;  // 256 data bytes: 16 records of 8-byte payload (16 bytes each)
+  // 256 data bytes: 15 records of 8-byte payload (16 bytes each); the writer keeps the 8-byte header
+  // word after the last record free (it zeroes it before publishing), so a 16th does not fit.
+  Fixture f;
   const std::string eight = "01234567";
-  for (int i = 0; i < 16; ++i) ASSERT_EQ(f.ring->try_write(bytes_of(eight)), RingResult::kOk) << i;
+  for (int i = 0; i < 15; ++i) ASSERT_EQ(f.ring->try_write(bytes_of(eight)), RingResult::kOk) << i;
   EXPECT_EQ(f.ring->try_write(bytes_of(eight)), RingResult::kFull);
-  EXPECT_EQ(f.ring->try_write({}), RingResult::kFull);  // even an empty record needs 8 bytes
-  EXPECT_EQ(f.ring->size_approx(), 256u);
+  EXPECT_EQ(f.ring->try_write({}), RingResult::kOk);  // an empty record needs 8 bytes (+8 free)
+  EXPECT_EQ(f.ring->try_write({}), RingResult::kFull);
+  EXPECT_EQ(f.ring->size_approx(), 248u);
+  EXPECT_EQ(f.read_one(), eight);  // 16 bytes free, but the next record needs 8 of padding first
+  EXPECT_EQ(f.ring->try_write(bytes_of(eight)), RingResult::kFull);
   EXPECT_EQ(f.read_one(), eight);
-  EXPECT_EQ(f.ring->try_write(bytes_of(eight)), RingResult::kOk);
+  EXPECT_EQ(f.ring->try_write(bytes_of(eight)), RingResult::kOk);  // padding at 248, record at 256
+  EXPECT_EQ(f.ring->write_position(), 272u);
   EXPECT_EQ(f.ring->try_write(bytes_of(eight)), RingResult::kFull);
 }
 
@@ -103,8 +109,12 @@ TEST(SpscRing, RecordThatDoesNotFitBeforeTheEndIsPrecededByPadding) {
   EXPECT_EQ(f.ring->write_position(), 256u + 72u);
   SpscRecordHeader padding;
   std::memcpy(&padding, f.region.bytes() + sizeof(SpscControl) + 200, sizeof padding);
-  EXPECT_EQ(padding.type, static_cast<std::uint32_t>(RecordType::kPadding));
+  EXPECT_EQ(padding.tag, SpscRing::record_tag(200, RecordType::kPadding));
   EXPECT_EQ(padding.length, 56u - 8u);
+  SpscRecordHeader record;
+  std::memcpy(&record, f.region.bytes() + sizeof(SpscControl), sizeof record);
+  EXPECT_EQ(record.tag, SpscRing::record_tag(256, RecordType::kData));
+  EXPECT_EQ(record.length, 64u);
   EXPECT_EQ(f.read_one(), sixty_four);  // the reader skips the padding silently
   EXPECT_EQ(f.read_one(), std::nullopt);
   EXPECT_EQ(f.ring->read_position(), 256u + 72u);
@@ -116,8 +126,9 @@ TEST(SpscRing, ZeroByteAndMaxSizeRecords) {
   const std::string max(120, 'm');
   for (int i = 0; i < 50; ++i) {
     ASSERT_EQ(f.ring->try_write({}), RingResult::kOk);
-    ASSERT_EQ(f.ring->try_write(bytes_of(max)), RingResult::kOk);
     EXPECT_EQ(f.read_one(), "");
+    // A max-size record fits in a ring the reader emptied, wherever the positions are.
+    ASSERT_EQ(f.ring->try_write(bytes_of(max)), RingResult::kOk);
     EXPECT_EQ(f.read_one(), max);
   }
 }
@@ -302,34 +313,67 @@ TEST(SpscRingAttach, CorruptHeadersAreDataLoss) {
 TEST(SpscRingHostile, CorruptRecordHeadersAreReportedNotFollowed) {
   struct Case {
     const char* name;
+    std::uint64_t position;  // where the reader stands (initial position of the ring)
     SpscRecordHeader header;
   };
+  const auto data = [](std::uint64_t pos) { return SpscRing::record_tag(pos, RecordType::kData); };
+  const auto pad = [](std::uint64_t pos) { return SpscRing::record_tag(pos, RecordType::kPadding); };
   const Case cases[] = {
-      {"length past max", {121, 1}},
-      {"length huge", {0xFFFFFFFF, 1}},
-      {"length past published", {64, 1}},
-      {"bad type", {5, 9}},
-      {"padding of the wrong size", {40, 2}},
+      {"length past max", 0, {121, data(0)}},
+      {"length huge", 0, {0xFFFFFFFF, data(0)}},
+      {"record past the end", 200, {56, data(200)}},
+      {"tag of the previous lap", 256, {5, data(0)}},
+      {"tag of another position", 0, {5, data(8)}},
+      {"bad type", 0, {5, data(0) | 3}},
+      {"padding of the wrong size", 0, {40, pad(0)}},
+      {"padding not to the end", 200, {40, pad(200)}},
+      {"record past the end by a word", 200, {49, data(200)}},
   };
   for (const Case& c : cases) {
-    Fixture f;
+    Fixture f({256, 0, c.position});
     ASSERT_EQ(f.ring->try_write(bytes_of("hello")), RingResult::kOk);
-    std::memcpy(f.region.bytes() + sizeof(SpscControl), &c.header, sizeof c.header);
+    std::memcpy(f.region.bytes() + sizeof(SpscControl) + (c.position & 255), &c.header,
+                sizeof c.header);
     int calls = 0;
     EXPECT_EQ(f.ring->try_read([&](auto) { ++calls; }), RingResult::kCorrupt) << c.name;
     EXPECT_EQ(calls, 0) << c.name;
-    EXPECT_EQ(f.ring->read_position(), 0u) << c.name;
+    EXPECT_EQ(f.ring->read_position(), c.position) << c.name;
   }
+}
+
+TEST(SpscRingHostile, PayloadOfAnOlderLapIsNeverTakenForARecord) {
+  // A payload that holds exactly the header word a record of the next lap will have at that index:
+  // the writer zeroes the next header word before publishing, so the reader waits instead.
+  Fixture f;  // capacity 256
+  const std::uint64_t forged = SpscRing::header_word(256 + 24, 8, RecordType::kData);
+  std::string payload(8, '\0');
+  std::memcpy(payload.data(), &forged, 8);
+  ASSERT_EQ(f.ring->try_write(bytes_of("a")), RingResult::kOk);      // [0, 16)
+  ASSERT_EQ(f.ring->try_write(bytes_of(payload)), RingResult::kOk);  // [16, 32), payload at 24
+  EXPECT_EQ(f.read_one(), "a");
+  EXPECT_EQ(f.read_one(), payload);
+  for (int i = 0; i < 15; ++i) {  // [32, 272)
+    ASSERT_EQ(f.ring->try_write(bytes_of("12345678")), RingResult::kOk) << i;
+    EXPECT_EQ(f.read_one(), "12345678");
+  }
+  ASSERT_EQ(f.ring->try_write({}), RingResult::kOk);  // [272, 280)
+  EXPECT_EQ(f.read_one(), "");
+  EXPECT_EQ(f.ring->read_position(), 256u + 24u);
+  EXPECT_EQ(f.read_one(), std::nullopt);  // zeroed, not the forged header of that position
+  ASSERT_EQ(f.ring->try_write(bytes_of("real")), RingResult::kOk);
+  EXPECT_EQ(f.read_one(), "real");
 }
 
 TEST(SpscRingHostile, ImpossiblePeerPositionsAreReported) {
   Fixture f;
   auto* control = static_cast<SpscControl*>(f.region.data());
-  control->write_pos.value = 1 << 20;  // far more than capacity ahead of the reader
-  EXPECT_EQ(f.ring->try_read([](auto) {}), RingResult::kCorrupt);
-  control->write_pos.value = 5;  // less than a record header
-  EXPECT_EQ(f.ring->try_read([](auto) {}), RingResult::kCorrupt);
-  control->write_pos.value = 0;
+  // The reader does not use write_pos at all: scribbling it changes nothing for the reader.
+  control->write_pos.value = 1 << 20;
+  EXPECT_EQ(f.ring->try_read([](auto) {}), RingResult::kEmpty);
+  ASSERT_EQ(f.ring->try_write(bytes_of("x")), RingResult::kOk);
+  EXPECT_EQ(f.read_one(), "x");
+  control->write_pos.value = 5;
+  EXPECT_EQ(f.ring->try_read([](auto) {}), RingResult::kEmpty);
 
   // The writer's view of the reader: fill the ring, then make read_pos impossible.
   const std::string s(8, 'x');
@@ -339,6 +383,38 @@ TEST(SpscRingHostile, ImpossiblePeerPositionsAreReported) {
   EXPECT_EQ(f.ring->try_write(bytes_of(s)), RingResult::kCorrupt);
   control->read_pos.value = 12;  // misaligned
   EXPECT_EQ(f.ring->try_write(bytes_of(s)), RingResult::kCorrupt);
+}
+
+TEST(SpscRingAttach, WriterResumesAfterRecordsPublishedPastWritePos) {
+  // A writer that died between publishing a header and storing write_pos.
+  Fixture f;
+  ASSERT_EQ(f.ring->try_write(bytes_of("one")), RingResult::kOk);
+  ASSERT_EQ(f.ring->try_write(bytes_of("two")), RingResult::kOk);
+  auto* control = static_cast<SpscControl*>(f.region.data());
+  control->write_pos.value = 16;  // as if the second commit stopped before its write_pos store
+  auto writer = SpscRing::attach(f.region.data(), f.region.size());
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  EXPECT_EQ(writer->write_position(), 32u);
+  ASSERT_EQ(writer->try_write(bytes_of("three")), RingResult::kOk);
+  EXPECT_EQ(f.read_one(), "one");
+  EXPECT_EQ(f.read_one(), "two");
+  EXPECT_EQ(f.read_one(), "three");
+  EXPECT_EQ(f.read_one(), std::nullopt);
+}
+
+TEST(SpscRing, CreateZeroesTheFirstHeaderWordOfADirtyRegion) {
+  HeapRegion region(SpscRing::required_bytes({256, 0, 0}));
+  std::memset(region.bytes(), 0x5A, region.size());
+  const std::uint64_t forged = SpscRing::header_word(0, 4, RecordType::kData);
+  std::memcpy(region.bytes() + sizeof(SpscControl) + 8, &forged, 8);  // not where the reader starts
+  auto ring = SpscRing::create(region.data(), region.size(), {256, 0, 0});
+  ASSERT_TRUE(ring.ok());
+  EXPECT_EQ(ring->try_read([](auto) {}), RingResult::kEmpty);
+  ASSERT_EQ(ring->try_write(bytes_of("ok")), RingResult::kOk);
+  std::string got;
+  EXPECT_EQ(ring->try_read([&](std::span<const std::byte> s) { got = as_string(s); }), RingResult::kOk);
+  EXPECT_EQ(got, "ok");
+  EXPECT_EQ(ring->try_read([](auto) {}), RingResult::kEmpty);
 }
 
 }  // namespace

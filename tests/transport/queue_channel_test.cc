@@ -2,6 +2,8 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -394,6 +396,29 @@ TEST(QueueChannelTest, ProducerBlockedOnFullQueueIsWokenByConsumer) {
   }
   sender.join();
   EXPECT_GT(producer->stats().blocked_ns, 0u);
+}
+
+TEST(QueueChannelTest, GroupAtCreationLetsThatGroupUseTheChannel) {
+  const std::string name = channel_name("q_group");
+  QueueOptions o = small(16, 32);
+  o.permissions = 0660;
+  o.group = 65534;  // nogroup
+  auto producer = QueueProducer::open(name, o);
+  ASSERT_TRUE(producer.ok()) << producer.status();
+  ASSERT_EQ(producer->try_send(bytes_of("for the group")), ChannelResult::kOk);
+  // Another user in that group consumes it (a forked child switched to nobody:nogroup).
+  const pid_t child = fork();
+  if (child == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(98);
+    auto consumer = QueueConsumer::open(name);
+    if (!consumer.ok()) _exit(1);
+    std::vector<std::byte> buf(32);
+    std::size_t n = 0;
+    _exit(consumer->receive(buf, &n, 2s) == ChannelResult::kOk && n == 13 ? 0 : 2);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
 TEST(QueueChannelTest, StatsListAndRemoveFromOutside) {

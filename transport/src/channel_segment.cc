@@ -146,6 +146,7 @@ absl::StatusOr<std::unique_ptr<ChannelSegment>> ChannelSegment::open(std::string
   const AccessMode mode = spec.read_only ? AccessMode::kReadOnly : AccessMode::kReadWrite;
   seg->memory_.set_key(channel_key(name));
   seg->memory_.set_permissions(spec.permissions);
+  seg->memory_.set_group(spec.group);
   const std::uint64_t deadline =
       monotonic_ns() + static_cast<std::uint64_t>(spec.open_timeout.count()) * 1'000'000ULL;
   bool created = false;

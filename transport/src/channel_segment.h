@@ -71,6 +71,7 @@ struct ChannelSpec {
   std::uint64_t reclaim_after_ns = 0;
   std::uint64_t evict_lag = 0;
   mode_t permissions = 0600;
+  gid_t group = static_cast<gid_t>(-1);
   bool create = true;
   bool read_only = false;  // attach the whole segment read-only (never creates, never registers)
   std::chrono::milliseconds open_timeout{2000};

@@ -111,6 +111,7 @@ ChannelSpec frame_spec(const FrameOptions& options) {
   spec.default_max_message = 4 << 20;
   spec.default_max_peers = 16;
   spec.permissions = options.permissions;
+  spec.group = options.group;
   spec.create = options.create;
   spec.open_timeout = options.open_timeout;
   spec.ring_bytes = [](std::uint64_t count, std::uint64_t frame_bytes) -> std::uint64_t {

@@ -90,6 +90,7 @@ ChannelSpec queue_spec(const QueueOptions& options) {
   spec.max_message = options.max_message;
   spec.max_peers = options.max_peers;
   spec.permissions = options.permissions;
+  spec.group = options.group;
   spec.create = options.create;
   spec.open_timeout = options.open_timeout;
   spec.ring_bytes = [](std::uint64_t capacity, std::uint64_t max_message) -> std::uint64_t {

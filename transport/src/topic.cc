@@ -53,6 +53,7 @@ ChannelSpec topic_spec(const TopicOptions& options) {
       default_max_message(options.capacity != 0 ? options.capacity : kDefaultTopicCapacity);
   spec.default_max_peers = kDefaultTopicPeers;
   spec.permissions = options.permissions;
+  spec.group = options.group;
   spec.create = options.create;
   spec.read_only = options.read_only;
   spec.open_timeout = options.open_timeout;

@@ -113,6 +113,11 @@ class SharedMemory {
   // regardless of the umask. The segment's lock gets the same bits.
   void set_permissions(mode_t mode) { permissions_ = mode & 0777; }
   mode_t permissions() const { return permissions_; }
+  // Group owning segments this object creates (and their lock), e.g. so that a group of services
+  // can attach with 0660; -1 (default) keeps the creator's group. A group the creator may not
+  // give files to makes create() fail with kPermissionDenied, leaving nothing behind.
+  void set_group(gid_t group) { group_ = group; }
+  gid_t group() const { return group_; }
 
   // --- Lifecycle ----------------------------------------------------------------------------------
   // Creates a new segment of `size` bytes (zero-filled) and attaches to it in `mode`.
@@ -201,6 +206,7 @@ class SharedMemory {
   std::string key_;
   std::string native_key_;
   mode_t permissions_ = kDefaultPermissions;
+  gid_t group_ = static_cast<gid_t>(-1);
 
   int fd_ = -1;       // the segment's file, for the user (fd()); holds no lock
   int lock_fd_ = -1;  // own open file description holding this attachment's shared OFD lock

@@ -97,6 +97,8 @@ class SystemSemaphore {
   bool release(int n = 1);
   // Removes the set from the system; waiters in other processes fail with kNotFound.
   bool remove();
+  // Gives the set to `group` (its owner keeps the mode bits). Needs the rights chown needs.
+  bool set_group(gid_t group);
 
   // True if the last acquire found that a previous holder died while holding a token.
   bool previous_owner_died() const { return previous_owner_died_; }

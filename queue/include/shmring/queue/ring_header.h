@@ -33,7 +33,9 @@ inline constexpr std::uint64_t kRingMagic = 0x474E4952524D4853ULL;
 
 // Layout version of every in-region struct of queue/. Bump it whenever a size, an offset, a field's
 // meaning or a record format changes; tests/queue/ring_layout_test.cc pins the layout per version.
-inline constexpr std::uint32_t kRingLayoutVersion = 1;
+// 1: first layout. 3: SPSC records published by their header word (2 is not used: tests take 2 as
+// "some other version").
+inline constexpr std::uint32_t kRingLayoutVersion = 3;
 
 enum class RingKind : std::uint32_t { kSpsc = 1, kMpmc = 2, kBroadcast = 3 };
 

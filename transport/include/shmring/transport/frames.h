@@ -37,6 +37,7 @@ struct FrameOptions {
   std::uint64_t max_message = 0;  // bytes per frame (creator default 4 MiB)
   std::uint32_t max_peers = 0;    // creator default 16
   mode_t permissions = 0600;
+  gid_t group = static_cast<gid_t>(-1);  // group of a channel this call creates (-1: the creator's)
   bool create = true;
   WaitOptions wait;
   std::chrono::milliseconds open_timeout{2000};

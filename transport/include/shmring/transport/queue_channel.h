@@ -44,6 +44,7 @@ struct QueueOptions {
   std::uint64_t max_message = 0;  // bytes per item (creator default 256)
   std::uint32_t max_peers = 0;    // endpoints at once (creator default 64)
   mode_t permissions = 0600;      // mode bits of a channel this call creates
+  gid_t group = static_cast<gid_t>(-1);  // group of a channel this call creates (-1: the creator's)
   bool create = true;             // false: only open an existing channel (kNotFound otherwise)
   WaitOptions wait;
   std::chrono::milliseconds open_timeout{2000};  // waiting for a creator to finish initialising

@@ -44,6 +44,7 @@ struct TopicOptions {
   std::uint32_t max_peers = 0;    // publisher + subscribers (creator default 64)
   bool lossless = false;          // must match the channel's
   mode_t permissions = 0600;
+  gid_t group = static_cast<gid_t>(-1);  // group of a channel this call creates (-1: the creator's)
   bool create = true;
   WaitOptions wait;
   std::chrono::milliseconds open_timeout{2000};
