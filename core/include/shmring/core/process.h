@@ -13,14 +13,19 @@ struct ProcessIdentity {
   friend bool operator==(const ProcessIdentity&, const ProcessIdentity&) = default;
 };
 
-// The calling process's identity (cached per process; refreshed after fork).
+// The calling process's identity (cached per thread, keyed by pid, so it is refreshed after
+// fork). The first call in a thread reads /proc/self/stat; later calls make one getpid().
+// Thread-safe. start_time is 0 if /proc cannot be read.
 ProcessIdentity current_process();
 
-// Start time of `pid`, or 0 if there is no such process (or /proc cannot tell).
+// Start time of `pid`, or 0 if there is no such process (or /proc cannot tell). Reads
+// /proc/<pid>/stat; thread-safe, never blocks beyond the file read.
 std::uint64_t process_start_time(pid_t pid);
 
 // True if the process `who` names is still running: same pid *and* same start time, so a recycled
-// pid does not count. A zombie counts as dead. Slow path only: reads /proc.
+// pid does not count. A zombie counts as dead. Slow path only: reads /proc. Thread-safe.
+// A process /proc cannot show (another PID namespace, /proc mounted with hidepid) counts as dead:
+// every process sharing a channel must see the others in its /proc.
 bool is_alive(const ProcessIdentity& who);
 
 }  // namespace shmring

@@ -1,6 +1,10 @@
 // Finding, inspecting and cleaning up shmring segments on the machine (what `shmring ls`, `stat`
 // and `gc` use). Everything here reads segment files without attaching to them, so it neither
 // counts as an attachment nor keeps a segment alive; headers are validated before any field is used.
+//
+// Thread-safety: every function may be called from any thread (they share no state). None of them
+// waits on a segment's lock: they only try its file lock without blocking. They make file-system
+// system calls (open, fstat, mmap, fcntl) and read /proc.
 #pragma once
 
 #include <sys/types.h>
@@ -46,7 +50,8 @@ struct SegmentListing {
 // A file whose header is invalid is returned with `problem` set, not as an error.
 absl::StatusOr<SegmentListing> inspect_segment(const std::string& path);
 
-// Every file in `directory` whose name starts with `prefix`, inspected (sorted by name).
+// Every file in `directory` whose name starts with `prefix`, inspected (sorted by name). Never
+// fails: an unreadable directory gives an empty list, an unreadable file an entry with `problem`.
 std::vector<SegmentListing> list_segments(std::string_view directory = kDefaultSegmentDirectory,
                                           std::string_view prefix = kSegmentNamePrefix);
 
@@ -59,7 +64,8 @@ struct GcReport {
 // Removes every stale segment (with its lock) in `directory` whose name starts with `prefix`.
 // Never touches a segment with a live attachment, nor a file that is not a shmring segment; a
 // segment that comes alive while gc looks at it is left alone (the check and the removal happen
-// under the segment's exclusive lock). With `dry_run`, reports what it would remove.
+// under the segment's exclusive lock). With `dry_run`, reports what it would remove. Errors are
+// reported per file in GcReport::failed. Safe to run while other processes use the segments.
 GcReport collect_stale_segments(bool dry_run, std::string_view directory = kDefaultSegmentDirectory,
                                 std::string_view prefix = kSegmentNamePrefix);
 

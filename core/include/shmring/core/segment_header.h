@@ -67,7 +67,9 @@ struct SegmentInfo {
 
 // Reads and checks a header mapped over `mapped_bytes` bytes. Errors: kUnavailable (not ready yet),
 // kFailedPrecondition (another layout version), kDataLoss (bad magic or sizes that do not fit).
-// Never reads outside [header, header + mapped_bytes).
+// Never reads outside [header, header + mapped_bytes). Acquire-loads `state`, so every field the
+// creator wrote before storing kReady is visible in `out`. Never blocks; safe to call concurrently
+// with anything (other processes may change the header: `out` is a checked copy).
 absl::Status read_segment_header(const void* header, std::size_t mapped_bytes, SegmentInfo* out);
 
 }  // namespace shmring

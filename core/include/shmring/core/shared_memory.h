@@ -20,6 +20,21 @@
 // Thread-safety: a SharedMemory object is used by one thread at a time (like QSharedMemory). Different
 // objects, in the same or different processes, may use the same segment concurrently.
 //
+// Blocking: only lock() (and destroy(kNoWait) on an attached object, which takes the lock) wait
+// without a bound; try_lock_for() waits at most its timeout. attach() (and create_or_attach(),
+// attach_fd()) polls every 50 us, for at most 5 s, while the segment's creator is still writing
+// its header; create/attach also retry after a 50 us sleep when racing a concurrent detach or
+// removal. Every other call makes system calls (open, fcntl, mmap, ftruncate/posix_fallocate,
+// semget/semctl) but never waits for another process.
+//
+// Memory ordering: the segment header is published by the creator's release store of its state
+// and read with an acquire load, so an attacher sees a fully initialised header. Nothing is said
+// about the user's bytes: order them with your own atomics, or with lock()/unlock(), which are
+// System V semaphore operations and so act as full barriers between holders.
+//
+// Errors: every bool-returning call reports failure as false and sets error(), error_string() and
+// status(); a success resets them.
+//
 // fork(): an object inherited by a forked child is inert in the child: its mapping stays usable, but
 // detach() in the child only unmaps and never removes the segment on the parent's behalf.
 #pragma once
@@ -128,19 +143,21 @@ class SharedMemory {
   bool create(std::size_t size, AccessMode mode = AccessMode::kReadWrite);
   // Creates the segment, or attaches to the live one with the same key; atomic with respect to any
   // number of processes doing the same and detaching concurrently. `size` is used when creating; an
-  // existing segment keeps its own size.
+  // existing segment keeps its own size. Errors as create() and attach().
   bool create_or_attach(std::size_t size, AccessMode mode = AccessMode::kReadWrite);
   // Attaches to the live segment with this key. kNotFound if there is none or it is stale or being
   // destroyed; kPermissionDenied if the mode bits refuse `mode`; kUnknownError for a file that is not
-  // a shmring segment. A kReadOnly attachment maps the pages read-only: writing through it kills the
-  // process with SIGSEGV.
+  // a shmring segment, or whose creator has not finished writing its header within 5 s. A
+  // kReadOnly attachment maps the pages read-only: writing through it kills the process with
+  // SIGSEGV.
   bool attach(AccessMode mode = AccessMode::kReadWrite);
   // kMemfd backend: joins the segment whose descriptor `fd` was inherited or received over a Unix
   // socket. `fd` stays owned by the caller. A separate open file description is made through
-  // /proc/self/fd, so the attachment is counted on its own.
+  // /proc/self/fd, so the attachment is counted on its own. Errors as attach().
   bool attach_fd(int fd, AccessMode mode = AccessMode::kReadWrite);
   // Unmaps and drops this attachment; the last attachment to go removes the segment's name and its
   // lock. Releases the lock first if this object holds it. False (kNotFound) if not attached.
+  // Never waits (the last-attachment test is a non-blocking try of the exclusive file lock).
   bool detach();
   bool is_attached() const { return mapping_ != nullptr; }
 
@@ -163,20 +180,25 @@ class SharedMemory {
   bool lock();
   // As lock(), giving up after `timeout_ms` milliseconds of CLOCK_MONOTONIC time (kLockError).
   bool try_lock_for(std::int64_t timeout_ms);
-  // Releases the lock; false (kLockError) if this object does not hold it.
+  // Releases the lock; false (kLockError) if this object does not hold it. Never waits. The
+  // holder's writes before unlock() are visible to the next holder after its lock().
   bool unlock();
   bool holds_lock() const { return holds_lock_; }
   bool previous_owner_died() const { return previous_owner_died_; }
 
   // --- Inspection and removal ---------------------------------------------------------------------
-  // True if a live segment has this key (one or more live attachments, in any process).
+  // True if a live segment has this key (one or more live attachments, in any process). Racy by
+  // nature; never waits; leaves error() alone. A segment this user may not open counts as live.
   bool exists() const;
   // Number of live attachments of the segment (all processes), counted from the kernel's lock table;
   // works attached or not. -1 with an error set if the segment is not there.
   int num_attachments() const;
   // Removes the segment now (see DestroyMode). Attachments in other processes keep their mapping
   // until they detach; new attaches get kNotFound. This object is detached afterwards. Works on a
-  // detached object by key too (kNoWait and kForceNoWait).
+  // detached object by key too (kNoWait and kForceNoWait). Attached with kNoWait it waits for the
+  // lock without a bound (as lock()); the other modes never wait. Errors: kLockError (lock),
+  // kNotFound (no such segment; a kMemfd object that is not attached), kKeyError,
+  // kPermissionDenied, kUnknownError (not a shmring segment).
   bool destroy(DestroyMode mode = DestroyMode::kNoWait);
 
   // --- Errors -------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@
 namespace shmring {
 
 // 64-bit FNV-1a over the bytes, followed by the murmur3 finaliser so that every input bit affects
-// every output bit (FNV-1a alone leaves the high bits weak for short keys).
+// every output bit (FNV-1a alone leaves the high bits weak for short keys). Pure; never fails.
 constexpr std::uint64_t stable_hash64(std::string_view bytes, std::uint64_t seed = 0) noexcept {
   std::uint64_t h = 0xcbf29ce484222325ULL ^ seed;
   for (const char c : bytes) {

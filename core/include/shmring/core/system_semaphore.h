@@ -16,6 +16,12 @@
 //
 // Thread-safety: one object is used by one thread at a time; any number of objects in any processes
 // may use the same semaphore.
+//
+// Blocking: only acquire() (no bound) and try_acquire_for() (at most its timeout) wait; every
+// other call makes semget/semop/semctl system calls that do not wait. Memory ordering: each
+// operation is a System V semop, a full barrier in the kernel, so a holder's writes before
+// release() are visible to the next acquirer after its acquire().
+// Errors: bool-returning calls set error(), error_string() and status() (reset on success).
 #pragma once
 
 #include <sys/types.h>
@@ -87,15 +93,17 @@ class SystemSemaphore {
   // Takes one token, blocking until one is available (EINTR is retried). False on error: kNotFound
   // if the semaphore was removed, kPermissionDenied.
   bool acquire();
-  // As acquire(), giving up after `timeout_ms` of CLOCK_MONOTONIC time; then false with
-  // kNoError-free error kUnknownError and error_string() saying "timed out". timed_out() tells.
+  // As acquire(), giving up after `timeout_ms` of CLOCK_MONOTONIC time (0: do not wait); then
+  // false with error kUnknownError, error_string() saying "timed out", and timed_out() true.
   bool try_acquire_for(std::int64_t timeout_ms);
-  // Takes one token only if one is available now.
+  // Takes one token only if one is available now; never waits.
   bool try_acquire() { return try_acquire_for(0); }
-  // Gives back `n` tokens (n >= 1). Tokens this object holds are returned first; the rest are added
-  // to the semaphore for good.
+  // Gives back `n` tokens (n >= 1, else kUnknownError). Tokens this object holds are returned
+  // first; the rest are added to the semaphore for good. kNotFound if the set was removed.
+  // In a fork child, tokens the parent held are not the child's: they count as "the rest".
   bool release(int n = 1);
   // Removes the set from the system; waiters in other processes fail with kNotFound.
+  // kPermissionDenied unless this user owns or created the set (or has CAP_SYS_ADMIN).
   bool remove();
   // Gives the set to `group` (its owner keeps the mode bits). Needs the rights chown needs.
   bool set_group(gid_t group);

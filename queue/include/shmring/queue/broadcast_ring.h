@@ -17,6 +17,18 @@
 // record that does not fit before the end is preceded by a padding record (an 8-byte {length, type}).
 // Every access to the data area is an 8-byte atomic (release stores by the writer, acquire loads by
 // readers), see detail/atomic_words.h.
+//
+// Threads and processes: one writer thread (one BroadcastRing handle writing) at a time; each
+// reader has its own BroadcastReader, used by one thread at a time. evict_reader() and
+// reader_slot() may be called from any handle, in any process, concurrently with the writer and
+// the readers (slot changes are CASes).
+// Blocking: nothing waits, sleeps or makes a system call; try_write() and try_read() finish in a
+// bounded number of steps (the lossless writer scans at most max_readers slots).
+// Memory ordering: a record a reader returns happens-after the try_write() that wrote it: every
+// byte of it is visible and it was not overwritten while copied (SYNC(bcast_data),
+// SYNC(bcast_tail)).
+// Lossless: a reader's consumption of a record happens-before the writer overwrites its space
+// (release store of the reader slot position, acquire load by the writer).
 #pragma once
 
 #include <cstddef>
@@ -120,9 +132,11 @@ class BroadcastRing {
   }
 
   static std::size_t required_bytes(const Options& options) noexcept;
+  // Initialises a ring in `region`; kInvalidArgument for bad options or a null, misaligned or too
+  // small region. Publishes the header last (release). Nobody may use the region meanwhile.
   static absl::StatusOr<BroadcastRing> create(void* region, std::size_t bytes, const Options& options);
   // Attaches as the writer (after the previous writer died: resumes at the published tail) or to
-  // administer reader slots.
+  // administer reader slots. Codes as in ring_header.h. Two live writers are a broken contract.
   static absl::StatusOr<BroadcastRing> attach(void* region, std::size_t bytes);
 
   BroadcastRing(BroadcastRing&&) noexcept = default;
@@ -138,8 +152,10 @@ class BroadcastRing {
   // Frees reader slot `index` if it still holds `token` (kOk), else kBusy. The reader, if alive,
   // gets kEvicted; whatever it reads afterwards is still validated.
   RingResult evict_reader(std::uint32_t index, std::uint64_t token) noexcept;
+  // Racy view of slot `index` (< max_readers()).
   ReaderSlotView reader_slot(std::uint32_t index) const noexcept;
 
+  // Writer only: marks the ring closed (release; readers see closed() after every earlier record).
   void close() noexcept;
 
   std::uint64_t capacity() const noexcept { return cfg_.capacity; }
@@ -175,6 +191,8 @@ class BroadcastRing {
 class BroadcastReader {
  public:
   // Lossy reader over a region it may only read (a read-only mapping is fine: nothing is written).
+  // Codes as in ring_header.h. Also works on a lossless ring, but such a reader does not hold the
+  // writer back and can be lapped.
   static absl::StatusOr<BroadcastReader> attach(const void* region, std::size_t bytes,
                                                 BroadcastStart start = BroadcastStart::kNext);
   // Lossless reader: claims a free reader slot for `token` (any value but 0 and ~0; the transport
@@ -199,7 +217,8 @@ class BroadcastReader {
   // are not counted).
   std::uint64_t lost_records() const noexcept { return lost_; }
   std::uint64_t lapped_count() const noexcept { return lapped_; }
-  // Lossless: gives the slot back (also done by nobody else: call it before exiting).
+  // Lossless: gives the slot back (also done by nobody else: call it before exiting); afterwards
+  // try_read() returns kEvicted. Lossy: no-op.
   void unregister() noexcept;
   // Lossy readers: after kCorrupt, skip to the writer's tail (what was skipped is not counted).
   void resync() noexcept;

@@ -27,6 +27,18 @@
 //
 // Hostile memory: lengths are clamped to the slot size, every index is masked, and an impossible
 // sequence/ticket combination returns kCorrupt instead of spinning.
+//
+// Threads and processes: any number of producers and consumers, in any threads and processes. A
+// handle holds only the (immutable) geometry, so one handle may be shared by several threads at
+// once; each Claim is finished (commit/abort or release) exactly once, by whoever holds it.
+// Blocking: nothing waits, sleeps or makes a system call. Calls are lock-free: a CAS that loses to
+// another party retries, so a call finishes unless others keep winning. Note that Vyukov's queue
+// is FIFO by ticket: while the oldest claimed ticket is uncommitted, consumers get kEmpty even if
+// later tickets are committed (and producers get kFull behind an unreleased read claim a lap ago).
+// Memory ordering: a consumer's successful claim/read of ticket t happens-after the producer's
+// commit of t: the length and every payload byte written before commit() are visible
+// (SYNC(mpmc_full)). A consumer's release() of t happens-before the producer of ticket
+// t + capacity gets the slot from try_claim() (SYNC(mpmc_free)).
 #pragma once
 
 #include <cassert>
@@ -118,8 +130,13 @@ class MpmcQueue<void> {
   // What the slot serving a ticket holds now (inspection, racy).
   enum class SlotPhase : std::uint8_t { kFree, kFull, kSkipped, kOther };
 
+  // Bytes of region a queue with these options needs.
   static std::size_t required_bytes(const Options& options) noexcept;
+  // Initialises a queue in `region` and returns a handle; kInvalidArgument for bad options or a
+  // region that is null, misaligned or too small. Publishes the header last (release). Nobody may
+  // use the region during create().
   static absl::StatusOr<MpmcQueue> create(void* region, std::size_t bytes, const Options& options);
+  // Attaches to a queue another handle created (codes in ring_header.h).
   static absl::StatusOr<MpmcQueue> attach(void* region, std::size_t bytes);
 
   MpmcQueue(MpmcQueue&&) noexcept = default;
@@ -132,6 +149,7 @@ class MpmcQueue<void> {
   // kFenced (the claim was skipped by a recovery while this call ran: not delivered).
   RingResult try_write(std::span<const std::byte> item) noexcept;
   // Two-phase: claims the next ticket and hands out its slot's payload (slot_size bytes) in place.
+  // kOk, kFull or kCorrupt. Consumers get kEmpty at this ticket until it is committed or aborted.
   Claim try_claim() noexcept;
   // Publishes `bytes` (<= slot_size) of a claim. kOk, or kFenced if skip_stalled() took it first.
   RingResult commit(const Claim& claim, std::size_t bytes) noexcept;
@@ -143,7 +161,8 @@ class MpmcQueue<void> {
   // is taken) and sets *bytes. kOk, kEmpty, kCorrupt, or kFenced: the item was force-released by a
   // recovery while it was being copied; it is lost and `out` must be ignored.
   RingResult try_read(std::span<std::byte> out, std::size_t* bytes) noexcept;
-  // Two-phase: claims the next full slot and hands its item out in place.
+  // Two-phase: claims the next full slot and hands its item out in place (passing skipped slots).
+  // kOk, kEmpty or kCorrupt. The producer a lap ahead gets kFull until it is released.
   Claim try_claim_read() noexcept;
   // Frees the slot of a read claim. kOk, or kFenced if force_release() took it first (the item was
   // counted lost and the slot may already hold the next lap's item: discard what was read).
@@ -168,6 +187,7 @@ class MpmcQueue<void> {
   SlotPhase slot_phase(std::uint64_t ticket) const noexcept;
 
   // --- Inspection ---------------------------------------------------------------------------------
+  // All racy (relaxed loads) except capacity() and slot_size(); any thread may call them.
   std::uint64_t capacity() const noexcept { return cfg_.capacity; }
   std::uint64_t slot_size() const noexcept { return cfg_.slot_size; }
   std::uint64_t size_approx() const noexcept;
@@ -177,6 +197,8 @@ class MpmcQueue<void> {
   std::uint64_t aborted() const noexcept;
   std::uint64_t force_released() const noexcept;
 
+  // Marks the queue closed (release) / reads the mark (acquire); see load_ring_state(). The queue
+  // itself ignores it: producers can still write after close().
   void close() noexcept;
   bool closed() const noexcept;
 
@@ -338,6 +360,7 @@ class MpmcQueue {
     return MpmcQueue(std::move(*queue));
   }
 
+  // kOk, kFull, kCorrupt, or kFenced (see MpmcQueue<>::try_write).
   RingResult try_push(const T& value) noexcept {
     return queue_.try_write(std::as_bytes(std::span<const T, 1>(&value, 1)));
   }

@@ -14,6 +14,9 @@
 //   kFailedPrecondition  a ring of another layout version, ABI or kind
 //   kDataLoss            corrupt: bad magic, sizes that do not add up or do not fit the region,
 //                        capacity not a power of two, positions that cannot be, ...
+//
+// Every function below is free of shared state of its own: thread-safe, never blocks, makes no
+// system call.
 #pragma once
 
 #include <atomic>
@@ -140,12 +143,14 @@ absl::StatusOr<RingGeometry> read_ring_header(const void* region, std::size_t by
 absl::Status check_region_for_create(const void* region, std::size_t bytes, std::size_t needed,
                                      const char* ring_name);
 
-// Fills a header (version left at 0) for create; the creator publishes it with publish_ring_header.
+// Fills a header (version left at 0) for create; the creator publishes it with publish_ring_header
+// (a release store of `version`: everything written into the region before it is visible to an
+// attacher whose read_ring_header succeeds). Creator only, before anyone attaches.
 void write_ring_header(void* region, const RingGeometry& geometry);
 void publish_ring_header(void* region);
 
 // The lifecycle word, readable by any attacher (acquire: everything written before close() is
-// visible).
+// visible). store_ring_state is a release store, by the writer.
 RingState load_ring_state(const void* region);
 void store_ring_state(void* region, RingState state);
 

@@ -21,6 +21,14 @@
 // blocks); a process that only writes or only reads attaches its own handle. A second writer or
 // reader is a broken contract, not a status.
 //
+// Blocking: nothing here waits, sleeps or makes a system call; every call is wait-free (a bounded
+// number of steps). Waiting for room or for data is the caller's business.
+// Memory ordering: a record the reader is handed happens-after the writer's commit() (or
+// try_write()): every payload byte written before it is visible (SYNC(spsc_record)). Everything
+// the reader did with a record before read()/try_read() returned happens-before the writer reuses
+// its space (release store of read_pos, acquire load by the writer: SYNC(spsc_read_pos)).
+// create/attach errors are absl codes (see ring_header.h); data-path results are RingResult.
+//
 // Hostile memory: the reader trusts nothing it loads from the region. Its own position is kept
 // locally; every record header is checked (tag for this position and type, length <= max_record,
 // fits before the end, padding exactly to the end, at most `capacity` bytes per batch); a failed
@@ -110,11 +118,14 @@ class SpscRing {
     return (std::uint64_t{record_tag(position, type)} << 32) | (length & 0xFFFFFFFFu);
   }
 
-  // Bytes of region a ring with these options needs (control area + data area).
+  // Bytes of region a ring with these options needs (control area + data area); 0 if capacity
+  // exceeds kMaxCapacity (other bad options are left for create() to refuse).
   static std::size_t required_bytes(const Options& options) noexcept;
 
   // Initialises a ring in `region` (aligned to kRegionAlignment, at least required_bytes()) and
   // returns a handle. kInvalidArgument for bad options or a region too small or misaligned.
+  // Publishes the header last (release), so attach() in another process sees a complete ring.
+  // Nobody may use the region during create().
   static absl::StatusOr<SpscRing> create(void* region, std::size_t bytes, const Options& options);
 
   // Attaches to a ring another handle created (see ring_header.h for the codes).
@@ -141,6 +152,8 @@ class SpscRing {
   bool has_claim() const noexcept { return w_.claimed; }
 
   // Marks the ring closed (no more records); a reader drains what is there, then sees closed().
+  // Writer only. Release: a reader that sees closed() and then finds the ring empty has seen every
+  // record committed before close().
   void close() noexcept;
 
   // --- Reader -------------------------------------------------------------------------------------
@@ -156,12 +169,14 @@ class SpscRing {
       noexcept(noexcept(handler(std::span<const std::byte>{})));
 
   // True once the writer called close(); records committed before it are still readable.
+  // Any thread (acquire load).
   bool closed() const noexcept;
 
   // --- Inspection ---------------------------------------------------------------------------------
   std::uint64_t capacity() const noexcept { return cfg_.capacity; }
   std::uint64_t max_record() const noexcept { return cfg_.max_record; }
-  // Bytes in use (records and padding), racy.
+  // Bytes in use (records and padding), racy: from the shared write_pos and read_pos, so either
+  // side (or a third process) may call it.
   std::uint64_t size_approx() const noexcept;
   // This handle's local positions (writer: next record; reader: next record to read).
   std::uint64_t write_position() const noexcept { return w_.pos; }

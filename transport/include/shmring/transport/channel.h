@@ -6,6 +6,30 @@
 //
 // Lifetime: the segment lives while any endpoint is open (the kernel counts attachments); when the
 // last endpoint closes (or dies) the channel and whatever it still held are gone.
+//
+// Conventions shared by every endpoint class (QueueProducer/Consumer, TopicPublisher/Subscriber,
+// FramePublisher/Subscriber), stated once here:
+//  * Thread-safety: one endpoint object is used by one thread at a time (moving it between threads
+//    is fine); any number of endpoints, in any threads and processes, may use one channel at once.
+//    Loans and views belong to the endpoint that made them: same thread rule, and they must not
+//    outlive it (close() unmaps the segment).
+//  * Blocking: open() may wait for the segment lock and for a creator to finish initialising (each
+//    bounded by open_timeout, except that the creator itself takes the lock without a timeout, and
+//    SharedMemory::attach may poll up to 5 s for a segment whose creator stopped inside create())
+//    and makes system calls (shm_open, mmap, fcntl, semop, /proc reads). close() and the destructor
+//    wait up to 2 s for the segment lock to unregister (if it cannot be had, the peer slot is left
+//    for the dead-peer recovery). try_ calls and poll() never wait: they spin only on lock-free
+//    CAS retries; on their slow path (ring full/empty, recovery due) they may take the segment
+//    lock if it is free right now (never waiting for it) and read /proc. Calls with a timeout
+//    wait as the endpoint's WaitOptions say, never past the timeout (CLOCK_MONOTONIC), waking at
+//    least every 10 ms to run slow-path checks; a timeout <= 0 makes them behave as the try_ call.
+//  * Memory ordering: a successful send/publish happens-before the receive/view that returns its
+//    message: every byte the sender wrote into the message (or the loan's buffer) before the call
+//    is visible to the receiver. Where the sender waits for space (queue, lossless topic,
+//    frames), a receiver's release of a view (or the end of a receive's copy) happens-before the
+//    sender's reuse of that space. Nothing else is ordered: counters and stats are relaxed.
+//  * Errors on the data path are ChannelResult values, never exceptions; every data-path call on a
+//    closed or moved-from endpoint returns kClosed (or an empty loan/view with result kClosed).
 #pragma once
 
 #include <sys/types.h>
@@ -48,10 +72,11 @@ struct WaitOptions {
   std::uint32_t spin_iterations = 2000;  // kHybrid: attempts before parking
 };
 
-// "shmring.chan." + name: the SharedMemory key of a channel.
+// "shmring.chan." + name: the SharedMemory key of a channel. Pure; does not validate `name`.
 std::string channel_key(std::string_view name);
 
-// Checks a channel name: 1 .. kMaxChannelName bytes, no '/' and no NUL.
+// Checks a channel name: 1 .. kMaxChannelName bytes, no '/' and no NUL. kInvalidArgument if not.
+// Pure, thread-safe.
 absl::Status validate_channel_name(std::string_view name);
 
 // Counters of one endpoint, as read from its peer slot.
@@ -93,15 +118,20 @@ struct ChannelStats {
 
 // Reads a channel's counters from another process without disturbing it: attaches read-only,
 // takes no lock, writes nothing. kNotFound if there is no such live channel; kDataLoss if the
-// segment does not hold a valid control block.
+// segment does not hold a valid control block; kInvalidArgument for a bad name; kPermissionDenied.
+// Never waits on the channel; makes system calls (open, mmap, /proc reads for PeerStats::alive).
+// Thread-safe (uses its own attachment). Counters are read with relaxed loads (see ChannelStats).
 absl::StatusOr<ChannelStats> read_stats(std::string_view name);
 
 // Names of the live channels on this machine (scans /dev/shm for channel segments and reads each
-// one's name from its control block; stale and foreign segments are left out).
+// one's name from its control block; stale and foreign segments are left out). Never fails: a
+// segment it cannot read is skipped. Thread-safe; file-system system calls only, no waiting.
 std::vector<std::string> list_channels();
 
 // Removes a channel's name now (SharedMemory::destroy kForceNoWait): open endpoints keep working,
-// new opens create a fresh channel. kNotFound if there is none.
+// new opens create a fresh channel. kNotFound if there is none. Does not take the segment lock, so
+// it never waits; it also removes the channel's lock, so endpoints still open on the old segment
+// can no longer run the dead-peer recovery or unregister (those steps fail quietly).
 absl::Status remove_channel(std::string_view name);
 
 }  // namespace shmring

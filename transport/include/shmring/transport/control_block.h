@@ -14,6 +14,10 @@
 // (validate_channel_header), every peer slot field is range-checked before use.
 // Changing any size, offset or meaning requires bumping kChannelLayoutVersion; the layout test in
 // tests/transport/control_block_test.cc pins it.
+//
+// This is the on-segment ABI, not an application API: endpoints (channel.h) and tools read and
+// write these fields under the orderings noted per field (SYNC tags name the pairings; counters are
+// relaxed). peer_slots() and ring_offset_for() are pure address arithmetic.
 #pragma once
 
 #include <atomic>

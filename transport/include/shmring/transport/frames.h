@@ -14,6 +14,13 @@
 // (and picks another buffer). A subscriber that dies holding a pin is found dead by the publisher
 // (slow path, when no buffer is free) and its pin dropped. With capacity buffers and k subscribers
 // each pinning one old frame, the publisher needs capacity > k + 1 to never wait.
+//
+// Threads, blocking, errors: the conventions in channel.h. Memory ordering: a view (or copy) of
+// frame n happens-after the publish() of frame n: every byte written into the loan's buffer before
+// publish() is visible (release store of the buffer's even sequence and of the frame number,
+// acquire loads by the subscriber). The publisher never writes a pinned buffer (see above).
+// Dead subscribers' pins are reclaimed only when an endpoint opens and by loan()/send() with a
+// timeout > 0, from their wait (every 2 ms, try-locking the segment lock): try_loan() never does.
 #pragma once
 
 #include <chrono>
@@ -47,6 +54,8 @@ class FramePublisher;
 class FrameSubscriber;
 
 // A frame buffer lent to the publisher: fill buffer(), then FramePublisher::publish().
+// Destroying an unpublished loan abandons it. Publisher's thread only; must not outlive the
+// publisher, which must not be moved while the loan is out.
 class FrameLoan {
  public:
   FrameLoan() = default;
@@ -68,7 +77,9 @@ class FrameLoan {
   std::span<std::byte> buffer_;
 };
 
-// A frame lent to a subscriber, in place, until release().
+// A frame lent to a subscriber, in place, until release() (or destruction), which unpins it and
+// wakes a waiting publisher. Subscriber's thread only; must not outlive the subscriber, which must
+// not be moved while the view is out.
 class FrameView {
  public:
   FrameView() = default;
@@ -93,26 +104,34 @@ class FrameView {
 
 class FramePublisher {
  public:
-  // kFailedPrecondition if a live publisher exists (or kind/limits differ).
+  // Opens (or creates) the frame channel as its one publisher. kFailedPrecondition if a live
+  // publisher exists (or kind/limits differ); otherwise the errors of QueueProducer::open.
   static absl::StatusOr<FramePublisher> open(std::string_view name, const FrameOptions& options = {});
   FramePublisher();
   FramePublisher(FramePublisher&&) noexcept;
   FramePublisher& operator=(FramePublisher&&) noexcept;
   ~FramePublisher();
 
-  // A free buffer (kOk), or kWouldBlock / kTimedOut when every buffer is latest or pinned.
+  // A free buffer (kOk), or kWouldBlock / kTimedOut when every buffer is latest or pinned, or
+  // kClosed. try_loan never waits; loan parks on space_wake (woken when a view is released).
+  // One loan at a time. Subscribers never see the loan's buffer before publish().
   FrameLoan try_loan() noexcept;
   FrameLoan loan(std::chrono::nanoseconds timeout) noexcept;
-  // Makes the loan's first `bytes` the latest frame. kOk or kTooLarge (loan kept).
+  // Makes the loan's first `bytes` the latest frame (release; see above) and wakes parked
+  // subscribers. kOk, kTooLarge (loan kept), or kClosed (not this publisher's live loan).
+  // Never waits.
   ChannelResult publish(FrameLoan& loan, std::size_t bytes) noexcept;
+  // Gives a loan up (the buffer is free for a later loan). No-op for another publisher's loan.
   void abandon(FrameLoan& loan) noexcept;
-  // Copying: loan + copy + publish.
+  // Copying: loan + copy + publish. kOk, kTooLarge (`frame` > max_message), kWouldBlock,
+  // kTimedOut, kClosed.
   ChannelResult send(std::span<const std::byte> frame, std::chrono::nanoseconds timeout) noexcept;
 
   std::uint64_t max_message() const noexcept;
   std::uint64_t frames_published() const noexcept;
   PeerStats stats() const noexcept;
   bool is_open() const noexcept { return impl_ != nullptr; }
+  // Unregisters and detaches (also the destructor); waits up to 2 s for the segment lock.
   void close() noexcept;
 
  private:
@@ -121,6 +140,8 @@ class FramePublisher {
 
 class FrameSubscriber {
  public:
+  // Opens (or creates) the frame channel as a subscriber; errors as FramePublisher::open (no
+  // publisher check).
   static absl::StatusOr<FrameSubscriber> open(std::string_view name, const FrameOptions& options = {});
   FrameSubscriber();
   FrameSubscriber(FrameSubscriber&&) noexcept;
@@ -128,10 +149,13 @@ class FrameSubscriber {
   ~FrameSubscriber();
 
   // The newest frame newer than the last one this subscriber took, pinned in place. kOk,
-  // kWouldBlock / kTimedOut (no newer frame), kCorrupt. One view at a time.
+  // kWouldBlock / kTimedOut (no newer frame), kCorrupt, kClosed. One view at a time: taking a
+  // second one while a view is out unpins the first, which may then be overwritten. The try_ call
+  // never waits; receive_view parks on data_wake. Neither takes a lock.
   FrameView try_receive_view() noexcept;
   FrameView receive_view(std::chrono::nanoseconds timeout) noexcept;
-  // Copying: `out` must hold max_message() bytes.
+  // Copying: `out` must hold max_message() bytes (else kTooLarge); the frame stays pinned during
+  // the copy. Results as receive_view; a timeout <= 0 does not wait.
   ChannelResult receive(std::span<std::byte> out, std::size_t* bytes,
                         std::chrono::nanoseconds timeout) noexcept;
 
@@ -140,6 +164,8 @@ class FrameSubscriber {
   std::uint64_t max_message() const noexcept;
   PeerStats stats() const noexcept;
   bool is_open() const noexcept { return impl_ != nullptr; }
+  // Unregisters and detaches (also the destructor); waits up to 2 s for the segment lock. A view
+  // still out must not be read afterwards.
   void close() noexcept;
 
  private:

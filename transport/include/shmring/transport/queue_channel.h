@@ -18,6 +18,13 @@
 //  * Order: FIFO per producer, except that a redelivered item comes when it is adopted.
 //
 // Endpoints are used by one thread at a time; any number of endpoints may exist in one process.
+// Blocking, errors and memory ordering follow the conventions in channel.h; in particular a
+// consumer that receives an item (copy or view) sees every byte its producer wrote before send()
+// or publish() returned kOk (release CAS of the slot's sequence / acquire load by the consumer).
+// A redelivered item gives the same guarantee (the adopting consumer acquires the same sequence).
+// The dead-peer recovery runs under the segment lock, which the data path only ever try-locks:
+// try_ calls and poll() never wait for it; waiting calls run it from their idle hook (every
+// 1 ms while the queue looks stalled, else every 20 ms).
 #pragma once
 
 #include <chrono>
@@ -55,6 +62,8 @@ class QueueConsumer;
 
 // A slot lent to a producer (zero-copy send): fill buffer(), then QueueProducer::publish().
 // Destroying an unpublished loan abandons it (consumers pass the slot; not counted as lost).
+// Used by the producer's thread only; must not outlive its producer, and the producer must not be
+// moved while the loan is out (the loan points at the producer object).
 class QueueLoan {
  public:
   QueueLoan() = default;
@@ -77,6 +86,8 @@ class QueueLoan {
 };
 
 // An item lent to a consumer (zero-copy receive): valid until release() (or destruction).
+// Used by the consumer's thread only; must not outlive its consumer (see QueueConsumer::close),
+// and the consumer must not be moved while the view is out (the view points at the object).
 class QueueView {
  public:
   QueueView() = default;
@@ -93,8 +104,12 @@ class QueueView {
   std::uint64_t sequence() const noexcept { return ticket_; }
   // True if a consumer that died holding this item received it first.
   bool redelivered() const noexcept { return redelivered_; }
-  // Gives the slot back. kOk, or kCorrupt if the slot was not in the state it lent (only a peer that
-  // breaks the protocol can cause that; the data read may then be wrong).
+  // Gives the slot back (release: what was read is done before a producer reuses the slot) and
+  // wakes parked producers. kOk (also for an empty or already released view); kClosed if the
+  // consumer was closed or moved from meanwhile (the slot is then not given back); or kCorrupt if
+  // the slot was not in the state it lent (a recovery gave the item to another consumer because
+  // this one was taken for dead, or a peer broke the protocol): the data read may then be wrong.
+  // Never waits.
   ChannelResult release() noexcept;
 
  private:
@@ -111,7 +126,10 @@ class QueueProducer {
   // Opens (or creates, see QueueOptions::create) the queue channel `name` as a producer.
   // Errors: kInvalidArgument (bad name or options), kFailedPrecondition (the channel exists with
   // another kind, version or limits), kResourceExhausted (all peer slots taken), kDeadlineExceeded
-  // (its creator did not finish in open_timeout), kNotFound, kPermissionDenied, kDataLoss (corrupt).
+  // (its creator did not finish in open_timeout), kNotFound, kPermissionDenied, kDataLoss
+  // (corrupt); kResourceExhausted also when /dev/shm has no room; kAborted when the segment lock
+  // cannot be had within open_timeout (or was removed). Blocks: see channel.h (segment lock,
+  // creator wait). May be called from any thread.
   static absl::StatusOr<QueueProducer> open(std::string_view name, const QueueOptions& options = {});
 
   QueueProducer();
@@ -119,27 +137,36 @@ class QueueProducer {
   QueueProducer& operator=(QueueProducer&&) noexcept;
   ~QueueProducer();
 
-  // Copies `message` in. kOk, kWouldBlock (full), kTooLarge, kCorrupt.
+  // Copies `message` in. kOk, kWouldBlock (full), kTooLarge, kCorrupt, kClosed. Never waits.
+  // If a recovery skipped this producer's claim (it was wrongly taken for dead) it claims again.
   ChannelResult try_send(std::span<const std::byte> message) noexcept;
-  // As try_send, waiting up to `timeout` for room. kOk, kTimedOut, kTooLarge, kCorrupt.
+  // As try_send, waiting up to `timeout` for room (parks on the channel's space_wake word).
+  // kOk, kTimedOut, kTooLarge, kCorrupt, kClosed.
   ChannelResult send(std::span<const std::byte> message, std::chrono::nanoseconds timeout) noexcept;
 
-  // Zero-copy: lends the next slot (result kOk) or says why not (kWouldBlock / kTimedOut / ...).
-  // One loan at a time per producer.
+  // Zero-copy: lends the next slot (result kOk) or says why not: kWouldBlock (try_loan: full),
+  // kTimedOut (loan), kCorrupt, kClosed. One loan at a time per producer (asserted in debug
+  // builds). loan() waits like send(). While a loan is out, consumers behind its ticket wait: hold
+  // it briefly. Nothing of the loan is visible to consumers before publish().
   QueueLoan try_loan() noexcept;
   QueueLoan loan(std::chrono::nanoseconds timeout) noexcept;
-  // Publishes `bytes` (<= max_message) of the loan. kOk, kTooLarge (loan kept), or kCorrupt (the
-  // slot was skipped by a recovery: only when this producer was wrongly declared dead).
+  // Publishes `bytes` (<= max_message) of the loan. kOk, kTooLarge (loan kept), kClosed (not this
+  // producer's live loan), or kCorrupt (the slot was skipped by a recovery: only when this producer
+  // was wrongly declared dead; not delivered). Never waits; wakes parked consumers (one futex
+  // system call only if some are parked). Release: the buffer's bytes are visible to the consumer.
   ChannelResult publish(QueueLoan& loan, std::size_t bytes) noexcept;
-  // Gives a loan up (consumers pass the slot).
+  // Gives a loan up (consumers pass the slot). No-op for a loan that is not this producer's.
   void abandon(QueueLoan& loan) noexcept;
 
+  // 0 when closed. size_approx() is racy: slots claimed by producers minus slots claimed by
+  // consumers (claims not yet committed included).
   std::uint64_t max_message() const noexcept;
   std::uint64_t capacity() const noexcept;
   std::uint64_t size_approx() const noexcept;
-  PeerStats stats() const noexcept;  // this endpoint's counters
+  PeerStats stats() const noexcept;  // this endpoint's counters (empty when closed)
   bool is_open() const noexcept { return impl_ != nullptr; }
-  // Unregisters and detaches (also done by the destructor).
+  // Gives up an outstanding loan, then unregisters and detaches (also done by the destructor and
+  // by move-assignment). Waits up to 2 s for the segment lock (see channel.h). Idempotent.
   void close() noexcept;
 
  private:
@@ -152,6 +179,7 @@ class QueueProducer {
 
 class QueueConsumer {
  public:
+  // As QueueProducer::open, registering a consumer.
   static absl::StatusOr<QueueConsumer> open(std::string_view name, const QueueOptions& options = {});
 
   QueueConsumer();
@@ -160,24 +188,32 @@ class QueueConsumer {
   ~QueueConsumer();
 
   // Copies the next item into `out` (at least max_message bytes, else kTooLarge) and sets *bytes.
-  // kOk, kWouldBlock (empty), kTooLarge, kCorrupt.
+  // kOk, kWouldBlock (empty), kTooLarge, kCorrupt, kClosed. Never waits. May return an item
+  // adopted from a dead consumer (the copy does not say so; use a view to learn redelivered()).
+  // kWouldBlock also while the oldest claimed item is not committed yet, even if later ones are.
   ChannelResult try_receive(std::span<std::byte> out, std::size_t* bytes) noexcept;
-  // As try_receive, waiting up to `timeout`. kOk, kTimedOut, kTooLarge, kCorrupt.
+  // As try_receive, waiting up to `timeout` (parks on data_wake). kOk, kTimedOut, kTooLarge,
+  // kCorrupt, kClosed.
   ChannelResult receive(std::span<std::byte> out, std::size_t* bytes,
                         std::chrono::nanoseconds timeout) noexcept;
 
-  // Zero-copy: the next item in place, until the view is released. One view at a time.
+  // Zero-copy: the next item in place, until the view is released. One view at a time (asserted
+  // in debug builds). Results as try_receive / receive (no kTooLarge). While a view is held, the
+  // slot stays taken: producers a lap behind wait for it.
   QueueView try_receive_view() noexcept;
   QueueView receive_view(std::chrono::nanoseconds timeout) noexcept;
 
   // Hands up to `max` available items to `handler` one by one (each released after the handler
-  // returns); does not wait. Returns how many were handled.
+  // returns); does not wait. Returns how many were handled; stops at the first non-kOk result. The
+  // span is valid only during the call; `handler` must not call back into this consumer.
   std::size_t poll(const std::function<void(std::span<const std::byte>)>& handler,
                    std::size_t max) noexcept;
 
   // Runs the dead-peer recovery now (it also runs by itself when the queue looks empty or stalled):
   // reclaims dead peers' slots, skips dead producers' uncommitted claims, and returns in `view`
-  // an item a dead consumer held, if any (then true).
+  // an item a dead consumer held, if any (then true). False if closed, if a view is already out,
+  // if nothing was adopted, or if the segment lock is busy right now (it never waits for it).
+  // Reads /proc to judge liveness.
   bool recover(QueueView* view) noexcept;
 
   std::uint64_t max_message() const noexcept;
@@ -185,6 +221,9 @@ class QueueConsumer {
   std::uint64_t size_approx() const noexcept;
   PeerStats stats() const noexcept;
   bool is_open() const noexcept { return impl_ != nullptr; }
+  // Unregisters and detaches (also done by the destructor and by move-assignment). With a view
+  // still out, the item is handed to the recovery as if this consumer had died: another consumer
+  // receives it redelivered. The view must not be used afterwards. Waits up to 2 s for the lock.
   void close() noexcept;
 
  private:

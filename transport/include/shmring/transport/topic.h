@@ -18,6 +18,12 @@
 //
 // Publisher crash: a new publisher may open the topic once the old one is dead; it resumes after
 // the last complete record. A record the dead publisher was writing is never delivered torn.
+//
+// Threads, blocking, errors: the conventions in channel.h. Memory ordering: a message a subscriber
+// receives happens-after the publish() that wrote it (the payload words are release-stored and
+// acquire-loaded, and a lossy reader re-validates after copying, so it never returns a torn or
+// overwritten record). Lossless: a subscriber's receive happens-before the publisher overwriting
+// that space (the reader slot position is release-stored).
 #pragma once
 
 #include <chrono>
@@ -60,7 +66,9 @@ struct TopicOptions {
 
 class TopicPublisher {
  public:
-  // kFailedPrecondition if the topic already has a live publisher (or other kind/limits).
+  // Opens (or creates) the topic as its one publisher. kFailedPrecondition if the topic already
+  // has a live publisher (or other kind, lossless mode or limits); otherwise the errors of
+  // QueueProducer::open. Blocks as described in channel.h.
   static absl::StatusOr<TopicPublisher> open(std::string_view name, const TopicOptions& options = {});
 
   TopicPublisher();
@@ -68,10 +76,14 @@ class TopicPublisher {
   TopicPublisher& operator=(TopicPublisher&&) noexcept;
   ~TopicPublisher();
 
-  // Lossy: always kOk (or kTooLarge / kCorrupt). Lossless: kWouldBlock when a subscriber holds the
-  // publisher back.
+  // Lossy: always kOk (or kTooLarge / kCorrupt / kClosed); never waits. Lossless: kWouldBlock
+  // when a subscriber holds the publisher back; then (rate-limited to dead_check_interval) it
+  // try-locks the segment and evicts dead subscribers, without waiting for the lock.
+  // Wakes parked subscribers (a futex system call only if some are parked).
   ChannelResult try_publish(std::span<const std::byte> message) noexcept;
-  // Lossless: waits up to `timeout` for room (evicting as TopicOptions says). kOk, kTimedOut, ...
+  // Lossless: waits up to `timeout` for room (evicting as TopicOptions says), parking on
+  // space_wake in slices of dead_check_interval clamped to [100 us, 10 ms]. kOk, kTimedOut,
+  // kTooLarge, kCorrupt, kClosed. Lossy: the same as try_publish.
   ChannelResult publish(std::span<const std::byte> message, std::chrono::nanoseconds timeout) noexcept;
 
   std::uint64_t max_message() const noexcept;
@@ -79,6 +91,7 @@ class TopicPublisher {
   PeerStats stats() const noexcept;
   std::uint64_t evictions() const noexcept;  // live subscribers this publisher evicted
   bool is_open() const noexcept { return impl_ != nullptr; }
+  // Unregisters and detaches (also the destructor); waits up to 2 s for the segment lock.
   void close() noexcept;
 
  private:
@@ -87,6 +100,9 @@ class TopicPublisher {
 
 class TopicSubscriber {
  public:
+  // Opens (or creates) the topic as a subscriber. Errors as TopicPublisher::open; also
+  // kFailedPrecondition for read_only on a lossless topic, kResourceExhausted when every peer or
+  // lossless reader slot is taken. A read_only subscriber takes no lock and is not registered.
   static absl::StatusOr<TopicSubscriber> open(std::string_view name, const TopicOptions& options = {});
 
   TopicSubscriber();
@@ -97,10 +113,14 @@ class TopicSubscriber {
   // Copies the next message into `out` (at least max_message() bytes) and sets *bytes. kOk,
   // kWouldBlock, kTooLarge, kEvicted (lossless: this subscriber was evicted; reopen), kCorrupt.
   // A lapped lossy subscriber skips ahead (lost() grows) and goes on with the oldest message left.
+  // Never waits, never takes a lock; a lossy subscriber writes only its own peer slot.
   ChannelResult try_receive(std::span<std::byte> out, std::size_t* bytes) noexcept;
+  // As try_receive, waiting up to `timeout` (kTimedOut): parks on data_wake, or for a read_only
+  // subscriber sleeps in 200 us steps.
   ChannelResult receive(std::span<std::byte> out, std::size_t* bytes,
                         std::chrono::nanoseconds timeout) noexcept;
-  // Hands up to `max` available messages to `handler`; does not wait. Returns how many.
+  // Hands up to `max` available messages to `handler` (a copy in an internal buffer, valid only
+  // during the call); does not wait; stops at the first non-kOk result. Returns how many.
   std::size_t poll(const std::function<void(std::span<const std::byte>)>& handler,
                    std::size_t max) noexcept;
 
@@ -108,8 +128,10 @@ class TopicSubscriber {
   std::uint64_t received() const noexcept;
   std::uint64_t max_message() const noexcept;
   bool lossless() const noexcept;
-  PeerStats stats() const noexcept;
+  PeerStats stats() const noexcept;  // empty for a read_only subscriber (it has no peer slot)
   bool is_open() const noexcept { return impl_ != nullptr; }
+  // Gives a lossless reader slot back, unregisters and detaches (also the destructor); waits up to
+  // 2 s for the segment lock.
   void close() noexcept;
 
  private:

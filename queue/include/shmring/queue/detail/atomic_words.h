@@ -1,7 +1,8 @@
 // Word-wise atomic copies for memory that a writer may overwrite while a reader copies it (the
 // broadcast ring's seqlock-style "copy, then validate"). Each 8-byte word is one atomic access, so
 // the copy is not a data race and ThreadSanitizer sees every ordering; on x86-64 acquire loads and
-// release stores are plain moves.
+// release stores are plain moves. Internal; stateless, never block. They order each word, not the
+// copy as a whole: the caller's protocol (tail_intent re-check) detects an overwrite.
 #pragma once
 
 #include <cstddef>
