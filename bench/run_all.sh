@@ -79,7 +79,7 @@ done
 "$shmring" bench --json --cpus "$cpus" --transport shmring-queue --mode pipeline --wait hybrid \
   --count "$(count_for shmring-queue throughput 64)" >> "$out" || true
 "$shmring" bench --json --cpus "$cpus" --transport shmring-frames --mode frames --size 4194304 \
-  --count 2000 >> "$out" || true
+  --count "$([ $quick -eq 1 ] && echo 40000 || echo 200000)" >> "$out" || true
 echo "matrix done in $((SECONDS - start)) s; $(wc -l < "$out") results in $out" >&2
 
 readme=${SHMRING_README:-README.md}

@@ -406,6 +406,16 @@ Measurement run_once(IpcTransport& transport, const BenchConfig& config) {
     }
     result.lost = total > received ? total - received : 0;
     if (last > first) result.msgs_per_s = static_cast<double>(received) / (static_cast<double>(last - first) / 1e9);
+  } else if (config.mode == "frames") {
+    // Hand-overs per second: the publisher's loan -> publish rate while a viewer takes the newest
+    // frame concurrently (newest-first: the viewer skips frames, counted as lost).
+    const SideRecord& publisher = record->sides[0];
+    if (publisher.sent > 1 && publisher.last_ns > publisher.first_ns) {
+      result.msgs_per_s = static_cast<double>(publisher.sent) /
+                          (static_cast<double>(publisher.last_ns - publisher.first_ns) / 1e9);
+    }
+    result.msgs_per_s_median_subscriber = rate_of(record->sides[1]);
+    result.lost = record->sides[1].lost;
   } else {
     // Every receiving side (fanout: each subscriber); report the slowest and the median.
     std::vector<double> rates;
@@ -416,7 +426,10 @@ Measurement run_once(IpcTransport& transport, const BenchConfig& config) {
     result.msgs_per_s = *std::min_element(rates.begin(), rates.end());
     result.msgs_per_s_median_subscriber = median_of(rates);
   }
-  if (result.gbps == 0) result.gbps = result.msgs_per_s * static_cast<double>(config.size) / 1e9;
+  // Frames are handed over without touching the payload: no bandwidth to speak of.
+  if (result.gbps == 0 && config.mode != "frames") {
+    result.gbps = result.msgs_per_s * static_cast<double>(config.size) / 1e9;
+  }
   result.ok = result.errors == 0;
   munmap(memory, sizeof(RunRecord));
   return result;
