@@ -54,10 +54,12 @@ run_config asan -DSHMRING_SANITIZE="address;undefined" -DSHMRING_BUILD_BENCHMARK
 run_config tsan -DSHMRING_SANITIZE=thread -DSHMRING_BUILD_BENCHMARKS=OFF
 
 if [ -x tests/fuzz/run_fuzzers.sh ]; then
-  echo "=== [fuzz] short libFuzzer run"
-  if tests/fuzz/run_fuzzers.sh "${SHMRING_FUZZ_SECONDS:-20}"; then
+  echo "=== [fuzz] short libFuzzer run (log: build/fuzz.log)"
+  if tests/fuzz/run_fuzzers.sh "${SHMRING_FUZZ_SECONDS:-20}" > build/fuzz.log 2>&1; then
+    grep -E "^Done [0-9]+ runs" build/fuzz.log || true
     passed=$((passed + 1))
   else
+    tail -40 build/fuzz.log
     failed=$((failed + 1)); failed_configs+=("fuzz")
   fi
 fi
