@@ -430,25 +430,50 @@ TEST(SharedMemoryMultiprocessTest, MemfdInheritedByChild) {
   EXPECT_EQ(shm.num_attachments(), 1);  // the child's attachment went with it
 }
 
+// Sends `fd` over a Unix socket (SCM_RIGHTS, one byte of payload); true on success.
+bool send_fd(int socket, int fd) {
+  char byte = 0;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  iovec io{&byte, 1};
+  msghdr message{};
+  message.msg_iov = &io;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof control;
+  cmsghdr* header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_SOCKET;
+  header->cmsg_type = SCM_RIGHTS;
+  header->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(header), &fd, sizeof fd);
+  return sendmsg(socket, &message, 0) == 1;
+}
+
+// Receives a descriptor sent by send_fd(); -1 on failure.
+int receive_fd(int socket) {
+  char byte = 0;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  iovec io{&byte, 1};
+  msghdr message{};
+  message.msg_iov = &io;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof control;
+  if (recvmsg(socket, &message, 0) != 1) return -1;
+  const cmsghdr* header = CMSG_FIRSTHDR(&message);
+  if (header == nullptr || header->cmsg_type != SCM_RIGHTS) return -1;
+  int fd = -1;
+  std::memcpy(&fd, CMSG_DATA(header), sizeof fd);
+  return fd;
+}
+
 TEST(SharedMemoryMultiprocessTest, MemfdPassedOverUnixSocket) {
   int sockets[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sockets), 0);
   // The child exists before the memfd does, so it can only get it through the socket.
   const pid_t child = fork_child([&] {
     close(sockets[0]);
-    char byte = 0;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    iovec io{&byte, 1};
-    msghdr message{};
-    message.msg_iov = &io;
-    message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof control;
-    if (recvmsg(sockets[1], &message, 0) != 1) return 1;
-    const cmsghdr* header = CMSG_FIRSTHDR(&message);
-    if (header == nullptr || header->cmsg_type != SCM_RIGHTS) return 2;
-    int fd = -1;
-    std::memcpy(&fd, CMSG_DATA(header), sizeof fd);
+    const int fd = receive_fd(sockets[1]);
+    if (fd < 0) return 1;
     SharedMemory joiner;
     if (!joiner.attach_fd(fd, AccessMode::kReadOnly)) return 3;
     close(fd);
@@ -462,21 +487,7 @@ TEST(SharedMemoryMultiprocessTest, MemfdPassedOverUnixSocket) {
   shm.set_backend(Backend::kMemfd);
   ASSERT_TRUE(shm.create(1 << 16));
   std::strcpy(static_cast<char*>(shm.data()), "sealed frame");
-  char byte = 0;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  iovec io{&byte, 1};
-  msghdr message{};
-  message.msg_iov = &io;
-  message.msg_iovlen = 1;
-  message.msg_control = control;
-  message.msg_controllen = sizeof control;
-  cmsghdr* header = CMSG_FIRSTHDR(&message);
-  header->cmsg_level = SOL_SOCKET;
-  header->cmsg_type = SCM_RIGHTS;
-  header->cmsg_len = CMSG_LEN(sizeof(int));
-  const int fd = shm.fd();
-  std::memcpy(CMSG_DATA(header), &fd, sizeof fd);
-  ASSERT_EQ(sendmsg(sockets[0], &message, 0), 1);
+  ASSERT_TRUE(send_fd(sockets[0], shm.fd()));
   char done = 0;
   EXPECT_EQ(read(sockets[0], &done, 1), 1);
   EXPECT_TRUE(wait_child(child).ok());

@@ -368,5 +368,29 @@ void ChannelSegment::touch(std::uint64_t now_ns) noexcept {
   if (self_ != nullptr) self_->heartbeat_ns.store(now_ns, std::memory_order_relaxed);
 }
 
+PeerState state_of(const PeerSlot& s) {
+  return static_cast<PeerState>(s.state.load(std::memory_order_acquire));
+}
+
+PeerRole role_of(const PeerSlot& s) {
+  return static_cast<PeerRole>(s.role.load(std::memory_order_relaxed));
+}
+
+PeerStats peer_stats(const ChannelSegment& seg) {
+  PeerStats st;
+  const PeerSlot* s = seg.self();
+  if (s == nullptr) return st;
+  st.index = seg.self_index();
+  st.role = role_of(*s);
+  st.state = state_of(*s);
+  st.pid = s->pid.load(std::memory_order_relaxed);
+  st.alive = true;
+  st.sent = s->sent.load(std::memory_order_relaxed);
+  st.received = s->received.load(std::memory_order_relaxed);
+  st.lost = s->lost.load(std::memory_order_relaxed);
+  st.blocked_ns = s->blocked_ns.load(std::memory_order_relaxed);
+  return st;
+}
+
 }  // namespace detail
 }  // namespace shmring

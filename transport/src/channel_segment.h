@@ -144,4 +144,12 @@ class ChannelSegment {
 // Folds a peer slot's counters into the channel's retired totals (under the lock).
 void fold_counters_locked(ControlBlock* control, const PeerSlot& slot) noexcept;
 
+// A peer slot's state (acquire: pairs with the release that registered it, SYNC(peer-slot)) and
+// role. Shared by every endpoint kind.
+PeerState state_of(const PeerSlot& s);
+PeerRole role_of(const PeerSlot& s);
+
+// The counters of this endpoint's own peer slot (empty when it has none).
+PeerStats peer_stats(const ChannelSegment& seg);
+
 }  // namespace shmring::detail

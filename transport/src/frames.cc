@@ -141,12 +141,6 @@ ChannelSpec frame_spec(const FrameOptions& options) {
   return spec;
 }
 
-PeerState state_of(const PeerSlot& s) {
-  return static_cast<PeerState>(s.state.load(std::memory_order_acquire));
-}
-PeerRole role_of(const PeerSlot& s) {
-  return static_cast<PeerRole>(s.role.load(std::memory_order_relaxed));
-}
 
 void recover_locked(FrameEndpoint& e) {
   ChannelSegment& seg = *e.seg;
@@ -166,22 +160,6 @@ bool pinned(const FrameEndpoint& e, std::uint64_t index) {
     if (s.aux.load(std::memory_order_seq_cst) == index + 1) return true;
   }
   return false;
-}
-
-PeerStats peer_stats(const ChannelSegment& seg) {
-  PeerStats st;
-  const PeerSlot* s = seg.self();
-  if (s == nullptr) return st;
-  st.index = seg.self_index();
-  st.role = role_of(*s);
-  st.state = state_of(*s);
-  st.pid = s->pid.load(std::memory_order_relaxed);
-  st.alive = true;
-  st.sent = s->sent.load(std::memory_order_relaxed);
-  st.received = s->received.load(std::memory_order_relaxed);
-  st.lost = s->lost.load(std::memory_order_relaxed);
-  st.blocked_ns = s->blocked_ns.load(std::memory_order_relaxed);
-  return st;
 }
 
 absl::StatusOr<std::unique_ptr<FrameEndpoint>> open_frames(std::string_view name,

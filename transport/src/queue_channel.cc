@@ -69,12 +69,6 @@ bool confirm(QueueEndpoint::Suspect& s, std::uint64_t ticket) {
   return false;
 }
 
-PeerState state_of(const PeerSlot& s) {
-  return static_cast<PeerState>(s.state.load(std::memory_order_acquire));
-}
-PeerRole role_of(const PeerSlot& s) {
-  return static_cast<PeerRole>(s.role.load(std::memory_order_relaxed));
-}
 PeerOp op_of(const PeerSlot& s) {
   return static_cast<PeerOp>(s.op_state.load(std::memory_order_seq_cst));
 }
@@ -300,22 +294,6 @@ absl::StatusOr<std::unique_ptr<QueueEndpoint>> open_endpoint(std::string_view na
   e->seg->unlock();
   if (!s.ok()) return s;
   return e;
-}
-
-PeerStats peer_stats(const ChannelSegment& seg) {
-  PeerStats st;
-  const PeerSlot* s = seg.self();
-  if (s == nullptr) return st;
-  st.index = seg.self_index();
-  st.role = role_of(*s);
-  st.state = state_of(*s);
-  st.pid = s->pid.load(std::memory_order_relaxed);
-  st.alive = true;
-  st.sent = s->sent.load(std::memory_order_relaxed);
-  st.received = s->received.load(std::memory_order_relaxed);
-  st.lost = s->lost.load(std::memory_order_relaxed);
-  st.blocked_ns = s->blocked_ns.load(std::memory_order_relaxed);
-  return st;
 }
 
 }  // namespace

@@ -81,12 +81,6 @@ ChannelSpec topic_spec(const TopicOptions& options) {
   return spec;
 }
 
-PeerState state_of(const PeerSlot& s) {
-  return static_cast<PeerState>(s.state.load(std::memory_order_acquire));
-}
-PeerRole role_of(const PeerSlot& s) {
-  return static_cast<PeerRole>(s.role.load(std::memory_order_relaxed));
-}
 
 // Under the lock: dead peers are removed; a dead lossless subscriber's cursor slot is evicted so it
 // no longer holds the publisher back.
@@ -104,22 +98,6 @@ void recover_locked(TopicEndpoint& e) {
     }
     seg.free_slot_locked(s);
   }
-}
-
-PeerStats peer_stats(const ChannelSegment& seg) {
-  PeerStats st;
-  const PeerSlot* s = seg.self();
-  if (s == nullptr) return st;
-  st.index = seg.self_index();
-  st.role = role_of(*s);
-  st.state = state_of(*s);
-  st.pid = s->pid.load(std::memory_order_relaxed);
-  st.alive = true;
-  st.sent = s->sent.load(std::memory_order_relaxed);
-  st.received = s->received.load(std::memory_order_relaxed);
-  st.lost = s->lost.load(std::memory_order_relaxed);
-  st.blocked_ns = s->blocked_ns.load(std::memory_order_relaxed);
-  return st;
 }
 
 // Evicts the live lossless subscribers at the oldest position (the ones holding the publisher).
