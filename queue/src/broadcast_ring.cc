@@ -1,5 +1,7 @@
 #include "shmring/queue/broadcast_ring.h"
 
+#include <atomic>
+#include <cassert>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -159,7 +161,50 @@ absl::StatusOr<BroadcastRing> BroadcastRing::attach(void* region, std::size_t by
   ring.w_.tail = tail;
   ring.w_.sequence = sequence;
   ring.w_.limit = tail;  // lossless: look at the readers before the first write
+  // A previous writer may have died holding a claim (tail_intent ahead of tail, its space
+  // scribbled): keep announcing at least that far. An implausible value is not trusted.
+  const std::uint64_t intent = control->writer.tail_intent.load(std::memory_order_relaxed);
+  const bool intent_plausible = intent - tail <= g.capacity && intent % kRecordAlignment == 0;
+  ring.w_.intent_floor = intent_plausible ? intent : tail;
   return ring;
+}
+
+BroadcastRing::Claim BroadcastRing::try_claim(std::size_t max_bytes) noexcept {
+  assert(!w_.claimed && "BroadcastRing: one claim at a time");
+  if (max_bytes > cfg_.max_record) return {RingResult::kTooLarge, {}};
+  const std::uint64_t size = align_up(sizeof(BroadcastRecordHeader) + max_bytes, kRecordAlignment);
+  const std::uint64_t index = w_.tail & cfg_.mask;
+  const std::uint64_t to_end = cfg_.capacity - index;
+  const std::uint64_t padding = size <= to_end ? 0 : to_end;
+  const std::uint64_t new_tail = w_.tail + padding + size;
+  if (cfg_.max_readers > 0 && static_cast<std::int64_t>(new_tail - w_.limit) > 0) {
+    const RingResult r = refresh_limit(new_tail);
+    if (r != RingResult::kOk) return {r, {}};
+  }
+  announce(new_tail);
+  // SYNC(bcast_claim): the caller's plain stores into the buffer must not become visible before
+  // the tail_intent just announced; the fence orders it before them (a lapped reader's acquire
+  // load or fence before its tail_intent check pairs with it).
+  std::atomic_thread_fence(std::memory_order_release);
+  w_.claimed = true;
+  w_.claim_bytes = max_bytes;
+  w_.claim_padding = padding;
+  const std::uint64_t record_index = padding != 0 ? 0 : index;
+  return {RingResult::kOk,
+          std::span<std::byte>(cfg_.data + record_index + sizeof(BroadcastRecordHeader), max_bytes)};
+}
+
+RingResult BroadcastRing::commit(std::size_t bytes) noexcept {
+  if (!w_.claimed) return RingResult::kBusy;
+  if (bytes > w_.claim_bytes) return RingResult::kTooLarge;
+  const std::uint64_t size = align_up(sizeof(BroadcastRecordHeader) + bytes, kRecordAlignment);
+  const std::uint64_t padding = w_.claim_padding;
+  const std::uint64_t record_index = padding != 0 ? 0 : (w_.tail & cfg_.mask);
+  w_.claimed = false;
+  // SYNC(bcast_tail): the release stores in publish_record() order the caller's stores into the
+  // buffer before the record becomes visible.
+  publish_record(padding, record_index, bytes, w_.tail + padding + size);
+  return RingResult::kOk;
 }
 
 RingResult BroadcastRing::refresh_limit(std::uint64_t needed_tail) noexcept {
@@ -331,16 +376,47 @@ RingResult BroadcastReader::lapped() noexcept {
   const std::uint64_t tail = block.tail.load(std::memory_order_acquire);
   cursor_ = plausible(latest, tail, cfg_.capacity) ? latest : tail;
   jumped_ = have_sequence_;
-  if (slot_ != nullptr) {
-    std::uint64_t expected = published_;
-    if (slot_->position.compare_exchange_strong(expected, cursor_, std::memory_order_release,
-                                                std::memory_order_relaxed)) {
-      published_ = cursor_;
-    } else {
-      evicted_ = true;
-    }
-  }
+  if (slot_ != nullptr) publish_cursor();
   return RingResult::kLapped;
+}
+
+RingResult BroadcastReader::try_view(std::span<const std::byte>* record) noexcept {
+  if (evicted_) return RingResult::kEvicted;
+  if (view_open_) return RingResult::kBusy;
+  const std::byte* payload = nullptr;
+  std::uint32_t length = 0;
+  // Only the header is validated now; the payload is validated in finish_view(), after the reads.
+  const RingResult r = next_record(
+      [&payload](const std::byte* p, std::uint32_t) {
+        payload = p;
+        return true;
+      },
+      &view_start_, &length);
+  if (r != RingResult::kOk) return r;
+  view_open_ = true;
+  *record = std::span<const std::byte>(payload, length);
+  return RingResult::kOk;
+}
+
+RingResult BroadcastReader::finish_view() noexcept {
+  if (!view_open_) return RingResult::kOk;
+  view_open_ = false;
+  if (slot_ != nullptr) {
+    // Lossless: the writer could not overwrite the record while our slot still held its start;
+    // handing the space back is the release of SYNC(bcast_reader_pos).
+    return publish_cursor() ? RingResult::kOk : RingResult::kEvicted;
+  }
+  if (evicted_) return RingResult::kEvicted;  // lossless reader already unregistered
+  // SYNC(bcast_view): the caller's reads of the record (plain loads) are ordered before the
+  // tail_intent load by this acquire fence; had the writer begun to overwrite any byte read, the
+  // tail_intent it announced before (SYNC(bcast_data), SYNC(bcast_claim)) is visible here.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  const std::uint64_t intent = cfg_.control->writer.tail_intent.load(std::memory_order_relaxed);
+  if (intent - view_start_ > cfg_.capacity) {
+    ++lost_;  // accepted by try_view, but unusable
+    return RingResult::kLapped;
+  }
+  return RingResult::kOk;
 }
 
 void BroadcastReader::resync() noexcept {

@@ -82,9 +82,21 @@ TEST(BroadcastRing, ZeroByteMaxSizeAndTooLarge) {
   const std::vector<std::byte> before = f.region.snapshot();
   EXPECT_EQ(f.writer->try_write(bytes_of(std::string(113, 't'))), RingResult::kTooLarge);
   EXPECT_EQ(f.region.snapshot(), before);
+  // A buffer shorter than max_record is fine for records that fit; a record that does not fit is
+  // reported with the length it needs and stays unread.
   std::array<std::byte, 16> small{};
   std::size_t n = 0;
+  EXPECT_EQ(r.try_read(small, &n), RingResult::kEmpty);
+  ASSERT_EQ(f.writer->try_write(bytes_of("tiny")), RingResult::kOk);
+  ASSERT_EQ(f.writer->try_write(bytes_of(std::string(40, 'L'))), RingResult::kOk);
+  ASSERT_EQ(r.try_read(small, &n), RingResult::kOk);
+  EXPECT_EQ(n, 4u);
+  n = 0;
   EXPECT_EQ(r.try_read(small, &n), RingResult::kTooLarge);
+  EXPECT_EQ(n, 40u);
+  EXPECT_EQ(r.try_read(small, &n), RingResult::kTooLarge);  // still there
+  EXPECT_EQ(read(r).data, std::string(40, 'L'));
+  EXPECT_EQ(r.lost_records(), 0u);
 }
 
 TEST(BroadcastRing, PaddingAtTheWrap) {

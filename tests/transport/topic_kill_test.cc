@@ -1,13 +1,17 @@
 // kill -9 loops for topics: 100 lossless-subscriber kills (the publisher must never be held back
 // for long by a dead one; live subscribers lose nothing) and 100 publisher kills (subscribers see no
-// torn or duplicated record and no gap in what a publisher completed).
+// torn or duplicated record and no gap in what a publisher completed). Half the subscriber and
+// publisher incarnations use the zero-copy calls (views, loans), so kills also land mid-view and
+// mid-loan.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <thread>
 #include <vector>
@@ -50,8 +54,20 @@ struct SubscriberBoard {
   std::atomic<std::uint64_t> evicted;
 };
 
+// Receives a message by copy into `buf`, or (zero_copy) as a view that is copied out and released.
+// kOk only for an intact message; *n is its length.
+ChannelResult receive_one(TopicSubscriber& sub, bool zero_copy, std::vector<std::byte>& buf,
+                          std::size_t* n) {
+  if (!zero_copy) return sub.receive(buf, n, 20ms);
+  TopicView view = sub.receive_view(20ms);
+  if (!view.ok()) return view.result();
+  *n = std::min(view.data().size(), buf.size());
+  std::memcpy(buf.data(), view.data().data(), *n);
+  return view.release();
+}
+
 // Reads until told to stop; ids must be consecutive from the first one it sees.
-int lossless_subscriber(const std::string& name, SubscriberBoard* b) {
+int lossless_subscriber(const std::string& name, SubscriberBoard* b, bool zero_copy) {
   auto sub = TopicSubscriber::open(name, lossless_options());
   if (!sub.ok()) return 2;
   std::vector<std::byte> buf(kMessage);
@@ -59,7 +75,7 @@ int lossless_subscriber(const std::string& name, SubscriberBoard* b) {
   std::uint64_t next = 0;
   while (b->stop.load() == 0) {
     std::size_t n = 0;
-    const ChannelResult r = sub->receive(buf, &n, 20ms);
+    const ChannelResult r = receive_one(*sub, zero_copy, buf, &n);
     if (r == ChannelResult::kTimedOut) continue;
     if (r == ChannelResult::kEvicted) {
       b->evicted.fetch_add(1);
@@ -86,8 +102,14 @@ TEST(TopicKillTest, HundredLosslessSubscriberKillsNeverStallThePublisher) {
   ASSERT_TRUE(pub.ok()) << pub.status();
   testing::SharedRegion region(sizeof(SubscriberBoard));
   SubscriberBoard* b = region.as<SubscriberBoard>();
+  // Every other subscriber incarnation reads zero-copy (views), so kills land inside views too.
+  int spawned = 0;
+  auto spawn = [&] {
+    const bool zero_copy = spawned++ % 2 == 1;
+    return fork_child([&, zero_copy] { return lossless_subscriber(name, b, zero_copy); });
+  };
   std::vector<pid_t> subs;
-  for (int i = 0; i < 3; ++i) subs.push_back(fork_child([&] { return lossless_subscriber(name, b); }));
+  for (int i = 0; i < 3; ++i) subs.push_back(spawn());
   std::mt19937_64 rng(7);
   int kills = 0;
   int bad = 0;
@@ -113,7 +135,7 @@ TEST(TopicKillTest, HundredLosslessSubscriberKillsNeverStallThePublisher) {
       const std::size_t k = rng() % subs.size();
       kill(subs[k], SIGKILL);
       if (!wait_child(subs[k], 10s).signaled) ++bad;
-      subs[k] = fork_child([&] { return lossless_subscriber(name, b); });
+      subs[k] = spawn();
       ++kills;
       next_kill = t1 + std::chrono::microseconds(5000 + rng() % 40000);
     }
@@ -173,7 +195,7 @@ TEST(TopicKillTest, HundredPublisherKillsLeaveNoTornDuplicatedOrMissingRecord) {
       std::vector<std::byte> buf(kMessage);
       while (b->stop.load() == 0) {
         std::size_t n = 0;
-        const ChannelResult r = sub->receive(buf, &n, 20ms);
+        const ChannelResult r = receive_one(*sub, /*zero_copy=*/s == 1, buf, &n);
         if (r == ChannelResult::kTimedOut) continue;
         if (r != ChannelResult::kOk) return 10 + static_cast<int>(r);
         std::uint64_t id = 0;
@@ -213,10 +235,19 @@ TEST(TopicKillTest, HundredPublisherKillsLeaveNoTornDuplicatedOrMissingRecord) {
         pub = TopicPublisher::open(name, po);
       }
       if (!pub.ok()) return 2;
+      // Every other incarnation publishes zero-copy, so kills land inside loans too.
+      const bool zero_copy = inc % 2 == 1;
       std::vector<std::byte> msg(kMessage);
       for (std::uint64_t seq = 0;; ++seq) {
-        testing::fill_message(msg, (inc << 32) | seq);
-        if (pub->publish(msg, 2s) != ChannelResult::kOk) return 3;
+        if (zero_copy) {
+          TopicLoan loan = pub->loan(kMessage, 2s);
+          if (!loan.ok()) return 3;
+          testing::fill_message(loan.buffer(), (inc << 32) | seq);
+          if (pub->publish(loan, kMessage) != ChannelResult::kOk) return 3;
+        } else {
+          testing::fill_message(msg, (inc << 32) | seq);
+          if (pub->publish(msg, 2s) != ChannelResult::kOk) return 3;
+        }
         b->completed[inc].store(seq + 1);
         if (seq % 32 == 0) std::this_thread::sleep_for(50us);
       }

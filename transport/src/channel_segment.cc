@@ -35,6 +35,7 @@ std::string_view to_string(ChannelResult result) noexcept {
     case ChannelResult::kCorrupt: return "kCorrupt";
     case ChannelResult::kEvicted: return "kEvicted";
     case ChannelResult::kClosed: return "kClosed";
+    case ChannelResult::kOverwritten: return "kOverwritten";
   }
   return "kUnknown";
 }

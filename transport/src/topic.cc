@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "channel_segment.h"
@@ -29,6 +30,10 @@ struct TopicEndpoint {
   std::uint64_t dead_check_ns = 5'000'000;
   std::uint64_t evict_after_ns = 0;
   std::vector<std::byte> scratch;
+  // The one loan (publisher) or view (subscriber) out, so that closing the endpoint can make it
+  // inert; the loan or view keeps this pointer current when it is moved.
+  TopicLoan* loan_out = nullptr;
+  TopicView* view_out = nullptr;
 };
 
 namespace {
@@ -126,10 +131,212 @@ std::uint64_t evict_slowest(TopicEndpoint& e) {
   return n;
 }
 
+// A publisher's write attempt (try_write or try_claim) repeated until it is done: a lossless
+// publisher that finds no room looks for dead subscribers (rate-limited), evicts as TopicOptions
+// say, and waits up to `timeout` on space_wake. kOk, kWouldBlock (timeout <= 0), kTimedOut,
+// kTooLarge, kCorrupt.
+template <typename Attempt>
+ChannelResult write_with_wait(TopicEndpoint& e, std::chrono::nanoseconds timeout, Attempt&& attempt) {
+  ChannelResult out = ChannelResult::kWouldBlock;
+  auto try_once = [&]() -> bool {
+    switch (attempt()) {
+      case RingResult::kOk:
+        out = ChannelResult::kOk;
+        return true;
+      case RingResult::kFull:
+        return false;
+      case RingResult::kTooLarge:
+        out = ChannelResult::kTooLarge;
+        return true;
+      default:
+        out = ChannelResult::kCorrupt;
+        return true;
+    }
+  };
+  if (try_once()) return out;
+  const std::uint64_t start = monotonic_ns();
+  std::uint64_t held_since = start;
+  auto idle = [&](std::uint64_t now) {
+    e.seg->touch(now);
+    if (now - e.last_check_ns >= e.dead_check_ns && e.seg->lock_for(0)) {
+      e.last_check_ns = now;
+      recover_locked(e);
+      e.seg->unlock();
+    }
+    if (e.evict_after_ns != 0 && now - held_since >= e.evict_after_ns) {
+      evict_slowest(e);
+      held_since = now;
+    }
+  };
+  // Even a try_ call gets one look for dead subscribers (rate-limited), so a dead one cannot hold
+  // a publisher that only ever polls.
+  idle(start);
+  if (try_once()) return out;
+  if (timeout.count() <= 0) return ChannelResult::kWouldBlock;
+  // Sleep no longer than the dead-subscriber check period, so that bound holds while parked.
+  const auto slice =
+      static_cast<std::int64_t>(std::clamp<std::uint64_t>(e.dead_check_ns, 100'000, kParkSliceNs));
+  const bool done = wait_until(&e.seg->control()->space_wake, e.wait, deadline_after(timeout),
+                               try_once, idle, slice);
+  e.blocked_ns += monotonic_ns() - start;
+  e.seg->self()->blocked_ns.store(e.blocked_ns, std::memory_order_relaxed);
+  return done ? out : ChannelResult::kTimedOut;
+}
+
+// Consecutive laps a receive call rides out before it gives up for now (kWouldBlock).
+constexpr int kMaxLapsInARow = 64;
+
+// A subscriber's read attempt (try_read or try_view) repeated until it is done, waiting up to
+// `timeout` on data_wake (a read_only subscriber sleeps in steps instead). kOk, kWouldBlock,
+// kTimedOut, kTooLarge, kEvicted, kCorrupt.
+template <typename Attempt>
+ChannelResult read_with_wait(TopicEndpoint& e, std::chrono::nanoseconds timeout, Attempt&& attempt) {
+  ChannelResult result = ChannelResult::kWouldBlock;
+  PeerSlot* me = e.seg->read_only() ? nullptr : e.seg->self();
+  auto try_once = [&]() -> bool {
+    for (int lap = 0; lap < kMaxLapsInARow; ++lap) {
+      switch (attempt()) {
+        case RingResult::kOk:
+          result = ChannelResult::kOk;
+          return true;
+        case RingResult::kEmpty:
+          return false;
+        case RingResult::kLapped:
+          continue;  // jumped ahead; the loss is counted when the next record arrives
+        case RingResult::kEvicted:
+          result = ChannelResult::kEvicted;
+          return true;
+        case RingResult::kTooLarge:
+          result = ChannelResult::kTooLarge;
+          return true;
+        default:
+          if (!e.lossless) e.reader->resync();
+          result = ChannelResult::kCorrupt;
+          return true;
+      }
+    }
+    return false;
+  };
+  if (try_once()) return result;
+  if (timeout.count() <= 0) return ChannelResult::kWouldBlock;
+  const std::uint64_t start = monotonic_ns();
+  WakeBlock* wake = e.seg->read_only() ? nullptr : &e.seg->control()->data_wake;
+  const bool done = wait_until(wake, e.wait, deadline_after(timeout), try_once,
+                               [&](std::uint64_t now) {
+                                 if (me != nullptr) e.seg->touch(now);
+                               });
+  e.blocked_ns += monotonic_ns() - start;
+  if (me != nullptr) me->blocked_ns.store(e.blocked_ns, std::memory_order_relaxed);
+  return done ? result : ChannelResult::kTimedOut;
+}
+
+// A message was received (copy, or a view released intact): counters, and a lossless publisher
+// waiting for this space is woken.
+void note_received(TopicEndpoint& e) {
+  ++e.received;
+  if (!e.seg->read_only()) {
+    PeerSlot* me = e.seg->self();
+    me->received.store(e.received, std::memory_order_relaxed);
+    me->position.store(e.reader->position(), std::memory_order_relaxed);
+    me->lost.store(e.reader->lost_records(), std::memory_order_relaxed);
+  }
+  if (e.lossless) notify(e.seg->control()->space_wake);
+}
+
+// The publisher's peer slot and parked subscribers learn of a published message.
+void note_sent(TopicEndpoint& e) {
+  e.seg->self()->sent.store(++e.sent, std::memory_order_relaxed);
+  notify(e.seg->control()->data_wake);
+}
+
 }  // namespace
+
+void abandon_topic_loan(TopicEndpoint& e, TopicLoan& loan) noexcept {
+  if (e.loan_out == &loan) {
+    e.ring->abort();
+    e.loan_out = nullptr;
+  }
+  loan.owner_ = nullptr;
+  loan.result_ = ChannelResult::kClosed;
+  loan.buffer_ = {};
+}
+
+ChannelResult finish_topic_view(TopicEndpoint& e, TopicView& view) noexcept {
+  ChannelResult out = ChannelResult::kClosed;
+  if (e.view_out == &view) {
+    e.view_out = nullptr;
+    switch (e.reader->finish_view()) {
+      case RingResult::kOk:
+        note_received(e);
+        out = ChannelResult::kOk;
+        break;
+      case RingResult::kLapped:
+        if (!e.seg->read_only()) {
+          e.seg->self()->lost.store(e.reader->lost_records(), std::memory_order_relaxed);
+        }
+        out = ChannelResult::kOverwritten;
+        break;
+      default:
+        out = ChannelResult::kEvicted;
+        break;
+    }
+  }
+  view.owner_ = nullptr;
+  view.result_ = ChannelResult::kClosed;
+  view.data_ = {};
+  return out;
+}
+
 }  // namespace detail
 
 using detail::TopicEndpoint;
+
+// --- TopicLoan / TopicView -------------------------------------------------------------------------
+
+void TopicLoan::take_from(TopicLoan& other) noexcept {
+  owner_ = std::exchange(other.owner_, nullptr);
+  result_ = std::exchange(other.result_, ChannelResult::kClosed);
+  buffer_ = std::exchange(other.buffer_, {});
+  if (owner_ != nullptr && owner_->loan_out == &other) owner_->loan_out = this;
+}
+TopicLoan::TopicLoan(TopicLoan&& other) noexcept { take_from(other); }
+TopicLoan& TopicLoan::operator=(TopicLoan&& other) noexcept {
+  if (this != &other) {
+    if (owner_ != nullptr) detail::abandon_topic_loan(*owner_, *this);
+    take_from(other);
+  }
+  return *this;
+}
+TopicLoan::~TopicLoan() {
+  if (owner_ != nullptr) detail::abandon_topic_loan(*owner_, *this);
+}
+
+void TopicView::take_from(TopicView& other) noexcept {
+  owner_ = std::exchange(other.owner_, nullptr);
+  result_ = std::exchange(other.result_, ChannelResult::kClosed);
+  data_ = std::exchange(other.data_, {});
+  if (owner_ != nullptr && owner_->view_out == &other) owner_->view_out = this;
+}
+TopicView::TopicView(TopicView&& other) noexcept { take_from(other); }
+TopicView& TopicView::operator=(TopicView&& other) noexcept {
+  if (this != &other) {
+    release();
+    take_from(other);
+  }
+  return *this;
+}
+TopicView::~TopicView() { release(); }
+
+ChannelResult TopicView::release() noexcept {
+  if (owner_ == nullptr) {
+    // Orphaned by TopicSubscriber::close() (kClosed with data), else empty or released.
+    const bool orphaned = !data_.empty() || result_ == ChannelResult::kOk;
+    data_ = {};
+    result_ = ChannelResult::kClosed;
+    return orphaned ? ChannelResult::kClosed : ChannelResult::kOk;
+  }
+  return detail::finish_topic_view(*owner_, *this);
+}
 
 // --- TopicPublisher --------------------------------------------------------------------------------
 
@@ -143,7 +350,10 @@ TopicPublisher& TopicPublisher::operator=(TopicPublisher&& other) noexcept {
   return *this;
 }
 TopicPublisher::~TopicPublisher() { close(); }
-void TopicPublisher::close() noexcept { impl_.reset(); }
+void TopicPublisher::close() noexcept {
+  if (impl_ && impl_->loan_out != nullptr) detail::abandon_topic_loan(*impl_, *impl_->loan_out);
+  impl_.reset();
+}
 
 absl::StatusOr<TopicPublisher> TopicPublisher::open(std::string_view name,
                                                     const TopicOptions& options) {
@@ -192,53 +402,55 @@ ChannelResult TopicPublisher::publish(std::span<const std::byte> message,
                                       std::chrono::nanoseconds timeout) noexcept {
   if (!impl_) return ChannelResult::kClosed;
   TopicEndpoint& e = *impl_;
-  ChannelResult out = ChannelResult::kWouldBlock;
-  auto attempt = [&]() -> bool {
-    const RingResult r = e.ring->try_write(message);
-    switch (r) {
-      case RingResult::kOk:
-        e.seg->self()->sent.store(++e.sent, std::memory_order_relaxed);
-        detail::notify(e.seg->control()->data_wake);
-        out = ChannelResult::kOk;
-        return true;
-      case RingResult::kFull:
-        return false;
-      case RingResult::kTooLarge:
-        out = ChannelResult::kTooLarge;
-        return true;
-      default:
-        out = ChannelResult::kCorrupt;
-        return true;
-    }
-  };
-  if (attempt()) return out;
-  const std::uint64_t start = detail::monotonic_ns();
-  std::uint64_t held_since = start;
-  auto idle = [&](std::uint64_t now) {
-    e.seg->touch(now);
-    if (now - e.last_check_ns >= e.dead_check_ns && e.seg->lock_for(0)) {
-      e.last_check_ns = now;
-      detail::recover_locked(e);
-      e.seg->unlock();
-    }
-    if (e.evict_after_ns != 0 && now - held_since >= e.evict_after_ns) {
-      detail::evict_slowest(e);
-      held_since = now;
-    }
-  };
-  // Even a try_ call gets one look for dead subscribers (rate-limited), so a dead one cannot hold
-  // a publisher that only ever polls.
-  idle(start);
-  if (attempt()) return out;
-  if (timeout.count() <= 0) return ChannelResult::kWouldBlock;
-  // Sleep no longer than the dead-subscriber check period, so that bound holds while parked.
-  const auto slice = static_cast<std::int64_t>(
-      std::clamp<std::uint64_t>(e.dead_check_ns, 100'000, detail::kParkSliceNs));
-  const bool done = detail::wait_until(&e.seg->control()->space_wake, e.wait,
-                                       detail::deadline_after(timeout), attempt, idle, slice);
-  e.blocked_ns += detail::monotonic_ns() - start;
-  e.seg->self()->blocked_ns.store(e.blocked_ns, std::memory_order_relaxed);
-  return done ? out : ChannelResult::kTimedOut;
+  if (e.loan_out != nullptr) return ChannelResult::kWouldBlock;  // the loan's space comes first
+  const ChannelResult r =
+      detail::write_with_wait(e, timeout, [&] { return e.ring->try_write(message); });
+  if (r == ChannelResult::kOk) detail::note_sent(e);
+  return r;
+}
+
+TopicLoan TopicPublisher::try_loan(std::size_t max_bytes) noexcept {
+  return loan(max_bytes, std::chrono::nanoseconds(0));
+}
+
+TopicLoan TopicPublisher::loan(std::size_t max_bytes, std::chrono::nanoseconds timeout) noexcept {
+  TopicLoan loan;
+  if (!impl_) return loan;
+  TopicEndpoint& e = *impl_;
+  if (e.loan_out != nullptr) {
+    loan.result_ = ChannelResult::kWouldBlock;  // one loan at a time
+    return loan;
+  }
+  const std::size_t bytes = max_bytes != 0 ? max_bytes : e.ring->max_record();
+  BroadcastRing::Claim claim;
+  loan.result_ = detail::write_with_wait(e, timeout, [&] {
+    claim = e.ring->try_claim(bytes);
+    return claim.result;
+  });
+  if (loan.result_ == ChannelResult::kOk) {
+    loan.owner_ = &e;
+    loan.buffer_ = claim.buffer;
+    e.loan_out = &loan;  // kept current by TopicLoan's move
+  }
+  return loan;
+}
+
+ChannelResult TopicPublisher::publish(TopicLoan& loan, std::size_t bytes) noexcept {
+  if (!impl_ || loan.owner_ != impl_.get() || !loan.ok()) return ChannelResult::kClosed;
+  TopicEndpoint& e = *impl_;
+  if (bytes > loan.buffer_.size()) return ChannelResult::kTooLarge;
+  const RingResult r = e.ring->commit(bytes);
+  e.loan_out = nullptr;
+  loan.owner_ = nullptr;
+  loan.result_ = ChannelResult::kClosed;
+  loan.buffer_ = {};
+  if (r != RingResult::kOk) return ChannelResult::kCorrupt;  // not reachable with a live loan
+  detail::note_sent(e);
+  return ChannelResult::kOk;
+}
+
+void TopicPublisher::abandon(TopicLoan& loan) noexcept {
+  if (impl_ && loan.owner_ == impl_.get()) detail::abandon_topic_loan(*impl_, loan);
 }
 
 std::uint64_t TopicPublisher::max_message() const noexcept {
@@ -264,7 +476,15 @@ TopicSubscriber& TopicSubscriber::operator=(TopicSubscriber&& other) noexcept {
 TopicSubscriber::~TopicSubscriber() { close(); }
 
 void TopicSubscriber::close() noexcept {
-  if (impl_ && impl_->reader && impl_->reader->lossless() && impl_->seg->owned_here()) {
+  if (!impl_) return;
+  if (impl_->view_out != nullptr) {
+    // The view becomes inert (release() says kClosed); the slot goes with the unregistration.
+    TopicView& view = *impl_->view_out;
+    view.owner_ = nullptr;
+    view.result_ = ChannelResult::kClosed;
+    impl_->view_out = nullptr;
+  }
+  if (impl_->reader && impl_->reader->lossless() && impl_->seg->owned_here()) {
     impl_->reader->unregister();
   }
   impl_.reset();
@@ -334,64 +554,59 @@ ChannelResult TopicSubscriber::receive(std::span<std::byte> out, std::size_t* by
                                        std::chrono::nanoseconds timeout) noexcept {
   if (!impl_) return ChannelResult::kClosed;
   TopicEndpoint& e = *impl_;
-  if (out.size() < e.reader->max_record()) return ChannelResult::kTooLarge;
-  ChannelResult result = ChannelResult::kWouldBlock;
-  PeerSlot* me = e.seg->read_only() ? nullptr : e.seg->self();
-  auto attempt = [&]() -> bool {
-    for (int i = 0; i < 4; ++i) {
-      std::size_t n = 0;
-      const RingResult r = e.reader->try_read(out, &n);
-      switch (r) {
-        case RingResult::kOk:
-          ++e.received;
-          if (bytes != nullptr) *bytes = n;
-          if (me != nullptr) {
-            me->received.store(e.received, std::memory_order_relaxed);
-            me->position.store(e.reader->position(), std::memory_order_relaxed);
-            me->lost.store(e.reader->lost_records(), std::memory_order_relaxed);
-          }
-          if (e.lossless) detail::notify(e.seg->control()->space_wake);
-          result = ChannelResult::kOk;
-          return true;
-        case RingResult::kEmpty:
-          return false;
-        case RingResult::kLapped:
-          continue;  // jumped ahead; the loss is counted when the next record arrives
-        case RingResult::kEvicted:
-          result = ChannelResult::kEvicted;
-          return true;
-        case RingResult::kTooLarge:
-          result = ChannelResult::kTooLarge;
-          return true;
-        default:
-          if (!e.lossless) e.reader->resync();
-          result = ChannelResult::kCorrupt;
-          return true;
-      }
-    }
-    return false;
-  };
-  if (attempt()) return result;
-  if (timeout.count() <= 0) return ChannelResult::kWouldBlock;
-  const std::uint64_t start = detail::monotonic_ns();
-  WakeBlock* wake = e.seg->read_only() ? nullptr : &e.seg->control()->data_wake;
-  const bool done = detail::wait_until(wake, e.wait, detail::deadline_after(timeout), attempt,
-                                       [&](std::uint64_t now) {
-                                         if (me != nullptr) e.seg->touch(now);
-                                       });
-  e.blocked_ns += detail::monotonic_ns() - start;
-  if (me != nullptr) me->blocked_ns.store(e.blocked_ns, std::memory_order_relaxed);
-  return done ? result : ChannelResult::kTimedOut;
+  if (e.view_out != nullptr) return ChannelResult::kWouldBlock;
+  std::size_t n = 0;
+  const ChannelResult r =
+      detail::read_with_wait(e, timeout, [&] { return e.reader->try_read(out, &n); });
+  if (r == ChannelResult::kOk) detail::note_received(e);
+  if ((r == ChannelResult::kOk || r == ChannelResult::kTooLarge) && bytes != nullptr) *bytes = n;
+  return r;
 }
 
 ChannelResult TopicSubscriber::try_receive(std::span<std::byte> out, std::size_t* bytes) noexcept {
   return receive(out, bytes, std::chrono::nanoseconds(0));
 }
 
+TopicView TopicSubscriber::take_view(std::chrono::nanoseconds timeout) noexcept {
+  TopicView view;
+  if (!impl_) return view;
+  TopicEndpoint& e = *impl_;
+  if (e.view_out != nullptr) {
+    view.result_ = ChannelResult::kWouldBlock;  // one view at a time
+    return view;
+  }
+  std::span<const std::byte> data;
+  view.result_ = detail::read_with_wait(e, timeout, [&] { return e.reader->try_view(&data); });
+  if (view.result_ == ChannelResult::kOk) {
+    view.owner_ = &e;
+    view.data_ = data;
+    e.view_out = &view;  // kept current by TopicView's move
+  }
+  return view;
+}
+
+TopicView TopicSubscriber::try_receive_view() noexcept {
+  return take_view(std::chrono::nanoseconds(0));
+}
+TopicView TopicSubscriber::receive_view(std::chrono::nanoseconds timeout) noexcept {
+  return take_view(timeout);
+}
+
 std::size_t TopicSubscriber::poll(const std::function<void(std::span<const std::byte>)>& handler,
                                   std::size_t max) noexcept {
   if (!impl_) return 0;
   std::size_t n = 0;
+  if (impl_->lossless) {
+    // In place: the publisher cannot overwrite a message before its view is released.
+    while (n < max) {
+      TopicView view = take_view(std::chrono::nanoseconds(0));
+      if (!view.ok()) break;
+      handler(view.data());
+      if (view.release() != ChannelResult::kOk) break;
+      ++n;
+    }
+    return n;
+  }
   while (n < max) {
     std::size_t bytes = 0;
     if (try_receive(impl_->scratch, &bytes) != ChannelResult::kOk) break;

@@ -144,10 +144,32 @@ class BroadcastRing {
   BroadcastRing(const BroadcastRing&) = delete;
   BroadcastRing& operator=(const BroadcastRing&) = delete;
 
+  // What try_claim() hands out: on kOk, `buffer` is the record's payload, in place.
+  struct Claim {
+    RingResult result = RingResult::kFull;
+    std::span<std::byte> buffer;
+  };
+
   // Copies `record` in as the next record. kTooLarge (nothing changed); lossless only: kFull when
   // the slowest registered reader has not consumed the space, kCorrupt when a reader slot holds an
-  // impossible position (evict it).
+  // impossible position (evict it). Not while a claim is out.
   RingResult try_write(std::span<const std::byte> record) noexcept;
+
+  // Zero-copy write: reserves a record of up to `max_bytes` payload bytes and hands out its payload
+  // buffer, in place (contiguous, 8-byte aligned). Results as try_write(). Readers see nothing of
+  // it before commit(); abort() drops it. One claim at a time.
+  // Lossy rings: the claimed space may still hold old records a lapped reader is copying. The
+  // claim announces itself first (tail_intent, then a release fence), so such a reader rejects
+  // its copy; the caller's stores into the buffer are plain stores, which makes this a seqlock-style
+  // race with lapped readers in other processes (see docs/memory-ordering.md, bcast_claim).
+  Claim try_claim(std::size_t max_bytes) noexcept;
+  // Publishes the claim as a record of `bytes` (<= the claimed size) payload bytes. kOk; kTooLarge
+  // (bytes > claimed: the claim is kept); kBusy (no claim out). Release: every byte written into
+  // the buffer is visible to a reader that receives the record.
+  RingResult commit(std::size_t bytes) noexcept;
+  // Drops the claim; readers never see it (old records in its space count as overwritten).
+  void abort() noexcept { w_.claimed = false; }
+  bool has_claim() const noexcept { return w_.claimed; }
 
   // Frees reader slot `index` if it still holds `token` (kOk), else kBusy. The reader, if alive,
   // gets kEvicted; whatever it reads afterwards is still validated.
@@ -179,9 +201,21 @@ class BroadcastRing {
     std::uint64_t tail = 0;
     std::uint64_t sequence = 0;
     std::uint64_t limit = 0;  // lossless: the writer may write up to here without looking at readers
+    // The highest tail_intent announced: a claim committed short (or aborted) may have scribbled
+    // up to its claimed end, so tail_intent never goes below it again.
+    std::uint64_t intent_floor = 0;
+    bool claimed = false;
+    std::uint64_t claim_bytes = 0;    // payload bytes claimed
+    std::uint64_t claim_padding = 0;  // padding bytes before the claimed record
   };
   BroadcastRing() = default;
   RingResult refresh_limit(std::uint64_t needed_tail) noexcept;
+  // Announces that the writer is about to overwrite everything up to `new_tail` (SYNC(bcast_data)).
+  void announce(std::uint64_t new_tail) noexcept;
+  // Writes the padding record (if any) and the header of the record at w_.tail (payload `length`
+  // bytes at data index `index`), then publishes it: the last step of try_write() and commit().
+  void publish_record(std::uint64_t padding, std::uint64_t index, std::uint64_t length,
+                      std::uint64_t new_tail) noexcept;
 
   Config cfg_;
   WriterState w_;
@@ -206,9 +240,25 @@ class BroadcastReader {
   BroadcastReader(const BroadcastReader&) = delete;
   BroadcastReader& operator=(const BroadcastReader&) = delete;
 
-  // Copies the next record into `out` (which must hold max_record() bytes, else kTooLarge) and sets
-  // *bytes. kOk, kEmpty, kLapped (jumped ahead; see lost_records()), kCorrupt, kEvicted.
+  // Copies the next record into `out` and sets *bytes. kOk, kEmpty, kLapped (jumped ahead; see
+  // lost_records()), kCorrupt, kEvicted; kTooLarge when the record is longer than `out`: nothing is
+  // consumed and *bytes is set to the length needed (retry with a larger buffer). kBusy while a
+  // view is out.
   RingResult try_read(std::span<std::byte> out, std::size_t* bytes) noexcept;
+
+  // Zero-copy read: the next record, in place (a span into the ring), until finish_view(). kOk,
+  // kEmpty, kLapped, kCorrupt, kEvicted as try_read() (no kTooLarge). One view at a time; no
+  // try_read() while a view is out (kBusy).
+  // Lossless: the writer does not overwrite the record before finish_view() (it is consumed then).
+  // Lossy: the writer never waits, so a lapped view can be overwritten while it is read: only
+  // finish_view() tells whether what was read was intact.
+  RingResult try_view(std::span<const std::byte>* record) noexcept;
+  // Ends the view. kOk: the record was intact until now (lossy: validated after the caller's
+  // reads, SYNC(bcast_view)) and is consumed. kLapped (lossy): the writer overwrote it meanwhile;
+  // what was read is unreliable and the record counts in lost_records(). kEvicted (lossless): the
+  // slot was evicted meanwhile, so the record may have been overwritten. kOk when no view is out.
+  RingResult finish_view() noexcept;
+  bool has_view() const noexcept { return view_open_; }
 
   // Records the writer published that this reader skipped after being lapped. Exact: counted from
   // the sequence numbers when the reader next receives a record, against the sequence the reader
@@ -239,6 +289,18 @@ class BroadcastReader {
   };
   BroadcastReader() = default;
   RingResult lapped() noexcept;
+  // Finds the next data record (after at most one padding record), calls copy(payload, length)
+  // for it before validating it (false: it does not fit, kTooLarge, not consumed), checks its
+  // sequence number and moves the cursor past it. *start: where it begins; *length: its length
+  // (also for kTooLarge). Results as try_read().
+  template <typename Copy>
+  RingResult next_record(Copy&& copy, std::uint64_t* start, std::uint32_t* length) noexcept;
+  // Checks the sequence number of the record about to be returned (a gap is loss only right after
+  // a lap) and remembers the next one. False: the sequence is impossible (kCorrupt).
+  bool accept_sequence(std::uint64_t sequence) noexcept;
+  // Lossless: stores cursor_ in the slot (release, SYNC(bcast_reader_pos)). False if the slot was
+  // taken from this reader (then evicted_ is set).
+  bool publish_cursor() noexcept;
   // Sets next_sequence_ for a reader starting at `position`, from the record that ends there;
   // returns that record's start (or `position` when there is none or it is unknown).
   std::uint64_t establish_baseline(std::uint64_t position, std::uint64_t initial_position) noexcept;
@@ -253,6 +315,8 @@ class BroadcastReader {
   bool have_sequence_ = false;
   bool jumped_ = false;  // moved ahead after a lap; the next record's sequence tells the loss
   bool evicted_ = false;
+  bool view_open_ = false;
+  std::uint64_t view_start_ = 0;  // start of the viewed record
   std::uint64_t lost_ = 0;
   std::uint64_t lapped_ = 0;
 };
@@ -264,7 +328,7 @@ inline RingResult BroadcastRing::try_write(std::span<const std::byte> record) no
   const std::uint64_t size =
       align_up(sizeof(BroadcastRecordHeader) + record.size(), kRecordAlignment);
   const std::uint64_t pos = w_.tail;
-  std::uint64_t index = pos & cfg_.mask;
+  const std::uint64_t index = pos & cfg_.mask;
   const std::uint64_t to_end = cfg_.capacity - index;
   const std::uint64_t padding = size <= to_end ? 0 : to_end;
   const std::uint64_t new_tail = pos + padding + size;
@@ -272,23 +336,39 @@ inline RingResult BroadcastRing::try_write(std::span<const std::byte> record) no
     const RingResult r = refresh_limit(new_tail);
     if (r != RingResult::kOk) return r;
   }
+  announce(new_tail);
+  const std::uint64_t record_index = padding != 0 ? 0 : index;
+  // SYNC(bcast_data): release stores of the payload words (see announce()).
+  detail::copy_words_release(cfg_.data + record_index + sizeof(BroadcastRecordHeader), record.data(),
+                             record.size());
+  publish_record(padding, record_index, record.size(), new_tail);
+  return RingResult::kOk;
+}
+
+inline void BroadcastRing::announce(std::uint64_t new_tail) noexcept {
+  const std::uint64_t intent =
+      static_cast<std::int64_t>(new_tail - w_.intent_floor) > 0 ? new_tail : w_.intent_floor;
+  w_.intent_floor = intent;
+  // SYNC(bcast_data): ordered before the data stores that follow by their release (try_write(),
+  // publish_record()); a reader's acquire load that sees one of them also sees this tail_intent,
+  // so its validation detects the overwrite.
+  cfg_.control->writer.tail_intent.store(intent, std::memory_order_relaxed);
+}
+
+inline void BroadcastRing::publish_record(std::uint64_t padding, std::uint64_t index,
+                                          std::uint64_t length, std::uint64_t new_tail) noexcept {
   BroadcastWriterBlock& block = cfg_.control->writer;
-  // Ordered before the data stores by their release (SYNC(bcast_data)).
-  block.tail_intent.store(new_tail, std::memory_order_relaxed);
+  const std::uint64_t pos = w_.tail;
   if (padding != 0) {
     detail::store_word_release(
-        cfg_.data + index,
-        (std::uint64_t{static_cast<std::uint32_t>(RecordType::kPadding)} << 32) | (to_end - 8));
-    index = 0;
+        cfg_.data + (pos & cfg_.mask),
+        (std::uint64_t{static_cast<std::uint32_t>(RecordType::kPadding)} << 32) | (padding - 8));
   }
-  // SYNC(bcast_data): release stores of every data word; a reader's acquire load that sees one of
-  // them also sees tail_intent above, so its validation detects the overwrite.
+  // SYNC(bcast_data): release stores of the header words.
   detail::store_word_release(cfg_.data + index,
                              (std::uint64_t{static_cast<std::uint32_t>(RecordType::kData)} << 32) |
-                                 record.size());
+                                 length);
   detail::store_word_release(cfg_.data + index + 8, w_.sequence);
-  detail::copy_words_release(cfg_.data + index + sizeof(BroadcastRecordHeader), record.data(),
-                             record.size());
   ++w_.sequence;
   w_.tail = new_tail;
   block.next_sequence.store(w_.sequence, std::memory_order_relaxed);
@@ -296,16 +376,15 @@ inline RingResult BroadcastRing::try_write(std::span<const std::byte> record) no
   block.latest.store(pos + padding, std::memory_order_release);
   // SYNC(bcast_tail): publishes the record; pairs with the readers' acquire of tail.
   block.tail.store(new_tail, std::memory_order_release);
-  return RingResult::kOk;
 }
 
-inline RingResult BroadcastReader::try_read(std::span<std::byte> out, std::size_t* bytes) noexcept {
-  if (out.size() < cfg_.max_record) return RingResult::kTooLarge;
-  if (evicted_) return RingResult::kEvicted;
+template <typename Copy>
+inline RingResult BroadcastReader::next_record(Copy&& copy, std::uint64_t* start,
+                                               std::uint32_t* length_out) noexcept {
   const BroadcastWriterBlock& block = cfg_.control->writer;
   for (int step = 0; step < 2; ++step) {  // at most one padding record, then the record
-    // SYNC(bcast_tail): pairs with the release store of tail in BroadcastRing::try_write(); the
-    // records before it were complete when it was stored.
+    // SYNC(bcast_tail): pairs with the release store of tail in publish_record(); the records
+    // before it were complete when it was stored.
     const std::uint64_t tail = block.tail.load(std::memory_order_acquire);
     if (tail == cursor_) return RingResult::kEmpty;
     const std::uint64_t available = tail - cursor_;
@@ -320,6 +399,7 @@ inline RingResult BroadcastReader::try_read(std::span<std::byte> out, std::size_
     const auto length = static_cast<std::uint32_t>(word0);
     const auto type = static_cast<std::uint32_t>(word0 >> 32);
     bool sane = false;
+    bool fits = true;
     std::uint64_t size = 0;
     std::uint64_t sequence = 0;
     if (type == static_cast<std::uint32_t>(RecordType::kPadding)) {
@@ -330,11 +410,10 @@ inline RingResult BroadcastReader::try_read(std::span<std::byte> out, std::size_
       sane = size <= to_end && size <= available;
       if (sane) {
         sequence = detail::load_word_acquire(cfg_.data + index + 8);
-        detail::copy_words_acquire(out.data(), cfg_.data + index + sizeof(BroadcastRecordHeader),
-                                   length);
+        fits = copy(cfg_.data + index + sizeof(BroadcastRecordHeader), length);
       }
     }
-    // Validate after the copy: had the writer begun to overwrite any byte we loaded, our acquire
+    // Validate after the loads: had the writer begun to overwrite any byte we loaded, our acquire
     // loads would make its tail_intent (stored before those bytes) visible here (SYNC(bcast_data)).
     const std::uint64_t intent = block.tail_intent.load(std::memory_order_acquire);
     if (intent - cursor_ > cfg_.capacity) return lapped();
@@ -343,31 +422,59 @@ inline RingResult BroadcastReader::try_read(std::span<std::byte> out, std::size_
       cursor_ += size;
       continue;
     }
-    if (have_sequence_ && sequence != next_sequence_) {
-      // Only a jump after a lap skips sequence numbers; the gap is what was lost.
-      const std::uint64_t gap = sequence - next_sequence_;
-      if (!jumped_ || gap >= (std::uint64_t{1} << 62)) return RingResult::kCorrupt;
-      lost_ += gap;
-    }
-    jumped_ = false;
-    have_sequence_ = true;
-    next_sequence_ = sequence + 1;
+    *length_out = length;
+    if (!fits) return RingResult::kTooLarge;  // not consumed
+    if (!accept_sequence(sequence)) return RingResult::kCorrupt;
+    *start = cursor_;
     cursor_ += size;
-    *bytes = length;
-    if (slot_ != nullptr) {
-      std::uint64_t expected = published_;
-      // SYNC(bcast_reader_pos): release: this reader is done with the bytes before cursor_; pairs
-      // with the writer's acquire of the slot position in refresh_limit().
-      if (slot_->position.compare_exchange_strong(expected, cursor_, std::memory_order_release,
-                                                  std::memory_order_relaxed)) {
-        published_ = cursor_;
-      } else {
-        evicted_ = true;  // the record is intact (validated); the next call reports kEvicted
-      }
-    }
     return RingResult::kOk;
   }
   return RingResult::kCorrupt;  // padding after padding
+}
+
+inline RingResult BroadcastReader::try_read(std::span<std::byte> out, std::size_t* bytes) noexcept {
+  if (evicted_) return RingResult::kEvicted;
+  if (view_open_) return RingResult::kBusy;
+  std::uint64_t start = 0;
+  std::uint32_t length = 0;
+  const RingResult r = next_record(
+      [&](const std::byte* payload, std::uint32_t n) {
+        if (n > out.size()) return false;
+        detail::copy_words_acquire(out.data(), payload, n);
+        return true;
+      },
+      &start, &length);
+  if (r == RingResult::kOk || r == RingResult::kTooLarge) *bytes = length;
+  // The record is intact (validated) even if the slot was taken meanwhile: the next call then
+  // reports kEvicted.
+  if (r == RingResult::kOk && slot_ != nullptr) publish_cursor();
+  return r;
+}
+
+inline bool BroadcastReader::accept_sequence(std::uint64_t sequence) noexcept {
+  if (have_sequence_ && sequence != next_sequence_) {
+    // Only a jump after a lap skips sequence numbers; the gap is what was lost.
+    const std::uint64_t gap = sequence - next_sequence_;
+    if (!jumped_ || gap >= (std::uint64_t{1} << 62)) return false;
+    lost_ += gap;
+  }
+  jumped_ = false;
+  have_sequence_ = true;
+  next_sequence_ = sequence + 1;
+  return true;
+}
+
+inline bool BroadcastReader::publish_cursor() noexcept {
+  std::uint64_t expected = published_;
+  // SYNC(bcast_reader_pos): release: this reader is done with the bytes before cursor_; pairs
+  // with the writer's acquire of the slot position in refresh_limit().
+  if (slot_->position.compare_exchange_strong(expected, cursor_, std::memory_order_release,
+                                              std::memory_order_relaxed)) {
+    published_ = cursor_;
+    return true;
+  }
+  evicted_ = true;
+  return false;
 }
 
 }  // namespace shmring

@@ -55,6 +55,8 @@ enum class ChannelResult : std::uint8_t {
   kCorrupt,     // the segment holds something no honest peer writes
   kEvicted,     // topic lossless subscriber: its reader slot was evicted or reclaimed
   kClosed,      // the endpoint is not open (moved-from or closed)
+  kOverwritten, // topic lossy view: the publisher overwrote the message while it was viewed;
+                // discard what was read (the message counts as lost)
 };
 std::string_view to_string(ChannelResult result) noexcept;
 

@@ -19,6 +19,14 @@
 // Publisher crash: a new publisher may open the topic once the old one is dead; it resumes after
 // the last complete record. A record the dead publisher was writing is never delivered torn.
 //
+// Zero-copy (both modes): the publisher loans a record in the ring, fills it in place and publishes
+// it (TopicLoan); a subscriber views a message in place (TopicView) until it releases it. Lossless:
+// the publisher never overwrites a viewed message (the subscriber's cursor moves on release), so a
+// view is exactly as good as a copy, and a view held long holds the publisher back. Lossy: the
+// publisher never waits, so a subscriber that is lapped while it holds a view can have the bytes
+// overwritten under it; release() then says kOverwritten (validated after the reads, as a copy
+// is) and whatever was computed from the view must be discarded. A lossy view is read-only memory.
+//
 // Threads, blocking, errors: the conventions in channel.h. Memory ordering: a message a subscriber
 // receives happens-after the publish() that wrote it (the payload words are release-stored and
 // acquire-loaded, and a lossy reader re-validates after copying, so it never returns a torn or
@@ -39,8 +47,13 @@
 
 namespace shmring {
 
+class TopicLoan;
+class TopicView;
+
 namespace detail {
 struct TopicEndpoint;
+void abandon_topic_loan(TopicEndpoint& endpoint, TopicLoan& loan) noexcept;
+ChannelResult finish_topic_view(TopicEndpoint& endpoint, TopicView& view) noexcept;
 }
 
 struct TopicOptions {
@@ -62,6 +75,64 @@ struct TopicOptions {
   // Subscribers: where a new subscriber starts, and the read-only mode described above.
   bool start_at_latest = false;
   bool read_only = false;
+};
+
+// A record lent to the publisher (zero-copy publish): fill buffer(), then TopicPublisher::publish().
+// Destroying an unpublished loan abandons it (subscribers never see it). Used by the publisher's
+// thread. The loan belongs to the publisher's channel endpoint, not to the TopicPublisher object:
+// moving the publisher keeps the loan usable; closing it makes the loan inert (kClosed, empty).
+class TopicLoan {
+ public:
+  TopicLoan() = default;
+  TopicLoan(TopicLoan&& other) noexcept;
+  TopicLoan& operator=(TopicLoan&& other) noexcept;
+  TopicLoan(const TopicLoan&) = delete;
+  TopicLoan& operator=(const TopicLoan&) = delete;
+  ~TopicLoan();
+
+  ChannelResult result() const noexcept { return result_; }
+  bool ok() const noexcept { return result_ == ChannelResult::kOk; }
+  // The bytes asked for (at most max_message), in place in the ring; 8-byte aligned.
+  std::span<std::byte> buffer() const noexcept { return buffer_; }
+
+ private:
+  friend class TopicPublisher;
+  friend void detail::abandon_topic_loan(detail::TopicEndpoint&, TopicLoan&) noexcept;
+  void take_from(TopicLoan& other) noexcept;
+  detail::TopicEndpoint* owner_ = nullptr;
+  ChannelResult result_ = ChannelResult::kClosed;
+  std::span<std::byte> buffer_;
+};
+
+// A message lent to a subscriber, in place, until release() (or destruction). Used by the
+// subscriber's thread. Like a loan, it belongs to the subscriber's endpoint: moving the subscriber
+// keeps it; closing the subscriber makes it inert (its bytes must not be read afterwards).
+class TopicView {
+ public:
+  TopicView() = default;
+  TopicView(TopicView&& other) noexcept;
+  TopicView& operator=(TopicView&& other) noexcept;
+  TopicView(const TopicView&) = delete;
+  TopicView& operator=(const TopicView&) = delete;
+  ~TopicView();
+
+  ChannelResult result() const noexcept { return result_; }
+  bool ok() const noexcept { return result_ == ChannelResult::kOk; }
+  std::span<const std::byte> data() const noexcept { return data_; }
+  // Ends the view. kOk: the message was intact while viewed (counted as received). kOverwritten
+  // (lossy): the publisher overwrote it meanwhile; discard what was read (counted as lost).
+  // kEvicted (lossless): this subscriber was evicted meanwhile, so the bytes may have been
+  // overwritten. kOk also for an empty or already released view; kClosed if the subscriber was
+  // closed meanwhile. Lossless: wakes a publisher parked for room. Never waits.
+  ChannelResult release() noexcept;
+
+ private:
+  friend class TopicSubscriber;
+  friend ChannelResult detail::finish_topic_view(detail::TopicEndpoint&, TopicView&) noexcept;
+  void take_from(TopicView& other) noexcept;
+  detail::TopicEndpoint* owner_ = nullptr;
+  ChannelResult result_ = ChannelResult::kClosed;
+  std::span<const std::byte> data_;
 };
 
 class TopicPublisher {
@@ -86,12 +157,27 @@ class TopicPublisher {
   // kTooLarge, kCorrupt, kClosed. Lossy: the same as try_publish.
   ChannelResult publish(std::span<const std::byte> message, std::chrono::nanoseconds timeout) noexcept;
 
+  // Zero-copy: lends room for a message of up to `max_bytes` (0: max_message()) in the ring. The
+  // loan's result: kOk, kTooLarge, kCorrupt, kClosed; lossless also kWouldBlock (try_loan) or
+  // kTimedOut (loan, which waits and evicts as publish() does). One loan at a time; no copying
+  // publish while it is out (kWouldBlock). Ask for what you need: a lossless loan waits until that
+  // much room is free, and a lossy one may overwrite that much of the oldest messages.
+  TopicLoan try_loan(std::size_t max_bytes = 0) noexcept;
+  TopicLoan loan(std::size_t max_bytes, std::chrono::nanoseconds timeout) noexcept;
+  // Publishes the loan's first `bytes` (<= its buffer) as the next message and wakes parked
+  // subscribers. kOk; kTooLarge (loan kept); kClosed (not this publisher's live loan). Never
+  // waits. Release: the bytes written into the buffer are visible to every subscriber that gets it.
+  ChannelResult publish(TopicLoan& loan, std::size_t bytes) noexcept;
+  // Gives a loan up; subscribers never see it. No-op for a loan that is not this publisher's.
+  void abandon(TopicLoan& loan) noexcept;
+
   std::uint64_t max_message() const noexcept;
   bool lossless() const noexcept;
   PeerStats stats() const noexcept;
   std::uint64_t evictions() const noexcept;  // live subscribers this publisher evicted
   bool is_open() const noexcept { return impl_ != nullptr; }
-  // Unregisters and detaches (also the destructor); waits up to 2 s for the segment lock.
+  // Gives up an outstanding loan, unregisters and detaches (also the destructor); waits up to 2 s
+  // for the segment lock.
   void close() noexcept;
 
  private:
@@ -110,17 +196,28 @@ class TopicSubscriber {
   TopicSubscriber& operator=(TopicSubscriber&&) noexcept;
   ~TopicSubscriber();
 
-  // Copies the next message into `out` (at least max_message() bytes) and sets *bytes. kOk,
-  // kWouldBlock, kTooLarge, kEvicted (lossless: this subscriber was evicted; reopen), kCorrupt.
-  // A lapped lossy subscriber skips ahead (lost() grows) and goes on with the oldest message left.
+  // Copies the next message into `out` and sets *bytes. kOk, kWouldBlock, kEvicted (lossless:
+  // this subscriber was evicted; reopen), kCorrupt, kClosed; kTooLarge when the next message is
+  // longer than `out`: it is not consumed and *bytes says how long it is (a buffer of
+  // max_message() bytes always fits). A lapped lossy subscriber skips ahead (lost() grows) and
+  // goes on with the oldest message left (kWouldBlock if it is lapped 64 times in a row, i.e. the
+  // publisher rewrites the whole ring faster than this subscriber copies one message).
   // Never waits, never takes a lock; a lossy subscriber writes only its own peer slot.
   ChannelResult try_receive(std::span<std::byte> out, std::size_t* bytes) noexcept;
   // As try_receive, waiting up to `timeout` (kTimedOut): parks on data_wake, or for a read_only
   // subscriber sleeps in 200 us steps.
   ChannelResult receive(std::span<std::byte> out, std::size_t* bytes,
                         std::chrono::nanoseconds timeout) noexcept;
-  // Hands up to `max` available messages to `handler` (a copy in an internal buffer, valid only
-  // during the call); does not wait; stops at the first non-kOk result. Returns how many.
+  // Zero-copy: the next message in place until the view is released (see TopicView). Results as
+  // try_receive / receive (no kTooLarge). One view at a time: while a view is out, receive calls
+  // return kWouldBlock.
+  TopicView try_receive_view() noexcept;
+  TopicView receive_view(std::chrono::nanoseconds timeout) noexcept;
+
+  // Hands up to `max` available messages to `handler`; does not wait; stops at the first non-kOk
+  // result. Returns how many. Lossless: in place (a view released when the handler returns);
+  // lossy: a validated copy in an internal buffer (a lossy view could be overwritten under the
+  // handler). The span is valid only during the call; `handler` must not call this subscriber.
   std::size_t poll(const std::function<void(std::span<const std::byte>)>& handler,
                    std::size_t max) noexcept;
 
@@ -131,10 +228,11 @@ class TopicSubscriber {
   PeerStats stats() const noexcept;  // empty for a read_only subscriber (it has no peer slot)
   bool is_open() const noexcept { return impl_ != nullptr; }
   // Gives a lossless reader slot back, unregisters and detaches (also the destructor); waits up to
-  // 2 s for the segment lock.
+  // 2 s for the segment lock. A view still out becomes inert.
   void close() noexcept;
 
  private:
+  TopicView take_view(std::chrono::nanoseconds timeout) noexcept;
   std::unique_ptr<detail::TopicEndpoint> impl_;
 };
 
