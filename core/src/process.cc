@@ -1,8 +1,10 @@
 #include "shmring/core/process.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -55,7 +57,13 @@ bool is_alive(const ProcessIdentity& who) {
   if (who.pid <= 0) return false;
   char state = 0;
   std::uint64_t start = 0;
-  if (!read_stat(who.pid, &state, &start)) return false;
+  if (!read_stat(who.pid, &state, &start)) {
+    // /proc may hide the process rather than lack it (hidepid=2 hides other users' processes; a
+    // /proc mounted for another pid namespace; EACCES). Ask the kernel directly: only ESRCH means
+    // gone. The start time cannot be checked then, so a reused pid counts as alive: the safe side,
+    // since a live peer's resources must never be reclaimed.
+    return kill(who.pid, 0) == 0 || errno != ESRCH;
+  }
   if (state == 'Z' || state == 'X') return false;  // exited, waiting to be reaped
   return start == who.start_time;
 }

@@ -185,7 +185,7 @@ BroadcastRing::Claim BroadcastRing::try_claim(std::size_t max_bytes) noexcept {
   // SYNC(bcast_claim): the caller's plain stores into the buffer must not become visible before
   // the tail_intent just announced; the fence orders it before them (a lapped reader's acquire
   // load or fence before its tail_intent check pairs with it).
-  std::atomic_thread_fence(std::memory_order_release);
+  detail::seqlock_release_fence();
   w_.claimed = true;
   w_.claim_bytes = max_bytes;
   w_.claim_padding = padding;
@@ -410,7 +410,7 @@ RingResult BroadcastReader::finish_view() noexcept {
   // SYNC(bcast_view): the caller's reads of the record (plain loads) are ordered before the
   // tail_intent load by this acquire fence; had the writer begun to overwrite any byte read, the
   // tail_intent it announced before (SYNC(bcast_data), SYNC(bcast_claim)) is visible here.
-  std::atomic_thread_fence(std::memory_order_acquire);
+  detail::seqlock_acquire_fence();
   const std::uint64_t intent = cfg_.control->writer.tail_intent.load(std::memory_order_relaxed);
   if (intent - view_start_ > cfg_.capacity) {
     ++lost_;  // accepted by try_view, but unusable

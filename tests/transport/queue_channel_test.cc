@@ -167,6 +167,40 @@ TEST(QueueChannelTest, ClosingWithAnOutstandingLoanOrViewLosesAndStallsNothing) 
   EXPECT_TRUE(again.redelivered());
 }
 
+// close() waits 2 s for the segment lock. When a stuck process holds it longer, the endpoint's
+// slot must not stay occupied for as long as this process lives: it is left to the recovery.
+TEST(QueueChannelTest, CloseWhileTheLockIsStuckLeavesTheSlotToTheRecovery) {
+  const std::string name = channel_name("q_close_stuck");
+  auto consumer = QueueConsumer::open(name, small());
+  auto producer = QueueProducer::open(name, small());
+  ASSERT_TRUE(consumer.ok() && producer.ok());
+  ASSERT_EQ(producer->try_send(bytes_of("sent before close")), ChannelResult::kOk);
+  RawChannel stuck(name);
+  ASSERT_TRUE(stuck.attach());
+  ASSERT_TRUE(stuck.memory.lock());  // the producer's close() cannot have it
+  const auto t0 = std::chrono::steady_clock::now();
+  producer->close();
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 1900ms);
+  auto st = read_stats(name);
+  ASSERT_TRUE(st.ok());
+  ASSERT_EQ(st->peers.size(), 2u);
+  int pending = 0;
+  for (const PeerStats& p : st->peers) pending += p.state == PeerState::kDeadPending ? 1 : 0;
+  EXPECT_EQ(pending, 1);
+  EXPECT_EQ(st->sent, 1u);  // its counters were retired, not lost
+  ASSERT_TRUE(stuck.memory.unlock());
+  EXPECT_FALSE(consumer->recover(nullptr));  // frees the slot; nothing to redeliver
+  st = read_stats(name);
+  ASSERT_TRUE(st.ok());
+  ASSERT_EQ(st->peers.size(), 1u);
+  EXPECT_EQ(st->peers[0].role, PeerRole::kConsumer);
+  EXPECT_EQ(st->sent, 1u);
+  std::vector<std::byte> buf(64);
+  std::size_t n = 0;
+  ASSERT_EQ(consumer->try_receive(buf, &n), ChannelResult::kOk);
+  EXPECT_EQ(string_of(std::span(buf).first(n)), "sent before close");
+}
+
 TEST(QueueChannelTest, RecycledPidDoesNotKeepADeadPeerAlive) {
   // A peer slot naming a live pid with another start time is a dead process whose pid was reused:
   // the registry must reclaim it (liveness is pid + start time, never the pid alone).

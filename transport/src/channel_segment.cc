@@ -3,6 +3,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <thread>
 
@@ -169,7 +170,11 @@ absl::StatusOr<std::unique_ptr<ChannelSegment>> ChannelSegment::open(std::string
   seg->control_ = static_cast<ControlBlock*>(seg->memory_.data());
 
   if (created) {
-    if (!seg->memory_.lock()) return seg->memory_.status();
+    // Bounded like every other wait in open(): only a process that attached in the instant after
+    // create() can hold the lock, but a stuck one must not hang the creator.
+    if (!seg->memory_.try_lock_for(std::max<std::int64_t>(1, spec.open_timeout.count()))) {
+      return seg->memory_.status();
+    }
     absl::Status s = seg->initialise_locked(spec, capacity, max_message, max_peers);
     seg->memory_.unlock();
     if (!s.ok()) return s;
@@ -259,12 +264,30 @@ absl::Status ChannelSegment::initialise_locked(const ChannelSpec& spec, std::uin
 
 ChannelSegment::~ChannelSegment() {
   if (self_ != nullptr && owned_here() && memory_.is_attached()) {
-    if (lock_for(2000)) {
+    if (lock_for(kCloseLockTimeoutMs)) {
       unregister_locked();
       unlock();
+    } else {
+      leave_to_recovery();
     }
   }
   // memory_'s destructor detaches (a forked child's copy only unmaps).
+}
+
+void ChannelSegment::leave_to_recovery() noexcept {
+  if (self_ == nullptr) return;
+  // No lock needed: recoveries change only kActive slots of dead processes (not this one) and
+  // kDeadPending ones. The CAS fails only if a recovery already took the slot (this endpoint was
+  // taken for dead): then there is nothing left to do.
+  const PeerCounters mine = counters_of(*self_);
+  std::uint32_t active = static_cast<std::uint32_t>(PeerState::kActive);
+  if (self_->token.load(std::memory_order_relaxed) == self_token_ &&
+      self_->state.compare_exchange_strong(active, static_cast<std::uint32_t>(PeerState::kDeadPending),
+                                           std::memory_order_acq_rel, std::memory_order_relaxed)) {
+    retire_counters(control_, mine);
+    control_->misc.recovery_hint.store(1, std::memory_order_relaxed);
+  }
+  self_ = nullptr;
 }
 
 bool ChannelSegment::owned_here() const noexcept { return getpid() == owner_pid_; }
@@ -311,14 +334,21 @@ absl::Status ChannelSegment::register_locked(PeerRole role, std::uint32_t flags)
                                                    info_.max_peers, " peer slots are taken"));
 }
 
-void fold_counters_locked(ControlBlock* control, const PeerSlot& slot) noexcept {
+PeerCounters counters_of(const PeerSlot& slot) noexcept {
+  return {slot.sent.load(std::memory_order_relaxed), slot.received.load(std::memory_order_relaxed),
+          slot.lost.load(std::memory_order_relaxed), slot.blocked_ns.load(std::memory_order_relaxed)};
+}
+
+void retire_counters(ControlBlock* control, const PeerCounters& counters) noexcept {
   ChannelCounters& c = control->counters;
-  c.retired_sent.fetch_add(slot.sent.load(std::memory_order_relaxed), std::memory_order_relaxed);
-  c.retired_received.fetch_add(slot.received.load(std::memory_order_relaxed),
-                               std::memory_order_relaxed);
-  c.retired_lost.fetch_add(slot.lost.load(std::memory_order_relaxed), std::memory_order_relaxed);
-  c.retired_blocked_ns.fetch_add(slot.blocked_ns.load(std::memory_order_relaxed),
-                                 std::memory_order_relaxed);
+  c.retired_sent.fetch_add(counters.sent, std::memory_order_relaxed);
+  c.retired_received.fetch_add(counters.received, std::memory_order_relaxed);
+  c.retired_lost.fetch_add(counters.lost, std::memory_order_relaxed);
+  c.retired_blocked_ns.fetch_add(counters.blocked_ns, std::memory_order_relaxed);
+}
+
+void fold_counters_locked(ControlBlock* control, const PeerSlot& slot) noexcept {
+  retire_counters(control, counters_of(slot));
 }
 
 void ChannelSegment::unregister_locked() noexcept {

@@ -126,6 +126,15 @@ class ChannelSegment {
   // Heartbeat and the endpoint's own counters (relaxed stores into its slot).
   void touch(std::uint64_t now_ns) noexcept;
 
+  // Leaves this endpoint's peer slot to the dead-peer recovery as if this process had died, without
+  // the lock: kActive -> kDeadPending (a CAS; its counters retired), its op state kept (a queue
+  // consumer's unreleased item is then redelivered), and the recovery hinted. The next recovery
+  // under the lock settles and frees the slot. Also what close() does when the lock stays busy.
+  void leave_to_recovery() noexcept;
+
+  // How long close() waits for the segment lock to unregister.
+  static constexpr std::int64_t kCloseLockTimeoutMs = 2000;
+
  private:
   ChannelSegment() = default;
   absl::Status initialise_locked(const ChannelSpec& spec, std::uint64_t capacity,
@@ -141,6 +150,16 @@ class ChannelSegment {
   bool read_only_ = false;
 };
 
+// A peer slot's counters (relaxed loads).
+struct PeerCounters {
+  std::uint64_t sent = 0;
+  std::uint64_t received = 0;
+  std::uint64_t lost = 0;
+  std::uint64_t blocked_ns = 0;
+};
+PeerCounters counters_of(const PeerSlot& slot) noexcept;
+// Adds `counters` to the channel's retired totals (atomic adds; no lock needed).
+void retire_counters(ControlBlock* control, const PeerCounters& counters) noexcept;
 // Folds a peer slot's counters into the channel's retired totals (under the lock).
 void fold_counters_locked(ControlBlock* control, const PeerSlot& slot) noexcept;
 

@@ -571,22 +571,7 @@ void QueueConsumer::close() noexcept {
     // An unreleased view: leave the claim recorded and hand the slot to the recovery as if this
     // consumer had died, so another consumer receives the item (redelivered). The QueueView must
     // not be read after close (the segment is unmapped).
-    detail::ChannelSegment& seg = *impl_->seg;
-    if (seg.lock_for(2000)) {
-      if (!seg.owns_slot_locked()) {
-        seg.forget_self();
-        seg.unlock();
-        view_out_ = false;
-        impl_.reset();
-        return;
-      }
-      detail::fold_counters_locked(seg.control(), *seg.self());
-      seg.self()->state.store(static_cast<std::uint32_t>(PeerState::kDeadPending),
-                              std::memory_order_release);
-      seg.control()->misc.recovery_hint.store(1, std::memory_order_relaxed);
-      seg.forget_self();
-      seg.unlock();
-    }
+    impl_->seg->leave_to_recovery();
     view_out_ = false;
   }
   impl_.reset();

@@ -24,8 +24,10 @@ std::uint64_t process_start_time(pid_t pid);
 
 // True if the process `who` names is still running: same pid *and* same start time, so a recycled
 // pid does not count. A zombie counts as dead. Slow path only: reads /proc. Thread-safe.
-// A process /proc cannot show (another PID namespace, /proc mounted with hidepid) counts as dead:
-// every process sharing a channel must see the others in its /proc.
+// A process /proc does not show (hidepid, EACCES) is asked about with kill(pid, 0): alive unless
+// ESRCH, and then a recycled pid is not detected (it counts as alive: resources of a live peer are
+// never reclaimed, a dead one's may be kept until its pid is free again). Processes sharing a
+// channel must share a PID namespace (pids are compared as numbers). Also a system call.
 bool is_alive(const ProcessIdentity& who);
 
 }  // namespace shmring

@@ -49,4 +49,32 @@ inline void copy_words_release(std::byte* dst, const std::byte* src, std::size_t
   }
 }
 
+// Fences for the seqlock edges where the other side's accesses are plain, not atomic: the caller's
+// stores into a broadcast claim (after the tail_intent announcement) and the caller's reads of a
+// lossy broadcast view (before the tail_intent re-check). GCC's ThreadSanitizer does not model
+// fences and warns (-Wtsan); the fence still runs, and what TSan checks (threads of one process)
+// never relies on it: those edges only matter against a writer in another process.
+#if defined(__GNUC__) && !defined(__clang__)
+#define SHMRING_NO_TSAN_FENCE_WARNING_BEGIN \
+  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wtsan\"")
+#define SHMRING_NO_TSAN_FENCE_WARNING_END _Pragma("GCC diagnostic pop")
+#else
+#define SHMRING_NO_TSAN_FENCE_WARNING_BEGIN
+#define SHMRING_NO_TSAN_FENCE_WARNING_END
+#endif
+
+// Earlier stores become visible before any later store (plain ones included).
+inline void seqlock_release_fence() noexcept {
+  SHMRING_NO_TSAN_FENCE_WARNING_BEGIN
+  __atomic_thread_fence(__ATOMIC_RELEASE);
+  SHMRING_NO_TSAN_FENCE_WARNING_END
+}
+
+// Earlier loads (plain ones included) are done before any later load.
+inline void seqlock_acquire_fence() noexcept {
+  SHMRING_NO_TSAN_FENCE_WARNING_BEGIN
+  __atomic_thread_fence(__ATOMIC_ACQUIRE);
+  SHMRING_NO_TSAN_FENCE_WARNING_END
+}
+
 }  // namespace shmring::detail
