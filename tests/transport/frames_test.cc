@@ -124,6 +124,82 @@ TEST(FramesTest, LimitsAndCopyingCalls) {
 
 // Threads in one process (also run under ThreadSanitizer): a publisher rotating frames as fast as
 // it can and three viewers holding views for a while; no view is ever torn.
+// One pin word per subscriber: a second view while one is out would unpin the first and let the
+// publisher overwrite it, so it is refused.
+TEST(FramesTest, OneViewAtATimeKeepsTheFirstPinned) {
+  const std::string name = channel_name("f_one_view");
+  auto pub = FramePublisher::open(name, frames(3, 1 << 14));
+  auto sub = FrameSubscriber::open(name);
+  ASSERT_TRUE(pub.ok() && sub.ok());
+  publish_frame(*pub, 1, 4096);
+  FrameView first = sub->try_receive_view();
+  ASSERT_TRUE(first.ok());
+  publish_frame(*pub, 2, 4096);
+  EXPECT_EQ(sub->try_receive_view().result(), ChannelResult::kWouldBlock);
+  std::vector<std::byte> out(1 << 14);
+  std::size_t n = 0;
+  EXPECT_EQ(sub->try_receive(out, &n), ChannelResult::kWouldBlock);
+  // With 3 buffers, the first pinned and the second latest, the publisher has exactly one buffer
+  // to cycle through and never touches the first.
+  for (std::uint64_t i = 3; i < 20; ++i) publish_frame(*pub, i, 4096);
+  std::uint64_t id = 0;
+  EXPECT_TRUE(testing::check_message(first.data(), &id));
+  EXPECT_EQ(id, 1u);
+  first.release();
+  FrameView newest = sub->try_receive_view();
+  ASSERT_TRUE(newest.ok());
+  EXPECT_TRUE(testing::check_message(newest.data(), &id));
+  EXPECT_EQ(id, 19u);
+}
+
+TEST(FramesTest, LoansAndViewsSurviveMovingTheirEndpointAndDieWithClose) {
+  const std::string name = channel_name("f_move");
+  auto opened = FramePublisher::open(name, frames(4, 1 << 14));
+  auto sub_opened = FrameSubscriber::open(name);
+  ASSERT_TRUE(opened.ok() && sub_opened.ok());
+  FramePublisher pub = *std::move(opened);
+  FrameSubscriber sub = *std::move(sub_opened);
+  FrameLoan loan = pub.try_loan();
+  ASSERT_TRUE(loan.ok());
+  EXPECT_EQ(pub.try_loan().result(), ChannelResult::kWouldBlock);  // one loan at a time
+  FramePublisher moved_pub = std::move(pub);
+  FrameLoan moved_loan = std::move(loan);
+  testing::fill_message(moved_loan.buffer().first(64), 42);
+  EXPECT_EQ(pub.publish(moved_loan, 64), ChannelResult::kClosed);  // moved-from
+  ASSERT_EQ(moved_pub.publish(moved_loan, 64), ChannelResult::kOk);
+  FrameView view = sub.try_receive_view();
+  ASSERT_TRUE(view.ok());
+  FrameSubscriber moved_sub = std::move(sub);
+  FrameView moved_view = std::move(view);
+  std::uint64_t id = 0;
+  EXPECT_TRUE(testing::check_message(moved_view.data(), &id));
+  EXPECT_EQ(id, 42u);
+  moved_view.release();
+  // poll hands the newest frame in place; the copying try_ calls work like the others.
+  ASSERT_EQ(moved_pub.try_send(std::vector<std::byte>(32, std::byte{7})), ChannelResult::kOk);
+  std::size_t seen = 0;
+  EXPECT_EQ(moved_sub.poll([&](std::span<const std::byte> f) { seen = f.size(); }, 10), 1u);
+  EXPECT_EQ(seen, 32u);
+  std::vector<std::byte> out(1 << 14);
+  std::size_t n = 0;
+  EXPECT_EQ(moved_sub.try_receive(out, &n), ChannelResult::kWouldBlock);
+  // Closing with a loan and a view out: both become inert, the pin is dropped.
+  FrameLoan orphan_loan = moved_pub.try_loan();
+  ASSERT_TRUE(orphan_loan.ok());
+  ASSERT_EQ(orphan_loan.buffer().size(), 1u << 14);
+  moved_pub.close();
+  EXPECT_FALSE(orphan_loan.ok());
+  EXPECT_TRUE(orphan_loan.buffer().empty());
+  auto pub2 = FramePublisher::open(name);
+  ASSERT_TRUE(pub2.ok()) << pub2.status();
+  publish_frame(*pub2, 43, 64);
+  FrameView orphan_view = moved_sub.try_receive_view();
+  ASSERT_TRUE(orphan_view.ok());
+  moved_sub.close();
+  EXPECT_FALSE(orphan_view.ok());
+  orphan_view.release();  // harmless
+}
+
 TEST(FramesStressTest, ThreadsViewsAreNeverTorn) {
   const std::string name = channel_name("f_stress");
   auto pub = FramePublisher::open(name, frames(5, 1 << 12));

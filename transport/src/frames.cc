@@ -95,8 +95,10 @@ struct FrameEndpoint {
   std::uint64_t lost = 0;
   std::uint64_t blocked_ns = 0;
   std::uint64_t last_check_ns = 0;
-  bool loan_out = false;
-  bool view_out = false;
+  // The one loan (publisher) or view (subscriber) out, so that closing the endpoint can make it
+  // inert; the loan or view keeps this pointer current when it is moved.
+  FrameLoan* loan_out = nullptr;
+  FrameView* view_out = nullptr;
 };
 
 namespace {
@@ -205,46 +207,77 @@ using detail::FrameEndpoint;
 
 // --- FrameLoan / FrameView -------------------------------------------------------------------------
 
-FrameLoan::FrameLoan(FrameLoan&& o) noexcept
-    : owner_(std::exchange(o.owner_, nullptr)),
-      result_(std::exchange(o.result_, ChannelResult::kClosed)),
-      index_(o.index_),
-      seq_(o.seq_),
-      buffer_(std::exchange(o.buffer_, {})) {}
+namespace detail {
+
+void abandon_frame_loan(FrameEndpoint& e, FrameLoan& loan) noexcept {
+  if (e.loan_out == &loan) {
+    // The buffer was not latest and held no pinned frame; mark it written-but-empty (even, new seq).
+    FrameSlot& slot = e.pool.slots[loan.index_];
+    slot.frame_number.store(0, std::memory_order_relaxed);
+    slot.seq.store(loan.seq_ + 2, std::memory_order_release);
+    e.loan_out = nullptr;
+  }
+  loan.owner_ = nullptr;
+  loan.result_ = ChannelResult::kClosed;
+  loan.buffer_ = {};
+}
+
+void release_frame_view(FrameEndpoint& e, FrameView& view) noexcept {
+  if (e.view_out == &view) {
+    // SYNC(frame_pin): the release orders this subscriber's reads of the frame before the unpin
+    // the publisher's seq_cst scan may observe.
+    e.seg->self()->aux.store(0, std::memory_order_release);
+    e.view_out = nullptr;
+    notify(e.seg->control()->space_wake);
+  }
+  view.owner_ = nullptr;
+  view.result_ = ChannelResult::kClosed;
+  view.data_ = {};
+}
+
+}  // namespace detail
+
+void FrameLoan::take_from(FrameLoan& o) noexcept {
+  owner_ = std::exchange(o.owner_, nullptr);
+  result_ = std::exchange(o.result_, ChannelResult::kClosed);
+  index_ = o.index_;
+  seq_ = o.seq_;
+  buffer_ = std::exchange(o.buffer_, {});
+  if (owner_ != nullptr && owner_->loan_out == &o) owner_->loan_out = this;
+}
+FrameLoan::FrameLoan(FrameLoan&& o) noexcept { take_from(o); }
 FrameLoan& FrameLoan::operator=(FrameLoan&& o) noexcept {
   if (this != &o) {
-    if (owner_ != nullptr && result_ == ChannelResult::kOk) owner_->abandon(*this);
-    owner_ = std::exchange(o.owner_, nullptr);
-    result_ = std::exchange(o.result_, ChannelResult::kClosed);
-    index_ = o.index_;
-    seq_ = o.seq_;
-    buffer_ = std::exchange(o.buffer_, {});
+    if (owner_ != nullptr) detail::abandon_frame_loan(*owner_, *this);
+    take_from(o);
   }
   return *this;
 }
 FrameLoan::~FrameLoan() {
-  if (owner_ != nullptr && result_ == ChannelResult::kOk) owner_->abandon(*this);
+  if (owner_ != nullptr) detail::abandon_frame_loan(*owner_, *this);
 }
 
-FrameView::FrameView(FrameView&& o) noexcept
-    : owner_(std::exchange(o.owner_, nullptr)),
-      result_(std::exchange(o.result_, ChannelResult::kClosed)),
-      frame_number_(o.frame_number_),
-      data_(std::exchange(o.data_, {})) {}
+void FrameView::take_from(FrameView& o) noexcept {
+  owner_ = std::exchange(o.owner_, nullptr);
+  result_ = std::exchange(o.result_, ChannelResult::kClosed);
+  frame_number_ = o.frame_number_;
+  data_ = std::exchange(o.data_, {});
+  if (owner_ != nullptr && owner_->view_out == &o) owner_->view_out = this;
+}
+FrameView::FrameView(FrameView&& o) noexcept { take_from(o); }
 FrameView& FrameView::operator=(FrameView&& o) noexcept {
   if (this != &o) {
     release();
-    owner_ = std::exchange(o.owner_, nullptr);
-    result_ = std::exchange(o.result_, ChannelResult::kClosed);
-    frame_number_ = o.frame_number_;
-    data_ = std::exchange(o.data_, {});
+    take_from(o);
   }
   return *this;
 }
 FrameView::~FrameView() { release(); }
 void FrameView::release() noexcept {
-  if (owner_ != nullptr && result_ == ChannelResult::kOk) owner_->unpin();
-  owner_ = nullptr;
+  if (owner_ != nullptr) {
+    detail::release_frame_view(*owner_, *this);
+    return;
+  }
   result_ = ChannelResult::kClosed;
   data_ = {};
 }
@@ -261,7 +294,10 @@ FramePublisher& FramePublisher::operator=(FramePublisher&& o) noexcept {
   return *this;
 }
 FramePublisher::~FramePublisher() { close(); }
-void FramePublisher::close() noexcept { impl_.reset(); }
+void FramePublisher::close() noexcept {
+  if (impl_ && impl_->loan_out != nullptr) detail::abandon_frame_loan(*impl_, *impl_->loan_out);
+  impl_.reset();
+}
 
 absl::StatusOr<FramePublisher> FramePublisher::open(std::string_view name,
                                                     const FrameOptions& options) {
@@ -278,6 +314,10 @@ FrameLoan FramePublisher::loan(std::chrono::nanoseconds timeout) noexcept {
   FrameLoan loan;
   if (!impl_) return loan;
   FrameEndpoint& e = *impl_;
+  if (e.loan_out != nullptr) {
+    loan.result_ = ChannelResult::kWouldBlock;  // one loan at a time
+    return loan;
+  }
   detail::FramePool& pool = e.pool;
   std::uint64_t chosen = 0;
   std::uint64_t chosen_seq = 0;
@@ -320,17 +360,19 @@ FrameLoan FramePublisher::loan(std::chrono::nanoseconds timeout) noexcept {
     loan.result_ = timeout.count() > 0 ? ChannelResult::kTimedOut : ChannelResult::kWouldBlock;
     return loan;
   }
-  loan.owner_ = this;
+  loan.owner_ = &e;
   loan.result_ = ChannelResult::kOk;
   loan.index_ = static_cast<std::uint32_t>(chosen);
   loan.seq_ = chosen_seq;
   loan.buffer_ = std::span<std::byte>(pool.buffer(chosen), pool.frame_bytes);
-  e.loan_out = true;
+  e.loan_out = &loan;  // kept current by FrameLoan's move
   return loan;
 }
 
 ChannelResult FramePublisher::publish(FrameLoan& loan, std::size_t bytes) noexcept {
-  if (!impl_ || loan.owner_ != this || loan.result_ != ChannelResult::kOk) return ChannelResult::kClosed;
+  if (!impl_ || loan.owner_ != impl_.get() || loan.result_ != ChannelResult::kOk) {
+    return ChannelResult::kClosed;
+  }
   if (bytes > loan.buffer_.size()) return ChannelResult::kTooLarge;
   FrameEndpoint& e = *impl_;
   detail::FrameSlot& slot = e.pool.slots[loan.index_];
@@ -348,19 +390,12 @@ ChannelResult FramePublisher::publish(FrameLoan& loan, std::size_t bytes) noexce
   loan.owner_ = nullptr;
   loan.result_ = ChannelResult::kClosed;
   loan.buffer_ = {};
-  e.loan_out = false;
+  e.loan_out = nullptr;
   return ChannelResult::kOk;
 }
 
 void FramePublisher::abandon(FrameLoan& loan) noexcept {
-  if (!impl_ || loan.owner_ != this || loan.result_ != ChannelResult::kOk) return;
-  // The buffer was not latest and held no pinned frame; mark it written-but-empty (even, new seq).
-  impl_->pool.slots[loan.index_].frame_number.store(0, std::memory_order_relaxed);
-  impl_->pool.slots[loan.index_].seq.store(loan.seq_ + 2, std::memory_order_release);
-  loan.owner_ = nullptr;
-  loan.result_ = ChannelResult::kClosed;
-  loan.buffer_ = {};
-  impl_->loan_out = false;
+  if (impl_ && loan.owner_ == impl_.get()) detail::abandon_frame_loan(*impl_, loan);
 }
 
 ChannelResult FramePublisher::send(std::span<const std::byte> frame,
@@ -371,6 +406,10 @@ ChannelResult FramePublisher::send(std::span<const std::byte> frame,
   if (!l.ok()) return l.result();
   if (!frame.empty()) std::memcpy(l.buffer().data(), frame.data(), frame.size());
   return publish(l, frame.size());
+}
+
+ChannelResult FramePublisher::try_send(std::span<const std::byte> frame) noexcept {
+  return send(frame, std::chrono::nanoseconds(0));
 }
 
 std::uint64_t FramePublisher::max_message() const noexcept { return impl_ ? impl_->pool.frame_bytes : 0; }
@@ -391,7 +430,18 @@ FrameSubscriber& FrameSubscriber::operator=(FrameSubscriber&& o) noexcept {
   return *this;
 }
 FrameSubscriber::~FrameSubscriber() { close(); }
-void FrameSubscriber::close() noexcept { impl_.reset(); }
+void FrameSubscriber::close() noexcept {
+  if (impl_ && impl_->view_out != nullptr) {
+    // Unpinned (the publisher may reuse the buffer) and inert, but kept distinguishable from a
+    // released view: its data() is left as it was, not to be read.
+    FrameView& view = *impl_->view_out;
+    impl_->seg->self()->aux.store(0, std::memory_order_release);
+    impl_->view_out = nullptr;
+    view.owner_ = nullptr;
+    view.result_ = ChannelResult::kClosed;
+  }
+  impl_.reset();
+}
 
 absl::StatusOr<FrameSubscriber> FrameSubscriber::open(std::string_view name,
                                                       const FrameOptions& options) {
@@ -402,17 +452,16 @@ absl::StatusOr<FrameSubscriber> FrameSubscriber::open(std::string_view name,
   return s;
 }
 
-void FrameSubscriber::unpin() noexcept {
-  if (!impl_) return;
-  impl_->seg->self()->aux.store(0, std::memory_order_release);
-  impl_->view_out = false;
-  detail::notify(impl_->seg->control()->space_wake);
-}
-
 FrameView FrameSubscriber::take(bool blocking, std::chrono::nanoseconds timeout) noexcept {
   FrameView view;
   if (!impl_) return view;
   FrameEndpoint& e = *impl_;
+  if (e.view_out != nullptr) {
+    // One view at a time: a second pin would replace the first (a subscriber has one pin word),
+    // leaving the first view's buffer free for the publisher to overwrite.
+    view.result_ = ChannelResult::kWouldBlock;
+    return view;
+  }
   detail::FramePool& pool = e.pool;
   PeerSlot* me = e.seg->self();
   ChannelResult out = ChannelResult::kWouldBlock;
@@ -450,11 +499,11 @@ FrameView FrameSubscriber::take(bool blocking, std::chrono::nanoseconds timeout)
       ++e.received;
       me->received.store(e.received, std::memory_order_relaxed);
       me->lost.store(e.lost, std::memory_order_relaxed);
-      view.owner_ = this;
+      view.owner_ = &e;
       view.result_ = ChannelResult::kOk;
       view.frame_number_ = fn;
       view.data_ = std::span<const std::byte>(pool.buffer(i), length);
-      e.view_out = true;
+      e.view_out = &view;  // kept current by FrameView's move
       out = ChannelResult::kOk;
       return true;
     }
@@ -469,10 +518,7 @@ FrameView FrameSubscriber::take(bool blocking, std::chrono::nanoseconds timeout)
     me->blocked_ns.store(e.blocked_ns, std::memory_order_relaxed);
     if (!done) out = ChannelResult::kTimedOut;
   }
-  if (out != ChannelResult::kOk) {
-    view = FrameView();
-    view.result_ = out;
-  }
+  if (out != ChannelResult::kOk) view.result_ = out;
   return view;
 }
 
@@ -490,6 +536,22 @@ ChannelResult FrameSubscriber::receive(std::span<std::byte> out, std::size_t* by
   std::memcpy(out.data(), v.data().data(), v.data().size());
   if (bytes != nullptr) *bytes = v.data().size();
   return ChannelResult::kOk;
+}
+
+ChannelResult FrameSubscriber::try_receive(std::span<std::byte> out, std::size_t* bytes) noexcept {
+  return receive(out, bytes, std::chrono::nanoseconds(0));
+}
+
+std::size_t FrameSubscriber::poll(const std::function<void(std::span<const std::byte>)>& handler,
+                                  std::size_t max) noexcept {
+  std::size_t n = 0;
+  while (n < max) {
+    FrameView v = take(false, {});
+    if (!v.ok()) break;
+    handler(v.data());
+    ++n;
+  }
+  return n;
 }
 
 std::uint64_t FrameSubscriber::lost() const noexcept { return impl_ ? impl_->lost : 0; }

@@ -26,6 +26,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string_view>
@@ -35,8 +36,13 @@
 
 namespace shmring {
 
+class FrameLoan;
+class FrameView;
+
 namespace detail {
 struct FrameEndpoint;
+void abandon_frame_loan(FrameEndpoint& endpoint, FrameLoan& loan) noexcept;
+void release_frame_view(FrameEndpoint& endpoint, FrameView& view) noexcept;
 }
 
 struct FrameOptions {
@@ -54,8 +60,9 @@ class FramePublisher;
 class FrameSubscriber;
 
 // A frame buffer lent to the publisher: fill buffer(), then FramePublisher::publish().
-// Destroying an unpublished loan abandons it. Publisher's thread only; must not outlive the
-// publisher, which must not be moved while the loan is out.
+// Destroying an unpublished loan abandons it. Publisher's thread only. The loan belongs to the
+// publisher's channel endpoint, not to the FramePublisher object: moving the publisher keeps the
+// loan usable; closing it makes the loan inert (kClosed, empty buffer).
 class FrameLoan {
  public:
   FrameLoan() = default;
@@ -70,7 +77,9 @@ class FrameLoan {
 
  private:
   friend class FramePublisher;
-  FramePublisher* owner_ = nullptr;
+  friend void detail::abandon_frame_loan(detail::FrameEndpoint&, FrameLoan&) noexcept;
+  void take_from(FrameLoan& other) noexcept;
+  detail::FrameEndpoint* owner_ = nullptr;
   ChannelResult result_ = ChannelResult::kClosed;
   std::uint32_t index_ = 0;
   std::uint64_t seq_ = 0;
@@ -78,8 +87,9 @@ class FrameLoan {
 };
 
 // A frame lent to a subscriber, in place, until release() (or destruction), which unpins it and
-// wakes a waiting publisher. Subscriber's thread only; must not outlive the subscriber, which must
-// not be moved while the view is out.
+// wakes a waiting publisher. Subscriber's thread only. Like a loan, it belongs to the subscriber's
+// endpoint: moving the subscriber keeps it pinned; closing the subscriber unpins it and makes it
+// inert (its bytes must not be read afterwards).
 class FrameView {
  public:
   FrameView() = default;
@@ -96,7 +106,9 @@ class FrameView {
 
  private:
   friend class FrameSubscriber;
-  FrameSubscriber* owner_ = nullptr;
+  friend void detail::release_frame_view(detail::FrameEndpoint&, FrameView&) noexcept;
+  void take_from(FrameView& other) noexcept;
+  detail::FrameEndpoint* owner_ = nullptr;
   ChannelResult result_ = ChannelResult::kClosed;
   std::uint64_t frame_number_ = 0;
   std::span<const std::byte> data_;
@@ -124,14 +136,16 @@ class FramePublisher {
   // Gives a loan up (the buffer is free for a later loan). No-op for another publisher's loan.
   void abandon(FrameLoan& loan) noexcept;
   // Copying: loan + copy + publish. kOk, kTooLarge (`frame` > max_message), kWouldBlock,
-  // kTimedOut, kClosed.
+  // kTimedOut, kClosed; kWouldBlock also while a loan is out. try_send never waits.
   ChannelResult send(std::span<const std::byte> frame, std::chrono::nanoseconds timeout) noexcept;
+  ChannelResult try_send(std::span<const std::byte> frame) noexcept;
 
   std::uint64_t max_message() const noexcept;
   std::uint64_t frames_published() const noexcept;
   PeerStats stats() const noexcept;
   bool is_open() const noexcept { return impl_ != nullptr; }
-  // Unregisters and detaches (also the destructor); waits up to 2 s for the segment lock.
+  // Gives up an outstanding loan, unregisters and detaches (also the destructor); waits up to 2 s
+  // for the segment lock.
   void close() noexcept;
 
  private:
@@ -149,15 +163,21 @@ class FrameSubscriber {
   ~FrameSubscriber();
 
   // The newest frame newer than the last one this subscriber took, pinned in place. kOk,
-  // kWouldBlock / kTimedOut (no newer frame), kCorrupt, kClosed. One view at a time: taking a
-  // second one while a view is out unpins the first, which may then be overwritten. The try_ call
-  // never waits; receive_view parks on data_wake. Neither takes a lock.
+  // kWouldBlock / kTimedOut (no newer frame), kCorrupt, kClosed. One view at a time: while a view
+  // is out, every receive call returns kWouldBlock (release it first). The try_ call never
+  // waits; receive_view parks on data_wake. Neither takes a lock.
   FrameView try_receive_view() noexcept;
   FrameView receive_view(std::chrono::nanoseconds timeout) noexcept;
   // Copying: `out` must hold max_message() bytes (else kTooLarge); the frame stays pinned during
-  // the copy. Results as receive_view; a timeout <= 0 does not wait.
+  // the copy. Results as receive_view; a timeout <= 0 does not wait (as try_receive).
   ChannelResult receive(std::span<std::byte> out, std::size_t* bytes,
                         std::chrono::nanoseconds timeout) noexcept;
+  ChannelResult try_receive(std::span<std::byte> out, std::size_t* bytes) noexcept;
+  // Hands up to `max` frames to `handler`, in place (each pinned during its call, then released);
+  // does not wait. With "newest frame" semantics that is the newest frame, plus any published
+  // while the handler ran. Returns how many; `handler` must not call this subscriber.
+  std::size_t poll(const std::function<void(std::span<const std::byte>)>& handler,
+                   std::size_t max) noexcept;
 
   std::uint64_t lost() const noexcept;  // frames published that this subscriber skipped
   std::uint64_t received() const noexcept;
@@ -165,13 +185,11 @@ class FrameSubscriber {
   PeerStats stats() const noexcept;
   bool is_open() const noexcept { return impl_ != nullptr; }
   // Unregisters and detaches (also the destructor); waits up to 2 s for the segment lock. A view
-  // still out must not be read afterwards.
+  // still out is unpinned and becomes inert; its bytes must not be read afterwards.
   void close() noexcept;
 
  private:
-  friend class FrameView;
   FrameView take(bool blocking, std::chrono::nanoseconds timeout) noexcept;
-  void unpin() noexcept;
   std::unique_ptr<detail::FrameEndpoint> impl_;
 };
 
