@@ -167,6 +167,46 @@ TEST(QueueChannelTest, ClosingWithAnOutstandingLoanOrViewLosesAndStallsNothing) 
   EXPECT_TRUE(again.redelivered());
 }
 
+// Loans and views belong to the endpoint, not to the object: moving a producer or consumer while
+// one is out must neither strand the slot (consumers would wait on it forever) nor lose the item.
+TEST(QueueChannelTest, LoansAndViewsSurviveMovingTheirEndpoint) {
+  const std::string name = channel_name("q_move");
+  auto p_opened = QueueProducer::open(name, small(4, 16));
+  auto c_opened = QueueConsumer::open(name, small(4, 16));
+  ASSERT_TRUE(p_opened.ok() && c_opened.ok());
+  QueueProducer producer = *std::move(p_opened);
+  QueueConsumer consumer = *std::move(c_opened);
+  QueueLoan loan = producer.try_loan();
+  ASSERT_TRUE(loan.ok());
+  EXPECT_EQ(producer.try_loan().result(), ChannelResult::kWouldBlock);  // one at a time
+  QueueProducer moved_producer = std::move(producer);
+  QueueLoan moved_loan = std::move(loan);
+  std::memcpy(moved_loan.buffer().data(), "moved", 5);
+  EXPECT_EQ(producer.publish(moved_loan, 5), ChannelResult::kClosed);  // moved-from
+  ASSERT_EQ(moved_producer.publish(moved_loan, 5), ChannelResult::kOk);
+  ASSERT_EQ(moved_producer.try_send(bytes_of("second")), ChannelResult::kOk);
+  QueueView view = consumer.try_receive_view();
+  ASSERT_TRUE(view.ok());
+  EXPECT_EQ(consumer.try_receive_view().result(), ChannelResult::kWouldBlock);  // one at a time
+  QueueConsumer moved_consumer = std::move(consumer);
+  QueueView moved_view = std::move(view);
+  EXPECT_EQ(string_of(moved_view.data()), "moved");
+  EXPECT_EQ(moved_view.release(), ChannelResult::kOk);
+  std::vector<std::byte> buf(16);
+  std::size_t n = 0;
+  ASSERT_EQ(moved_consumer.receive(buf, &n, 1s), ChannelResult::kOk);
+  EXPECT_EQ(string_of(std::span(buf).first(n)), "second");
+  EXPECT_EQ(moved_producer.stats().sent, 2u);
+  EXPECT_EQ(moved_consumer.stats().received, 2u);
+  // A view orphaned by close() says so on release.
+  ASSERT_EQ(moved_producer.try_send(bytes_of("third")), ChannelResult::kOk);
+  QueueView orphan = moved_consumer.try_receive_view();
+  ASSERT_TRUE(orphan.ok());
+  moved_consumer.close();
+  EXPECT_EQ(orphan.release(), ChannelResult::kClosed);
+  EXPECT_EQ(orphan.release(), ChannelResult::kOk);  // already settled
+}
+
 // close() waits 2 s for the segment lock. When a stuck process holds it longer, the endpoint's
 // slot must not stay occupied for as long as this process lives: it is left to the recovery.
 TEST(QueueChannelTest, CloseWhileTheLockIsStuckLeavesTheSlotToTheRecovery) {

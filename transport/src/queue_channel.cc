@@ -23,7 +23,6 @@
 // Nothing is skipped or adopted on the strength of a timeout: only a peer whose process is gone.
 #include "shmring/transport/queue_channel.h"
 
-#include <cassert>
 #include <cstring>
 #include <optional>
 #include <utility>
@@ -48,6 +47,13 @@ struct QueueEndpoint {
   };
   Suspect stalled_claim;  // a producer ticket no producer slot names
   Suspect orphan;         // a consumer-held slot no consumer slot names
+  std::uint64_t sent = 0;
+  std::uint64_t received = 0;
+  std::uint64_t blocked_ns = 0;
+  // The one loan (producer) or view (consumer) out, so that closing the endpoint can settle it;
+  // the loan or view keeps this pointer current when it is moved.
+  QueueLoan* loan_out = nullptr;
+  QueueView* view_out = nullptr;
 };
 
 namespace {
@@ -303,55 +309,94 @@ using detail::QueueEndpoint;
 
 // --- QueueLoan / QueueView -------------------------------------------------------------------------
 
-QueueLoan::QueueLoan(QueueLoan&& other) noexcept
-    : owner_(std::exchange(other.owner_, nullptr)),
-      result_(std::exchange(other.result_, ChannelResult::kClosed)),
-      ticket_(other.ticket_),
-      buffer_(std::exchange(other.buffer_, {})) {}
+namespace detail {
 
+void abandon_queue_loan(QueueEndpoint& e, QueueLoan& loan) noexcept {
+  if (e.loan_out == &loan) {
+    e.loan_out = nullptr;
+    if (e.seg->owned_here()) {  // a forked child's copy must not touch its parent's claim
+      const MpmcQueue<>::Claim claim{RingResult::kOk, loan.ticket_, loan.buffer_};
+      e.q->abort(claim);
+      e.seg->self()->op_state.store(static_cast<std::uint32_t>(PeerOp::kIdle),
+                                    std::memory_order_release);
+      notify(e.seg->control()->data_wake);  // consumers may pass the aborted slot now
+    }
+  }
+  loan.owner_ = nullptr;
+  loan.result_ = ChannelResult::kClosed;
+  loan.buffer_ = {};
+}
+
+ChannelResult finish_queue_view(QueueEndpoint& e, QueueView& view) noexcept {
+  ChannelResult out = ChannelResult::kClosed;
+  if (e.view_out == &view) {
+    e.view_out = nullptr;
+    const MpmcQueue<>::Claim claim{RingResult::kOk, view.ticket_, {}};
+    const RingResult r = e.q->release(claim);
+    e.seg->self()->op_state.store(static_cast<std::uint32_t>(PeerOp::kIdle),
+                                  std::memory_order_release);
+    if (r == RingResult::kOk) {
+      e.seg->self()->received.store(++e.received, std::memory_order_relaxed);
+      notify(e.seg->control()->space_wake);
+      out = ChannelResult::kOk;
+    } else {
+      out = ChannelResult::kCorrupt;
+    }
+  }
+  view.owner_ = nullptr;
+  view.result_ = ChannelResult::kClosed;
+  view.data_ = {};
+  return out;
+}
+
+}  // namespace detail
+
+void QueueLoan::take_from(QueueLoan& other) noexcept {
+  owner_ = std::exchange(other.owner_, nullptr);
+  result_ = std::exchange(other.result_, ChannelResult::kClosed);
+  ticket_ = other.ticket_;
+  buffer_ = std::exchange(other.buffer_, {});
+  if (owner_ != nullptr && owner_->loan_out == &other) owner_->loan_out = this;
+}
+QueueLoan::QueueLoan(QueueLoan&& other) noexcept { take_from(other); }
 QueueLoan& QueueLoan::operator=(QueueLoan&& other) noexcept {
   if (this != &other) {
-    if (owner_ != nullptr && result_ == ChannelResult::kOk) owner_->abandon(*this);
-    owner_ = std::exchange(other.owner_, nullptr);
-    result_ = std::exchange(other.result_, ChannelResult::kClosed);
-    ticket_ = other.ticket_;
-    buffer_ = std::exchange(other.buffer_, {});
+    if (owner_ != nullptr) detail::abandon_queue_loan(*owner_, *this);
+    take_from(other);
   }
   return *this;
 }
-
 QueueLoan::~QueueLoan() {
-  if (owner_ != nullptr && result_ == ChannelResult::kOk) owner_->abandon(*this);
+  if (owner_ != nullptr) detail::abandon_queue_loan(*owner_, *this);
 }
 
-QueueView::QueueView(QueueView&& other) noexcept
-    : owner_(std::exchange(other.owner_, nullptr)),
-      result_(std::exchange(other.result_, ChannelResult::kClosed)),
-      ticket_(other.ticket_),
-      redelivered_(other.redelivered_),
-      data_(std::exchange(other.data_, {})) {}
-
+void QueueView::take_from(QueueView& other) noexcept {
+  owner_ = std::exchange(other.owner_, nullptr);
+  result_ = std::exchange(other.result_, ChannelResult::kClosed);
+  ticket_ = other.ticket_;
+  redelivered_ = other.redelivered_;
+  data_ = std::exchange(other.data_, {});
+  if (owner_ != nullptr && owner_->view_out == &other) owner_->view_out = this;
+}
+QueueView::QueueView(QueueView&& other) noexcept { take_from(other); }
 QueueView& QueueView::operator=(QueueView&& other) noexcept {
   if (this != &other) {
     release();
-    owner_ = std::exchange(other.owner_, nullptr);
-    result_ = std::exchange(other.result_, ChannelResult::kClosed);
-    ticket_ = other.ticket_;
-    redelivered_ = other.redelivered_;
-    data_ = std::exchange(other.data_, {});
+    take_from(other);
   }
   return *this;
 }
-
 QueueView::~QueueView() { release(); }
 
 ChannelResult QueueView::release() noexcept {
-  if (owner_ == nullptr || result_ != ChannelResult::kOk) return ChannelResult::kOk;
-  const ChannelResult r = owner_->finish(*this);
-  owner_ = nullptr;
-  result_ = ChannelResult::kClosed;
-  data_ = {};
-  return r;
+  if (owner_ == nullptr) {
+    // Orphaned by QueueConsumer::close() (its data still set), else empty or released.
+    const bool orphaned = !data_.empty() || result_ == ChannelResult::kOk;
+    result_ = ChannelResult::kClosed;
+    data_ = {};
+    return orphaned ? ChannelResult::kClosed : ChannelResult::kOk;
+  }
+  return detail::finish_queue_view(*owner_, *this);
 }
 
 // --- QueueProducer ---------------------------------------------------------------------------------
@@ -362,9 +407,6 @@ QueueProducer& QueueProducer::operator=(QueueProducer&& other) noexcept {
   if (this != &other) {
     close();
     impl_ = std::move(other.impl_);
-    sent_ = other.sent_;
-    blocked_ns_ = other.blocked_ns_;
-    loan_out_ = other.loan_out_;
   }
   return *this;
 }
@@ -380,15 +422,8 @@ absl::StatusOr<QueueProducer> QueueProducer::open(std::string_view name,
 }
 
 void QueueProducer::close() noexcept {
-  if (impl_ && loan_out_ && impl_->seg->owned_here()) {
-    // An outstanding loan is given up (consumers pass the slot); the QueueLoan becomes inert.
-    PeerSlot* me = impl_->seg->self();
-    const MpmcQueue<>::Claim claim{RingResult::kOk, me->op_ticket.load(std::memory_order_relaxed), {}};
-    impl_->q->abort(claim);
-    me->op_state.store(static_cast<std::uint32_t>(PeerOp::kIdle), std::memory_order_release);
-    detail::notify(impl_->seg->control()->data_wake);
-    loan_out_ = false;
-  }
+  // An outstanding loan is given up (consumers pass the slot); the QueueLoan becomes inert.
+  if (impl_ && impl_->loan_out != nullptr) detail::abandon_queue_loan(*impl_, *impl_->loan_out);
   impl_.reset();
 }
 
@@ -458,7 +493,7 @@ ChannelResult QueueProducer::send(std::span<const std::byte> message,
       if (!message.empty()) std::memcpy(claim.buffer.data(), message.data(), message.size());
       // kFenced: a recovery skipped our claim (we were taken for dead): not delivered, try again.
       if (commit_claim(e, claim, message.size()) == RingResult::kOk) {
-        e.seg->self()->sent.store(++sent_, std::memory_order_relaxed);
+        e.seg->self()->sent.store(++e.sent, std::memory_order_relaxed);
         out = ChannelResult::kOk;
         return true;
       }
@@ -470,16 +505,19 @@ ChannelResult QueueProducer::send(std::span<const std::byte> message,
   const bool done = detail::wait_until(&e.seg->control()->space_wake, e.wait,
                                        detail::deadline_after(timeout), attempt,
                                        [&](std::uint64_t now) { producer_idle(e, now); });
-  blocked_ns_ += detail::monotonic_ns() - start;
-  e.seg->self()->blocked_ns.store(blocked_ns_, std::memory_order_relaxed);
+  e.blocked_ns += detail::monotonic_ns() - start;
+  e.seg->self()->blocked_ns.store(e.blocked_ns, std::memory_order_relaxed);
   return done ? out : ChannelResult::kTimedOut;
 }
 
 QueueLoan QueueProducer::make_loan(bool blocking, std::chrono::nanoseconds timeout) noexcept {
   QueueLoan loan;
   if (!impl_) return loan;
-  assert(!loan_out_ && "one loan at a time per producer");
   QueueEndpoint& e = *impl_;
+  if (e.loan_out != nullptr) {
+    loan.result_ = ChannelResult::kWouldBlock;  // one loan at a time
+    return loan;
+  }
   MpmcQueue<>::Claim claim;
   ChannelResult out = ChannelResult::kWouldBlock;
   auto attempt = [&]() -> bool {
@@ -493,16 +531,16 @@ QueueLoan QueueProducer::make_loan(bool blocking, std::chrono::nanoseconds timeo
     const std::uint64_t start = detail::monotonic_ns();
     done = detail::wait_until(&e.seg->control()->space_wake, e.wait, detail::deadline_after(timeout),
                               attempt, [&](std::uint64_t now) { producer_idle(e, now); });
-    blocked_ns_ += detail::monotonic_ns() - start;
-    e.seg->self()->blocked_ns.store(blocked_ns_, std::memory_order_relaxed);
+    e.blocked_ns += detail::monotonic_ns() - start;
+    e.seg->self()->blocked_ns.store(e.blocked_ns, std::memory_order_relaxed);
     if (!done) out = ChannelResult::kTimedOut;
   }
   loan.result_ = out;
   if (out == ChannelResult::kOk) {
-    loan.owner_ = this;
+    loan.owner_ = &e;
     loan.ticket_ = claim.ticket;
     loan.buffer_ = claim.buffer;
-    loan_out_ = true;
+    e.loan_out = &loan;  // kept current by QueueLoan's move
   }
   return loan;
 }
@@ -513,32 +551,24 @@ QueueLoan QueueProducer::loan(std::chrono::nanoseconds timeout) noexcept {
 }
 
 ChannelResult QueueProducer::publish(QueueLoan& loan, std::size_t bytes) noexcept {
-  if (!impl_ || loan.owner_ != this || loan.result_ != ChannelResult::kOk) {
+  if (!impl_ || loan.owner_ != impl_.get() || loan.result_ != ChannelResult::kOk) {
     return ChannelResult::kClosed;
   }
   if (bytes > loan.buffer_.size()) return ChannelResult::kTooLarge;
+  QueueEndpoint& e = *impl_;
   MpmcQueue<>::Claim claim{RingResult::kOk, loan.ticket_, loan.buffer_};
-  const RingResult r = commit_claim(*impl_, claim, bytes);
+  const RingResult r = commit_claim(e, claim, bytes);
   loan.owner_ = nullptr;
   loan.result_ = ChannelResult::kClosed;
   loan.buffer_ = {};
-  loan_out_ = false;
+  e.loan_out = nullptr;
   if (r != RingResult::kOk) return ChannelResult::kCorrupt;
-  impl_->seg->self()->sent.store(++sent_, std::memory_order_relaxed);
+  e.seg->self()->sent.store(++e.sent, std::memory_order_relaxed);
   return ChannelResult::kOk;
 }
 
 void QueueProducer::abandon(QueueLoan& loan) noexcept {
-  if (!impl_ || loan.owner_ != this || loan.result_ != ChannelResult::kOk) return;
-  MpmcQueue<>::Claim claim{RingResult::kOk, loan.ticket_, loan.buffer_};
-  impl_->q->abort(claim);
-  impl_->seg->self()->op_state.store(static_cast<std::uint32_t>(PeerOp::kIdle),
-                                     std::memory_order_release);
-  detail::notify(impl_->seg->control()->data_wake);  // consumers may pass the aborted slot now
-  loan.owner_ = nullptr;
-  loan.result_ = ChannelResult::kClosed;
-  loan.buffer_ = {};
-  loan_out_ = false;
+  if (impl_ && loan.owner_ == impl_.get()) detail::abandon_queue_loan(*impl_, loan);
 }
 
 // --- QueueConsumer ---------------------------------------------------------------------------------
@@ -549,9 +579,6 @@ QueueConsumer& QueueConsumer::operator=(QueueConsumer&& other) noexcept {
   if (this != &other) {
     close();
     impl_ = std::move(other.impl_);
-    received_ = other.received_;
-    blocked_ns_ = other.blocked_ns_;
-    view_out_ = other.view_out_;
   }
   return *this;
 }
@@ -567,12 +594,15 @@ absl::StatusOr<QueueConsumer> QueueConsumer::open(std::string_view name,
 }
 
 void QueueConsumer::close() noexcept {
-  if (impl_ && view_out_ && impl_->seg->owned_here()) {
+  if (impl_ && impl_->view_out != nullptr) {
     // An unreleased view: leave the claim recorded and hand the slot to the recovery as if this
-    // consumer had died, so another consumer receives the item (redelivered). The QueueView must
-    // not be read after close (the segment is unmapped).
-    impl_->seg->leave_to_recovery();
-    view_out_ = false;
+    // consumer had died, so another consumer receives the item (redelivered). The QueueView
+    // becomes inert (release() says kClosed) and must not be read (the segment is unmapped).
+    if (impl_->seg->owned_here()) impl_->seg->leave_to_recovery();
+    QueueView& view = *impl_->view_out;
+    view.owner_ = nullptr;
+    view.result_ = ChannelResult::kClosed;
+    impl_->view_out = nullptr;
   }
   impl_.reset();
 }
@@ -605,7 +635,7 @@ bool view_of_ticket(QueueEndpoint& e, std::uint64_t t, std::span<const std::byte
 }  // namespace
 
 bool QueueConsumer::recover(QueueView* view) noexcept {
-  if (!impl_ || view_out_) return false;
+  if (!impl_ || impl_->view_out != nullptr) return false;
   QueueEndpoint& e = *impl_;
   e.last_recovery_ns = detail::monotonic_ns();
   const detail::RecoveryResult r = detail::try_recover(e, true);
@@ -617,12 +647,12 @@ bool QueueConsumer::recover(QueueView* view) noexcept {
     return false;
   }
   QueueView v;
-  v.owner_ = this;
+  v.owner_ = &e;
   v.result_ = ChannelResult::kOk;
   v.ticket_ = r.ticket;
   v.redelivered_ = true;
   v.data_ = data;
-  view_out_ = true;
+  e.view_out = &v;  // kept current by QueueView's move
   if (view != nullptr) {
     *view = std::move(v);
   }
@@ -632,8 +662,11 @@ bool QueueConsumer::recover(QueueView* view) noexcept {
 QueueView QueueConsumer::take(bool blocking, std::chrono::nanoseconds timeout) noexcept {
   QueueView view;
   if (!impl_) return view;
-  assert(!view_out_ && "one view at a time per consumer");
   QueueEndpoint& e = *impl_;
+  if (e.view_out != nullptr) {
+    view.result_ = ChannelResult::kWouldBlock;  // one view at a time
+    return view;
+  }
   PeerSlot* me = e.seg->self();
   ChannelResult out = ChannelResult::kWouldBlock;
   auto attempt = [&]() -> bool {
@@ -654,12 +687,12 @@ QueueView QueueConsumer::take(bool blocking, std::chrono::nanoseconds timeout) n
     }
     me->op_ticket.store(claim.ticket, std::memory_order_relaxed);
     me->op_state.store(static_cast<std::uint32_t>(PeerOp::kClaimed), std::memory_order_seq_cst);
-    view.owner_ = this;
+    view.owner_ = &e;
     view.result_ = ChannelResult::kOk;
     view.ticket_ = claim.ticket;
     view.redelivered_ = false;
     view.data_ = claim.buffer;
-    view_out_ = true;
+    e.view_out = &view;  // kept current by QueueView's move
     out = ChannelResult::kOk;
     return true;
   };
@@ -681,8 +714,8 @@ QueueView QueueConsumer::take(bool blocking, std::chrono::nanoseconds timeout) n
     const std::uint64_t start = detail::monotonic_ns();
     done = detail::wait_until(&e.seg->control()->data_wake, e.wait, detail::deadline_after(timeout),
                               [&]() { return out == ChannelResult::kOk || attempt(); }, idle);
-    blocked_ns_ += detail::monotonic_ns() - start;
-    me->blocked_ns.store(blocked_ns_, std::memory_order_relaxed);
+    e.blocked_ns += detail::monotonic_ns() - start;
+    me->blocked_ns.store(e.blocked_ns, std::memory_order_relaxed);
     // The idle hook may have adopted an item just as the deadline passed: it is ours to deliver
     // (dropping the view here would release, i.e. consume, it unseen).
     if (!done && out != ChannelResult::kOk) out = ChannelResult::kTimedOut;
@@ -695,19 +728,6 @@ QueueView QueueConsumer::take(bool blocking, std::chrono::nanoseconds timeout) n
     view.result_ = out;
   }
   return view;
-}
-
-ChannelResult QueueConsumer::finish(QueueView& view) noexcept {
-  if (!impl_) return ChannelResult::kClosed;
-  QueueEndpoint& e = *impl_;
-  const MpmcQueue<>::Claim claim{RingResult::kOk, view.ticket_, {}};
-  const RingResult r = e.q->release(claim);
-  e.seg->self()->op_state.store(static_cast<std::uint32_t>(PeerOp::kIdle), std::memory_order_release);
-  view_out_ = false;
-  if (r != RingResult::kOk) return ChannelResult::kCorrupt;
-  e.seg->self()->received.store(++received_, std::memory_order_relaxed);
-  detail::notify(e.seg->control()->space_wake);
-  return ChannelResult::kOk;
 }
 
 QueueView QueueConsumer::try_receive_view() noexcept { return take(false, {}); }

@@ -40,8 +40,13 @@
 
 namespace shmring {
 
+class QueueLoan;
+class QueueView;
+
 namespace detail {
 struct QueueEndpoint;
+void abandon_queue_loan(QueueEndpoint& endpoint, QueueLoan& loan) noexcept;
+ChannelResult finish_queue_view(QueueEndpoint& endpoint, QueueView& view) noexcept;
 }
 
 struct QueueOptions {
@@ -62,8 +67,9 @@ class QueueConsumer;
 
 // A slot lent to a producer (zero-copy send): fill buffer(), then QueueProducer::publish().
 // Destroying an unpublished loan abandons it (consumers pass the slot; not counted as lost).
-// Used by the producer's thread only; must not outlive its producer, and the producer must not be
-// moved while the loan is out (the loan points at the producer object).
+// Used by the producer's thread only. The loan belongs to the producer's channel endpoint, not to
+// the QueueProducer object: moving the producer keeps the loan usable; closing it gives the slot
+// up and makes the loan inert (kClosed, empty buffer).
 class QueueLoan {
  public:
   QueueLoan() = default;
@@ -79,15 +85,18 @@ class QueueLoan {
 
  private:
   friend class QueueProducer;
-  QueueProducer* owner_ = nullptr;
+  friend void detail::abandon_queue_loan(detail::QueueEndpoint&, QueueLoan&) noexcept;
+  void take_from(QueueLoan& other) noexcept;
+  detail::QueueEndpoint* owner_ = nullptr;
   ChannelResult result_ = ChannelResult::kClosed;
   std::uint64_t ticket_ = 0;
   std::span<std::byte> buffer_;
 };
 
 // An item lent to a consumer (zero-copy receive): valid until release() (or destruction).
-// Used by the consumer's thread only; must not outlive its consumer (see QueueConsumer::close),
-// and the consumer must not be moved while the view is out (the view points at the object).
+// Used by the consumer's thread only. Like a loan, it belongs to the consumer's endpoint: moving
+// the consumer keeps it; closing the consumer hands the item to another consumer (see
+// QueueConsumer::close) and makes the view inert (its bytes must not be read afterwards).
 class QueueView {
  public:
   QueueView() = default;
@@ -106,7 +115,7 @@ class QueueView {
   bool redelivered() const noexcept { return redelivered_; }
   // Gives the slot back (release: what was read is done before a producer reuses the slot) and
   // wakes parked producers. kOk (also for an empty or already released view); kClosed if the
-  // consumer was closed or moved from meanwhile (the slot is then not given back); or kCorrupt if
+  // consumer was closed meanwhile (the item then went to another consumer); or kCorrupt if
   // the slot was not in the state it lent (a recovery gave the item to another consumer because
   // this one was taken for dead, or a peer broke the protocol): the data read may then be wrong.
   // Never waits.
@@ -114,7 +123,9 @@ class QueueView {
 
  private:
   friend class QueueConsumer;
-  QueueConsumer* owner_ = nullptr;
+  friend ChannelResult detail::finish_queue_view(detail::QueueEndpoint&, QueueView&) noexcept;
+  void take_from(QueueView& other) noexcept;
+  detail::QueueEndpoint* owner_ = nullptr;
   ChannelResult result_ = ChannelResult::kClosed;
   std::uint64_t ticket_ = 0;
   bool redelivered_ = false;
@@ -144,9 +155,9 @@ class QueueProducer {
   // kOk, kTimedOut, kTooLarge, kCorrupt, kClosed.
   ChannelResult send(std::span<const std::byte> message, std::chrono::nanoseconds timeout) noexcept;
 
-  // Zero-copy: lends the next slot (result kOk) or says why not: kWouldBlock (try_loan: full),
-  // kTimedOut (loan), kCorrupt, kClosed. One loan at a time per producer (asserted in debug
-  // builds). loan() waits like send(). While a loan is out, consumers behind its ticket wait: hold
+  // Zero-copy: lends the next slot (result kOk) or says why not: kWouldBlock (try_loan: full;
+  // also while another loan of this producer is out), kTimedOut (loan), kCorrupt, kClosed. One
+  // loan at a time per producer. loan() waits like send(). While a loan is out, consumers behind its ticket wait: hold
   // it briefly. Nothing of the loan is visible to consumers before publish().
   QueueLoan try_loan() noexcept;
   QueueLoan loan(std::chrono::nanoseconds timeout) noexcept;
@@ -172,9 +183,6 @@ class QueueProducer {
  private:
   QueueLoan make_loan(bool blocking, std::chrono::nanoseconds timeout) noexcept;
   std::unique_ptr<detail::QueueEndpoint> impl_;
-  std::uint64_t sent_ = 0;
-  std::uint64_t blocked_ns_ = 0;
-  bool loan_out_ = false;
 };
 
 class QueueConsumer {
@@ -197,8 +205,8 @@ class QueueConsumer {
   ChannelResult receive(std::span<std::byte> out, std::size_t* bytes,
                         std::chrono::nanoseconds timeout) noexcept;
 
-  // Zero-copy: the next item in place, until the view is released. One view at a time (asserted
-  // in debug builds). Results as try_receive / receive (no kTooLarge). While a view is held, the
+  // Zero-copy: the next item in place, until the view is released. One view at a time: while one
+  // is out, receive calls return kWouldBlock. Results as try_receive / receive (no kTooLarge). While a view is held, the
   // slot stays taken: producers a lap behind wait for it.
   QueueView try_receive_view() noexcept;
   QueueView receive_view(std::chrono::nanoseconds timeout) noexcept;
@@ -227,13 +235,8 @@ class QueueConsumer {
   void close() noexcept;
 
  private:
-  friend class QueueView;
   QueueView take(bool blocking, std::chrono::nanoseconds timeout) noexcept;
-  ChannelResult finish(QueueView& view) noexcept;
   std::unique_ptr<detail::QueueEndpoint> impl_;
-  std::uint64_t received_ = 0;
-  std::uint64_t blocked_ns_ = 0;
-  bool view_out_ = false;
 };
 
 }  // namespace shmring
