@@ -1,7 +1,6 @@
 #include "shmring/queue/broadcast_ring.h"
 
 #include <atomic>
-#include <cassert>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -106,7 +105,7 @@ absl::StatusOr<BroadcastRing> BroadcastRing::create(void* region, std::size_t by
 
 namespace {
 
-// The sequence number a writer taking over the ring continues with. try_write() stores
+// The sequence number a writer taking over the ring continues with. publish_record() stores
 // next_sequence, then latest, then tail, so a writer killed between those stores leaves
 // next_sequence one ahead of what readers saw published. The record at `latest` settles it: if it
 // ends at tail it is the last published record (next = its sequence + 1); if it starts at or after
@@ -116,7 +115,7 @@ std::uint64_t next_sequence_for_new_writer(const BroadcastControl& control, cons
                                            const RingGeometry& g, std::uint64_t tail) {
   const BroadcastWriterBlock& w = control.writer;
   const std::uint64_t stored = w.next_sequence.load(std::memory_order_relaxed);
-  // SYNC(bcast_latest): pairs with the release store of latest in try_write().
+  // SYNC(bcast_latest): pairs with the release store of latest in publish_record().
   const std::uint64_t latest = w.latest.load(std::memory_order_acquire);
   if (tail == g.initial_position || latest % kRecordAlignment != 0) return stored;
   const bool unpublished = static_cast<std::int64_t>(latest - tail) >= 0;
@@ -143,7 +142,7 @@ absl::StatusOr<BroadcastRing> BroadcastRing::attach(void* region, std::size_t by
   const RingGeometry& g = *geometry;
   if (absl::Status s = check_broadcast_geometry(g); !s.ok()) return s;
   auto* control = static_cast<BroadcastControl*>(region);
-  // SYNC(bcast_tail): pairs with the release store of tail in try_write() (a previous writer's).
+  // SYNC(bcast_tail): pairs with the release store of tail in publish_record() (a previous writer's).
   const std::uint64_t tail = control->writer.tail.load(std::memory_order_acquire);
   const std::uint64_t sequence = next_sequence_for_new_writer(
       *control, static_cast<const std::byte*>(region) + g.data_offset, g, tail);
@@ -170,7 +169,7 @@ absl::StatusOr<BroadcastRing> BroadcastRing::attach(void* region, std::size_t by
 }
 
 BroadcastRing::Claim BroadcastRing::try_claim(std::size_t max_bytes) noexcept {
-  assert(!w_.claimed && "BroadcastRing: one claim at a time");
+  if (w_.claimed) return {RingResult::kBusy, {}};  // one claim at a time
   if (max_bytes > cfg_.max_record) return {RingResult::kTooLarge, {}};
   const std::uint64_t size = align_up(sizeof(BroadcastRecordHeader) + max_bytes, kRecordAlignment);
   const std::uint64_t index = w_.tail & cfg_.mask;
@@ -222,14 +221,18 @@ RingResult BroadcastRing::refresh_limit(std::uint64_t needed_tail) noexcept {
     // SYNC(bcast_reader_pos): pairs with the reader's release CAS of its position after copying
     // the records before it; the writer may now overwrite them.
     std::uint64_t position = slot.position.load(std::memory_order_acquire);
-    if (position == kReaderJoining) {
-      // Settle the joining reader's start here: it will read everything from our tail on.
+    if (position == kReaderJoining || !plausible(position, w_.tail, cfg_.capacity)) {
+      // Settle a joining reader's start here: it will read everything from our tail on
+      // (register_reader() takes the later of this and its own start). A position no live reader
+      // can hold (garbage, or one settled for a previous owner of the slot while the slot was
+      // free and then left behind by the writer) is settled the same way: never kCorrupt for
+      // what a slot says, and a reader whose position is changed under it is told kEvicted.
       if (slot.position.compare_exchange_strong(position, w_.tail, std::memory_order_acq_rel,
                                                 std::memory_order_acquire)) {
         position = w_.tail;
       }
+      if (!plausible(position, w_.tail, cfg_.capacity)) position = w_.tail;
     }
-    if (!plausible(position, w_.tail, cfg_.capacity)) return RingResult::kCorrupt;
     if (static_cast<std::int64_t>(position - oldest) < 0) oldest = position;
   }
   w_.limit = oldest + cfg_.capacity;
@@ -276,7 +279,7 @@ absl::StatusOr<BroadcastReader> BroadcastReader::attach(const void* region, std:
   reader.cfg_.mask = g.mask;
   reader.cfg_.max_record = g.max_record;
   const BroadcastWriterBlock& block = reader.cfg_.control->writer;
-  // SYNC(bcast_tail): pairs with the release store of tail in BroadcastRing::try_write().
+  // SYNC(bcast_tail): pairs with the release store of tail in BroadcastRing::publish_record().
   const std::uint64_t tail = block.tail.load(std::memory_order_acquire);
   if (tail % kRecordAlignment != 0) {
     return absl::DataLossError(absl::StrCat("BroadcastReader::attach: tail ", tail, " is misaligned"));
@@ -299,7 +302,7 @@ std::uint64_t BroadcastReader::establish_baseline(std::uint64_t position,
     return position;
   }
   const BroadcastWriterBlock& block = cfg_.control->writer;
-  // SYNC(bcast_latest): pairs with the release store of latest in try_write().
+  // SYNC(bcast_latest): pairs with the release store of latest in publish_record().
   const std::uint64_t latest = block.latest.load(std::memory_order_acquire);
   if (position - latest > cfg_.capacity || latest % kRecordAlignment != 0) return position;
   const std::uint64_t index = latest & cfg_.mask;
@@ -345,16 +348,19 @@ absl::StatusOr<BroadcastReader> BroadcastReader::register_reader(void* region, s
     BroadcastWriterBlock& block = static_cast<BroadcastControl*>(region)->writer;
     // SYNC(bcast_join): seq_cst, after the owner CAS (see refresh_limit()).
     const std::uint64_t tail = block.tail.load(std::memory_order_seq_cst);
-    std::uint64_t position = kReaderJoining;
-    if (!slots[i].position.compare_exchange_strong(position, tail, std::memory_order_acq_rel,
-                                                   std::memory_order_acquire)) {
-      // The writer settled our start first (or the slot held junk: start at the tail).
-      if (!plausible(position, tail, g->capacity)) {
-        slots[i].position.store(tail, std::memory_order_release);
-        position = tail;
-      }
-    } else {
-      position = tail;
+    // Usually the slot still says kReaderJoining and we start at `tail`. The writer may have
+    // settled it first: for us, at its own tail, which can be ahead of ours (start there: it may
+    // already overwrite what lies before), or for the slot's previous owner (a scan that read
+    // that owner, then settled after it left): then at or behind our tail (start at ours). Junk
+    // also means our tail. A CAS, never a store, so a settling by the writer is never lost.
+    std::uint64_t found = kReaderJoining;
+    std::uint64_t position = tail;
+    while (!slots[i].position.compare_exchange_strong(found, position, std::memory_order_acq_rel,
+                                                      std::memory_order_acquire)) {
+      const bool ahead = found != kReaderJoining && found % kRecordAlignment == 0 &&
+                         static_cast<std::int64_t>(found - tail) > 0 &&
+                         found - tail <= g->capacity;
+      position = ahead ? found : tail;
     }
     reader->slot_ = &slots[i];
     reader->slot_index_ = i;
@@ -371,7 +377,7 @@ absl::StatusOr<BroadcastReader> BroadcastReader::register_reader(void* region, s
 RingResult BroadcastReader::lapped() noexcept {
   ++lapped_;
   const BroadcastWriterBlock& block = cfg_.control->writer;
-  // SYNC(bcast_latest): pairs with the release store of latest in try_write(); then SYNC(bcast_tail).
+  // SYNC(bcast_latest): pairs with the release store of latest in publish_record(); then SYNC(bcast_tail).
   const std::uint64_t latest = block.latest.load(std::memory_order_acquire);
   const std::uint64_t tail = block.tail.load(std::memory_order_acquire);
   cursor_ = plausible(latest, tail, cfg_.capacity) ? latest : tail;
@@ -420,7 +426,7 @@ RingResult BroadcastReader::finish_view() noexcept {
 }
 
 void BroadcastReader::resync() noexcept {
-  // SYNC(bcast_tail): pairs with the release store of tail in try_write().
+  // SYNC(bcast_tail): pairs with the release store of tail in publish_record().
   cursor_ = cfg_.control->writer.tail.load(std::memory_order_acquire);
   have_sequence_ = false;  // what was skipped is not counted
   jumped_ = false;

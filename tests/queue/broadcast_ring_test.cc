@@ -275,6 +275,54 @@ TEST(BroadcastRingLossless, ReaderJoiningLateStartsAtTheNextRecordAndIsNeverLapp
   EXPECT_EQ(r->lapped_count(), 0u);
 }
 
+// A writer scan that read a slot's owner just before that reader left can settle the freed slot
+// (kReaderJoining -> its tail) for nobody. The writer then skips the free slot and runs ahead with
+// a limit from a later scan. The next reader to take the slot must start at its own tail, not at
+// that stale settlement, or the writer overwrites records it is about to read.
+TEST(BroadcastRingLossless, StaleSettlementOfAFreedSlotIsNotTakenAsAStart) {
+  Fixture f({256, 0, true, 1, 0});
+  auto a = BroadcastReader::register_reader(f.region.data(), f.region.size(), 1);
+  ASSERT_TRUE(a.ok());
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(f.writer->try_write(bytes_of("m" + std::to_string(i))), RingResult::kOk);
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(read(*a).data, "m" + std::to_string(i));
+  a->unregister();
+  // The stale settlement, as the racing scan leaves it: the freed slot says 120 (the tail then).
+  auto* slot = reinterpret_cast<BroadcastReaderSlot*>(static_cast<std::byte*>(f.region.data()) +
+                                                      sizeof(BroadcastControl));
+  slot->position.store(120);
+  // The writer goes on; m10 pads to 256 and ends at 280 > 256, so it scans, skips the free slot
+  // and sets its limit to 240 + 256.
+  for (int i = 5; i < 11; ++i) ASSERT_EQ(f.writer->try_write(bytes_of("m" + std::to_string(i))), RingResult::kOk);
+  ASSERT_EQ(f.writer->tail_position(), 280u);
+  auto b = BroadcastReader::register_reader(f.region.data(), f.region.size(), 2);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->position(), 280u);
+  EXPECT_EQ(f.writer->reader_slot(0).position, 280u);
+  // Within that limit, no new scan: these end at 496 and overwrite everything below 240.
+  for (int i = 11; i < 20; ++i) ASSERT_EQ(f.writer->try_write(bytes_of("m" + std::to_string(i))), RingResult::kOk);
+  for (int i = 11; i < 20; ++i) EXPECT_EQ(read(*b).data, "m" + std::to_string(i));
+  EXPECT_EQ(b->lost_records(), 0u);
+  EXPECT_EQ(b->lapped_count(), 0u);
+}
+
+// A slot position no live reader can hold (garbage) does not stop the writer: it is reset to the
+// writer's tail, and the reader owning the slot learns it was evicted.
+TEST(BroadcastRingLossless, ImpossibleSlotPositionIsResetNotFatal) {
+  Fixture f({256, 0, true, 1, 0});
+  auto r = BroadcastReader::register_reader(f.region.data(), f.region.size(), 9);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(f.writer->try_write(bytes_of("before")), RingResult::kOk);
+  auto* slot = reinterpret_cast<BroadcastReaderSlot*>(static_cast<std::byte*>(f.region.data()) +
+                                                      sizeof(BroadcastControl));
+  slot->position.store(std::uint64_t{1} << 50);  // far ahead of any tail
+  int written = 0;
+  while (written < 30 && f.writer->try_write(bytes_of("after")) == RingResult::kOk) ++written;
+  EXPECT_GT(written, 0);
+  const Read x = read(*r);
+  EXPECT_NE(x.result, RingResult::kCorrupt);
+  EXPECT_EQ(read(*r).result, RingResult::kEvicted);
+}
+
 TEST(BroadcastRingAttach, ErrorCodes) {
   HeapRegion zero(4096);
   EXPECT_EQ(BroadcastReader::attach(zero.data(), zero.size()).status().code(), absl::StatusCode::kUnavailable);

@@ -425,12 +425,24 @@ TEST(QueueChannelTest, ParkedConsumerIsWokenBySender) {
       if (consumer->receive(buf, &n, 5s) == ChannelResult::kOk) got.fetch_add(1);
     }
   });
+  // Parked receivers are visible from outside (shmring stat shows them).
+  bool seen_parked = false;
+  for (int i = 0; i < 200 && !seen_parked; ++i) {
+    auto st = read_stats(name);
+    ASSERT_TRUE(st.ok());
+    seen_parked = st->receivers_parked == 1 && st->senders_parked == 0;
+    if (!seen_parked) std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_TRUE(seen_parked);
   for (int i = 0; i < 100; ++i) {
     if (i % 10 == 0) std::this_thread::sleep_for(2ms);  // let the receiver park
     ASSERT_EQ(producer->send(bytes_of("x"), 5s), ChannelResult::kOk);
   }
   receiver.join();
   EXPECT_EQ(got.load(), 100);
+  auto after = read_stats(name);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->receivers_parked, 0u);
 }
 
 TEST(QueueChannelTest, SenderWithoutParkedReceiverMakesNoWakeCall) {

@@ -38,6 +38,8 @@ absl::StatusOr<ChannelStats> stats_of(SharedMemory& memory, std::string_view wha
   st.claims_skipped = c.claims_skipped.load(std::memory_order_relaxed);
   st.items_redelivered = c.items_redelivered.load(std::memory_order_relaxed);
   st.evictions = c.evictions.load(std::memory_order_relaxed);
+  st.receivers_parked = cb->data_wake.waiters.load(std::memory_order_relaxed);
+  st.senders_parked = cb->space_wake.waiters.load(std::memory_order_relaxed);
   const PeerSlot* slots = peer_slots(cb);
   for (std::uint32_t i = 0; i < info->max_peers; ++i) {
     const PeerSlot& s = slots[i];

@@ -210,6 +210,8 @@ using detail::FrameEndpoint;
 namespace detail {
 
 void abandon_frame_loan(FrameEndpoint& e, FrameLoan& loan) noexcept {
+  // A forked child's copy of a loan must not touch its parent's buffer.
+  if (e.loan_out == &loan && !e.seg->owned_here()) e.loan_out = nullptr;
   if (e.loan_out == &loan) {
     // The buffer was not latest and held no pinned frame; mark it written-but-empty (even, new seq).
     FrameSlot& slot = e.pool.slots[loan.index_];
@@ -223,6 +225,8 @@ void abandon_frame_loan(FrameEndpoint& e, FrameLoan& loan) noexcept {
 }
 
 void release_frame_view(FrameEndpoint& e, FrameView& view) noexcept {
+  // A forked child's copy of a view must not drop its parent's pin.
+  if (e.view_out == &view && !e.seg->owned_here()) e.view_out = nullptr;
   if (e.view_out == &view) {
     // SYNC(frame_pin): the release orders this subscriber's reads of the frame before the unpin
     // the publisher's seq_cst scan may observe.
@@ -435,7 +439,10 @@ void FrameSubscriber::close() noexcept {
     // Unpinned (the publisher may reuse the buffer) and inert, but kept distinguishable from a
     // released view: its data() is left as it was, not to be read.
     FrameView& view = *impl_->view_out;
-    impl_->seg->self()->aux.store(0, std::memory_order_release);
+    if (impl_->seg->owned_here()) {  // a forked child's copy must not drop its parent's pin
+      impl_->seg->self()->aux.store(0, std::memory_order_release);
+      detail::notify(impl_->seg->control()->space_wake);
+    }
     impl_->view_out = nullptr;
     view.owner_ = nullptr;
     view.result_ = ChannelResult::kClosed;

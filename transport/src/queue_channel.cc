@@ -329,6 +329,8 @@ void abandon_queue_loan(QueueEndpoint& e, QueueLoan& loan) noexcept {
 
 ChannelResult finish_queue_view(QueueEndpoint& e, QueueView& view) noexcept {
   ChannelResult out = ChannelResult::kClosed;
+  // A forked child's copy of a view must not release its parent's slot.
+  if (e.view_out == &view && !e.seg->owned_here()) e.view_out = nullptr;
   if (e.view_out == &view) {
     e.view_out = nullptr;
     const MpmcQueue<>::Claim claim{RingResult::kOk, view.ticket_, {}};
@@ -376,6 +378,7 @@ void QueueView::take_from(QueueView& other) noexcept {
   ticket_ = other.ticket_;
   redelivered_ = other.redelivered_;
   data_ = std::exchange(other.data_, {});
+  orphaned_ = std::exchange(other.orphaned_, false);
   if (owner_ != nullptr && owner_->view_out == &other) owner_->view_out = this;
 }
 QueueView::QueueView(QueueView&& other) noexcept { take_from(other); }
@@ -389,9 +392,8 @@ QueueView& QueueView::operator=(QueueView&& other) noexcept {
 QueueView::~QueueView() { release(); }
 
 ChannelResult QueueView::release() noexcept {
-  if (owner_ == nullptr) {
-    // Orphaned by QueueConsumer::close() (its data still set), else empty or released.
-    const bool orphaned = !data_.empty() || result_ == ChannelResult::kOk;
+  if (owner_ == nullptr) {  // empty, released, or orphaned by QueueConsumer::close()
+    const bool orphaned = std::exchange(orphaned_, false);
     result_ = ChannelResult::kClosed;
     data_ = {};
     return orphaned ? ChannelResult::kClosed : ChannelResult::kOk;
@@ -602,6 +604,7 @@ void QueueConsumer::close() noexcept {
     QueueView& view = *impl_->view_out;
     view.owner_ = nullptr;
     view.result_ = ChannelResult::kClosed;
+    view.orphaned_ = true;
     impl_->view_out = nullptr;
   }
   impl_.reset();

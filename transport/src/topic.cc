@@ -263,6 +263,8 @@ void abandon_topic_loan(TopicEndpoint& e, TopicLoan& loan) noexcept {
 
 ChannelResult finish_topic_view(TopicEndpoint& e, TopicView& view) noexcept {
   ChannelResult out = ChannelResult::kClosed;
+  // A forked child's copy of a view must not move its parent's lossless cursor.
+  if (e.view_out == &view && !e.seg->owned_here()) e.view_out = nullptr;
   if (e.view_out == &view) {
     e.view_out = nullptr;
     switch (e.reader->finish_view()) {
@@ -315,6 +317,7 @@ void TopicView::take_from(TopicView& other) noexcept {
   owner_ = std::exchange(other.owner_, nullptr);
   result_ = std::exchange(other.result_, ChannelResult::kClosed);
   data_ = std::exchange(other.data_, {});
+  orphaned_ = std::exchange(other.orphaned_, false);
   if (owner_ != nullptr && owner_->view_out == &other) owner_->view_out = this;
 }
 TopicView::TopicView(TopicView&& other) noexcept { take_from(other); }
@@ -328,9 +331,8 @@ TopicView& TopicView::operator=(TopicView&& other) noexcept {
 TopicView::~TopicView() { release(); }
 
 ChannelResult TopicView::release() noexcept {
-  if (owner_ == nullptr) {
-    // Orphaned by TopicSubscriber::close() (kClosed with data), else empty or released.
-    const bool orphaned = !data_.empty() || result_ == ChannelResult::kOk;
+  if (owner_ == nullptr) {  // empty, released, or orphaned by TopicSubscriber::close()
+    const bool orphaned = std::exchange(orphaned_, false);
     data_ = {};
     result_ = ChannelResult::kClosed;
     return orphaned ? ChannelResult::kClosed : ChannelResult::kOk;
@@ -482,6 +484,7 @@ void TopicSubscriber::close() noexcept {
     TopicView& view = *impl_->view_out;
     view.owner_ = nullptr;
     view.result_ = ChannelResult::kClosed;
+    view.orphaned_ = true;
     impl_->view_out = nullptr;
   }
   if (impl_->reader && impl_->reader->lossless() && impl_->seg->owned_here()) {

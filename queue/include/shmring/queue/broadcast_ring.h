@@ -24,8 +24,8 @@
 // the readers (slot changes are CASes).
 // Blocking: nothing waits, sleeps or makes a system call; try_write() and try_read() finish in a
 // bounded number of steps (the lossless writer scans at most max_readers slots).
-// Memory ordering: a record a reader returns happens-after the try_write() that wrote it: every
-// byte of it is visible and it was not overwritten while copied (SYNC(bcast_data),
+// Memory ordering: a record a reader returns happens-after the try_write() or commit() that wrote
+// it: every byte of it is visible and it was not overwritten while copied (SYNC(bcast_data),
 // SYNC(bcast_tail)).
 // Lossless: a reader's consumption of a record happens-before the writer overwrites its space
 // (release store of the reader slot position, acquire load by the writer).
@@ -151,13 +151,14 @@ class BroadcastRing {
   };
 
   // Copies `record` in as the next record. kTooLarge (nothing changed); lossless only: kFull when
-  // the slowest registered reader has not consumed the space, kCorrupt when a reader slot holds an
-  // impossible position (evict it). Not while a claim is out.
+  // the slowest registered reader has not consumed the space (a reader slot holding a position
+  // no live reader can have is reset to the writer's tail, and that reader is told kEvicted);
+  // kBusy while a claim is out.
   RingResult try_write(std::span<const std::byte> record) noexcept;
 
   // Zero-copy write: reserves a record of up to `max_bytes` payload bytes and hands out its payload
-  // buffer, in place (contiguous, 8-byte aligned). Results as try_write(). Readers see nothing of
-  // it before commit(); abort() drops it. One claim at a time.
+  // buffer, in place (contiguous, 8-byte aligned). Results as try_write() (kBusy while another
+  // claim is out). Readers see nothing of it before commit(); abort() drops it.
   // Lossy rings: the claimed space may still hold old records a lapped reader is copying. The
   // claim announces itself first (tail_intent, then a release fence), so such a reader rejects
   // its copy; the caller's stores into the buffer are plain stores, which makes this a seqlock-style
@@ -324,6 +325,7 @@ class BroadcastReader {
 // --- Inline hot path ------------------------------------------------------------------------------
 
 inline RingResult BroadcastRing::try_write(std::span<const std::byte> record) noexcept {
+  if (w_.claimed) return RingResult::kBusy;  // the claim's space comes first
   if (record.size() > cfg_.max_record) return RingResult::kTooLarge;
   const std::uint64_t size =
       align_up(sizeof(BroadcastRecordHeader) + record.size(), kRecordAlignment);

@@ -11,14 +11,16 @@
 // FramePublisher/Subscriber), stated once here:
 //  * Thread-safety: one endpoint object is used by one thread at a time (moving it between threads
 //    is fine); any number of endpoints, in any threads and processes, may use one channel at once.
-//    Loans and views belong to the endpoint that made them: same thread rule, and they must not
-//    outlive it (close() unmaps the segment).
+//    Loans and views belong to the endpoint that made them (same thread rule), one of each kind
+//    at a time: a second is refused with kWouldBlock. They point at the endpoint's channel state,
+//    not at the endpoint object, so moving the endpoint keeps them; close() settles them (a loan
+//    is abandoned, a view released or handed on) and makes them inert (kClosed, no bytes to use).
 //  * Blocking: open() may wait for the segment lock and for a creator to finish initialising (each
-//    bounded by open_timeout, except that the creator itself takes the lock without a timeout, and
-//    SharedMemory::attach may poll up to 5 s for a segment whose creator stopped inside create())
+//    bounded by open_timeout; SharedMemory::attach may also poll up to 5 s for a segment whose
+//    creator stopped inside create())
 //    and makes system calls (shm_open, mmap, fcntl, semop, /proc reads). close() and the destructor
-//    wait up to 2 s for the segment lock to unregister (if it cannot be had, the peer slot is left
-//    for the dead-peer recovery). try_ calls and poll() never wait: they spin only on lock-free
+//    wait up to 2 s for the segment lock to unregister; if it cannot be had, the peer slot is
+//    marked as if its process had died (no lock needed) and the next dead-peer recovery frees it. try_ calls and poll() never wait: they spin only on lock-free
 //    CAS retries; on their slow path (ring full/empty, recovery due) they may take the segment
 //    lock if it is free right now (never waiting for it) and read /proc. Calls with a timeout
 //    wait as the endpoint's WaitOptions say, never past the timeout (CLOCK_MONOTONIC), waking at
@@ -115,6 +117,10 @@ struct ChannelStats {
   std::uint64_t items_redelivered = 0;
   std::uint64_t evictions = 0;
   std::uint64_t depth = 0;  // queue: items waiting (approximate)
+  // Endpoints parked (or about to park) on the channel's wake words right now: receivers waiting
+  // for data, senders waiting for room (queue, lossless topic, frames).
+  std::uint32_t receivers_parked = 0;
+  std::uint32_t senders_parked = 0;
   std::vector<PeerStats> peers;  // occupied slots only
 };
 

@@ -130,6 +130,7 @@ class QueueView {
   std::uint64_t ticket_ = 0;
   bool redelivered_ = false;
   std::span<const std::byte> data_;
+  bool orphaned_ = false;  // its consumer was closed while it was out
 };
 
 class QueueProducer {

@@ -120,7 +120,9 @@ class TopicView {
   bool ok() const noexcept { return result_ == ChannelResult::kOk; }
   std::span<const std::byte> data() const noexcept { return data_; }
   // Ends the view. kOk: the message was intact while viewed (counted as received). kOverwritten
-  // (lossy): the publisher overwrote it meanwhile; discard what was read (counted as lost).
+  // (lossy): the publisher overwrote it meanwhile; discard what was read (counted as lost). The
+  // bytes of a lossy view can change while they are read: check any length or offset found in
+  // them against data().size() before following it.
   // kEvicted (lossless): this subscriber was evicted meanwhile, so the bytes may have been
   // overwritten. kOk also for an empty or already released view; kClosed if the subscriber was
   // closed meanwhile. Lossless: wakes a publisher parked for room. Never waits.
@@ -133,6 +135,7 @@ class TopicView {
   detail::TopicEndpoint* owner_ = nullptr;
   ChannelResult result_ = ChannelResult::kClosed;
   std::span<const std::byte> data_;
+  bool orphaned_ = false;  // its subscriber was closed while it was out
 };
 
 class TopicPublisher {
