@@ -200,6 +200,28 @@ TEST(FramesTest, LoansAndViewsSurviveMovingTheirEndpointAndDieWithClose) {
   orphan_view.release();  // harmless
 }
 
+// A forked child inherits copies of the parent's endpoints and views; settling those copies must
+// not drop the parent's pin (the publisher would then overwrite the frame the parent is reading).
+TEST(FramesMultiprocessTest, ForkedCopyOfAViewNeverUnpinsTheParents) {
+  const std::string name = channel_name("f_fork_view");
+  auto pub = FramePublisher::open(name, frames(3, 1 << 14));
+  auto sub = FrameSubscriber::open(name);
+  ASSERT_TRUE(pub.ok() && sub.ok());
+  publish_frame(*pub, 1, 4096);
+  FrameView view = sub->try_receive_view();
+  ASSERT_TRUE(view.ok());
+  const pid_t child = fork_child([&] {
+    view.release();
+    sub->close();
+    return 0;
+  });
+  ASSERT_TRUE(wait_child(child, 10s).ok());
+  for (std::uint64_t i = 2; i < 20; ++i) publish_frame(*pub, i, 4096);
+  std::uint64_t id = 0;
+  EXPECT_TRUE(testing::check_message(view.data(), &id));
+  EXPECT_EQ(id, 1u);
+}
+
 TEST(FramesStressTest, ThreadsViewsAreNeverTorn) {
   const std::string name = channel_name("f_stress");
   auto pub = FramePublisher::open(name, frames(5, 1 << 12));

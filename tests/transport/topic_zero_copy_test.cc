@@ -245,6 +245,29 @@ TEST(TopicZeroCopy, ReceiveBufferNeedsToFitTheMessageNotTheChannelLimit) {
   EXPECT_EQ(sub->lost(), 0u);
 }
 
+// A forked child's copy of a lossless view must not move the parent's cursor (the publisher could
+// then overwrite the message the parent is viewing).
+TEST(TopicZeroCopyMultiprocess, ForkedCopyOfAViewNeverReleasesTheParents) {
+  const std::string name = channel_name("tz_fork_view");
+  auto pub = TopicPublisher::open(name, topic(1024, 32, true));
+  auto sub = TopicSubscriber::open(name, topic(1024, 32, true));
+  ASSERT_TRUE(pub.ok() && sub.ok());
+  std::uint64_t published = 0;
+  while (publish_in_place(*pub, published, 32) == ChannelResult::kOk) ++published;
+  TopicView view = sub->try_receive_view();
+  ASSERT_TRUE(view.ok());
+  const pid_t child = fork_child([&] {
+    view.release();
+    sub->close();
+    return 0;
+  });
+  ASSERT_TRUE(wait_child(child, 10s).ok());
+  EXPECT_EQ(pub->try_loan(32).result(), ChannelResult::kWouldBlock);  // still held by the parent
+  EXPECT_EQ(id_of(view), 0u);
+  EXPECT_EQ(view.release(), ChannelResult::kOk);
+  EXPECT_EQ(publish_in_place(*pub, published, 32), ChannelResult::kOk);
+}
+
 // A lossy subscriber's view is read-only memory: a subscriber process that writes through it dies
 // (SIGSEGV) and the message stays intact for everyone else.
 TEST(TopicZeroCopyMultiprocess, LossySubscriberCannotWriteThroughAView) {
