@@ -300,6 +300,82 @@ void BM_BoostSpscFanout(benchmark::State& state) {
 }
 BENCHMARK(BM_BoostSpscFanout)->Arg(1)->Arg(2)->Arg(4)->UseRealTime()->Unit(benchmark::kMillisecond);
 
+// --- Broadcast copy vs zero-copy: 1 writer, 1 lossless reader, records of `size` bytes ------------
+// Both sides do the same work on the message: the writer fills it (memset), the reader looks at
+// one byte per cache line. Copying: fill a local buffer, try_write (copy in), try_read (copy out),
+// look. Zero-copy: fill the claim in place, commit; view in place, look, finish_view.
+
+constexpr std::uint64_t kBytesPerRun = 64 << 20;
+
+std::uint64_t look_at(std::span<const std::byte> message) {
+  std::uint64_t sum = 0;
+  for (std::size_t i = 0; i < message.size(); i += 64) sum += static_cast<std::uint8_t>(message[i]);
+  return sum;
+}
+
+template <bool kZeroCopy>
+void BM_BroadcastRing_BySize(benchmark::State& state) {
+  const auto size = static_cast<std::size_t>(state.range(0));
+  const std::uint64_t records = kBytesPerRun / size;
+  const BroadcastRing::Options options{kRingBytes, 0, true, 2, 0};
+  Region region(BroadcastRing::required_bytes(options));
+  auto writer = BroadcastRing::create(region.data, region.bytes, options);
+  std::uint64_t checksum = 0;
+  for (auto _ : state) {
+    std::atomic<bool> ready{false};
+    std::thread reader_thread([&] {
+      pin(1);
+      auto reader = BroadcastReader::register_reader(region.data, region.bytes, 1);
+      ready = true;
+      std::vector<std::byte> out(size);
+      for (std::uint64_t got = 0; got < records;) {
+        RingResult r;
+        if constexpr (kZeroCopy) {
+          std::span<const std::byte> view;
+          r = reader->try_view(&view);
+          if (r == RingResult::kOk) {
+            checksum += look_at(view);
+            r = reader->finish_view();
+          }
+        } else {
+          std::size_t n = 0;
+          r = reader->try_read(out, &n);
+          if (r == RingResult::kOk) checksum += look_at(std::span(out.data(), n));
+        }
+        if (r == RingResult::kOk) ++got; else std::this_thread::yield();
+      }
+      reader->unregister();
+    });
+    while (!ready.load()) std::this_thread::yield();
+    pin(0);
+    std::vector<std::byte> message(size);
+    for (std::uint64_t i = 0; i < records;) {
+      if constexpr (kZeroCopy) {
+        const BroadcastRing::Claim claim = writer->try_claim(size);
+        if (claim.result != RingResult::kOk) {
+          std::this_thread::yield();
+          continue;
+        }
+        std::memset(claim.buffer.data(), static_cast<int>(i), size);
+        writer->commit(size);
+        ++i;
+      } else {
+        std::memset(message.data(), static_cast<int>(i), size);
+        while (writer->try_write(message) != RingResult::kOk) std::this_thread::yield();
+        ++i;
+      }
+    }
+    reader_thread.join();
+  }
+  benchmark::DoNotOptimize(checksum);
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(records));
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(records * size));
+}
+BENCHMARK_TEMPLATE(BM_BroadcastRing_BySize, false)->Arg(64)->Arg(4096)->Arg(65536)->UseRealTime()
+    ->Unit(benchmark::kMillisecond)->Name("BM_BroadcastRing_Copy");
+BENCHMARK_TEMPLATE(BM_BroadcastRing_BySize, true)->Arg(64)->Arg(4096)->Arg(65536)->UseRealTime()
+    ->Unit(benchmark::kMillisecond)->Name("BM_BroadcastRing_ZeroCopy");
+
 }  // namespace
 
 BENCHMARK_MAIN();
