@@ -39,9 +39,10 @@ int other_lock_type(int fd) {
   return lock.l_type;
 }
 
-int count_attach_locks(int fd) {
-  struct stat st {};
-  if (fstat(fd, &st) != 0) return -1;
+namespace {
+
+// One pass over /proc/locks: the shared attach-byte OFD locks on the file `st` names.
+int count_attach_locks_once(const struct stat& st) {
   FILE* file = std::fopen("/proc/locks", "re");
   if (file == nullptr) return -1;
   char wanted[64];
@@ -66,6 +67,23 @@ int count_attach_locks(int fd) {
     }
   }
   std::fclose(file);
+  return count;
+}
+
+}  // namespace
+
+int count_attach_locks(int fd) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0) return -1;
+  // The kernel produces /proc/locks a page per read() and lets the lock list change between
+  // pages, so while other processes take and drop locks one pass can show a lock twice or miss
+  // one. Two passes that agree are taken as the answer (a few tries, then the last pass).
+  int count = count_attach_locks_once(st);
+  for (int attempt = 0; attempt < 8 && count >= 0; ++attempt) {
+    const int again = count_attach_locks_once(st);
+    if (again == count) break;
+    count = again;
+  }
   return count;
 }
 

@@ -23,7 +23,8 @@ LockAttempt try_lock_exclusive(int fd);
 // (at least one attachment) or F_WRLCK (someone is removing the segment); -1 on error.
 int other_lock_type(int fd);
 
-// Number of shared attach locks on the file open at `fd`, counted from /proc/locks; -1 on error.
+// Number of shared attach locks on the file open at `fd`, counted from /proc/locks (until two
+// passes agree: the file is not one snapshot while other processes lock and unlock); -1 on error.
 int count_attach_locks(int fd);
 
 // True if the name at `path` still refers to the file open at `fd` (same device and inode).
