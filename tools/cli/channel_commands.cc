@@ -129,7 +129,7 @@ void print_stats(const ChannelStats& s, const ChannelStats& before, double secon
               "SENT", "RECEIVED", "LOST", "LAG", "BLOCKED");
   for (const PeerStats& p : s.peers) {
     std::printf("  %-5u %-10s %8d %-5s %12llu %12llu %10llu %12llu %9.3fs\n", p.index,
-                std::string(role_name(p.role)).c_str(), p.pid, p.alive ? "yes" : "DEAD",
+                std::string(role_name(p.role)).c_str(), p.pid, !p.alive ? "DEAD" : p.state == PeerState::kDeadPending ? "left" : "yes",
                 static_cast<unsigned long long>(p.sent), static_cast<unsigned long long>(p.received),
                 static_cast<unsigned long long>(p.lost), static_cast<unsigned long long>(p.lag),
                 static_cast<double>(p.blocked_ns) / 1e9);
