@@ -1,11 +1,13 @@
 #include "shmring/core/process.h"
 
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <new>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -64,6 +66,34 @@ TEST(FutexTest, WakeWakesAWaiter) {
   futex_wake(&word, 1);
   waiter.join();
   SUCCEED();
+}
+
+// The futex is process-shared (no FUTEX_PRIVATE_FLAG): a wake from one process finds a waiter in
+// another. With a private futex the parent's wake would never find the child, and the child would
+// sleep out its 30 s timeout.
+TEST(FutexTest, WakeReachesAWaiterInAnotherProcess) {
+  void* shared = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(shared, MAP_FAILED);
+  auto* word = new (shared) std::atomic<std::uint32_t>(0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const FutexWaitResult r = futex_wait(word, 0, 30'000'000'000LL);
+    _exit(r == FutexWaitResult::kWoken ? 0 : 1 + static_cast<int>(r));
+  }
+  // The word never changes: only a wake that reaches the sleeping child can end its wait. Retry
+  // until the kernel says it woke someone (the child may not be asleep yet).
+  int woken = 0;
+  for (int i = 0; i < 5000 && woken == 0; ++i) {
+    woken = futex_wake(word, 1);
+    if (woken == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(woken, 1);
+  if (woken == 0) kill(child, SIGKILL);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  munmap(shared, 4096);
 }
 
 }  // namespace

@@ -434,12 +434,17 @@ TEST(QueueChannelTest, ParkedConsumerIsWokenBySender) {
     if (!seen_parked) std::this_thread::sleep_for(1ms);
   }
   EXPECT_TRUE(seen_parked);
+  // With a receiver parked, a send takes the wake path: it bumps the wake word and wakes the futex.
+  RawChannel raw(name);
+  ASSERT_TRUE(raw.attach());
+  const std::uint32_t word_before = raw.control()->data_wake.word.load();
   for (int i = 0; i < 100; ++i) {
     if (i % 10 == 0) std::this_thread::sleep_for(2ms);  // let the receiver park
     ASSERT_EQ(producer->send(bytes_of("x"), 5s), ChannelResult::kOk);
   }
   receiver.join();
   EXPECT_EQ(got.load(), 100);
+  EXPECT_NE(raw.control()->data_wake.word.load(), word_before);  // futex_wake was issued
   auto after = read_stats(name);
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(after->receivers_parked, 0u);
