@@ -143,6 +143,37 @@ TEST(TopicTest, StalledLosslessSubscriberIsEvictedAfterTheBound) {
   EXPECT_EQ(r, ChannelResult::kEvicted);
 }
 
+// evict_lag: a live subscriber that falls more than that many bytes behind is evicted although it
+// does not hold the publisher back yet; one that keeps up is not.
+TEST(TopicTest, LaggingLosslessSubscriberIsEvictedBeyondTheLagBound) {
+  const std::string name = channel_name("t_evict_lag");
+  TopicOptions o = topic(8192, 32, true);
+  o.evict_lag = 2048;  // 48-byte records: about 42 messages
+  auto pub = TopicPublisher::open(name, o);
+  auto lagging = TopicSubscriber::open(name, o);
+  auto keeping_up = TopicSubscriber::open(name, o);
+  ASSERT_TRUE(pub.ok() && lagging.ok() && keeping_up.ok());
+  std::vector<std::byte> buf(32);
+  std::size_t n = 0;
+  for (std::uint64_t i = 0; i < 40; ++i) {
+    ASSERT_EQ(pub->try_publish(message(i)), ChannelResult::kOk);
+    ASSERT_EQ(keeping_up->try_receive(buf, &n), ChannelResult::kOk);
+  }
+  EXPECT_EQ(pub->evictions(), 0u);  // 1920 bytes behind: within the bound
+  for (std::uint64_t i = 40; i < 100; ++i) {
+    ASSERT_EQ(pub->try_publish(message(i)), ChannelResult::kOk);  // never held back
+    ASSERT_EQ(keeping_up->try_receive(buf, &n), ChannelResult::kOk);
+  }
+  EXPECT_EQ(pub->evictions(), 1u);
+  ChannelResult r = ChannelResult::kOk;
+  for (int i = 0; i < 200 && r == ChannelResult::kOk; ++i) r = lagging->try_receive(buf, &n);
+  EXPECT_EQ(r, ChannelResult::kEvicted);
+  EXPECT_EQ(keeping_up->lost(), 0u);
+  auto st = read_stats(name);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->evictions, 1u);
+}
+
 TEST(TopicTest, PublisherDeadBetweenSequenceAndTailDoesNotCorruptLosslessReaders) {
   // The ring's writer stores next_sequence before tail: a writer killed between the two leaves
   // next_sequence one ahead. The next publisher must not make lossless readers see a gap.

@@ -29,6 +29,8 @@ struct TopicEndpoint {
   std::uint64_t last_check_ns = 0;
   std::uint64_t dead_check_ns = 5'000'000;
   std::uint64_t evict_after_ns = 0;
+  std::uint64_t evict_lag = 0;        // bytes; 0: never
+  std::uint64_t next_lag_check = 0;   // ring position at which to look at the lags again
   std::vector<std::byte> scratch;
   // The one loan (publisher) or view (subscriber) out, so that closing the endpoint can make it
   // inert; the loan or view keeps this pointer current when it is moved.
@@ -129,6 +131,29 @@ std::uint64_t evict_slowest(TopicEndpoint& e) {
   e.evictions += n;
   e.seg->control()->counters.evictions.fetch_add(n, std::memory_order_relaxed);
   return n;
+}
+
+// Evicts the live lossless subscribers that lag by more than evict_lag bytes; runs after a
+// publish once the tail passed next_lag_check (every evict_lag / 4 bytes: one scan of the slots).
+void evict_laggards(TopicEndpoint& e) {
+  BroadcastRing& ring = *e.ring;
+  const std::uint64_t tail = ring.tail_position();
+  if (e.evict_lag == 0 || static_cast<std::int64_t>(tail - e.next_lag_check) < 0) return;
+  e.next_lag_check = tail + std::max<std::uint64_t>(e.evict_lag / 4, 64);
+  std::uint64_t n = 0;
+  for (std::uint32_t i = 0; i < ring.max_readers(); ++i) {
+    const BroadcastRing::ReaderSlotView v = ring.reader_slot(i);
+    if (v.owner == kReaderSlotFree || v.owner == kReaderSlotReclaiming || v.position == kReaderJoining) {
+      continue;
+    }
+    const std::uint64_t lag = tail - v.position;
+    if (lag > e.evict_lag && lag <= ring.capacity() && ring.evict_reader(i, v.owner) == RingResult::kOk) {
+      ++n;
+    }
+  }
+  if (n == 0) return;
+  e.evictions += n;
+  e.seg->control()->counters.evictions.fetch_add(n, std::memory_order_relaxed);
 }
 
 // A publisher's write attempt (try_write or try_claim) repeated until it is done: a lossless
@@ -243,10 +268,12 @@ void note_received(TopicEndpoint& e) {
   if (e.lossless) notify(e.seg->control()->space_wake);
 }
 
-// The publisher's peer slot and parked subscribers learn of a published message.
+// The publisher's peer slot and parked subscribers learn of a published message; laggards are
+// evicted if the publisher asked for it.
 void note_sent(TopicEndpoint& e) {
   e.seg->self()->sent.store(++e.sent, std::memory_order_relaxed);
   notify(e.seg->control()->data_wake);
+  if (e.evict_lag != 0) evict_laggards(e);
 }
 
 }  // namespace
@@ -369,6 +396,7 @@ absl::StatusOr<TopicPublisher> TopicPublisher::open(std::string_view name,
   e->lossless = (e->seg->info().flags & kChannelLossless) != 0;
   e->dead_check_ns = static_cast<std::uint64_t>(options.dead_check_interval.count()) * 1'000'000;
   e->evict_after_ns = static_cast<std::uint64_t>(options.evict_after.count()) * 1'000'000;
+  e->evict_lag = e->lossless ? options.evict_lag : 0;
   absl::StatusOr<BroadcastRing> ring = BroadcastRing::attach(e->seg->ring(), e->seg->info().ring_bytes);
   if (!ring.ok()) return ring.status();
   e->ring.emplace(*std::move(ring));
@@ -391,6 +419,7 @@ absl::StatusOr<TopicPublisher> TopicPublisher::open(std::string_view name,
   ring = BroadcastRing::attach(e->seg->ring(), e->seg->info().ring_bytes);
   if (!ring.ok()) return ring.status();
   e->ring.emplace(*std::move(ring));
+  e->next_lag_check = e->ring->tail_position();
   TopicPublisher p;
   p.impl_ = std::move(e);
   return p;

@@ -54,8 +54,8 @@ struct alignas(kFalseSharingRange) ChannelHeader {
   std::uint64_t ring_offset;         // from the start of the control block (page aligned)
   std::uint64_t ring_bytes;          // bytes of the ring region
   std::uint64_t total_bytes;         // control block + peers + ring (<= the segment's size)
-  std::uint64_t reclaim_after_ns;    // lossless topic: a stalled subscriber is evictable after this
-  std::uint64_t evict_lag;           // lossless topic: ... or when it lags this many bytes (0: never)
+  std::uint64_t reclaim_after_ns;    // reserved: written 0, not read (eviction bounds are the
+  std::uint64_t evict_lag;           // reserved:  publisher's TopicOptions, not channel settings)
   std::int64_t created_unix_ns;      // CLOCK_REALTIME at create, for tools
   char name[kMaxChannelName];        // the channel's name (not NUL-terminated)
 };

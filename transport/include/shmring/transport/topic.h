@@ -12,9 +12,10 @@
 // cursor slot in the ring and the publisher never overwrites what the slowest live subscriber has
 // not read: publish() waits (with its timeout). A subscriber whose process died is evicted by the
 // publisher the next time it is held back (checked at least every dead_check_interval while
-// blocked). A live subscriber that holds the publisher back for longer than evict_after (if set)
-// is evicted: the publisher carries on, ChannelStats::evictions counts it, and that subscriber's
-// next receive returns kEvicted.
+// blocked). A live subscriber that holds the publisher back for longer than evict_after (if set),
+// or that lags by more than evict_lag bytes (if set), is evicted: the publisher carries on,
+// evictions() and ChannelStats::evictions count it, and that subscriber's receives return
+// kEvicted (at once, or after the messages it had already been handed intact).
 //
 // Publisher crash: a new publisher may open the topic once the old one is dead; it resumes after
 // the last complete record. A record the dead publisher was writing is never delivered torn.
@@ -72,6 +73,11 @@ struct TopicOptions {
   // slowest live subscriber (0: never; it then waits until its own timeout).
   std::chrono::milliseconds dead_check_interval{5};
   std::chrono::milliseconds evict_after{0};
+  // Lossless publisher: evicts a live subscriber that lags by more than this many bytes of the
+  // ring (0: never). Checked after publishing, each time about evict_lag / 4 more bytes went in
+  // (one scan of the reader slots), so a subscriber can be up to that much further behind when
+  // it is evicted. Needs evict_lag < capacity to matter (at capacity the publisher is held back).
+  std::uint64_t evict_lag = 0;
   // Subscribers: where a new subscriber starts, and the read-only mode described above.
   bool start_at_latest = false;
   bool read_only = false;
