@@ -222,6 +222,33 @@ TEST(FramesMultiprocessTest, ForkedCopyOfAViewNeverUnpinsTheParents) {
   EXPECT_EQ(id, 1u);
 }
 
+// A subscriber cannot corrupt a frame: the pool is read-only in its process, so writing through a
+// view kills the writer (SIGSEGV) and the frame stays intact for everyone else.
+TEST(FramesMultiprocessTest, SubscriberCannotWriteThroughAView) {
+  const std::string name = channel_name("f_readonly");
+  auto pub = FramePublisher::open(name, frames(3, 1 << 14));
+  auto witness = FrameSubscriber::open(name);
+  ASSERT_TRUE(pub.ok() && witness.ok());
+  publish_frame(*pub, 5, 4096);
+  const pid_t child = fork_child([&] {
+    signal(SIGSEGV, SIG_DFL);  // sanitizer runtimes catch it otherwise
+    auto sub = FrameSubscriber::open(name);
+    if (!sub.ok()) return 2;
+    FrameView v = sub->receive_view(5s);
+    if (!v.ok()) return 3;
+    *reinterpret_cast<volatile std::byte*>(const_cast<std::byte*>(v.data().data())) = std::byte{0};
+    return 4;  // not reached
+  });
+  const testing::ChildResult r = wait_child(child, 10s);
+  EXPECT_TRUE(r.signaled);
+  EXPECT_EQ(r.code, SIGSEGV);
+  FrameView v = witness->try_receive_view();
+  ASSERT_TRUE(v.ok());
+  std::uint64_t id = 0;
+  EXPECT_TRUE(testing::check_message(v.data(), &id));
+  EXPECT_EQ(id, 5u);
+}
+
 TEST(FramesStressTest, ThreadsViewsAreNeverTorn) {
   const std::string name = channel_name("f_stress");
   auto pub = FramePublisher::open(name, frames(5, 1 << 12));

@@ -1,5 +1,6 @@
 #include "channel_segment.h"
 
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -393,6 +394,17 @@ std::uint32_t ChannelSegment::mark_dead_locked() noexcept {
     ++found;
   }
   return found;
+}
+
+void ChannelSegment::protect_ring_read_only() noexcept {
+  // The ring starts on a page; its last page may be partial (and then the mapping may end with
+  // it), so fall back to the whole pages.
+  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  std::size_t len = align_up(info_.ring_bytes, page);
+  if (mprotect(ring(), len, PROT_READ) != 0) {
+    len = info_.ring_bytes & ~(page - 1);
+    if (len != 0) mprotect(ring(), len, PROT_READ);
+  }
 }
 
 void ChannelSegment::touch(std::uint64_t now_ns) noexcept {

@@ -126,6 +126,11 @@ class ChannelSegment {
   // Heartbeat and the endpoint's own counters (relaxed stores into its slot).
   void touch(std::uint64_t now_ns) noexcept;
 
+  // For endpoints that only read the ring (lossy topic and frame subscribers): maps the ring's
+  // pages read-only in this process, so a stray write faults instead of corrupting what the other
+  // endpoints read. The control block (peer slots, wake words) stays writable. Best effort.
+  void protect_ring_read_only() noexcept;
+
   // Leaves this endpoint's peer slot to the dead-peer recovery as if this process had died, without
   // the lock: kActive -> kDeadPending (a CAS; its counters retired), its op state kept (a queue
   // consumer's unreleased item is then redelivered), and the recovery hinted. The next recovery

@@ -190,6 +190,9 @@ absl::StatusOr<std::unique_ptr<FrameEndpoint>> open_frames(std::string_view name
   absl::Status s = e->seg->register_locked(role, 0);
   e->seg->unlock();
   if (!s.ok()) return s;
+  // A subscriber only reads the pool (its pin lives in its peer slot): a stray write through a
+  // view faults instead of corrupting a frame the publisher and other subscribers use.
+  if (role == PeerRole::kSubscriber) e->seg->protect_ring_read_only();
   // SYNC(frame_latest): pairs with the publisher's release store of frame_number.
   e->last_frame = role == PeerRole::kSubscriber
                       ? 0

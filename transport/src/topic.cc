@@ -1,8 +1,6 @@
 // Topic channels: a BroadcastRing in a channel segment, plus registry, waiting and eviction.
 #include "shmring/transport/topic.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <optional>
 #include <utility>
@@ -569,12 +567,7 @@ absl::StatusOr<TopicSubscriber> TopicSubscriber::open(std::string_view name,
     if (!e->lossless) {
       // A lossy subscriber never writes the ring: make a stray write fault instead of corrupting
       // what the publisher and the other subscribers read.
-      const std::size_t page = 4096;
-      std::size_t len = align_up(info.ring_bytes, page);
-      if (mprotect(e->seg->ring(), len, PROT_READ) != 0) {
-        len = info.ring_bytes & ~(page - 1);
-        if (len != 0) mprotect(e->seg->ring(), len, PROT_READ);
-      }
+      e->seg->protect_ring_read_only();
     }
   }
   TopicSubscriber sub;
