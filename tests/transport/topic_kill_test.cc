@@ -1,6 +1,7 @@
 // kill -9 loops for topics: 100 lossless-subscriber kills (the publisher must never be held back
-// for long by a dead one; live subscribers lose nothing) and 100 publisher kills (subscribers see no
-// torn or duplicated record and no gap in what a publisher completed). Half the subscriber and
+// for long by a dead one; live subscribers lose nothing), 100 lossless-publisher kills (subscribers
+// see no torn or duplicated record and no gap in what a publisher completed) and 100
+// lossy-publisher kills (nothing torn or repeated; received + lost matches what the ring carried). Half the subscriber and
 // publisher incarnations use the zero-copy calls (views, loans), so kills also land mid-view and
 // mid-loan.
 #include <signal.h>
@@ -300,6 +301,143 @@ TEST(TopicKillTest, HundredPublisherKillsLeaveNoTornDuplicatedOrMissingRecord) {
   EXPECT_EQ(b->duplicated.load(), 0u);
   EXPECT_EQ(b->gaps[0].load() + b->gaps[1].load(), 0u);
   EXPECT_EQ(missing, 0u);
+}
+
+// Lossy topic, 100 publisher kills: subscribers (one copying, one viewing) see nothing torn,
+// repeated or out of order, and every message the ring carried is received or counted lost:
+// the completed publishes <= received + lost <= completed + one unrecorded publish per publisher.
+TEST(TopicKillTest, HundredLossyPublisherKillsKeepTheLossCountExact) {
+  const std::string name = channel_name("tk_lossy_pubs");
+  TopicOptions o;
+  o.capacity = 4096;  // small: the slow subscriber gets lapped now and then
+  o.max_message = kMessage;
+  o.max_peers = 32;
+  struct Board {
+    std::atomic<std::uint32_t> stop;
+    std::atomic<std::uint32_t> ready;
+    std::atomic<std::uint64_t> torn;
+    std::atomic<std::uint64_t> out_of_order;
+    std::atomic<std::uint64_t> received[2];
+    std::atomic<std::uint64_t> lost[2];
+    std::atomic<std::uint64_t> completed[kMaxIncarnations];
+  };
+  testing::SharedRegion region(sizeof(Board));
+  Board* b = region.as<Board>();
+  auto keeper = TopicSubscriber::open(name, o);  // creates the channel; never reads (lossy: harmless)
+  ASSERT_TRUE(keeper.ok()) << keeper.status();
+  std::vector<pid_t> subs;
+  for (int s = 0; s < 2; ++s) {
+    subs.push_back(fork_child([&, s] {
+      auto sub = TopicSubscriber::open(name, o);
+      if (!sub.ok()) return 2;
+      b->ready.fetch_add(1);
+      std::vector<std::byte> buf(kMessage);
+      bool first = true;
+      std::uint64_t last = 0;
+      auto take = [&](std::span<const std::byte> m) {
+        std::uint64_t id = 0;
+        if (m.size() != kMessage || !testing::check_message(m, &id)) {
+          b->torn.fetch_add(1);
+          return;
+        }
+        if (!first && id <= last) b->out_of_order.fetch_add(1);
+        first = false;
+        last = id;
+      };
+      for (;;) {
+        const bool stopping = b->stop.load() != 0;
+        if (s == 0) {
+          std::size_t n = 0;
+          const ChannelResult r = sub->receive(buf, &n, stopping ? 0ms : 20ms);
+          if (r == ChannelResult::kOk) {
+            take(std::span(buf).first(n));
+          } else if (stopping) {
+            break;
+          }
+        } else {
+          TopicView v = sub->receive_view(stopping ? 0ms : 20ms);
+          if (!v.ok()) {
+            if (stopping) break;
+            continue;
+          }
+          std::vector<std::byte> copy(v.data().begin(), v.data().end());
+          std::this_thread::sleep_for(20us);  // the slow one
+          if (v.release() == ChannelResult::kOk) take(copy);  // kOverwritten: counted lost
+        }
+      }
+      b->received[s].store(sub->received());
+      b->lost[s].store(sub->lost());
+      return 0;
+    }));
+  }
+  while (b->ready.load() < 2) std::this_thread::sleep_for(1ms);
+  SharedMemory hold(channel_key(name));  // keeps the channel while publishers come and go
+  ASSERT_TRUE(hold.attach(AccessMode::kReadWrite));
+  std::mt19937_64 rng(13);
+  std::uint64_t incarnation = 0;
+  auto spawn = [&] {
+    const std::uint64_t inc = incarnation++;
+    return fork_child([&, inc] {
+      absl::StatusOr<TopicPublisher> pub = TopicPublisher::open(name, o);
+      for (int i = 0; i < 200 && !pub.ok(); ++i) {
+        std::this_thread::sleep_for(1ms);
+        pub = TopicPublisher::open(name, o);
+      }
+      if (!pub.ok()) return 2;
+      std::vector<std::byte> msg(kMessage);
+      for (std::uint64_t seq = 0;; ++seq) {
+        if (inc % 2 == 1) {  // every other incarnation publishes zero-copy
+          TopicLoan loan = pub->try_loan(kMessage);
+          if (!loan.ok()) return 3;
+          testing::fill_message(loan.buffer(), (inc << 32) | seq);
+          if (pub->publish(loan, kMessage) != ChannelResult::kOk) return 3;
+        } else {
+          testing::fill_message(msg, (inc << 32) | seq);
+          if (pub->try_publish(msg) != ChannelResult::kOk) return 3;
+        }
+        b->completed[inc].store(seq + 1);
+        if (seq % 32 == 0) std::this_thread::sleep_for(50us);
+      }
+    });
+  };
+  int kills = 0;
+  int bad = 0;
+  pid_t publisher = spawn();
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (kills < 100 && incarnation < kMaxIncarnations && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::microseconds(5000 + rng() % 40000));
+    kill(publisher, SIGKILL);
+    if (!wait_child(publisher, 10s).signaled) ++bad;
+    ++kills;
+    publisher = spawn();
+  }
+  std::this_thread::sleep_for(50ms);
+  kill(publisher, SIGKILL);
+  wait_child(publisher, 10s);
+  b->stop.store(1);
+  for (pid_t p : subs) {
+    if (!wait_child(p, 10s).ok()) ++bad;
+  }
+  std::uint64_t completed = 0;
+  for (std::uint64_t inc = 0; inc < incarnation; ++inc) completed += b->completed[inc].load();
+  std::printf("topic lossy kill -9 publishers: kills %d, completed publishes %llu, subscriber "
+              "received+lost %llu+%llu / %llu+%llu, torn %llu, repeated or out of order %llu\n",
+              kills, static_cast<unsigned long long>(completed),
+              static_cast<unsigned long long>(b->received[0].load()),
+              static_cast<unsigned long long>(b->lost[0].load()),
+              static_cast<unsigned long long>(b->received[1].load()),
+              static_cast<unsigned long long>(b->lost[1].load()),
+              static_cast<unsigned long long>(b->torn.load()),
+              static_cast<unsigned long long>(b->out_of_order.load()));
+  EXPECT_GE(kills, 100);
+  EXPECT_EQ(bad, 0);
+  EXPECT_EQ(b->torn.load(), 0u);
+  EXPECT_EQ(b->out_of_order.load(), 0u);
+  for (int s = 0; s < 2; ++s) {
+    const std::uint64_t carried = b->received[s].load() + b->lost[s].load();
+    EXPECT_GE(carried, completed) << "subscriber " << s;
+    EXPECT_LE(carried, completed + incarnation) << "subscriber " << s;
+  }
 }
 
 }  // namespace
