@@ -174,6 +174,41 @@ TEST(TopicTest, LaggingLosslessSubscriberIsEvictedBeyondTheLagBound) {
   EXPECT_EQ(st->evictions, 1u);
 }
 
+// poll() hands at most `max` messages, in both modes; a subscriber's lag (read_stats) is the bytes
+// it has yet to read, counted from where it joined.
+TEST(TopicTest, PollHandsAtMostMaxAndLagCountsUnreadBytes) {
+  for (const bool lossless : {false, true}) {
+    const std::string name = channel_name(lossless ? "t_poll_ll" : "t_poll_ly");
+    auto pub = TopicPublisher::open(name, topic(4096, 32, lossless));
+    ASSERT_TRUE(pub.ok());
+    for (std::uint64_t i = 0; i < 5; ++i) ASSERT_EQ(pub->try_publish(message(i)), ChannelResult::kOk);
+    auto sub = TopicSubscriber::open(name, topic(4096, 32, lossless));  // joins at 240
+    ASSERT_TRUE(sub.ok());
+    for (std::uint64_t i = 5; i < 15; ++i) ASSERT_EQ(pub->try_publish(message(i)), ChannelResult::kOk);
+    auto lag_of_subscriber = [&]() -> std::uint64_t {
+      auto st = read_stats(name);
+      EXPECT_TRUE(st.ok());
+      for (const PeerStats& p : st->peers) {
+        if (p.role == PeerRole::kSubscriber) return p.lag;
+      }
+      return ~std::uint64_t{0};
+    };
+    EXPECT_EQ(lag_of_subscriber(), 10u * 48u);
+    std::uint64_t next = 5;
+    auto handler = [&](std::span<const std::byte> m) {
+      std::uint64_t id = 0;
+      EXPECT_TRUE(testing::check_message(m, &id));
+      EXPECT_EQ(id, next++);
+    };
+    EXPECT_EQ(sub->poll(handler, 3), 3u);
+    EXPECT_EQ(lag_of_subscriber(), 7u * 48u);
+    EXPECT_EQ(sub->poll(handler, 100), 7u);
+    EXPECT_EQ(sub->poll(handler, 100), 0u);
+    EXPECT_EQ(lag_of_subscriber(), 0u);
+    EXPECT_EQ(sub->received(), 10u);
+  }
+}
+
 TEST(TopicTest, PublisherDeadBetweenSequenceAndTailDoesNotCorruptLosslessReaders) {
   // The ring's writer stores next_sequence before tail: a writer killed between the two leaves
   // next_sequence one ahead. The next publisher must not make lossless readers see a gap.

@@ -557,6 +557,8 @@ absl::StatusOr<TopicSubscriber> TopicSubscriber::open(std::string_view name,
       if (reader.ok()) {
         e->reader.emplace(*std::move(reader));
         e->seg->self()->aux.store(e->reader->slot_index(), std::memory_order_relaxed);
+        // Its lag (read_stats) counts from where it starts, not from the ring's first byte.
+        e->seg->self()->position.store(e->reader->position(), std::memory_order_relaxed);
       } else {
         e->seg->unregister_locked();
         s = reader.status();
