@@ -249,6 +249,28 @@ TEST(FramesMultiprocessTest, SubscriberCannotWriteThroughAView) {
   EXPECT_EQ(id, 5u);
 }
 
+// Frame calls with a timeout honour it and never return early.
+TEST(FramesTest, BlockingCallsTimeOutNeverEarly) {
+  const std::string name = channel_name("f_timeouts");
+  auto pub = FramePublisher::open(name, frames(3, 1 << 14));
+  auto a = FrameSubscriber::open(name);
+  auto b = FrameSubscriber::open(name);
+  ASSERT_TRUE(pub.ok() && a.ok() && b.ok());
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(a->receive_view(20ms).result(), ChannelResult::kTimedOut);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 20ms);
+  // Two subscribers pin two frames and the third buffer is the latest: nothing to lend.
+  publish_frame(*pub, 1, 64);
+  FrameView va = a->try_receive_view();
+  publish_frame(*pub, 2, 64);
+  FrameView vb = b->try_receive_view();
+  ASSERT_TRUE(va.ok() && vb.ok());
+  publish_frame(*pub, 3, 64);
+  start = std::chrono::steady_clock::now();
+  EXPECT_EQ(pub->loan(20ms).result(), ChannelResult::kTimedOut);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 20ms);
+}
+
 TEST(FramesStressTest, ThreadsViewsAreNeverTorn) {
   const std::string name = channel_name("f_stress");
   auto pub = FramePublisher::open(name, frames(5, 1 << 12));

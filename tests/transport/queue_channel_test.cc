@@ -255,7 +255,9 @@ TEST(QueueChannelTest, RecycledPidDoesNotKeepADeadPeerAlive) {
   PeerSlot& slot = peer_slots(raw.control())[ghost->stats().index];
   // While the slot names this (live) process, it holds its place.
   EXPECT_EQ(QueueProducer::open(name, o).status().code(), absl::StatusCode::kResourceExhausted);
-  slot.pid.store(getppid());  // a live pid, but not the process that registered (start time differs)
+  // A live pid, but not the process that registered: pid 1 started long before this test (the
+  // parent process would not do: a shell that forked this test can share its start tick).
+  slot.pid.store(1);
   auto newcomer = QueueProducer::open(name, o);  // open's recovery reclaims the ghost first
   EXPECT_TRUE(newcomer.ok()) << newcomer.status();
   auto st = read_stats(name);
@@ -366,6 +368,45 @@ TEST(QueueChannelTest, CorruptOrForeignControlBlockIsAnErrorNotACrash) {
   EXPECT_FALSE(QueueConsumer::open(name).ok());
   std::memcpy(ring, &saved_magic, 8);
   EXPECT_TRUE(QueueConsumer::open(name).ok());
+}
+
+// A channel whose creator has not finished initialising is waited for (open_timeout, then
+// kDeadlineExceeded); one whose creator died while initialising, holding the segment lock, is
+// initialised again by the next opener.
+TEST(QueueChannelTest, UnfinishedCreatorIsWaitedForAndADeadOneIsReplaced) {
+  const std::string name = channel_name("q_creator");
+  auto keeper = QueueProducer::open(name, small());
+  ASSERT_TRUE(keeper.ok());
+  RawChannel raw(name);
+  ASSERT_TRUE(raw.attach());
+  raw.control()->header.state.store(static_cast<std::uint32_t>(ChannelState::kInitialising));
+  QueueOptions o = small();
+  o.open_timeout = 50ms;
+  const auto start = std::chrono::steady_clock::now();
+  auto waited = QueueConsumer::open(name, o);
+  EXPECT_EQ(waited.status().code(), absl::StatusCode::kDeadlineExceeded) << waited.status();
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 50ms);
+  // Now the "creator" holds the lock and dies mid-initialisation.
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t creator = testing::fork_child([&] {
+    RawChannel own(name);
+    if (!own.attach() || !own.memory.lock()) return 2;
+    const char c = 1;
+    if (write(ready[1], &c, 1) != 1) return 3;
+    pause();
+    return 0;
+  });
+  char c = 0;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  kill(creator, SIGKILL);
+  EXPECT_TRUE(testing::wait_child(creator, 10s).signaled);
+  close(ready[0]);
+  close(ready[1]);
+  o.open_timeout = 2000ms;
+  auto replaced = QueueConsumer::open(name, o);
+  ASSERT_TRUE(replaced.ok()) << replaced.status();
+  EXPECT_EQ(raw.control()->header.state.load(), static_cast<std::uint32_t>(ChannelState::kReady));
 }
 
 TEST(QueueChannelTest, BadNamesAndOptionsAreRejected) {

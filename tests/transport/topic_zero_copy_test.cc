@@ -245,6 +245,32 @@ TEST(TopicZeroCopy, ReceiveBufferNeedsToFitTheMessageNotTheChannelLimit) {
   EXPECT_EQ(sub->lost(), 0u);
 }
 
+// Every blocking topic call honours its timeout and never returns early, in every wait strategy.
+TEST(TopicZeroCopy, BlockingCallsTimeOutNeverEarly) {
+  for (WaitStrategy strategy : {WaitStrategy::kBusySpin, WaitStrategy::kYield, WaitStrategy::kPark,
+                                WaitStrategy::kHybrid}) {
+    const std::string name = channel_name("tz_timeouts");
+    TopicOptions o = topic(1024, 32, true);
+    o.wait.strategy = strategy;
+    auto pub = TopicPublisher::open(name, o);
+    auto sub = TopicSubscriber::open(name, o);
+    ASSERT_TRUE(pub.ok() && sub.ok());
+    auto never_early = [](auto&& call, ChannelResult expected) {
+      const auto start = std::chrono::steady_clock::now();
+      EXPECT_EQ(call(), expected);
+      EXPECT_GE(std::chrono::steady_clock::now() - start, 20ms);
+    };
+    std::vector<std::byte> buf(32);
+    std::size_t n = 0;
+    never_early([&] { return sub->receive(buf, &n, 20ms); }, ChannelResult::kTimedOut);
+    never_early([&] { return sub->receive_view(20ms).result(); }, ChannelResult::kTimedOut);
+    while (pub->try_publish(buf) == ChannelResult::kOk) {
+    }
+    never_early([&] { return pub->publish(buf, 20ms); }, ChannelResult::kTimedOut);
+    never_early([&] { return pub->loan(32, 20ms).result(); }, ChannelResult::kTimedOut);
+  }
+}
+
 // A forked child's copy of a lossless view must not move the parent's cursor (the publisher could
 // then overwrite the message the parent is viewing).
 TEST(TopicZeroCopyMultiprocess, ForkedCopyOfAViewNeverReleasesTheParents) {
