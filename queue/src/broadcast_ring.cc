@@ -338,6 +338,7 @@ absl::StatusOr<BroadcastReader> BroadcastReader::register_reader(void* region, s
         "BroadcastReader::register_reader: the ring is lossy (no reader slots)");
   }
   BroadcastReaderSlot* slots = slots_of(region);
+  int restarts = 0;
   for (std::uint32_t i = 0; i < g->max_readers; ++i) {
     std::uint64_t expected = kReaderSlotFree;
     // SYNC(bcast_join) and SYNC(bcast_slot_free): seq_cst (see refresh_limit()).
@@ -362,6 +363,14 @@ absl::StatusOr<BroadcastReader> BroadcastReader::register_reader(void* region, s
                          found - tail <= g->capacity;
       position = ahead ? found : tail;
     }
+    // An evictor may have freed the slot between our owner CAS and our position CAS (evictors
+    // skip kReaderJoining slots, but the slot can hold a settlement meanwhile). Our position would
+    // then sit in a slot the writer ignores: start over (the slot is free or someone else's).
+    if (slots[i].owner.load(std::memory_order_seq_cst) != token) {
+      if (++restarts > 16) break;
+      i = static_cast<std::uint32_t>(-1);  // the loop's ++i makes it 0
+      continue;
+    }
     reader->slot_ = &slots[i];
     reader->slot_index_ = i;
     reader->token_ = token;
@@ -369,6 +378,10 @@ absl::StatusOr<BroadcastReader> BroadcastReader::register_reader(void* region, s
     reader->published_ = position;
     reader->establish_baseline(position, g->initial_position);
     return reader;
+  }
+  if (restarts > 16) {
+    return absl::AbortedError(
+        "BroadcastReader::register_reader: evicted while registering, again and again");
   }
   return absl::ResourceExhaustedError(absl::StrCat("BroadcastReader::register_reader: all ",
                                                    g->max_readers, " reader slots are taken"));

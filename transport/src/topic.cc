@@ -131,13 +131,17 @@ std::uint64_t evict_slowest(TopicEndpoint& e) {
   return n;
 }
 
-// Evicts the live lossless subscribers that lag by more than evict_lag bytes; runs after a
-// publish once the tail passed next_lag_check (every evict_lag / 4 bytes: one scan of the slots).
-void evict_laggards(TopicEndpoint& e) {
+// Evicts the live lossless subscribers that lag by more than evict_lag bytes. Runs after a publish
+// once the tail passed next_lag_check, and (`now`) whenever the publisher is held back. The
+// interval leaves a laggard's lag room to be seen between evict_lag and the full ring:
+// min(evict_lag / 4, (capacity - evict_lag) / 2), at least 64 bytes.
+void evict_laggards(TopicEndpoint& e, bool now) {
   BroadcastRing& ring = *e.ring;
   const std::uint64_t tail = ring.tail_position();
-  if (e.evict_lag == 0 || static_cast<std::int64_t>(tail - e.next_lag_check) < 0) return;
-  e.next_lag_check = tail + std::max<std::uint64_t>(e.evict_lag / 4, 64);
+  if (e.evict_lag == 0) return;
+  if (!now && static_cast<std::int64_t>(tail - e.next_lag_check) < 0) return;
+  const std::uint64_t room = ring.capacity() > e.evict_lag ? (ring.capacity() - e.evict_lag) / 2 : 0;
+  e.next_lag_check = tail + std::max<std::uint64_t>(std::min(e.evict_lag / 4, room), 64);
   std::uint64_t n = 0;
   for (std::uint32_t i = 0; i < ring.max_readers(); ++i) {
     const BroadcastRing::ReaderSlotView v = ring.reader_slot(i);
@@ -190,6 +194,7 @@ ChannelResult write_with_wait(TopicEndpoint& e, std::chrono::nanoseconds timeout
       evict_slowest(e);
       held_since = now;
     }
+    evict_laggards(e, /*now=*/true);  // held back: whoever holds it lags by about the ring
   };
   // Even a try_ call gets one look for dead subscribers (rate-limited), so a dead one cannot hold
   // a publisher that only ever polls.
@@ -271,7 +276,7 @@ void note_received(TopicEndpoint& e) {
 void note_sent(TopicEndpoint& e) {
   e.seg->self()->sent.store(++e.sent, std::memory_order_relaxed);
   notify(e.seg->control()->data_wake);
-  if (e.evict_lag != 0) evict_laggards(e);
+  if (e.evict_lag != 0) evict_laggards(e, /*now=*/false);
 }
 
 }  // namespace

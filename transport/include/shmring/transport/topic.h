@@ -74,9 +74,9 @@ struct TopicOptions {
   std::chrono::milliseconds dead_check_interval{5};
   std::chrono::milliseconds evict_after{0};
   // Lossless publisher: evicts a live subscriber that lags by more than this many bytes of the
-  // ring (0: never). Checked after publishing, each time about evict_lag / 4 more bytes went in
-  // (one scan of the reader slots), so a subscriber can be up to that much further behind when
-  // it is evicted. Needs evict_lag < capacity to matter (at capacity the publisher is held back).
+  // ring (0: never). Checked after publishing, each time min(evict_lag / 4, (capacity -
+  // evict_lag) / 2) more bytes went in (one scan of the reader slots; a subscriber can be that much
+  // further behind when it is evicted), and whenever the publisher is held back.
   std::uint64_t evict_lag = 0;
   // Subscribers: where a new subscriber starts, and the read-only mode described above.
   bool start_at_latest = false;
