@@ -117,8 +117,6 @@ absl::StatusOr<ChannelInfo> read_channel_header(const void* base, std::size_t ma
   info.ring_offset = copy.ring_offset;
   info.ring_bytes = copy.ring_bytes;
   info.total_bytes = copy.total_bytes;
-  info.reclaim_after_ns = copy.reclaim_after_ns;
-  info.evict_lag = copy.evict_lag;
   info.name.assign(copy.name, copy.name_length);
   return info;
 }
@@ -254,8 +252,6 @@ absl::Status ChannelSegment::initialise_locked(const ChannelSpec& spec, std::uin
   h.ring_offset = ring_offset;
   h.ring_bytes = ring_bytes;
   h.total_bytes = ring_offset + ring_bytes;
-  h.reclaim_after_ns = spec.reclaim_after_ns;
-  h.evict_lag = spec.evict_lag;
   h.created_unix_ns = realtime_ns();
   control_->misc.next_token.store(1, std::memory_order_relaxed);
   // SYNC(channel-ready): publishes every field above and the ring.

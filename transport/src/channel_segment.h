@@ -46,8 +46,6 @@ struct ChannelInfo {
   std::uint64_t ring_offset = 0;
   std::uint64_t ring_bytes = 0;
   std::uint64_t total_bytes = 0;
-  std::uint64_t reclaim_after_ns = 0;
-  std::uint64_t evict_lag = 0;
   std::string name;
 };
 
@@ -68,8 +66,6 @@ struct ChannelSpec {
   std::uint64_t default_capacity = 1024;
   std::uint64_t default_max_message = 256;
   std::uint32_t default_max_peers = 64;
-  std::uint64_t reclaim_after_ns = 0;
-  std::uint64_t evict_lag = 0;
   mode_t permissions = 0600;
   gid_t group = static_cast<gid_t>(-1);
   bool create = true;
@@ -80,6 +76,19 @@ struct ChannelSpec {
   // Creates the ring in [ring, ring + bytes) for (capacity, max_message).
   std::function<absl::Status(void*, std::size_t, std::uint64_t, std::uint64_t)> init_ring;
 };
+
+// Fills the settings every pattern's options share (QueueOptions, TopicOptions, FrameOptions name
+// them alike): limits, permissions, group, create and open_timeout.
+template <typename Options>
+void copy_common_options(const Options& options, ChannelSpec* spec) {
+  spec->capacity = options.capacity;
+  spec->max_message = options.max_message;
+  spec->max_peers = options.max_peers;
+  spec->permissions = options.permissions;
+  spec->group = options.group;
+  spec->create = options.create;
+  spec->open_timeout = options.open_timeout;
+}
 
 std::uint64_t monotonic_ns() noexcept;
 

@@ -106,16 +106,10 @@ namespace {
 ChannelSpec frame_spec(const FrameOptions& options) {
   ChannelSpec spec;
   spec.kind = ChannelKind::kFrames;
-  spec.capacity = options.capacity;
-  spec.max_message = options.max_message;
-  spec.max_peers = options.max_peers;
+  copy_common_options(options, &spec);
   spec.default_capacity = 4;
   spec.default_max_message = 4 << 20;
   spec.default_max_peers = 16;
-  spec.permissions = options.permissions;
-  spec.group = options.group;
-  spec.create = options.create;
-  spec.open_timeout = options.open_timeout;
   spec.ring_bytes = [](std::uint64_t count, std::uint64_t frame_bytes) -> std::uint64_t {
     if (count < 3 || count > kMaxFrameBuffers || frame_bytes == 0 || frame_bytes > kMaxFrameBytes) {
       return 0;

@@ -86,13 +86,7 @@ bool occupied(const PeerSlot& s) {
 ChannelSpec queue_spec(const QueueOptions& options) {
   ChannelSpec spec;
   spec.kind = ChannelKind::kQueue;
-  spec.capacity = options.capacity;
-  spec.max_message = options.max_message;
-  spec.max_peers = options.max_peers;
-  spec.permissions = options.permissions;
-  spec.group = options.group;
-  spec.create = options.create;
-  spec.open_timeout = options.open_timeout;
+  copy_common_options(options, &spec);
   spec.ring_bytes = [](std::uint64_t capacity, std::uint64_t max_message) -> std::uint64_t {
     if (!is_power_of_two(capacity) || capacity < 2 || max_message == 0) return 0;
     return MpmcQueue<>::required_bytes({capacity, max_message, 0});

@@ -50,18 +50,12 @@ ChannelSpec topic_spec(const TopicOptions& options) {
   ChannelSpec spec;
   spec.kind = ChannelKind::kTopic;
   spec.flags = options.lossless ? kChannelLossless : 0;
-  spec.capacity = options.capacity;
-  spec.max_message = options.max_message;
-  spec.max_peers = options.max_peers;
+  copy_common_options(options, &spec);
   spec.default_capacity = kDefaultTopicCapacity;
   spec.default_max_message =
       default_max_message(options.capacity != 0 ? options.capacity : kDefaultTopicCapacity);
   spec.default_max_peers = kDefaultTopicPeers;
-  spec.permissions = options.permissions;
-  spec.group = options.group;
-  spec.create = options.create;
   spec.read_only = options.read_only;
-  spec.open_timeout = options.open_timeout;
   const bool lossless = options.lossless;
   const std::uint32_t readers = options.max_peers != 0 ? options.max_peers : kDefaultTopicPeers;
   auto ring_options = [lossless, readers](std::uint64_t capacity, std::uint64_t max_message) {
@@ -105,30 +99,39 @@ void recover_locked(TopicEndpoint& e) {
   }
 }
 
-// Evicts the live lossless subscribers at the oldest position (the ones holding the publisher).
-std::uint64_t evict_slowest(TopicEndpoint& e) {
-  BroadcastRing& ring = *e.ring;
-  std::optional<std::uint64_t> oldest;
-  const std::uint64_t tail = ring.tail_position();
+// Calls visit(index, slot view) for every lossless reader slot held by a reader whose start is
+// settled (racy views: the slots change under the publisher).
+template <typename Visit>
+void for_each_settled_reader(const BroadcastRing& ring, Visit&& visit) {
   for (std::uint32_t i = 0; i < ring.max_readers(); ++i) {
     const BroadcastRing::ReaderSlotView v = ring.reader_slot(i);
     if (v.owner == kReaderSlotFree || v.owner == kReaderSlotReclaiming || v.position == kReaderJoining) {
       continue;
     }
-    if (!oldest || tail - v.position > tail - *oldest) oldest = v.position;
+    visit(i, v);
   }
-  if (!oldest) return 0;
-  std::uint64_t n = 0;
-  for (std::uint32_t i = 0; i < ring.max_readers(); ++i) {
-    const BroadcastRing::ReaderSlotView v = ring.reader_slot(i);
-    if (v.owner == kReaderSlotFree || v.owner == kReaderSlotReclaiming || v.position != *oldest) {
-      continue;
-    }
-    if (ring.evict_reader(i, v.owner) == RingResult::kOk) ++n;
-  }
+}
+
+void count_evictions(TopicEndpoint& e, std::uint64_t n) {
+  if (n == 0) return;
   e.evictions += n;
   e.seg->control()->counters.evictions.fetch_add(n, std::memory_order_relaxed);
-  return n;
+}
+
+// Evicts the live lossless subscribers at the oldest position (the ones holding the publisher).
+void evict_slowest(TopicEndpoint& e) {
+  BroadcastRing& ring = *e.ring;
+  const std::uint64_t tail = ring.tail_position();
+  std::optional<std::uint64_t> oldest;
+  for_each_settled_reader(ring, [&](std::uint32_t, const BroadcastRing::ReaderSlotView& v) {
+    if (!oldest || tail - v.position > tail - *oldest) oldest = v.position;
+  });
+  if (!oldest) return;
+  std::uint64_t n = 0;
+  for_each_settled_reader(ring, [&](std::uint32_t i, const BroadcastRing::ReaderSlotView& v) {
+    if (v.position == *oldest && ring.evict_reader(i, v.owner) == RingResult::kOk) ++n;
+  });
+  count_evictions(e, n);
 }
 
 // Evicts the live lossless subscribers that lag by more than evict_lag bytes. Runs after a publish
@@ -143,19 +146,13 @@ void evict_laggards(TopicEndpoint& e, bool now) {
   const std::uint64_t room = ring.capacity() > e.evict_lag ? (ring.capacity() - e.evict_lag) / 2 : 0;
   e.next_lag_check = tail + std::max<std::uint64_t>(std::min(e.evict_lag / 4, room), 64);
   std::uint64_t n = 0;
-  for (std::uint32_t i = 0; i < ring.max_readers(); ++i) {
-    const BroadcastRing::ReaderSlotView v = ring.reader_slot(i);
-    if (v.owner == kReaderSlotFree || v.owner == kReaderSlotReclaiming || v.position == kReaderJoining) {
-      continue;
-    }
+  for_each_settled_reader(ring, [&](std::uint32_t i, const BroadcastRing::ReaderSlotView& v) {
     const std::uint64_t lag = tail - v.position;
     if (lag > e.evict_lag && lag <= ring.capacity() && ring.evict_reader(i, v.owner) == RingResult::kOk) {
       ++n;
     }
-  }
-  if (n == 0) return;
-  e.evictions += n;
-  e.seg->control()->counters.evictions.fetch_add(n, std::memory_order_relaxed);
+  });
+  count_evictions(e, n);
 }
 
 // A publisher's write attempt (try_write or try_claim) repeated until it is done: a lossless
