@@ -23,9 +23,6 @@ using testing::channel_name;
 using testing::fork_child;
 using testing::wait_child;
 
-const ::testing::Environment* const kLeakCheck =
-    ::testing::AddGlobalTestEnvironment(new testing::ChannelLeakCheck);
-
 constexpr std::size_t kFrame = 64 * 1024;
 
 FrameOptions options() {

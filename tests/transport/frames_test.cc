@@ -22,9 +22,6 @@ using testing::channel_name;
 using testing::fork_child;
 using testing::wait_child;
 
-const ::testing::Environment* const kLeakCheck =
-    ::testing::AddGlobalTestEnvironment(new testing::ChannelLeakCheck);
-
 FrameOptions frames(std::uint64_t count, std::uint64_t bytes) {
   FrameOptions o;
   o.capacity = count;

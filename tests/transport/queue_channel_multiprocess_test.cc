@@ -27,9 +27,6 @@ using testing::channel_name;
 using testing::fork_child;
 using testing::wait_child;
 
-const ::testing::Environment* const kLeakCheck =
-    ::testing::AddGlobalTestEnvironment(new testing::ChannelLeakCheck);
-
 std::span<const std::byte> bytes_of(const std::string& s) {
   return std::as_bytes(std::span<const char>(s.data(), s.size()));
 }

@@ -25,9 +25,6 @@ namespace {
 using namespace std::chrono_literals;
 using testing::channel_name;
 
-const ::testing::Environment* const kLeakCheck =
-    ::testing::AddGlobalTestEnvironment(new testing::ChannelLeakCheck);
-
 std::span<const std::byte> bytes_of(const std::string& s) {
   return std::as_bytes(std::span<const char>(s.data(), s.size()));
 }

@@ -20,20 +20,9 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::channel_name;
+using testing::topic;
 using testing::fork_child;
 using testing::wait_child;
-
-const ::testing::Environment* const kLeakCheck =
-    ::testing::AddGlobalTestEnvironment(new testing::ChannelLeakCheck);
-
-TopicOptions topic(std::uint64_t capacity, std::uint64_t max_message, bool lossless = false) {
-  TopicOptions o;
-  o.capacity = capacity;
-  o.max_message = max_message;
-  o.lossless = lossless;
-  o.max_peers = 16;
-  return o;
-}
 
 // Loans exactly `size` bytes, fills message `id` in place and publishes it.
 ChannelResult publish_in_place(TopicPublisher& pub, std::uint64_t id, std::size_t size) {

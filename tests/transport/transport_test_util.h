@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "shmring/transport/topic.h"
 #include "test_support.h"
 
 namespace shmring::testing {
@@ -31,6 +32,21 @@ class ChannelLeakCheck : public ::testing::Environment {
     for (const std::string& name : left) ADD_FAILURE() << "channel segment left behind: " << name;
   }
 };
+
+// Every transport test binary includes this header and so registers the check once (an inline
+// variable has one definition per program).
+inline const ::testing::Environment* const kChannelLeakCheck =
+    ::testing::AddGlobalTestEnvironment(new ChannelLeakCheck);
+
+// Topic options for tests: ring bytes, largest message, mode, 16 peers.
+inline TopicOptions topic(std::uint64_t capacity, std::uint64_t max_message, bool lossless = false) {
+  TopicOptions o;
+  o.capacity = capacity;
+  o.max_message = max_message;
+  o.lossless = lossless;
+  o.max_peers = 16;
+  return o;
+}
 
 // 64-bit mix (splitmix64 finaliser).
 inline std::uint64_t mix64(std::uint64_t x) {
