@@ -10,6 +10,7 @@
 #include <cstring>
 #include <random>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -23,16 +24,11 @@ namespace shmring {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::bytes_of;
 using testing::channel_name;
+using testing::string_of;
 using testing::fork_child;
 using testing::wait_child;
-
-std::span<const std::byte> bytes_of(const std::string& s) {
-  return std::as_bytes(std::span<const char>(s.data(), s.size()));
-}
-std::string string_of(std::span<const std::byte> b) {
-  return std::string(reinterpret_cast<const char*>(b.data()), b.size());
-}
 
 QueueOptions opts(std::uint64_t capacity, std::uint64_t max_message) {
   QueueOptions o;
@@ -42,19 +38,27 @@ QueueOptions opts(std::uint64_t capacity, std::uint64_t max_message) {
   return o;
 }
 
-// A peer's raw view of the channel (what a process that breaks the protocol at a given instruction
-// leaves behind).
-struct Raw {
-  SharedMemory memory;
-  explicit Raw(const std::string& name) : memory(channel_key(name)) {}
-  bool attach() { return memory.attach(AccessMode::kReadWrite); }
-  ControlBlock* control() { return static_cast<ControlBlock*>(memory.data()); }
-  MpmcQueue<> queue() {
-    ControlBlock* cb = control();
-    return *MpmcQueue<>::attach(reinterpret_cast<std::byte*>(cb) + cb->header.ring_offset,
-                                cb->header.ring_bytes);
-  }
-};
+using Raw = testing::RawChannel;
+
+// A child process that opens an `Endpoint` (QueueProducer or QueueConsumer), records kClaiming in
+// its peer slot, takes a claim in the ring (a slot to write, or an item to read) and is killed
+// before it records the ticket: the window recovery cannot attribute from the peer slots.
+template <typename Endpoint>
+pid_t killed_between_claim_and_record(const std::string& name, const QueueOptions& options) {
+  return fork_child([&name, &options] {
+    auto endpoint = Endpoint::open(name, options);
+    if (!endpoint.ok()) return 2;
+    Raw raw(name);
+    if (!raw.attach()) return 3;
+    PeerSlot& me = peer_slots(raw.control())[endpoint->stats().index];
+    me.op_state.store(static_cast<std::uint32_t>(PeerOp::kClaiming));
+    MpmcQueue<> q = raw.queue();
+    const bool producer = std::is_same_v<Endpoint, QueueProducer>;
+    if ((producer ? q.try_claim().result : q.try_claim_read().result) != RingResult::kOk) return 4;
+    kill(getpid(), SIGKILL);
+    return 0;
+  });
+}
 
 // Parent waits for a flag a child sets in shared memory.
 bool wait_flag(const std::atomic<std::uint32_t>& flag, std::chrono::milliseconds timeout) {
@@ -177,18 +181,7 @@ TEST(QueueChannelMultiprocessTest, ProducerKilledAfterClaimBeforeRecordingTicket
   const std::string name = channel_name("qp_kill_unknown");
   auto consumer = QueueConsumer::open(name, opts(8, 32));
   ASSERT_TRUE(consumer.ok());
-  const pid_t child = fork_child([&] {
-    auto producer = QueueProducer::open(name, opts(8, 32));
-    if (!producer.ok()) return 2;
-    Raw raw(name);
-    if (!raw.attach()) return 3;
-    PeerSlot& me = peer_slots(raw.control())[producer->stats().index];
-    me.op_state.store(static_cast<std::uint32_t>(PeerOp::kClaiming));
-    MpmcQueue<> q = raw.queue();
-    if (q.try_claim().result != RingResult::kOk) return 4;
-    kill(getpid(), SIGKILL);
-    return 0;
-  });
+  const pid_t child = killed_between_claim_and_record<QueueProducer>(name, opts(8, 32));
   EXPECT_TRUE(wait_child(child, 10s).signaled);
   auto producer = QueueProducer::open(name, opts(8, 32));
   ASSERT_TRUE(producer.ok());
@@ -313,18 +306,7 @@ TEST(QueueChannelMultiprocessTest, ConsumerKilledAfterClaimBeforeRecordingTicket
   auto producer = QueueProducer::open(name, opts(8, 32));
   ASSERT_TRUE(producer.ok());
   ASSERT_EQ(producer->try_send(bytes_of("orphan")), ChannelResult::kOk);
-  const pid_t child = fork_child([&] {
-    auto consumer = QueueConsumer::open(name, opts(8, 32));
-    if (!consumer.ok()) return 2;
-    Raw raw(name);
-    if (!raw.attach()) return 3;
-    PeerSlot& me = peer_slots(raw.control())[consumer->stats().index];
-    me.op_state.store(static_cast<std::uint32_t>(PeerOp::kClaiming));
-    MpmcQueue<> q = raw.queue();
-    if (q.try_claim_read().result != RingResult::kOk) return 4;
-    kill(getpid(), SIGKILL);
-    return 0;
-  });
+  const pid_t child = killed_between_claim_and_record<QueueConsumer>(name, opts(8, 32));
   EXPECT_TRUE(wait_child(child, 10s).signaled);
   auto consumer = QueueConsumer::open(name, opts(8, 32));
   ASSERT_TRUE(consumer.ok());

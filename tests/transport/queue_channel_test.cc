@@ -23,14 +23,10 @@ namespace shmring {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::bytes_of;
 using testing::channel_name;
-
-std::span<const std::byte> bytes_of(const std::string& s) {
-  return std::as_bytes(std::span<const char>(s.data(), s.size()));
-}
-std::string string_of(std::span<const std::byte> b) {
-  return std::string(reinterpret_cast<const char*>(b.data()), b.size());
-}
+using testing::RawChannel;
+using testing::string_of;
 
 QueueOptions small(std::uint64_t capacity = 8, std::uint64_t max_message = 64) {
   QueueOptions o;
@@ -38,14 +34,6 @@ QueueOptions small(std::uint64_t capacity = 8, std::uint64_t max_message = 64) {
   o.max_message = max_message;
   return o;
 }
-
-// A read-write view of a channel's control block, as a hostile or curious peer would have.
-struct RawChannel {
-  SharedMemory memory;
-  explicit RawChannel(const std::string& name) : memory(channel_key(name)) {}
-  bool attach() { return memory.attach(AccessMode::kReadWrite); }
-  ControlBlock* control() { return static_cast<ControlBlock*>(memory.data()); }
-};
 
 TEST(ControlBlockLayoutTest, LayoutIsPinnedForThisVersion) {
   // A change here without bumping kChannelLayoutVersion breaks other processes: bump it.

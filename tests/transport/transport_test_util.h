@@ -14,6 +14,10 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "shmring/core/shared_memory.h"
+#include "shmring/queue/mpmc_queue.h"
+#include "shmring/transport/channel.h"
+#include "shmring/transport/control_block.h"
 #include "shmring/transport/topic.h"
 #include "test_support.h"
 
@@ -47,6 +51,28 @@ inline TopicOptions topic(std::uint64_t capacity, std::uint64_t max_message, boo
   o.max_peers = 16;
   return o;
 }
+
+inline std::span<const std::byte> bytes_of(const std::string& s) {
+  return std::as_bytes(std::span<const char>(s.data(), s.size()));
+}
+inline std::string string_of(std::span<const std::byte> b) {
+  return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+}
+
+// A read-write view of a channel's control block and ring, as a hostile or curious peer (or a
+// process that breaks the protocol at a given instruction) has it.
+struct RawChannel {
+  SharedMemory memory;
+  explicit RawChannel(const std::string& name) : memory(channel_key(name)) {}
+  bool attach() { return memory.attach(AccessMode::kReadWrite); }
+  ControlBlock* control() { return static_cast<ControlBlock*>(memory.data()); }
+  // A queue channel's ring (attach() first).
+  MpmcQueue<> queue() {
+    ControlBlock* cb = control();
+    return *MpmcQueue<>::attach(reinterpret_cast<std::byte*>(cb) + cb->header.ring_offset,
+                                cb->header.ring_bytes);
+  }
+};
 
 // 64-bit mix (splitmix64 finaliser).
 inline std::uint64_t mix64(std::uint64_t x) {
