@@ -49,15 +49,6 @@ bool dev_shm_has(const std::string& native_key) {
   return access(("/dev/shm/" + native_key).c_str(), F_OK) == 0;
 }
 
-// Sanitizer runtimes turn SIGSEGV into a report and abort(); tests that expect the kernel to kill a
-// process for a bad write restore the default disposition first.
-void default_segv() {
-  struct sigaction action {};
-  action.sa_handler = SIG_DFL;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGSEGV, &action, nullptr);
-}
-
 void kill_and_reap(pid_t pid) {
   kill(pid, SIGKILL);
   int status = 0;
@@ -367,7 +358,7 @@ TEST(SharedMemoryMultiprocessTest, WriteThroughReadOnlyAttachmentKillsTheProcess
     SharedMemory reader(key);
     if (!reader.attach(AccessMode::kReadOnly)) return 1;
     if (reader.access_mode() != AccessMode::kReadOnly) return 2;
-    default_segv();
+    testing::default_sigsegv();
     static_cast<volatile char*>(reader.data())[0] = 1;  // must fault
     return 0;
   });
@@ -382,7 +373,7 @@ TEST(SharedMemoryMultiprocessTest, ReadOnlyCreatorCannotWriteEither) {
   const pid_t child = fork_child([&] {
     SharedMemory shm(key);
     if (!shm.create(4096, AccessMode::kReadOnly)) return 1;
-    default_segv();
+    testing::default_sigsegv();
     static_cast<volatile char*>(shm.data())[0] = 1;
     return 0;
   });

@@ -104,4 +104,11 @@ ChildResult run_as_nobody(const std::function<int()>& body) {
   }));
 }
 
+void default_sigsegv() {
+  struct sigaction action {};
+  action.sa_handler = SIG_DFL;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGSEGV, &action, nullptr);
+}
+
 }  // namespace shmring::testing

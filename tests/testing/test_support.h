@@ -36,6 +36,10 @@ std::vector<std::string> dev_shm_entries(const std::string& prefix);
 // then killed with SIGKILL: the segment is left stale (no live attachment).
 void make_stale_segment(const std::string& path, std::size_t size = 64);
 
+// Sanitizer runtimes turn SIGSEGV into a report and abort(); a child that is meant to be killed by
+// the kernel for a bad write (into read-only shared memory) restores the default action first.
+void default_sigsegv();
+
 // Runs `body` in a forked child as user/group nobody (65534) and returns its result; used for
 // permission tests (the suite runs as root).
 ChildResult run_as_nobody(const std::function<int()>& body);

@@ -228,7 +228,7 @@ TEST(FramesMultiprocessTest, SubscriberCannotWriteThroughAView) {
   ASSERT_TRUE(pub.ok() && witness.ok());
   publish_frame(*pub, 5, 4096);
   const pid_t child = fork_child([&] {
-    signal(SIGSEGV, SIG_DFL);  // sanitizer runtimes catch it otherwise
+    testing::default_sigsegv();
     auto sub = FrameSubscriber::open(name);
     if (!sub.ok()) return 2;
     FrameView v = sub->receive_view(5s);

@@ -293,7 +293,7 @@ TEST(TopicZeroCopyMultiprocess, LossySubscriberCannotWriteThroughAView) {
   testing::SharedRegion region(sizeof(std::atomic<std::uint32_t>));
   auto* ready = region.as<std::atomic<std::uint32_t>>();
   const pid_t child = fork_child([&] {
-    signal(SIGSEGV, SIG_DFL);  // sanitizer runtimes catch it otherwise
+    testing::default_sigsegv();
     auto sub = TopicSubscriber::open(name, topic(4096, 64));
     if (!sub.ok()) return 2;
     ready->store(1);
