@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -164,6 +165,67 @@ TEST(TopicKillTest, HundredLosslessSubscriberKillsNeverStallThePublisher) {
 
 constexpr std::uint64_t kMaxIncarnations = 256;
 
+// One publisher incarnation of the kill loops: opens the topic (retrying while the previous
+// publisher is not reaped yet) and publishes ids (inc << 32 | seq) until it is killed, every other
+// incarnation through loans so that kills also land inside them. *completed counts the publishes
+// that returned kOk. `timeout` is publish's and loan's (0: the try_ calls).
+int publisher_incarnation(const std::string& name, const TopicOptions& o, std::uint64_t inc,
+                          std::chrono::nanoseconds timeout, std::atomic<std::uint64_t>* completed) {
+  absl::StatusOr<TopicPublisher> pub = TopicPublisher::open(name, o);
+  for (int i = 0; i < 200 && !pub.ok(); ++i) {
+    std::this_thread::sleep_for(1ms);
+    pub = TopicPublisher::open(name, o);
+  }
+  if (!pub.ok()) return 2;
+  const bool zero_copy = inc % 2 == 1;
+  std::vector<std::byte> msg(kMessage);
+  for (std::uint64_t seq = 0;; ++seq) {
+    if (zero_copy) {
+      TopicLoan loan = pub->loan(kMessage, timeout);
+      if (!loan.ok()) return 3;
+      testing::fill_message(loan.buffer(), (inc << 32) | seq);
+      if (pub->publish(loan, kMessage) != ChannelResult::kOk) return 3;
+    } else {
+      testing::fill_message(msg, (inc << 32) | seq);
+      if (pub->publish(msg, timeout) != ChannelResult::kOk) return 3;
+    }
+    completed->store(seq + 1);
+    if (seq % 32 == 0) std::this_thread::sleep_for(50us);
+  }
+}
+
+struct KillLoop {
+  int kills = 0;
+  int bad = 0;  // incarnations that ended otherwise than by our SIGKILL
+  std::uint64_t incarnations = 0;
+};
+
+// Starts publisher incarnations with spawn(inc) and kills each at a random moment (5-45 ms), 100
+// times (or until 20 s pass or kMaxIncarnations are used); the last one is killed too.
+KillLoop kill_publishers(const std::function<pid_t(std::uint64_t)>& spawn, std::uint64_t seed) {
+  KillLoop loop;
+  std::mt19937_64 rng(seed);
+  pid_t publisher = spawn(loop.incarnations++);
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (loop.kills < 100 && loop.incarnations < kMaxIncarnations &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::microseconds(5000 + rng() % 40000));
+    kill(publisher, SIGKILL);
+    const testing::ChildResult r = wait_child(publisher, 10s);
+    if (!r.signaled) {
+      ++loop.bad;
+      std::printf("publisher incarnation %llu exited with %d\n",
+                  static_cast<unsigned long long>(loop.incarnations - 1), r.code);
+    }
+    ++loop.kills;
+    publisher = spawn(loop.incarnations++);
+  }
+  std::this_thread::sleep_for(50ms);
+  kill(publisher, SIGKILL);
+  wait_child(publisher, 10s);
+  return loop;
+}
+
 struct PublisherBoard {
   std::atomic<std::uint32_t> stop;
   std::atomic<std::uint32_t> ready;
@@ -219,55 +281,16 @@ TEST(TopicKillTest, HundredPublisherKillsLeaveNoTornDuplicatedOrMissingRecord) {
   // segment goes away even though the last publisher is killed.
   SharedMemory hold(channel_key(name));
   ASSERT_TRUE(hold.attach(AccessMode::kReadWrite));
-  std::mt19937_64 rng(11);
-  int kills = 0;
-  int bad = 0;
-  std::uint64_t incarnation = 0;
-  auto spawn = [&] {
-    const std::uint64_t inc = incarnation++;
-    return fork_child([&, inc] {
-      TopicOptions po = lossless_options();
-      absl::StatusOr<TopicPublisher> pub = TopicPublisher::open(name, po);
-      for (int i = 0; i < 200 && !pub.ok(); ++i) {  // the previous one may not be reaped yet
-        std::this_thread::sleep_for(1ms);
-        pub = TopicPublisher::open(name, po);
-      }
-      if (!pub.ok()) return 2;
-      // Every other incarnation publishes zero-copy, so kills land inside loans too.
-      const bool zero_copy = inc % 2 == 1;
-      std::vector<std::byte> msg(kMessage);
-      for (std::uint64_t seq = 0;; ++seq) {
-        if (zero_copy) {
-          TopicLoan loan = pub->loan(kMessage, 2s);
-          if (!loan.ok()) return 3;
-          testing::fill_message(loan.buffer(), (inc << 32) | seq);
-          if (pub->publish(loan, kMessage) != ChannelResult::kOk) return 3;
-        } else {
-          testing::fill_message(msg, (inc << 32) | seq);
-          if (pub->publish(msg, 2s) != ChannelResult::kOk) return 3;
-        }
-        b->completed[inc].store(seq + 1);
-        if (seq % 32 == 0) std::this_thread::sleep_for(50us);
-      }
-    });
-  };
-  pid_t publisher = spawn();
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (kills < 100 && incarnation < kMaxIncarnations && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::microseconds(5000 + rng() % 40000));
-    kill(publisher, SIGKILL);
-    const testing::ChildResult r = wait_child(publisher, 10s);
-    if (!r.signaled) {
-      ++bad;
-      std::printf("publisher incarnation %llu exited with %d\n",
-                  static_cast<unsigned long long>(incarnation - 1), r.code);
-    }
-    ++kills;
-    publisher = spawn();
-  }
-  std::this_thread::sleep_for(50ms);
-  kill(publisher, SIGKILL);
-  wait_child(publisher, 10s);
+  const KillLoop loop = kill_publishers(
+      [&](std::uint64_t inc) {
+        return fork_child([&, inc] {
+          return publisher_incarnation(name, lossless_options(), inc, 2s, &b->completed[inc]);
+        });
+      },
+      11);
+  int bad = loop.bad;
+  const int kills = loop.kills;
+  const std::uint64_t incarnation = loop.incarnations;
   std::this_thread::sleep_for(100ms);  // let the subscribers drain
   b->stop.store(1);
   for (pid_t p : subs) {
@@ -370,47 +393,16 @@ TEST(TopicKillTest, HundredLossyPublisherKillsKeepTheLossCountExact) {
   while (b->ready.load() < 2) std::this_thread::sleep_for(1ms);
   SharedMemory hold(channel_key(name));  // keeps the channel while publishers come and go
   ASSERT_TRUE(hold.attach(AccessMode::kReadWrite));
-  std::mt19937_64 rng(13);
-  std::uint64_t incarnation = 0;
-  auto spawn = [&] {
-    const std::uint64_t inc = incarnation++;
-    return fork_child([&, inc] {
-      absl::StatusOr<TopicPublisher> pub = TopicPublisher::open(name, o);
-      for (int i = 0; i < 200 && !pub.ok(); ++i) {
-        std::this_thread::sleep_for(1ms);
-        pub = TopicPublisher::open(name, o);
-      }
-      if (!pub.ok()) return 2;
-      std::vector<std::byte> msg(kMessage);
-      for (std::uint64_t seq = 0;; ++seq) {
-        if (inc % 2 == 1) {  // every other incarnation publishes zero-copy
-          TopicLoan loan = pub->try_loan(kMessage);
-          if (!loan.ok()) return 3;
-          testing::fill_message(loan.buffer(), (inc << 32) | seq);
-          if (pub->publish(loan, kMessage) != ChannelResult::kOk) return 3;
-        } else {
-          testing::fill_message(msg, (inc << 32) | seq);
-          if (pub->try_publish(msg) != ChannelResult::kOk) return 3;
-        }
-        b->completed[inc].store(seq + 1);
-        if (seq % 32 == 0) std::this_thread::sleep_for(50us);
-      }
-    });
-  };
-  int kills = 0;
-  int bad = 0;
-  pid_t publisher = spawn();
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (kills < 100 && incarnation < kMaxIncarnations && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::microseconds(5000 + rng() % 40000));
-    kill(publisher, SIGKILL);
-    if (!wait_child(publisher, 10s).signaled) ++bad;
-    ++kills;
-    publisher = spawn();
-  }
-  std::this_thread::sleep_for(50ms);
-  kill(publisher, SIGKILL);
-  wait_child(publisher, 10s);
+  const KillLoop loop = kill_publishers(
+      [&](std::uint64_t inc) {
+        return fork_child([&, inc] {
+          return publisher_incarnation(name, o, inc, std::chrono::nanoseconds(0), &b->completed[inc]);
+        });
+      },
+      13);
+  int bad = loop.bad;
+  const int kills = loop.kills;
+  const std::uint64_t incarnation = loop.incarnations;
   b->stop.store(1);
   for (pid_t p : subs) {
     if (!wait_child(p, 10s).ok()) ++bad;
