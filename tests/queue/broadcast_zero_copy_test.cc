@@ -171,7 +171,9 @@ TEST(BroadcastView, LossyViewIsInPlaceAndValidatedAtTheEnd) {
   std::size_t n = 0;
   EXPECT_EQ(r.try_read(out, &n), RingResult::kBusy);  // one view at a time
   EXPECT_EQ(r.try_view(&v), RingResult::kBusy);
+  EXPECT_TRUE(r.has_view());
   EXPECT_EQ(r.finish_view(), RingResult::kOk);
+  EXPECT_FALSE(r.has_view());
   EXPECT_EQ(r.finish_view(), RingResult::kOk);  // nothing out: no-op
   ASSERT_EQ(r.try_view(&v), RingResult::kOk);
   EXPECT_EQ(as_string(v), "two");

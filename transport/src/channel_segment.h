@@ -129,8 +129,6 @@ class ChannelSegment {
 
   // Under the lock: the peer slot is still this endpoint's (kActive with its token).
   bool owns_slot_locked() const noexcept;
-  // Drops this endpoint's claim on its peer slot without freeing it (the slot was handed over).
-  void forget_self() noexcept { self_ = nullptr; }
 
   // Heartbeat and the endpoint's own counters (relaxed stores into its slot).
   void touch(std::uint64_t now_ns) noexcept;
