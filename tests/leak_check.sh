@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs after every other test: nothing the suite created may be left in /dev/shm. Test keys start
 # with "t_", so their segments are named "shmring_t_..." and channel segments
-# "shmring_shmring.chan.t_...".
+# "shmring_chan.t_...".
 set -u
-left=$(ls /dev/shm 2>/dev/null | grep -E '^shmring_(shmring\.chan\.)?t_' || true)
+left=$(ls /dev/shm 2>/dev/null | grep -E '^shmring_(chan\.)?t_' || true)
 if [ -n "$left" ]; then
   echo "segments left behind by the test suite:"
   echo "$left"

@@ -4,8 +4,8 @@
 // spin = kBusySpin, hybrid = kHybrid (spin, then park on the futex), park = kPark.
 #include <cstring>
 
-#include "shmring/transport/frames.h"
-#include "shmring/transport/queue_channel.h"
+#include "shmring/transport/frame.h"
+#include "shmring/transport/queue.h"
 #include "shmring/transport/topic.h"
 #include "transports.h"
 
@@ -46,7 +46,7 @@ class TopicEndpoint final : public Endpoint {
   TopicEndpoint(TopicPublisher publisher, TopicSubscriber subscriber)
       : publisher_(std::move(publisher)), subscriber_(std::move(subscriber)) {}
   bool send(const std::byte* data, std::size_t size) override {
-    return publisher_.publish(std::span<const std::byte>(data, size), kTimeout) == ChannelResult::kOk;
+    return publisher_.send(std::span<const std::byte>(data, size), kTimeout) == ChannelResult::kOk;
   }
   bool receive(std::byte* data, std::size_t size) override {
     std::size_t got = 0;

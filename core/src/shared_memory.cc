@@ -33,6 +33,7 @@
 #include "segment_files.h"
 #include "shmring/core/layout.h"
 #include "shmring/core/process.h"
+#include "shmring/core/segment_directory.h"
 #include "shmring/core/segment_header.h"
 #include "shmring/core/stable_hash.h"
 #include "sys_util.h"
@@ -203,7 +204,7 @@ std::string SharedMemory::native_key_for(std::string_view key) {
                        c == '.' || c == '_' || c == '-';
     readable.push_back(plain ? c : '_');
   }
-  return "shmring_" + readable + "_" + hex16(stable_hash64(key));
+  return std::string(kSegmentNamePrefix) + readable + "_" + hex16(stable_hash64(key));
 }
 
 SharedMemory::SharedMemory() = default;
@@ -480,8 +481,8 @@ bool SharedMemory::create_or_attach(std::size_t size, AccessMode mode) {
   if (is_attached()) {
     return fail(SharedMemoryError::kAlreadyExists, "create_or_attach", "already attached");
   }
-  const std::int64_t deadline = detail::monotonic_ns() + kCreateOrAttachNs;
-  while (detail::monotonic_ns() < deadline) {
+  const std::int64_t deadline = detail::monotonic_ns_signed() + kCreateOrAttachNs;
+  while (detail::monotonic_ns_signed() < deadline) {
     bool already_exists = false;
     if (do_create(size, mode, &already_exists)) return true;
     if (!already_exists || backend_ == Backend::kMemfd) return false;
@@ -583,7 +584,7 @@ bool SharedMemory::finish_attach(int fd, AccessMode mode, bool /*created*/) {
     close(data_fd);
     close(fd);
   };
-  const std::int64_t deadline = detail::monotonic_ns() + kCreatorWaitNs;
+  const std::int64_t deadline = detail::monotonic_ns_signed() + kCreatorWaitNs;
   Mapping mapping;
   SegmentInfo info;
   for (;;) {
@@ -606,7 +607,7 @@ bool SharedMemory::finish_attach(int fd, AccessMode mode, bool /*created*/) {
       close(data_fd);
       return give_up_stale("its creator died before finishing it (stale; removed)");
     }
-    if (detail::monotonic_ns() > deadline) {
+    if (detail::monotonic_ns_signed() > deadline) {
       close_both();
       return fail(SharedMemoryError::kUnknownError, "attach",
                   "its creator has not finished initialising it after 5 s");

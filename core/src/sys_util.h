@@ -1,4 +1,4 @@
-// Small private helpers for system calls: errno text and the monotonic clock.
+// Small private helpers for system calls: errno text, signed monotonic time, EINTR retries.
 #pragma once
 
 #include <cerrno>
@@ -6,6 +6,8 @@
 #include <cstring>
 #include <ctime>
 #include <string>
+
+#include "shmring/core/clock.h"
 
 namespace shmring::detail {
 
@@ -17,10 +19,9 @@ inline std::string errno_text(int errno_value) {
   return std::string(text) + " (errno " + std::to_string(errno_value) + ")";
 }
 
-inline std::int64_t monotonic_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+// shmring::monotonic_ns (shmring/core/clock.h) as a signed count, for deadline arithmetic.
+inline std::int64_t monotonic_ns_signed() noexcept {
+  return static_cast<std::int64_t>(shmring::monotonic_ns());
 }
 
 inline timespec to_timespec(std::int64_t ns) {

@@ -251,13 +251,13 @@ bool SystemSemaphore::acquire_until(std::int64_t timeout_ms) {
   // dies holding the token, the kernel gives [0] back and [1] keeps the mark.
   sembuf take[2] = {{kAvailable, -1, SEM_UNDO}, {kHeld, 1, 0}};
   const std::int64_t deadline =
-      timeout_ms < 0 ? -1 : detail::monotonic_ns() + timeout_ms * 1'000'000;
+      timeout_ms < 0 ? -1 : detail::monotonic_ns_signed() + timeout_ms * 1'000'000;
   for (;;) {
     int rc;
     if (deadline < 0) {
       rc = semop(id_, take, 2);
     } else {
-      const std::int64_t left = std::max<std::int64_t>(deadline - detail::monotonic_ns(), 0);
+      const std::int64_t left = std::max<std::int64_t>(deadline - detail::monotonic_ns_signed(), 0);
       if (left == 0) {
         take[0].sem_flg |= IPC_NOWAIT;
         rc = semop(id_, take, 2);

@@ -2,7 +2,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "shmring/transport/frames.h"
+#include "shmring/transport/frame.h"
 
 int main() {
   using namespace std::chrono_literals;

@@ -2,7 +2,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "shmring/transport/queue_channel.h"
+#include "shmring/transport/queue.h"
 
 int main() {
   using namespace std::chrono_literals;

@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
     auto pub = shmring::TopicPublisher::open("prices");  // creates the channel if needed
     if (!pub.ok()) return std::puts(pub.status().ToString().c_str()), 1;
     const char quote[] = "EURUSD 1.0842";
-    pub->publish(std::as_bytes(std::span(quote)), 1s);  // never waits on a lossy topic
+    pub->send(std::as_bytes(std::span(quote)), 1s);  // never waits on a lossy topic
     return 0;
   }
   auto sub = shmring::TopicSubscriber::open("prices");

@@ -462,4 +462,8 @@ bool BroadcastReader::closed() const noexcept {
   return load_ring_state(cfg_.control) == RingState::kClosed;
 }
 
+std::uint64_t BroadcastReader::writer_tail_approx() const noexcept {
+  return cfg_.control->writer.tail.load(std::memory_order_relaxed);
+}
+
 }  // namespace shmring

@@ -148,6 +148,23 @@ MpmcQueue<void>::SlotPhase MpmcQueue<void>::slot_phase(std::uint64_t ticket) con
   }
 }
 
+RingResult MpmcQueue<void>::view_of_ticket(std::uint64_t ticket,
+                                           std::span<const std::byte>* item) const noexcept {
+  MpmcSlotHeader* s = slot(ticket);
+  // SYNC(mpmc_full): pairs with the producer's release CAS to full(ticket) in commit().
+  if (s->sequence.load(std::memory_order_acquire) != mpmc::full_seq(ticket)) return RingResult::kBusy;
+  const std::uint64_t length = s->length;
+  *item = std::span<const std::byte>(payload(s), length <= cfg_.slot_size ? length : cfg_.slot_size);
+  return RingResult::kOk;
+}
+
+absl::StatusOr<std::uint64_t> MpmcQueue<void>::depth_of(const void* region, std::size_t bytes) noexcept {
+  // attach() only reads the region; the queue handle is used for two relaxed loads.
+  absl::StatusOr<MpmcQueue> queue = attach(const_cast<void*>(region), bytes);
+  if (!queue.ok()) return queue.status();
+  return queue->size_approx();
+}
+
 std::optional<std::uint64_t> MpmcQueue<void>::stalled_producer_ticket() const noexcept {
   const std::uint64_t dequeue = cfg_.control->dequeue_pos.value.load(std::memory_order_relaxed);
   const std::uint64_t enqueue = cfg_.control->enqueue_pos.value.load(std::memory_order_relaxed);

@@ -17,6 +17,7 @@ const char* to_string(RingKind kind) {
     case RingKind::kSpsc: return "kSpsc";
     case RingKind::kMpmc: return "kMpmc";
     case RingKind::kBroadcast: return "kBroadcast";
+    case RingKind::kFramePool: return "kFramePool";
   }
   return "kUnknown";
 }
@@ -81,7 +82,7 @@ absl::StatusOr<RingGeometry> read_ring_header(const void* region, std::size_t by
                                                       absl::Hex(kRingAbiFingerprint)));
   }
   if (kind_word != static_cast<std::uint32_t>(kind)) {
-    if (kind_word >= 1 && kind_word <= 3) {
+    if (kind_word >= 1 && kind_word <= 4) {
       return absl::FailedPreconditionError(
           absl::StrCat("attach ", name, ": the region holds a ",
                        to_string(static_cast<RingKind>(kind_word)), " ring"));
@@ -96,14 +97,17 @@ absl::StatusOr<RingGeometry> read_ring_header(const void* region, std::size_t by
       g.data_offset > g.region_bytes) {
     return absl::DataLossError(absl::StrCat("attach ", name, ": bad data offset ", g.data_offset));
   }
-  if (!is_power_of_two(g.capacity) || g.capacity > kMaxCapacity) {
+  // A frame pool's capacity counts buffers (any number in its range, checked by FramePool).
+  const bool power_of_two_needed = kind != RingKind::kFramePool;
+  if ((power_of_two_needed && !is_power_of_two(g.capacity)) || g.capacity == 0 ||
+      g.capacity > kMaxCapacity) {
     return absl::DataLossError(
-        absl::StrCat("attach ", name, ": capacity ", g.capacity, " is not a power of two <= 2^40"));
+        absl::StrCat("attach ", name, ": capacity ", g.capacity, " is out of range (a power of two <= 2^40 but for frame pools)"));
   }
   if (g.max_record > kMaxRecordLimit) {
     return absl::DataLossError(absl::StrCat("attach ", name, ": max record ", g.max_record));
   }
-  g.mask = g.capacity - 1;
+  g.mask = power_of_two_needed ? g.capacity - 1 : 0;
   return g;
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "shmring/queue/broadcast_ring.h"
+#include "shmring/queue/frame_pool.h"
 #include "shmring/queue/mpmc_queue.h"
 #include "shmring/queue/ring_header.h"
 #include "shmring/queue/spsc_ring.h"
@@ -46,6 +47,16 @@ std::string layout_fingerprint() {
   s += SHMRING_SIZE(BroadcastReaderSlot) + SHMRING_FIELD(BroadcastReaderSlot, owner) +
        SHMRING_FIELD(BroadcastReaderSlot, position) + "\n";
   s += SHMRING_SIZE(BroadcastControl) + SHMRING_FIELD(BroadcastControl, writer) + "\n";
+  if (kRingLayoutVersion >= 4) {
+    s += SHMRING_SIZE(FramePoolState) + SHMRING_FIELD(FramePoolState, latest) +
+         SHMRING_FIELD(FramePoolState, frame_number) + "\n";
+    s += SHMRING_SIZE(FrameSlot) + SHMRING_FIELD(FrameSlot, seq) + SHMRING_FIELD(FrameSlot, frame_number) +
+         SHMRING_FIELD(FrameSlot, length) + "\n";
+    s += SHMRING_SIZE(FramePoolControl) + SHMRING_FIELD(FramePoolControl, header) +
+         SHMRING_FIELD(FramePoolControl, state) + " frame_kind=" +
+         std::to_string(static_cast<int>(RingKind::kFramePool)) + " frame_page=" +
+         std::to_string(kFramePage) + "\n";
+  }
   // Constants whose values are part of the format.
   s += "magic=" + std::to_string(kRingMagic) + " kinds=" +
        std::to_string(static_cast<int>(RingKind::kSpsc)) + std::to_string(static_cast<int>(RingKind::kMpmc)) +
@@ -94,6 +105,26 @@ const std::map<std::uint32_t, std::string>& pinned_layouts() {
        "BroadcastWriterBlock:128 tail_intent@0 tail@8 latest@16 next_sequence@24\n"
        "BroadcastReaderSlot:128 owner@0 position@8\n"
        "BroadcastControl:256 writer@128\n"
+       "magic=5138124842793257043 kinds=123 records=12 states=12 record_align=8 slot_align=64 "
+       "mpmc_seq=21,22 lossless=1 spsc_tag=" "4294967297,25769803786" "\n"},
+      // 4: the frame pool (its buffers' words and state) joins the rings with RingKind::kFramePool
+      // (it lived in transport/ before, unpinned). SPSC, MPMC and broadcast unchanged.
+      {4,
+       "RingHeader:128 magic@0 version@8 kind@12 abi@16 state@20 region_bytes@24 data_offset@32 "
+       "capacity@40 max_record@48 slot_stride@56 initial_position@64 flags@72 max_readers@76\n"
+       "PaddedCounter:128 value@0\n"
+       "SpscRecordHeader:8 length@0 tag@4\n"
+       "SpscControl:384 write_pos@128 read_pos@256\n"
+       "MpmcSlotHeader:16 sequence@0 length@8\n"
+       "MpmcCounters:128 skipped@0 aborted@8 force_released@16\n"
+       "MpmcControl:512 enqueue_pos@128 dequeue_pos@256 counters@384\n"
+       "BroadcastRecordHeader:16 length@0 type@4 sequence@8\n"
+       "BroadcastWriterBlock:128 tail_intent@0 tail@8 latest@16 next_sequence@24\n"
+       "BroadcastReaderSlot:128 owner@0 position@8\n"
+       "BroadcastControl:256 writer@128\n"
+       "FramePoolState:128 latest@0 frame_number@8\n"
+       "FrameSlot:128 seq@0 frame_number@8 length@16\n"
+       "FramePoolControl:256 header@0 state@128 frame_kind=4 frame_page=4096\n"
        "magic=5138124842793257043 kinds=123 records=12 states=12 record_align=8 slot_align=64 "
        "mpmc_seq=21,22 lossless=1 spsc_tag=" "4294967297,25769803786" "\n"},
   };

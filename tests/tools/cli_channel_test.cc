@@ -14,7 +14,7 @@
 #include "run_command.h"
 #include "shmring/core/shared_memory.h"
 #include "shmring/transport/channel.h"
-#include "shmring/transport/queue_channel.h"
+#include "shmring/transport/queue.h"
 #include "shmring/transport/topic.h"
 #include "test_support.h"
 
@@ -190,7 +190,7 @@ TEST(CliChannelTest, TopRedrawsInATerminalAndQuitsOnQ) {
   const std::byte message[8] = {};
   bool shown = false;
   for (int i = 0; i < 100 && !shown; ++i) {
-    publisher.try_publish(message);
+    publisher.try_send(message);
     std::this_thread::sleep_for(std::chrono::milliseconds(30));
     r = run_command({"/usr/bin/tmux", "capture-pane", "-p", "-t", session});
     shown = r.out.find(name) != std::string::npos && r.out.find("topic") != std::string::npos &&

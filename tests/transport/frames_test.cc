@@ -11,7 +11,7 @@
 
 #include "gtest/gtest.h"
 #include "shmring/transport/channel.h"
-#include "shmring/transport/frames.h"
+#include "shmring/transport/frame.h"
 #include "transport_test_util.h"
 
 namespace shmring {

@@ -17,7 +17,7 @@
 #include "shmring/core/shared_memory.h"
 #include "shmring/queue/mpmc_queue.h"
 #include "shmring/transport/channel.h"
-#include "shmring/transport/queue_channel.h"
+#include "shmring/transport/queue.h"
 #include "transport_test_util.h"
 
 namespace shmring {

@@ -121,7 +121,7 @@ TEST(TopicKillTest, HundredLosslessSubscriberKillsNeverStallThePublisher) {
   while (kills < 100 && std::chrono::steady_clock::now() < deadline) {
     testing::fill_message(msg, id);
     const auto t0 = std::chrono::steady_clock::now();
-    const ChannelResult r = pub->publish(msg, 2s);
+    const ChannelResult r = pub->send(msg, 2s);
     const auto t1 = std::chrono::steady_clock::now();
     worst_us = std::max<std::int64_t>(
         worst_us, std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0).count());
@@ -187,7 +187,7 @@ int publisher_incarnation(const std::string& name, const TopicOptions& o, std::u
       if (pub->publish(loan, kMessage) != ChannelResult::kOk) return 3;
     } else {
       testing::fill_message(msg, (inc << 32) | seq);
-      if (pub->publish(msg, timeout) != ChannelResult::kOk) return 3;
+      if (pub->send(msg, timeout) != ChannelResult::kOk) return 3;
     }
     completed->store(seq + 1);
     if (seq % 32 == 0) std::this_thread::sleep_for(50us);

@@ -38,7 +38,7 @@ TEST(TopicTest, EverySubscriberSeesEveryMessageInOrder) {
   auto a = TopicSubscriber::open(name, topic(4096, 64));
   auto b = TopicSubscriber::open(name);  // zero limits: whatever the channel has
   ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
-  for (std::uint64_t i = 0; i < 50; ++i) ASSERT_EQ(pub->try_publish(message(i)), ChannelResult::kOk);
+  for (std::uint64_t i = 0; i < 50; ++i) ASSERT_EQ(pub->try_send(message(i)), ChannelResult::kOk);
   for (TopicSubscriber* s : {&*a, &*b}) {
     std::vector<std::byte> buf(s->max_message());
     for (std::uint64_t i = 0; i < 50; ++i) {
@@ -53,7 +53,7 @@ TEST(TopicTest, EverySubscriberSeesEveryMessageInOrder) {
     EXPECT_EQ(s->lost(), 0u);
   }
   std::vector<std::byte> big(65);
-  EXPECT_EQ(pub->try_publish(big), ChannelResult::kTooLarge);
+  EXPECT_EQ(pub->try_send(big), ChannelResult::kTooLarge);
 }
 
 TEST(TopicTest, LappedLossySubscriberIsToldExactlyHowManyItLost) {
@@ -62,7 +62,7 @@ TEST(TopicTest, LappedLossySubscriberIsToldExactlyHowManyItLost) {
   auto sub = TopicSubscriber::open(name, topic(1024, 32));
   ASSERT_TRUE(pub.ok() && sub.ok());
   constexpr std::uint64_t kTotal = 1000;  // far more than 1024 bytes of 48-byte records
-  for (std::uint64_t i = 0; i < kTotal; ++i) ASSERT_EQ(pub->try_publish(message(i)), ChannelResult::kOk);
+  for (std::uint64_t i = 0; i < kTotal; ++i) ASSERT_EQ(pub->try_send(message(i)), ChannelResult::kOk);
   std::vector<std::byte> buf(32);
   std::uint64_t got = 0;
   std::uint64_t last = 0;
@@ -91,9 +91,9 @@ TEST(TopicTest, LosslessPublisherWaitsForTheSlowestSubscriber) {
   auto sub = TopicSubscriber::open(name, topic(1024, 32, true));
   ASSERT_TRUE(pub.ok() && sub.ok());
   std::uint64_t sent = 0;
-  while (pub->try_publish(message(sent)) == ChannelResult::kOk) ++sent;
+  while (pub->try_send(message(sent)) == ChannelResult::kOk) ++sent;
   EXPECT_GT(sent, 10u);
-  EXPECT_EQ(pub->publish(message(sent), 20ms), ChannelResult::kTimedOut);
+  EXPECT_EQ(pub->send(message(sent), 20ms), ChannelResult::kTimedOut);
   std::thread reader([&] {
     std::vector<std::byte> buf(32);
     for (std::uint64_t i = 0; i < sent + 100; ++i) {
@@ -105,7 +105,7 @@ TEST(TopicTest, LosslessPublisherWaitsForTheSlowestSubscriber) {
     }
   });
   for (std::uint64_t i = sent; i < sent + 100; ++i) {
-    ASSERT_EQ(pub->publish(message(i), 5s), ChannelResult::kOk);
+    ASSERT_EQ(pub->send(message(i), 5s), ChannelResult::kOk);
   }
   reader.join();
   EXPECT_EQ(sub->lost(), 0u);
@@ -119,7 +119,7 @@ TEST(TopicTest, StalledLosslessSubscriberIsEvictedAfterTheBound) {
   auto stalled = TopicSubscriber::open(name, o);
   ASSERT_TRUE(pub.ok() && stalled.ok());
   for (std::uint64_t i = 0; i < 200; ++i) {
-    ASSERT_EQ(pub->publish(message(i), 2s), ChannelResult::kOk) << i;
+    ASSERT_EQ(pub->send(message(i), 2s), ChannelResult::kOk) << i;
   }
   EXPECT_EQ(pub->evictions(), 1u);
   auto st = read_stats(name);
@@ -145,12 +145,12 @@ TEST(TopicTest, LaggingLosslessSubscriberIsEvictedBeyondTheLagBound) {
   std::vector<std::byte> buf(32);
   std::size_t n = 0;
   for (std::uint64_t i = 0; i < 40; ++i) {
-    ASSERT_EQ(pub->try_publish(message(i)), ChannelResult::kOk);
+    ASSERT_EQ(pub->try_send(message(i)), ChannelResult::kOk);
     ASSERT_EQ(keeping_up->try_receive(buf, &n), ChannelResult::kOk);
   }
   EXPECT_EQ(pub->evictions(), 0u);  // 1920 bytes behind: within the bound
   for (std::uint64_t i = 40; i < 100; ++i) {
-    ASSERT_EQ(pub->try_publish(message(i)), ChannelResult::kOk);  // never held back
+    ASSERT_EQ(pub->try_send(message(i)), ChannelResult::kOk);  // never held back
     ASSERT_EQ(keeping_up->try_receive(buf, &n), ChannelResult::kOk);
   }
   EXPECT_EQ(pub->evictions(), 1u);
@@ -170,10 +170,10 @@ TEST(TopicTest, PollHandsAtMostMaxAndLagCountsUnreadBytes) {
     const std::string name = channel_name(lossless ? "t_poll_ll" : "t_poll_ly");
     auto pub = TopicPublisher::open(name, topic(4096, 32, lossless));
     ASSERT_TRUE(pub.ok());
-    for (std::uint64_t i = 0; i < 5; ++i) ASSERT_EQ(pub->try_publish(message(i)), ChannelResult::kOk);
+    for (std::uint64_t i = 0; i < 5; ++i) ASSERT_EQ(pub->try_send(message(i)), ChannelResult::kOk);
     auto sub = TopicSubscriber::open(name, topic(4096, 32, lossless));  // joins at 240
     ASSERT_TRUE(sub.ok());
-    for (std::uint64_t i = 5; i < 15; ++i) ASSERT_EQ(pub->try_publish(message(i)), ChannelResult::kOk);
+    for (std::uint64_t i = 5; i < 15; ++i) ASSERT_EQ(pub->try_send(message(i)), ChannelResult::kOk);
     auto lag_of_subscriber = [&]() -> std::uint64_t {
       auto st = read_stats(name);
       EXPECT_TRUE(st.ok());
@@ -205,7 +205,7 @@ TEST(TopicTest, PublisherDeadBetweenSequenceAndTailDoesNotCorruptLosslessReaders
   auto pub = TopicPublisher::open(name, topic(1024, 32, true));
   auto sub = TopicSubscriber::open(name, topic(1024, 32, true));
   ASSERT_TRUE(pub.ok() && sub.ok());
-  for (std::uint64_t i = 0; i < 3; ++i) ASSERT_EQ(pub->try_publish(message(i)), ChannelResult::kOk);
+  for (std::uint64_t i = 0; i < 3; ++i) ASSERT_EQ(pub->try_send(message(i)), ChannelResult::kOk);
   pub->close();
   SharedMemory raw(channel_key(name));
   ASSERT_TRUE(raw.attach(AccessMode::kReadWrite));
@@ -215,7 +215,7 @@ TEST(TopicTest, PublisherDeadBetweenSequenceAndTailDoesNotCorruptLosslessReaders
   ring->writer.next_sequence.fetch_add(1);  // what the dead writer left behind
   auto next = TopicPublisher::open(name, topic(1024, 32, true));
   ASSERT_TRUE(next.ok());
-  ASSERT_EQ(next->try_publish(message(3)), ChannelResult::kOk);
+  ASSERT_EQ(next->try_send(message(3)), ChannelResult::kOk);
   std::vector<std::byte> buf(32);
   for (std::uint64_t i = 0; i < 4; ++i) {
     std::size_t n = 0;
@@ -245,7 +245,7 @@ TEST(TopicTest, ReadOnlySubscriberWorksWhereItMayNotWrite) {
   o.permissions = 0644;  // other users may read, not write
   auto pub = TopicPublisher::open(name, o);
   ASSERT_TRUE(pub.ok());
-  ASSERT_EQ(pub->try_publish(message(7)), ChannelResult::kOk);
+  ASSERT_EQ(pub->try_send(message(7)), ChannelResult::kOk);
   const pid_t child = fork_child([&] {
     if (setgid(65534) != 0 || setuid(65534) != 0) return 98;
     TopicOptions rw;
@@ -268,7 +268,7 @@ TEST(TopicTest, ReadOnlySubscriberWorksWhereItMayNotWrite) {
     return 0;
   });
   std::this_thread::sleep_for(200ms);
-  ASSERT_EQ(pub->try_publish(message(8)), ChannelResult::kOk);
+  ASSERT_EQ(pub->try_send(message(8)), ChannelResult::kOk);
   const testing::ChildResult r = wait_child(child, 10s);
   EXPECT_TRUE(r.ok()) << "child exit " << r.code;
 }
@@ -318,7 +318,7 @@ TEST(TopicStressTest, ThreadsLosslessAndLossy) {
       });
     }
     for (std::uint64_t i = 0; i < kTotal; ++i) {
-      ASSERT_EQ(pub->publish(message(i, 64), 5s), ChannelResult::kOk);
+      ASSERT_EQ(pub->send(message(i, 64), 5s), ChannelResult::kOk);
     }
     for (auto& t : threads) t.join();
     EXPECT_EQ(bad.load(), 0u);
@@ -378,7 +378,7 @@ TEST(TopicMultiprocessTest, FanOutThreeSubscriberProcessesOneSlow) {
   }
   while (sh->ready.load() < 3) std::this_thread::sleep_for(1ms);
   for (std::uint64_t i = 0; i < kTotal; ++i) {
-    ASSERT_EQ(pub->try_publish(message(i, 64)), ChannelResult::kOk);
+    ASSERT_EQ(pub->try_send(message(i, 64)), ChannelResult::kOk);
     if (i % 256 == 0) std::this_thread::sleep_for(50us);
   }
   // Subscribers stop at the last message; `done` only rescues one that could never see it.
@@ -430,11 +430,11 @@ TEST(TopicMultiprocessTest, StoppedLosslessSubscriberIsNotTakenForDead) {
   });
   while (sh->ready.load() == 0) std::this_thread::sleep_for(1ms);
   std::uint64_t sent = 0;
-  while (pub->try_publish(message(sent)) == ChannelResult::kOk) ++sent;
+  while (pub->try_send(message(sent)) == ChannelResult::kOk) ++sent;
   // Far longer than dead_check_interval: the stopped subscriber is alive, so it still holds.
-  EXPECT_EQ(pub->publish(message(sent), 200ms), ChannelResult::kTimedOut);
+  EXPECT_EQ(pub->send(message(sent), 200ms), ChannelResult::kTimedOut);
   kill(child, SIGCONT);
-  for (; sent < kTotal; ++sent) ASSERT_EQ(pub->publish(message(sent), 5s), ChannelResult::kOk);
+  for (; sent < kTotal; ++sent) ASSERT_EQ(pub->send(message(sent), 5s), ChannelResult::kOk);
   EXPECT_TRUE(wait_child(child, 10s).ok());
   EXPECT_EQ(sh->received.load(), kTotal);
   EXPECT_EQ(sh->bad.load(), 0u);
@@ -464,22 +464,22 @@ TEST(TopicMultiprocessTest, KilledLosslessSubscriberStopsHoldingThePublisher) {
   std::size_t n = 0;
   std::uint64_t sent = 0;
   for (;;) {  // fill until the silent subscriber holds the publisher back
-    const ChannelResult r = pub->try_publish(message(sent));
+    const ChannelResult r = pub->try_send(message(sent));
     if (r != ChannelResult::kOk) break;
     ++sent;
     ASSERT_EQ(live->try_receive(buf, &n), ChannelResult::kOk);
   }
-  EXPECT_EQ(pub->publish(message(sent), 50ms), ChannelResult::kTimedOut);
+  EXPECT_EQ(pub->send(message(sent), 50ms), ChannelResult::kTimedOut);
   kill(child, SIGKILL);
   EXPECT_TRUE(wait_child(child, 5s).signaled);
   const auto start = std::chrono::steady_clock::now();
-  ASSERT_EQ(pub->publish(message(sent), 5s), ChannelResult::kOk);
+  ASSERT_EQ(pub->send(message(sent), 5s), ChannelResult::kOk);
   const auto waited = std::chrono::steady_clock::now() - start;
   std::printf("publisher released %lld us after the subscriber's death was reaped\n",
               static_cast<long long>(std::chrono::duration_cast<std::chrono::microseconds>(waited).count()));
   ++sent;
   for (std::uint64_t i = 0; i < 1000; ++i) {
-    ASSERT_EQ(pub->publish(message(sent + i), 1s), ChannelResult::kOk);
+    ASSERT_EQ(pub->send(message(sent + i), 1s), ChannelResult::kOk);
     ASSERT_EQ(live->receive(buf, &n, 1s), ChannelResult::kOk);
   }
   EXPECT_EQ(live->lost(), 0u);

@@ -91,7 +91,7 @@ TEST(TopicZeroCopy, LoanMisuseIsRefusedAndAbandonedLoansAreNeverSeen) {
     ASSERT_TRUE(loan.ok());
     EXPECT_EQ(pub->try_loan(8).result(), ChannelResult::kWouldBlock);  // one loan at a time
     const std::vector<std::byte> m(16);
-    EXPECT_EQ(pub->try_publish(m), ChannelResult::kWouldBlock);  // the loan's space comes first
+    EXPECT_EQ(pub->try_send(m), ChannelResult::kWouldBlock);  // the loan's space comes first
     EXPECT_EQ(pub->publish(loan, 65), ChannelResult::kTooLarge);  // kept
     EXPECT_TRUE(loan.ok());
     EXPECT_EQ(other->publish(loan, 8), ChannelResult::kClosed);  // not its loan
@@ -218,8 +218,8 @@ TEST(TopicZeroCopy, ReceiveBufferNeedsToFitTheMessageNotTheChannelLimit) {
   auto pub = TopicPublisher::open(name, topic(4096, 1024));
   auto sub = TopicSubscriber::open(name, topic(4096, 1024));
   ASSERT_TRUE(pub.ok() && sub.ok());
-  ASSERT_EQ(pub->try_publish(std::vector<std::byte>(24)), ChannelResult::kOk);
-  ASSERT_EQ(pub->try_publish(std::vector<std::byte>(600)), ChannelResult::kOk);
+  ASSERT_EQ(pub->try_send(std::vector<std::byte>(24)), ChannelResult::kOk);
+  ASSERT_EQ(pub->try_send(std::vector<std::byte>(600)), ChannelResult::kOk);
   std::vector<std::byte> small(64);
   std::size_t n = 0;
   ASSERT_EQ(sub->try_receive(small, &n), ChannelResult::kOk);
@@ -253,9 +253,9 @@ TEST(TopicZeroCopy, BlockingCallsTimeOutNeverEarly) {
     std::size_t n = 0;
     never_early([&] { return sub->receive(buf, &n, 20ms); }, ChannelResult::kTimedOut);
     never_early([&] { return sub->receive_view(20ms).result(); }, ChannelResult::kTimedOut);
-    while (pub->try_publish(buf) == ChannelResult::kOk) {
+    while (pub->try_send(buf) == ChannelResult::kOk) {
     }
-    never_early([&] { return pub->publish(buf, 20ms); }, ChannelResult::kTimedOut);
+    never_early([&] { return pub->send(buf, 20ms); }, ChannelResult::kTimedOut);
     never_early([&] { return pub->loan(32, 20ms).result(); }, ChannelResult::kTimedOut);
   }
 }

@@ -17,7 +17,8 @@
 #include "shmring/core/shared_memory.h"
 #include "shmring/queue/mpmc_queue.h"
 #include "shmring/transport/channel.h"
-#include "shmring/transport/control_block.h"
+#include "control_block.h"
+#include "shmring/core/segment_directory.h"
 #include "shmring/transport/topic.h"
 #include "test_support.h"
 
@@ -26,12 +27,14 @@ namespace shmring::testing {
 // A channel name no other test uses ("t_<pid>_<n>_<label>").
 inline std::string channel_name(const std::string& label) { return unique_key(label); }
 
-// The tests' channel segments are "/dev/shm/shmring_shmring.chan.t_<pid>_..."; the suite-wide
-// tests/leak_check.sh only looks for "shmring_t_", so each transport test binary checks its own.
+// The tests' channel segments are "/dev/shm/shmring_chan.t_<pid>_..." (the native key of
+// channel_key(name)); each transport test binary checks its own, the suite-wide
+// tests/leak_check.sh all of them.
 class ChannelLeakCheck : public ::testing::Environment {
  public:
   void TearDown() override {
-    const std::string prefix = "shmring_shmring.chan.t_" + std::to_string(getpid()) + "_";
+    const std::string prefix = std::string(kSegmentNamePrefix) + std::string(kChannelKeyPrefix) + "t_" +
+                               std::to_string(getpid()) + "_";
     const std::vector<std::string> left = dev_shm_entries(prefix);
     for (const std::string& name : left) ADD_FAILURE() << "channel segment left behind: " << name;
   }

@@ -17,35 +17,19 @@
 #include "args.h"
 #include "commands.h"
 #include "shmring/transport/channel.h"
-#include "shmring/transport/frames.h"
-#include "shmring/transport/queue_channel.h"
+#include "shmring/transport/frame.h"
+#include "shmring/transport/queue.h"
 #include "shmring/transport/topic.h"
 
 namespace shmring::cli {
 
-std::string_view kind_name(ChannelKind kind) {
-  switch (kind) {
-    case ChannelKind::kQueue: return "queue";
-    case ChannelKind::kTopic: return "topic";
-    case ChannelKind::kFrames: return "frames";
-  }
-  return "?";
-}
+std::string_view kind_name(ChannelKind kind) { return to_string(kind); }
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string_view role_name(PeerRole role) {
-  switch (role) {
-    case PeerRole::kNone: return "-";
-    case PeerRole::kProducer: return "producer";
-    case PeerRole::kConsumer: return "consumer";
-    case PeerRole::kPublisher: return "publisher";
-    case PeerRole::kSubscriber: return "subscriber";
-  }
-  return "?";
-}
+std::string_view role_name(PeerRole role) { return role == PeerRole::kNone ? "-" : to_string(role); }
 
 double per_second(std::uint64_t now, std::uint64_t before, double seconds) {
   return seconds > 0 && now >= before ? static_cast<double>(now - before) / seconds : 0;
@@ -393,7 +377,7 @@ int run_pub(const std::vector<std::string>& argv) {
     options.lossless = c->lossless;
     absl::StatusOr<TopicPublisher> publisher = TopicPublisher::open(name, options);
     if (!publisher.ok()) return channel_error("pub", name, publisher.status());
-    rc = send_all([&](std::span<const std::byte> m) { return publisher->publish(m, timeout); });
+    rc = send_all([&](std::span<const std::byte> m) { return publisher->send(m, timeout); });
   } else if (*kind == ChannelKind::kQueue) {
     const auto options = options_from<QueueOptions>(*c);
     absl::StatusOr<QueueProducer> producer = QueueProducer::open(name, options);

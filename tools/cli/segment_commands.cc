@@ -17,8 +17,6 @@ std::string_view kind_name(ChannelKind kind);  // channel_commands.cc
 
 namespace {
 
-constexpr std::string_view kChannelKeyPrefix = "shmring.chan.";
-
 // For a channel segment: its name, kind and endpoints (alive / dead). Empty kind for plain segments.
 struct ChannelSummary {
   std::string name;

@@ -145,7 +145,7 @@ int main(int argc, char** argv) {
       continue;
     }
     Payload p{seq, now_ns(), mix64(seq)};
-    pub->try_publish(std::as_bytes(std::span(&p, 1)));
+    pub->try_send(std::as_bytes(std::span(&p, 1)));
     ++seq;
     const int s = static_cast<int>((now - start_ns) / 1'000'000'000ULL);
     if (s >= printed + 1) {

@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "example_util.h"
-#include "shmring/transport/frames.h"
+#include "shmring/transport/frame.h"
 
 using namespace shmring;
 using namespace shmring::examples;

@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "example_util.h"
-#include "shmring/transport/queue_channel.h"
+#include "shmring/transport/queue.h"
 
 using namespace shmring;
 using namespace shmring::examples;

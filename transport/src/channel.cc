@@ -1,4 +1,5 @@
-// Inspection from outside: read_stats, list_channels, remove_channel.
+// channel.h in one place: names and keys, to_string, and the inspection from outside (read_stats,
+// list_channels, remove_channel).
 #include <dirent.h>
 
 #include <cstring>
@@ -7,12 +8,72 @@
 
 #include "channel_segment.h"
 #include "shmring/core/process.h"
+#include "shmring/core/segment_directory.h"
 #include "shmring/core/shared_memory.h"
 #include "shmring/queue/broadcast_ring.h"
 #include "shmring/queue/mpmc_queue.h"
 #include "shmring/transport/channel.h"
 
 namespace shmring {
+
+std::string channel_key(std::string_view name) { return detail::cat(kChannelKeyPrefix, name); }
+
+absl::Status validate_channel_name(std::string_view name) {
+  if (name.empty() || name.size() > kMaxChannelName) {
+    return absl::InvalidArgumentError(detail::cat("channel name '", name, "' must have 1 to ",
+                                                   kMaxChannelName, " bytes"));
+  }
+  for (const char c : name) {
+    if (c == '/' || c == '\0') {
+      return absl::InvalidArgumentError(
+          detail::cat("channel name '", name, "' must not contain '/' or NUL"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string_view to_string(ChannelResult result) noexcept {
+  switch (result) {
+    case ChannelResult::kOk: return "kOk";
+    case ChannelResult::kWouldBlock: return "kWouldBlock";
+    case ChannelResult::kTimedOut: return "kTimedOut";
+    case ChannelResult::kTooLarge: return "kTooLarge";
+    case ChannelResult::kCorrupt: return "kCorrupt";
+    case ChannelResult::kEvicted: return "kEvicted";
+    case ChannelResult::kClosed: return "kClosed";
+    case ChannelResult::kOverwritten: return "kOverwritten";
+  }
+  return "kUnknown";
+}
+
+std::string_view to_string(ChannelKind kind) noexcept {
+  switch (kind) {
+    case ChannelKind::kQueue: return "queue";
+    case ChannelKind::kTopic: return "topic";
+    case ChannelKind::kFrames: return "frames";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(PeerRole role) noexcept {
+  switch (role) {
+    case PeerRole::kNone: return "none";
+    case PeerRole::kProducer: return "producer";
+    case PeerRole::kConsumer: return "consumer";
+    case PeerRole::kPublisher: return "publisher";
+    case PeerRole::kSubscriber: return "subscriber";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(PeerState state) noexcept {
+  switch (state) {
+    case PeerState::kFree: return "free";
+    case PeerState::kActive: return "active";
+    case PeerState::kDeadPending: return "dead-pending";
+  }
+  return "unknown";
+}
 
 namespace {
 
@@ -64,26 +125,20 @@ absl::StatusOr<ChannelStats> stats_of(SharedMemory& memory, std::string_view wha
     }
     st.peers.push_back(p);
   }
-  if (info->kind == ChannelKind::kQueue && info->ring_bytes >= sizeof(MpmcControl)) {
-    const auto* ctl = reinterpret_cast<const MpmcControl*>(
-        static_cast<const std::byte*>(memory.const_data()) + info->ring_offset);
-    const std::uint64_t enq = ctl->enqueue_pos.value.load(std::memory_order_relaxed);
-    const std::uint64_t deq = ctl->dequeue_pos.value.load(std::memory_order_relaxed);
-    const std::int64_t d = mpmc::distance(enq, deq);
-    st.depth = d <= 0 ? 0 : static_cast<std::uint64_t>(d);
-    if (st.depth > info->capacity) st.depth = info->capacity;
+  const void* ring = static_cast<const std::byte*>(memory.const_data()) + info->ring_offset;
+  if (info->kind == ChannelKind::kQueue) {
+    const absl::StatusOr<std::uint64_t> depth = MpmcQueue<>::depth_of(ring, info->ring_bytes);
+    st.depth = depth.ok() ? std::min(*depth, info->capacity) : 0;
   }
-  if (info->kind == ChannelKind::kTopic && info->ring_bytes >= sizeof(BroadcastControl)) {
-    const auto* ctl = reinterpret_cast<const BroadcastControl*>(
-        static_cast<const std::byte*>(memory.const_data()) + info->ring_offset);
-    const std::uint64_t tail = ctl->writer.tail.load(std::memory_order_relaxed);
-    for (PeerStats& p : st.peers) {
-      if (p.role != PeerRole::kSubscriber) continue;
-      const std::uint64_t position = p.lag;  // the subscriber's position, stored above
-      p.lag = static_cast<std::int64_t>(tail - position) > 0 ? tail - position : 0;
-    }
-  } else {
-    for (PeerStats& p : st.peers) p.lag = 0;
+  absl::StatusOr<BroadcastReader> topic = info->kind == ChannelKind::kTopic
+                                              ? BroadcastReader::attach(ring, info->ring_bytes)
+                                              : absl::StatusOr<BroadcastReader>(absl::UnavailableError(""));
+  for (PeerStats& p : st.peers) {
+    const std::uint64_t position = p.lag;  // the subscriber's position, stored above
+    p.lag = 0;
+    if (!topic.ok() || p.role != PeerRole::kSubscriber) continue;
+    const std::uint64_t tail = topic->writer_tail_approx();
+    p.lag = static_cast<std::int64_t>(tail - position) > 0 ? tail - position : 0;
   }
   return st;
 }
@@ -99,7 +154,8 @@ absl::StatusOr<ChannelStats> read_stats(std::string_view name) {
 
 std::vector<std::string> list_channels() {
   std::vector<std::string> names;
-  const std::string prefix = "shmring_" + channel_key("");
+  // Every channel's file starts so (kChannelKeyPrefix has no byte native_key_for replaces).
+  const std::string prefix = detail::cat(kSegmentNamePrefix, kChannelKeyPrefix);
   DIR* dir = opendir("/dev/shm");
   if (dir == nullptr) return names;
   std::vector<std::string> entries;

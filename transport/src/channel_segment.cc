@@ -12,55 +12,9 @@
 
 namespace shmring {
 
-std::string channel_key(std::string_view name) { return detail::cat("shmring.chan.", name); }
-
-absl::Status validate_channel_name(std::string_view name) {
-  if (name.empty() || name.size() > kMaxChannelName) {
-    return absl::InvalidArgumentError(detail::cat("channel name '", name, "' must have 1 to ",
-                                                   kMaxChannelName, " bytes"));
-  }
-  for (const char c : name) {
-    if (c == '/' || c == '\0') {
-      return absl::InvalidArgumentError(
-          detail::cat("channel name '", name, "' must not contain '/' or NUL"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-std::string_view to_string(ChannelResult result) noexcept {
-  switch (result) {
-    case ChannelResult::kOk: return "kOk";
-    case ChannelResult::kWouldBlock: return "kWouldBlock";
-    case ChannelResult::kTimedOut: return "kTimedOut";
-    case ChannelResult::kTooLarge: return "kTooLarge";
-    case ChannelResult::kCorrupt: return "kCorrupt";
-    case ChannelResult::kEvicted: return "kEvicted";
-    case ChannelResult::kClosed: return "kClosed";
-    case ChannelResult::kOverwritten: return "kOverwritten";
-  }
-  return "kUnknown";
-}
-
 namespace detail {
 
-std::uint64_t monotonic_ns() noexcept {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL +
-         static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
 namespace {
-
-std::string_view kind_name(std::uint32_t kind) {
-  switch (kind) {
-    case static_cast<std::uint32_t>(ChannelKind::kQueue): return "queue";
-    case static_cast<std::uint32_t>(ChannelKind::kTopic): return "topic";
-    case static_cast<std::uint32_t>(ChannelKind::kFrames): return "frames";
-  }
-  return "unknown";
-}
 
 std::int64_t realtime_ns() {
   timespec ts{};
@@ -95,7 +49,7 @@ absl::StatusOr<ChannelInfo> read_channel_header(const void* base, std::size_t ma
     return absl::FailedPreconditionError(cat(what, ": channel layout version ", copy.version,
                                                       ", this build speaks ", kChannelLayoutVersion));
   }
-  if (kind_name(copy.kind) == "unknown") {
+  if (to_string(static_cast<ChannelKind>(copy.kind)) == "unknown") {
     return absl::DataLossError(cat(what, ": unknown channel kind ", copy.kind));
   }
   if (copy.max_peers == 0 || copy.max_peers > kMaxPeers || copy.name_length > kMaxChannelName ||
@@ -210,8 +164,7 @@ absl::StatusOr<std::unique_ptr<ChannelSegment>> ChannelSegment::open(std::string
                                                       " in the channel but ", want, " was asked"));
   };
   if (i.kind != spec.kind) {
-    return mismatch("kind", kind_name(static_cast<std::uint32_t>(i.kind)),
-                    kind_name(static_cast<std::uint32_t>(spec.kind)));
+    return mismatch("kind", to_string(i.kind), to_string(spec.kind));
   }
   if (spec.check_flags && i.flags != spec.flags) {
     return mismatch("lossless", (i.flags & kChannelLossless) != 0, (spec.flags & kChannelLossless) != 0);
@@ -244,7 +197,7 @@ absl::Status ChannelSegment::initialise_locked(const ChannelSpec& spec, std::uin
   h.kind = static_cast<std::uint32_t>(spec.kind);
   h.flags = spec.flags;
   h.max_peers = max_peers;
-  const std::string_view channel_name = name.substr(std::string_view("shmring.chan.").size());
+  const std::string_view channel_name = name.substr(kChannelKeyPrefix.size());
   h.name_length = static_cast<std::uint32_t>(channel_name.size());
   std::memcpy(h.name, channel_name.data(), channel_name.size());
   h.capacity = capacity;
@@ -308,7 +261,7 @@ absl::Status ChannelSegment::register_locked(PeerRole role, std::uint32_t flags)
     s.role.store(static_cast<std::uint32_t>(role), std::memory_order_relaxed);
     s.token.store(token, std::memory_order_relaxed);
     s.pid.store(me.pid, std::memory_order_relaxed);
-    s.flags.store(flags, std::memory_order_relaxed);
+    s.peer_flags.store(flags, std::memory_order_relaxed);
     s.start_time.store(me.start_time, std::memory_order_relaxed);
     s.heartbeat_ns.store(monotonic_ns(), std::memory_order_relaxed);
     s.sent.store(0, std::memory_order_relaxed);
@@ -316,10 +269,12 @@ absl::Status ChannelSegment::register_locked(PeerRole role, std::uint32_t flags)
     s.lost.store(0, std::memory_order_relaxed);
     s.blocked_ns.store(0, std::memory_order_relaxed);
     s.op_state.store(static_cast<std::uint32_t>(PeerOp::kIdle), std::memory_order_relaxed);
-    s.aux.store(0, std::memory_order_relaxed);
+    s.claim_barrier_set.store(0, std::memory_order_relaxed);
     s.op_ticket.store(0, std::memory_order_relaxed);
-    s.barrier.store(0, std::memory_order_relaxed);
+    s.claim_barrier.store(0, std::memory_order_relaxed);
     s.position.store(0, std::memory_order_relaxed);
+    s.reader_slot.store(0, std::memory_order_relaxed);
+    s.pinned_buffer.store(0, std::memory_order_relaxed);
     // SYNC(peer-slot): publishes the identity above to slot readers (acquire of state).
     s.state.store(static_cast<std::uint32_t>(PeerState::kActive), std::memory_order_release);
     self_ = &s;

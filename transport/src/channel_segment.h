@@ -13,28 +13,13 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "shmring/core/clock.h"
+#include "shmring/core/detail/message.h"
 #include "shmring/core/shared_memory.h"
 #include "shmring/transport/channel.h"
-#include "shmring/transport/control_block.h"
+#include "control_block.h"
 
 namespace shmring::detail {
-
-// String building for messages (the system Abseil's StrCat does not take std::string_view).
-inline void append_piece(std::string& out, std::string_view piece) { out.append(piece); }
-inline void append_piece(std::string& out, const char* piece) { out.append(piece); }
-inline void append_piece(std::string& out, const std::string& piece) { out.append(piece); }
-inline void append_piece(std::string& out, bool value) { out.append(value ? "true" : "false"); }
-template <typename T>
-  requires std::is_integral_v<T>
-void append_piece(std::string& out, T value) {
-  out.append(std::to_string(value));
-}
-template <typename... Pieces>
-std::string cat(const Pieces&... pieces) {
-  std::string out;
-  (append_piece(out, pieces), ...);
-  return out;
-}
 
 // A validated local copy of a ChannelHeader: the only form code uses after open.
 struct ChannelInfo {
@@ -89,8 +74,6 @@ void copy_common_options(const Options& options, ChannelSpec* spec) {
   spec->create = options.create;
   spec->open_timeout = options.open_timeout;
 }
-
-std::uint64_t monotonic_ns() noexcept;
 
 class ChannelSegment {
  public:

@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "channel_segment.h"
+#include "endpoint.h"
 #include "shmring/queue/broadcast_ring.h"
 #include "shmring/queue/detail/atomic_words.h"
 #include "wait.h"
@@ -14,15 +14,15 @@
 namespace shmring {
 namespace detail {
 
-struct TopicEndpoint {
-  std::unique_ptr<ChannelSegment> seg;
+struct TopicEndpoint final : Endpoint {
   std::optional<BroadcastRing> ring;      // publisher; subscribers use it only to evict dead peers
   std::optional<BroadcastReader> reader;  // subscriber
-  WaitOptions wait;
+  PeerRole role = PeerRole::kNone;
   bool lossless = false;
+  bool read_only = false;                 // a read-only subscriber: no peer slot, no lock
+  BroadcastStart start = BroadcastStart::kNext;
   std::uint64_t sent = 0;
   std::uint64_t received = 0;
-  std::uint64_t blocked_ns = 0;
   std::uint64_t evictions = 0;
   std::uint64_t last_check_ns = 0;
   std::uint64_t dead_check_ns = 5'000'000;
@@ -30,10 +30,20 @@ struct TopicEndpoint {
   std::uint64_t evict_lag = 0;        // bytes; 0: never
   std::uint64_t next_lag_check = 0;   // ring position at which to look at the lags again
   std::vector<std::byte> scratch;
-  // The one loan (publisher) or view (subscriber) out, so that closing the endpoint can make it
-  // inert; the loan or view keeps this pointer current when it is moved.
-  TopicLoan* loan_out = nullptr;
-  TopicView* view_out = nullptr;
+
+  ~TopicEndpoint() override {
+    // Gives a lossless reader slot back (a forked child's copy leaves its parent's alone).
+    if (reader && reader->lossless() && seg && seg->owned_here()) reader->unregister();
+  }
+  absl::Status attach_ring() override;
+  void recover_locked() override;
+  absl::Status registered_locked() override;
+  absl::Status opened() override;
+  ChannelResult end_lease(Lease& lease) noexcept override;
+  // close() with a view out: nothing to hand back (the reader slot goes with the unregistration).
+  void orphan_lease(Lease& lease) noexcept override {
+    if (role == PeerRole::kPublisher) end_lease(lease);
+  }
 };
 
 namespace {
@@ -80,24 +90,6 @@ ChannelSpec topic_spec(const TopicOptions& options) {
   return spec;
 }
 
-
-// Under the lock: dead peers are removed; a dead lossless subscriber's cursor slot is evicted so it
-// no longer holds the publisher back.
-void recover_locked(TopicEndpoint& e) {
-  ChannelSegment& seg = *e.seg;
-  seg.mark_dead_locked();
-  PeerSlot* slots = seg.peers();
-  for (std::uint32_t i = 0; i < seg.info().max_peers; ++i) {
-    PeerSlot& s = slots[i];
-    if (state_of(s) != PeerState::kDeadPending) continue;
-    if (role_of(s) == PeerRole::kSubscriber && (s.flags.load(std::memory_order_relaxed) & 1) != 0 &&
-        e.ring.has_value()) {
-      e.ring->evict_reader(s.aux.load(std::memory_order_relaxed),
-                           s.token.load(std::memory_order_relaxed));
-    }
-    seg.free_slot_locked(s);
-  }
-}
 
 // Calls visit(index, slot view) for every lossless reader slot held by a reader whose start is
 // settled (racy views: the slots change under the publisher).
@@ -163,19 +155,8 @@ template <typename Attempt>
 ChannelResult write_with_wait(TopicEndpoint& e, std::chrono::nanoseconds timeout, Attempt&& attempt) {
   ChannelResult out = ChannelResult::kWouldBlock;
   auto try_once = [&]() -> bool {
-    switch (attempt()) {
-      case RingResult::kOk:
-        out = ChannelResult::kOk;
-        return true;
-      case RingResult::kFull:
-        return false;
-      case RingResult::kTooLarge:
-        out = ChannelResult::kTooLarge;
-        return true;
-      default:
-        out = ChannelResult::kCorrupt;
-        return true;
-    }
+    out = channel_result(attempt());
+    return out != ChannelResult::kWouldBlock;
   };
   if (try_once()) return out;
   const std::uint64_t start = monotonic_ns();
@@ -184,7 +165,7 @@ ChannelResult write_with_wait(TopicEndpoint& e, std::chrono::nanoseconds timeout
     e.seg->touch(now);
     if (now - e.last_check_ns >= e.dead_check_ns && e.seg->lock_for(0)) {
       e.last_check_ns = now;
-      recover_locked(e);
+      e.recover_locked();
       e.seg->unlock();
     }
     if (e.evict_after_ns != 0 && now - held_since >= e.evict_after_ns) {
@@ -201,10 +182,7 @@ ChannelResult write_with_wait(TopicEndpoint& e, std::chrono::nanoseconds timeout
   // Sleep no longer than the dead-subscriber check period, so that bound holds while parked.
   const auto slice =
       static_cast<std::int64_t>(std::clamp<std::uint64_t>(e.dead_check_ns, 100'000, kParkSliceNs));
-  const bool done = wait_until(&e.seg->control()->space_wake, e.wait, deadline_after(timeout),
-                               try_once, idle, slice);
-  e.blocked_ns += monotonic_ns() - start;
-  e.seg->self()->blocked_ns.store(e.blocked_ns, std::memory_order_relaxed);
+  const bool done = e.wait_for(&e.seg->control()->space_wake, timeout, try_once, idle, slice);
   return done ? out : ChannelResult::kTimedOut;
 }
 
@@ -217,41 +195,23 @@ constexpr int kMaxLapsInARow = 64;
 template <typename Attempt>
 ChannelResult read_with_wait(TopicEndpoint& e, std::chrono::nanoseconds timeout, Attempt&& attempt) {
   ChannelResult result = ChannelResult::kWouldBlock;
-  PeerSlot* me = e.seg->read_only() ? nullptr : e.seg->self();
   auto try_once = [&]() -> bool {
     for (int lap = 0; lap < kMaxLapsInARow; ++lap) {
-      switch (attempt()) {
-        case RingResult::kOk:
-          result = ChannelResult::kOk;
-          return true;
-        case RingResult::kEmpty:
-          return false;
-        case RingResult::kLapped:
-          continue;  // jumped ahead; the loss is counted when the next record arrives
-        case RingResult::kEvicted:
-          result = ChannelResult::kEvicted;
-          return true;
-        case RingResult::kTooLarge:
-          result = ChannelResult::kTooLarge;
-          return true;
-        default:
-          if (!e.lossless) e.reader->resync();
-          result = ChannelResult::kCorrupt;
-          return true;
-      }
+      const RingResult r = attempt();
+      if (r == RingResult::kLapped) continue;  // jumped ahead; the loss is counted on the next record
+      result = channel_result(r);
+      if (result == ChannelResult::kCorrupt && !e.lossless) e.reader->resync();
+      return result != ChannelResult::kWouldBlock;
     }
+    result = ChannelResult::kWouldBlock;
     return false;
   };
   if (try_once()) return result;
   if (timeout.count() <= 0) return ChannelResult::kWouldBlock;
-  const std::uint64_t start = monotonic_ns();
-  WakeBlock* wake = e.seg->read_only() ? nullptr : &e.seg->control()->data_wake;
-  const bool done = wait_until(wake, e.wait, deadline_after(timeout), try_once,
-                               [&](std::uint64_t now) {
-                                 if (me != nullptr) e.seg->touch(now);
-                               });
-  e.blocked_ns += monotonic_ns() - start;
-  if (me != nullptr) me->blocked_ns.store(e.blocked_ns, std::memory_order_relaxed);
+  WakeBlock* wake = e.read_only ? nullptr : &e.seg->control()->data_wake;
+  const bool done = e.wait_for(wake, timeout, try_once, [&](std::uint64_t now) {
+    if (!e.read_only) e.seg->touch(now);
+  });
   return done ? result : ChannelResult::kTimedOut;
 }
 
@@ -259,7 +219,7 @@ ChannelResult read_with_wait(TopicEndpoint& e, std::chrono::nanoseconds timeout,
 // waiting for this space is woken.
 void note_received(TopicEndpoint& e) {
   ++e.received;
-  if (!e.seg->read_only()) {
+  if (!e.read_only) {
     PeerSlot* me = e.seg->self();
     me->received.store(e.received, std::memory_order_relaxed);
     me->position.store(e.reader->position(), std::memory_order_relaxed);
@@ -278,165 +238,149 @@ void note_sent(TopicEndpoint& e) {
 
 }  // namespace
 
-void abandon_topic_loan(TopicEndpoint& e, TopicLoan& loan) noexcept {
-  if (e.loan_out == &loan) {
-    e.ring->abort();
-    e.loan_out = nullptr;
-  }
-  loan.owner_ = nullptr;
-  loan.result_ = ChannelResult::kClosed;
-  loan.buffer_ = {};
-}
+// --- TopicEndpoint: the pattern's hooks ------------------------------------------------------------
 
-ChannelResult finish_topic_view(TopicEndpoint& e, TopicView& view) noexcept {
-  ChannelResult out = ChannelResult::kClosed;
-  // A forked child's copy of a view must not move its parent's lossless cursor.
-  if (e.view_out == &view && !e.seg->owned_here()) e.view_out = nullptr;
-  if (e.view_out == &view) {
-    e.view_out = nullptr;
-    switch (e.reader->finish_view()) {
-      case RingResult::kOk:
-        note_received(e);
-        out = ChannelResult::kOk;
-        break;
-      case RingResult::kLapped:
-        if (!e.seg->read_only()) {
-          e.seg->self()->lost.store(e.reader->lost_records(), std::memory_order_relaxed);
-        }
-        out = ChannelResult::kOverwritten;
-        break;
-      default:
-        out = ChannelResult::kEvicted;
-        break;
+absl::Status TopicEndpoint::attach_ring() {
+  const ChannelInfo& info = seg->info();
+  lossless = (info.flags & kChannelLossless) != 0;
+  if (role == PeerRole::kPublisher || lossless) {
+    // The publisher writes through it; a lossless subscriber uses it to evict dead subscribers.
+    absl::StatusOr<BroadcastRing> attached = BroadcastRing::attach(seg->ring(), info.ring_bytes);
+    if (!attached.ok()) return attached.status();
+    ring.emplace(*std::move(attached));
+  }
+  if (role == PeerRole::kSubscriber) {
+    scratch.resize(info.max_message);
+    if (read_only) {
+      if (lossless) {
+        return absl::FailedPreconditionError(cat(
+            "topic '", info.name, "': a lossless subscriber must map the channel read-write"));
+      }
+      absl::StatusOr<BroadcastReader> attached =
+          BroadcastReader::attach(seg->ring(), info.ring_bytes, start);
+      if (!attached.ok()) return attached.status();
+      reader.emplace(*std::move(attached));
     }
   }
-  view.owner_ = nullptr;
-  view.result_ = ChannelResult::kClosed;
-  view.data_ = {};
-  return out;
+  return absl::OkStatus();
 }
 
+// Under the lock: dead peers are removed; a dead lossless subscriber's cursor slot is evicted so it
+// no longer holds the publisher back.
+void TopicEndpoint::recover_locked() {
+  seg->mark_dead_locked();
+  PeerSlot* slots = seg->peers();
+  for (std::uint32_t i = 0; i < seg->info().max_peers; ++i) {
+    PeerSlot& s = slots[i];
+    if (state_of(s) != PeerState::kDeadPending) continue;
+    if (role_of(s) == PeerRole::kSubscriber && (s.peer_flags.load(std::memory_order_relaxed) & kPeerLosslessSubscriber) != 0 &&
+        ring.has_value()) {
+      ring->evict_reader(s.reader_slot.load(std::memory_order_relaxed),
+                         s.token.load(std::memory_order_relaxed));
+    }
+    seg->free_slot_locked(s);
+  }
+}
+
+absl::Status TopicEndpoint::registered_locked() {
+  if (role != PeerRole::kSubscriber) return absl::OkStatus();
+  const ChannelInfo& info = seg->info();
+  absl::StatusOr<BroadcastReader> attached =
+      lossless ? BroadcastReader::register_reader(seg->ring(), info.ring_bytes, seg->self_token())
+               : BroadcastReader::attach(seg->ring(), info.ring_bytes, start);
+  if (!attached.ok()) return attached.status();
+  reader.emplace(*std::move(attached));
+  seg->self()->reader_slot.store(reader->slot_index(), std::memory_order_relaxed);
+  // Its lag (read_stats) counts from where it starts, not from the ring's first byte.
+  seg->self()->position.store(reader->position(), std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::Status TopicEndpoint::opened() {
+  if (role == PeerRole::kPublisher) {
+    // Resume after the last complete record (a previous publisher may have written since attach).
+    absl::StatusOr<BroadcastRing> attached = BroadcastRing::attach(seg->ring(), seg->info().ring_bytes);
+    if (!attached.ok()) return attached.status();
+    ring.emplace(*std::move(attached));
+    next_lag_check = ring->tail_position();
+  } else if (!lossless && !read_only) {
+    // A lossy subscriber never writes the ring: make a stray write fault instead of corrupting
+    // what the publisher and the other subscribers read.
+    seg->protect_ring_read_only();
+  }
+  return absl::OkStatus();
+}
+
+ChannelResult TopicEndpoint::end_lease(Lease&) noexcept {
+  if (role == PeerRole::kPublisher) {  // a loan: subscribers never see it
+    ring->abort();
+    return ChannelResult::kOk;
+  }
+  switch (reader->finish_view()) {
+    case RingResult::kOk:
+      note_received(*this);
+      return ChannelResult::kOk;
+    case RingResult::kLapped:
+      if (!read_only) seg->self()->lost.store(reader->lost_records(), std::memory_order_relaxed);
+      return ChannelResult::kOverwritten;
+    default:
+      return ChannelResult::kEvicted;
+  }
+}
+
+namespace {
+
+absl::StatusOr<std::unique_ptr<Endpoint>> open_topic(std::string_view name, TopicOptions options,
+                                                     PeerRole role) {
+  if (role == PeerRole::kPublisher) options.read_only = false;
+  auto e = std::make_unique<TopicEndpoint>();
+  e->role = role;
+  e->wait = options.wait;
+  e->read_only = options.read_only;
+  e->start = options.start_at_latest ? BroadcastStart::kLatest : BroadcastStart::kNext;
+  e->dead_check_ns = static_cast<std::uint64_t>(options.dead_check_interval.count()) * 1'000'000;
+  e->evict_after_ns = static_cast<std::uint64_t>(options.evict_after.count()) * 1'000'000;
+  OpenPlan plan;
+  plan.role = role;
+  plan.pattern = "topic";
+  plan.single_writer = role == PeerRole::kPublisher;
+  plan.register_peer = !options.read_only;
+  plan.open_timeout = options.open_timeout;
+  // The peer slot's flag tells the recovery to evict a dead lossless subscriber's reader slot;
+  // whether the topic is lossless is the creator's choice, known once the header is read.
+  plan.peer_flags = options.lossless && role == PeerRole::kSubscriber ? kPeerLosslessSubscriber : 0;
+  if (absl::Status s = e->open(name, topic_spec(options), plan); !s.ok()) return s;
+  e->evict_lag = e->lossless ? options.evict_lag : 0;
+  return e;
+}
+
+}  // namespace
 }  // namespace detail
 
 using detail::TopicEndpoint;
-
-// --- TopicLoan / TopicView -------------------------------------------------------------------------
-
-void TopicLoan::take_from(TopicLoan& other) noexcept {
-  owner_ = std::exchange(other.owner_, nullptr);
-  result_ = std::exchange(other.result_, ChannelResult::kClosed);
-  buffer_ = std::exchange(other.buffer_, {});
-  if (owner_ != nullptr && owner_->loan_out == &other) owner_->loan_out = this;
-}
-TopicLoan::TopicLoan(TopicLoan&& other) noexcept { take_from(other); }
-TopicLoan& TopicLoan::operator=(TopicLoan&& other) noexcept {
-  if (this != &other) {
-    if (owner_ != nullptr) detail::abandon_topic_loan(*owner_, *this);
-    take_from(other);
-  }
-  return *this;
-}
-TopicLoan::~TopicLoan() {
-  if (owner_ != nullptr) detail::abandon_topic_loan(*owner_, *this);
-}
-
-void TopicView::take_from(TopicView& other) noexcept {
-  owner_ = std::exchange(other.owner_, nullptr);
-  result_ = std::exchange(other.result_, ChannelResult::kClosed);
-  data_ = std::exchange(other.data_, {});
-  orphaned_ = std::exchange(other.orphaned_, false);
-  if (owner_ != nullptr && owner_->view_out == &other) owner_->view_out = this;
-}
-TopicView::TopicView(TopicView&& other) noexcept { take_from(other); }
-TopicView& TopicView::operator=(TopicView&& other) noexcept {
-  if (this != &other) {
-    release();
-    take_from(other);
-  }
-  return *this;
-}
-TopicView::~TopicView() { release(); }
-
-ChannelResult TopicView::release() noexcept {
-  if (owner_ == nullptr) {  // empty, released, or orphaned by TopicSubscriber::close()
-    const bool orphaned = std::exchange(orphaned_, false);
-    data_ = {};
-    result_ = ChannelResult::kClosed;
-    return orphaned ? ChannelResult::kClosed : ChannelResult::kOk;
-  }
-  return detail::finish_topic_view(*owner_, *this);
-}
+using detail::endpoint_as;
 
 // --- TopicPublisher --------------------------------------------------------------------------------
 
-TopicPublisher::TopicPublisher() = default;
-TopicPublisher::TopicPublisher(TopicPublisher&&) noexcept = default;
-TopicPublisher& TopicPublisher::operator=(TopicPublisher&& other) noexcept {
-  if (this != &other) {
-    close();
-    impl_ = std::move(other.impl_);
-  }
-  return *this;
-}
-TopicPublisher::~TopicPublisher() { close(); }
-void TopicPublisher::close() noexcept {
-  if (impl_ && impl_->loan_out != nullptr) detail::abandon_topic_loan(*impl_, *impl_->loan_out);
-  impl_.reset();
-}
-
 absl::StatusOr<TopicPublisher> TopicPublisher::open(std::string_view name,
                                                     const TopicOptions& options) {
-  TopicOptions o = options;
-  o.read_only = false;
-  auto seg = detail::ChannelSegment::open(name, detail::topic_spec(o));
-  if (!seg.ok()) return seg.status();
-  auto e = std::make_unique<TopicEndpoint>();
-  e->seg = *std::move(seg);
-  e->wait = options.wait;
-  e->lossless = (e->seg->info().flags & kChannelLossless) != 0;
-  e->dead_check_ns = static_cast<std::uint64_t>(options.dead_check_interval.count()) * 1'000'000;
-  e->evict_after_ns = static_cast<std::uint64_t>(options.evict_after.count()) * 1'000'000;
-  e->evict_lag = e->lossless ? options.evict_lag : 0;
-  absl::StatusOr<BroadcastRing> ring = BroadcastRing::attach(e->seg->ring(), e->seg->info().ring_bytes);
-  if (!ring.ok()) return ring.status();
-  e->ring.emplace(*std::move(ring));
-  if (!e->seg->lock_for(options.open_timeout.count())) return e->seg->memory().status();
-  detail::recover_locked(*e);
-  const PeerSlot* slots = e->seg->peers();
-  for (std::uint32_t i = 0; i < e->seg->info().max_peers; ++i) {
-    if (detail::state_of(slots[i]) == PeerState::kActive &&
-        detail::role_of(slots[i]) == PeerRole::kPublisher) {
-      e->seg->unlock();
-      return absl::FailedPreconditionError(detail::cat(
-          "topic '", name, "' already has a live publisher (pid ",
-          slots[i].pid.load(std::memory_order_relaxed), ")"));
-    }
-  }
-  absl::Status s = e->seg->register_locked(PeerRole::kPublisher, 0);
-  e->seg->unlock();
-  if (!s.ok()) return s;
-  // Resume after the last complete record (a previous publisher may have written since attach).
-  ring = BroadcastRing::attach(e->seg->ring(), e->seg->info().ring_bytes);
-  if (!ring.ok()) return ring.status();
-  e->ring.emplace(*std::move(ring));
-  e->next_lag_check = e->ring->tail_position();
-  TopicPublisher p;
-  p.impl_ = std::move(e);
-  return p;
+  auto e = detail::open_topic(name, options, PeerRole::kPublisher);
+  if (!e.ok()) return e.status();
+  return TopicPublisher(*std::move(e));
 }
 
-ChannelResult TopicPublisher::try_publish(std::span<const std::byte> message) noexcept {
-  return publish(message, std::chrono::nanoseconds(0));
+ChannelResult TopicPublisher::try_send(std::span<const std::byte> message) noexcept {
+  return send(message, std::chrono::nanoseconds(0));
 }
 
-ChannelResult TopicPublisher::publish(std::span<const std::byte> message,
-                                      std::chrono::nanoseconds timeout) noexcept {
-  if (!impl_) return ChannelResult::kClosed;
-  TopicEndpoint& e = *impl_;
-  if (e.loan_out != nullptr) return ChannelResult::kWouldBlock;  // the loan's space comes first
+ChannelResult TopicPublisher::send(std::span<const std::byte> message,
+                                   std::chrono::nanoseconds timeout) noexcept {
+  TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
+  if (e == nullptr) return ChannelResult::kClosed;
+  if (e->lease_busy()) return ChannelResult::kWouldBlock;  // the loan's space comes first
   const ChannelResult r =
-      detail::write_with_wait(e, timeout, [&] { return e.ring->try_write(message); });
-  if (r == ChannelResult::kOk) detail::note_sent(e);
+      detail::write_with_wait(*e, timeout, [&] { return e->ring->try_write(message); });
+  if (r == ChannelResult::kOk) detail::note_sent(*e);
   return r;
 }
 
@@ -446,148 +390,76 @@ TopicLoan TopicPublisher::try_loan(std::size_t max_bytes) noexcept {
 
 TopicLoan TopicPublisher::loan(std::size_t max_bytes, std::chrono::nanoseconds timeout) noexcept {
   TopicLoan loan;
-  if (!impl_) return loan;
-  TopicEndpoint& e = *impl_;
-  if (e.loan_out != nullptr) {
-    loan.result_ = ChannelResult::kWouldBlock;  // one loan at a time
+  TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
+  if (e == nullptr) return loan;
+  if (e->lease_busy()) {
+    detail::Endpoint::refuse(loan, ChannelResult::kWouldBlock);  // one loan at a time
     return loan;
   }
-  const std::size_t bytes = max_bytes != 0 ? max_bytes : e.ring->max_record();
+  const std::size_t bytes = max_bytes != 0 ? max_bytes : e->ring->max_record();
   BroadcastRing::Claim claim;
-  loan.result_ = detail::write_with_wait(e, timeout, [&] {
-    claim = e.ring->try_claim(bytes);
+  const ChannelResult r = detail::write_with_wait(*e, timeout, [&] {
+    claim = e->ring->try_claim(bytes);
     return claim.result;
   });
-  if (loan.result_ == ChannelResult::kOk) {
-    loan.owner_ = &e;
-    loan.buffer_ = claim.buffer;
-    e.loan_out = &loan;  // kept current by TopicLoan's move
+  if (r == ChannelResult::kOk) {
+    e->lend(loan, claim.buffer);
+  } else {
+    detail::Endpoint::refuse(loan, r);
   }
   return loan;
 }
 
 ChannelResult TopicPublisher::publish(TopicLoan& loan, std::size_t bytes) noexcept {
-  if (!impl_ || loan.owner_ != impl_.get() || !loan.ok()) return ChannelResult::kClosed;
-  TopicEndpoint& e = *impl_;
-  if (bytes > loan.buffer_.size()) return ChannelResult::kTooLarge;
-  const RingResult r = e.ring->commit(bytes);
-  e.loan_out = nullptr;
-  loan.owner_ = nullptr;
-  loan.result_ = ChannelResult::kClosed;
-  loan.buffer_ = {};
+  TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
+  if (e == nullptr || !detail::Endpoint::lent_by(loan, e) || !loan.ok()) return ChannelResult::kClosed;
+  if (bytes > loan.buffer().size()) return ChannelResult::kTooLarge;
+  const RingResult r = e->ring->commit(bytes);
+  e->take_back(loan);
   if (r != RingResult::kOk) return ChannelResult::kCorrupt;  // not reachable with a live loan
-  detail::note_sent(e);
+  detail::note_sent(*e);
   return ChannelResult::kOk;
 }
 
 void TopicPublisher::abandon(TopicLoan& loan) noexcept {
-  if (impl_ && loan.owner_ == impl_.get()) detail::abandon_topic_loan(*impl_, loan);
+  TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
+  if (e != nullptr && detail::Endpoint::lent_by(loan, e)) e->settle(loan);
 }
 
 std::uint64_t TopicPublisher::max_message() const noexcept {
-  return impl_ ? impl_->ring->max_record() : 0;
+  const TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
+  return e != nullptr ? e->ring->max_record() : 0;
 }
-bool TopicPublisher::lossless() const noexcept { return impl_ && impl_->lossless; }
+bool TopicPublisher::lossless() const noexcept {
+  const TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
+  return e != nullptr && e->lossless;
+}
 PeerStats TopicPublisher::stats() const noexcept {
   return impl_ ? detail::peer_stats(*impl_->seg) : PeerStats{};
 }
-std::uint64_t TopicPublisher::evictions() const noexcept { return impl_ ? impl_->evictions : 0; }
+std::uint64_t TopicPublisher::evictions() const noexcept {
+  const TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
+  return e != nullptr ? e->evictions : 0;
+}
 
 // --- TopicSubscriber -------------------------------------------------------------------------------
 
-TopicSubscriber::TopicSubscriber() = default;
-TopicSubscriber::TopicSubscriber(TopicSubscriber&&) noexcept = default;
-TopicSubscriber& TopicSubscriber::operator=(TopicSubscriber&& other) noexcept {
-  if (this != &other) {
-    close();
-    impl_ = std::move(other.impl_);
-  }
-  return *this;
-}
-TopicSubscriber::~TopicSubscriber() { close(); }
-
-void TopicSubscriber::close() noexcept {
-  if (!impl_) return;
-  if (impl_->view_out != nullptr) {
-    // The view becomes inert (release() says kClosed); the slot goes with the unregistration.
-    TopicView& view = *impl_->view_out;
-    view.owner_ = nullptr;
-    view.result_ = ChannelResult::kClosed;
-    view.orphaned_ = true;
-    impl_->view_out = nullptr;
-  }
-  if (impl_->reader && impl_->reader->lossless() && impl_->seg->owned_here()) {
-    impl_->reader->unregister();
-  }
-  impl_.reset();
-}
-
 absl::StatusOr<TopicSubscriber> TopicSubscriber::open(std::string_view name,
                                                       const TopicOptions& options) {
-  auto seg = detail::ChannelSegment::open(name, detail::topic_spec(options));
-  if (!seg.ok()) return seg.status();
-  auto e = std::make_unique<TopicEndpoint>();
-  e->seg = *std::move(seg);
-  e->wait = options.wait;
-  const detail::ChannelInfo& info = e->seg->info();
-  e->lossless = (info.flags & kChannelLossless) != 0;
-  e->scratch.resize(info.max_message);
-  const BroadcastStart start = options.start_at_latest ? BroadcastStart::kLatest : BroadcastStart::kNext;
-  if (options.read_only) {
-    if (e->lossless) {
-      return absl::FailedPreconditionError(detail::cat(
-          "topic '", name, "': a lossless subscriber must map the channel read-write"));
-    }
-    absl::StatusOr<BroadcastReader> reader =
-        BroadcastReader::attach(e->seg->ring(), info.ring_bytes, start);
-    if (!reader.ok()) return reader.status();
-    e->reader.emplace(*std::move(reader));
-  } else {
-    if (e->lossless) {
-      absl::StatusOr<BroadcastRing> admin = BroadcastRing::attach(e->seg->ring(), info.ring_bytes);
-      if (!admin.ok()) return admin.status();
-      e->ring.emplace(*std::move(admin));
-    }
-    if (!e->seg->lock_for(options.open_timeout.count())) return e->seg->memory().status();
-    detail::recover_locked(*e);
-    absl::Status s = e->seg->register_locked(PeerRole::kSubscriber, e->lossless ? 1 : 0);
-    if (s.ok()) {
-      absl::StatusOr<BroadcastReader> reader =
-          e->lossless ? BroadcastReader::register_reader(e->seg->ring(), info.ring_bytes,
-                                                         e->seg->self_token())
-                      : BroadcastReader::attach(e->seg->ring(), info.ring_bytes, start);
-      if (reader.ok()) {
-        e->reader.emplace(*std::move(reader));
-        e->seg->self()->aux.store(e->reader->slot_index(), std::memory_order_relaxed);
-        // Its lag (read_stats) counts from where it starts, not from the ring's first byte.
-        e->seg->self()->position.store(e->reader->position(), std::memory_order_relaxed);
-      } else {
-        e->seg->unregister_locked();
-        s = reader.status();
-      }
-    }
-    e->seg->unlock();
-    if (!s.ok()) return s;
-    if (!e->lossless) {
-      // A lossy subscriber never writes the ring: make a stray write fault instead of corrupting
-      // what the publisher and the other subscribers read.
-      e->seg->protect_ring_read_only();
-    }
-  }
-  TopicSubscriber sub;
-  sub.impl_ = std::move(e);
-  return sub;
+  auto e = detail::open_topic(name, options, PeerRole::kSubscriber);
+  if (!e.ok()) return e.status();
+  return TopicSubscriber(*std::move(e));
 }
 
 ChannelResult TopicSubscriber::receive(std::span<std::byte> out, std::size_t* bytes,
                                        std::chrono::nanoseconds timeout) noexcept {
-  if (!impl_) return ChannelResult::kClosed;
-  TopicEndpoint& e = *impl_;
-  if (e.view_out != nullptr) return ChannelResult::kWouldBlock;
+  TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
+  if (e == nullptr) return ChannelResult::kClosed;
+  if (e->lease_busy()) return ChannelResult::kWouldBlock;
   std::size_t n = 0;
   const ChannelResult r =
-      detail::read_with_wait(e, timeout, [&] { return e.reader->try_read(out, &n); });
-  if (r == ChannelResult::kOk) detail::note_received(e);
+      detail::read_with_wait(*e, timeout, [&] { return e->reader->try_read(out, &n); });
+  if (r == ChannelResult::kOk) detail::note_received(*e);
   if ((r == ChannelResult::kOk || r == ChannelResult::kTooLarge) && bytes != nullptr) *bytes = n;
   return r;
 }
@@ -598,18 +470,19 @@ ChannelResult TopicSubscriber::try_receive(std::span<std::byte> out, std::size_t
 
 TopicView TopicSubscriber::take_view(std::chrono::nanoseconds timeout) noexcept {
   TopicView view;
-  if (!impl_) return view;
-  TopicEndpoint& e = *impl_;
-  if (e.view_out != nullptr) {
-    view.result_ = ChannelResult::kWouldBlock;  // one view at a time
+  TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
+  if (e == nullptr) return view;
+  if (e->lease_busy()) {
+    detail::Endpoint::refuse(view, ChannelResult::kWouldBlock);  // one view at a time
     return view;
   }
   std::span<const std::byte> data;
-  view.result_ = detail::read_with_wait(e, timeout, [&] { return e.reader->try_view(&data); });
-  if (view.result_ == ChannelResult::kOk) {
-    view.owner_ = &e;
-    view.data_ = data;
-    e.view_out = &view;  // kept current by TopicView's move
+  const ChannelResult r =
+      detail::read_with_wait(*e, timeout, [&] { return e->reader->try_view(&data); });
+  if (r == ChannelResult::kOk) {
+    e->lend(view, data);
+  } else {
+    detail::Endpoint::refuse(view, r);
   }
   return view;
 }
@@ -623,9 +496,10 @@ TopicView TopicSubscriber::receive_view(std::chrono::nanoseconds timeout) noexce
 
 std::size_t TopicSubscriber::poll(const std::function<void(std::span<const std::byte>)>& handler,
                                   std::size_t max) noexcept {
-  if (!impl_) return 0;
+  TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
+  if (e == nullptr) return 0;
   std::size_t n = 0;
-  if (impl_->lossless) {
+  if (e->lossless) {
     // In place: the publisher cannot overwrite a message before its view is released.
     while (n < max) {
       TopicView view = take_view(std::chrono::nanoseconds(0));
@@ -638,23 +512,32 @@ std::size_t TopicSubscriber::poll(const std::function<void(std::span<const std::
   }
   while (n < max) {
     std::size_t bytes = 0;
-    if (try_receive(impl_->scratch, &bytes) != ChannelResult::kOk) break;
-    handler(std::span<const std::byte>(impl_->scratch.data(), bytes));
+    if (try_receive(e->scratch, &bytes) != ChannelResult::kOk) break;
+    handler(std::span<const std::byte>(e->scratch.data(), bytes));
     ++n;
   }
   return n;
 }
 
 std::uint64_t TopicSubscriber::lost() const noexcept {
-  return impl_ ? impl_->reader->lost_records() : 0;
+  const TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
+  return e != nullptr ? e->reader->lost_records() : 0;
 }
-std::uint64_t TopicSubscriber::received() const noexcept { return impl_ ? impl_->received : 0; }
+std::uint64_t TopicSubscriber::received() const noexcept {
+  const TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
+  return e != nullptr ? e->received : 0;
+}
 std::uint64_t TopicSubscriber::max_message() const noexcept {
-  return impl_ ? impl_->reader->max_record() : 0;
+  const TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
+  return e != nullptr ? e->reader->max_record() : 0;
 }
-bool TopicSubscriber::lossless() const noexcept { return impl_ && impl_->lossless; }
+bool TopicSubscriber::lossless() const noexcept {
+  const TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
+  return e != nullptr && e->lossless;
+}
 PeerStats TopicSubscriber::stats() const noexcept {
-  return impl_ && !impl_->seg->read_only() ? detail::peer_stats(*impl_->seg) : PeerStats{};
+  const TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
+  return e != nullptr && !e->read_only ? detail::peer_stats(*e->seg) : PeerStats{};
 }
 
 }  // namespace shmring

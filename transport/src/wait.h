@@ -22,13 +22,12 @@
 #include <climits>
 #include <cstdint>
 
+#include "shmring/core/clock.h"
 #include "shmring/core/futex.h"
 #include "shmring/transport/channel.h"
-#include "shmring/transport/control_block.h"
+#include "control_block.h"
 
 namespace shmring::detail {
-
-std::uint64_t monotonic_ns() noexcept;
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)

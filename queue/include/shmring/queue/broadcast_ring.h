@@ -276,6 +276,8 @@ class BroadcastReader {
 
   std::uint64_t max_record() const noexcept { return cfg_.max_record; }
   std::uint64_t position() const noexcept { return cursor_; }
+  // The writer's tail as published (racy, relaxed): what a tool compares positions with for lag.
+  std::uint64_t writer_tail_approx() const noexcept;
   bool lossless() const noexcept { return slot_ != nullptr; }
   std::uint32_t slot_index() const noexcept { return slot_index_; }
   bool closed() const noexcept;

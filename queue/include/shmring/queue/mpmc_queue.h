@@ -185,6 +185,11 @@ class MpmcQueue<void> {
   std::optional<std::uint64_t> stalled_consumer_ticket() const noexcept;
   // The phase of the slot serving `ticket`, from the point of view of that ticket.
   SlotPhase slot_phase(std::uint64_t ticket) const noexcept;
+  // The item of `ticket` in place, for a consumer that holds the ticket by other means (the
+  // transport's recovery adopted a dead consumer's claim): kOk and its payload (length clamped to
+  // the slot size) if the slot is full(ticket), else kBusy. The acquire load of the slot's
+  // sequence pairs with the producer's commit (SYNC(mpmc_full)).
+  RingResult view_of_ticket(std::uint64_t ticket, std::span<const std::byte>* item) const noexcept;
 
   // --- Inspection ---------------------------------------------------------------------------------
   // All racy (relaxed loads) except capacity() and slot_size(); any thread may call them.
@@ -196,6 +201,9 @@ class MpmcQueue<void> {
   std::uint64_t skipped() const noexcept;
   std::uint64_t aborted() const noexcept;
   std::uint64_t force_released() const noexcept;
+  // Items waiting in a queue in a region this process may only read (a tool's read-only mapping),
+  // validated like attach(); reads two positions, writes nothing. Same codes as attach().
+  static absl::StatusOr<std::uint64_t> depth_of(const void* region, std::size_t bytes) noexcept;
 
   // Marks the queue closed (release) / reads the mark (acquire); see load_ring_state(). The queue
   // itself ignores it: producers can still write after close().

@@ -37,10 +37,10 @@ inline constexpr std::uint64_t kRingMagic = 0x474E4952524D4853ULL;
 // Layout version of every in-region struct of queue/. Bump it whenever a size, an offset, a field's
 // meaning or a record format changes; tests/queue/ring_layout_test.cc pins the layout per version.
 // 1: first layout. 3: SPSC records published by their header word (2 is not used: tests take 2 as
-// "some other version").
-inline constexpr std::uint32_t kRingLayoutVersion = 3;
+// "some other version"). 4: the frame pool (RingKind::kFramePool) joins the rings.
+inline constexpr std::uint32_t kRingLayoutVersion = 4;
 
-enum class RingKind : std::uint32_t { kSpsc = 1, kMpmc = 2, kBroadcast = 3 };
+enum class RingKind : std::uint32_t { kSpsc = 1, kMpmc = 2, kBroadcast = 3, kFramePool = 4 };
 
 // Lifecycle word; the writer may close a ring to tell readers that no more records will come.
 enum class RingState : std::uint32_t { kActive = 1, kClosed = 2 };
@@ -77,9 +77,10 @@ struct RingHeader {
   std::atomic<std::uint32_t> state;     // RingState; the writer may store kClosed
   std::uint64_t region_bytes;           // bytes the ring occupies from the start of the region
   std::uint64_t data_offset;            // offset of the data area (records or slots)
-  std::uint64_t capacity;               // data bytes (SPSC, broadcast) or slots (MPMC)
-  std::uint64_t max_record;             // largest payload (SPSC, broadcast) or slot payload (MPMC)
-  std::uint64_t slot_stride;            // MPMC: bytes per slot; 0 for byte rings
+  std::uint64_t capacity;               // data bytes (SPSC, broadcast), slots (MPMC), buffers (frames)
+  std::uint64_t max_record;             // largest payload (SPSC, broadcast), slot payload (MPMC),
+                                        // frame bytes (frames)
+  std::uint64_t slot_stride;            // MPMC: bytes per slot; frames: per buffer; 0 for byte rings
   std::uint64_t initial_position;       // first position/ticket (a test hook; normally 0)
   std::uint32_t flags;                  // broadcast: kBroadcastLossless
   std::uint32_t max_readers;            // broadcast lossless: reader slots; else 0
@@ -134,8 +135,8 @@ struct RingGeometry {
 };
 
 // Reads the header of `region` once (acquire on `version`), checks what every ring kind shares
-// (alignment, magic, version, ABI, kind, region_bytes <= bytes, data area in bounds, capacity a power
-// of two within limits) and returns the copy. Ring-specific checks are the caller's.
+// (alignment, magic, version, ABI, kind, region_bytes <= bytes, data area in bounds, capacity within
+// limits and, but for the frame pool, a power of two) and returns the copy. Ring-specific checks are the caller's.
 absl::StatusOr<RingGeometry> read_ring_header(const void* region, std::size_t bytes, RingKind kind);
 
 // Checks the caller's region for create: non-null, aligned to kRegionAlignment, at least `needed`

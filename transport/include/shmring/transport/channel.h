@@ -1,8 +1,9 @@
 // Channels: the names, results, waiting strategies and inspection calls shared by every pattern.
 //
 // A channel is one SharedMemory segment with key channel_key(name) (native name under /dev/shm:
-// "shmring_shmring.chan.<name prefix>_<hash>"), holding a ControlBlock (control_block.h) and one
-// ring. Patterns: Queue (queue_channel.h), Topic (topic.h).
+// SharedMemory::native_key_for(channel_key(name))), holding a control block (counters, wake words,
+// the peer registry; private to the library) and one ring. Patterns: Topic (topic.h), Queue
+// (queue.h), Frames (frame.h).
 //
 // Lifetime: the segment lives while any endpoint is open (the kernel counts attachments); when the
 // last endpoint closes (or dies) the channel and whatever it still held are gone.
@@ -37,6 +38,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -44,9 +46,33 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "shmring/transport/control_block.h"
 
 namespace shmring {
+
+inline constexpr std::size_t kMaxChannelName = 128;  // bytes of a channel name
+inline constexpr std::uint32_t kMaxPeers = 1024;     // endpoints (peer slots) per channel at most
+
+enum class ChannelKind : std::uint32_t { kQueue = 1, kTopic = 2, kFrames = 3 };
+
+// An endpoint's peer slot, as read_stats() reports it.
+enum class PeerState : std::uint32_t {
+  kFree = 0,
+  kActive = 1,       // a live endpoint (as far as anyone knows)
+  kDeadPending = 2,  // found dead; something it held is not settled yet (see the queue recovery)
+};
+
+enum class PeerRole : std::uint32_t {
+  kNone = 0,
+  kProducer = 1,    // queue
+  kConsumer = 2,    // queue
+  kPublisher = 3,   // topic / frames
+  kSubscriber = 4,  // topic / frames
+};
+
+// Lower-case names ("topic", "publisher", "active", ...); "unknown" for a value out of range.
+std::string_view to_string(ChannelKind kind) noexcept;
+std::string_view to_string(PeerRole role) noexcept;
+std::string_view to_string(PeerState state) noexcept;
 
 // Result of a data-path call. Small, never an exception or an allocation.
 enum class ChannelResult : std::uint8_t {
@@ -76,7 +102,9 @@ struct WaitOptions {
   std::uint32_t spin_iterations = 2000;  // kHybrid: attempts before parking
 };
 
-// "shmring.chan." + name: the SharedMemory key of a channel. Pure; does not validate `name`.
+// The SharedMemory key of a channel: kChannelKeyPrefix + name (its file is
+// /dev/shm/shmring_chan.<readable name prefix>_<hash>). Pure; does not validate `name`.
+inline constexpr std::string_view kChannelKeyPrefix = "chan.";
 std::string channel_key(std::string_view name);
 
 // Checks a channel name: 1 .. kMaxChannelName bytes, no '/' and no NUL. kInvalidArgument if not.

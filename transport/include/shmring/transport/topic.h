@@ -10,8 +10,8 @@
 //
 // Lossless (TopicOptions::lossless, chosen by the creator; openers must agree): subscribers own a
 // cursor slot in the ring and the publisher never overwrites what the slowest live subscriber has
-// not read: publish() waits (with its timeout). A subscriber whose process died is evicted by the
-// publisher the next time it is held back (checked at least every dead_check_interval while
+// not read: send() and loan() wait (with their timeout). A subscriber whose process died is
+// evicted by the publisher the next time it is held back (checked at least every dead_check_interval while
 // blocked). A live subscriber that holds the publisher back for longer than evict_after (if set),
 // or that lags by more than evict_lag bytes (if set), is evicted: the publisher carries on,
 // evictions() and ChannelStats::evictions count it, and that subscriber's receives return
@@ -45,17 +45,9 @@
 
 #include "absl/status/statusor.h"
 #include "shmring/transport/channel.h"
+#include "shmring/transport/lease.h"
 
 namespace shmring {
-
-class TopicLoan;
-class TopicView;
-
-namespace detail {
-struct TopicEndpoint;
-void abandon_topic_loan(TopicEndpoint& endpoint, TopicLoan& loan) noexcept;
-ChannelResult finish_topic_view(TopicEndpoint& endpoint, TopicView& view) noexcept;
-}
 
 struct TopicOptions {
   // Creator's settings; an opener with a non-zero value that differs gets kFailedPrecondition.
@@ -87,44 +79,22 @@ struct TopicOptions {
 // Destroying an unpublished loan abandons it (subscribers never see it). Used by the publisher's
 // thread. The loan belongs to the publisher's channel endpoint, not to the TopicPublisher object:
 // moving the publisher keeps the loan usable; closing it makes the loan inert (kClosed, empty).
-class TopicLoan {
+class TopicLoan : public detail::Lease {
  public:
   TopicLoan() = default;
-  TopicLoan(TopicLoan&& other) noexcept;
-  TopicLoan& operator=(TopicLoan&& other) noexcept;
-  TopicLoan(const TopicLoan&) = delete;
-  TopicLoan& operator=(const TopicLoan&) = delete;
-  ~TopicLoan();
-
-  ChannelResult result() const noexcept { return result_; }
-  bool ok() const noexcept { return result_ == ChannelResult::kOk; }
+  // result(), ok(): from detail::Lease (kOk, or why there is no loan).
   // The bytes asked for (at most max_message), in place in the ring; 8-byte aligned.
-  std::span<std::byte> buffer() const noexcept { return buffer_; }
-
- private:
-  friend class TopicPublisher;
-  friend void detail::abandon_topic_loan(detail::TopicEndpoint&, TopicLoan&) noexcept;
-  void take_from(TopicLoan& other) noexcept;
-  detail::TopicEndpoint* owner_ = nullptr;
-  ChannelResult result_ = ChannelResult::kClosed;
-  std::span<std::byte> buffer_;
+  std::span<std::byte> buffer() const noexcept { return bytes_; }
 };
 
 // A message lent to a subscriber, in place, until release() (or destruction). Used by the
 // subscriber's thread. Like a loan, it belongs to the subscriber's endpoint: moving the subscriber
 // keeps it; closing the subscriber makes it inert (its bytes must not be read afterwards).
-class TopicView {
+class TopicView : public detail::Lease {
  public:
   TopicView() = default;
-  TopicView(TopicView&& other) noexcept;
-  TopicView& operator=(TopicView&& other) noexcept;
-  TopicView(const TopicView&) = delete;
-  TopicView& operator=(const TopicView&) = delete;
-  ~TopicView();
-
-  ChannelResult result() const noexcept { return result_; }
-  bool ok() const noexcept { return result_ == ChannelResult::kOk; }
-  std::span<const std::byte> data() const noexcept { return data_; }
+  // result(), ok(): from detail::Lease (kOk, or why there is no view).
+  std::span<const std::byte> data() const noexcept { return bytes_; }
   // Ends the view. kOk: the message was intact while viewed (counted as received). kOverwritten
   // (lossy): the publisher overwrote it meanwhile; discard what was read (counted as lost). The
   // bytes of a lossy view can change while they are read: check any length or offset found in
@@ -132,44 +102,41 @@ class TopicView {
   // kEvicted (lossless): this subscriber was evicted meanwhile, so the bytes may have been
   // overwritten. kOk also for an empty or already released view; kClosed if the subscriber was
   // closed meanwhile. Lossless: wakes a publisher parked for room. Never waits.
-  ChannelResult release() noexcept;
-
- private:
-  friend class TopicSubscriber;
-  friend ChannelResult detail::finish_topic_view(detail::TopicEndpoint&, TopicView&) noexcept;
-  void take_from(TopicView& other) noexcept;
-  detail::TopicEndpoint* owner_ = nullptr;
-  ChannelResult result_ = ChannelResult::kClosed;
-  std::span<const std::byte> data_;
-  bool orphaned_ = false;  // its subscriber was closed while it was out
+  ChannelResult release() noexcept { return settle(); }
 };
 
-class TopicPublisher {
+class TopicPublisher : public detail::EndpointHandle {
  public:
   // Opens (or creates) the topic as its one publisher. kFailedPrecondition if the topic already
   // has a live publisher (or other kind, lossless mode or limits); otherwise the errors of
   // QueueProducer::open. Blocks as described in channel.h.
   static absl::StatusOr<TopicPublisher> open(std::string_view name, const TopicOptions& options = {});
 
-  TopicPublisher();
-  TopicPublisher(TopicPublisher&&) noexcept;
-  TopicPublisher& operator=(TopicPublisher&&) noexcept;
-  ~TopicPublisher();
+  TopicPublisher() = default;
 
   // Lossy: always kOk (or kTooLarge / kCorrupt / kClosed); never waits. Lossless: kWouldBlock
   // when a subscriber holds the publisher back; then (rate-limited to dead_check_interval) it
   // try-locks the segment and evicts dead subscribers, without waiting for the lock.
   // Wakes parked subscribers (a futex system call only if some are parked).
-  ChannelResult try_publish(std::span<const std::byte> message) noexcept;
+  ChannelResult try_send(std::span<const std::byte> message) noexcept;
   // Lossless: waits up to `timeout` for room (evicting as TopicOptions says), parking on
   // space_wake in slices of dead_check_interval clamped to [100 us, 10 ms]. kOk, kTimedOut,
-  // kTooLarge, kCorrupt, kClosed. Lossy: the same as try_publish.
-  ChannelResult publish(std::span<const std::byte> message, std::chrono::nanoseconds timeout) noexcept;
+  // kTooLarge, kCorrupt, kClosed. Lossy: the same as try_send.
+  ChannelResult send(std::span<const std::byte> message, std::chrono::nanoseconds timeout) noexcept;
+  // The copying calls' names in 0.1 (every pattern now says send / try_send for a copy and
+  // publish for a loan). Kept for one release.
+  [[deprecated("use try_send")]] ChannelResult try_publish(std::span<const std::byte> message) noexcept {
+    return try_send(message);
+  }
+  [[deprecated("use send")]] ChannelResult publish(std::span<const std::byte> message,
+                                                   std::chrono::nanoseconds timeout) noexcept {
+    return send(message, timeout);
+  }
 
   // Zero-copy: lends room for a message of up to `max_bytes` (0: max_message()) in the ring. The
   // loan's result: kOk, kTooLarge, kCorrupt, kClosed; lossless also kWouldBlock (try_loan) or
-  // kTimedOut (loan, which waits and evicts as publish() does). One loan at a time; no copying
-  // publish while it is out (kWouldBlock). Ask for what you need: a lossless loan waits until that
+  // kTimedOut (loan, which waits and evicts as send() does). One loan at a time; no copying
+  // send while it is out (kWouldBlock). Ask for what you need: a lossless loan waits until that
   // much room is free, and a lossy one may overwrite that much of the oldest messages.
   TopicLoan try_loan(std::size_t max_bytes = 0) noexcept;
   TopicLoan loan(std::size_t max_bytes, std::chrono::nanoseconds timeout) noexcept;
@@ -184,26 +151,21 @@ class TopicPublisher {
   bool lossless() const noexcept;
   PeerStats stats() const noexcept;
   std::uint64_t evictions() const noexcept;  // live subscribers this publisher evicted
-  bool is_open() const noexcept { return impl_ != nullptr; }
-  // Gives up an outstanding loan, unregisters and detaches (also the destructor); waits up to 2 s
-  // for the segment lock.
-  void close() noexcept;
+  // is_open(), close() (also the destructor): from detail::EndpointHandle; an outstanding loan is
+  // given up.
 
  private:
-  std::unique_ptr<detail::TopicEndpoint> impl_;
+  using EndpointHandle::EndpointHandle;
 };
 
-class TopicSubscriber {
+class TopicSubscriber : public detail::EndpointHandle {
  public:
   // Opens (or creates) the topic as a subscriber. Errors as TopicPublisher::open; also
   // kFailedPrecondition for read_only on a lossless topic, kResourceExhausted when every peer or
   // lossless reader slot is taken. A read_only subscriber takes no lock and is not registered.
   static absl::StatusOr<TopicSubscriber> open(std::string_view name, const TopicOptions& options = {});
 
-  TopicSubscriber();
-  TopicSubscriber(TopicSubscriber&&) noexcept;
-  TopicSubscriber& operator=(TopicSubscriber&&) noexcept;
-  ~TopicSubscriber();
+  TopicSubscriber() = default;
 
   // Copies the next message into `out` and sets *bytes. kOk, kWouldBlock, kEvicted (lossless:
   // this subscriber was evicted; reopen), kCorrupt, kClosed; kTooLarge when the next message is
@@ -235,14 +197,12 @@ class TopicSubscriber {
   std::uint64_t max_message() const noexcept;
   bool lossless() const noexcept;
   PeerStats stats() const noexcept;  // empty for a read_only subscriber (it has no peer slot)
-  bool is_open() const noexcept { return impl_ != nullptr; }
-  // Gives a lossless reader slot back, unregisters and detaches (also the destructor); waits up to
-  // 2 s for the segment lock. A view still out becomes inert.
-  void close() noexcept;
+  // is_open(), close() (also the destructor): from detail::EndpointHandle; close() also gives a
+  // lossless reader slot back, and a view still out becomes inert.
 
  private:
+  using EndpointHandle::EndpointHandle;
   TopicView take_view(std::chrono::nanoseconds timeout) noexcept;
-  std::unique_ptr<detail::TopicEndpoint> impl_;
 };
 
 }  // namespace shmring

@@ -11,13 +11,17 @@
 //   [ring_offset, ring_offset + ring_bytes)  the ring (MpmcQueue, BroadcastRing, frame pool)
 //
 // Nothing here is trusted by a reader: the header is copied once and validated
-// (validate_channel_header), every peer slot field is range-checked before use.
+// (read_channel_header in channel_segment.cc), every peer slot field is range-checked before use.
 // Changing any size, offset or meaning requires bumping kChannelLayoutVersion; the layout test in
 // tests/transport/control_block_test.cc pins it.
 //
-// This is the on-segment ABI, not an application API: endpoints (channel.h) and tools read and
-// write these fields under the orderings noted per field (SYNC tags name the pairings; counters are
-// relaxed). peer_slots() and ring_offset_for() are pure address arithmetic.
+// Private: this is the on-segment ABI, not an application API (applications see channel.h's
+// ChannelStats and PeerStats). Endpoints read and write these fields under the orderings noted
+// per field (SYNC tags name the pairings; counters are relaxed). peer_slots() and
+// ring_offset_for() are pure address arithmetic.
+//
+// Version history: 1 (0.1): PeerSlot::aux/flags/barrier meant different things per pattern;
+// 2 (0.2): one named field per meaning, unused header fields reserved.
 #pragma once
 
 #include <atomic>
@@ -26,15 +30,12 @@
 #include <type_traits>
 
 #include "shmring/core/layout.h"
+#include "shmring/transport/channel.h"
 
 namespace shmring {
 
 inline constexpr std::uint64_t kChannelMagic = 0x314E4843524D4853ULL;  // "SHMRCHN1" little-endian
-inline constexpr std::uint32_t kChannelLayoutVersion = 1;
-inline constexpr std::size_t kMaxChannelName = 128;  // bytes of a channel name
-inline constexpr std::uint32_t kMaxPeers = 1024;     // peer slots per channel at most
-
-enum class ChannelKind : std::uint32_t { kQueue = 1, kTopic = 2, kFrames = 3 };
+inline constexpr std::uint32_t kChannelLayoutVersion = 2;
 
 enum class ChannelState : std::uint32_t { kInitialising = 0, kReady = 1 };
 
@@ -54,8 +55,8 @@ struct alignas(kFalseSharingRange) ChannelHeader {
   std::uint64_t ring_offset;         // from the start of the control block (page aligned)
   std::uint64_t ring_bytes;          // bytes of the ring region
   std::uint64_t total_bytes;         // control block + peers + ring (<= the segment's size)
-  std::uint64_t reclaim_after_ns;    // reserved: written 0, not read (eviction bounds are the
-  std::uint64_t evict_lag;           // reserved:  publisher's TopicOptions, not channel settings)
+  std::uint64_t reserved0;           // written 0, not read (v1 named it reclaim_after_ns)
+  std::uint64_t reserved1;           // written 0, not read (v1 named it evict_lag)
   std::int64_t created_unix_ns;      // CLOCK_REALTIME at create, for tools
   char name[kMaxChannelName];        // the channel's name (not NUL-terminated)
 };
@@ -98,25 +99,12 @@ static_assert(offsetof(WakeBlock, waiters) == 4);
 struct alignas(kFalseSharingRange) ChannelMisc {
   std::atomic<std::uint64_t> next_token;     // registration tokens (epochs), under the lock
   std::atomic<std::uint32_t> recovery_hint;  // non-zero: someone saw a dead peer or a stall
-  std::atomic<std::uint32_t> closed;         // reserved
+  std::atomic<std::uint32_t> reserved;       // written 0, not read (v1 named it closed)
   std::uint8_t pad[kFalseSharingRange - 16];
 };
 static_assert(std::is_standard_layout_v<ChannelMisc>);
 static_assert(sizeof(ChannelMisc) == 128);
 
-enum class PeerState : std::uint32_t {
-  kFree = 0,
-  kActive = 1,       // a live endpoint (as far as anyone knows)
-  kDeadPending = 2,  // found dead; something it held is not settled yet (see the queue recovery)
-};
-
-enum class PeerRole : std::uint32_t {
-  kNone = 0,
-  kProducer = 1,    // queue
-  kConsumer = 2,    // queue
-  kPublisher = 3,   // topic / frames
-  kSubscriber = 4,  // topic / frames
-};
 
 // What an endpoint is doing with the ring right now (queue: its one outstanding claim).
 enum class PeerOp : std::uint32_t {
@@ -125,34 +113,52 @@ enum class PeerOp : std::uint32_t {
   kClaimed = 2,   // holds ticket `op_ticket`
 };
 
+// PeerSlot::peer_flags.
+inline constexpr std::uint32_t kPeerLosslessSubscriber = 1;  // topic: owns a lossless reader slot
+
 // One endpoint. Identity fields are written under the lock before `state` is release-stored
 // kActive; the counters are written by the endpoint itself (relaxed stores, no RMW on the hot path).
+// The fields from offset 72 on each belong to one pattern; the others leave them 0.
 struct alignas(kFalseSharingRange) PeerSlot {
-  std::atomic<std::uint32_t> state;       // PeerState; SYNC(peer-slot)
-  std::atomic<std::uint32_t> role;        // PeerRole
-  std::atomic<std::uint64_t> token;       // registration epoch, unique per channel
-  std::atomic<std::int32_t> pid;
-  std::atomic<std::uint32_t> flags;       // topic: 1 = lossless subscriber
-  std::atomic<std::uint64_t> start_time;  // with pid: ProcessIdentity
+  std::atomic<std::uint32_t> state;         // PeerState; SYNC(peer-slot)
+  std::atomic<std::uint32_t> role;          // PeerRole
+  std::atomic<std::uint64_t> token;         // registration epoch, unique per channel
+  std::atomic<std::int32_t> pid;            // for display and /proc liveness
+  std::atomic<std::uint32_t> peer_flags;    // kPeerLosslessSubscriber
+  std::atomic<std::uint64_t> start_time;    // with pid: ProcessIdentity
   std::atomic<std::uint64_t> heartbeat_ns;  // CLOCK_MONOTONIC of the endpoint's last activity
   std::atomic<std::uint64_t> sent;
   std::atomic<std::uint64_t> received;
   std::atomic<std::uint64_t> lost;
-  std::atomic<std::uint64_t> blocked_ns;  // time spent inside blocking calls that had to wait
-  std::atomic<std::uint32_t> op_state;    // PeerOp
-  std::atomic<std::uint32_t> aux;         // topic: lossless reader slot index
-  std::atomic<std::uint64_t> op_ticket;   // PeerOp::kClaimed: the ticket
-  std::atomic<std::uint64_t> barrier;     // recovery bookkeeping (enqueue position at death)
-  std::atomic<std::uint64_t> position;    // topic: the subscriber's position (for lag)
+  std::atomic<std::uint64_t> blocked_ns;    // time spent inside blocking calls that had to wait
+  // Queue: the endpoint's one claim (queue_recovery.h), and what the recovery noted of a producer
+  // that died in kClaiming (the enqueue position then: its ticket, if any, is below it).
+  std::atomic<std::uint32_t> op_state;           // PeerOp; SYNC(queue-claim)
+  std::atomic<std::uint32_t> claim_barrier_set;  // 1 once claim_barrier is written
+  std::atomic<std::uint64_t> op_ticket;          // PeerOp::kClaimed: the ticket
+  std::atomic<std::uint64_t> claim_barrier;
+  // Topic subscriber: its position (for lag) and, lossless, its reader slot in the ring.
+  std::atomic<std::uint64_t> position;
+  std::atomic<std::uint32_t> reader_slot;
+  // Frames subscriber: the buffer it pins (index + 1; 0: none). SYNC(frame_pin).
+  std::atomic<std::uint32_t> pinned_buffer;
+  std::uint64_t reserved[2];
 };
 static_assert(std::is_standard_layout_v<PeerSlot>);
 static_assert(sizeof(PeerSlot) == 128);
 static_assert(offsetof(PeerSlot, token) == 8);
+static_assert(offsetof(PeerSlot, peer_flags) == 20);
 static_assert(offsetof(PeerSlot, start_time) == 24);
 static_assert(offsetof(PeerSlot, sent) == 40);
 static_assert(offsetof(PeerSlot, op_state) == 72);
+static_assert(offsetof(PeerSlot, claim_barrier_set) == 76);
 static_assert(offsetof(PeerSlot, op_ticket) == 80);
+static_assert(offsetof(PeerSlot, claim_barrier) == 88);
 static_assert(offsetof(PeerSlot, position) == 96);
+static_assert(offsetof(PeerSlot, reader_slot) == 104);
+static_assert(offsetof(PeerSlot, pinned_buffer) == 108);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
 struct ControlBlock {
   ChannelHeader header;

@@ -1,0 +1,171 @@
+#include "endpoint.h"
+
+#include <utility>
+
+namespace shmring {
+namespace detail {
+
+ChannelResult channel_result(RingResult result) noexcept {
+  switch (result) {
+    case RingResult::kOk: return ChannelResult::kOk;
+    case RingResult::kFull:
+    case RingResult::kEmpty: return ChannelResult::kWouldBlock;
+    case RingResult::kTooLarge: return ChannelResult::kTooLarge;
+    case RingResult::kEvicted: return ChannelResult::kEvicted;
+    case RingResult::kLapped: return ChannelResult::kOverwritten;
+    default: return ChannelResult::kCorrupt;
+  }
+}
+
+absl::Status Endpoint::open(std::string_view name, const ChannelSpec& spec, const OpenPlan& plan) {
+  absl::StatusOr<std::unique_ptr<ChannelSegment>> opened_segment = ChannelSegment::open(name, spec);
+  if (!opened_segment.ok()) return opened_segment.status();
+  seg = *std::move(opened_segment);
+  if (absl::Status s = attach_ring(); !s.ok()) return s;
+  if (!plan.register_peer) return opened();
+  if (!seg->lock_for(plan.open_timeout.count())) return seg->memory().status();
+  recover_locked();
+  if (plan.single_writer) {
+    if (const PeerSlot* other = live_peer_with(plan.role)) {
+      seg->unlock();
+      return absl::FailedPreconditionError(
+          cat(plan.pattern, " '", name, "' already has a live ", to_string(plan.role), " (pid ",
+              other->pid.load(std::memory_order_relaxed), ")"));
+    }
+  }
+  absl::Status s = seg->register_locked(plan.role, plan.peer_flags);
+  if (s.ok()) {
+    s = registered_locked();
+    if (!s.ok()) seg->unregister_locked();
+  }
+  seg->unlock();
+  if (!s.ok()) return s;
+  return opened();
+}
+
+void Endpoint::recover_locked() {
+  seg->mark_dead_locked();
+  PeerSlot* slots = seg->peers();
+  for (std::uint32_t i = 0; i < seg->info().max_peers; ++i) {
+    if (state_of(slots[i]) == PeerState::kDeadPending) seg->free_slot_locked(slots[i]);
+  }
+}
+
+const PeerSlot* Endpoint::live_peer_with(PeerRole role) const noexcept {
+  const PeerSlot* slots = seg->peers();
+  for (std::uint32_t i = 0; i < seg->info().max_peers; ++i) {
+    if (&slots[i] != seg->self() && state_of(slots[i]) == PeerState::kActive &&
+        role_of(slots[i]) == role) {
+      return &slots[i];
+    }
+  }
+  return nullptr;
+}
+
+void Endpoint::add_blocked(std::uint64_t ns) noexcept {
+  blocked_ns += ns;
+  if (PeerSlot* me = seg->self(); me != nullptr && !seg->read_only()) {
+    me->blocked_ns.store(blocked_ns, std::memory_order_relaxed);
+  }
+}
+
+void Endpoint::lend(Lease& lease, std::span<std::byte> bytes) noexcept {
+  lease.owner_ = this;
+  lease.result_ = ChannelResult::kOk;
+  lease.orphaned_ = false;
+  lease.bytes_ = bytes;
+  lease_out = &lease;  // kept current by Lease's move
+}
+
+void Endpoint::lend(Lease& lease, std::span<const std::byte> bytes) noexcept {
+  // The view classes hand these bytes out as const only; the lease keeps one span type for both.
+  lend(lease, std::span<std::byte>(const_cast<std::byte*>(bytes.data()), bytes.size()));
+}
+
+void Endpoint::take_back(Lease& lease) noexcept {
+  if (lease_out == &lease) lease_out = nullptr;
+  lease.owner_ = nullptr;
+  lease.result_ = ChannelResult::kClosed;
+  lease.bytes_ = {};
+}
+
+ChannelResult Endpoint::settle(Lease& lease) noexcept {
+  ChannelResult out = ChannelResult::kClosed;
+  // A forked child's copy of a loan or view must not touch its parent's claim, pin or cursor.
+  if (lease_out == &lease && seg->owned_here()) out = end_lease(lease);
+  take_back(lease);
+  return out;
+}
+
+void Endpoint::orphan_outstanding() noexcept {
+  if (lease_out == nullptr) return;
+  Lease& lease = *lease_out;
+  if (seg->owned_here()) orphan_lease(lease);
+  take_back(lease);
+  lease.orphaned_ = true;
+}
+
+}  // namespace detail
+
+// --- Lease -----------------------------------------------------------------------------------------
+
+namespace detail {
+
+Lease::Lease(Lease&& other) noexcept
+    : bytes_(std::exchange(other.bytes_, {})),
+      number_(other.number_),
+      redelivered_(other.redelivered_),
+      owner_(std::exchange(other.owner_, nullptr)),
+      result_(std::exchange(other.result_, ChannelResult::kClosed)),
+      orphaned_(std::exchange(other.orphaned_, false)) {
+  if (owner_ != nullptr) owner_->follow(other, *this);
+}
+
+Lease& Lease::operator=(Lease&& other) noexcept {
+  if (this != &other) {
+    settle();
+    bytes_ = std::exchange(other.bytes_, {});
+    number_ = other.number_;
+    redelivered_ = other.redelivered_;
+    owner_ = std::exchange(other.owner_, nullptr);
+    result_ = std::exchange(other.result_, ChannelResult::kClosed);
+    orphaned_ = std::exchange(other.orphaned_, false);
+    if (owner_ != nullptr) owner_->follow(other, *this);
+  }
+  return *this;
+}
+
+Lease::~Lease() { settle(); }
+
+ChannelResult Lease::settle() noexcept {
+  if (owner_ == nullptr) {  // empty, settled, or orphaned by its endpoint's close()
+    const bool orphaned = std::exchange(orphaned_, false);
+    bytes_ = {};
+    result_ = ChannelResult::kClosed;
+    return orphaned ? ChannelResult::kClosed : ChannelResult::kOk;
+  }
+  return owner_->settle(*this);
+}
+
+// --- EndpointHandle --------------------------------------------------------------------------------
+
+EndpointHandle::EndpointHandle() noexcept = default;
+EndpointHandle::EndpointHandle(std::unique_ptr<Endpoint> impl) noexcept : impl_(std::move(impl)) {}
+EndpointHandle::EndpointHandle(EndpointHandle&& other) noexcept = default;
+EndpointHandle& EndpointHandle::operator=(EndpointHandle&& other) noexcept {
+  if (this != &other) {
+    close();
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
+EndpointHandle::~EndpointHandle() { close(); }
+
+void EndpointHandle::close() noexcept {
+  if (!impl_) return;
+  impl_->orphan_outstanding();
+  impl_.reset();  // the pattern's endpoint, then its segment: unregistered and detached
+}
+
+}  // namespace detail
+}  // namespace shmring

@@ -1,0 +1,123 @@
+// Private: the endpoint lifecycle every pattern shares (topic.cc, queue.cc, frame.cc keep only
+// what differs):
+//  * open: segment, ring attach, segment lock, dead-peer recovery, single-writer check,
+//    registration, unlock (Endpoint::open with the pattern's hooks);
+//  * close: the outstanding loan/view settled or orphaned, the peer slot unregistered (or left to
+//    the recovery when the lock is stuck; ChannelSegment's destructor);
+//  * the blocking loop with its blocked-time accounting (Endpoint::wait_for);
+//  * ring results as ChannelResult (channel_result);
+//  * the loan/view mechanics behind detail::Lease (lend, settle, the forked-child guard).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "channel_segment.h"
+#include "shmring/queue/ring_result.h"
+#include "shmring/transport/lease.h"
+#include "wait.h"
+
+namespace shmring::detail {
+
+// A ring call's result on the channel API: kOk, kFull/kEmpty -> kWouldBlock, kTooLarge, kEvicted,
+// kLapped -> kOverwritten; anything else (a peer broke the protocol) -> kCorrupt.
+ChannelResult channel_result(RingResult result) noexcept;
+
+// What differs between patterns when an endpoint opens.
+struct OpenPlan {
+  PeerRole role = PeerRole::kNone;
+  std::uint32_t peer_flags = 0;       // PeerSlot::flags (topic: a lossless subscriber)
+  bool single_writer = false;         // refuse when another live endpoint has `role`
+  bool register_peer = true;          // false: a read-only subscriber (no lock, no peer slot)
+  std::string_view pattern = "channel";  // for messages: "topic", "frames channel", ...
+  std::chrono::milliseconds open_timeout{2000};
+};
+
+struct Endpoint {
+  virtual ~Endpoint() = default;
+
+  std::unique_ptr<ChannelSegment> seg;
+  WaitOptions wait;
+  std::uint64_t blocked_ns = 0;
+  Lease* lease_out = nullptr;  // the one loan or view out (kept current by Lease's moves)
+
+  // Opens the channel for this endpoint: ChannelSegment::open(name, spec), attach_ring(), then
+  // (unless plan.register_peer is false) under the segment lock (bounded by open_timeout):
+  // recover_locked(), the single-writer check, registration and registered_locked(); then
+  // opened() without the lock.
+  absl::Status open(std::string_view name, const ChannelSpec& spec, const OpenPlan& plan);
+
+  // --- pattern hooks ---
+  // Attaches (and validates) the ring in seg's ring region; before the lock.
+  virtual absl::Status attach_ring() = 0;
+  // Under the lock: dead peers found and what they held settled (default: slots freed).
+  virtual void recover_locked();
+  // Under the lock, right after registering (e.g. a lossless reader slot). On an error the peer
+  // slot is unregistered and open fails.
+  virtual absl::Status registered_locked() { return absl::OkStatus(); }
+  // After the lock is given back (e.g. mprotect of the ring).
+  virtual absl::Status opened() { return absl::OkStatus(); }
+  // Ends the outstanding loan or view in the process that made it: a loan abandoned, a view
+  // released. Returns what Lease::settle() reports.
+  virtual ChannelResult end_lease(Lease& lease) noexcept = 0;
+  // close() with a loan or view out, in the process that made it. Default: end_lease.
+  virtual void orphan_lease(Lease& lease) noexcept { end_lease(lease); }
+
+  // --- lease mechanics ---
+  bool lease_busy() const noexcept { return lease_out != nullptr; }
+  // Hands `bytes` out through `lease` (kOk), which becomes the endpoint's one lease out.
+  void lend(Lease& lease, std::span<std::byte> bytes) noexcept;
+  // For views: the bytes stay read-only to the caller (the view's accessor returns const bytes).
+  void lend(Lease& lease, std::span<const std::byte> bytes) noexcept;
+  // Makes a lease inert (kClosed, no bytes) and, if it was the one out, forgets it: what a
+  // publish/commit does after it used the lease.
+  void take_back(Lease& lease) noexcept;
+  // Sets a failed call's result on an empty lease.
+  static void refuse(Lease& lease, ChannelResult result) noexcept { lease.result_ = result; }
+  static bool lent_by(const Lease& lease, const Endpoint* e) noexcept { return lease.owner_ == e; }
+  static std::span<std::byte> bytes_of(const Lease& lease) noexcept { return lease.bytes_; }
+  static void set_details(Lease& lease, std::uint64_t number, bool redelivered) noexcept {
+    lease.number_ = number;
+    lease.redelivered_ = redelivered;
+  }
+  static std::uint64_t number_of(const Lease& lease) noexcept { return lease.number_; }
+  // Lease::settle() and the destructor: end_lease() if `lease` is the one out and this is the
+  // process that made it (a forked child's copy only lets go), then take_back().
+  ChannelResult settle(Lease& lease) noexcept;
+  // close(): an outstanding lease is orphan_lease()d (in the owning process) and made inert; its
+  // release() then says kClosed.
+  void orphan_outstanding() noexcept;
+  // Lease's move: the endpoint now follows `to`.
+  void follow(const Lease& from, Lease& to) noexcept {
+    if (lease_out == &from) lease_out = &to;
+  }
+
+  // --- blocking ---
+  // wait_until() on `wake` (nullptr: a read-only endpoint, which sleeps in steps) until attempt()
+  // says done or `timeout` passes; the time spent is added to this endpoint's blocked_ns (and its
+  // peer slot). Returns attempt()'s last answer.
+  template <typename Attempt, typename Idle>
+  bool wait_for(WakeBlock* wake, std::chrono::nanoseconds timeout, Attempt&& attempt, Idle&& idle,
+                std::int64_t park_slice_ns = kParkSliceNs) {
+    const std::uint64_t start = monotonic_ns();
+    const bool done = wait_until(wake, wait, deadline_after(timeout), attempt, idle, park_slice_ns);
+    add_blocked(monotonic_ns() - start);
+    return done;
+  }
+  void add_blocked(std::uint64_t ns) noexcept;
+
+  // The slot of a live endpoint with `role` other than this one (nullptr if none).
+  const PeerSlot* live_peer_with(PeerRole role) const noexcept;
+};
+
+// A handle's endpoint as its pattern's type.
+template <typename E>
+E* endpoint_as(const std::unique_ptr<Endpoint>& impl) noexcept {
+  return static_cast<E*>(impl.get());
+}
+
+}  // namespace shmring::detail

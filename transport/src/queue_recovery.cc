@@ -1,0 +1,191 @@
+#include "queue_recovery.h"
+
+#include <optional>
+
+namespace shmring::detail {
+namespace {
+
+// An unattributed ticket (a dead peer died before recording it) is acted on only when the same
+// endpoint has seen it in that state for this long: a live peer's records are then certainly
+// visible (the rings' claim CAS is relaxed, so on a weakly ordered CPU it could become visible
+// an instant before the peer's kClaiming record).
+constexpr std::uint64_t kUnattributedGraceNs = 2'000'000;
+
+PeerOp op_of(const PeerSlot& s) {
+  // SYNC(queue-claim): pairs with record_claim's seq_cst stores.
+  return static_cast<PeerOp>(s.op_state.load(std::memory_order_seq_cst));
+}
+bool occupied(const PeerSlot& s) {
+  const PeerState st = state_of(s);
+  return st == PeerState::kActive || st == PeerState::kDeadPending;
+}
+std::uint64_t ticket_of(const PeerSlot& s) { return s.op_ticket.load(std::memory_order_relaxed); }
+
+// An occupied slot with `role` that holds ticket `t` (kClaimed), other than `except`.
+bool claimed_by_any(const PeerSlot* slots, std::uint32_t n, PeerRole role, std::uint64_t t,
+                    const PeerSlot* except = nullptr, bool live_only = false) {
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const PeerSlot& s = slots[i];
+    if (&s == except || !occupied(s) || role_of(s) != role) continue;
+    if (live_only && state_of(s) != PeerState::kActive) continue;
+    if (op_of(s) == PeerOp::kClaimed && ticket_of(s) == t) return true;
+  }
+  return false;
+}
+
+// A live endpoint with `role` (other than `except`) is between its kClaiming record and its ticket.
+bool live_claiming(const PeerSlot* slots, std::uint32_t n, PeerRole role,
+                   const PeerSlot* except = nullptr) {
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const PeerSlot& s = slots[i];
+    if (&s == except || state_of(s) != PeerState::kActive || role_of(s) != role) continue;
+    if (op_of(s) == PeerOp::kClaiming) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+struct QueueRecovery::Run {
+  ChannelSegment& seg;
+  MpmcQueue<>& q;
+  bool can_adopt;
+  PeerSlot* slots;
+  std::uint32_t n;
+  std::uint64_t dequeue;  // the dequeue position when the run started
+  RecoveryResult result;
+  bool dead_unknown_producer = false;  // a dead producer in kClaiming, its barrier not passed
+  bool dead_unknown_consumer = false;  // a dead consumer in kClaiming
+};
+
+bool QueueRecovery::confirm(Suspect& s, std::uint64_t ticket) {
+  const std::uint64_t now = monotonic_ns();
+  if (s.valid && s.ticket == ticket) return now - s.since_ns >= kUnattributedGraceNs;
+  s.valid = true;
+  s.ticket = ticket;
+  s.since_ns = now;
+  return false;
+}
+
+RecoveryResult QueueRecovery::run_locked(ChannelSegment& seg, MpmcQueue<>& q, bool can_adopt) {
+  seg.mark_dead_locked();
+  Run run{seg, q, can_adopt && seg.self() != nullptr, seg.peers(), seg.info().max_peers,
+          q.dequeue_position_approx(), {}};
+  for (std::uint32_t i = 0; i < run.n; ++i) {
+    PeerSlot& s = run.slots[i];
+    if (state_of(s) != PeerState::kDeadPending) continue;
+    switch (role_of(s)) {
+      case PeerRole::kProducer: settle_dead_producer(run, s); break;
+      case PeerRole::kConsumer: settle_dead_consumer(run, i, s); break;
+      default: seg.free_slot_locked(s); break;
+    }
+  }
+  if (run.dead_unknown_producer) skip_unattributed_ticket(run);
+  if (run.dead_unknown_consumer) adopt_orphans(run);
+  seg.control()->misc.recovery_hint.store(run.result.unresolved ? 1 : 0, std::memory_order_relaxed);
+  return run.result;
+}
+
+void QueueRecovery::settle_dead_producer(Run& run, PeerSlot& dead) {
+  const PeerOp op = op_of(dead);
+  if (op == PeerOp::kClaimed) {
+    if (run.q.skip_stalled(ticket_of(dead)) == RingResult::kOk) {
+      run.seg.control()->counters.claims_skipped.fetch_add(1, std::memory_order_relaxed);
+    }
+  } else if (op == PeerOp::kClaiming) {
+    // Its ticket, if it took one, is below the enqueue position the first recovery saw.
+    if (dead.claim_barrier_set.load(std::memory_order_relaxed) == 0) {
+      dead.claim_barrier.store(run.q.enqueue_position_approx(), std::memory_order_relaxed);
+      dead.claim_barrier_set.store(1, std::memory_order_relaxed);
+    }
+    if (mpmc::distance(run.dequeue, dead.claim_barrier.load(std::memory_order_relaxed)) < 0) {
+      run.dead_unknown_producer = true;
+      return;  // kept until consumers pass the barrier
+    }
+  }
+  run.seg.free_slot_locked(dead);
+}
+
+void QueueRecovery::settle_dead_consumer(Run& run, std::uint32_t index, PeerSlot& dead) {
+  const PeerOp op = op_of(dead);
+  if (op == PeerOp::kClaiming) {
+    run.dead_unknown_consumer = true;  // freed by adopt_orphans once no orphan is left
+    return;
+  }
+  if (op != PeerOp::kClaimed) {
+    run.seg.free_slot_locked(dead);
+    return;
+  }
+  const std::uint64_t t = ticket_of(dead);
+  const MpmcQueue<>::SlotPhase phase = run.q.slot_phase(t);
+  const bool taken = mpmc::distance(run.dequeue, t) > 0;
+  // A live consumer naming the same ticket already adopted it (a recovery that died between
+  // adopting and freeing this slot): the item is in good hands.
+  const bool held_by_live = claimed_by_any(run.slots, run.n, PeerRole::kConsumer, t,
+                                           &run.slots[index], /*live_only=*/true);
+  if (!held_by_live && taken && phase == MpmcQueue<>::SlotPhase::kFull) {
+    if (!run.can_adopt || run.result.adopted) {
+      run.result.unresolved = true;
+      return;  // kept for a consumer that can adopt it
+    }
+    adopt(run, t);
+  } else if (!held_by_live && taken && phase == MpmcQueue<>::SlotPhase::kSkipped) {
+    run.q.force_release(t);
+  }
+  run.seg.free_slot_locked(dead);
+}
+
+void QueueRecovery::skip_unattributed_ticket(Run& run) {
+  const std::optional<std::uint64_t> t = run.q.stalled_producer_ticket();
+  if (!t) return;
+  if (claimed_by_any(run.slots, run.n, PeerRole::kProducer, *t)) return;
+  if (live_claiming(run.slots, run.n, PeerRole::kProducer)) return;
+  if (confirm(stalled_claim_, *t) && run.q.skip_stalled(*t) == RingResult::kOk) {
+    run.seg.control()->counters.claims_skipped.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void QueueRecovery::adopt_orphans(Run& run) {
+  if (live_claiming(run.slots, run.n, PeerRole::kConsumer, run.seg.self())) {
+    run.result.unresolved = true;  // its ticket could be any of them: later
+    return;
+  }
+  const std::uint64_t d0 = run.q.dequeue_position_approx();
+  const std::uint64_t cap = run.q.capacity();
+  for (std::uint64_t k = 0; k < cap; ++k) {
+    const std::uint64_t t = d0 - cap + k;
+    const MpmcQueue<>::SlotPhase phase = run.q.slot_phase(t);
+    if (phase != MpmcQueue<>::SlotPhase::kFull && phase != MpmcQueue<>::SlotPhase::kSkipped) continue;
+    if (claimed_by_any(run.slots, run.n, PeerRole::kConsumer, t)) continue;
+    if (!confirm(orphan_, t)) {  // seen for the first time (or not long enough): later
+      run.result.unresolved = true;
+      return;
+    }
+    if (phase == MpmcQueue<>::SlotPhase::kSkipped) {
+      run.q.force_release(t);
+    } else if (run.can_adopt && !run.result.adopted) {
+      adopt(run, t);
+    } else {
+      run.result.unresolved = true;
+      return;
+    }
+  }
+  for (std::uint32_t i = 0; i < run.n; ++i) {
+    PeerSlot& s = run.slots[i];
+    if (state_of(s) == PeerState::kDeadPending && role_of(s) == PeerRole::kConsumer &&
+        op_of(s) == PeerOp::kClaiming) {
+      run.seg.free_slot_locked(s);
+    }
+  }
+}
+
+void QueueRecovery::adopt(Run& run, std::uint64_t ticket) {
+  PeerSlot* me = run.seg.self();
+  me->op_ticket.store(ticket, std::memory_order_relaxed);
+  me->op_state.store(static_cast<std::uint32_t>(PeerOp::kClaimed), std::memory_order_seq_cst);
+  run.result.adopted = true;
+  run.result.ticket = ticket;
+  run.seg.control()->counters.items_redelivered.fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace shmring::detail
