@@ -18,17 +18,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <thread>
-#include <mutex>
-#include <set>
 #include <utility>
-#include <pthread.h>
 
+#include "fork_handlers.h"
 #include "ofd_lock.h"
 #include "segment_files.h"
 #include "shmring/core/layout.h"
@@ -57,29 +57,15 @@ constexpr std::size_t kMaxUserSize =
     static_cast<std::size_t>(INT64_MAX) - kSegmentHeaderSize - (std::size_t{1} << 30);
 
 SharedMemoryError error_from_errno(int errno_value) {
-  switch (errno_value) {
-    case EACCES:
-    case EPERM:
-    case EROFS:
-      return SharedMemoryError::kPermissionDenied;
-    case ENOENT:
-      return SharedMemoryError::kNotFound;
-    case EEXIST:
-      return SharedMemoryError::kAlreadyExists;
-    case ENAMETOOLONG:
-    case ENOTDIR:
-    case ELOOP:
-      return SharedMemoryError::kKeyError;
-    case ENOSPC:
-    case ENOMEM:
-    case EMFILE:
-    case ENFILE:
-    case EFBIG:
-    case EDQUOT:
-      return SharedMemoryError::kOutOfResources;
-    default:
-      return SharedMemoryError::kUnknownError;
+  switch (detail::classify_errno(errno_value)) {
+    case detail::ErrnoClass::kPermission: return SharedMemoryError::kPermissionDenied;
+    case detail::ErrnoClass::kNotFound: return SharedMemoryError::kNotFound;
+    case detail::ErrnoClass::kExists: return SharedMemoryError::kAlreadyExists;
+    case detail::ErrnoClass::kBadName: return SharedMemoryError::kKeyError;
+    case detail::ErrnoClass::kNoResources: return SharedMemoryError::kOutOfResources;
+    case detail::ErrnoClass::kOther: break;
   }
+  return SharedMemoryError::kUnknownError;
 }
 
 void pause_briefly() { std::this_thread::sleep_for(std::chrono::microseconds(50)); }
@@ -125,45 +111,6 @@ std::size_t memory_available_for_memfd() {
 }
 
 }  // namespace
-
-// A fork child inherits every descriptor, including the one holding each attachment's OFD lock,
-// which would keep the parent's attachment alive after the parent detaches or dies. The child
-// handler closes those descriptors in the child, so its copies are inert: their mappings stay
-// readable, but they count for nothing and remove nothing.
-struct ForkHandlers {
-  static std::mutex& mutex() {
-    static std::mutex m;
-    return m;
-  }
-  static std::set<SharedMemory*>& attached() {
-    static std::set<SharedMemory*> objects;
-    return objects;
-  }
-  static void install() {
-    static const bool installed = [] {
-      pthread_atfork([] { mutex().lock(); }, [] { mutex().unlock(); },
-                     [] {
-                       for (SharedMemory* shm : attached()) {
-                         if (shm->lock_fd_ >= 0) close(shm->lock_fd_);
-                         shm->lock_fd_ = -1;
-                       }
-                       attached().clear();
-                       mutex().unlock();
-                     });
-      return true;
-    }();
-    (void)installed;
-  }
-  static void add(SharedMemory* shm) {
-    install();
-    std::lock_guard<std::mutex> guard(mutex());
-    attached().insert(shm);
-  }
-  static void remove(SharedMemory* shm) {
-    std::lock_guard<std::mutex> guard(mutex());
-    attached().erase(shm);
-  }
-};
 
 std::string_view to_string(SharedMemoryError error) {
   switch (error) {
@@ -351,8 +298,7 @@ bool SharedMemory::create(std::size_t size, AccessMode mode) {
   return do_create(size, mode, &already_exists);
 }
 
-bool SharedMemory::do_create(std::size_t size, AccessMode mode, bool* already_exists) {
-  *already_exists = false;
+bool SharedMemory::check_create_request(std::size_t size) const {
   if (const std::string problem = native_key_problem(backend_, native_key_); !problem.empty()) {
     return fail(SharedMemoryError::kKeyError, "create", problem);
   }
@@ -365,113 +311,170 @@ bool SharedMemory::do_create(std::size_t size, AccessMode mode, bool* already_ex
     return fail(SharedMemoryError::kOutOfResources, "create",
                 "size " + std::to_string(size) + " exceeds the machine's memory and swap", ENOMEM);
   }
+  return true;
+}
+
+SharedMemory::CreateStep SharedMemory::create_file(const std::string& path, bool named, int* fd,
+                                                   bool* already_exists) {
+  if (named) {
+    *fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, permissions_);
+  } else {
+    const std::string label = "shmring:" + key_;
+    *fd = memfd_create(label.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  }
+  if (*fd < 0) {
+    const int saved = errno;
+    if (saved != EEXIST) {
+      fail(error_from_errno(saved), "create", "cannot create", saved);
+      return CreateStep::kFailed;
+    }
+    int reclaim_errno = 0;
+    switch (reclaim_if_stale(path, &reclaim_errno)) {
+      case Reclaim::kLive:
+        *already_exists = true;
+        fail(SharedMemoryError::kAlreadyExists, "create", "a live segment already has this key", EEXIST);
+        return CreateStep::kFailed;
+      case Reclaim::kForeign:
+        *already_exists = true;
+        fail(SharedMemoryError::kAlreadyExists, "create",
+             "the name is taken by a file that is not a shmring segment", EEXIST);
+        return CreateStep::kFailed;
+      case Reclaim::kError:
+        fail(error_from_errno(reclaim_errno), "create", "cannot inspect the existing segment",
+             reclaim_errno);
+        return CreateStep::kFailed;
+      case Reclaim::kRetry:
+        pause_briefly();
+        return CreateStep::kRetry;
+      case Reclaim::kReclaimed:
+        return CreateStep::kRetry;
+    }
+  }
+  // The file is ours. Count ourselves as an attachment before anything else, so a concurrent
+  // creator does not take our half-made segment for a stale one.
+  if (detail::try_lock_shared(*fd) != detail::LockAttempt::kTaken ||
+      (named && !detail::same_file(*fd, path.c_str()))) {
+    close(*fd);  // a reclaimer removed it before we locked it: start again
+    *fd = -1;
+    return CreateStep::kRetry;
+  }
+  return CreateStep::kCreated;
+}
+
+namespace {
+
+// Why a step of building a new segment failed.
+struct BuildError {
+  SharedMemoryError error;
+  std::string reason;
+  int errno_value;
+};
+
+// Gives the new file its mode, group and size, with every page reserved (a full filesystem is an
+// error here instead of a SIGBUS later); a memfd is sealed. *total: bytes to map.
+std::optional<BuildError> size_new_file(int data_fd, bool named, std::size_t size, mode_t permissions,
+                                        gid_t group, std::size_t* total) {
+  fchmod(data_fd, permissions);  // exact mode bits, whatever the umask
+  if (group != static_cast<gid_t>(-1) && fchown(data_fd, static_cast<uid_t>(-1), group) != 0) {
+    return BuildError{error_from_errno(errno), "cannot give the segment to group " + std::to_string(group),
+                      errno};
+  }
+  *total = allocation_bytes(data_fd, kSegmentHeaderSize + size);
+  if (ftruncate(data_fd, static_cast<off_t>(*total)) != 0) {
+    const int saved = errno;
+    return BuildError{saved == EINVAL ? SharedMemoryError::kInvalidSize : error_from_errno(saved),
+                      "cannot size the segment to " + std::to_string(*total) + " bytes", saved};
+  }
+  if (const int rc = posix_fallocate(data_fd, 0, static_cast<off_t>(*total)); rc != 0) {
+    return BuildError{rc == EINVAL ? SharedMemoryError::kInvalidSize : error_from_errno(rc),
+                      "cannot reserve " + std::to_string(*total) + " bytes", rc};
+  }
+  if (!named && fcntl(data_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+    return BuildError{error_from_errno(errno), "cannot seal the memfd", errno};
+  }
+  return std::nullopt;
+}
+
+// Fills the segment header of a new segment and publishes it (state kReady).
+void write_new_header(void* address, const std::string& key, std::size_t size, mode_t permissions,
+                      const SystemSemaphore& lock) {
+  auto* header = static_cast<SegmentHeader*>(address);
+  const ProcessIdentity me = current_process();
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  // Magic first, and the compiler may not move the other fields' stores before it: a creator
+  // killed in the middle must leave either zeros or the magic, which is what the stale-segment
+  // reclaim recognises as a half-made segment of ours (anything else is a foreign file it never
+  // removes, and the key stayed wedged: seen as a rare RandomKillsDuringCreateOrAttach failure).
+  // A signal fence only restrains the compiler; the stores are to this process's mapping, which
+  // the kernel keeps whatever the process did before it was killed.
+  header->magic = kSegmentMagic;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  header->layout_version = kSegmentLayoutVersion;
+  header->header_size = kSegmentHeaderSize;
+  header->user_size = size;
+  header->lock_semaphore_id = lock.id();
+  header->lock_semaphore_ctime = lock.creation_time();
+  header->permissions = permissions;
+  header->creator_pid = me.pid;
+  header->creator_start_time = me.start_time;
+  header->created_unix_ns = std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
+  const std::size_t key_length = std::min(key.size(), kSegmentKeyCapacity);
+  std::memcpy(header->key, key.data(), key_length);
+  header->key_length = static_cast<std::uint32_t>(key_length);
+  // SYNC(segment-ready): publishes every field above; pairs with the acquire load in
+  // read_segment_header().
+  header->state.store(static_cast<std::uint32_t>(SegmentState::kReady), std::memory_order_release);
+}
+
+}  // namespace
+
+bool SharedMemory::build_segment(int fd, const std::string& path, bool named, std::size_t size,
+                                 AccessMode mode) {
+  // Everything but the lock goes through a second description: a mapping keeps its description
+  // alive in every fork child, and the lock's description must die with this attachment.
+  const int data_fd = reopen(fd, true);
+  auto abandon = [&](SharedMemoryError error, std::string_view reason, int errno_value) {
+    if (named && detail::same_file(fd, path.c_str())) unlink(path.c_str());
+    if (data_fd >= 0) close(data_fd);
+    close(fd);
+    return fail(error, "create", reason, errno_value);
+  };
+  if (data_fd < 0) return abandon(error_from_errno(errno), "cannot reopen", errno);
+  std::size_t total = 0;
+  if (const std::optional<BuildError> e = size_new_file(data_fd, named, size, permissions_, group_, &total)) {
+    return abandon(e->error, e->reason, e->errno_value);
+  }
+  void* address = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, data_fd, 0);
+  if (address == MAP_FAILED) return abandon(error_from_errno(errno), "cannot map", errno);
+
+  SystemSemaphore lock = SystemSemaphore::create_private(1, permissions_);
+  if (lock.is_valid() && group_ != static_cast<gid_t>(-1) && !lock.set_group(group_)) {
+    lock.remove();
+  }
+  if (!lock.is_valid()) {
+    munmap(address, total);
+    return abandon(SharedMemoryError::kLockError,
+                   "cannot create the segment lock: " + lock.error_string(), 0);
+  }
+  write_new_header(address, key_, size, permissions_, lock);
+  if (mode == AccessMode::kReadOnly) mprotect(address, total, PROT_READ);
+  adopt_attachment(fd, data_fd, address, total, size, mode, std::move(lock));
+  return succeed();
+}
+
+bool SharedMemory::do_create(std::size_t size, AccessMode mode, bool* already_exists) {
+  *already_exists = false;
+  if (!check_create_request(size)) return false;
   const std::string path = path_for_open();
   const bool named = backend_ != Backend::kMemfd;
-
   for (int attempt = 0; attempt < kRaceRetries; ++attempt) {
-    int fd;
-    if (named) {
-      fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, permissions_);
-    } else {
-      const std::string label = "shmring:" + key_;
-      fd = memfd_create(label.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    int fd = -1;
+    switch (create_file(path, named, &fd, already_exists)) {
+      case CreateStep::kFailed: return false;
+      case CreateStep::kRetry: continue;
+      case CreateStep::kCreated: return build_segment(fd, path, named, size, mode);
     }
-    if (fd < 0) {
-      const int saved = errno;
-      if (saved != EEXIST) return fail(error_from_errno(saved), "create", "cannot create", saved);
-      int reclaim_errno = 0;
-      switch (reclaim_if_stale(path, &reclaim_errno)) {
-        case Reclaim::kLive:
-          *already_exists = true;
-          return fail(SharedMemoryError::kAlreadyExists, "create",
-                      "a live segment already has this key", EEXIST);
-        case Reclaim::kForeign:
-          *already_exists = true;
-          return fail(SharedMemoryError::kAlreadyExists, "create",
-                      "the name is taken by a file that is not a shmring segment", EEXIST);
-        case Reclaim::kError:
-          return fail(error_from_errno(reclaim_errno), "create",
-                      "cannot inspect the existing segment", reclaim_errno);
-        case Reclaim::kRetry:
-          pause_briefly();
-          [[fallthrough]];
-        case Reclaim::kReclaimed:
-          continue;
-      }
-    }
-    // The file is ours. Count ourselves as an attachment before anything else, so a concurrent
-    // creator does not take our half-made segment for a stale one.
-    if (detail::try_lock_shared(fd) != detail::LockAttempt::kTaken ||
-        (named && !detail::same_file(fd, path.c_str()))) {
-      close(fd);  // a reclaimer removed it before we locked it: start again
-      continue;
-    }
-    // Everything but the lock goes through a second description: a mapping keeps its description
-    // alive in every fork child, and the lock's description must die with this attachment.
-    const int data_fd = reopen(fd, true);
-    auto abandon = [&](SharedMemoryError error, std::string_view reason, int errno_value) {
-      if (named && detail::same_file(fd, path.c_str())) unlink(path.c_str());
-      if (data_fd >= 0) close(data_fd);
-      close(fd);
-      return fail(error, "create", reason, errno_value);
-    };
-    if (data_fd < 0) return abandon(error_from_errno(errno), "cannot reopen", errno);
-    fchmod(data_fd, permissions_);  // exact mode bits, whatever the umask
-    if (group_ != static_cast<gid_t>(-1) && fchown(data_fd, static_cast<uid_t>(-1), group_) != 0) {
-      return abandon(error_from_errno(errno),
-                     "cannot give the segment to group " + std::to_string(group_), errno);
-    }
-    const std::size_t total = allocation_bytes(data_fd, kSegmentHeaderSize + size);
-    if (ftruncate(data_fd, static_cast<off_t>(total)) != 0) {
-      const int saved = errno;
-      return abandon(saved == EINVAL ? SharedMemoryError::kInvalidSize : error_from_errno(saved),
-                     "cannot size the segment to " + std::to_string(total) + " bytes", saved);
-    }
-    // Reserve every page now: a full filesystem is an error here instead of a SIGBUS later.
-    if (const int rc = posix_fallocate(data_fd, 0, static_cast<off_t>(total)); rc != 0) {
-      return abandon(rc == EINVAL ? SharedMemoryError::kInvalidSize : error_from_errno(rc),
-                     "cannot reserve " + std::to_string(total) + " bytes", rc);
-    }
-    if (!named && fcntl(data_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
-      return abandon(error_from_errno(errno), "cannot seal the memfd", errno);
-    }
-    void* address = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, data_fd, 0);
-    if (address == MAP_FAILED) return abandon(error_from_errno(errno), "cannot map", errno);
-
-    SystemSemaphore lock = SystemSemaphore::create_private(1, permissions_);
-    if (lock.is_valid() && group_ != static_cast<gid_t>(-1) && !lock.set_group(group_)) {
-      lock.remove();
-    }
-    if (!lock.is_valid()) {
-      munmap(address, total);
-      return abandon(SharedMemoryError::kLockError,
-                     "cannot create the segment lock: " + lock.error_string(), 0);
-    }
-    auto* header = static_cast<SegmentHeader*>(address);
-    const ProcessIdentity me = current_process();
-    timespec now{};
-    clock_gettime(CLOCK_REALTIME, &now);
-    header->magic = kSegmentMagic;
-    header->layout_version = kSegmentLayoutVersion;
-    header->header_size = kSegmentHeaderSize;
-    header->user_size = size;
-    header->lock_semaphore_id = lock.id();
-    header->lock_semaphore_ctime = lock.creation_time();
-    header->permissions = permissions_;
-    header->creator_pid = me.pid;
-    header->creator_start_time = me.start_time;
-    header->created_unix_ns = std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
-    const std::size_t key_length = std::min(key_.size(), kSegmentKeyCapacity);
-    std::memcpy(header->key, key_.data(), key_length);
-    header->key_length = static_cast<std::uint32_t>(key_length);
-    // SYNC(segment-ready): publishes every field above; pairs with the acquire load in
-    // read_segment_header().
-    header->state.store(static_cast<std::uint32_t>(SegmentState::kReady),
-                        std::memory_order_release);
-    if (mode == AccessMode::kReadOnly) mprotect(address, total, PROT_READ);
-
-    adopt_attachment(fd, data_fd, address, total, size, mode, std::move(lock));
-    return succeed();
   }
   return fail(SharedMemoryError::kUnknownError, "create",
               "gave up after too many races with concurrent creators and removers");

@@ -19,6 +19,38 @@ inline std::string errno_text(int errno_value) {
   return std::string(text) + " (errno " + std::to_string(errno_value) + ")";
 }
 
+// What a failed system call's errno says, in the classes every error code of core/ is made from
+// (SharedMemoryError, SystemSemaphoreError and through them absl::Status): one table for all.
+enum class ErrnoClass { kPermission, kNotFound, kExists, kBadName, kNoResources, kOther };
+
+inline ErrnoClass classify_errno(int errno_value) {
+  switch (errno_value) {
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return ErrnoClass::kPermission;
+    case ENOENT:
+    case EIDRM:  // a SysV id whose set was removed
+      return ErrnoClass::kNotFound;
+    case EEXIST:
+      return ErrnoClass::kExists;
+    case ENAMETOOLONG:
+    case ENOTDIR:
+    case ELOOP:
+      return ErrnoClass::kBadName;
+    case ENOSPC:
+    case ENOMEM:
+    case EMFILE:
+    case ENFILE:
+    case EFBIG:
+    case EDQUOT:
+    case ERANGE:  // SysV semaphore limits
+      return ErrnoClass::kNoResources;
+    default:
+      return ErrnoClass::kOther;
+  }
+}
+
 // shmring::monotonic_ns (shmring/core/clock.h) as a signed count, for deadline arithmetic.
 inline std::int64_t monotonic_ns_signed() noexcept {
   return static_cast<std::int64_t>(shmring::monotonic_ns());

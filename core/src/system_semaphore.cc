@@ -29,23 +29,16 @@ union SemArg {
 };
 
 SystemSemaphoreError error_from_errno(int errno_value) {
-  switch (errno_value) {
-    case EACCES:
-    case EPERM:
-      return SystemSemaphoreError::kPermissionDenied;
-    case ENOENT:
-    case EIDRM:
-    case EINVAL:  // the id no longer names a set
-      return SystemSemaphoreError::kNotFound;
-    case EEXIST:
-      return SystemSemaphoreError::kAlreadyExists;
-    case ENOSPC:
-    case ENOMEM:
-    case ERANGE:
-      return SystemSemaphoreError::kOutOfResources;
-    default:
-      return SystemSemaphoreError::kUnknownError;
+  if (errno_value == EINVAL) return SystemSemaphoreError::kNotFound;  // the id no longer names a set
+  switch (detail::classify_errno(errno_value)) {
+    case detail::ErrnoClass::kPermission: return SystemSemaphoreError::kPermissionDenied;
+    case detail::ErrnoClass::kNotFound: return SystemSemaphoreError::kNotFound;
+    case detail::ErrnoClass::kExists: return SystemSemaphoreError::kAlreadyExists;
+    case detail::ErrnoClass::kNoResources: return SystemSemaphoreError::kOutOfResources;
+    case detail::ErrnoClass::kBadName:
+    case detail::ErrnoClass::kOther: break;
   }
+  return SystemSemaphoreError::kUnknownError;
 }
 
 std::int64_t change_time(int id) {

@@ -1,7 +1,7 @@
 // The header page at the start of every shmring segment (before the user's data).
 //
 // Written by the creator, which release-stores `state = kReady` last; readers acquire-load `state`
-// and validate every field against the mapped size before use (see validate_segment_header()).
+// and validate every field against the mapped size before use (see read_segment_header()).
 // Layout changes must bump kSegmentLayoutVersion: tests/core/segment_layout_test.cc pins it.
 #pragma once
 

@@ -216,13 +216,20 @@ class SharedMemory {
   bool succeed() const;
   std::string describe() const;
   std::string path_for_open() const;
+  // create(), in steps: the request checked; the file made (O_EXCL, a stale one reclaimed) and
+  // locked as our attachment; the segment built in it (sized, reserved, mapped, its lock and
+  // header written) and adopted.
+  enum class CreateStep { kCreated, kRetry, kFailed };
   bool do_create(std::size_t size, AccessMode mode, bool* already_exists);
+  bool check_create_request(std::size_t size) const;
+  CreateStep create_file(const std::string& path, bool named, int* fd, bool* already_exists);
+  bool build_segment(int fd, const std::string& path, bool named, std::size_t size, AccessMode mode);
   bool do_attach(AccessMode mode, bool* not_found);
   bool finish_attach(int fd, AccessMode mode, bool created);
   void release_mapping();
   void adopt_attachment(int locked_fd, int data_fd, void* mapping, std::size_t mapping_size,
                         std::size_t size, AccessMode mode, SystemSemaphore lock);
-  friend struct ForkHandlers;  // closes lock_fd_ in a fork child (shared_memory.cc)
+  friend struct ForkHandlers;  // closes lock_fd_ in a fork child (fork_handlers.cc)
 
   Backend backend_ = Backend::kPosix;
   std::string key_;
