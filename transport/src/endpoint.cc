@@ -5,18 +5,6 @@
 namespace shmring {
 namespace detail {
 
-ChannelResult channel_result(RingResult result) noexcept {
-  switch (result) {
-    case RingResult::kOk: return ChannelResult::kOk;
-    case RingResult::kFull:
-    case RingResult::kEmpty: return ChannelResult::kWouldBlock;
-    case RingResult::kTooLarge: return ChannelResult::kTooLarge;
-    case RingResult::kEvicted: return ChannelResult::kEvicted;
-    case RingResult::kLapped: return ChannelResult::kOverwritten;
-    default: return ChannelResult::kCorrupt;
-  }
-}
-
 absl::Status Endpoint::open(std::string_view name, const ChannelSpec& spec, const OpenPlan& plan) {
   absl::StatusOr<std::unique_ptr<ChannelSegment>> opened_segment = ChannelSegment::open(name, spec);
   if (!opened_segment.ok()) return opened_segment.status();
@@ -67,26 +55,6 @@ void Endpoint::add_blocked(std::uint64_t ns) noexcept {
   if (PeerSlot* me = seg->self(); me != nullptr && !seg->read_only()) {
     me->blocked_ns.store(blocked_ns, std::memory_order_relaxed);
   }
-}
-
-void Endpoint::lend(Lease& lease, std::span<std::byte> bytes) noexcept {
-  lease.owner_ = this;
-  lease.result_ = ChannelResult::kOk;
-  lease.orphaned_ = false;
-  lease.bytes_ = bytes;
-  lease_out = &lease;  // kept current by Lease's move
-}
-
-void Endpoint::lend(Lease& lease, std::span<const std::byte> bytes) noexcept {
-  // The view classes hand these bytes out as const only; the lease keeps one span type for both.
-  lend(lease, std::span<std::byte>(const_cast<std::byte*>(bytes.data()), bytes.size()));
-}
-
-void Endpoint::take_back(Lease& lease) noexcept {
-  if (lease_out == &lease) lease_out = nullptr;
-  lease.owner_ = nullptr;
-  lease.result_ = ChannelResult::kClosed;
-  lease.bytes_ = {};
 }
 
 ChannelResult Endpoint::settle(Lease& lease) noexcept {

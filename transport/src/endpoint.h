@@ -24,8 +24,19 @@
 namespace shmring::detail {
 
 // A ring call's result on the channel API: kOk, kFull/kEmpty -> kWouldBlock, kTooLarge, kEvicted,
-// kLapped -> kOverwritten; anything else (a peer broke the protocol) -> kCorrupt.
-ChannelResult channel_result(RingResult result) noexcept;
+// kLapped -> kOverwritten; anything else (a peer broke the protocol) -> kCorrupt. Inline: it is
+// on every message's path.
+inline ChannelResult channel_result(RingResult result) noexcept {
+  switch (result) {
+    case RingResult::kOk: return ChannelResult::kOk;
+    case RingResult::kFull:
+    case RingResult::kEmpty: return ChannelResult::kWouldBlock;
+    case RingResult::kTooLarge: return ChannelResult::kTooLarge;
+    case RingResult::kEvicted: return ChannelResult::kEvicted;
+    case RingResult::kLapped: return ChannelResult::kOverwritten;
+    default: return ChannelResult::kCorrupt;
+  }
+}
 
 // What differs between patterns when an endpoint opens.
 struct OpenPlan {
@@ -70,12 +81,26 @@ struct Endpoint {
   // --- lease mechanics ---
   bool lease_busy() const noexcept { return lease_out != nullptr; }
   // Hands `bytes` out through `lease` (kOk), which becomes the endpoint's one lease out.
-  void lend(Lease& lease, std::span<std::byte> bytes) noexcept;
-  // For views: the bytes stay read-only to the caller (the view's accessor returns const bytes).
-  void lend(Lease& lease, std::span<const std::byte> bytes) noexcept;
+  void lend(Lease& lease, std::span<std::byte> bytes) noexcept {
+    lease.owner_ = this;
+    lease.result_ = ChannelResult::kOk;
+    lease.orphaned_ = false;
+    lease.bytes_ = bytes;
+    lease_out = &lease;  // kept current by Lease's move
+  }
+  // For views: the bytes stay read-only to the caller (the view's accessor returns const bytes;
+  // the lease keeps one span type for loans and views).
+  void lend(Lease& lease, std::span<const std::byte> bytes) noexcept {
+    lend(lease, std::span<std::byte>(const_cast<std::byte*>(bytes.data()), bytes.size()));
+  }
   // Makes a lease inert (kClosed, no bytes) and, if it was the one out, forgets it: what a
   // publish/commit does after it used the lease.
-  void take_back(Lease& lease) noexcept;
+  void take_back(Lease& lease) noexcept {
+    if (lease_out == &lease) lease_out = nullptr;
+    lease.owner_ = nullptr;
+    lease.result_ = ChannelResult::kClosed;
+    lease.bytes_ = {};
+  }
   // Sets a failed call's result on an empty lease.
   static void refuse(Lease& lease, ChannelResult result) noexcept { lease.result_ = result; }
   static bool lent_by(const Lease& lease, const Endpoint* e) noexcept { return lease.owner_ == e; }
