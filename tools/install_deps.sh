@@ -11,6 +11,7 @@ packages=(
   libzmq3-dev iceoryx libiceoryx-posh-dev       # peers in the cross-process benchmark
   gnuplot-nox python3                           # bench/run_all.sh: plots and tables
   tmux                                          # drives `shmring top` in its test
+  strace                                        # counts system calls per message in a test
 )
 
 missing=()

@@ -6,10 +6,24 @@
 #include <mutex>
 #include <set>
 
+#include "shmring/core/fork_generation.h"
 #include "shmring/core/shared_memory.h"
 
 namespace shmring {
+
+namespace detail {
+std::atomic<std::uint64_t> g_fork_generation{0};
+}  // namespace detail
+
 namespace {
+
+// Installed at load time (this file is linked with every SharedMemory user), before any fork the
+// library could see.
+const bool kGenerationHandlerInstalled = [] {
+  pthread_atfork(nullptr, nullptr,
+                 [] { detail::g_fork_generation.fetch_add(1, std::memory_order_relaxed); });
+  return true;
+}();
 
 // The registry of attached objects. The prepare handler takes its mutex so that the child's copy
 // of the set is consistent; the child handler closes the descriptors and unlocks.

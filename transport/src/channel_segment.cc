@@ -8,6 +8,7 @@
 #include <cstring>
 #include <thread>
 
+#include "shmring/core/fork_generation.h"
 #include "shmring/core/process.h"
 
 namespace shmring {
@@ -96,7 +97,7 @@ absl::StatusOr<std::unique_ptr<ChannelSegment>> ChannelSegment::open(std::string
   const std::uint64_t total = ring_offset_for(max_peers) + ring_bytes;
 
   std::unique_ptr<ChannelSegment> seg(new ChannelSegment());
-  seg->owner_pid_ = getpid();
+  seg->fork_generation_ = fork_generation();
   seg->read_only_ = spec.read_only;
   const AccessMode mode = spec.read_only ? AccessMode::kReadOnly : AccessMode::kReadWrite;
   seg->memory_.set_key(channel_key(name));
@@ -240,7 +241,6 @@ void ChannelSegment::leave_to_recovery() noexcept {
   self_ = nullptr;
 }
 
-bool ChannelSegment::owned_here() const noexcept { return getpid() == owner_pid_; }
 
 bool ChannelSegment::lock_for(std::int64_t ms) noexcept {
   if (ms <= 0) return memory_.try_lock_for(0);

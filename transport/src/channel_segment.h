@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "shmring/core/clock.h"
 #include "shmring/core/detail/message.h"
+#include "shmring/core/fork_generation.h"
 #include "shmring/core/shared_memory.h"
 #include "shmring/transport/channel.h"
 #include "control_block.h"
@@ -93,8 +94,9 @@ class ChannelSegment {
   std::uint32_t self_index() const noexcept { return self_index_; }
   std::uint64_t self_token() const noexcept { return self_token_; }
   SharedMemory& memory() noexcept { return memory_; }
-  // True in the process that opened it (false in a forked child that inherited it).
-  bool owned_here() const noexcept;
+  // True in the process that opened it (false in a forked child that inherited it). No system
+  // call: compares fork generations.
+  bool owned_here() const noexcept { return fork_generation() == fork_generation_; }
 
   // The segment lock (slow path only). lock_for gives up after `ms` (0: try once).
   bool lock_for(std::int64_t ms) noexcept;
@@ -141,7 +143,7 @@ class ChannelSegment {
   PeerSlot* self_ = nullptr;
   std::uint32_t self_index_ = 0;
   std::uint64_t self_token_ = 0;
-  pid_t owner_pid_ = 0;
+  std::uint64_t fork_generation_ = 0;  // fork_generation() of the opening process
   bool read_only_ = false;
 };
 

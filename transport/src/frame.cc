@@ -2,6 +2,7 @@
 // in their peer slots (PeerSlot::pinned_buffer). See frame.h for the protocol.
 #include "shmring/transport/frame.h"
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <utility>
@@ -151,11 +152,14 @@ FrameLoan FramePublisher::loan(std::chrono::nanoseconds timeout) noexcept {
   };
   bool done = attempt();
   if (!done && timeout.count() > 0) {
+    const std::uint64_t call_start = monotonic_ns();
     done = e->wait_for(&e->seg->control()->space_wake, timeout, attempt,
                        [&](std::uint64_t now) {
                          e->seg->touch(now);
-                         // A dead subscriber's pin is dropped with its peer slot.
-                         if (now - e->last_check_ns >= detail::kDeadPinCheckNs && e->seg->lock_for(0)) {
+                         // Every buffer pinned for kDeadPinCheckNs: a dead subscriber's pin is
+                         // dropped with its peer slot.
+                         if (now - std::max(call_start, e->last_check_ns) >= detail::kDeadPinCheckNs &&
+                             e->seg->lock_for(0)) {
                            e->last_check_ns = now;
                            e->recover_locked();
                            e->seg->unlock();

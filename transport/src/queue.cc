@@ -2,6 +2,7 @@
 // dead-peer recovery (queue_recovery.h) relies on.
 #include "shmring/transport/queue.h"
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <utility>
@@ -17,6 +18,7 @@ struct QueueEndpoint final : Endpoint {
   PeerRole role = PeerRole::kNone;
   QueueRecovery recovery;
   std::uint64_t last_recovery_ns = 0;
+  std::uint32_t empty_polls = 0;  // try_ calls that found nothing since the last evidence check
   std::uint64_t sent = 0;
   std::uint64_t received = 0;
 
@@ -39,7 +41,10 @@ struct QueueEndpoint final : Endpoint {
 namespace {
 
 constexpr std::uint64_t kStalledRecoveryIntervalNs = 1'000'000;   // a stall persists: 1 ms
-constexpr std::uint64_t kIdleRecoveryIntervalNs = 20'000'000;     // nothing seen: 20 ms
+constexpr std::uint64_t kIdleRecoveryIntervalNs = 20'000'000;     // a blocked call, nothing seen
+// A consumer's try_ calls that find the queue empty look for evidence of a stall (shared-memory
+// reads and a clock read, no system call) once per this many calls.
+constexpr std::uint32_t kEmptyPollsPerEvidenceCheck = 64;
 
 ChannelSpec queue_spec(const QueueOptions& options) {
   ChannelSpec spec;
@@ -80,12 +85,19 @@ RingResult commit_claim(QueueEndpoint& e, const MpmcQueue<>::Claim& claim, std::
 
 void count_sent(QueueEndpoint& e) { e.me().sent.store(++e.sent, std::memory_order_relaxed); }
 
-// A waiting producer's slow path: heartbeat, and a recovery when consumers look stuck.
-void producer_idle(QueueEndpoint& e, std::uint64_t now) {
-  e.seg->touch(now);
-  const bool stalled = e.q->stalled_consumer_ticket().has_value();
+// Whether a blocked call that started at `call_start` is due a recovery now: once it has waited
+// `interval` (1 ms with evidence of a stall, else 20 ms), and then at that rate. A call that waits
+// only a moment (a ping-pong, a burst) never runs one.
+bool recovery_due(const QueueEndpoint& e, std::uint64_t call_start, std::uint64_t now, bool stalled) {
   const std::uint64_t interval = stalled ? kStalledRecoveryIntervalNs : kIdleRecoveryIntervalNs;
-  if (now - e.last_recovery_ns < interval) return;
+  return now - std::max(call_start, e.last_recovery_ns) >= interval;
+}
+
+// A waiting producer's slow path: heartbeat, and a recovery when it has waited long enough
+// (sooner when consumers look stuck on an item a lap behind).
+void producer_idle(QueueEndpoint& e, std::uint64_t call_start, std::uint64_t now) {
+  e.seg->touch(now);
+  if (!recovery_due(e, call_start, now, e.q->stalled_consumer_ticket().has_value())) return;
   e.last_recovery_ns = now;
   e.try_recover(false);
 }
@@ -186,8 +198,9 @@ ChannelResult QueueProducer::send(std::span<const std::byte> message,
   };
   if (attempt()) return out;
   if (timeout.count() <= 0) return ChannelResult::kWouldBlock;
+  const std::uint64_t call_start = monotonic_ns();
   const bool done = e->wait_for(&e->seg->control()->space_wake, timeout, attempt,
-                                [&](std::uint64_t now) { detail::producer_idle(*e, now); });
+                                [&](std::uint64_t now) { detail::producer_idle(*e, call_start, now); });
   return done ? out : ChannelResult::kTimedOut;
 }
 
@@ -209,8 +222,9 @@ QueueLoan QueueProducer::make_loan(bool blocking, std::chrono::nanoseconds timeo
   };
   bool done = attempt();
   if (!done && blocking && timeout.count() > 0) {
+    const std::uint64_t call_start = monotonic_ns();
     done = e->wait_for(&e->seg->control()->space_wake, timeout, attempt,
-                       [&](std::uint64_t now) { detail::producer_idle(*e, now); });
+                       [&](std::uint64_t now) { detail::producer_idle(*e, call_start, now); });
     if (!done) out = ChannelResult::kTimedOut;
   }
   if (out != ChannelResult::kOk) {
@@ -314,13 +328,12 @@ QueueView QueueConsumer::take(bool blocking, std::chrono::nanoseconds timeout) n
     out = ChannelResult::kOk;
     return true;
   };
+  std::uint64_t call_start = 0;  // set when the call starts to wait
   auto idle = [&](std::uint64_t now) {
     e->seg->touch(now);
     const bool stalled = e->q->stalled_producer_ticket().has_value() ||
                          e->seg->control()->misc.recovery_hint.load(std::memory_order_relaxed) != 0;
-    const std::uint64_t interval =
-        stalled ? detail::kStalledRecoveryIntervalNs : detail::kIdleRecoveryIntervalNs;
-    if (now - e->last_recovery_ns < interval) return;
+    if (!detail::recovery_due(*e, call_start, now, stalled)) return;
     QueueView adopted;
     if (recover(&adopted)) {
       view = std::move(adopted);
@@ -329,14 +342,25 @@ QueueView QueueConsumer::take(bool blocking, std::chrono::nanoseconds timeout) n
   };
   bool done = attempt();
   if (!done && blocking && timeout.count() > 0) {
+    call_start = monotonic_ns();
     done = e->wait_for(&e->seg->control()->data_wake, timeout,
                        [&]() { return out == ChannelResult::kOk || attempt(); }, idle);
     // The idle hook may have adopted an item just as the deadline passed: it is ours to deliver
     // (dropping the view here would release, i.e. consume, it unseen).
     if (!done && out != ChannelResult::kOk) out = ChannelResult::kTimedOut;
-  } else if (!done && !blocking) {
-    // try_: a stalled queue still gets its recovery, at the stalled rate.
-    idle(monotonic_ns());
+  } else if (!done && !blocking && ++e->empty_polls >= detail::kEmptyPollsPerEvidenceCheck) {
+    // try_: no recovery because the queue is empty for a moment; only on evidence of a stall (a
+    // claim that does not move), rate-limited. The common path makes no system call.
+    e->empty_polls = 0;
+    const std::uint64_t now = monotonic_ns();
+    if (now - e->last_recovery_ns >= detail::kStalledRecoveryIntervalNs &&
+        e->recovery.stall_evident(*e->seg, *e->q, now)) {
+      QueueView adopted;
+      if (recover(&adopted)) {
+        view = std::move(adopted);
+        out = ChannelResult::kOk;
+      }
+    }
   }
   if (out != ChannelResult::kOk) {
     view = QueueView();

@@ -67,6 +67,41 @@ bool QueueRecovery::confirm(Suspect& s, std::uint64_t ticket) {
   return false;
 }
 
+bool QueueRecovery::stall_evident(const ChannelSegment& seg, const MpmcQueue<>& q,
+                                  std::uint64_t now_ns) {
+  if (const std::optional<std::uint64_t> t = q.stalled_producer_ticket()) {
+    if (!stalled_head_.valid || stalled_head_.ticket != *t) {
+      stalled_head_ = {true, *t, now_ns};
+    } else if (now_ns - stalled_head_.since_ns >= kStallBoundNs) {
+      return true;
+    }
+  } else {
+    stalled_head_.valid = false;
+  }
+  const std::uint32_t n = seg.info().max_peers;
+  if (claims_seen_.size() != n) claims_seen_.assign(n, {});
+  const PeerSlot* slots = seg.peers();
+  bool evident = false;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const PeerSlot& s = slots[i];
+    ClaimSeen& seen = claims_seen_[i];
+    const std::uint32_t op = s.op_state.load(std::memory_order_relaxed);
+    if (!occupied(s) || op == static_cast<std::uint32_t>(PeerOp::kIdle)) {
+      seen = {};
+      continue;
+    }
+    const std::uint64_t token = s.token.load(std::memory_order_relaxed);
+    const std::uint64_t ticket = ticket_of(s);
+    if (seen.since_ns == 0 || seen.token != token || seen.op != op || seen.ticket != ticket) {
+      seen = {token, op, ticket, now_ns};
+    } else if (now_ns - seen.since_ns >= kHeldClaimBoundNs) {
+      evident = true;
+      seen.since_ns = now_ns;  // a live holder is looked at again only after another bound
+    }
+  }
+  return evident;
+}
+
 RecoveryResult QueueRecovery::run_locked(ChannelSegment& seg, MpmcQueue<>& q, bool can_adopt) {
   seg.mark_dead_locked();
   Run run{seg, q, can_adopt && seg.self() != nullptr, seg.peers(), seg.info().max_peers,

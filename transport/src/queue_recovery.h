@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "channel_segment.h"
 #include "shmring/queue/mpmc_queue.h"
@@ -67,6 +68,16 @@ class QueueRecovery {
   // consumer's item (one at most per run).
   RecoveryResult run_locked(ChannelSegment& seg, MpmcQueue<>& q, bool can_adopt);
 
+  // Evidence that a recovery is due, read from shared memory only (no lock, no system call):
+  // consumers stuck on a ticket its producer claimed and has not committed for kStallBoundNs, or
+  // an endpoint whose claim record (op state and ticket) has not changed for kHeldClaimBoundNs
+  // (a claim normally lasts a copy; a live consumer holding a view that long also counts, and
+  // the recovery then finds it alive and leaves it). The try_ calls look for it instead of
+  // running the recovery whenever the queue is empty.
+  bool stall_evident(const ChannelSegment& seg, const MpmcQueue<>& q, std::uint64_t now_ns);
+  static constexpr std::uint64_t kStallBoundNs = 2'000'000;
+  static constexpr std::uint64_t kHeldClaimBoundNs = 20'000'000;
+
  private:
   // A ticket seen in a suspicious state, and since when.
   struct Suspect {
@@ -86,6 +97,15 @@ class QueueRecovery {
 
   Suspect stalled_claim_;  // a producer ticket no producer slot names
   Suspect orphan_;         // a consumer-held slot no consumer slot names
+  Suspect stalled_head_;   // stall_evident: the ticket consumers are stuck on
+  // stall_evident: each peer slot's claim record as last seen, and since when.
+  struct ClaimSeen {
+    std::uint64_t token = 0;
+    std::uint32_t op = 0;
+    std::uint64_t ticket = 0;
+    std::uint64_t since_ns = 0;
+  };
+  std::vector<ClaimSeen> claims_seen_;
 };
 
 }  // namespace shmring::detail

@@ -25,6 +25,10 @@ struct TopicEndpoint final : Endpoint {
   std::uint64_t received = 0;
   std::uint64_t evictions = 0;
   std::uint64_t last_check_ns = 0;
+  // Lossless publisher: since when the subscribers have held it back (0: not held back). Kept
+  // across calls, so evict_after and the dead-subscriber check bound the time a subscriber holds
+  // the publisher, whatever calls the publisher makes meanwhile; cleared by a write that succeeds.
+  std::uint64_t held_back_since_ns = 0;
   std::uint64_t dead_check_ns = 5'000'000;
   std::uint64_t evict_after_ns = 0;
   std::uint64_t evict_lag = 0;        // bytes; 0: never
@@ -158,31 +162,42 @@ ChannelResult write_with_wait(TopicEndpoint& e, std::chrono::nanoseconds timeout
     out = channel_result(attempt());
     return out != ChannelResult::kWouldBlock;
   };
-  if (try_once()) return out;
+  if (try_once()) {
+    e.held_back_since_ns = 0;
+    return out;
+  }
+  // Held back (lossless: no room). What follows runs only then: a full ring is the evidence that
+  // a subscriber may be dead or stuck. Every check is measured from when the subscribers started
+  // holding the publisher back, across calls.
   const std::uint64_t start = monotonic_ns();
-  std::uint64_t held_since = start;
+  if (e.held_back_since_ns == 0) e.held_back_since_ns = start;
   auto idle = [&](std::uint64_t now) {
     e.seg->touch(now);
-    if (now - e.last_check_ns >= e.dead_check_ns && e.seg->lock_for(0)) {
+    if (now - e.held_back_since_ns >= e.dead_check_ns && now - e.last_check_ns >= e.dead_check_ns &&
+        e.seg->lock_for(0)) {
       e.last_check_ns = now;
       e.recover_locked();
       e.seg->unlock();
     }
-    if (e.evict_after_ns != 0 && now - held_since >= e.evict_after_ns) {
+    if (e.evict_after_ns != 0 && now - e.held_back_since_ns >= e.evict_after_ns) {
       evict_slowest(e);
-      held_since = now;
+      e.held_back_since_ns = now;  // the next slowest gets its own evict_after
     }
     evict_laggards(e, /*now=*/true);  // held back: whoever holds it lags by about the ring
   };
-  // Even a try_ call gets one look for dead subscribers (rate-limited), so a dead one cannot hold
-  // a publisher that only ever polls.
+  // Even a try_ call gets its look (at the rates above), so a dead or stuck subscriber cannot
+  // hold a publisher that only ever polls.
   idle(start);
-  if (try_once()) return out;
+  if (try_once()) {
+    e.held_back_since_ns = 0;
+    return out;
+  }
   if (timeout.count() <= 0) return ChannelResult::kWouldBlock;
   // Sleep no longer than the dead-subscriber check period, so that bound holds while parked.
   const auto slice =
       static_cast<std::int64_t>(std::clamp<std::uint64_t>(e.dead_check_ns, 100'000, kParkSliceNs));
   const bool done = e.wait_for(&e.seg->control()->space_wake, timeout, try_once, idle, slice);
+  if (done) e.held_back_since_ns = 0;
   return done ? out : ChannelResult::kTimedOut;
 }
 

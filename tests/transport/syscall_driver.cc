@@ -1,0 +1,176 @@
+// Ping-pong between two processes over two channels of one pattern, with the try_ calls only
+// (busy-spin, as a latency-critical application does): the program tests/transport/
+// syscall_count_test.sh runs under `strace -f -c` with two message counts, to show that the data
+// path makes no system call per message.
+//
+//   syscall_driver PATTERN API ROUND_TRIPS      PATTERN: topic | queue | frames; API: copy | zero
+//
+// Exits 0 after ROUND_TRIPS verified round trips (each message carries its number), non-zero with
+// a message on any error.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "shmring/transport/frame.h"
+#include "shmring/transport/queue.h"
+#include "shmring/transport/topic.h"
+
+namespace {
+
+using shmring::ChannelResult;
+
+constexpr std::size_t kMessage = 64;
+
+[[noreturn]] void die(const std::string& what) {
+  std::fprintf(stderr, "syscall_driver: %s\n", what.c_str());
+  std::_Exit(2);
+}
+
+template <typename T>
+T must(absl::StatusOr<T> opened, const char* what) {
+  if (!opened.ok()) die(std::string(what) + ": " + std::string(opened.status().message()));
+  return *std::move(opened);
+}
+
+std::uint64_t number_in(std::span<const std::byte> bytes) {
+  std::uint64_t n = 0;
+  if (bytes.size() >= sizeof n) std::memcpy(&n, bytes.data(), sizeof n);
+  return n;
+}
+
+// One direction of the ping-pong, for each pattern and API: send(n) and receive() -> n, both
+// spinning on try_ calls.
+template <typename Sender, typename Receiver>
+struct Link {
+  Sender tx;
+  Receiver rx;
+  bool zero_copy;
+  std::vector<std::byte> buffer;
+
+  void send(std::uint64_t n) {
+    if (zero_copy) {
+      for (;;) {
+        auto loan = loan_from(tx);
+        if (!loan.ok()) continue;
+        std::memcpy(loan.buffer().data(), &n, sizeof n);
+        if (tx.publish(loan, kMessage) != ChannelResult::kOk) die("publish");
+        return;
+      }
+    }
+    std::byte message[kMessage] = {};
+    std::memcpy(message, &n, sizeof n);
+    while (tx.try_send(std::span<const std::byte>(message, kMessage)) != ChannelResult::kOk) {
+    }
+  }
+  std::uint64_t receive() {
+    if (zero_copy) {
+      for (;;) {
+        auto view = rx.try_receive_view();
+        if (!view.ok()) continue;
+        const std::uint64_t n = number_in(view.data());
+        if (view.release() != ChannelResult::kOk) die("release");
+        return n;
+      }
+    }
+    std::size_t bytes = 0;
+    while (rx.try_receive(buffer, &bytes) != ChannelResult::kOk) {
+    }
+    return number_in(std::span<const std::byte>(buffer.data(), bytes));
+  }
+  static auto loan_from(shmring::TopicPublisher& p) { return p.try_loan(kMessage); }
+  static auto loan_from(shmring::QueueProducer& p) { return p.try_loan(); }
+  static auto loan_from(shmring::FramePublisher& p) { return p.try_loan(); }
+};
+
+template <typename Open>
+int run(const std::string& pattern, bool zero_copy, std::uint64_t round_trips, Open open) {
+  const std::string ab = "t_sysc_" + std::to_string(getpid()) + "_" + pattern + "_ab";
+  const std::string ba = "t_sysc_" + std::to_string(getpid()) + "_" + pattern + "_ba";
+  int ready[2];
+  int go[2];
+  if (pipe(ready) != 0 || pipe(go) != 0) die("pipe");
+  const pid_t child = fork();
+  if (child < 0) die("fork");
+  char byte = 0;
+  if (child == 0) {
+    auto link = open(/*rx=*/ab, /*tx=*/ba, zero_copy, /*first=*/false);
+    if (write(ready[1], "r", 1) != 1 || read(go[0], &byte, 1) != 1) die("child handshake");
+    for (std::uint64_t i = 1; i <= round_trips; ++i) {
+      const std::uint64_t n = link.receive();
+      if (n != i) die("child got " + std::to_string(n) + ", expected " + std::to_string(i));
+      link.send(n);
+    }
+    std::_Exit(0);
+  }
+  // Both sides open their receivers before anyone sends (the child's first, then ours).
+  if (read(ready[0], &byte, 1) != 1) die("parent handshake");
+  auto link = open(/*rx=*/ba, /*tx=*/ab, zero_copy, /*first=*/true);
+  if (write(go[1], "g", 1) != 1) die("go");
+  for (std::uint64_t i = 1; i <= round_trips; ++i) {
+    link.send(i);
+    const std::uint64_t n = link.receive();
+    if (n != i) die("parent got " + std::to_string(n) + ", expected " + std::to_string(i));
+  }
+  int status = 0;
+  if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    die("the child failed");
+  }
+  std::printf("ok %s %s %llu round trips\n", pattern.c_str(), zero_copy ? "zero-copy" : "copy",
+              static_cast<unsigned long long>(round_trips));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 4) die("usage: syscall_driver topic|queue|frames copy|zero ROUND_TRIPS");
+  const std::string pattern = argv[1];
+  const bool zero_copy = std::string(argv[2]) == "zero";
+  const std::uint64_t round_trips = std::strtoull(argv[3], nullptr, 10);
+  if (pattern == "topic") {
+    return run(pattern, zero_copy, round_trips,
+               [](const std::string& rx, const std::string& tx, bool zero, bool) {
+                 shmring::TopicOptions o;
+                 o.capacity = 1 << 16;
+                 o.max_message = kMessage;
+                 o.max_peers = 4;
+                 auto sub = must(shmring::TopicSubscriber::open(rx, o), "subscriber");
+                 auto pub = must(shmring::TopicPublisher::open(tx, o), "publisher");
+                 return Link<shmring::TopicPublisher, shmring::TopicSubscriber>{
+                     std::move(pub), std::move(sub), zero, std::vector<std::byte>(kMessage)};
+               });
+  }
+  if (pattern == "queue") {
+    return run(pattern, zero_copy, round_trips,
+               [](const std::string& rx, const std::string& tx, bool zero, bool) {
+                 shmring::QueueOptions o;
+                 o.capacity = 64;
+                 o.max_message = kMessage;
+                 o.max_peers = 4;
+                 auto consumer = must(shmring::QueueConsumer::open(rx, o), "consumer");
+                 auto producer = must(shmring::QueueProducer::open(tx, o), "producer");
+                 return Link<shmring::QueueProducer, shmring::QueueConsumer>{
+                     std::move(producer), std::move(consumer), zero, std::vector<std::byte>(kMessage)};
+               });
+  }
+  if (pattern == "frames") {
+    return run(pattern, zero_copy, round_trips,
+               [](const std::string& rx, const std::string& tx, bool zero, bool) {
+                 shmring::FrameOptions o;
+                 o.capacity = 4;
+                 o.max_message = kMessage;
+                 o.max_peers = 4;
+                 auto sub = must(shmring::FrameSubscriber::open(rx, o), "frame subscriber");
+                 auto pub = must(shmring::FramePublisher::open(tx, o), "frame publisher");
+                 return Link<shmring::FramePublisher, shmring::FrameSubscriber>{
+                     std::move(pub), std::move(sub), zero, std::vector<std::byte>(kMessage)};
+               });
+  }
+  die("unknown pattern " + pattern);
+}
