@@ -1,7 +1,12 @@
 // shmring's own channels as benchmark transports (transport/): `shmring-topic` (TopicPublisher /
 // TopicSubscriber), `shmring-queue` (QueueProducer / QueueConsumer) and `shmring-frames`
-// (FramePublisher / FrameSubscriber, zero-copy). They wait with the channels' own strategies:
-// spin = kBusySpin, hybrid = kHybrid (spin, then park on the futex), park = kPark.
+// (FramePublisher / FrameSubscriber), each in two forms: copying (send / receive copy the whole
+// message in and out; `shmring-frames-copy` for frames) and zero-copy (`shmring-topic-zc`,
+// `shmring-queue-zc`, `shmring-frames`: loan + publish and view + release, the application
+// writing and reading only the message's first 8 bytes in place, which is what zero-copy is for).
+// They wait with the channels' own strategies: spin = kBusySpin, hybrid = kHybrid (spin, then park
+// on the futex), park = kPark.
+#include <algorithm>
 #include <cstring>
 
 #include "shmring/transport/frame.h"
@@ -41,14 +46,29 @@ std::uint64_t ring_capacity(std::size_t size) {
 // starts no side before every side has opened, so nothing is published to nobody. Throughput and
 // fan-out use lossless channels (the publisher waits for the slowest subscriber), so every message
 // is delivered and the rate is the delivered rate.
+// The zero-copy forms' "application": it writes / reads the first 8 bytes of the message in place.
+std::size_t touched(std::size_t size) { return std::min<std::size_t>(size, sizeof(std::uint64_t)); }
+
 class TopicEndpoint final : public Endpoint {
  public:
-  TopicEndpoint(TopicPublisher publisher, TopicSubscriber subscriber)
-      : publisher_(std::move(publisher)), subscriber_(std::move(subscriber)) {}
+  TopicEndpoint(TopicPublisher publisher, TopicSubscriber subscriber, bool zero_copy)
+      : publisher_(std::move(publisher)), subscriber_(std::move(subscriber)), zero_copy_(zero_copy) {}
   bool send(const std::byte* data, std::size_t size) override {
+    if (zero_copy_) {
+      TopicLoan loan = publisher_.loan(size, kTimeout);
+      if (!loan.ok()) return false;
+      std::memcpy(loan.buffer().data(), data, touched(size));
+      return publisher_.publish(loan, size) == ChannelResult::kOk;
+    }
     return publisher_.send(std::span<const std::byte>(data, size), kTimeout) == ChannelResult::kOk;
   }
   bool receive(std::byte* data, std::size_t size) override {
+    if (zero_copy_) {
+      TopicView view = subscriber_.receive_view(kTimeout);
+      if (!view.ok() || view.data().size() != size) return false;
+      std::memcpy(data, view.data().data(), touched(size));
+      return view.release() == ChannelResult::kOk;
+    }
     std::size_t got = 0;
     return subscriber_.receive(std::span<std::byte>(data, size), &got, kTimeout) ==
                ChannelResult::kOk && got == size;
@@ -57,12 +77,14 @@ class TopicEndpoint final : public Endpoint {
  private:
   TopicPublisher publisher_;
   TopicSubscriber subscriber_;
+  bool zero_copy_;
 };
 
 class TopicTransport final : public IpcTransport {
  public:
+  explicit TopicTransport(bool zero_copy) : zero_copy_(zero_copy) {}
   std::string wait_description(WaitMode wait) const override {
-    return wait_text(wait) + " (topic)";
+    return wait_text(wait) + (zero_copy_ ? " (topic, zero-copy)" : " (topic)");
   }
   bool supports(const std::string& mode) const override {
     return mode == "pingpong" || mode == "throughput" || mode == "wake" || mode == "fanout";
@@ -99,18 +121,28 @@ class TopicTransport final : public IpcTransport {
         publisher = *std::move(back_publisher);
       }
     }
-    return std::unique_ptr<Endpoint>(new TopicEndpoint(std::move(publisher), std::move(subscriber)));
+    return std::unique_ptr<Endpoint>(
+        new TopicEndpoint(std::move(publisher), std::move(subscriber), zero_copy_));
   }
   void cleanup() override {}
+
+ private:
+  bool zero_copy_;
 };
 
 // --- Queue: producers and consumers; pipeline mode runs 2 producers and 2 competing consumers.
 class QueueEndpoint final : public Endpoint {
  public:
-  QueueEndpoint(QueueProducer producer, QueueConsumer consumer, bool finish_on_empty)
+  QueueEndpoint(QueueProducer producer, QueueConsumer consumer, bool finish_on_empty, bool zero_copy)
       : producer_(std::move(producer)), consumer_(std::move(consumer)),
-        finish_on_empty_(finish_on_empty) {}
+        finish_on_empty_(finish_on_empty), zero_copy_(zero_copy) {}
   bool send(const std::byte* data, std::size_t size) override {
+    if (zero_copy_) {
+      QueueLoan loan = producer_.loan(kTimeout);
+      if (!loan.ok()) return false;
+      std::memcpy(loan.buffer().data(), data, touched(size));
+      return producer_.publish(loan, size) == ChannelResult::kOk;
+    }
     return producer_.send(std::span<const std::byte>(data, size), kTimeout) == ChannelResult::kOk;
   }
   bool receive(std::byte* data, std::size_t size) override {
@@ -119,6 +151,12 @@ class QueueEndpoint final : public Endpoint {
     // and let the caller look at the shared count in between.
     const auto timeout = finish_on_empty_ ? std::chrono::nanoseconds(std::chrono::milliseconds(50))
                                           : std::chrono::nanoseconds(kTimeout);
+    if (zero_copy_) {
+      QueueView view = consumer_.receive_view(timeout);
+      if (!view.ok() || view.data().size() != size) return false;
+      std::memcpy(data, view.data().data(), touched(size));
+      return view.release() == ChannelResult::kOk;
+    }
     return consumer_.receive(std::span<std::byte>(data, size), &got, timeout) ==
                ChannelResult::kOk && got == size;
   }
@@ -127,12 +165,14 @@ class QueueEndpoint final : public Endpoint {
   QueueProducer producer_;
   QueueConsumer consumer_;
   bool finish_on_empty_;
+  bool zero_copy_;
 };
 
 class QueueTransport final : public IpcTransport {
  public:
+  explicit QueueTransport(bool zero_copy) : zero_copy_(zero_copy) {}
   std::string wait_description(WaitMode wait) const override {
-    return wait_text(wait) + " (queue)";
+    return wait_text(wait) + (zero_copy_ ? " (queue, zero-copy)" : " (queue)");
   }
   bool supports(const std::string& mode) const override {
     return mode == "pingpong" || mode == "throughput" || mode == "wake" || mode == "pipeline";
@@ -141,8 +181,10 @@ class QueueTransport final : public IpcTransport {
   absl::StatusOr<std::unique_ptr<Endpoint>> open(int side, const BenchConfig& config) override {
     QueueOptions options;
     options.max_message = std::max<std::size_t>(config.size, 8);
+    // At most 16 MiB of slots (the topic's ring for 1 MiB messages is as large): beyond the
+    // caches, large messages measure DRAM rather than the channel.
     options.capacity = 1024;
-    while (options.capacity > 8 && options.capacity * options.max_message > (64u << 20)) {
+    while (options.capacity > 4 && options.capacity * options.max_message > (16u << 20)) {
       options.capacity >>= 1;
     }
     options.wait = wait_options(config.wait);
@@ -169,20 +211,34 @@ class QueueTransport final : public IpcTransport {
     if (status.ok() && round_trip) status = sends_forward ? open_consumer(back) : open_producer(back);
     if (!status.ok()) return status;
     return std::unique_ptr<Endpoint>(
-        new QueueEndpoint(std::move(producer), std::move(consumer), pipeline));
+        new QueueEndpoint(std::move(producer), std::move(consumer), pipeline, zero_copy_));
   }
   void cleanup() override {}
+
+ private:
+  bool zero_copy_;
 };
 
 // --- Frames: zero-copy hand-over of large frames; the subscriber always takes the newest.
 class FramesEndpoint final : public Endpoint {
  public:
-  FramesEndpoint(FramePublisher publisher, FrameSubscriber subscriber)
-      : publisher_(std::move(publisher)), subscriber_(std::move(subscriber)) {}
+  FramesEndpoint(FramePublisher publisher, FrameSubscriber subscriber, bool zero_copy)
+      : publisher_(std::move(publisher)), subscriber_(std::move(subscriber)), zero_copy_(zero_copy) {}
   bool send(const std::byte* data, std::size_t size) override {
+    if (zero_copy_) {
+      std::uint64_t number = 0;
+      std::memcpy(&number, data, touched(size));
+      return send_in_place(size, number);
+    }
     return publisher_.send(std::span<const std::byte>(data, size), kTimeout) == ChannelResult::kOk;
   }
   bool receive(std::byte* data, std::size_t size) override {
+    if (zero_copy_) {
+      std::uint64_t number = 0;
+      if (!receive_in_place(size, &number)) return false;
+      std::memcpy(data, &number, touched(size));
+      return true;
+    }
     std::size_t got = 0;
     return subscriber_.receive(std::span<std::byte>(data, size), &got, kTimeout) ==
            ChannelResult::kOk;
@@ -204,42 +260,65 @@ class FramesEndpoint final : public Endpoint {
  private:
   FramePublisher publisher_;
   FrameSubscriber subscriber_;
+  bool zero_copy_;
 };
 
+// Frames: one channel per direction for round trips (newest-frame semantics lose nothing when one
+// frame is in flight); throughput counts the frames the subscriber saw (older ones are skipped by
+// design: `lost`).
 class FramesTransport final : public IpcTransport {
  public:
+  explicit FramesTransport(bool zero_copy) : zero_copy_(zero_copy) {}
   std::string wait_description(WaitMode wait) const override {
-    return wait_text(wait) + " (frames, zero-copy)";
+    return wait_text(wait) + (zero_copy_ ? " (frames, zero-copy)" : " (frames, copying)");
   }
-  bool supports(const std::string& mode) const override { return mode == "frames"; }
+  bool supports(const std::string& mode) const override {
+    return mode == "frames" || mode == "pingpong" || mode == "throughput";
+  }
   absl::Status prepare(const BenchConfig&) override { return absl::OkStatus(); }
   absl::StatusOr<std::unique_ptr<Endpoint>> open(int side, const BenchConfig& config) override {
     FrameOptions options;
     options.max_message = std::max<std::size_t>(config.size, 8);
     options.wait = wait_options(config.wait);
-    const std::string name = "bench-frames-" + config.run_id;
-    if (side == 0) {
+    const std::string forward = "bench-frames-" + config.run_id;
+    const std::string back = "bench-frames-ba-" + config.run_id;
+    const bool round_trip = config.mode == "pingpong";
+    FramePublisher publisher;
+    FrameSubscriber subscriber;
+    auto open_publisher = [&](const std::string& name) -> absl::Status {
       auto opened = FramePublisher::open(name, options);
       if (!opened.ok()) return opened.status();
-      return std::unique_ptr<Endpoint>(new FramesEndpoint(*std::move(opened), FrameSubscriber()));
-    }
-    auto opened = FrameSubscriber::open(name, options);
-    if (!opened.ok()) return opened.status();
-    return std::unique_ptr<Endpoint>(new FramesEndpoint(FramePublisher(), *std::move(opened)));
+      publisher = *std::move(opened);
+      return absl::OkStatus();
+    };
+    auto open_subscriber = [&](const std::string& name) -> absl::Status {
+      auto opened = FrameSubscriber::open(name, options);
+      if (!opened.ok()) return opened.status();
+      subscriber = *std::move(opened);
+      return absl::OkStatus();
+    };
+    absl::Status status = side == 0 ? open_publisher(forward) : open_subscriber(forward);
+    if (status.ok() && round_trip) status = side == 0 ? open_subscriber(back) : open_publisher(back);
+    if (!status.ok()) return status;
+    return std::unique_ptr<Endpoint>(
+        new FramesEndpoint(std::move(publisher), std::move(subscriber), zero_copy_));
   }
   void cleanup() override {}
+
+ private:
+  bool zero_copy_;
 };
 
 }  // namespace
 
-std::unique_ptr<IpcTransport> make_shmring_topic_transport() {
-  return std::make_unique<TopicTransport>();
+std::unique_ptr<IpcTransport> make_shmring_topic_transport(bool zero_copy) {
+  return std::make_unique<TopicTransport>(zero_copy);
 }
-std::unique_ptr<IpcTransport> make_shmring_queue_transport() {
-  return std::make_unique<QueueTransport>();
+std::unique_ptr<IpcTransport> make_shmring_queue_transport(bool zero_copy) {
+  return std::make_unique<QueueTransport>(zero_copy);
 }
-std::unique_ptr<IpcTransport> make_shmring_frames_transport() {
-  return std::make_unique<FramesTransport>();
+std::unique_ptr<IpcTransport> make_shmring_frames_transport(bool zero_copy) {
+  return std::make_unique<FramesTransport>(zero_copy);
 }
 
 }  // namespace shmring::bench

@@ -12,7 +12,7 @@ std::unique_ptr<IpcTransport> make_zmq_transport();      // nullptr unless built
 std::unique_ptr<IpcTransport> make_iceoryx_transport();  // nullptr unless built with iceoryx
 std::unique_ptr<IpcTransport> make_floor_transport();
 std::unique_ptr<IpcTransport> make_shmring_spsc_transport();
-std::unique_ptr<IpcTransport> make_shmring_topic_transport();
-std::unique_ptr<IpcTransport> make_shmring_queue_transport();
-std::unique_ptr<IpcTransport> make_shmring_frames_transport();
+std::unique_ptr<IpcTransport> make_shmring_topic_transport(bool zero_copy);
+std::unique_ptr<IpcTransport> make_shmring_queue_transport(bool zero_copy);
+std::unique_ptr<IpcTransport> make_shmring_frames_transport(bool zero_copy);
 }  // namespace shmring::bench
