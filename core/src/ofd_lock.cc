@@ -32,6 +32,7 @@ LockAttempt try_lock(int fd, short type) {
 
 LockAttempt try_lock_shared(int fd) { return try_lock(fd, F_RDLCK); }
 LockAttempt try_lock_exclusive(int fd) { return try_lock(fd, F_WRLCK); }
+void unlock_attach(int fd) { try_lock(fd, F_UNLCK); }
 
 int other_lock_type(int fd) {
   flock lock = attach_byte(F_WRLCK);

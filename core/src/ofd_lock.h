@@ -18,6 +18,8 @@ enum class LockAttempt { kTaken, kBusy, kError };
 // Takes (or converts this description's lock to) a shared / exclusive lock, without waiting.
 LockAttempt try_lock_shared(int fd);
 LockAttempt try_lock_exclusive(int fd);
+// Drops this description's lock on the attach byte (the attachment no longer counts).
+void unlock_attach(int fd);
 
 // What another description holds on the attach byte, as seen from `fd`: F_UNLCK (nothing), F_RDLCK
 // (at least one attachment) or F_WRLCK (someone is removing the segment); -1 on error.

@@ -639,14 +639,28 @@ void SharedMemory::release_mapping() {
   size_ = 0;
 }
 
+// The last one out always knows it. Every live attachment holds a shared lock on the attach byte.
+// First try to convert ours to an exclusive lock: that works when nobody else is attached. When
+// it does not, others were attached an instant ago, and they may be leaving right now too (two
+// last detaches at the same moment each saw the other's lock): drop our shared lock, then try
+// once more for an exclusive one. Whoever drops its shared lock last finds no other shared lock
+// and takes the exclusive one, so one of the leavers always removes the segment; an attachment
+// that is really staying keeps its shared lock and makes both attempts fail. An attacher that
+// arrives in between either holds a shared lock (we leave the segment to it) or finds no other
+// attachment and removes the segment itself as stale (finish_attach), as it would after a crash.
+bool SharedMemory::is_last_to_leave() {
+  if (detail::try_lock_exclusive(lock_fd_) == detail::LockAttempt::kTaken) return true;
+  detail::unlock_attach(lock_fd_);
+  return detail::try_lock_exclusive(lock_fd_) == detail::LockAttempt::kTaken;
+}
+
 bool SharedMemory::detach() {
   if (!is_attached()) return fail(SharedMemoryError::kNotFound, "detach", "not attached");
   if (holds_lock_) unlock();
   release_mapping();
   ForkHandlers::remove(this);
   // A forked child's copy is inert (its lock_fd_ was closed at fork): it decides nothing.
-  if (attach_pid_ == getpid() && lock_fd_ >= 0 &&
-      detail::try_lock_exclusive(lock_fd_) == detail::LockAttempt::kTaken) {
+  if (attach_pid_ == getpid() && lock_fd_ >= 0 && is_last_to_leave()) {
     // We were the last attachment: the segment and its lock go with us. New attachers that opened
     // the name meanwhile see our exclusive lock and look again.
     if (lock_ != nullptr) lock_->remove();

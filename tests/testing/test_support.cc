@@ -1,6 +1,8 @@
 #include "test_support.h"
 
 #include <dirent.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,6 +10,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <new>
 #include <thread>
 
 #include "shmring/core/shared_memory.h"
@@ -109,6 +112,47 @@ void default_sigsegv() {
   action.sa_handler = SIG_DFL;
   sigemptyset(&action.sa_mask);
   sigaction(SIGSEGV, &action, nullptr);
+}
+
+struct ProcessBarrier::Shared {
+  std::atomic<unsigned long long> arrived{0};
+};
+
+ProcessBarrier::ProcessBarrier(int parties) : parties_(parties) {
+  void* memory = mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  shared_ = memory == MAP_FAILED ? nullptr : new (memory) Shared();
+}
+
+ProcessBarrier::~ProcessBarrier() {
+  if (shared_ != nullptr) munmap(shared_, sizeof(Shared));
+}
+
+bool ProcessBarrier::arrive_and_wait(std::chrono::milliseconds timeout) {
+  if (shared_ == nullptr) return false;
+  ++round_;
+  const unsigned long long target = round_ * static_cast<unsigned long long>(parties_);
+  shared_->arrived.fetch_add(1, std::memory_order_acq_rel);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  // Spin first (so the parties leave within nanoseconds of each other when each has a core),
+  // then yield (so a party without a core gets one).
+  for (int spins = 0; shared_->arrived.load(std::memory_order_acquire) < target; ++spins) {
+    if (spins < 100'000) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+      continue;
+    }
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    sched_yield();
+  }
+  return true;
+}
+
+int rounds_from_env(const char* name, int fallback) {
+  const char* value = std::getenv(name);
+  if (value == nullptr || *value == '\0') return fallback;
+  const int rounds = std::atoi(value);
+  return rounds > 0 ? rounds : fallback;
 }
 
 }  // namespace shmring::testing

@@ -44,4 +44,26 @@ void default_sigsegv();
 // permission tests (the suite runs as root).
 ChildResult run_as_nobody(const std::function<int()>& body);
 
+// A barrier for real processes: made before fork() (in MAP_SHARED anonymous memory), then each of
+// `parties` processes calls arrive_and_wait() once per round. Spins with sched_yield; gives up
+// (returns false) after `timeout`, e.g. when a party died.
+class ProcessBarrier {
+ public:
+  explicit ProcessBarrier(int parties);
+  ~ProcessBarrier();
+  ProcessBarrier(const ProcessBarrier&) = delete;
+  ProcessBarrier& operator=(const ProcessBarrier&) = delete;
+  bool arrive_and_wait(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+ private:
+  struct Shared;
+  Shared* shared_;
+  int parties_;
+  unsigned long long round_ = 0;  // this process's own count of rounds
+};
+
+// How many rounds a race test runs: `fallback`, or the environment variable `name` if set (long
+// runs by hand, e.g. SHMRING_LAST_OUT_ROUNDS=10000).
+int rounds_from_env(const char* name, int fallback);
+
 }  // namespace shmring::testing

@@ -227,6 +227,7 @@ class SharedMemory {
   bool do_attach(AccessMode mode, bool* not_found);
   bool finish_attach(int fd, AccessMode mode, bool created);
   void release_mapping();
+  bool is_last_to_leave();  // detach(): see shared_memory.cc
   void adopt_attachment(int locked_fd, int data_fd, void* mapping, std::size_t mapping_size,
                         std::size_t size, AccessMode mode, SystemSemaphore lock);
   friend struct ForkHandlers;  // closes lock_fd_ in a fork child (fork_handlers.cc)
