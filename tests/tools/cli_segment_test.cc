@@ -73,7 +73,8 @@ TEST_F(CliSegmentTest, LsShowsLiveAndStaleSegments) {
   EXPECT_NE(r.out.find("\"size\":12345"), std::string::npos);
   EXPECT_NE(r.out.find("\"attachments\":1"), std::string::npos);
   r = run_command({kCli, "ls", "--dir", "/nonexistent-shmring-dir"});
-  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.status, 2);  // a bad --dir is a usage error, as every bad option value
+
   EXPECT_NE(r.err.find("/nonexistent-shmring-dir"), std::string::npos);
 }
 

@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <sstream>
+#include <set>
 #include <string>
 
 #include "args.h"
@@ -51,24 +52,25 @@ int run_bench(const std::vector<std::string>& argv) {
             {"transport", "mode", "size", "count", "wait", "cpus", "rate", "subscribers", "reps"});
   if (args.has("help")) return std::fputs(kBenchHelp, stdout), 0;
   bench::BenchConfig config;
-  config.transport = args.value("transport").value_or(config.transport);
-  config.mode = args.value("mode").value_or(config.mode);
-  config.size = static_cast<std::size_t>(args.integer("size", 64));
-  config.count = static_cast<std::uint64_t>(args.integer("count", 200000));
-  config.subscribers = static_cast<int>(args.integer("subscribers", 1));
-  config.repetitions = static_cast<int>(args.integer("reps", 3));
-  config.rate = static_cast<double>(args.integer("rate", 0));
+  const std::vector<std::string> known = bench::known_transports();
+  config.transport = args.choice("transport", config.transport,
+                                 std::set<std::string>(known.begin(), known.end()));
+  config.mode = args.choice("mode", config.mode,
+                            {"pingpong", "throughput", "wake", "fanout", "pipeline", "frames"});
+  config.size = static_cast<std::size_t>(args.bytes("size", 64, 1, std::uint64_t{1} << 30));
+  config.count = static_cast<std::uint64_t>(args.integer("count", 200000, 1, std::int64_t{1} << 40));
+  config.subscribers = static_cast<int>(args.integer("subscribers", 1, 1, 64));
+  config.repetitions = static_cast<int>(args.integer("reps", 3, 1, 1000));
+  config.rate = static_cast<double>(args.integer("rate", 0, 0, 1'000'000'000));
   config.json = args.has("json");
+  const std::string wait = args.choice("wait", "spin", {"spin", "hybrid", "park"});
   if (!args.ok()) return report_error("bench", args.error(), 2);
-  const std::string wait = args.value("wait").value_or("spin");
   if (wait == "spin") {
     config.wait = bench::WaitMode::kSpin;
   } else if (wait == "hybrid") {
     config.wait = bench::WaitMode::kHybrid;
-  } else if (wait == "park") {
-    config.wait = bench::WaitMode::kPark;
   } else {
-    return report_error("bench", "--wait must be spin, hybrid or park, not '" + wait + "'", 2);
+    config.wait = bench::WaitMode::kPark;
   }
   if (!parse_cpus(args.value("cpus").value_or("0,1"), &config.cpus)) {
     return report_error("bench", "--cpus needs two core numbers, e.g. --cpus 0,1", 2);

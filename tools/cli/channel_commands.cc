@@ -51,7 +51,8 @@ std::string rate_text(double rate) {
 int channel_error(const std::string& command, const std::string& name, const absl::Status& status) {
   std::string reason(status.message());
   if (absl::IsNotFound(status)) reason = "no such channel (" + reason + ")";
-  return report_error(command, name + ": " + reason);
+  // A name that can never be a channel is a usage error, like any other bad value.
+  return report_error(command, name + ": " + reason, absl::IsInvalidArgument(status) ? 2 : 1);
 }
 
 std::string stats_json(const ChannelStats& s, const ChannelStats* before, double seconds) {
@@ -154,7 +155,8 @@ void on_interrupt(int) { g_interrupted = 1; }
 int run_stat(const std::vector<std::string>& argv) {
   Args args(argv, {"json", "help"}, {"interval"});
   if (args.has("help")) return std::fputs(kStatHelp, stdout), 0;
-  const std::int64_t interval_ms = args.integer("interval", 500);
+  const std::int64_t interval_ms =
+      args.duration("interval", std::chrono::milliseconds(500), "ms", std::chrono::hours(1)).count();
   if (!args.ok()) return report_error("stat", args.error(), 2);
   if (args.positional().size() != 1) return report_error("stat", "which channel? (shmring stat NAME)", 2);
   const std::string& name = args.positional()[0];
@@ -176,8 +178,9 @@ int run_stat(const std::vector<std::string>& argv) {
 int run_top(const std::vector<std::string>& argv) {
   Args args(argv, {"help"}, {"interval", "iterations"});
   if (args.has("help")) return std::fputs(kTopHelp, stdout), 0;
-  const std::int64_t interval_ms = std::max<std::int64_t>(args.integer("interval", 1000), 50);
-  const std::int64_t iterations = args.integer("iterations", 0);
+  const std::int64_t interval_ms = std::max<std::int64_t>(
+      args.duration("interval", std::chrono::milliseconds(1000), "ms", std::chrono::hours(1)).count(), 50);
+  const std::int64_t iterations = args.integer("iterations", 0, 0, 1'000'000'000);
   if (!args.ok()) return report_error("top", args.error(), 2);
 
   // Raw keyboard input (no echo, no line buffering) while we run, restored on every exit path.
@@ -275,11 +278,13 @@ struct CreateOptions {
 std::optional<CreateOptions> create_options(Args& args, const std::string& command, int* status) {
   CreateOptions c;
   c.create = args.has("create");
-  c.kind = args.value("kind").value_or("");
-  c.capacity = static_cast<std::uint64_t>(args.integer("capacity", 0));
-  c.max_message = static_cast<std::uint64_t>(args.integer("max-message", 0));
+  c.kind = args.choice("kind", "", {"topic", "queue", "frames"});
+  // Ranges: a topic's ring bytes, a queue's slots or a frame channel's buffers (each kind checks
+  // its own rules when it creates the channel); a message of at most 1 GiB.
+  c.capacity = args.bytes("capacity", 0, 1, std::uint64_t{1} << 40);
+  c.max_message = args.bytes("max-message", 0, 1, std::uint64_t{1} << 30);
   c.lossless = args.has("lossless");
-  if (const auto mode = args.value("mode")) c.mode = static_cast<mode_t>(std::strtol(mode->c_str(), nullptr, 8));
+  c.mode = args.mode("mode", 0600);
   if (!args.ok()) {
     *status = report_error(command, args.error(), 2);
     return std::nullopt;
@@ -316,14 +321,37 @@ Options options_from(const CreateOptions& c) {
   return options;
 }
 
-bool read_record(bool binary, std::string* record) {
-  if (!binary) return static_cast<bool>(std::getline(std::cin, *record));
+// Reads the next record from stdin: a line, or (binary) a 4-byte little-endian length and that
+// many bytes. A length above `limit` (the channel's max_message) is refused before anything is
+// allocated: *too_long is set and false returned; so is a record cut short by the end of input.
+bool read_record(bool binary, std::uint64_t limit, std::string* record, std::string* problem) {
+  if (!binary) {
+    if (!std::getline(std::cin, *record)) return false;
+    if (record->size() > limit) {
+      *problem = "a line of " + std::to_string(record->size()) + " bytes exceeds the channel's "
+                 "max_message of " + std::to_string(limit);
+      return false;
+    }
+    return true;
+  }
   unsigned char length_bytes[4];
-  if (!std::cin.read(reinterpret_cast<char*>(length_bytes), 4)) return false;
+  if (!std::cin.read(reinterpret_cast<char*>(length_bytes), 4)) {
+    if (std::cin.gcount() != 0) *problem = "input ends inside a length prefix";
+    return false;
+  }
   const std::uint32_t length = length_bytes[0] | (length_bytes[1] << 8) | (length_bytes[2] << 16) |
                                (static_cast<std::uint32_t>(length_bytes[3]) << 24);
+  if (length > limit) {
+    *problem = "a record of " + std::to_string(length) + " bytes exceeds the channel's max_message of " +
+               std::to_string(limit);
+    return false;
+  }
   record->resize(length);
-  return static_cast<bool>(std::cin.read(record->data(), length));
+  if (!std::cin.read(record->data(), length)) {
+    *problem = "input ends inside a record of " + std::to_string(length) + " bytes";
+    return false;
+  }
+  return true;
 }
 
 void print_message(const std::string& format, std::span<const std::byte> message, std::uint64_t n) {
@@ -350,24 +378,28 @@ int run_pub(const std::vector<std::string>& argv) {
             {"kind", "capacity", "max-message", "mode", "timeout"});
   if (args.has("help")) return std::fputs(kPubHelp, stdout), 0;
   int status = 0;
-  const std::int64_t timeout_s = args.integer("timeout", 5);
+  const std::chrono::milliseconds timeout =
+      args.duration("timeout", std::chrono::seconds(5), "s", std::chrono::hours(24));
   std::optional<CreateOptions> c = create_options(args, "pub", &status);
   if (!c) return status;
   if (args.positional().size() != 1) return report_error("pub", "which channel? (shmring pub NAME)", 2);
   const std::string& name = args.positional()[0];
   const absl::StatusOr<ChannelKind> kind = kind_of(name, &*c);
   if (!kind.ok()) return channel_error("pub", name, kind.status());
-  const auto timeout = std::chrono::seconds(std::max<std::int64_t>(timeout_s, 0));
   std::string record;
+  std::string problem;
   std::uint64_t sent = 0;
-  auto send_all = [&](auto&& send_one) -> int {
-    while (read_record(args.has("binary"), &record)) {
+  auto send_all = [&](std::uint64_t max_message, auto&& send_one) -> int {
+    while (read_record(args.has("binary"), max_message, &record, &problem)) {
       const ChannelResult result = send_one(std::as_bytes(std::span(record.data(), record.size())));
       if (result != ChannelResult::kOk) {
         return report_error("pub", name + ": message " + std::to_string(sent + 1) + ": " +
                                        std::string(to_string(result)));
       }
       ++sent;
+    }
+    if (!problem.empty()) {
+      return report_error("pub", name + ": message " + std::to_string(sent + 1) + ": " + problem);
     }
     return 0;
   };
@@ -377,17 +409,20 @@ int run_pub(const std::vector<std::string>& argv) {
     options.lossless = c->lossless;
     absl::StatusOr<TopicPublisher> publisher = TopicPublisher::open(name, options);
     if (!publisher.ok()) return channel_error("pub", name, publisher.status());
-    rc = send_all([&](std::span<const std::byte> m) { return publisher->send(m, timeout); });
+    rc = send_all(publisher->max_message(),
+                  [&](std::span<const std::byte> m) { return publisher->send(m, timeout); });
   } else if (*kind == ChannelKind::kQueue) {
     const auto options = options_from<QueueOptions>(*c);
     absl::StatusOr<QueueProducer> producer = QueueProducer::open(name, options);
     if (!producer.ok()) return channel_error("pub", name, producer.status());
-    rc = send_all([&](std::span<const std::byte> m) { return producer->send(m, timeout); });
+    rc = send_all(producer->max_message(),
+                  [&](std::span<const std::byte> m) { return producer->send(m, timeout); });
   } else {
     const auto options = options_from<FrameOptions>(*c);
     absl::StatusOr<FramePublisher> publisher = FramePublisher::open(name, options);
     if (!publisher.ok()) return channel_error("pub", name, publisher.status());
-    rc = send_all([&](std::span<const std::byte> m) { return publisher->send(m, timeout); });
+    rc = send_all(publisher->max_message(),
+                  [&](std::span<const std::byte> m) { return publisher->send(m, timeout); });
   }
   std::fprintf(stderr, "shmring pub: %s: %llu message(s) sent\n", name.c_str(),
                static_cast<unsigned long long>(sent));
@@ -399,9 +434,10 @@ int run_sub(const std::vector<std::string>& argv) {
             {"count", "timeout", "format", "kind", "capacity", "max-message", "mode"});
   if (args.has("help")) return std::fputs(kSubHelp, stdout), 0;
   int status = 0;
-  const std::int64_t count = args.integer("count", 0);
-  const std::int64_t timeout_s = args.integer("timeout", 0);
-  const std::string format = args.value("format").value_or("text");
+  const std::int64_t count = args.integer("count", 0, 0, std::int64_t{1} << 50);
+  const std::chrono::milliseconds timeout =
+      args.duration("timeout", std::chrono::milliseconds(0), "s", std::chrono::hours(24 * 365));
+  const std::string format = args.choice("format", "text", {"text", "hex", "json"});
   std::optional<CreateOptions> c = create_options(args, "sub", &status);
   if (!c) return status;
   if (format != "text" && format != "hex" && format != "json") {
@@ -416,8 +452,7 @@ int run_sub(const std::vector<std::string>& argv) {
   action.sa_handler = on_interrupt;
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
-  const auto deadline = timeout_s > 0 ? Clock::now() + std::chrono::seconds(timeout_s)
-                                      : Clock::time_point::max();
+  const auto deadline = timeout.count() > 0 ? Clock::now() + timeout : Clock::time_point::max();
   std::uint64_t received = 0;
   // Receives in short slices so Ctrl-C, --count and --timeout are all honoured promptly.
   auto receive_all = [&](std::size_t max_message, auto&& receive_one) -> int {

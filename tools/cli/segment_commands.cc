@@ -1,4 +1,5 @@
 // `shmring ls`, `shmring rm` and `shmring gc`: segments on the machine.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -99,16 +100,36 @@ constexpr const char* kGcHelp =
 }  // namespace
 
 int report_error(const std::string& command, const std::string& message, int status) {
-  std::fprintf(stderr, "shmring %s: %s\n", command.c_str(), message.c_str());
+  // One line, whatever the message quotes (a name with a newline, a key with control bytes).
+  std::fprintf(stderr, "shmring %s: %s\n", printable(command).c_str(), printable(message).c_str());
   return status;
 }
+
+namespace {
+
+// --dir: an existing directory this process can read, or a usage error (status 2).
+bool directory_ok(const std::string& command, const std::string& dir, int* status) {
+  struct stat st {};
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    *status = report_error(command, "--dir " + dir + ": no such directory", 2);
+    return false;
+  }
+  if (access(dir.c_str(), R_OK | X_OK) != 0) {
+    *status = report_error(command, "--dir " + dir + ": cannot read it", 2);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
 
 int run_ls(const std::vector<std::string>& argv) {
   Args args(argv, {"json", "help"}, {"dir"});
   if (args.has("help")) return std::fputs(kLsHelp, stdout), 0;
   if (!args.ok()) return report_error("ls", args.error(), 2);
   const std::string dir = args.value("dir").value_or(std::string(kDefaultSegmentDirectory));
-  if (access(dir.c_str(), R_OK | X_OK) != 0) return report_error("ls", dir + ": cannot read");
+  int status = 0;
+  if (!directory_ok("ls", dir, &status)) return status;
   const std::vector<SegmentListing> listings = list_segments(dir);
   if (args.has("json")) {
     for (const SegmentListing& l : listings) std::printf("%s\n", listing_json(l).c_str());
@@ -138,9 +159,19 @@ int run_rm(const std::vector<std::string>& argv) {
   Args args(argv, {"force", "help"}, {});
   if (args.has("help")) return std::fputs(kRmHelp, stdout), 0;
   if (!args.ok()) return report_error("rm", args.error(), 2);
-  if (args.positional().empty()) return report_error("rm", "which segment? (shmring rm NAME)", 2);
+  if (args.positional().empty()) return report_error("rm", "which channel or segment? (shmring rm NAME)", 2);
   int status = 0;
   for (const std::string& name : args.positional()) {
+    // A channel by its name (what ls and stat show), else a segment by its key.
+    SharedMemory channel(channel_key(name));
+    if (validate_channel_name(name).ok() && channel.exists()) {
+      if (const absl::Status removed = remove_channel(name); !removed.ok()) {
+        status = report_error("rm", name + ": " + std::string(removed.message()));
+        continue;
+      }
+      std::printf("removed channel %s (%s)\n", name.c_str(), channel.native_key().c_str());
+      continue;
+    }
     SharedMemory shm(name);
     if (!shm.destroy(args.has("force") ? DestroyMode::kForceNoWait : DestroyMode::kNoWait)) {
       status = report_error("rm", name + ": " + shm.error_string());
@@ -156,6 +187,8 @@ int run_gc(const std::vector<std::string>& argv) {
   if (args.has("help")) return std::fputs(kGcHelp, stdout), 0;
   if (!args.ok()) return report_error("gc", args.error(), 2);
   const std::string dir = args.value("dir").value_or(std::string(kDefaultSegmentDirectory));
+  int status = 0;
+  if (!directory_ok("gc", dir, &status)) return status;
   const bool dry_run = args.has("dry-run");
   const GcReport report = collect_stale_segments(dry_run, dir);
   const char* verb = dry_run ? "would remove" : "removed";
