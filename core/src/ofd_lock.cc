@@ -12,27 +12,43 @@
 namespace shmring::detail {
 namespace {
 
-flock attach_byte(short type) {
+flock lock_byte(short type, off_t offset) {
   flock lock{};
   lock.l_type = type;
   lock.l_whence = SEEK_SET;
-  lock.l_start = kAttachLockOffset;
+  lock.l_start = offset;
   lock.l_len = 1;
   lock.l_pid = 0;  // required to be 0 for OFD locks
   return lock;
 }
+flock attach_byte(short type) { return lock_byte(type, kAttachLockOffset); }
 
-LockAttempt try_lock(int fd, short type) {
-  flock lock = attach_byte(type);
+LockAttempt try_lock_at(int fd, short type, off_t offset) {
+  flock lock = lock_byte(type, offset);
   if (fcntl(fd, F_OFD_SETLK, &lock) == 0) return LockAttempt::kTaken;
   return (errno == EAGAIN || errno == EACCES) ? LockAttempt::kBusy : LockAttempt::kError;
 }
+LockAttempt try_lock(int fd, short type) { return try_lock_at(fd, type, kAttachLockOffset); }
 
 }  // namespace
 
 LockAttempt try_lock_shared(int fd) { return try_lock(fd, F_RDLCK); }
 LockAttempt try_lock_exclusive(int fd) { return try_lock(fd, F_WRLCK); }
 void unlock_attach(int fd) { try_lock(fd, F_UNLCK); }
+
+LockAttempt try_lock_liveness(int fd, std::uint32_t slot) {
+  return try_lock_at(fd, F_WRLCK, kLivenessLockBase + static_cast<off_t>(slot));
+}
+void unlock_liveness(int fd, std::uint32_t slot) {
+  try_lock_at(fd, F_UNLCK, kLivenessLockBase + static_cast<off_t>(slot));
+}
+int liveness_lock_type(int fd, std::uint32_t slot) {
+  // Tested as a read lock: it conflicts with the exclusive liveness locks, and F_OFD_GETLK needs no
+  // write access for it (a read-only attachment can ask).
+  flock lock = lock_byte(F_RDLCK, kLivenessLockBase + static_cast<off_t>(slot));
+  if (fcntl(fd, F_OFD_GETLK, &lock) != 0) return -1;
+  return lock.l_type;
+}
 
 int other_lock_type(int fd) {
   flock lock = attach_byte(F_WRLCK);

@@ -9,6 +9,8 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
+
 namespace shmring::detail {
 
 inline constexpr off_t kAttachLockOffset = off_t{1} << 62;
@@ -20,6 +22,14 @@ LockAttempt try_lock_shared(int fd);
 LockAttempt try_lock_exclusive(int fd);
 // Drops this description's lock on the attach byte (the attachment no longer counts).
 void unlock_attach(int fd);
+
+// Liveness bytes: byte kLivenessLockBase + n is "slot n of the segment's user is alive" (an
+// exclusive OFD lock held by the user's attachment; see SharedMemory::hold_liveness).
+inline constexpr off_t kLivenessLockBase = kAttachLockOffset + 1;
+LockAttempt try_lock_liveness(int fd, std::uint32_t slot);
+void unlock_liveness(int fd, std::uint32_t slot);
+// The lock another description holds on liveness byte `slot`: F_UNLCK, F_WRLCK; -1 on error.
+int liveness_lock_type(int fd, std::uint32_t slot);
 
 // What another description holds on the attach byte, as seen from `fd`: F_UNLCK (nothing), F_RDLCK
 // (at least one attachment) or F_WRLCK (someone is removing the segment); -1 on error.

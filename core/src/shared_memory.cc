@@ -678,6 +678,25 @@ bool SharedMemory::detach() {
   return succeed();
 }
 
+bool SharedMemory::hold_liveness(std::uint32_t slot) {
+  if (!is_attached() || lock_fd_ < 0 || slot >= kMaxLivenessSlots) return false;
+  return detail::try_lock_liveness(lock_fd_, slot) == detail::LockAttempt::kTaken;
+}
+
+void SharedMemory::release_liveness(std::uint32_t slot) {
+  if (is_attached() && lock_fd_ >= 0 && slot < kMaxLivenessSlots) detail::unlock_liveness(lock_fd_, slot);
+}
+
+SharedMemory::Liveness SharedMemory::liveness_of(std::uint32_t slot) const {
+  if (!is_attached() || slot >= kMaxLivenessSlots) return Liveness::kUnknown;
+  // A forked child's copy has no lock descriptor; the data descriptor serves for asking.
+  const int fd = lock_fd_ >= 0 ? lock_fd_ : fd_;
+  if (fd < 0) return Liveness::kUnknown;
+  const int type = detail::liveness_lock_type(fd, slot);
+  if (type < 0) return Liveness::kUnknown;
+  return type == F_UNLCK ? Liveness::kFree : Liveness::kHeld;
+}
+
 bool SharedMemory::lock() { return try_lock_for(-1); }
 
 bool SharedMemory::try_lock_for(std::int64_t timeout_ms) {

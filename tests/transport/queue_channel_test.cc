@@ -215,8 +215,9 @@ TEST(QueueChannelTest, CloseWhileTheLockIsStuckLeavesTheSlotToTheRecovery) {
 }
 
 TEST(QueueChannelTest, RecycledPidDoesNotKeepADeadPeerAlive) {
-  // A peer slot naming a live pid with another start time is a dead process whose pid was reused:
-  // the registry must reclaim it (liveness is pid + start time, never the pid alone).
+  // Liveness is the slot's kernel-held liveness lock, never the pid: a slot naming a live pid
+  // whose lock nobody holds is a dead process whose pid was reused (reclaimed), and a live
+  // endpoint whose slot names another pid (another PID namespace) is alive (kept).
   const std::string name = channel_name("q_pidreuse");
   QueueOptions o = small();
   o.max_peers = 2;
@@ -225,20 +226,30 @@ TEST(QueueChannelTest, RecycledPidDoesNotKeepADeadPeerAlive) {
   ASSERT_TRUE(consumer.ok() && ghost.ok());
   RawChannel raw(name);
   ASSERT_TRUE(raw.attach());
-  PeerSlot& slot = peer_slots(raw.control())[ghost->stats().index];
-  // While the slot names this (live) process, it holds its place.
+  const std::uint32_t index = ghost->stats().index;
+  PeerSlot& slot = peer_slots(raw.control())[index];
+  // While the slot's endpoint lives, it holds its place.
   EXPECT_EQ(QueueProducer::open(name, o).status().code(), absl::StatusCode::kResourceExhausted);
-  // A live pid, but not the process that registered: pid 1 started long before this test (the
-  // parent process would not do: a shell that forked this test can share its start tick).
+  // A pid that is not the registering process (pid 1 started long before this test): the
+  // endpoint still holds its liveness lock, so it is alive and keeps its place.
   slot.pid.store(1);
-  auto newcomer = QueueProducer::open(name, o);  // open's recovery reclaims the ghost first
-  EXPECT_TRUE(newcomer.ok()) << newcomer.status();
+  EXPECT_EQ(QueueProducer::open(name, o).status().code(), absl::StatusCode::kResourceExhausted);
   auto st = read_stats(name);
   ASSERT_TRUE(st.ok());
-  EXPECT_EQ(st->peers_reclaimed, 1u);
-  ghost->close();  // its slot is the newcomer's now: closing must not free it
+  EXPECT_EQ(st->peers_reclaimed, 0u);
+  ghost->close();
+  // The slot comes back as a registration of a live pid (this process) with no liveness lock
+  // behind it: what a dead peer whose pid was reused looks like. Open's recovery reclaims it.
+  const std::uint64_t token = slot.token.load() + 1000;
+  slot.role.store(static_cast<std::uint32_t>(PeerRole::kProducer));
+  slot.token.store(token);
+  slot.pid.store(getpid());
+  slot.state.store(static_cast<std::uint32_t>(PeerState::kActive));
+  auto newcomer = QueueProducer::open(name, o);
+  EXPECT_TRUE(newcomer.ok()) << newcomer.status();
   st = read_stats(name);
   ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->peers_reclaimed, 1u);
   EXPECT_EQ(st->peers.size(), 2u);
 }
 

@@ -441,6 +441,43 @@ TEST(TopicMultiprocessTest, StoppedLosslessSubscriberIsNotTakenForDead) {
   EXPECT_EQ(pub->evictions(), 0u);
 }
 
+// evict_after bounds how long a subscriber holds the publisher back, whatever calls the publisher
+// makes meanwhile: sends with a timeout shorter than the bound, or try_send loops (each call used
+// to start the count again, so a stopped subscriber held the publisher for ever).
+TEST(TopicMultiprocessTest, EvictAfterHoldsAcrossShortCallsAndTrySendLoops) {
+  for (const bool try_loop : {false, true}) {
+    SCOPED_TRACE(try_loop ? "try_send loop" : "send with 20 ms timeouts");
+    const std::string name = channel_name(try_loop ? "t_mp_evict_try" : "t_mp_evict_short");
+    TopicOptions o = topic(1024, 32, true);
+    o.evict_after = 100ms;
+    auto pub = TopicPublisher::open(name, o);
+    ASSERT_TRUE(pub.ok());
+    testing::SharedRegion region(sizeof(std::atomic<std::uint32_t>));
+    auto* ready = region.as<std::atomic<std::uint32_t>>();
+    const pid_t child = fork_child([&] {
+      auto sub = TopicSubscriber::open(name, o);
+      if (!sub.ok()) return 2;
+      ready->store(1);
+      raise(SIGSTOP);  // alive, registered, reading nothing
+      return 0;
+    });
+    while (ready->load() == 0) std::this_thread::sleep_for(1ms);
+    std::uint64_t sent = 0;
+    while (pub->try_send(message(sent)) == ChannelResult::kOk) ++sent;  // the ring is full now
+    // Each call is far shorter than evict_after; together they are far longer (bounded: ~5 s).
+    ChannelResult r = ChannelResult::kWouldBlock;
+    for (int call = 0; call < 250'000 && r != ChannelResult::kOk; ++call) {
+      r = try_loop ? pub->try_send(message(sent)) : pub->send(message(sent), 20ms);
+      if (try_loop && r != ChannelResult::kOk) std::this_thread::sleep_for(20us);
+      if (!try_loop && call > 250) break;
+    }
+    EXPECT_EQ(r, ChannelResult::kOk) << "the stopped subscriber was never evicted";
+    EXPECT_EQ(pub->evictions(), 1u);
+    kill(child, SIGKILL);
+    wait_child(child, 10s);
+  }
+}
+
 TEST(TopicMultiprocessTest, KilledLosslessSubscriberStopsHoldingThePublisher) {
   const std::string name = channel_name("t_mp_deadsub");
   TopicOptions o = topic(1024, 32, true);

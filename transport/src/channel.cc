@@ -111,7 +111,7 @@ absl::StatusOr<ChannelStats> stats_of(SharedMemory& memory, std::string_view wha
     p.state = static_cast<PeerState>(state);
     p.role = static_cast<PeerRole>(s.role.load(std::memory_order_relaxed));
     p.pid = s.pid.load(std::memory_order_relaxed);
-    p.alive = p.pid > 0 && is_alive({p.pid, s.start_time.load(std::memory_order_relaxed)});
+    p.alive = detail::peer_alive_in(memory, i, s);
     p.sent = s.sent.load(std::memory_order_relaxed);
     p.received = s.received.load(std::memory_order_relaxed);
     p.lost = s.lost.load(std::memory_order_relaxed);

@@ -238,6 +238,7 @@ void ChannelSegment::leave_to_recovery() noexcept {
     retire_counters(control_, mine);
     control_->misc.recovery_hint.store(1, std::memory_order_relaxed);
   }
+  memory_.release_liveness(self_index_);  // as a dead process's would be
   self_ = nullptr;
 }
 
@@ -257,6 +258,9 @@ absl::Status ChannelSegment::register_locked(PeerRole role, std::uint32_t flags)
     if (s.state.load(std::memory_order_acquire) != static_cast<std::uint32_t>(PeerState::kFree)) {
       continue;
     }
+    // The slot's liveness lock: held for as long as this endpoint lives (its attachment drops it
+    // when the process dies). A free slot whose lock someone still holds is skipped.
+    if (!memory_.hold_liveness(i)) continue;
     const std::uint64_t token = control_->misc.next_token.fetch_add(1, std::memory_order_relaxed);
     s.role.store(static_cast<std::uint32_t>(role), std::memory_order_relaxed);
     s.token.store(token, std::memory_order_relaxed);
@@ -311,6 +315,7 @@ void ChannelSegment::unregister_locked() noexcept {
     fold_counters_locked(control_, *self_);
     free_slot_locked(*self_);
   }
+  memory_.release_liveness(self_index_);
   self_ = nullptr;
 }
 
@@ -336,15 +341,29 @@ std::uint32_t ChannelSegment::mark_dead_locked() noexcept {
     if (s.state.load(std::memory_order_acquire) != static_cast<std::uint32_t>(PeerState::kActive)) {
       continue;
     }
-    const ProcessIdentity who{s.pid.load(std::memory_order_relaxed),
-                              s.start_time.load(std::memory_order_relaxed)};
-    if (who.pid > 0 && is_alive(who)) continue;
+    if (peer_alive(i, s)) continue;
     fold_counters_locked(control_, s);
     s.state.store(static_cast<std::uint32_t>(PeerState::kDeadPending), std::memory_order_release);
     control_->counters.peers_reclaimed.fetch_add(1, std::memory_order_relaxed);
     ++found;
   }
   return found;
+}
+
+bool ChannelSegment::peer_alive(std::uint32_t index, const PeerSlot& slot) const noexcept {
+  return peer_alive_in(memory_, index, slot);
+}
+
+bool peer_alive_in(const SharedMemory& memory, std::uint32_t index, const PeerSlot& slot) noexcept {
+  switch (memory.liveness_of(index)) {
+    case SharedMemory::Liveness::kHeld: return true;
+    case SharedMemory::Liveness::kFree: return false;
+    case SharedMemory::Liveness::kUnknown: break;
+  }
+  // The kernel could not be asked: judge by (pid, start time), which holds in one PID namespace.
+  const ProcessIdentity who{slot.pid.load(std::memory_order_relaxed),
+                            slot.start_time.load(std::memory_order_relaxed)};
+  return who.pid > 0 && is_alive(who);
 }
 
 void ChannelSegment::protect_ring_read_only() noexcept {

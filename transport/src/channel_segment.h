@@ -106,9 +106,13 @@ class ChannelSegment {
   absl::Status register_locked(PeerRole role, std::uint32_t flags);
   // Under the lock: folds this endpoint's counters into the retired totals and frees its slot.
   void unregister_locked() noexcept;
-  // Under the lock: every kActive peer whose process is gone becomes kDeadPending (its counters
-  // folded into the retired totals). Returns how many were found.
+  // Under the lock: every kActive peer that is gone becomes kDeadPending (its counters folded into
+  // the retired totals). Returns how many were found.
   std::uint32_t mark_dead_locked() noexcept;
+  // Whether the endpoint in peer slot `index` lives: it holds that slot's liveness lock (an OFD
+  // lock the kernel drops with its process; see SharedMemory::hold_liveness), which holds across
+  // PID namespaces and pid reuse. (pid, start time) only if the kernel cannot be asked.
+  bool peer_alive(std::uint32_t index, const PeerSlot& slot) const noexcept;
   // Under the lock: frees a slot (after its pending state is settled).
   void free_slot_locked(PeerSlot& slot) noexcept;
 
@@ -146,6 +150,9 @@ class ChannelSegment {
   std::uint64_t fork_generation_ = 0;  // fork_generation() of the opening process
   bool read_only_ = false;
 };
+
+// peer_alive for a segment attached by other means (read_stats' read-only attachment).
+bool peer_alive_in(const SharedMemory& memory, std::uint32_t index, const PeerSlot& slot) noexcept;
 
 // A peer slot's counters (relaxed loads).
 struct PeerCounters {

@@ -201,6 +201,22 @@ class SharedMemory {
   // kPermissionDenied, kUnknownError (not a shmring segment).
   bool destroy(DestroyMode mode = DestroyMode::kNoWait);
 
+  // --- Liveness locks (an extension of this library) ---------------------------------------------
+  // A user of the segment (one channel endpoint, say) can hold a numbered liveness lock while it
+  // lives: an OFD lock on a byte of the file past the data, which the kernel drops when this
+  // attachment detaches or its process dies. Every process that maps the segment sees it, whatever
+  // its PID namespace, and pid reuse cannot fake it. Numbers are the caller's, below
+  // kMaxLivenessSlots. No waiting; a system call each (slow path only).
+  static constexpr std::uint32_t kMaxLivenessSlots = 1u << 20;
+  enum class Liveness { kHeld, kFree, kUnknown };
+  // Takes liveness lock `slot` for this attachment. False if another attachment holds it, the
+  // slot number is out of range, or this object is not attached (or the file is read-only to us).
+  bool hold_liveness(std::uint32_t slot);
+  // Gives it back (also done by detach and by the death of the process).
+  void release_liveness(std::uint32_t slot);
+  // Whether an attachment other than this one holds `slot` (kUnknown if it cannot be told).
+  Liveness liveness_of(std::uint32_t slot) const;
+
   // --- Errors -------------------------------------------------------------------------------------
   // The outcome of the last operation (kNoError after a success).
   SharedMemoryError error() const { return error_; }

@@ -117,7 +117,8 @@ struct PeerStats {
   PeerRole role = PeerRole::kNone;
   PeerState state = PeerState::kFree;
   std::int32_t pid = 0;
-  bool alive = false;  // judged from (pid, start time): pid reuse does not fool it
+  bool alive = false;  // it holds its slot's liveness lock (kernel-held, dies with its process:
+                       // neither pid reuse nor another PID namespace fools it)
   std::uint64_t sent = 0;
   std::uint64_t received = 0;
   std::uint64_t lost = 0;
