@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs the dependencies, then builds and runs ctest in three
-# configurations (plain, ASan+UBSan, TSan), then a short libFuzzer run. Prints each ctest summary and
+# configurations (plain, ASan+UBSan, TSan), then kill storms (tests/soak/chaos.sh, 3 x 15 s) and a
+# short libFuzzer run (4 targets x 20 s). Prints each ctest summary and
 # a closing "N passed, N failed" line. Build trees go to build/{plain,asan,tsan} (reused if present).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -52,6 +53,15 @@ mkdir -p build
 run_config plain
 run_config asan -DSHMRING_SANITIZE="address;undefined" -DSHMRING_BUILD_BENCHMARKS=OFF
 run_config tsan -DSHMRING_SANITIZE=thread -DSHMRING_BUILD_BENCHMARKS=OFF
+
+echo "=== [chaos] kill storms, ${SHMRING_CHAOS_SECONDS:-15} s per pattern (plain build)"
+if tests/soak/chaos.sh build/plain "${SHMRING_CHAOS_SECONDS:-15}" > build/chaos.log 2>&1; then
+  cat build/chaos.log
+  passed=$((passed + 1))
+else
+  cat build/chaos.log
+  failed=$((failed + 1)); failed_configs+=("chaos")
+fi
 
 if [ -x tests/fuzz/run_fuzzers.sh ]; then
   echo "=== [fuzz] short libFuzzer run (log: build/fuzz.log)"

@@ -14,6 +14,7 @@
 #include "shmring/core/layout.h"
 #include "shmring/core/process.h"
 #include "shmring/core/segment_header.h"
+#include "shmring/core/clock.h"
 #include "sys_util.h"
 
 namespace shmring {
@@ -114,9 +115,33 @@ std::vector<SegmentListing> list_segments(std::string_view directory, std::strin
   return listings;
 }
 
+namespace {
+
+GcReport collect_from(const std::vector<std::string>& paths, bool dry_run);
+
+}  // namespace
+
 GcReport collect_stale_segments(bool dry_run, std::string_view directory, std::string_view prefix) {
+  return collect_from(matching_paths(directory, prefix), dry_run);
+}
+
+GcReport collect_some_stale_segments(std::size_t max_files, std::string_view directory,
+                                     std::string_view prefix) {
+  std::vector<std::string> paths = matching_paths(directory, prefix);
+  if (paths.size() > max_files) {
+    // A different window each call: the clock picks where it starts.
+    const std::size_t start = static_cast<std::size_t>(monotonic_ns() / 1000) % paths.size();
+    std::rotate(paths.begin(), paths.begin() + static_cast<std::ptrdiff_t>(start), paths.end());
+    paths.resize(max_files);
+  }
+  return collect_from(paths, false);
+}
+
+namespace {
+
+GcReport collect_from(const std::vector<std::string>& paths, bool dry_run) {
   GcReport report;
-  for (const std::string& path : matching_paths(directory, prefix)) {
+  for (const std::string& path : paths) {
     if (dry_run) {
       absl::StatusOr<SegmentListing> listing = inspect_segment(path);
       if (!listing.ok()) continue;
@@ -151,4 +176,5 @@ GcReport collect_stale_segments(bool dry_run, std::string_view directory, std::s
   return report;
 }
 
+}  // namespace
 }  // namespace shmring

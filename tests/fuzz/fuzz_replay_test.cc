@@ -2,6 +2,8 @@
 // then mutated byte by byte) and on any files in tests/fuzz/corpus/<target>/.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -10,8 +12,12 @@
 #include <random>
 #include <vector>
 
+#include "channel_fuzz_targets.h"
 #include "fuzz_targets.h"
+#include "shmring/core/shared_memory.h"
+#include "test_support.h"
 #include "shmring/queue/broadcast_ring.h"
+#include "shmring/queue/frame_pool.h"
 #include "shmring/queue/mpmc_queue.h"
 #include "shmring/queue/spsc_ring.h"
 
@@ -45,6 +51,11 @@ std::vector<std::vector<std::uint8_t>> seed_rings() {
   make(BroadcastRing::required_bytes({256, 0, true, 2, 0}), [&](void* p, std::size_t n) {
     auto w = BroadcastRing::create(p, n, {256, 0, true, 2, 0});
     w->try_write(std::span(payload, 5));
+  });
+  make(FramePool::required_bytes({3, 64}), [&](void* p, std::size_t n) {
+    auto pool = FramePool::create(p, n, {3, 64});
+    FramePool::Claim c = pool->try_claim(0, [](std::uint64_t) { return false; });
+    pool->publish(c, 40, 1);
   });
   return seeds;
 }
@@ -94,6 +105,38 @@ TEST(FuzzReplay, RecordScanningOnRandomBytes) {
     fuzz::scan_records(input.data(), input.size());
   }
   replay_corpus("record_fuzzer", fuzz::scan_records);
+}
+
+TEST(FuzzReplay, SegmentHeadersFromMutatedValidOnes) {
+  // A valid segment (header page included) as the seed, then mutated: mostly the header.
+  SharedMemory seed_memory(testing::unique_key("fuzz_seed"));
+  ASSERT_TRUE(seed_memory.create(256));
+  const int fd = seed_memory.fd();
+  std::vector<std::uint8_t> seed(4096);
+  ASSERT_EQ(pread(fd, seed.data(), seed.size(), 0), static_cast<ssize_t>(seed.size()));
+  seed_memory.detach();
+  std::mt19937_64 rng(13);
+  fuzz::segment_header(seed.data(), seed.size());
+  for (int i = 0; i < 3000; ++i) {
+    std::vector<std::uint8_t> m = seed;
+    const int flips = 1 + static_cast<int>(rng() % 4);
+    for (int f = 0; f < flips; ++f) m[rng() % 400] = static_cast<std::uint8_t>(rng());
+    if (rng() % 8 == 0) m.resize(rng() % m.size());
+    fuzz::segment_header(m.data(), m.size());
+  }
+  replay_corpus("segment_fuzzer", fuzz::segment_header);
+}
+
+TEST(FuzzReplay, ChannelControlBlockUnderHostileBytes) {
+  std::mt19937_64 rng(17);
+  for (int i = 0; i < 600; ++i) {
+    // Mostly small values (counts, states, roles, tickets near the real ones), sometimes anything.
+    std::vector<std::uint8_t> input(1 + rng() % 1200);
+    for (auto& b : input) b = static_cast<std::uint8_t>(rng() % 4 == 0 ? rng() : rng() % 5);
+    input[0] = static_cast<std::uint8_t>(i % 3);
+    fuzz::channel_control_block(input.data(), input.size());
+  }
+  replay_corpus("channel_fuzzer", fuzz::channel_control_block);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "shmring/queue/broadcast_ring.h"
+#include "shmring/queue/frame_pool.h"
 #include "shmring/queue/mpmc_queue.h"
 #include "shmring/queue/spsc_ring.h"
 
@@ -70,6 +71,27 @@ void attach_any_ring(const std::uint8_t* data, std::size_t size) {
     std::vector<std::byte> out(reader->max_record());
     std::size_t n = 0;
     reader->try_read(out, &n);
+  }
+  if (auto pool = FramePool::attach(copy.bytes, copy.size); pool.ok()) {
+    // Reader: the newest frame, pinned and read through; writer: claim, publish, abort.
+    std::uint64_t pin = 0;
+    std::uint64_t last = 0;
+    for (int i = 0; i < 8; ++i) {
+      const FramePool::Frame f = pool->try_take(
+          last, [&](std::uint64_t index) { pin = index + 1; }, [&] { pin = 0; });
+      if (f.result != RingResult::kOk) break;
+      touch(f.data, &sink);
+      last = f.frame_number;
+      pin = 0;
+    }
+    FramePool::Claim c = pool->try_claim(0, [&](std::uint64_t index) { return pin == index + 1; });
+    if (c.result == RingResult::kOk) {
+      if (!c.buffer.empty()) c.buffer[0] = std::byte{1};
+      pool->publish(c, c.buffer.size() / 2, last + 1);
+      c = pool->try_claim(c.index, [](std::uint64_t) { return false; });
+      if (c.result == RingResult::kOk) pool->abort(c);
+    }
+    sink += pool->latest_frame_number() + pool->latest_index();
   }
   if (sink == 0xFFFFFFFFFFFFFFFF) std::abort();
 }

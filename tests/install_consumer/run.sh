@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Proves shmring can be consumed both ways:
+# Proves shmring can be consumed three ways:
 #  1. installs the build tree at $1 into a scratch prefix, then configures, builds and runs a
 #     separate project that finds it with find_package(shmring);
-#  2. configures, builds and runs a project that pulls the sources in with add_subdirectory.
+#  2. the same project finding the build tree itself (shmring_DIR=$1, nothing installed);
+#  3. configures, builds and runs a project that pulls the sources in with add_subdirectory.
 set -euo pipefail
 build_dir=$1
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,6 +19,12 @@ cmake -S "$here" -B "$scratch/find_package" -DCMAKE_PREFIX_PATH="$scratch/prefix
 cmake --build "$scratch/find_package" > "$scratch/build.log"
 echo "find_package:"
 "$scratch/find_package/consumer"
+
+cmake -S "$here" -B "$scratch/build_tree" -Dshmring_DIR="$build_dir" "${launcher[@]}" \
+  > "$scratch/configure_build_tree.log"
+cmake --build "$scratch/build_tree" > "$scratch/build_build_tree.log"
+echo "find_package from the build tree:"
+"$scratch/build_tree/consumer"
 
 cmake -S "$source_root/tests/subdirectory_consumer" -B "$scratch/subdirectory" \
   -DSHMRING_SOURCE_DIR="$source_root" "${launcher[@]}" > "$scratch/configure2.log"

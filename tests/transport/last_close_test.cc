@@ -3,6 +3,9 @@
 // for topics and 153 of 300 for queues). Real processes; SHMRING_LAST_OUT_ROUNDS sets the rounds.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -12,6 +15,9 @@
 #include "shmring/transport/queue.h"
 #include "shmring/transport/topic.h"
 #include "transport_test_util.h"
+#ifdef SHMRING_CLI_PATH
+#include "run_command.h"
+#endif
 
 namespace shmring {
 namespace {
@@ -125,6 +131,35 @@ TEST(LastCloseTest, FramePublisherAndSubscriberClosingTogetherRemoveTheChannel) 
     return e;
   });
 }
+
+#ifdef SHMRING_CLI_PATH
+// A channel whose every user was killed is swept by the next channel open anywhere on the machine
+// (a bounded, rate-limited pass over /dev/shm), without `shmring gc`; a live channel never is.
+TEST(LastCloseTest, ChannelsOfKilledUsersAreSweptByTheNextOpenElsewhere) {
+  const std::string dead = channel_name("swept");
+  const std::string live = channel_name("kept");
+  auto kept = TopicSubscriber::open(live, topic(1 << 16, 256, false));
+  ASSERT_TRUE(kept.ok());
+  const pid_t child = fork_child([&] {
+    auto sub = TopicSubscriber::open(dead, topic(1 << 16, 256, false));
+    if (!sub.ok()) return 2;
+    raise(SIGKILL);
+    return 3;
+  });
+  wait_child(child, std::chrono::seconds(30));
+  const std::string dead_file = "/dev/shm/" + SharedMemory::native_key_for(channel_key(dead));
+  ASSERT_EQ(access(dead_file.c_str(), F_OK), 0) << "the killed user's channel should be stale now";
+  // Fresh processes (each sweeps once) open an unrelated channel until the stale one is gone; a
+  // sweep looks at 16 files at most, so with many other channels around it can take a few.
+  const std::string other = channel_name("opener");
+  for (int i = 0; i < 50 && access(dead_file.c_str(), F_OK) == 0; ++i) {
+    testing::run_command({SHMRING_CLI_PATH, "sub", other, "--create", "--kind", "topic",
+                          "--timeout", "1ms"});
+  }
+  EXPECT_NE(access(dead_file.c_str(), F_OK), 0) << "the stale channel was not swept";
+  EXPECT_TRUE(SharedMemory(channel_key(live)).exists()) << "a live channel was swept";
+}
+#endif
 
 }  // namespace
 }  // namespace shmring

@@ -5,11 +5,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <thread>
 
 #include "shmring/core/fork_generation.h"
 #include "shmring/core/process.h"
+#include "shmring/core/segment_directory.h"
 
 namespace shmring {
 
@@ -75,6 +77,30 @@ absl::StatusOr<ChannelInfo> read_channel_header(const void* base, std::size_t ma
   info.name.assign(copy.name, copy.name_length);
   return info;
 }
+
+namespace {
+
+// Opportunistic cleanup: a channel whose every user was killed leaves its file (and lock) in
+// /dev/shm until someone opens that name again or runs `shmring gc`. Every channel open also
+// removes a few stale channel segments of the same directory: at most kSweepFiles files looked
+// at, at most once per kSweepIntervalNs per process. Only segments with no live attachment go
+// (the check and the removal are under the segment's exclusive lock, the same in every PID
+// namespace); a segment in use, or a file that is not a shmring segment, is left alone.
+constexpr std::size_t kSweepFiles = 16;
+constexpr std::uint64_t kSweepIntervalNs = 5'000'000'000;
+std::atomic<std::uint64_t> g_last_sweep_ns{0};
+
+void sweep_stale_channels() noexcept {
+  const std::uint64_t now = monotonic_ns();
+  std::uint64_t last = g_last_sweep_ns.load(std::memory_order_relaxed);
+  if (last != 0 && now - last < kSweepIntervalNs) return;
+  // One thread of the process sweeps per interval (relaxed: only the timestamp is shared).
+  if (!g_last_sweep_ns.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
+  collect_some_stale_segments(kSweepFiles, kDefaultSegmentDirectory,
+                              cat(kSegmentNamePrefix, kChannelKeyPrefix));
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<ChannelSegment>> ChannelSegment::open(std::string_view name,
                                                                     const ChannelSpec& spec) {
@@ -179,6 +205,7 @@ absl::StatusOr<std::unique_ptr<ChannelSegment>> ChannelSegment::open(std::string
   if (spec.max_peers != 0 && i.max_peers != spec.max_peers) {
     return mismatch("max_peers", i.max_peers, spec.max_peers);
   }
+  sweep_stale_channels();
   return seg;
 }
 

@@ -69,4 +69,11 @@ struct GcReport {
 GcReport collect_stale_segments(bool dry_run, std::string_view directory = kDefaultSegmentDirectory,
                                 std::string_view prefix = kSegmentNamePrefix);
 
+// The same, looking at no more than `max_files` of the matching files, starting at a place that
+// changes from call to call (so that repeated bounded sweeps cover a large directory): what a
+// process can afford to do on the side, e.g. when it opens a channel.
+GcReport collect_some_stale_segments(std::size_t max_files,
+                                     std::string_view directory = kDefaultSegmentDirectory,
+                                     std::string_view prefix = kSegmentNamePrefix);
+
 }  // namespace shmring

@@ -1,0 +1,378 @@
+// shmring_chaos: kill storms against real processes, per pattern, for a chosen time; prints what
+// an operator wants to know afterwards. Separate from the ctest suite (the test command runs a
+// short one: tests/soak/chaos.sh).
+//
+//   shmring_chaos [--pattern topic|queue|frames|all] [--seconds N] [--kill-every-ms M]
+//
+// topic:  1 lossy publisher + 3 subscribers; each message is (publisher incarnation, sequence,
+//         checksummed words). Subscribers count torn, duplicated and out-of-order messages and
+//         what lost() reports.
+// queue:  2 producers + 2 consumers (views, marked before release). Every item has a global id;
+//         at the end: lost = committed (send returned kOk) but never received; duplicated = received
+//         twice without redelivered() (a redelivery after a consumer was killed holding the view
+//         is the documented at-least-once case and counted apart).
+// frames: 1 publisher + 2 viewers; torn frames and frame numbers going backwards.
+// Every M ms (default 20) a random worker gets SIGKILL and a new one takes its place. At the end
+// every worker is killed, one process opens each channel once more (running the recovery) and
+// closes it, and the tool counts the run's segment files left in /dev/shm and the System V
+// semaphore sets left. Exit 0 when every count that must be 0 is 0.
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "shmring/core/segment_directory.h"
+#include "shmring/core/shared_memory.h"
+#include "shmring/transport/frame.h"
+#include "shmring/transport/queue.h"
+#include "shmring/transport/topic.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using shmring::ChannelResult;
+
+constexpr std::size_t kMessage = 64;
+constexpr std::uint64_t kMaxItems = 1 << 24;  // queue item ids tracked
+
+struct Shared {
+  std::atomic<std::uint64_t> sent{0};
+  std::atomic<std::uint64_t> received{0};
+  std::atomic<std::uint64_t> torn{0};
+  std::atomic<std::uint64_t> duplicated{0};
+  std::atomic<std::uint64_t> redelivered{0};
+  std::atomic<std::uint64_t> out_of_order{0};
+  std::atomic<std::uint64_t> lost_reported{0};
+  std::atomic<std::uint64_t> next_item{0};
+  std::atomic<std::uint32_t> incarnation{0};
+  std::atomic<std::uint8_t> committed[kMaxItems];
+  std::atomic<std::uint8_t> seen[kMaxItems];
+};
+
+Shared* g = nullptr;
+
+std::uint64_t mix(std::uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  return x;
+}
+
+void fill(std::byte* out, std::size_t n, std::uint64_t who, std::uint64_t seq) {
+  std::memcpy(out, &who, 8);
+  std::memcpy(out + 8, &seq, 8);
+  for (std::size_t off = 16; off + 8 <= n; off += 8) {
+    const std::uint64_t w = mix(who * 1'000'003 + seq + off);
+    std::memcpy(out + off, &w, 8);
+  }
+}
+
+bool intact(const std::byte* in, std::size_t n, std::uint64_t* who, std::uint64_t* seq) {
+  if (n < 16) return false;
+  std::memcpy(who, in, 8);
+  std::memcpy(seq, in + 8, 8);
+  for (std::size_t off = 16; off + 8 <= n; off += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, in + off, 8);
+    if (w != mix(*who * 1'000'003 + *seq + off)) return false;
+  }
+  return true;
+}
+
+// --- workers (each runs until killed) ---------------------------------------------------------------
+
+int topic_publisher(const std::string& name) {
+  shmring::TopicOptions o;
+  o.capacity = 1 << 16;
+  o.max_message = kMessage;
+  o.max_peers = 16;
+  o.open_timeout = 1s;
+  for (;;) {
+    auto pub = shmring::TopicPublisher::open(name, o);
+    if (!pub.ok()) {  // the previous publisher's death is not reclaimed yet
+      std::this_thread::sleep_for(1ms);
+      continue;
+    }
+    const std::uint64_t who = g->incarnation.fetch_add(1) + 1;
+    std::byte m[kMessage];
+    for (std::uint64_t seq = 0;; ++seq) {
+      fill(m, kMessage, who, seq);
+      if (pub->try_send(m) == ChannelResult::kOk) g->sent.fetch_add(1, std::memory_order_relaxed);
+      if (seq % 64 == 0) std::this_thread::sleep_for(20us);
+    }
+  }
+}
+
+int topic_subscriber(const std::string& name) {
+  shmring::TopicOptions o;
+  o.capacity = 1 << 16;
+  o.max_message = kMessage;
+  o.max_peers = 16;
+  o.open_timeout = 1s;
+  auto sub = shmring::TopicSubscriber::open(name, o);
+  if (!sub.ok()) return 2;
+  std::byte buf[kMessage];
+  std::uint64_t last_who = 0, last_seq = 0, lost = 0;
+  for (;;) {
+    std::size_t n = 0;
+    const ChannelResult r = sub->receive(buf, &n, 10ms);
+    if (sub->lost() != lost) {
+      g->lost_reported.fetch_add(sub->lost() - lost, std::memory_order_relaxed);
+      lost = sub->lost();
+    }
+    if (r != ChannelResult::kOk) continue;
+    std::uint64_t who = 0, seq = 0;
+    g->received.fetch_add(1, std::memory_order_relaxed);
+    if (!intact(buf, n, &who, &seq)) {
+      g->torn.fetch_add(1);
+      continue;
+    }
+    if (who == last_who && seq == last_seq) g->duplicated.fetch_add(1);
+    if (who == last_who && seq < last_seq) g->out_of_order.fetch_add(1);
+    last_who = who;
+    last_seq = seq;
+  }
+}
+
+int queue_producer(const std::string& name) {
+  shmring::QueueOptions o;
+  o.capacity = 256;
+  o.max_message = kMessage;
+  o.max_peers = 16;
+  o.open_timeout = 1s;
+  auto producer = shmring::QueueProducer::open(name, o);
+  if (!producer.ok()) return 2;
+  std::byte m[kMessage];
+  for (;;) {
+    const std::uint64_t id = g->next_item.fetch_add(1);
+    if (id >= kMaxItems) {
+      std::this_thread::sleep_for(10ms);
+      continue;
+    }
+    fill(m, kMessage, 1, id);
+    while (producer->send(m, 10ms) != ChannelResult::kOk) {
+    }
+    g->committed[id].store(1, std::memory_order_relaxed);
+    g->sent.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+int queue_consumer(const std::string& name) {
+  shmring::QueueOptions o;
+  o.capacity = 256;
+  o.max_message = kMessage;
+  o.max_peers = 16;
+  o.open_timeout = 1s;
+  auto consumer = shmring::QueueConsumer::open(name, o);
+  if (!consumer.ok()) return 2;
+  for (;;) {
+    shmring::QueueView view = consumer->receive_view(10ms);
+    if (!view.ok()) continue;
+    std::uint64_t who = 0, id = 0;
+    if (!intact(view.data().data(), view.data().size(), &who, &id) || id >= kMaxItems) {
+      g->torn.fetch_add(1);
+    } else if (g->seen[id].fetch_add(1) != 0) {
+      (view.redelivered() ? g->redelivered : g->duplicated).fetch_add(1);
+    } else {
+      g->received.fetch_add(1, std::memory_order_relaxed);
+    }
+    view.release();  // after the mark: a kill in between redelivers (at-least-once for views)
+  }
+}
+
+int frame_publisher(const std::string& name) {
+  shmring::FrameOptions o;
+  o.capacity = 4;
+  o.max_message = 64 * 1024;
+  o.max_peers = 8;
+  o.open_timeout = 1s;
+  for (;;) {
+    auto pub = shmring::FramePublisher::open(name, o);
+    if (!pub.ok()) {
+      std::this_thread::sleep_for(1ms);
+      continue;
+    }
+    const std::uint64_t who = g->incarnation.fetch_add(1) + 1;
+    for (std::uint64_t seq = 0;; ++seq) {
+      shmring::FrameLoan loan = pub->loan(10ms);
+      if (!loan.ok()) continue;
+      fill(loan.buffer().data(), loan.buffer().size(), who, seq);
+      if (pub->publish(loan, loan.buffer().size()) == ChannelResult::kOk) g->sent.fetch_add(1);
+      std::this_thread::sleep_for(50us);
+    }
+  }
+}
+
+int frame_viewer(const std::string& name) {
+  shmring::FrameOptions o;
+  o.capacity = 4;
+  o.max_message = 64 * 1024;
+  o.max_peers = 8;
+  o.open_timeout = 1s;
+  auto sub = shmring::FrameSubscriber::open(name, o);
+  if (!sub.ok()) return 2;
+  std::uint64_t last_number = 0;
+  for (;;) {
+    shmring::FrameView view = sub->receive_view(10ms);
+    if (!view.ok()) continue;
+    std::uint64_t who = 0, seq = 0;
+    g->received.fetch_add(1, std::memory_order_relaxed);
+    if (!intact(view.data().data(), view.data().size(), &who, &seq)) g->torn.fetch_add(1);
+    if (view.frame_number() <= last_number) g->out_of_order.fetch_add(1);
+    last_number = view.frame_number();
+    view.release();
+  }
+}
+
+// --- the storm ------------------------------------------------------------------------------------
+
+struct Role {
+  int (*body)(const std::string&);
+  pid_t pid = 0;
+};
+
+pid_t spawn(int (*body)(const std::string&), const std::string& name) {
+  const pid_t pid = fork();
+  if (pid == 0) std::_Exit(body(name));
+  return pid;
+}
+
+int sem_sets() {
+  FILE* f = std::fopen("/proc/sysvipc/sem", "r");
+  if (f == nullptr) return -1;
+  int lines = -1;  // the header line
+  char line[512];
+  while (std::fgets(line, sizeof line, f) != nullptr) ++lines;
+  std::fclose(f);
+  return lines;
+}
+
+bool storm(const std::string& pattern, int seconds, int kill_every_ms, std::mt19937_64& rng) {
+  std::memset(static_cast<void*>(g), 0, sizeof(Shared));
+  const std::string name = "chaos_" + std::to_string(getpid()) + "_" + pattern;
+  std::vector<Role> roles;
+  if (pattern == "topic") {
+    roles = {{topic_subscriber}, {topic_subscriber}, {topic_subscriber}, {topic_publisher}};
+  } else if (pattern == "queue") {
+    roles = {{queue_consumer}, {queue_consumer}, {queue_producer}, {queue_producer}};
+  } else {
+    roles = {{frame_viewer}, {frame_viewer}, {frame_publisher}};
+  }
+  const int sems_before = sem_sets();
+  for (Role& r : roles) {
+    r.pid = spawn(r.body, name);
+    std::this_thread::sleep_for(5ms);
+  }
+  std::uint64_t kills = 0;
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(kill_every_ms));
+    Role& victim = roles[rng() % roles.size()];
+    kill(victim.pid, SIGKILL);
+    waitpid(victim.pid, nullptr, 0);
+    ++kills;
+    victim.pid = spawn(victim.body, name);
+  }
+  // The channel's counters while its last users still live.
+  auto stats = shmring::read_stats(name);
+  const std::uint64_t evictions = stats.ok() ? stats->evictions : 0;
+  const std::uint64_t reclaimed = stats.ok() ? stats->peers_reclaimed : 0;
+  // Queue: let the consumers drain what was committed (no more kills), then everyone goes.
+  if (pattern == "queue") {
+    for (Role& r : roles) {
+      if (r.body == queue_producer) kill(r.pid, SIGKILL), waitpid(r.pid, nullptr, 0), r.pid = 0;
+    }
+    std::this_thread::sleep_for(1500ms);
+  }
+  for (Role& r : roles) {
+    if (r.pid != 0) kill(r.pid, SIGKILL), waitpid(r.pid, nullptr, 0);
+  }
+  std::uint64_t lost = 0;
+  if (pattern == "queue") {
+    const std::uint64_t ids = std::min<std::uint64_t>(g->next_item.load(), kMaxItems);
+    for (std::uint64_t id = 0; id < ids; ++id) {
+      if (g->committed[id].load() != 0 && g->seen[id].load() == 0) ++lost;
+    }
+  }
+  // Every user is dead: one more open of the channel and a close (the recovery, then the last
+  // detach; an open that finds the segment stale removes it), and the channel's file must be gone.
+  if (pattern == "topic") {
+    shmring::TopicOptions o;
+    o.create = false;
+    auto last = shmring::TopicSubscriber::open(name, o);
+  } else if (pattern == "queue") {
+    shmring::QueueOptions o;
+    o.create = false;
+    auto last = shmring::QueueConsumer::open(name, o);
+  } else {
+    shmring::FrameOptions o;
+    o.create = false;
+    auto last = shmring::FrameSubscriber::open(name, o);
+  }
+  const std::string prefix = "shmring_chan.chaos_" + std::to_string(getpid()) + "_";
+  const std::size_t left = shmring::list_segments(shmring::kDefaultSegmentDirectory, prefix).size();
+  const int sems_left = sem_sets() - sems_before;
+  std::printf("%-6s %4d s  kills %6llu  sent %10llu  received %10llu  torn %llu  duplicated %llu  "
+              "out-of-order %llu  lost %llu (%s)  redelivered %llu  evictions %llu  reclaimed %llu  "
+              "leftover segments %zu  leftover semaphores %d\n",
+              pattern.c_str(), seconds, static_cast<unsigned long long>(kills),
+              static_cast<unsigned long long>(g->sent.load()),
+              static_cast<unsigned long long>(g->received.load()),
+              static_cast<unsigned long long>(g->torn.load()),
+              static_cast<unsigned long long>(g->duplicated.load()),
+              static_cast<unsigned long long>(g->out_of_order.load()),
+              static_cast<unsigned long long>(pattern == "queue" ? lost : g->lost_reported.load()),
+              pattern == "queue" ? "committed, never received" : pattern == "topic" ? "reported by lost()" : "frames skipped",
+              static_cast<unsigned long long>(g->redelivered.load()),
+              static_cast<unsigned long long>(evictions), static_cast<unsigned long long>(reclaimed),
+              left, sems_left < 0 ? 0 : sems_left);
+  std::fflush(stdout);
+  return g->torn.load() == 0 && g->duplicated.load() == 0 && g->out_of_order.load() == 0 &&
+         (pattern != "queue" || lost == 0) && left == 0 && sems_left <= 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string pattern = "all";
+  int seconds = 10;
+  int kill_every_ms = 20;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string option = argv[i];
+    if (option == "--pattern") pattern = argv[i + 1];
+    else if (option == "--seconds") seconds = std::atoi(argv[i + 1]);
+    else if (option == "--kill-every-ms") kill_every_ms = std::atoi(argv[i + 1]);
+    else {
+      std::fprintf(stderr, "usage: shmring_chaos [--pattern topic|queue|frames|all] [--seconds N] "
+                           "[--kill-every-ms M]\n");
+      return 2;
+    }
+  }
+  if (seconds < 1 || kill_every_ms < 1 ||
+      (pattern != "all" && pattern != "topic" && pattern != "queue" && pattern != "frames")) {
+    std::fprintf(stderr, "shmring_chaos: bad --pattern, --seconds or --kill-every-ms\n");
+    return 2;
+  }
+  void* memory = mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (memory == MAP_FAILED) return 1;
+  g = static_cast<Shared*>(memory);
+  std::mt19937_64 rng(static_cast<std::uint64_t>(getpid()));
+  bool ok = true;
+  for (const std::string& p : {std::string("topic"), std::string("queue"), std::string("frames")}) {
+    if (pattern == "all" || pattern == p) ok = storm(p, seconds, kill_every_ms, rng) && ok;
+  }
+  std::printf("%s\n", ok ? "chaos: nothing torn, duplicated, reordered or lost; nothing left behind"
+                         : "chaos: FAILED (see the counts above)");
+  return ok ? 0 : 1;
+}
