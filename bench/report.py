@@ -127,6 +127,15 @@ def syscall_rows(path):
     return rows
 
 
+def verdict(speedup):
+    """Zero-copy against copy (> 1: zero-copy faster). Within 2% counts as equal: the runs' noise."""
+    if speedup >= 1:
+        return f"yes ({speedup:.2f}x)"
+    if speedup >= 0.98:
+        return f"yes, equal within noise ({speedup:.2f}x)"
+    return f"no ({speedup:.2f}x)"
+
+
 def copy_vs_zero_copy(results, syscalls):
     """One table per pattern: copying and zero-copy side by side, every size and placement."""
     out = []
@@ -145,12 +154,12 @@ def copy_vs_zero_copy(results, syscalls):
                 if mode == "pingpong":
                     cv = f"{ns(c['rtt_p50_ns'])} ({c['rtt_p50_floor_ratio']:.2f}x, {above_floor(c):+d} ns)" if c else "–"
                     zv = f"{ns(z['rtt_p50_ns'])} ({z['rtt_p50_floor_ratio']:.2f}x, {above_floor(z):+d} ns)" if z else "–"
-                    ok = "yes" if c and z and z["rtt_p50_ns"] <= c["rtt_p50_ns"] else ("–" if not (c and z) else "no")
+                    ok = verdict(c and z and c["rtt_p50_ns"] / z["rtt_p50_ns"]) if c and z else "–"
                     rows.append(f"| round trip p50 | {human_size(size)} | {placement} | {cv} | {zv} | {ok} |")
                 else:
                     cv = f"{c['msgs_per_s'] / 1e6:.2f} M/s ({c['gbps']:.1f} GB/s)" if c else "–"
                     zv = f"{z['msgs_per_s'] / 1e6:.2f} M/s" if z else "–"
-                    ok = "yes" if c and z and z["msgs_per_s"] >= c["msgs_per_s"] else ("–" if not (c and z) else "no")
+                    ok = verdict(z["msgs_per_s"] / c["msgs_per_s"]) if c and z and c["msgs_per_s"] else "–"
                     rows.append(f"| one way | {human_size(size)} | {placement} | {cv} | {zv} | {ok} |")
         if not rows:
             continue
