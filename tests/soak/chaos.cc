@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -44,7 +45,7 @@ using namespace std::chrono_literals;
 using shmring::ChannelResult;
 
 constexpr std::size_t kMessage = 64;
-constexpr std::uint64_t kMaxItems = 1 << 24;  // queue item ids tracked
+constexpr std::uint64_t kMaxItems = std::uint64_t{1} << 30;  // queue item ids tracked (bitmaps)
 
 struct Shared {
   std::atomic<std::uint64_t> sent{0};
@@ -56,8 +57,9 @@ struct Shared {
   std::atomic<std::uint64_t> lost_reported{0};
   std::atomic<std::uint64_t> next_item{0};
   std::atomic<std::uint32_t> incarnation{0};
-  std::atomic<std::uint8_t> committed[kMaxItems];
-  std::atomic<std::uint8_t> seen[kMaxItems];
+  // One bit per queue item id: committed (its send returned kOk) and seen (a consumer got it).
+  std::atomic<std::uint64_t> committed[kMaxItems / 64];
+  std::atomic<std::uint64_t> seen[kMaxItems / 64];
 };
 
 Shared* g = nullptr;
@@ -163,8 +165,9 @@ int queue_producer(const std::string& name) {
     fill(m, kMessage, 1, id);
     while (producer->send(m, 10ms) != ChannelResult::kOk) {
     }
-    g->committed[id].store(1, std::memory_order_relaxed);
+    g->committed[id / 64].fetch_or(std::uint64_t{1} << (id % 64), std::memory_order_relaxed);
     g->sent.fetch_add(1, std::memory_order_relaxed);
+    if (id % 64 == 0) std::this_thread::sleep_for(20us);  // 10 minutes stay within the bitmaps
   }
 }
 
@@ -182,7 +185,8 @@ int queue_consumer(const std::string& name) {
     std::uint64_t who = 0, id = 0;
     if (!intact(view.data().data(), view.data().size(), &who, &id) || id >= kMaxItems) {
       g->torn.fetch_add(1);
-    } else if (g->seen[id].fetch_add(1) != 0) {
+    } else if ((g->seen[id / 64].fetch_or(std::uint64_t{1} << (id % 64)) &
+                (std::uint64_t{1} << (id % 64))) != 0) {
       (view.redelivered() ? g->redelivered : g->duplicated).fetch_add(1);
     } else {
       g->received.fetch_add(1, std::memory_order_relaxed);
@@ -259,7 +263,11 @@ int sem_sets() {
 }
 
 bool storm(const std::string& pattern, int seconds, int kill_every_ms, std::mt19937_64& rng) {
-  std::memset(static_cast<void*>(g), 0, sizeof(Shared));
+  // Zero the counters and the part of the bitmaps the previous storm used (fresh pages are zero).
+  const std::uint64_t used = std::min<std::uint64_t>(g->next_item.load(), kMaxItems);
+  std::memset(static_cast<void*>(g->committed), 0, (used + 63) / 64 * 8);
+  std::memset(static_cast<void*>(g->seen), 0, (used + 63) / 64 * 8);
+  std::memset(static_cast<void*>(g), 0, offsetof(Shared, committed));
   const std::string name = "chaos_" + std::to_string(getpid()) + "_" + pattern;
   std::vector<Role> roles;
   if (pattern == "topic") {
@@ -301,8 +309,8 @@ bool storm(const std::string& pattern, int seconds, int kill_every_ms, std::mt19
   std::uint64_t lost = 0;
   if (pattern == "queue") {
     const std::uint64_t ids = std::min<std::uint64_t>(g->next_item.load(), kMaxItems);
-    for (std::uint64_t id = 0; id < ids; ++id) {
-      if (g->committed[id].load() != 0 && g->seen[id].load() == 0) ++lost;
+    for (std::uint64_t word = 0; word < (ids + 63) / 64; ++word) {
+      lost += static_cast<std::uint64_t>(__builtin_popcountll(g->committed[word].load() & ~g->seen[word].load()));
     }
   }
   // Every user is dead: one more open of the channel and a close (the recovery, then the last
