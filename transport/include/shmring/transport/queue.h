@@ -22,9 +22,11 @@
 // consumer that receives an item (copy or view) sees every byte its producer wrote before send()
 // or publish() returned kOk (release CAS of the slot's sequence / acquire load by the consumer).
 // A redelivered item gives the same guarantee (the adopting consumer acquires the same sequence).
-// The dead-peer recovery runs under the segment lock, which the data path only ever try-locks:
-// try_ calls and poll() never wait for it; waiting calls run it from their idle hook (every
-// 1 ms while the queue looks stalled, else every 20 ms).
+// The dead-peer recovery runs under the segment lock, which the data path only ever try-locks,
+// and only on evidence: try_ calls and poll() look (every 64 empty polls, shared-memory reads only)
+// for a head ticket claimed and not committed for 2 ms or a claim record unchanged for 20 ms;
+// waiting calls run it once they have waited 1 ms (stall) or 20 ms, then at that rate. An empty
+// queue alone never triggers it, so the data path makes no system call in steady state.
 #pragma once
 
 #include <chrono>

@@ -60,9 +60,11 @@ struct TopicOptions {
   bool create = true;
   WaitOptions wait;
   std::chrono::milliseconds open_timeout{2000};
-  // Lossless publisher: how often a blocked publisher looks for dead subscribers (the bound on how
-  // long a dead subscriber can hold it back), and after how long of being held back it evicts the
-  // slowest live subscriber (0: never; it then waits until its own timeout).
+  // Lossless publisher: how long it must have been held back before it looks for dead subscribers,
+  // and then how often (the bound on how long a dead subscriber can hold it back), and after how
+  // long of being held back it evicts the slowest live subscriber (0: never; it then waits until
+  // its own timeout). Held-back time counts across calls (short timeouts, try_send loops) and
+  // ends with a send that succeeds.
   std::chrono::milliseconds dead_check_interval{5};
   std::chrono::milliseconds evict_after{0};
   // Lossless publisher: evicts a live subscriber that lags by more than this many bytes of the
@@ -115,8 +117,9 @@ class TopicPublisher : public detail::EndpointHandle {
   TopicPublisher() = default;
 
   // Lossy: always kOk (or kTooLarge / kCorrupt / kClosed); never waits. Lossless: kWouldBlock
-  // when a subscriber holds the publisher back; then (rate-limited to dead_check_interval) it
-  // try-locks the segment and evicts dead subscribers, without waiting for the lock.
+  // when a subscriber holds the publisher back; once it has been held back for
+  // dead_check_interval (across calls) it try-locks the segment and evicts dead subscribers,
+  // without waiting for the lock, and evicts as evict_after / evict_lag say.
   // Wakes parked subscribers (a futex system call only if some are parked).
   ChannelResult try_send(std::span<const std::byte> message) noexcept;
   // Lossless: waits up to `timeout` for room (evicting as TopicOptions says), parking on
