@@ -321,6 +321,14 @@ bool SystemSemaphore::release(int n) {
 
 bool SystemSemaphore::remove() {
   if (id_ < 0) return fail_message(error_, "remove", "no semaphore");
+  // Only the set this object knows: a set removed by someone else whose id the kernel handed to a
+  // new set meanwhile has another creation stamp (two last leavers of a segment can both try).
+  if (ctime_ >= 0 && change_time(id_) != ctime_) {
+    id_ = -1;
+    held_ = 0;
+    created_by_ = 0;
+    return fail_message(SystemSemaphoreError::kNotFound, "remove", "the set is gone (its id now names another)");
+  }
   if (semctl(id_, 0, IPC_RMID) != 0) return fail(error_from_errno(errno), "remove", errno);
   id_ = -1;
   held_ = 0;

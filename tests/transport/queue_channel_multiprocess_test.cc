@@ -277,6 +277,50 @@ TEST(QueueChannelMultiprocessTest, ConsumerKilledHoldingAViewIsRedeliveredOnce) 
   for (int i = 0; i < 8; ++i) EXPECT_EQ(producer->try_send(bytes_of("lap")), ChannelResult::kOk);
 }
 
+// A consumer already waiting when another one dies holding an item, with no other traffic and no
+// recovery hint: it must adopt the item whether it waits in short timeouts (the 20 ms without
+// progress count across calls) or polls with try_ calls and zero timeouts (evidence: a claim
+// record that does not change).
+TEST(QueueChannelMultiprocessTest, WaitersInShortCallsAdoptADeadConsumersItem) {
+  for (const int mode : {0, 1, 2}) {
+    SCOPED_TRACE(mode == 0 ? "receive_view(10ms)" : mode == 1 ? "try_receive_view()" : "receive_view(0)");
+    const std::string name = channel_name("qp_short_waits");
+    auto producer = QueueProducer::open(name, opts(8, 32));
+    auto consumer = QueueConsumer::open(name, opts(8, 32));
+    ASSERT_TRUE(producer.ok() && consumer.ok());
+    ASSERT_EQ(producer->try_send(bytes_of("precious")), ChannelResult::kOk);
+    testing::SharedRegion region(sizeof(Flags));
+    Flags* f = region.as<Flags>();
+    const pid_t child = fork_child([&] {
+      auto dying = QueueConsumer::open(name, opts(8, 32));
+      if (!dying.ok()) return 2;
+      QueueView view = dying->try_receive_view();
+      if (!view.ok()) return 3;
+      f->value.store(view.sequence() + 1);
+      pause();
+      return 0;
+    });
+    while (f->value.load() == 0) std::this_thread::sleep_for(1ms);
+    kill(child, SIGKILL);
+    EXPECT_TRUE(wait_child(child, 10s).signaled);
+    bool adopted = false;
+    for (int i = 0; i < 2000 && !adopted; ++i) {  // bounded: about 5 s at worst
+      QueueView view = mode == 0 ? consumer->receive_view(10ms)
+                       : mode == 1 ? consumer->try_receive_view()
+                                   : consumer->receive_view(0ms);
+      if (!view.ok()) {
+        if (mode != 0) std::this_thread::sleep_for(2ms);
+        continue;
+      }
+      EXPECT_EQ(string_of(view.data()), "precious");
+      EXPECT_TRUE(view.redelivered());
+      EXPECT_EQ(view.sequence() + 1, f->value.load());
+      adopted = true;
+    }
+    EXPECT_TRUE(adopted) << "the dead consumer's item was never adopted";
+  }
+}
+
 TEST(QueueChannelMultiprocessTest, ItemAdoptedJustAsTheTimeoutExpiresIsDeliveredNotDropped) {
   // The waiting loop's slow-path hook adopts a dead consumer's item at the same moment the deadline
   // passes: the call must return the item, not report a timeout (and consume it unseen).

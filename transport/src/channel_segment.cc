@@ -261,9 +261,10 @@ void ChannelSegment::leave_to_recovery() noexcept {
   std::uint32_t active = static_cast<std::uint32_t>(PeerState::kActive);
   if (self_->token.load(std::memory_order_relaxed) == self_token_ &&
       self_->state.compare_exchange_strong(active, static_cast<std::uint32_t>(PeerState::kDeadPending),
-                                           std::memory_order_acq_rel, std::memory_order_relaxed)) {
+                                           std::memory_order_seq_cst, std::memory_order_relaxed)) {
     retire_counters(control_, mine);
-    control_->misc.recovery_hint.store(1, std::memory_order_relaxed);
+    // SYNC(recovery-hint): after the slot's CAS, both seq_cst (see QueueRecovery::run_locked).
+    control_->misc.recovery_hint.store(1, std::memory_order_seq_cst);
   }
   memory_.release_liveness(self_index_);  // as a dead process's would be
   self_ = nullptr;

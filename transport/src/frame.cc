@@ -23,6 +23,10 @@ struct FrameEndpoint final : Endpoint {
   std::uint64_t received = 0;
   std::uint64_t lost = 0;
   std::uint64_t last_check_ns = 0;
+  // Publisher, for the dead-pin check: since when loan() has found no buffer (the first wait
+  // after a loan starts the count again; a flag on the fast path, the clock only when waiting).
+  bool loaned = false;
+  std::uint64_t last_loan_ns = 0;
 
   absl::Status attach_ring() override;
   absl::Status opened() override;
@@ -152,13 +156,16 @@ FrameLoan FramePublisher::loan(std::chrono::nanoseconds timeout) noexcept {
   };
   bool done = attempt();
   if (!done && timeout.count() > 0) {
-    const std::uint64_t call_start = monotonic_ns();
+    if (e->loaned) {
+      e->last_loan_ns = monotonic_ns();
+      e->loaned = false;
+    }
     done = e->wait_for(&e->seg->control()->space_wake, timeout, attempt,
                        [&](std::uint64_t now) {
                          e->seg->touch(now);
-                         // Every buffer pinned for kDeadPinCheckNs: a dead subscriber's pin is
-                         // dropped with its peer slot.
-                         if (now - std::max(call_start, e->last_check_ns) >= detail::kDeadPinCheckNs &&
+                         // No buffer to be had for kDeadPinCheckNs (counted across calls since
+                         // the last loan): a dead subscriber's pin is dropped with its peer slot.
+                         if (now - std::max(e->last_loan_ns, e->last_check_ns) >= detail::kDeadPinCheckNs &&
                              e->seg->lock_for(0)) {
                            e->last_check_ns = now;
                            e->recover_locked();
@@ -171,6 +178,7 @@ FrameLoan FramePublisher::loan(std::chrono::nanoseconds timeout) noexcept {
     Endpoint::refuse(loan, timeout.count() > 0 ? ChannelResult::kTimedOut : ChannelResult::kWouldBlock);
     return loan;
   }
+  e->loaned = true;
   e->claim = claim;
   e->lend(loan, claim.buffer);
   return loan;
@@ -178,7 +186,10 @@ FrameLoan FramePublisher::loan(std::chrono::nanoseconds timeout) noexcept {
 
 ChannelResult FramePublisher::publish(FrameLoan& loan, std::size_t bytes) noexcept {
   FrameEndpoint* e = endpoint_as<FrameEndpoint>(impl_);
-  if (e == nullptr || !Endpoint::lent_by(loan, e) || !loan.ok()) return ChannelResult::kClosed;
+  // A forked child's copy of the loan must not publish its parent's buffer.
+  if (e == nullptr || !Endpoint::lent_by(loan, e) || !loan.ok() || !e->seg->owned_here()) {
+    return ChannelResult::kClosed;
+  }
   if (bytes > loan.buffer().size()) return ChannelResult::kTooLarge;
   const std::uint64_t number = ++e->published;
   e->pool->publish(e->claim, bytes, number);

@@ -19,6 +19,16 @@ struct QueueEndpoint final : Endpoint {
   QueueRecovery recovery;
   std::uint64_t last_recovery_ns = 0;
   std::uint32_t empty_polls = 0;  // try_ calls that found nothing since the last evidence check
+  // Progress for recovery_due: the first wait after an item moved starts the count again (a flag
+  // on the fast path, the clock read only when a call starts to wait).
+  bool progressed = false;
+  std::uint64_t last_progress_ns = 0;
+  void note_wait_start() {
+    if (progressed) {
+      last_progress_ns = monotonic_ns();
+      progressed = false;
+    }
+  }
   std::uint64_t sent = 0;
   std::uint64_t received = 0;
 
@@ -85,19 +95,20 @@ RingResult commit_claim(QueueEndpoint& e, const MpmcQueue<>::Claim& claim, std::
 
 void count_sent(QueueEndpoint& e) { e.me().sent.store(++e.sent, std::memory_order_relaxed); }
 
-// Whether a blocked call that started at `call_start` is due a recovery now: once it has waited
-// `interval` (1 ms with evidence of a stall, else 20 ms), and then at that rate. A call that waits
-// only a moment (a ping-pong, a burst) never runs one.
-bool recovery_due(const QueueEndpoint& e, std::uint64_t call_start, std::uint64_t now, bool stalled) {
+// Whether a waiting call is due a recovery now: once the endpoint has made no progress (no item
+// sent or received) for `interval` (1 ms with evidence of a stall, else 20 ms), counted across
+// calls, and then at that rate. Waits of a moment between items (a ping-pong, a burst) never run
+// one; a consumer waiting in short timeouts behind a dead consumer's item does.
+bool recovery_due(const QueueEndpoint& e, std::uint64_t now, bool stalled) {
   const std::uint64_t interval = stalled ? kStalledRecoveryIntervalNs : kIdleRecoveryIntervalNs;
-  return now - std::max(call_start, e.last_recovery_ns) >= interval;
+  return now - std::max(e.last_progress_ns, e.last_recovery_ns) >= interval;
 }
 
 // A waiting producer's slow path: heartbeat, and a recovery when it has waited long enough
 // (sooner when consumers look stuck on an item a lap behind).
-void producer_idle(QueueEndpoint& e, std::uint64_t call_start, std::uint64_t now) {
+void producer_idle(QueueEndpoint& e, std::uint64_t now) {
   e.seg->touch(now);
-  if (!recovery_due(e, call_start, now, e.q->stalled_consumer_ticket().has_value())) return;
+  if (!recovery_due(e, now, e.q->stalled_consumer_ticket().has_value())) return;
   e.last_recovery_ns = now;
   e.try_recover(false);
 }
@@ -191,6 +202,7 @@ ChannelResult QueueProducer::send(std::span<const std::byte> message,
       // kFenced: a recovery skipped our claim (we were taken for dead): not delivered, try again.
       if (detail::commit_claim(*e, claim, message.size()) == RingResult::kOk) {
         detail::count_sent(*e);
+        e->progressed = true;
         out = ChannelResult::kOk;
         return true;
       }
@@ -198,9 +210,9 @@ ChannelResult QueueProducer::send(std::span<const std::byte> message,
   };
   if (attempt()) return out;
   if (timeout.count() <= 0) return ChannelResult::kWouldBlock;
-  const std::uint64_t call_start = monotonic_ns();
+  e->note_wait_start();
   const bool done = e->wait_for(&e->seg->control()->space_wake, timeout, attempt,
-                                [&](std::uint64_t now) { detail::producer_idle(*e, call_start, now); });
+                                [&](std::uint64_t now) { detail::producer_idle(*e, now); });
   return done ? out : ChannelResult::kTimedOut;
 }
 
@@ -218,13 +230,14 @@ QueueLoan QueueProducer::make_loan(bool blocking, std::chrono::nanoseconds timeo
     claim = detail::record_claim(e->me(), [&] { return e->q->try_claim(); });
     if (claim.result == RingResult::kFull) return false;
     out = claim.result == RingResult::kOk ? ChannelResult::kOk : ChannelResult::kCorrupt;
+    e->progressed = true;
     return true;
   };
   bool done = attempt();
   if (!done && blocking && timeout.count() > 0) {
-    const std::uint64_t call_start = monotonic_ns();
+    e->note_wait_start();
     done = e->wait_for(&e->seg->control()->space_wake, timeout, attempt,
-                       [&](std::uint64_t now) { detail::producer_idle(*e, call_start, now); });
+                       [&](std::uint64_t now) { detail::producer_idle(*e, now); });
     if (!done) out = ChannelResult::kTimedOut;
   }
   if (out != ChannelResult::kOk) {
@@ -243,7 +256,10 @@ QueueLoan QueueProducer::loan(std::chrono::nanoseconds timeout) noexcept {
 
 ChannelResult QueueProducer::publish(QueueLoan& loan, std::size_t bytes) noexcept {
   QueueEndpoint* e = endpoint_as<QueueEndpoint>(impl_);
-  if (e == nullptr || !Endpoint::lent_by(loan, e) || !loan.ok()) return ChannelResult::kClosed;
+  // A forked child's copy of the loan must not commit its parent's claim.
+  if (e == nullptr || !Endpoint::lent_by(loan, e) || !loan.ok() || !e->seg->owned_here()) {
+    return ChannelResult::kClosed;
+  }
   if (bytes > loan.buffer().size()) return ChannelResult::kTooLarge;
   const MpmcQueue<>::Claim claim{RingResult::kOk, Endpoint::number_of(loan), loan.buffer()};
   const RingResult r = detail::commit_claim(*e, claim, bytes);
@@ -325,15 +341,15 @@ QueueView QueueConsumer::take(bool blocking, std::chrono::nanoseconds timeout) n
     }
     e->lend(view, std::span<const std::byte>(claim.buffer));
     Endpoint::set_details(view, claim.ticket, false);
+    e->progressed = true;
     out = ChannelResult::kOk;
     return true;
   };
-  std::uint64_t call_start = 0;  // set when the call starts to wait
   auto idle = [&](std::uint64_t now) {
     e->seg->touch(now);
     const bool stalled = e->q->stalled_producer_ticket().has_value() ||
                          e->seg->control()->misc.recovery_hint.load(std::memory_order_relaxed) != 0;
-    if (!detail::recovery_due(*e, call_start, now, stalled)) return;
+    if (!detail::recovery_due(*e, now, stalled)) return;
     QueueView adopted;
     if (recover(&adopted)) {
       view = std::move(adopted);
@@ -342,13 +358,14 @@ QueueView QueueConsumer::take(bool blocking, std::chrono::nanoseconds timeout) n
   };
   bool done = attempt();
   if (!done && blocking && timeout.count() > 0) {
-    call_start = monotonic_ns();
+    e->note_wait_start();
     done = e->wait_for(&e->seg->control()->data_wake, timeout,
                        [&]() { return out == ChannelResult::kOk || attempt(); }, idle);
     // The idle hook may have adopted an item just as the deadline passed: it is ours to deliver
     // (dropping the view here would release, i.e. consume, it unseen).
     if (!done && out != ChannelResult::kOk) out = ChannelResult::kTimedOut;
-  } else if (!done && !blocking && ++e->empty_polls >= detail::kEmptyPollsPerEvidenceCheck) {
+  } else if (!done && ++e->empty_polls >= detail::kEmptyPollsPerEvidenceCheck) {
+    // (A blocking call with a timeout <= 0 behaves as the try_ call, here too.)
     // try_: no recovery because the queue is empty for a moment; only on evidence of a stall (a
     // claim that does not move), rate-limited. The common path makes no system call.
     e->empty_polls = 0;

@@ -117,7 +117,21 @@ RecoveryResult QueueRecovery::run_locked(ChannelSegment& seg, MpmcQueue<>& q, bo
   }
   if (run.dead_unknown_producer) skip_unattributed_ticket(run);
   if (run.dead_unknown_consumer) adopt_orphans(run);
-  seg.control()->misc.recovery_hint.store(run.result.unresolved ? 1 : 0, std::memory_order_relaxed);
+  // SYNC(recovery-hint): leave_to_recovery() marks a slot kDeadPending and then sets the hint
+  // without the lock. Store our verdict, then look for such slots again: either we see the slot
+  // (and keep the hint set), or its hint store comes after ours (all seq_cst), so a hint is never
+  // lost while a slot waits to be settled.
+  std::atomic<std::uint32_t>& hint = seg.control()->misc.recovery_hint;
+  hint.store(run.result.unresolved ? 1 : 0, std::memory_order_seq_cst);
+  if (!run.result.unresolved) {
+    for (std::uint32_t i = 0; i < run.n; ++i) {
+      if (run.slots[i].state.load(std::memory_order_seq_cst) ==
+          static_cast<std::uint32_t>(PeerState::kDeadPending)) {
+        hint.store(1, std::memory_order_seq_cst);
+        break;
+      }
+    }
+  }
   return run.result;
 }
 

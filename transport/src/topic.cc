@@ -427,7 +427,10 @@ TopicLoan TopicPublisher::loan(std::size_t max_bytes, std::chrono::nanoseconds t
 
 ChannelResult TopicPublisher::publish(TopicLoan& loan, std::size_t bytes) noexcept {
   TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
-  if (e == nullptr || !detail::Endpoint::lent_by(loan, e) || !loan.ok()) return ChannelResult::kClosed;
+  // A forked child's copy of the loan must not commit its parent's claim.
+  if (e == nullptr || !detail::Endpoint::lent_by(loan, e) || !loan.ok() || !e->seg->owned_here()) {
+    return ChannelResult::kClosed;
+  }
   if (bytes > loan.buffer().size()) return ChannelResult::kTooLarge;
   const RingResult r = e->ring->commit(bytes);
   e->take_back(loan);
