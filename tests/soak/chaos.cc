@@ -16,6 +16,7 @@
 // every worker is killed, one process opens each channel once more (running the recovery) and
 // closes it, and the tool counts the run's segment files left in /dev/shm and the System V
 // semaphore sets left. Exit 0 when every count that must be 0 is 0.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -29,11 +30,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "shmring/core/segment_directory.h"
+#include "shmring/core/segment_header.h"
 #include "shmring/core/shared_memory.h"
 #include "shmring/transport/frame.h"
 #include "shmring/transport/queue.h"
@@ -252,14 +255,39 @@ pid_t spawn(int (*body)(const std::string&), const std::string& name) {
   return pid;
 }
 
-int sem_sets() {
+// The ids of every System V semaphore set on the machine.
+std::set<int> sem_sets() {
+  std::set<int> ids;
   FILE* f = std::fopen("/proc/sysvipc/sem", "r");
-  if (f == nullptr) return -1;
-  int lines = -1;  // the header line
+  if (f == nullptr) return ids;
   char line[512];
-  while (std::fgets(line, sizeof line, f) != nullptr) ++lines;
+  if (std::fgets(line, sizeof line, f) != nullptr) {  // the header line
+    while (std::fgets(line, sizeof line, f) != nullptr) {
+      int key = 0, id = 0;
+      if (std::sscanf(line, "%d %d", &key, &id) == 2) ids.insert(id);
+    }
+  }
   std::fclose(f);
-  return lines;
+  return ids;
+}
+
+// The lock semaphore ids recorded in the headers of every shmring segment in /dev/shm: sets that
+// some segment (this run's or anyone else's) still owns.
+std::set<int> owned_sem_sets() {
+  std::set<int> ids;
+  for (const shmring::SegmentListing& l : shmring::list_segments()) {
+    const int fd = open(l.path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    void* page = mmap(nullptr, 4096, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (page == MAP_FAILED) continue;
+    shmring::SegmentInfo info;
+    if (shmring::read_segment_header(page, 4096, &info).ok() && info.lock_semaphore_id >= 0) {
+      ids.insert(info.lock_semaphore_id);
+    }
+    munmap(page, 4096);
+  }
+  return ids;
 }
 
 bool storm(const std::string& pattern, int seconds, int kill_every_ms, std::mt19937_64& rng) {
@@ -277,7 +305,7 @@ bool storm(const std::string& pattern, int seconds, int kill_every_ms, std::mt19
   } else {
     roles = {{frame_viewer}, {frame_viewer}, {frame_publisher}};
   }
-  const int sems_before = sem_sets();
+  const std::set<int> sems_before = sem_sets();
   for (Role& r : roles) {
     r.pid = spawn(r.body, name);
     std::this_thread::sleep_for(5ms);
@@ -330,7 +358,13 @@ bool storm(const std::string& pattern, int seconds, int kill_every_ms, std::mt19
   }
   const std::string prefix = "shmring_chan.chaos_" + std::to_string(getpid()) + "_";
   const std::size_t left = shmring::list_segments(shmring::kDefaultSegmentDirectory, prefix).size();
-  const int sems_left = sem_sets() - sems_before;
+  // Sets that appeared during the storm and that no segment owns: what this run leaked (other
+  // shmring users running meanwhile own theirs).
+  int sems_left = 0;
+  const std::set<int> owned = owned_sem_sets();
+  for (const int id : sem_sets()) {
+    if (sems_before.count(id) == 0 && owned.count(id) == 0) ++sems_left;
+  }
   std::printf("%-6s %4d s  kills %6llu  sent %10llu  received %10llu  torn %llu  duplicated %llu  "
               "out-of-order %llu  lost %llu (%s)  redelivered %llu  evictions %llu  reclaimed %llu  "
               "leftover segments %zu  leftover semaphores %d\n",
@@ -344,10 +378,10 @@ bool storm(const std::string& pattern, int seconds, int kill_every_ms, std::mt19
               pattern == "queue" ? "committed, never received" : pattern == "topic" ? "reported by lost()" : "frames skipped",
               static_cast<unsigned long long>(g->redelivered.load()),
               static_cast<unsigned long long>(evictions), static_cast<unsigned long long>(reclaimed),
-              left, sems_left < 0 ? 0 : sems_left);
+              left, sems_left);
   std::fflush(stdout);
   return g->torn.load() == 0 && g->duplicated.load() == 0 && g->out_of_order.load() == 0 &&
-         (pattern != "queue" || lost == 0) && left == 0 && sems_left <= 0;
+         (pattern != "queue" || lost == 0) && left == 0 && sems_left == 0;
 }
 
 }  // namespace
