@@ -129,6 +129,10 @@ EndpointHandle& EndpointHandle::operator=(EndpointHandle&& other) noexcept {
 }
 EndpointHandle::~EndpointHandle() { close(); }
 
+PeerStats EndpointHandle::stats() const noexcept {
+  return impl_ ? peer_stats(*impl_->seg) : PeerStats{};
+}
+
 void EndpointHandle::close() noexcept {
   if (!impl_) return;
   impl_->orphan_outstanding();

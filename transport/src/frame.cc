@@ -225,10 +225,6 @@ std::uint64_t FramePublisher::max_message() const noexcept {
 std::uint64_t FramePublisher::frames_published() const noexcept {
   return impl_ ? endpoint_as<FrameEndpoint>(impl_)->published : 0;
 }
-PeerStats FramePublisher::stats() const noexcept {
-  return impl_ ? detail::peer_stats(*impl_->seg) : PeerStats{};
-}
-
 // --- FrameSubscriber -------------------------------------------------------------------------------
 
 absl::StatusOr<FrameSubscriber> FrameSubscriber::open(std::string_view name,
@@ -324,8 +320,4 @@ std::uint64_t FrameSubscriber::received() const noexcept {
 std::uint64_t FrameSubscriber::max_message() const noexcept {
   return impl_ ? endpoint_as<FrameEndpoint>(impl_)->pool->frame_bytes() : 0;
 }
-PeerStats FrameSubscriber::stats() const noexcept {
-  return impl_ ? detail::peer_stats(*impl_->seg) : PeerStats{};
-}
-
 }  // namespace shmring

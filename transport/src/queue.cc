@@ -176,10 +176,6 @@ std::uint64_t QueueProducer::capacity() const noexcept {
 std::uint64_t QueueProducer::size_approx() const noexcept {
   return impl_ ? endpoint_as<QueueEndpoint>(impl_)->q->size_approx() : 0;
 }
-PeerStats QueueProducer::stats() const noexcept {
-  return impl_ ? detail::peer_stats(*impl_->seg) : PeerStats{};
-}
-
 ChannelResult QueueProducer::try_send(std::span<const std::byte> message) noexcept {
   return send(message, std::chrono::nanoseconds(0));
 }
@@ -292,10 +288,6 @@ std::uint64_t QueueConsumer::capacity() const noexcept {
 std::uint64_t QueueConsumer::size_approx() const noexcept {
   return impl_ ? endpoint_as<QueueEndpoint>(impl_)->q->size_approx() : 0;
 }
-PeerStats QueueConsumer::stats() const noexcept {
-  return impl_ ? detail::peer_stats(*impl_->seg) : PeerStats{};
-}
-
 bool QueueConsumer::recover(QueueView* view) noexcept {
   QueueEndpoint* e = endpoint_as<QueueEndpoint>(impl_);
   if (e == nullptr || e->lease_busy()) return false;

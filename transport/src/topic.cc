@@ -452,9 +452,6 @@ bool TopicPublisher::lossless() const noexcept {
   const TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
   return e != nullptr && e->lossless;
 }
-PeerStats TopicPublisher::stats() const noexcept {
-  return impl_ ? detail::peer_stats(*impl_->seg) : PeerStats{};
-}
 std::uint64_t TopicPublisher::evictions() const noexcept {
   const TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
   return e != nullptr ? e->evictions : 0;
@@ -552,10 +549,6 @@ std::uint64_t TopicSubscriber::max_message() const noexcept {
 bool TopicSubscriber::lossless() const noexcept {
   const TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
   return e != nullptr && e->lossless;
-}
-PeerStats TopicSubscriber::stats() const noexcept {
-  const TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
-  return e != nullptr && !e->read_only ? detail::peer_stats(*e->seg) : PeerStats{};
 }
 
 }  // namespace shmring

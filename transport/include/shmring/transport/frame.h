@@ -104,7 +104,6 @@ class FramePublisher : public detail::EndpointHandle {
 
   std::uint64_t max_message() const noexcept;
   std::uint64_t frames_published() const noexcept;
-  PeerStats stats() const noexcept;
   // is_open(), close() (also the destructor): from detail::EndpointHandle; an outstanding loan is
   // given up.
 
@@ -139,7 +138,6 @@ class FrameSubscriber : public detail::EndpointHandle {
   std::uint64_t lost() const noexcept;  // frames published that this subscriber skipped
   std::uint64_t received() const noexcept;
   std::uint64_t max_message() const noexcept;
-  PeerStats stats() const noexcept;
   // is_open(), close() (also the destructor): from detail::EndpointHandle. A view still out is
   // unpinned and becomes inert (no bytes; release() says kClosed).
 

@@ -59,6 +59,9 @@ class EndpointHandle {
   EndpointHandle& operator=(const EndpointHandle&) = delete;
 
   bool is_open() const noexcept { return impl_ != nullptr; }
+  // This endpoint's counters, read from its peer slot; empty when closed or without a peer slot
+  // (a read-only topic subscriber).
+  PeerStats stats() const noexcept;
   // Settles an outstanding loan or view (a loan is given up; a view is handed on as the pattern
   // says and becomes inert), unregisters and detaches. Also the destructor. Waits up to 2 s for
   // the segment lock (then leaves its peer slot to the dead-peer recovery).

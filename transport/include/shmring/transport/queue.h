@@ -132,7 +132,7 @@ class QueueProducer : public detail::EndpointHandle {
   std::uint64_t max_message() const noexcept;
   std::uint64_t capacity() const noexcept;
   std::uint64_t size_approx() const noexcept;
-  PeerStats stats() const noexcept;  // this endpoint's counters (empty when closed)
+  // stats(): from detail::EndpointHandle (this endpoint's counters; empty when closed).
   // is_open(), close(): from detail::EndpointHandle. close() (also the destructor and
   // move-assignment) gives up an outstanding loan, then unregisters and detaches; it waits up to
   // 2 s for the segment lock (see channel.h). Idempotent.
@@ -181,7 +181,6 @@ class QueueConsumer : public detail::EndpointHandle {
   std::uint64_t max_message() const noexcept;
   std::uint64_t capacity() const noexcept;
   std::uint64_t size_approx() const noexcept;
-  PeerStats stats() const noexcept;
   // is_open(), close(): from detail::EndpointHandle. close() (also the destructor and
   // move-assignment) unregisters and detaches. With a view still out, the item is handed to the
   // recovery as if this consumer had died: another consumer receives it redelivered. The view

@@ -152,7 +152,6 @@ class TopicPublisher : public detail::EndpointHandle {
 
   std::uint64_t max_message() const noexcept;
   bool lossless() const noexcept;
-  PeerStats stats() const noexcept;
   std::uint64_t evictions() const noexcept;  // live subscribers this publisher evicted
   // is_open(), close() (also the destructor): from detail::EndpointHandle; an outstanding loan is
   // given up.
@@ -199,7 +198,7 @@ class TopicSubscriber : public detail::EndpointHandle {
   std::uint64_t received() const noexcept;
   std::uint64_t max_message() const noexcept;
   bool lossless() const noexcept;
-  PeerStats stats() const noexcept;  // empty for a read_only subscriber (it has no peer slot)
+  // stats(): from detail::EndpointHandle; empty for a read_only subscriber (it has no peer slot).
   // is_open(), close() (also the destructor): from detail::EndpointHandle; close() also gives a
   // lossless reader slot back, and a view still out becomes inert.
 
