@@ -43,7 +43,8 @@ std::string layout_fingerprint() {
        SHMRING_FIELD(PeerSlot, blocked_ns) + SHMRING_FIELD(PeerSlot, op_state) +
        SHMRING_FIELD(PeerSlot, claim_barrier_set) + SHMRING_FIELD(PeerSlot, op_ticket) +
        SHMRING_FIELD(PeerSlot, claim_barrier) + SHMRING_FIELD(PeerSlot, position) +
-       SHMRING_FIELD(PeerSlot, reader_slot) + SHMRING_FIELD(PeerSlot, pinned_buffer) + "\n";
+       SHMRING_FIELD(PeerSlot, reader_slot) + SHMRING_FIELD(PeerSlot, pinned_buffer) +
+       SHMRING_FIELD(PeerSlot, wait_armed) + SHMRING_FIELD(PeerSlot, wait_events) + "\n";
   s += SHMRING_SIZE(ControlBlock) + SHMRING_FIELD(ControlBlock, counters) +
        SHMRING_FIELD(ControlBlock, data_wake) + SHMRING_FIELD(ControlBlock, space_wake) +
        SHMRING_FIELD(ControlBlock, misc) + "\n";
@@ -62,7 +63,9 @@ std::string layout_fingerprint() {
        std::to_string(static_cast<int>(PeerOp::kClaimed)) +
        " lossless=" + std::to_string(kChannelLossless) +
        " lossless_subscriber=" + std::to_string(kPeerLosslessSubscriber) +
-       " ring_offset(64)=" + std::to_string(ring_offset_for(64)) + "\n";
+       " ring_offset(64)=" + std::to_string(ring_offset_for(64)) +
+       " armed_unit=" + std::to_string(kArmedUnit) + " armed_on=" + std::to_string(kArmedOnData) +
+       std::to_string(kArmedOnSpace) + "\n";
   return s;
 }
 
@@ -85,6 +88,24 @@ const std::map<std::uint32_t, std::string>& pinned_layouts() {
        "ControlBlock:768 counters@256 data_wake@384 space_wake@512 misc@640\n"
        "magic=3552856610022705235 kinds=123 roles=1234 states=12 ops=12 lossless=1 "
        "lossless_subscriber=1 ring_offset(64)=12288\n"},
+      // 3 (0.3): pollable descriptors: WakeBlock::waiters counts parked threads in its low half
+      // and armed descriptors in its high half; PeerSlot::wait_armed@112 and wait_events@116
+      // (v2's reserved bytes).
+      {3,
+       "ChannelHeader:256 magic@0 state@8 version@12 kind@16 flags@20 max_peers@24 name_length@28 "
+       "capacity@32 max_message@40 ring_offset@48 ring_bytes@56 total_bytes@64 created_unix_ns@88 "
+       "name@96\n"
+       "ChannelCounters:128 retired_sent@0 retired_received@8 retired_lost@16 retired_blocked_ns@24 "
+       "peers_reclaimed@32 claims_skipped@40 items_redelivered@48 evictions@56\n"
+       "WakeBlock:128 word@0 waiters@4\n"
+       "ChannelMisc:128 next_token@0 recovery_hint@8\n"
+       "PeerSlot:128 state@0 role@4 token@8 pid@16 peer_flags@20 start_time@24 heartbeat_ns@32 "
+       "sent@40 received@48 lost@56 blocked_ns@64 op_state@72 claim_barrier_set@76 op_ticket@80 "
+       "claim_barrier@88 position@96 reader_slot@104 pinned_buffer@108 wait_armed@112 "
+       "wait_events@116\n"
+       "ControlBlock:768 counters@256 data_wake@384 space_wake@512 misc@640\n"
+       "magic=3552856610022705235 kinds=123 roles=1234 states=12 ops=12 lossless=1 "
+       "lossless_subscriber=1 ring_offset(64)=12288 armed_unit=65536 armed_on=12\n"},
   };
   return layouts;
 }

@@ -3,6 +3,7 @@
 #include <dirent.h>
 
 #include <cstring>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -99,8 +100,12 @@ absl::StatusOr<ChannelStats> stats_of(SharedMemory& memory, std::string_view wha
   st.claims_skipped = c.claims_skipped.load(std::memory_order_relaxed);
   st.items_redelivered = c.items_redelivered.load(std::memory_order_relaxed);
   st.evictions = c.evictions.load(std::memory_order_relaxed);
-  st.receivers_parked = cb->data_wake.waiters.load(std::memory_order_relaxed);
-  st.senders_parked = cb->space_wake.waiters.load(std::memory_order_relaxed);
+  const std::uint32_t data_waiters = cb->data_wake.waiters.load(std::memory_order_relaxed);
+  const std::uint32_t space_waiters = cb->space_wake.waiters.load(std::memory_order_relaxed);
+  st.receivers_parked = data_waiters & kParkedMask;
+  st.senders_parked = space_waiters & kParkedMask;
+  st.receivers_armed = data_waiters >> kArmedShift;
+  st.senders_armed = space_waiters >> kArmedShift;
   const PeerSlot* slots = peer_slots(cb);
   for (std::uint32_t i = 0; i < info->max_peers; ++i) {
     const PeerSlot& s = slots[i];
@@ -176,6 +181,22 @@ std::vector<std::string> list_channels() {
     names.push_back(info->name);
   }
   return names;
+}
+
+std::string to_string(WaitEvent set) {
+  static constexpr std::pair<WaitEvent, std::string_view> kNames[] = {
+      {WaitEvent::kData, "data"},         {WaitEvent::kRoom, "room"},
+      {WaitEvent::kPeerGone, "peer-gone"}, {WaitEvent::kEvicted, "evicted"},
+      {WaitEvent::kRemoved, "removed"},   {WaitEvent::kReadable, "readable"},
+      {WaitEvent::kTimer, "timer"},       {WaitEvent::kStop, "stop"},
+  };
+  std::string out;
+  for (const auto& [bit, name] : kNames) {
+    if (!has(set, bit)) continue;
+    if (!out.empty()) out += '|';
+    out += name;
+  }
+  return out.empty() ? "none" : out;
 }
 
 absl::Status remove_channel(std::string_view name) {

@@ -1,6 +1,7 @@
 #include "channel_segment.h"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -12,6 +13,8 @@
 #include "shmring/core/fork_generation.h"
 #include "shmring/core/process.h"
 #include "shmring/core/segment_directory.h"
+#include "shmring/core/stable_hash.h"
+#include "wait_files.h"
 
 namespace shmring {
 
@@ -74,6 +77,7 @@ absl::StatusOr<ChannelInfo> read_channel_header(const void* base, std::size_t ma
   info.ring_offset = copy.ring_offset;
   info.ring_bytes = copy.ring_bytes;
   info.total_bytes = copy.total_bytes;
+  info.created_unix_ns = copy.created_unix_ns;
   info.name.assign(copy.name, copy.name_length);
   return info;
 }
@@ -98,6 +102,10 @@ void sweep_stale_channels() noexcept {
   if (!g_last_sweep_ns.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
   collect_some_stale_segments(kSweepFiles, kDefaultSegmentDirectory,
                               cat(kSegmentNamePrefix, kChannelKeyPrefix));
+  try {
+    collect_stale_wait_files(kSweepFiles);
+  } catch (...) {  // best effort, like the segment sweep
+  }
 }
 
 }  // namespace
@@ -205,6 +213,8 @@ absl::StatusOr<std::unique_ptr<ChannelSegment>> ChannelSegment::open(std::string
   if (spec.max_peers != 0 && i.max_peers != spec.max_peers) {
     return mismatch("max_peers", i.max_peers, spec.max_peers);
   }
+  seg->channel_id_ = stable_hash64(seg->memory_.native_key(),
+                                   static_cast<std::uint64_t>(seg->info_.created_unix_ns));
   sweep_stale_channels();
   return seg;
 }
@@ -249,6 +259,8 @@ ChannelSegment::~ChannelSegment() {
       leave_to_recovery();
     }
   }
+  close_lifeline(lifeline_fd_);  // watchers see it hang up: "peer gone"
+  lifeline_fd_ = -1;
   // memory_'s destructor detaches (a forked child's copy only unmaps).
 }
 
@@ -307,6 +319,8 @@ absl::Status ChannelSegment::register_locked(PeerRole role, std::uint32_t flags)
     s.position.store(0, std::memory_order_relaxed);
     s.reader_slot.store(0, std::memory_order_relaxed);
     s.pinned_buffer.store(0, std::memory_order_relaxed);
+    s.wait_armed.store(0, std::memory_order_relaxed);
+    s.wait_events.store(0, std::memory_order_relaxed);
     // SYNC(peer-slot): publishes the identity above to slot readers (acquire of state).
     s.state.store(static_cast<std::uint32_t>(PeerState::kActive), std::memory_order_release);
     self_ = &s;
@@ -354,7 +368,27 @@ bool ChannelSegment::owns_slot_locked() const noexcept {
          self_->token.load(std::memory_order_relaxed) == self_token_;
 }
 
+void disarm_slot(ControlBlock* control, PeerSlot& slot) noexcept {
+  const std::uint32_t armed = slot.wait_armed.exchange(0, std::memory_order_acq_rel);
+  if (armed == kArmedOnData) control->data_wake.waiters.fetch_sub(kArmedUnit, std::memory_order_relaxed);
+  if (armed == kArmedOnSpace) control->space_wake.waiters.fetch_sub(kArmedUnit, std::memory_order_relaxed);
+}
+
+mode_t ChannelSegment::file_mode() const noexcept {
+  struct stat st{};
+  if (memory_.fd() < 0 || fstat(memory_.fd(), &st) != 0) return 0600;
+  return st.st_mode & 0777;
+}
+
+void ChannelSegment::create_lifeline() noexcept {
+  if (self_ == nullptr || lifeline_fd_ >= 0) return;
+  lifeline_fd_ = detail::create_lifeline(channel_id_, self_token_, file_mode());
+}
+
 void ChannelSegment::free_slot_locked(PeerSlot& slot) noexcept {
+  disarm_slot(control_, slot);
+  slot.wait_events.store(0, std::memory_order_relaxed);
+  remove_wait_files(channel_id_, slot.token.load(std::memory_order_relaxed));
   slot.op_state.store(static_cast<std::uint32_t>(PeerOp::kIdle), std::memory_order_relaxed);
   slot.role.store(static_cast<std::uint32_t>(PeerRole::kNone), std::memory_order_relaxed);
   slot.state.store(static_cast<std::uint32_t>(PeerState::kFree), std::memory_order_release);

@@ -32,6 +32,7 @@ struct ChannelInfo {
   std::uint64_t ring_offset = 0;
   std::uint64_t ring_bytes = 0;
   std::uint64_t total_bytes = 0;
+  std::int64_t created_unix_ns = 0;
   std::string name;
 };
 
@@ -94,6 +95,15 @@ class ChannelSegment {
   std::uint32_t self_index() const noexcept { return self_index_; }
   std::uint64_t self_token() const noexcept { return self_token_; }
   SharedMemory& memory() noexcept { return memory_; }
+  // Names this incarnation of the channel in its wait files (wait_files.h): a hash of the segment
+  // key and the creation time.
+  std::uint64_t channel_id() const noexcept { return channel_id_; }
+  // The segment file's permission bits (what the channel's wait files get). One fstat.
+  mode_t file_mode() const noexcept;
+  // After registration, without the lock: this endpoint's lifeline FIFO (wait_files.h), which
+  // its watchers see hang up when it closes or dies. Best effort: without it (no file
+  // descriptors left) the endpoint works, only its death is noticed by polling instead.
+  void create_lifeline() noexcept;
   // True in the process that opened it (false in a forked child that inherited it). No system
   // call: compares fork generations.
   bool owned_here() const noexcept { return fork_generation() == fork_generation_; }
@@ -113,7 +123,8 @@ class ChannelSegment {
   // lock the kernel drops with its process; see SharedMemory::hold_liveness), which holds across
   // PID namespaces and pid reuse. (pid, start time) only if the kernel cannot be asked.
   bool peer_alive(std::uint32_t index, const PeerSlot& slot) const noexcept;
-  // Under the lock: frees a slot (after its pending state is settled).
+  // Under the lock: frees a slot (after its pending state is settled): its armed descriptor is
+  // disarmed (WakeBlock count) and its wait files removed.
   void free_slot_locked(PeerSlot& slot) noexcept;
 
   // Under the lock: the peer slot is still this endpoint's (kActive with its token).
@@ -148,8 +159,14 @@ class ChannelSegment {
   std::uint32_t self_index_ = 0;
   std::uint64_t self_token_ = 0;
   std::uint64_t fork_generation_ = 0;  // fork_generation() of the opening process
+  std::uint64_t channel_id_ = 0;
+  int lifeline_fd_ = -1;
   bool read_only_ = false;
 };
+
+// Disarms a peer slot's descriptor if it is armed (an exchange: exactly one of this and the
+// notifier's CAS takes the armed count down).
+void disarm_slot(ControlBlock* control, PeerSlot& slot) noexcept;
 
 // peer_alive for a segment attached by other means (read_stats' read-only attachment).
 bool peer_alive_in(const SharedMemory& memory, std::uint32_t index, const PeerSlot& slot) noexcept;

@@ -21,7 +21,9 @@
 // ring_offset_for() are pure address arithmetic.
 //
 // Version history: 1 (0.1): PeerSlot::aux/flags/barrier meant different things per pattern;
-// 2 (0.2): one named field per meaning, unused header fields reserved.
+// 2 (0.2): one named field per meaning, unused header fields reserved; 3 (0.3): pollable
+// descriptors (WakeBlock::waiters counts armed descriptors in its high half, PeerSlot::wait_armed
+// and wait_events).
 #pragma once
 
 #include <atomic>
@@ -35,7 +37,7 @@
 namespace shmring {
 
 inline constexpr std::uint64_t kChannelMagic = 0x314E4843524D4853ULL;  // "SHMRCHN1" little-endian
-inline constexpr std::uint32_t kChannelLayoutVersion = 2;
+inline constexpr std::uint32_t kChannelLayoutVersion = 3;
 
 enum class ChannelState : std::uint32_t { kInitialising = 0, kReady = 1 };
 
@@ -86,15 +88,25 @@ static_assert(std::is_standard_layout_v<ChannelCounters>);
 static_assert(sizeof(ChannelCounters) == 128);
 static_assert(offsetof(ChannelCounters, claims_skipped) == 40);
 
-// A futex word and the number of threads parked (or about to park) on it.
+// A futex word and who waits for it: threads parked (or about to park) on the word, counted in the
+// low half of `waiters`, and armed descriptors (wait_fd, wait_descriptor.h), counted in its high
+// half. One word for both keeps the sender's fast path at one RMW (notify in wait.h).
 struct alignas(kFalseSharingRange) WakeBlock {
-  std::atomic<std::uint32_t> word;     // bumped by a sender that saw waiters != 0
-  std::atomic<std::uint32_t> waiters;  // parked or parking receivers
+  std::atomic<std::uint32_t> word;     // bumped by a sender that saw parked threads
+  std::atomic<std::uint32_t> waiters;  // kParkedUnit * parked + kArmedUnit * armed descriptors
   std::uint8_t pad[kFalseSharingRange - 2 * sizeof(std::atomic<std::uint32_t>)];
 };
 static_assert(std::is_standard_layout_v<WakeBlock>);
 static_assert(sizeof(WakeBlock) == 128);
 static_assert(offsetof(WakeBlock, waiters) == 4);
+inline constexpr std::uint32_t kParkedUnit = 1;
+inline constexpr std::uint32_t kParkedMask = 0xFFFF;
+inline constexpr std::uint32_t kArmedUnit = 1u << 16;  // at most kMaxPeers (1024) armed per block
+inline constexpr std::uint32_t kArmedShift = 16;
+
+// PeerSlot::wait_armed: which wake block the endpoint's descriptor is armed on (0: not armed).
+inline constexpr std::uint32_t kArmedOnData = 1;   // receivers (data_wake)
+inline constexpr std::uint32_t kArmedOnSpace = 2;  // senders held back (space_wake)
 
 struct alignas(kFalseSharingRange) ChannelMisc {
   std::atomic<std::uint64_t> next_token;     // registration tokens (epochs), under the lock
@@ -142,7 +154,13 @@ struct alignas(kFalseSharingRange) PeerSlot {
   std::atomic<std::uint32_t> reader_slot;
   // Frames subscriber: the buffer it pins (index + 1; 0: none). SYNC(frame_pin).
   std::atomic<std::uint32_t> pinned_buffer;
-  std::uint64_t reserved[2];
+  // Descriptor waiting (wait_descriptor.h): kArmedOnData / kArmedOnSpace while the endpoint's
+  // descriptor is armed, set by the endpoint, cleared by the one notifier that fires it (a CAS);
+  // SYNC(wait-fd). wait_events: WaitEvent bits a notifier leaves for the endpoint (evicted,
+  // removed), taken with an exchange.
+  std::atomic<std::uint32_t> wait_armed;
+  std::atomic<std::uint32_t> wait_events;
+  std::uint64_t reserved;
 };
 static_assert(std::is_standard_layout_v<PeerSlot>);
 static_assert(sizeof(PeerSlot) == 128);
@@ -157,6 +175,8 @@ static_assert(offsetof(PeerSlot, claim_barrier) == 88);
 static_assert(offsetof(PeerSlot, position) == 96);
 static_assert(offsetof(PeerSlot, reader_slot) == 104);
 static_assert(offsetof(PeerSlot, pinned_buffer) == 108);
+static_assert(offsetof(PeerSlot, wait_armed) == 112);
+static_assert(offsetof(PeerSlot, wait_events) == 116);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 

@@ -1,5 +1,6 @@
 #include "endpoint.h"
 
+#include <cerrno>
 #include <utility>
 
 namespace shmring {
@@ -9,6 +10,7 @@ absl::Status Endpoint::open(std::string_view name, const ChannelSpec& spec, cons
   absl::StatusOr<std::unique_ptr<ChannelSegment>> opened_segment = ChannelSegment::open(name, spec);
   if (!opened_segment.ok()) return opened_segment.status();
   seg = *std::move(opened_segment);
+  peer_role = plan.role;
   if (absl::Status s = attach_ring(); !s.ok()) return s;
   if (!plan.register_peer) return opened();
   if (!seg->lock_for(plan.open_timeout.count())) return seg->memory().status();
@@ -28,7 +30,17 @@ absl::Status Endpoint::open(std::string_view name, const ChannelSpec& spec, cons
   }
   seg->unlock();
   if (!s.ok()) return s;
+  seg->create_lifeline();
   return opened();
+}
+
+void Endpoint::peer_gone() noexcept {
+  if (seg->lock_for(0)) {
+    recover_locked();
+    seg->unlock();
+  } else {
+    seg->control()->misc.recovery_hint.store(1, std::memory_order_relaxed);
+  }
 }
 
 void Endpoint::recover_locked() {
@@ -131,6 +143,33 @@ EndpointHandle::~EndpointHandle() { close(); }
 
 PeerStats EndpointHandle::stats() const noexcept {
   return impl_ ? peer_stats(*impl_->seg) : PeerStats{};
+}
+
+int EndpointHandle::wait_fd() const noexcept {
+  if (!impl_) {
+    errno = EBADF;
+    return -1;
+  }
+  if (!impl_->seg->owned_here()) {  // a forked child's copy: the parent's descriptor
+    errno = EBADF;
+    return -1;
+  }
+  if (!impl_->descriptor) {
+    int error = 0;
+    impl_->descriptor = WaitDescriptor::create(*impl_->seg, impl_->peer_role, &error);
+    if (!impl_->descriptor) {
+      errno = error;
+      return -1;
+    }
+  }
+  return impl_->descriptor->fd();
+}
+
+WaitEvent EndpointHandle::take_wait_events() noexcept {
+  if (!impl_ || !impl_->descriptor) return WaitEvent::kNone;
+  const WaitEvent events = impl_->descriptor->take_events();
+  if (impl_->descriptor->take_peer_gone_news()) impl_->peer_gone();
+  return events;
 }
 
 void EndpointHandle::close() noexcept {

@@ -20,6 +20,7 @@
 #include "shmring/queue/ring_result.h"
 #include "shmring/transport/lease.h"
 #include "wait.h"
+#include "wait_descriptor.h"
 
 namespace shmring::detail {
 
@@ -49,12 +50,18 @@ struct OpenPlan {
 };
 
 struct Endpoint {
-  virtual ~Endpoint() = default;
+  // Closes the descriptor (disarming it) while the segment is still attached.
+  virtual ~Endpoint() {
+    if (descriptor) descriptor->close();
+  }
 
   std::unique_ptr<ChannelSegment> seg;
+  PeerRole peer_role = PeerRole::kNone;  // the role it opened with
   WaitOptions wait;
   std::uint64_t blocked_ns = 0;
   Lease* lease_out = nullptr;  // the one loan or view out (kept current by Lease's moves)
+  // The pollable descriptor (wait_fd()), made on first use; shared with the WaitSets it is in.
+  std::shared_ptr<WaitDescriptor> descriptor;
 
   // Opens the channel for this endpoint: ChannelSegment::open(name, spec), attach_ring(), then
   // (unless plan.register_peer is false) under the segment lock (bounded by open_timeout):
@@ -120,6 +127,31 @@ struct Endpoint {
   void follow(const Lease& from, Lease& to) noexcept {
     if (lease_out == &from) lease_out = &to;
   }
+
+  // --- descriptor waiting (wait_descriptor.h) ---
+  // The try_ calls' last step before they answer kWouldBlock: with a descriptor, re-arms it if a
+  // notifier fired it, then tells the caller to attempt once more (true). False: no descriptor,
+  // or armed with nothing pending (answer kWouldBlock). A watched peer's hang-up runs
+  // peer_gone() first.
+  bool prepare_to_block() noexcept {
+    if (descriptor == nullptr) return false;
+    const bool again = descriptor->prepare_to_block();
+    if (descriptor->take_peer_gone_news()) peer_gone();
+    return again;
+  }
+  // attempt() until it succeeds or prepare_to_block() says block (a few rounds at most: each
+  // round means a notifier fired meanwhile, and a descriptor left readable is retried by the
+  // application anyway). Returns attempt()'s last answer.
+  template <typename Attempt>
+  bool attempt_before_blocking(Attempt&& attempt) {
+    for (int round = 0; round < 4 && prepare_to_block(); ++round) {
+      if (attempt()) return true;
+    }
+    return false;
+  }
+  // A peer this endpoint watches closed or died: run the dead-peer recovery now if the lock is
+  // free (else hint it), instead of at the polling rate of a blocked call.
+  virtual void peer_gone() noexcept;
 
   // --- blocking ---
   // wait_until() on `wake` (nullptr: a read-only endpoint, which sleeps in steps) until attempt()

@@ -119,7 +119,7 @@ ChannelResult FrameEndpoint::end_lease(Lease&) noexcept {
     pool->abort(claim);  // the buffer is free for a later loan
   } else {
     unpin();
-    notify(seg->control()->space_wake);  // a publisher may be waiting for this buffer
+    notify_senders(*seg);  // a publisher may be waiting for this buffer
   }
   return ChannelResult::kOk;
 }
@@ -173,6 +173,8 @@ FrameLoan FramePublisher::loan(std::chrono::nanoseconds timeout) noexcept {
                          }
                        },
                        detail::kDeadPinCheckNs);
+  } else if (!done) {
+    done = e->attempt_before_blocking(attempt);  // with a descriptor: re-armed first
   }
   if (!done) {
     Endpoint::refuse(loan, timeout.count() > 0 ? ChannelResult::kTimedOut : ChannelResult::kWouldBlock);
@@ -195,7 +197,7 @@ ChannelResult FramePublisher::publish(FrameLoan& loan, std::size_t bytes) noexce
   e->pool->publish(e->claim, bytes, number);
   e->last_index = e->claim.index;
   e->me().sent.store(number, std::memory_order_relaxed);
-  detail::notify(e->seg->control()->data_wake);
+  detail::notify_receivers(*e->seg);
   e->take_back(loan);
   return ChannelResult::kOk;
 }
@@ -274,6 +276,8 @@ FrameView FrameSubscriber::take(bool blocking, std::chrono::nanoseconds timeout)
     done = e->wait_for(&e->seg->control()->data_wake, timeout, attempt,
                        [&](std::uint64_t now) { e->seg->touch(now); });
     if (!done) out = ChannelResult::kTimedOut;
+  } else if (!done) {
+    done = e->attempt_before_blocking(attempt);  // with a descriptor: re-armed first
   }
   if (out != ChannelResult::kOk) Endpoint::refuse(view, out);
   return view;

@@ -89,7 +89,7 @@ absl::StatusOr<std::unique_ptr<Endpoint>> open_queue(std::string_view name,
 RingResult commit_claim(QueueEndpoint& e, const MpmcQueue<>::Claim& claim, std::size_t bytes) {
   const RingResult r = e.q->commit(claim, bytes);
   clear_claim(e.me());
-  if (r == RingResult::kOk) notify(e.seg->control()->data_wake);
+  if (r == RingResult::kOk) notify_receivers(*e.seg);
   return r;
 }
 
@@ -131,14 +131,14 @@ ChannelResult QueueEndpoint::end_lease(Lease& lease) noexcept {
   if (role == PeerRole::kProducer) {  // a loan given up: consumers pass the slot
     q->abort(claim);
     clear_claim(me());
-    notify(seg->control()->data_wake);  // consumers may pass the aborted slot now
+    notify_receivers(*seg);  // consumers may pass the aborted slot now
     return ChannelResult::kOk;
   }
   const RingResult r = q->release(claim);
   clear_claim(me());
   if (r != RingResult::kOk) return ChannelResult::kCorrupt;
   me().received.store(++received, std::memory_order_relaxed);
-  notify(seg->control()->space_wake);
+  notify_senders(*seg);
   return ChannelResult::kOk;
 }
 
@@ -205,7 +205,10 @@ ChannelResult QueueProducer::send(std::span<const std::byte> message,
     }
   };
   if (attempt()) return out;
-  if (timeout.count() <= 0) return ChannelResult::kWouldBlock;
+  if (timeout.count() <= 0) {
+    // With a descriptor: re-armed before kWouldBlock (SYNC(wait-fd)).
+    return e->attempt_before_blocking(attempt) ? out : ChannelResult::kWouldBlock;
+  }
   e->note_wait_start();
   const bool done = e->wait_for(&e->seg->control()->space_wake, timeout, attempt,
                                 [&](std::uint64_t now) { detail::producer_idle(*e, now); });
@@ -235,6 +238,8 @@ QueueLoan QueueProducer::make_loan(bool blocking, std::chrono::nanoseconds timeo
     done = e->wait_for(&e->seg->control()->space_wake, timeout, attempt,
                        [&](std::uint64_t now) { detail::producer_idle(*e, now); });
     if (!done) out = ChannelResult::kTimedOut;
+  } else if (!done) {
+    done = e->attempt_before_blocking(attempt);  // with a descriptor: re-armed first
   }
   if (out != ChannelResult::kOk) {
     Endpoint::refuse(loan, out);
@@ -370,6 +375,11 @@ QueueView QueueConsumer::take(bool blocking, std::chrono::nanoseconds timeout) n
         out = ChannelResult::kOk;
       }
     }
+  }
+  // With a descriptor: re-armed before kWouldBlock (SYNC(wait-fd)).
+  if (!done && out == ChannelResult::kWouldBlock && !(blocking && timeout.count() > 0) &&
+      e->attempt_before_blocking(attempt)) {
+    done = true;
   }
   if (out != ChannelResult::kOk) {
     view = QueueView();

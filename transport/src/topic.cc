@@ -192,7 +192,12 @@ ChannelResult write_with_wait(TopicEndpoint& e, std::chrono::nanoseconds timeout
     e.held_back_since_ns = 0;
     return out;
   }
-  if (timeout.count() <= 0) return ChannelResult::kWouldBlock;
+  if (timeout.count() <= 0) {
+    // With a descriptor: re-armed (and a watched subscriber's death handled) before kWouldBlock.
+    if (!e.attempt_before_blocking(try_once)) return ChannelResult::kWouldBlock;
+    e.held_back_since_ns = 0;
+    return out;
+  }
   // Sleep no longer than the dead-subscriber check period, so that bound holds while parked.
   const auto slice =
       static_cast<std::int64_t>(std::clamp<std::uint64_t>(e.dead_check_ns, 100'000, kParkSliceNs));
@@ -222,7 +227,10 @@ ChannelResult read_with_wait(TopicEndpoint& e, std::chrono::nanoseconds timeout,
     return false;
   };
   if (try_once()) return result;
-  if (timeout.count() <= 0) return ChannelResult::kWouldBlock;
+  if (timeout.count() <= 0) {
+    // With a descriptor: re-armed before kWouldBlock (SYNC(wait-fd)).
+    return e.attempt_before_blocking(try_once) ? result : ChannelResult::kWouldBlock;
+  }
   WakeBlock* wake = e.read_only ? nullptr : &e.seg->control()->data_wake;
   const bool done = e.wait_for(wake, timeout, try_once, [&](std::uint64_t now) {
     if (!e.read_only) e.seg->touch(now);
@@ -240,14 +248,14 @@ void note_received(TopicEndpoint& e) {
     me->position.store(e.reader->position(), std::memory_order_relaxed);
     me->lost.store(e.reader->lost_records(), std::memory_order_relaxed);
   }
-  if (e.lossless) notify(e.seg->control()->space_wake);
+  if (e.lossless) notify_senders(*e.seg);
 }
 
 // The publisher's peer slot and parked subscribers learn of a published message; laggards are
 // evicted if the publisher asked for it.
 void note_sent(TopicEndpoint& e) {
   e.seg->self()->sent.store(++e.sent, std::memory_order_relaxed);
-  notify(e.seg->control()->data_wake);
+  notify_receivers(*e.seg);
   if (e.evict_lag != 0) evict_laggards(e, /*now=*/false);
 }
 

@@ -11,6 +11,11 @@
 // waiter's re-check, which sees it. A plain load in the sender would not do: a release store
 // followed by a load of another location may be reordered (x86 store buffer).
 // A sender with no parked receiver makes no system call (one uncontended RMW).
+//
+// The same RMW tells the sender about armed descriptors (wait_fd): `waiters` counts parked
+// threads in its low half and armed descriptors in its high half (control_block.h). With armed
+// descriptors, fire_armed() scans the peer slots for the ones armed on this block and fires each
+// once: SYNC(wait-fd) in wait_descriptor.h has the protocol and its pairing.
 // Every futex_wait is bounded (kParkSliceNs) and runs in a loop that re-checks the condition and
 // the deadline (CLOCK_MONOTONIC), so spurious wake-ups and EINTR only cost a lap.
 #pragma once
@@ -25,6 +30,7 @@
 #include "shmring/core/clock.h"
 #include "shmring/core/futex.h"
 #include "shmring/transport/channel.h"
+#include "channel_segment.h"
 #include "control_block.h"
 
 namespace shmring::detail {
@@ -41,12 +47,33 @@ inline void cpu_relax() noexcept {
 // (dead peers, stalled slots) even when nobody wakes them.
 inline constexpr std::int64_t kParkSliceNs = 10'000'000;
 
-inline void notify(WakeBlock& wake) noexcept {
-  // SYNC(wake): see the comment at the top of this file.
-  if (wake.waiters.fetch_add(0, std::memory_order_seq_cst) != 0) {
+// Fires every descriptor armed on `armed_on` (kArmedOnData: data_wake, kArmedOnSpace: space_wake)
+// of `seg`'s channel: each one's slot is disarmed with a CAS (the winner alone takes the armed
+// count down) and then sent one datagram. Out of line (wake_signal.cc): the slow path.
+void fire_armed(ChannelSegment& seg, std::uint32_t armed_on) noexcept;
+// Leaves `events` in one peer slot (wait_events) and fires its descriptor if it is armed (on
+// either block): how an evicted subscriber or a removed channel's endpoints hear about it.
+void signal_peer(ChannelSegment& seg, PeerSlot& slot, WaitEvent events) noexcept;
+void signal_peer(std::uint64_t channel_id, ControlBlock* control, PeerSlot& slot,
+                 WaitEvent events) noexcept;
+
+inline void notify(ChannelSegment& seg, WakeBlock& wake, std::uint32_t armed_on) noexcept {
+  // SYNC(wake): see the comment at the top of this file. SYNC(wait-fd): the same RMW.
+  const std::uint32_t waiters = wake.waiters.fetch_add(0, std::memory_order_seq_cst);
+  if (waiters == 0) return;
+  if ((waiters & kParkedMask) != 0) {
     wake.word.fetch_add(1, std::memory_order_release);
     futex_wake(&wake.word, INT_MAX);
   }
+  if ((waiters >> kArmedShift) != 0) fire_armed(seg, armed_on);
+}
+// After a send: receivers parked on data_wake or armed for data.
+inline void notify_receivers(ChannelSegment& seg) noexcept {
+  notify(seg, seg.control()->data_wake, kArmedOnData);
+}
+// After room was made: senders parked on space_wake or armed for room.
+inline void notify_senders(ChannelSegment& seg) noexcept {
+  notify(seg, seg.control()->space_wake, kArmedOnSpace);
 }
 
 // Calls attempt() until it returns true or the deadline passes; between attempts waits as `options`

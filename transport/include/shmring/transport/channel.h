@@ -150,8 +150,39 @@ struct ChannelStats {
   // for data, senders waiting for room (queue, lossless topic, frames).
   std::uint32_t receivers_parked = 0;
   std::uint32_t senders_parked = 0;
+  // Endpoints whose pollable descriptor (wait_fd) is armed right now: the next message (or freed
+  // room) costs the sender one datagram per armed endpoint.
+  std::uint32_t receivers_armed = 0;
+  std::uint32_t senders_armed = 0;
   std::vector<PeerStats> peers;  // occupied slots only
 };
+
+// What a pollable descriptor (an endpoint's wait_fd(), or a WaitSet entry) has to report: a bit
+// set. kData and kRoom say "may have work": the try_ calls tell for sure.
+enum class WaitEvent : std::uint32_t {
+  kNone = 0,
+  kData = 1u << 0,      // a receiving endpoint may have messages (or a newer frame)
+  kRoom = 1u << 1,      // a sending endpoint that was held back may have room
+  kPeerGone = 1u << 2,  // an endpoint this one waits on (or for) closed or died
+  kEvicted = 1u << 3,   // this lossless subscriber was evicted: its receives return kEvicted
+  kRemoved = 1u << 4,   // the channel's name was removed (remove_channel, `shmring rm`)
+  kReadable = 1u << 5,  // WaitSet: a plain descriptor entry is ready
+  kTimer = 1u << 6,     // WaitSet: a timer entry expired
+  kStop = 1u << 7,      // WaitSet: stop() was called (run() returns)
+};
+constexpr WaitEvent operator|(WaitEvent a, WaitEvent b) noexcept {
+  return static_cast<WaitEvent>(static_cast<std::uint32_t>(a) | static_cast<std::uint32_t>(b));
+}
+constexpr WaitEvent& operator|=(WaitEvent& a, WaitEvent b) noexcept { return a = a | b; }
+constexpr WaitEvent operator&(WaitEvent a, WaitEvent b) noexcept {
+  return static_cast<WaitEvent>(static_cast<std::uint32_t>(a) & static_cast<std::uint32_t>(b));
+}
+// Whether `set` contains any of the bits of `event`.
+constexpr bool has(WaitEvent set, WaitEvent event) noexcept {
+  return (static_cast<std::uint32_t>(set) & static_cast<std::uint32_t>(event)) != 0;
+}
+// "data|peer-gone", "none".
+std::string to_string(WaitEvent set);
 
 // Reads a channel's counters from another process without disturbing it: attaches read-only,
 // takes no lock, writes nothing. kNotFound if there is no such live channel; kDataLoss if the

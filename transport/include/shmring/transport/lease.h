@@ -17,6 +17,10 @@
 
 #include "shmring/transport/channel.h"
 
+namespace shmring {
+class WaitSet;
+}
+
 namespace shmring::detail {
 
 struct Endpoint;
@@ -67,7 +71,31 @@ class EndpointHandle {
   // the segment lock (then leaves its peer slot to the dead-peer recovery).
   void close() noexcept;
 
+  // --- event-driven waiting (docs/events.md) ---
+  // A descriptor that becomes readable when this endpoint may have work: a receiver, messages (or
+  // a newer frame); a sender that was held back (lossless topic, queue, frames), room; any of
+  // them, a peer it waits on or for closed or died, eviction, removal. Works with poll, select,
+  // epoll (level- or edge-triggered), asyncio, GLib, Qt and asio. Made on the first call (later
+  // calls return the same one), closed with the endpoint; it belongs to this endpoint's thread.
+  // The protocol (no wake-up is lost when it is followed):
+  //   1. wait until the descriptor is readable;
+  //   2. call this endpoint's try_ calls (try_receive, try_send, ...) until one answers
+  //      kWouldBlock: that answer re-arms the descriptor (it is readable when a first wait starts,
+  //      so step 2 also runs first);
+  //   3. optionally take_wait_events() to learn why; go to 1.
+  // A sender with no armed descriptor makes no system call for it; an armed one costs the sender
+  // one datagram per arming, not per message. A try_ call that answers kWouldBlock makes 1 to 3
+  // system calls while a descriptor exists (it looks at the descriptor).
+  // -1 with errno: EBADF (closed, or a forked child's copy), ENOTSUP (a read_only subscriber:
+  // it is not registered, so nobody can wake it), or what the system said (EMFILE, ...).
+  int wait_fd() const noexcept;
+  // Why the descriptor is (or was) readable, as WaitEvent bits: kData / kRoom (may have work),
+  // kPeerGone, kEvicted, kRemoved (stays set). Never waits; kNone without a descriptor.
+  WaitEvent take_wait_events() noexcept;
+
  protected:
+  friend class ::shmring::WaitSet;
+
   EndpointHandle() noexcept;
   explicit EndpointHandle(std::unique_ptr<Endpoint> impl) noexcept;
   EndpointHandle(EndpointHandle&& other) noexcept;

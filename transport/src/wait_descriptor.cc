@@ -1,0 +1,225 @@
+#include "wait_descriptor.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <new>
+
+#include "wait_files.h"
+
+namespace shmring::detail {
+
+namespace {
+
+constexpr std::uint64_t kSocketTag = ~std::uint64_t{0};  // epoll data of the socket; peers: tokens
+// How many scans a watched peer without a lifeline gets before it is left unwatched (its process
+// could not make one: no descriptors left).
+constexpr int kMaxRescans = 16;
+
+bool is_receiver(PeerRole role) { return role == PeerRole::kSubscriber || role == PeerRole::kConsumer; }
+
+}  // namespace
+
+std::shared_ptr<WaitDescriptor> WaitDescriptor::create(ChannelSegment& seg, PeerRole role,
+                                                       int* error) noexcept {
+  *error = 0;
+  if (seg.self() == nullptr || seg.read_only()) {
+    *error = ENOTSUP;  // not registered: nowhere to arm
+    return nullptr;
+  }
+  std::shared_ptr<WaitDescriptor> d(new (std::nothrow) WaitDescriptor());
+  if (d == nullptr) {
+    *error = ENOMEM;
+    return nullptr;
+  }
+  d->seg_ = &seg;
+  d->slot_ = seg.self();
+  d->token_ = seg.self_token();
+  ControlBlock* control = seg.control();
+  if (is_receiver(role)) {
+    d->armed_on_ = kArmedOnData;
+    d->wake_ = &control->data_wake;
+    d->ready_event_ = WaitEvent::kData;
+    d->watched_[0] = PeerRole::kPublisher;
+    d->watched_[1] = PeerRole::kProducer;
+  } else {
+    d->armed_on_ = kArmedOnSpace;
+    d->wake_ = &control->space_wake;
+    d->ready_event_ = WaitEvent::kRoom;
+    d->watched_[0] = PeerRole::kSubscriber;
+    d->watched_[1] = PeerRole::kConsumer;
+  }
+  d->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (d->epoll_fd_ < 0) {
+    *error = errno;
+    d->close();
+    return nullptr;
+  }
+  d->socket_fd_ = create_wait_socket(seg.channel_id(), d->token_, seg.file_mode());
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kSocketTag;
+  if (d->socket_fd_ < 0 || epoll_ctl(d->epoll_fd_, EPOLL_CTL_ADD, d->socket_fd_, &ev) != 0) {
+    *error = errno;
+    d->close();
+    return nullptr;
+  }
+  d->refresh_watches();
+  // Start readable: the application's first wait returns and its first drain arms.
+  send_wake(seg.channel_id(), d->token_);
+  return d;
+}
+
+WaitDescriptor::~WaitDescriptor() { close(); }
+
+bool WaitDescriptor::slot_is_mine() const noexcept {
+  return seg_->owned_here() && seg_->self() == slot_ &&
+         slot_->state.load(std::memory_order_acquire) == static_cast<std::uint32_t>(PeerState::kActive) &&
+         slot_->token.load(std::memory_order_relaxed) == token_;
+}
+
+void WaitDescriptor::drop_watch(std::uint64_t token) noexcept {
+  for (auto it = watches_.begin(); it != watches_.end(); ++it) {
+    if (it->token != token) continue;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, it->fd, nullptr);
+    ::close(it->fd);
+    watches_.erase(it);
+    return;
+  }
+}
+
+bool WaitDescriptor::poll_set(bool* any) noexcept {
+  epoll_event events[32];
+  const int n = epoll_wait(epoll_fd_, events, 32, 0);
+  *any = n > 0;
+  bool socket_ready = false;
+  for (int i = 0; i < n; ++i) {
+    const std::uint64_t tag = events[i].data.u64;
+    if (tag == kSocketTag) {
+      socket_ready = true;
+      continue;
+    }
+    // A lifeline: registered for hang-ups only (events 0). Its owner closed or died.
+    drop_watch(tag);
+    pending_ |= WaitEvent::kPeerGone;
+    peer_gone_news_ = true;
+  }
+  return socket_ready;
+}
+
+void WaitDescriptor::drain_socket() noexcept {
+  char bytes[16][8];
+  iovec iov[16];
+  mmsghdr messages[16];
+  for (int i = 0; i < 16; ++i) {
+    iov[i] = {bytes[i], sizeof(bytes[i])};
+    messages[i] = {};
+    messages[i].msg_hdr.msg_iov = &iov[i];
+    messages[i].msg_hdr.msg_iovlen = 1;
+  }
+  // The queue holds one datagram per firing (plus the first one): one call drains it.
+  for (int round = 0; round < 8; ++round) {
+    const int n = recvmmsg(socket_fd_, messages, 16, MSG_DONTWAIT, nullptr);
+    if (n < 16) return;
+  }
+}
+
+void WaitDescriptor::collect_slot_events() noexcept {
+  if (slot_->wait_events.load(std::memory_order_relaxed) == 0) return;
+  // Acquire: pairs with signal_peer's release fetch_or.
+  const auto bits = static_cast<WaitEvent>(slot_->wait_events.exchange(0, std::memory_order_acquire));
+  pending_ |= bits;
+  sticky_ |= bits & WaitEvent::kRemoved;
+}
+
+void WaitDescriptor::refresh_watches() noexcept {
+  const std::uint64_t epoch = seg_->control()->misc.next_token.load(std::memory_order_relaxed);
+  const bool changed = epoch != membership_seen_;
+  if (!changed && rescans_left_ == 0) return;
+  membership_seen_ = epoch;
+  rescans_left_ = changed ? kMaxRescans : rescans_left_ - 1;
+  bool missing = false;
+  const PeerSlot* slots = seg_->peers();
+  for (std::uint32_t i = 0; i < seg_->info().max_peers && watches_.size() < kMaxWatchedPeers; ++i) {
+    const PeerSlot& s = slots[i];
+    if (&s == slot_ || state_of(s) != PeerState::kActive) continue;
+    const PeerRole role = role_of(s);
+    if (role != watched_[0] && role != watched_[1]) continue;
+    const std::uint64_t token = s.token.load(std::memory_order_relaxed);
+    if (std::any_of(watches_.begin(), watches_.end(), [&](const Watch& w) { return w.token == token; })) {
+      continue;
+    }
+    const int fd = open_lifeline(seg_->channel_id(), token);
+    if (fd < 0) {
+      missing = missing || errno == ENOENT;  // not made yet: look again on the next arming
+      continue;
+    }
+    epoll_event ev{};
+    ev.events = 0;  // hang-ups and errors only (always reported)
+    ev.data.u64 = token;
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      ::close(fd);
+      continue;
+    }
+    try {
+      watches_.push_back({token, fd});
+    } catch (...) {
+      epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+      ::close(fd);
+    }
+  }
+  if (!missing) rescans_left_ = 0;
+}
+
+bool WaitDescriptor::prepare_to_block() noexcept {
+  if (closed_ || !seg_->owned_here()) return false;
+  collect_slot_events();
+  bool any = false;
+  const bool socket_ready = poll_set(&any);
+  // SYNC(wait-fd): block only when armed with nothing pending. seq_cst: after the epoll look, so
+  // a notifier that disarms after this load sends after it, and the descriptor turns readable.
+  if (!any && slot_->wait_armed.load(std::memory_order_seq_cst) == armed_on_) return false;
+  // SYNC(wait-fd): arm (seq_cst exchange, then the seq_cst count increment the notifier's RMW
+  // pairs with), then drain, then the caller attempts again.
+  if (slot_->wait_armed.exchange(armed_on_, std::memory_order_seq_cst) != armed_on_) {
+    wake_->waiters.fetch_add(kArmedUnit, std::memory_order_seq_cst);
+  }
+  if (socket_ready) drain_socket();
+  refresh_watches();
+  return true;
+}
+
+WaitEvent WaitDescriptor::take_events() noexcept {
+  if (closed_ || !seg_->owned_here()) return WaitEvent::kNone;
+  collect_slot_events();
+  bool any = false;
+  const bool socket_ready = poll_set(&any);
+  WaitEvent events = pending_ | sticky_;
+  pending_ = WaitEvent::kNone;
+  if (socket_ready) events |= ready_event_;
+  return events;
+}
+
+void WaitDescriptor::close() noexcept {
+  if (closed_) return;
+  closed_ = true;
+  const bool owner = seg_ != nullptr && seg_->owned_here();
+  if (owner && slot_ != nullptr && slot_is_mine()) disarm_slot(seg_->control(), *slot_);
+  for (const Watch& w : watches_) ::close(w.fd);
+  watches_.clear();
+  if (socket_fd_ >= 0) ::close(socket_fd_);
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+  socket_fd_ = -1;
+  epoll_fd_ = -1;
+  if (owner && seg_ != nullptr) {
+    try {
+      unlink(wait_file_path(kWaitSocketPrefix, seg_->channel_id(), token_).c_str());
+    } catch (...) {
+    }
+  }
+}
+
+}  // namespace shmring::detail

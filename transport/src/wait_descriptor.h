@@ -1,0 +1,125 @@
+// Private: an endpoint's pollable descriptor (wait_fd()).
+//
+// The descriptor the application sees is an epoll instance (itself pollable with poll, select,
+// epoll, asyncio, GLib, Qt or asio) holding:
+//   * this endpoint's wait socket (wait_files.h): a notifier that fires the endpoint sends it a
+//     byte, so it turns readable;
+//   * the read ends of the lifelines of the peers this endpoint waits on or for (a receiver:
+//     the senders; a sender: the receivers): a closed or dead peer makes it report a hang-up.
+// It is readable when the endpoint may have work; nothing else runs to make it so (no thread, no
+// daemon, no timer).
+//
+// SYNC(wait-fd): arming, firing, and why no wake-up is lost.
+//   Endpoint (prepare_to_block, on the way to kWouldBlock):
+//     look at the epoll set without waiting; if nothing is pending and the slot is still armed,
+//     block (return kWouldBlock). Otherwise:
+//     slot.wait_armed.exchange(armed_on, seq_cst); if it was not armed,
+//     wake.waiters.fetch_add(kArmedUnit, seq_cst); drain the socket; attempt the call again
+//     (its loads are acquire loads of the ring's positions); repeat.
+//   Notifier (notify in wait.h): publish (release); waiters.fetch_add(0, seq_cst); if the high
+//     half is non-zero: for each slot armed on this block, CAS armed_on -> 0 (acq_rel), and the
+//     winner takes the count down and sends one datagram.
+//   Either the notifier's RMW on `waiters` follows the endpoint's increment in its modification
+//   order: then it reads that increment (or a later value of its release sequence), so it sees the
+//   slot armed and fires it, or someone else disarmed it first and fired it. Or it precedes it:
+//   then the endpoint's RMW reads the notifier's and the publish happens-before the endpoint's
+//   second attempt, which finds the message. (Same argument as SYNC(wake); a plain load would not
+//   do, see wait.h.)
+//   The endpoint blocks only after it saw the slot armed with nothing pending; a notifier that
+//   disarms it afterwards sends a datagram afterwards, which makes the descriptor readable: the
+//   wake-up is late at worst, never lost. A datagram that arrives while the slot is armed again
+//   (its sender disarmed before the re-arm) is drained by the next prepare_to_block, which also
+//   retries the attempt: the descriptor never stays readable with nothing to do.
+//   Cost: one datagram per armed endpoint per arming, however many messages follow; a sender
+//   with no armed endpoint pays nothing beyond the RMW it already makes.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "channel_segment.h"
+#include "control_block.h"
+
+namespace shmring::detail {
+
+class WaitDescriptor {
+ public:
+  // Makes the descriptor of the endpoint registered in `seg` with `role`. It starts readable (one
+  // datagram to itself), so a first wait returns at once and the application's first drain arms
+  // it. Null with *error an errno value on failure: ENOTSUP without a peer slot (a read-only
+  // subscriber), else what the system call said (EMFILE, ...).
+  static std::shared_ptr<WaitDescriptor> create(ChannelSegment& seg, PeerRole role,
+                                                int* error) noexcept;
+  ~WaitDescriptor();
+  WaitDescriptor(const WaitDescriptor&) = delete;
+  WaitDescriptor& operator=(const WaitDescriptor&) = delete;
+
+  int fd() const noexcept { return epoll_fd_; }
+  bool closed() const noexcept { return closed_; }
+
+  // The try_ calls' step before they answer kWouldBlock (see SYNC(wait-fd)). True: the descriptor
+  // was (re-)armed or had something pending; the caller must attempt once more. False: it is armed
+  // with nothing pending, so the caller may answer kWouldBlock and the application may block.
+  bool prepare_to_block() noexcept;
+
+  // What the descriptor has to report (WaitEvent bits): kData / kRoom when its socket holds a
+  // wake-up (left there: the try_ calls drain it), kPeerGone when a watched peer hung up (that
+  // peer is no longer watched), kEvicted / kRemoved left by other endpoints (kRemoved stays set).
+  // Also what prepare_to_block() noticed since the last call.
+  WaitEvent take_events() noexcept;
+  // Events noticed by prepare_to_block() and not taken yet (no system call).
+  bool has_pending() const noexcept { return pending_ != WaitEvent::kNone; }
+  // Whether a watched peer hung up since the last call (the endpoint then runs its dead-peer
+  // recovery at once instead of at its polling rate).
+  bool take_peer_gone_news() noexcept {
+    const bool news = peer_gone_news_;
+    peer_gone_news_ = false;
+    return news;
+  }
+
+  // Disarms the slot (when this process still owns it), closes the descriptors and unlinks the
+  // socket. The endpoint calls it before it unregisters; later calls are no-ops.
+  void close() noexcept;
+
+ private:
+  WaitDescriptor() = default;
+  // The slot is still this endpoint's (this process, kActive, same token).
+  bool slot_is_mine() const noexcept;
+  void drop_watch(std::uint64_t token) noexcept;
+  // Looks at the epoll set without waiting: lifeline hang-ups are handled, and the return value
+  // says whether the socket holds datagrams. *any: whether anything at all was pending.
+  bool poll_set(bool* any) noexcept;
+  void drain_socket() noexcept;
+  // Adds the lifelines of peers with a watched role that joined since the last scan.
+  void refresh_watches() noexcept;
+  void collect_slot_events() noexcept;
+
+  struct Watch {
+    std::uint64_t token = 0;
+    int fd = -1;
+  };
+
+  ChannelSegment* seg_ = nullptr;
+  PeerSlot* slot_ = nullptr;
+  WakeBlock* wake_ = nullptr;
+  std::uint32_t armed_on_ = 0;
+  WaitEvent ready_event_ = WaitEvent::kData;  // kData for receivers, kRoom for senders
+  PeerRole watched_[2] = {PeerRole::kNone, PeerRole::kNone};
+  int epoll_fd_ = -1;
+  int socket_fd_ = -1;
+  std::vector<Watch> watches_;
+  std::uint64_t token_ = 0;
+  std::uint64_t membership_seen_ = 0;  // ChannelMisc::next_token at the last scan
+  int rescans_left_ = 0;  // a watched peer had no lifeline yet: scans left before it is given up
+  WaitEvent pending_ = WaitEvent::kNone;
+  WaitEvent sticky_ = WaitEvent::kNone;  // kRemoved once seen
+  bool peer_gone_news_ = false;
+  bool closed_ = false;
+};
+
+// Most peers one descriptor watches (each costs a file descriptor); peers beyond it are not
+// watched (their death is then found by the polling recovery only).
+inline constexpr std::size_t kMaxWatchedPeers = 256;
+
+}  // namespace shmring::detail
