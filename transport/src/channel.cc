@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "channel_segment.h"
+#include "shmring/core/stable_hash.h"
+#include "wait.h"
 #include "shmring/core/process.h"
 #include "shmring/core/segment_directory.h"
 #include "shmring/core/shared_memory.h"
@@ -205,7 +207,26 @@ absl::Status remove_channel(std::string_view name) {
   if (!memory.exists()) {
     return absl::NotFoundError(detail::cat("remove_channel: no channel '", name, "'"));
   }
+  // Endpoints that wait on descriptors hear about it (WaitEvent::kRemoved): attached before the
+  // name goes, signalled after. Best effort: without write access nobody is told.
+  SharedMemory notifier(channel_key(name));
+  const bool attached = notifier.attach(AccessMode::kReadWrite);
   if (!memory.destroy(DestroyMode::kForceNoWait)) return memory.status();
+  if (attached) {
+    absl::StatusOr<detail::ChannelInfo> info =
+        detail::read_channel_header(notifier.data(), notifier.size(), "remove_channel");
+    if (info.ok()) {
+      auto* control = static_cast<ControlBlock*>(notifier.data());
+      const std::uint64_t id =
+          stable_hash64(notifier.native_key(), static_cast<std::uint64_t>(info->created_unix_ns));
+      PeerSlot* slots = peer_slots(control);
+      for (std::uint32_t i = 0; i < info->max_peers; ++i) {
+        if (detail::state_of(slots[i]) != PeerState::kActive) continue;
+        detail::signal_peer(id, control, slots[i], WaitEvent::kRemoved);
+      }
+    }
+    notifier.detach();
+  }
   return absl::OkStatus();
 }
 

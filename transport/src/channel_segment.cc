@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <thread>
 
@@ -261,6 +262,14 @@ ChannelSegment::~ChannelSegment() {
   }
   close_lifeline(lifeline_fd_);  // watchers see it hang up: "peer gone"
   lifeline_fd_ = -1;
+  if (owned_here() && memory_.is_attached() && !read_only_) {
+    // The last one out (the segment's name is gone once it detaches) clears the wait files that
+    // its dead peers left (their recovery never ran).
+    const std::string path = cat(kDefaultSegmentDirectory, "/", memory_.native_key());
+    memory_.detach();
+    struct stat st{};
+    if (stat(path.c_str(), &st) != 0 && errno == ENOENT) collect_stale_wait_files_of(channel_id_);
+  }
   // memory_'s destructor detaches (a forked child's copy only unmaps).
 }
 

@@ -108,6 +108,18 @@ void for_each_settled_reader(const BroadcastRing& ring, Visit&& visit) {
   }
 }
 
+// An evicted subscriber's descriptor hears about it (WaitEvent::kEvicted) even while it sleeps.
+void tell_evicted(TopicEndpoint& e, std::uint64_t owner_token) {
+  PeerSlot* slots = e.seg->peers();
+  for (std::uint32_t i = 0; i < e.seg->info().max_peers; ++i) {
+    PeerSlot& s = slots[i];
+    if (state_of(s) == PeerState::kActive && s.token.load(std::memory_order_relaxed) == owner_token) {
+      signal_peer(*e.seg, s, WaitEvent::kEvicted);
+      return;
+    }
+  }
+}
+
 void count_evictions(TopicEndpoint& e, std::uint64_t n) {
   if (n == 0) return;
   e.evictions += n;
@@ -125,7 +137,10 @@ void evict_slowest(TopicEndpoint& e) {
   if (!oldest) return;
   std::uint64_t n = 0;
   for_each_settled_reader(ring, [&](std::uint32_t i, const BroadcastRing::ReaderSlotView& v) {
-    if (v.position == *oldest && ring.evict_reader(i, v.owner) == RingResult::kOk) ++n;
+    if (v.position == *oldest && ring.evict_reader(i, v.owner) == RingResult::kOk) {
+      tell_evicted(e, v.owner);
+      ++n;
+    }
   });
   count_evictions(e, n);
 }
@@ -145,6 +160,7 @@ void evict_laggards(TopicEndpoint& e, bool now) {
   for_each_settled_reader(ring, [&](std::uint32_t i, const BroadcastRing::ReaderSlotView& v) {
     const std::uint64_t lag = tail - v.position;
     if (lag > e.evict_lag && lag <= ring.capacity() && ring.evict_reader(i, v.owner) == RingResult::kOk) {
+      tell_evicted(e, v.owner);
       ++n;
     }
   });

@@ -236,7 +236,9 @@ bool socket_has_owner(const std::string& path) {
 
 }  // namespace
 
-std::vector<std::string> collect_stale_wait_files(std::size_t limit, bool dry_run) {
+namespace {
+
+std::vector<std::string> collect(std::size_t limit, bool dry_run, const std::string& id_filter) {
   std::vector<std::string> removed;
   const std::string dir(kDefaultSegmentDirectory);
   DIR* d = opendir(dir.c_str());
@@ -248,6 +250,7 @@ std::vector<std::string> collect_stale_wait_files(std::size_t limit, bool dry_ru
     const bool sock = name.starts_with(kWaitSocketPrefix);
     const bool temp = name.starts_with(kWaitTempPrefix);
     if (!lifeline && !sock && !temp) continue;
+    if (!id_filter.empty() && name.find(id_filter) == std::string_view::npos) continue;
     if (limit != 0 && looked++ >= limit) break;
     const std::string path = dir + "/" + std::string(name);
     struct stat st{};
@@ -265,6 +268,19 @@ std::vector<std::string> collect_stale_wait_files(std::size_t limit, bool dry_ru
   }
   closedir(d);
   return removed;
+}
+
+}  // namespace
+
+std::vector<std::string> collect_stale_wait_files(std::size_t limit, bool dry_run) {
+  return collect(limit, dry_run, "");
+}
+
+void collect_stale_wait_files_of(std::uint64_t channel_id) noexcept {
+  try {
+    collect(0, false, "." + hex(channel_id) + ".");
+  } catch (...) {
+  }
 }
 
 }  // namespace shmring::detail

@@ -65,5 +65,8 @@ void remove_wait_files(std::uint64_t channel_id, std::uint64_t token) noexcept;
 // older than a minute. Looks at most at `limit` such files (0: all). Returns the paths removed
 // (or, dry_run, that would be). Files of other users that cannot be removed are skipped.
 std::vector<std::string> collect_stale_wait_files(std::size_t limit, bool dry_run = false);
+// The same for the files of one channel incarnation only (the last endpoint to leave a channel
+// clears what its dead peers left).
+void collect_stale_wait_files_of(std::uint64_t channel_id) noexcept;
 
 }  // namespace shmring::detail
