@@ -44,4 +44,22 @@ for pattern in topic queue frames; do
     fi
   done
 done
+# Armed descriptors: a publisher pays one datagram per armed subscriber per arming, not one per
+# message. Counted in the publisher alone (strace without -f: the subscribers are forked children).
+for waiters in 0 1 8; do
+  for n in "$small" "$large"; do
+    if ! strace -c -o "$scratch/armed-$waiters-$n" "$driver" armed "$waiters" "$n" > "$scratch/out" 2>&1; then
+      echo "FAILED: armed $waiters $n: $(cat "$scratch/out")"; status=1; continue 2
+    fi
+  done
+  a=$(total_calls "$scratch/armed-$waiters-$small")
+  b=$(total_calls "$scratch/armed-$waiters-$large")
+  sends=$(awk '$NF == "sendto" { print $4 }' "$scratch/armed-$waiters-$large")
+  extra=$((b - a))
+  printf 'armed %s waiter(s): publisher %s calls for %s messages, %s for %s (sendto: %s): %s extra\n' \
+    "$waiters" "$a" "$small" "$b" "$large" "${sends:-0}" "$extra"
+  if [ "$extra" -gt "$allowed" ] || [ "${sends:-0}" -gt "$waiters" ]; then
+    echo "FAILED: armed descriptors cost the publisher per message"; status=1
+  fi
+done
 exit $status

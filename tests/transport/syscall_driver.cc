@@ -4,9 +4,14 @@
 // path makes no system call per message.
 //
 //   syscall_driver PATTERN API ROUND_TRIPS      PATTERN: topic | queue | frames; API: copy | zero
+//   syscall_driver armed WAITERS MESSAGES       a publisher sends MESSAGES into a topic whose
+//                                               WAITERS subscribers (other processes) sleep with
+//                                               their descriptors armed: one wake-up each, however
+//                                               many messages
 //
 // Exits 0 after ROUND_TRIPS verified round trips (each message carries its number), non-zero with
 // a message on any error.
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -126,11 +131,69 @@ int run(const std::string& pattern, bool zero_copy, std::uint64_t round_trips, O
   return 0;
 }
 
+// WAITERS subscriber processes arm their descriptors and sleep in poll() until the publisher is
+// done (their pipe closes); the publisher sends MESSAGES into a lossy topic (never held back).
+int run_armed(int waiters, std::uint64_t messages) {
+  const std::string name = "t_" + std::to_string(getpid()) + "_sysc_armed";
+  shmring::TopicOptions o;
+  o.capacity = 1 << 20;
+  o.max_message = kMessage;
+  o.max_peers = 16;
+  auto pub = must(shmring::TopicPublisher::open(name, o), "publisher");
+  int ready[2], done[2];
+  if (pipe(ready) != 0 || pipe(done) != 0) die("pipe");
+  std::vector<pid_t> children;
+  for (int i = 0; i < waiters; ++i) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      close(ready[0]);
+      close(done[1]);
+      auto sub = must(shmring::TopicSubscriber::open(name, o), "subscriber");
+      const int fd = sub.wait_fd();
+      if (fd < 0) die("wait_fd");
+      std::byte buf[kMessage];
+      std::size_t n = 0;
+      while (sub.try_receive(buf, &n) == ChannelResult::kOk) {
+      }  // drained: armed
+      if (write(ready[1], "r", 1) != 1) die("write");
+      char c;
+      while (read(done[0], &c, 1) > 0) {
+      }  // the publisher closed its end: done
+      pollfd p{fd, POLLIN, 0};
+      const bool woken = poll(&p, 1, 0) == 1;
+      _exit(woken ? 0 : 3);  // one wake-up must have arrived
+    }
+    children.push_back(pid);
+  }
+  close(ready[1]);
+  close(done[0]);
+  for (int i = 0; i < waiters; ++i) {
+    char c;
+    if (read(ready[0], &c, 1) != 1) die("a subscriber did not get ready");
+  }
+  std::byte msg[kMessage] = {};
+  for (std::uint64_t i = 0; i < messages; ++i) {
+    std::memcpy(msg, &i, sizeof(i));
+    if (pub.try_send(msg) != ChannelResult::kOk) die("try_send");
+  }
+  close(done[1]);
+  int failed = 0;
+  for (const pid_t pid : children) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++failed;
+  }
+  if (failed != 0) die("a subscriber was not woken");
+  std::printf("armed: %d waiters, %llu messages\n", waiters, static_cast<unsigned long long>(messages));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 4) die("usage: syscall_driver topic|queue|frames copy|zero ROUND_TRIPS");
+  if (argc != 4) die("usage: syscall_driver topic|queue|frames copy|zero ROUND_TRIPS | armed WAITERS MESSAGES");
   const std::string pattern = argv[1];
+  if (pattern == "armed") return run_armed(std::atoi(argv[2]), std::strtoull(argv[3], nullptr, 10));
   const bool zero_copy = std::string(argv[2]) == "zero";
   const std::uint64_t round_trips = std::strtoull(argv[3], nullptr, 10);
   if (pattern == "topic") {
