@@ -82,7 +82,14 @@ for size in $throughput_sizes; do
   for t in $transports; do run "$t" throughput "$size" spin; done
 done
 echo "wake-up of a parked receiver:" >&2
-for t in shmring-spsc shmring-topic pipe uds boost-mq; do run "$t" wake 64 park; done
+for t in shmring-spsc shmring-topic shmring-queue pipe uds boost-mq; do run "$t" wake 64 park; done
+# Through the pollable descriptor (epoll on wait_fd), same run.
+for t in shmring-topic shmring-queue; do run "$t" wake 64 fd; done
+echo "what armed descriptors cost a publisher (0, 1, 8 subscribers asleep in epoll):" >&2
+for n in 0 1 8; do
+  "$shmring" bench --json --cpus "$cpus" --transport shmring-topic --mode wake-cost --wait fd \
+    --subscribers "$n" --count "$([ $quick -eq 1 ] && echo 200000 || echo 1000000)" >> "$out" || true
+done
 echo "fan-out, pipeline, frames:" >&2
 for n in 1 2 4; do
   "$shmring" bench --json --cpus "$cpus" --transport shmring-topic --mode fanout --subscribers "$n" \

@@ -5,7 +5,11 @@
 // `shmring-queue-zc`, `shmring-frames`: loan + publish and view + release, the application
 // writing and reading only the message's first 8 bytes in place, which is what zero-copy is for).
 // They wait with the channels' own strategies: spin = kBusySpin, hybrid = kHybrid (spin, then park
-// on the futex), park = kPark.
+// on the futex), park = kPark; fd = the try_ calls, then epoll on the endpoint's wait_fd() (the
+// event-driven protocol of docs/events.md).
+#include <sys/epoll.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -32,9 +36,43 @@ std::string wait_text(WaitMode wait) {
     case WaitMode::kSpin: return "busy-spin";
     case WaitMode::kHybrid: return "spin, then futex park";
     case WaitMode::kPark: return "futex park";
+    case WaitMode::kDescriptor: return "epoll on wait_fd";
   }
   return "?";
 }
+
+// An epoll instance over one endpoint's wait_fd (WaitMode::kDescriptor), or nothing.
+class DescriptorWait {
+ public:
+  DescriptorWait() = default;
+  DescriptorWait(const DescriptorWait&) = delete;
+  DescriptorWait& operator=(const DescriptorWait&) = delete;
+  ~DescriptorWait() {
+    if (epoll_ >= 0) close(epoll_);
+  }
+  bool active() const { return epoll_ >= 0; }
+  // Watches `endpoint`'s descriptor.
+  bool watch(const detail::EndpointHandle& endpoint) {
+    const int fd = endpoint.wait_fd();
+    epoll_ = epoll_create1(EPOLL_CLOEXEC);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    return fd >= 0 && epoll_ >= 0 && epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev) == 0;
+  }
+  // Retries `attempt` (a try_ call) until it is not kWouldBlock, sleeping in epoll in between.
+  template <typename Attempt>
+  ChannelResult until_done(Attempt&& attempt) {
+    for (;;) {
+      const ChannelResult r = attempt();
+      if (r != ChannelResult::kWouldBlock) return r;
+      epoll_event ev{};
+      if (epoll_wait(epoll_, &ev, 1, 30000) == 0) return ChannelResult::kTimedOut;
+    }
+  }
+
+ private:
+  int epoll_ = -1;
+};
 
 std::uint64_t ring_capacity(std::size_t size) {
   std::uint64_t capacity = 1 << 20;
@@ -51,9 +89,18 @@ std::size_t touched(std::size_t size) { return std::min<std::size_t>(size, sizeo
 
 class TopicEndpoint final : public Endpoint {
  public:
-  TopicEndpoint(TopicPublisher publisher, TopicSubscriber subscriber, bool zero_copy)
-      : publisher_(std::move(publisher)), subscriber_(std::move(subscriber)), zero_copy_(zero_copy) {}
+  TopicEndpoint(TopicPublisher publisher, TopicSubscriber subscriber, bool zero_copy, bool descriptors)
+      : publisher_(std::move(publisher)), subscriber_(std::move(subscriber)), zero_copy_(zero_copy) {
+    if (descriptors) {
+      if (publisher_.is_open()) tx_.watch(publisher_);
+      if (subscriber_.is_open()) rx_.watch(subscriber_);
+    }
+  }
   bool send(const std::byte* data, std::size_t size) override {
+    if (tx_.active() && !zero_copy_) {
+      return tx_.until_done([&] { return publisher_.try_send(std::span<const std::byte>(data, size)); }) ==
+             ChannelResult::kOk;
+    }
     if (zero_copy_) {
       TopicLoan loan = publisher_.loan(size, kTimeout);
       if (!loan.ok()) return false;
@@ -63,6 +110,12 @@ class TopicEndpoint final : public Endpoint {
     return publisher_.send(std::span<const std::byte>(data, size), kTimeout) == ChannelResult::kOk;
   }
   bool receive(std::byte* data, std::size_t size) override {
+    if (rx_.active() && !zero_copy_) {
+      std::size_t got = 0;
+      return rx_.until_done([&] {
+               return subscriber_.try_receive(std::span<std::byte>(data, size), &got);
+             }) == ChannelResult::kOk && got == size;
+    }
     if (zero_copy_) {
       TopicView view = subscriber_.receive_view(kTimeout);
       if (!view.ok() || view.data().size() != size) return false;
@@ -78,6 +131,7 @@ class TopicEndpoint final : public Endpoint {
   TopicPublisher publisher_;
   TopicSubscriber subscriber_;
   bool zero_copy_;
+  DescriptorWait tx_, rx_;
 };
 
 class TopicTransport final : public IpcTransport {
@@ -87,7 +141,8 @@ class TopicTransport final : public IpcTransport {
     return wait_text(wait) + (zero_copy_ ? " (topic, zero-copy)" : " (topic)");
   }
   bool supports(const std::string& mode) const override {
-    return mode == "pingpong" || mode == "throughput" || mode == "wake" || mode == "fanout";
+    return mode == "pingpong" || mode == "throughput" || mode == "wake" || mode == "fanout" ||
+           mode == "wake-cost";
   }
   absl::Status prepare(const BenchConfig&) override { return absl::OkStatus(); }
   absl::StatusOr<std::unique_ptr<Endpoint>> open(int side, const BenchConfig& config) override {
@@ -122,7 +177,8 @@ class TopicTransport final : public IpcTransport {
       }
     }
     return std::unique_ptr<Endpoint>(
-        new TopicEndpoint(std::move(publisher), std::move(subscriber), zero_copy_));
+        new TopicEndpoint(std::move(publisher), std::move(subscriber), zero_copy_,
+                          config.wait == WaitMode::kDescriptor));
   }
   void cleanup() override {}
 
@@ -133,10 +189,20 @@ class TopicTransport final : public IpcTransport {
 // --- Queue: producers and consumers; pipeline mode runs 2 producers and 2 competing consumers.
 class QueueEndpoint final : public Endpoint {
  public:
-  QueueEndpoint(QueueProducer producer, QueueConsumer consumer, bool finish_on_empty, bool zero_copy)
+  QueueEndpoint(QueueProducer producer, QueueConsumer consumer, bool finish_on_empty, bool zero_copy,
+                bool descriptors)
       : producer_(std::move(producer)), consumer_(std::move(consumer)),
-        finish_on_empty_(finish_on_empty), zero_copy_(zero_copy) {}
+        finish_on_empty_(finish_on_empty), zero_copy_(zero_copy) {
+    if (descriptors && !finish_on_empty) {
+      if (producer_.is_open()) tx_.watch(producer_);
+      if (consumer_.is_open()) rx_.watch(consumer_);
+    }
+  }
   bool send(const std::byte* data, std::size_t size) override {
+    if (tx_.active() && !zero_copy_) {
+      return tx_.until_done([&] { return producer_.try_send(std::span<const std::byte>(data, size)); }) ==
+             ChannelResult::kOk;
+    }
     if (zero_copy_) {
       QueueLoan loan = producer_.loan(kTimeout);
       if (!loan.ok()) return false;
@@ -151,6 +217,10 @@ class QueueEndpoint final : public Endpoint {
     // and let the caller look at the shared count in between.
     const auto timeout = finish_on_empty_ ? std::chrono::nanoseconds(std::chrono::milliseconds(50))
                                           : std::chrono::nanoseconds(kTimeout);
+    if (rx_.active() && !zero_copy_) {
+      return rx_.until_done([&] { return consumer_.try_receive(std::span<std::byte>(data, size), &got); }) ==
+                 ChannelResult::kOk && got == size;
+    }
     if (zero_copy_) {
       QueueView view = consumer_.receive_view(timeout);
       if (!view.ok() || view.data().size() != size) return false;
@@ -166,6 +236,7 @@ class QueueEndpoint final : public Endpoint {
   QueueConsumer consumer_;
   bool finish_on_empty_;
   bool zero_copy_;
+  DescriptorWait tx_, rx_;
 };
 
 class QueueTransport final : public IpcTransport {
@@ -211,7 +282,8 @@ class QueueTransport final : public IpcTransport {
     if (status.ok() && round_trip) status = sends_forward ? open_consumer(back) : open_producer(back);
     if (!status.ok()) return status;
     return std::unique_ptr<Endpoint>(
-        new QueueEndpoint(std::move(producer), std::move(consumer), pipeline, zero_copy_));
+        new QueueEndpoint(std::move(producer), std::move(consumer), pipeline, zero_copy_,
+                          config.wait == WaitMode::kDescriptor));
   }
   void cleanup() override {}
 

@@ -17,7 +17,10 @@
 #include <thread>
 #include <vector>
 
+#include <sys/epoll.h>
+
 #include "histogram.h"
+#include "shmring/transport/topic.h"
 #include "transports.h"
 
 namespace shmring::bench {
@@ -68,6 +71,7 @@ struct RunRecord {
 
 int sides_for(const BenchConfig& config) {
   if (config.mode == "fanout") return 1 + std::clamp(config.subscribers, 1, kMaxSides - 1);
+  if (config.mode == "wake-cost") return 1 + std::clamp(config.subscribers, 0, kMaxSides - 1);
   if (config.mode == "pipeline") return 4;
   return 2;
 }
@@ -249,6 +253,71 @@ void run_frames(int side, Endpoint& endpoint, const BenchConfig& config, RunReco
   mine.lost = config.count - mine.received;
 }
 
+// Wake-cost: what armed descriptors cost a publisher. Side 0 publishes `count` messages into a
+// lossy topic as fast as it can (never held back) and times itself; sides 1..subscribers each
+// wait in epoll on their subscriber's wait_fd, drain it until kWouldBlock (which re-arms it), and
+// wait again, until the publisher is done. The publisher pays one datagram per armed subscriber
+// per arming: the rate with 0, 1 and 8 subscribers shows what that costs per message.
+int run_wake_cost(int side, const BenchConfig& config, RunRecord* record) {
+  TopicOptions options;
+  options.capacity = 1 << 22;
+  options.max_message = std::max<std::size_t>(config.size, 8);
+  options.max_peers = kMaxSides + 1;
+  const std::string name = "bench-wakecost-" + config.run_id;
+  SideRecord& mine = record->sides[side];
+  std::vector<std::byte> message(config.size, std::byte{0x33});
+  if (side == 0) {
+    absl::StatusOr<TopicPublisher> publisher = TopicPublisher::open(name, options);
+    record->ready.fetch_add(1);
+    if (!publisher.ok()) {
+      record_error(record, std::string(publisher.status().message()));
+      return 1;
+    }
+    while (record->go.load(std::memory_order_acquire) == 0) {
+    }
+    mine.first_ns = now_ns();
+    for (std::uint64_t i = 0; i < config.count; ++i) {
+      if (publisher->try_send(message) != ChannelResult::kOk) {
+        record_error(record, "wake-cost: try_send failed");
+        break;
+      }
+    }
+    mine.last_ns = now_ns();
+    mine.sent = config.count;
+    record->consumed.store(1, std::memory_order_release);  // done
+    return record->errors.load() == 0 ? 0 : 1;
+  }
+  absl::StatusOr<TopicSubscriber> subscriber = TopicSubscriber::open(name, options);
+  const int fd = subscriber.ok() ? subscriber->wait_fd() : -1;
+  const int ep = epoll_create1(EPOLL_CLOEXEC);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  if (fd < 0 || ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    record_error(record, "wake-cost: no descriptor");
+    record->ready.fetch_add(1);
+    return 1;
+  }
+  std::vector<std::byte> buffer(options.max_message);
+  auto drain = [&] {
+    std::size_t n = 0;
+    ChannelResult r;
+    while ((r = subscriber->try_receive(buffer, &n)) == ChannelResult::kOk || r == ChannelResult::kOverwritten) {
+      ++mine.received;
+    }
+  };
+  drain();  // armed before the publisher starts
+  record->ready.fetch_add(1);
+  while (record->consumed.load(std::memory_order_acquire) == 0) {
+    epoll_event out{};
+    if (epoll_wait(ep, &out, 1, 20) == 1) {
+      ++mine.sent;  // wake-ups
+      drain();
+    }
+  }
+  close(ep);
+  return 0;
+}
+
 // The bandwidth floor: one core copying the message size over and over.
 void run_memcpy(const BenchConfig& config, RunRecord* record) {
   std::vector<std::byte> source(config.size, std::byte{1}), target(config.size);
@@ -274,6 +343,7 @@ int child_main(int side, IpcTransport& transport, const BenchConfig& given, RunR
   if (!pin_to_cpu(cpu_for(config, side))) {
     record_error(record, "cannot pin to cpu " + std::to_string(cpu_for(config, side)));
   }
+  if (config.mode == "wake-cost") return run_wake_cost(side, config, record);
   const bool memcpy_floor = config.transport == "floor" && config.mode == "throughput";
   std::unique_ptr<Endpoint> endpoint;
   if (!memcpy_floor) {
@@ -408,6 +478,16 @@ Measurement run_once(IpcTransport& transport, const BenchConfig& config) {
     }
     result.lost = total > received ? total - received : 0;
     if (last > first) result.msgs_per_s = static_cast<double>(received) / (static_cast<double>(last - first) / 1e9);
+  } else if (config.mode == "wake-cost") {
+    // The publisher's own rate (messages it sent per second while subscribers woke and drained).
+    const SideRecord& publisher = record->sides[0];
+    if (publisher.sent > 1 && publisher.last_ns > publisher.first_ns) {
+      result.msgs_per_s = static_cast<double>(publisher.sent) /
+                          (static_cast<double>(publisher.last_ns - publisher.first_ns) / 1e9);
+    }
+    std::vector<double> wakeups;
+    for (int side = 1; side < sides; ++side) wakeups.push_back(static_cast<double>(record->sides[side].sent));
+    result.msgs_per_s_median_subscriber = median_of(wakeups);  // wake-ups per subscriber (median)
   } else if (config.mode == "frames") {
     // Hand-overs per second: the publisher's loan -> publish rate while a viewer takes the newest
     // frame concurrently (newest-first: the viewer skips frames, counted as lost).
@@ -476,6 +556,7 @@ std::string to_string(WaitMode wait) {
     case WaitMode::kSpin: return "spin";
     case WaitMode::kHybrid: return "hybrid";
     case WaitMode::kPark: return "park";
+    case WaitMode::kDescriptor: return "fd";
   }
   return "?";
 }
@@ -509,8 +590,8 @@ int run_benchmark(const BenchConfig& given, std::FILE* out) {
     }
     std::fflush(out);
   };
-  static const char* const kModes[] = {"pingpong", "throughput", "wake", "fanout", "pipeline",
-                                        "frames"};
+  static const char* const kModes[] = {"pingpong", "throughput", "wake", "wake-cost", "fanout",
+                                        "pipeline", "frames"};
   if (std::find(std::begin(kModes), std::end(kModes), config.mode) == std::end(kModes)) {
     emit_skip("unknown mode '" + config.mode + "'");
     return 1;

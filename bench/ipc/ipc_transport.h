@@ -14,13 +14,14 @@
 
 namespace shmring::bench {
 
-enum class WaitMode { kSpin, kHybrid, kPark };
+// kDescriptor: shmring channels only: try_ calls, then epoll on the endpoint's wait_fd().
+enum class WaitMode { kSpin, kHybrid, kPark, kDescriptor };
 
 std::string to_string(WaitMode wait);
 
 struct BenchConfig {
   std::string transport = "shmring-spsc";
-  std::string mode = "pingpong";  // pingpong | throughput | wake | fanout | pipeline | frames
+  std::string mode = "pingpong";  // pingpong | throughput | wake | wake-cost | fanout | pipeline | frames
   std::size_t size = 64;
   std::uint64_t count = 200000;
   WaitMode wait = WaitMode::kSpin;

@@ -22,13 +22,17 @@ constexpr const char* kBenchHelp =
     "                     shmring-frames(-copy), pipe, uds, boost-mq, zmq, iceoryx\n"
     "                     (default shmring-spsc; -zc: loan/view in place, frames: zero-copy);\n"
     "                     names not built here are reported as skipped\n"
-    "  --mode MODE        pingpong | throughput | wake (default pingpong)\n"
+    "  --mode MODE        pingpong | throughput | wake | wake-cost | fanout | pipeline | frames\n"
+    "                     (default pingpong). wake: round trips to a receiver that sleeps\n"
+    "                     (200 us idle before each); wake-cost: a publisher's rate into a topic\n"
+    "                     whose --subscribers N (0..) sleep in epoll on their wait_fd\n"
     "  --size BYTES       message size (default 64)\n"
     "  --count N          messages or round trips per repetition (default 200000)\n"
-    "  --wait W           spin | hybrid | park (default spin)\n"
+    "  --wait W           spin | hybrid | park | fd (default spin; fd: shmring channels, try_\n"
+    "                     calls then epoll on wait_fd)\n"
     "  --cpus A,B         the two cores (default 0,1)\n"
     "  --rate R           open loop: R messages per second, latency from the scheduled send time\n"
-    "  --subscribers N    fan-out width (fanout mode)\n"
+    "  --subscribers N    fan-out width (fanout mode), sleeping subscribers (wake-cost)\n"
     "  --reps N           repetitions; medians are reported with min..max (default 3)\n"
     "  --json             one JSON object per run on one line\n";
 
@@ -56,21 +60,24 @@ int run_bench(const std::vector<std::string>& argv) {
   config.transport = args.choice("transport", config.transport,
                                  std::set<std::string>(known.begin(), known.end()));
   config.mode = args.choice("mode", config.mode,
-                            {"pingpong", "throughput", "wake", "fanout", "pipeline", "frames"});
+                            {"pingpong", "throughput", "wake", "wake-cost", "fanout", "pipeline",
+                             "frames"});
   config.size = static_cast<std::size_t>(args.bytes("size", 64, 1, std::uint64_t{1} << 30));
   config.count = static_cast<std::uint64_t>(args.integer("count", 200000, 1, std::int64_t{1} << 40));
-  config.subscribers = static_cast<int>(args.integer("subscribers", 1, 1, 64));
+  config.subscribers = static_cast<int>(args.integer("subscribers", 1, 0, 64));
   config.repetitions = static_cast<int>(args.integer("reps", 3, 1, 1000));
   config.rate = static_cast<double>(args.integer("rate", 0, 0, 1'000'000'000));
   config.json = args.has("json");
-  const std::string wait = args.choice("wait", "spin", {"spin", "hybrid", "park"});
+  const std::string wait = args.choice("wait", "spin", {"spin", "hybrid", "park", "fd"});
   if (!args.ok()) return report_error("bench", args.error(), 2);
   if (wait == "spin") {
     config.wait = bench::WaitMode::kSpin;
   } else if (wait == "hybrid") {
     config.wait = bench::WaitMode::kHybrid;
-  } else {
+  } else if (wait == "park") {
     config.wait = bench::WaitMode::kPark;
+  } else {
+    config.wait = bench::WaitMode::kDescriptor;
   }
   if (!parse_cpus(args.value("cpus").value_or("0,1"), &config.cpus)) {
     return report_error("bench", "--cpus needs two core numbers, e.g. --cpus 0,1", 2);
