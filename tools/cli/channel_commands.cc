@@ -69,7 +69,9 @@ std::string stats_json(const ChannelStats& s, const ChannelStats* before, double
                     ",\"claims_skipped\":" + std::to_string(s.claims_skipped) +
                     ",\"evictions\":" + std::to_string(s.evictions) +
                     ",\"receivers_parked\":" + std::to_string(s.receivers_parked) +
-                    ",\"senders_parked\":" + std::to_string(s.senders_parked);
+                    ",\"senders_parked\":" + std::to_string(s.senders_parked) +
+                    ",\"receivers_armed\":" + std::to_string(s.receivers_armed) +
+                    ",\"senders_armed\":" + std::to_string(s.senders_armed);
   if (before != nullptr) {
     char rates[128];
     std::snprintf(rates, sizeof rates, ",\"sent_per_s\":%.1f,\"received_per_s\":%.1f",
@@ -107,9 +109,11 @@ void print_stats(const ChannelStats& s, const ChannelStats& before, double secon
                 static_cast<unsigned long long>(s.claims_skipped),
                 static_cast<unsigned long long>(s.items_redelivered));
   }
-  std::printf("  dead peers reclaimed %llu; evictions %llu; parked: %u receiver(s), %u sender(s)\n",
+  std::printf("  dead peers reclaimed %llu; evictions %llu; parked: %u receiver(s), %u sender(s); "
+              "armed descriptors: %u receiver(s), %u sender(s)\n",
               static_cast<unsigned long long>(s.peers_reclaimed),
-              static_cast<unsigned long long>(s.evictions), s.receivers_parked, s.senders_parked);
+              static_cast<unsigned long long>(s.evictions), s.receivers_parked, s.senders_parked,
+              s.receivers_armed, s.senders_armed);
   std::printf("  %-5s %-10s %8s %-5s %12s %12s %10s %12s %10s\n", "SLOT", "ROLE", "PID", "ALIVE",
               "SENT", "RECEIVED", "LOST", "LAG", "BLOCKED");
   for (const PeerStats& p : s.peers) {

@@ -94,7 +94,8 @@ constexpr const char* kRmHelp =
 constexpr const char* kGcHelp =
     "usage: shmring gc [--dry-run] [--json] [--dir DIR]\n"
     "Removes every stale shmring segment (all attached processes dead) and prints each one it\n"
-    "removed. Never touches a segment in use, nor a file that is not a shmring segment.\n"
+    "removed, and the files of pollable descriptors (shmring-l.*, shmring-w.*) whose endpoints\n"
+    "died. Never touches a segment or file in use, nor a file that is not shmring's.\n"
     "  --dry-run   only print what would be removed\n";
 
 }  // namespace
@@ -190,7 +191,15 @@ int run_gc(const std::vector<std::string>& argv) {
   int status = 0;
   if (!directory_ok("gc", dir, &status)) return status;
   const bool dry_run = args.has("dry-run");
-  const GcReport report = collect_stale_segments(dry_run, dir);
+  GcReport report = collect_stale_segments(dry_run, dir);
+  // The files of pollable descriptors whose endpoints died (they live in the default directory).
+  std::size_t wait_files = 0;
+  if (dir == kDefaultSegmentDirectory) {
+    for (std::string& path : collect_stale_wait_files(dry_run)) {
+      report.removed.push_back(std::move(path));
+      ++wait_files;
+    }
+  }
   const char* verb = dry_run ? "would remove" : "removed";
   if (args.has("json")) {
     for (const std::string& path : report.removed) {
@@ -203,8 +212,8 @@ int run_gc(const std::vector<std::string>& argv) {
   } else {
     for (const std::string& path : report.removed) std::printf("%s %s\n", verb, path.c_str());
     for (const std::string& failure : report.failed) std::printf("skipped %s\n", failure.c_str());
-    std::printf("%zu stale segment(s) %s, %d in use left alone\n", report.removed.size(), verb,
-                report.live);
+    std::printf("%zu stale segment(s) %s, %d in use left alone; %zu stale descriptor file(s) %s\n",
+                report.removed.size() - wait_files, verb, report.live, wait_files, verb);
   }
   return 0;
 }

@@ -10,6 +10,7 @@
 #include "channel_segment.h"
 #include "shmring/core/stable_hash.h"
 #include "wait.h"
+#include "wait_files.h"
 #include "shmring/core/process.h"
 #include "shmring/core/segment_directory.h"
 #include "shmring/core/shared_memory.h"
@@ -183,6 +184,10 @@ std::vector<std::string> list_channels() {
     names.push_back(info->name);
   }
   return names;
+}
+
+std::vector<std::string> collect_stale_wait_files(bool dry_run) {
+  return detail::collect_stale_wait_files(0, dry_run);
 }
 
 std::string to_string(WaitEvent set) {

@@ -202,4 +202,10 @@ std::vector<std::string> list_channels();
 // can no longer run the dead-peer recovery or unregister (those steps fail quietly).
 absl::Status remove_channel(std::string_view name);
 
+// Removes the files behind pollable descriptors (wait_fd, docs/events.md: "shmring-l.*",
+// "shmring-w.*" in /dev/shm) that nobody owns any more: an endpoint killed before any recovery of
+// its channel ran leaves them. Returns the paths removed (dry_run: that would be). Never removes a
+// file an endpoint still holds. `shmring gc` calls it; opening a channel removes a few now and then.
+std::vector<std::string> collect_stale_wait_files(bool dry_run = false);
+
 }  // namespace shmring
