@@ -357,6 +357,9 @@ bool storm(const std::string& pattern, int seconds, int kill_every_ms, std::mt19
     o.create = false;
     auto last = shmring::FrameSubscriber::open(name, o);
   }
+  // Lifelines of killed endpoints whose recovery never ran (their channel went stale first) are
+  // left for `shmring gc` (or the sweep at the next channel open): reported, then removed.
+  const std::size_t wait_files_for_gc = shmring::collect_stale_wait_files(false).size();
   const std::string prefix = "shmring_chan.chaos_" + std::to_string(getpid()) + "_";
   const std::size_t left = shmring::list_segments(shmring::kDefaultSegmentDirectory, prefix).size();
   // Sets that appeared during the storm and that no segment owns: what this run leaked (other
@@ -368,7 +371,7 @@ bool storm(const std::string& pattern, int seconds, int kill_every_ms, std::mt19
   }
   std::printf("%-6s %4d s  kills %6llu  sent %10llu  received %10llu  torn %llu  duplicated %llu  "
               "out-of-order %llu  lost %llu (%s)  redelivered %llu  evictions %llu  reclaimed %llu  "
-              "leftover segments %zu  leftover semaphores %d\n",
+              "leftover segments %zu  leftover semaphores %d  descriptor files for gc %zu\n",
               pattern.c_str(), seconds, static_cast<unsigned long long>(kills),
               static_cast<unsigned long long>(g->sent.load()),
               static_cast<unsigned long long>(g->received.load()),
@@ -379,7 +382,7 @@ bool storm(const std::string& pattern, int seconds, int kill_every_ms, std::mt19
               pattern == "queue" ? "committed, never received" : pattern == "topic" ? "reported by lost()" : "frames skipped",
               static_cast<unsigned long long>(g->redelivered.load()),
               static_cast<unsigned long long>(evictions), static_cast<unsigned long long>(reclaimed),
-              left, sems_left);
+              left, sems_left, wait_files_for_gc);
   std::fflush(stdout);
   return g->torn.load() == 0 && g->duplicated.load() == 0 && g->out_of_order.load() == 0 &&
          (pattern != "queue" || lost == 0) && left == 0;
