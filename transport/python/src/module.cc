@@ -1,0 +1,17 @@
+// The C++ half of the `shmring` Python package (_shmring); shmring/__init__.py builds the
+// Pythonic API on it.
+#include <pybind11/pybind11.h>
+
+#include "errors.h"
+
+namespace shmring::python {
+void bind_channels(pybind11::module_& m);
+void bind_segment(pybind11::module_& m);
+}  // namespace shmring::python
+
+PYBIND11_MODULE(_shmring, m) {
+  m.doc() = "shmring's C++ core (use the shmring package).";
+  shmring::python::register_exceptions(m);
+  shmring::python::bind_channels(m);
+  shmring::python::bind_segment(m);
+}
