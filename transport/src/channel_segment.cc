@@ -217,6 +217,7 @@ absl::StatusOr<std::unique_ptr<ChannelSegment>> ChannelSegment::open(std::string
   seg->channel_id_ = stable_hash64(seg->memory_.native_key(),
                                    static_cast<std::uint64_t>(seg->info_.created_unix_ns));
   sweep_stale_channels();
+  prepare_wake_sender();
   return seg;
 }
 

@@ -31,6 +31,11 @@ absl::Status Endpoint::open(std::string_view name, const ChannelSpec& spec, cons
   seg->unlock();
   if (!s.ok()) return s;
   seg->create_lifeline();
+  // Armed endpoints that watch peers like this one start watching it at their next arming, and
+  // what this open's recovery freed may be what they wait for: fire them (slow path; nothing
+  // when none is armed).
+  notify_receivers(*seg);
+  notify_senders(*seg);
   return opened();
 }
 
@@ -38,8 +43,14 @@ void Endpoint::peer_gone() noexcept {
   if (seg->lock_for(0)) {
     recover_locked();
     seg->unlock();
+    // What the recovery freed (room, a dead consumer's item, an evicted reader slot) may be what
+    // other armed endpoints wait for.
+    notify_receivers(*seg);
+    notify_senders(*seg);
   } else {
+    // Someone else holds the lock (maybe recovering): hint it, and come back soon.
     seg->control()->misc.recovery_hint.store(1, std::memory_order_relaxed);
+    if (descriptor) descriptor->wake_self();
   }
 }
 

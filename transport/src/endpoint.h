@@ -139,14 +139,17 @@ struct Endpoint {
     if (descriptor->take_peer_gone_news()) peer_gone();
     return again;
   }
-  // attempt() until it succeeds or prepare_to_block() says block (a few rounds at most: each
-  // round means a notifier fired meanwhile, and a descriptor left readable is retried by the
-  // application anyway). Returns attempt()'s last answer.
+  // attempt() until it succeeds or prepare_to_block() says block. Each round means a notifier
+  // fired meanwhile (and its datagram may have been drained); after a few, the descriptor is made
+  // readable again (a datagram to itself) so that the application comes back: it is never left
+  // drained and disarmed. Returns attempt()'s last answer.
   template <typename Attempt>
   bool attempt_before_blocking(Attempt&& attempt) {
-    for (int round = 0; round < 4 && prepare_to_block(); ++round) {
+    for (int round = 0; round < 4; ++round) {
+      if (!prepare_to_block()) return false;
       if (attempt()) return true;
     }
+    descriptor->wake_self();
     return false;
   }
   // A peer this endpoint watches closed or died: run the dead-peer recovery now if the lock is

@@ -45,12 +45,16 @@ std::shared_ptr<WaitDescriptor> WaitDescriptor::create(ChannelSegment& seg, Peer
     d->ready_event_ = WaitEvent::kData;
     d->watched_[0] = PeerRole::kPublisher;
     d->watched_[1] = PeerRole::kProducer;
+    // A queue consumer also watches the other consumers: a dead one's item is redelivered by the
+    // recovery that its hang-up runs.
+    d->watched_[2] = role == PeerRole::kConsumer ? PeerRole::kConsumer : PeerRole::kProducer;
   } else {
     d->armed_on_ = kArmedOnSpace;
     d->wake_ = &control->space_wake;
     d->ready_event_ = WaitEvent::kRoom;
     d->watched_[0] = PeerRole::kSubscriber;
     d->watched_[1] = PeerRole::kConsumer;
+    d->watched_[2] = PeerRole::kConsumer;
   }
   d->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   if (d->epoll_fd_ < 0) {
@@ -68,12 +72,20 @@ std::shared_ptr<WaitDescriptor> WaitDescriptor::create(ChannelSegment& seg, Peer
     return nullptr;
   }
   d->refresh_watches();
-  // Start readable: the application's first wait returns and its first drain arms.
-  send_wake(seg.channel_id(), d->token_);
+  // A receiver starts readable: the application's first wait returns and its first drain arms it
+  // (messages may be waiting already). A sender starts quiet: it arms on its first kWouldBlock.
+  if (d->armed_on_ == kArmedOnData && !send_wake(seg.channel_id(), d->token_)) {
+    *error = errno != 0 ? errno : EIO;
+    d->close();
+    return nullptr;
+  }
   return d;
 }
 
-WaitDescriptor::~WaitDescriptor() { close(); }
+WaitDescriptor::~WaitDescriptor() {
+  close();
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+}
 
 bool WaitDescriptor::slot_is_mine() const noexcept {
   return seg_->owned_here() && seg_->self() == slot_ &&
@@ -147,7 +159,7 @@ void WaitDescriptor::refresh_watches() noexcept {
     const PeerSlot& s = slots[i];
     if (&s == slot_ || state_of(s) != PeerState::kActive) continue;
     const PeerRole role = role_of(s);
-    if (role != watched_[0] && role != watched_[1]) continue;
+    if (role != watched_[0] && role != watched_[1] && role != watched_[2]) continue;
     const std::uint64_t token = s.token.load(std::memory_order_relaxed);
     if (std::any_of(watches_.begin(), watches_.end(), [&](const Watch& w) { return w.token == token; })) {
       continue;
@@ -155,6 +167,14 @@ void WaitDescriptor::refresh_watches() noexcept {
     const int fd = open_lifeline(seg_->channel_id(), token);
     if (fd < 0) {
       missing = missing || errno == ENOENT;  // not made yet: look again on the next arming
+      continue;
+    }
+    // A FIFO opened after its last writer left never reports the hang-up (Linux waits for a
+    // writer first): a peer that died before this look is reported now instead.
+    if (!seg_->peer_alive(i, s)) {
+      ::close(fd);
+      pending_ |= WaitEvent::kPeerGone;
+      peer_gone_news_ = true;
       continue;
     }
     epoll_event ev{};
@@ -182,14 +202,25 @@ bool WaitDescriptor::prepare_to_block() noexcept {
   // SYNC(wait-fd): block only when armed with nothing pending. seq_cst: after the epoll look, so
   // a notifier that disarms after this load sends after it, and the descriptor turns readable.
   if (!any && slot_->wait_armed.load(std::memory_order_seq_cst) == armed_on_) return false;
-  // SYNC(wait-fd): arm (seq_cst exchange, then the seq_cst count increment the notifier's RMW
-  // pairs with), then drain, then the caller attempts again.
-  if (slot_->wait_armed.exchange(armed_on_, std::memory_order_seq_cst) != armed_on_) {
-    wake_->waiters.fetch_add(kArmedUnit, std::memory_order_seq_cst);
+  if (!slot_is_mine()) return false;  // taken for dead and given away: nothing to arm
+  // SYNC(wait-fd): count first, then arm (a CAS from 0: only this endpoint arms its slot), then
+  // the seq_cst RMW the notifier's RMW pairs with, then drain, then the caller attempts again.
+  // Counting before arming means a process killed in between leaves the count one too high (the
+  // notifiers scan for nothing) rather than one too low (a wrapped count would hide an armed
+  // endpoint from every notifier).
+  wake_->waiters.fetch_add(kArmedUnit, std::memory_order_seq_cst);
+  std::uint32_t idle = 0;
+  if (!slot_->wait_armed.compare_exchange_strong(idle, armed_on_, std::memory_order_seq_cst)) {
+    wake_->waiters.fetch_sub(kArmedUnit, std::memory_order_relaxed);  // it was still armed
   }
+  wake_->waiters.fetch_add(0, std::memory_order_seq_cst);  // SYNC(wait-fd): the pairing RMW
   if (socket_ready) drain_socket();
   refresh_watches();
   return true;
+}
+
+void WaitDescriptor::wake_self() noexcept {
+  if (!closed_) send_wake(seg_->channel_id(), token_);
 }
 
 WaitEvent WaitDescriptor::take_events() noexcept {
@@ -208,12 +239,19 @@ void WaitDescriptor::close() noexcept {
   closed_ = true;
   const bool owner = seg_ != nullptr && seg_->owned_here();
   if (owner && slot_ != nullptr && slot_is_mine()) disarm_slot(seg_->control(), *slot_);
-  for (const Watch& w : watches_) ::close(w.fd);
+  // Emptied, not closed: the epoll instance stays (never readable again) until the last holder
+  // (a WaitSet entry) lets go, so a WaitSet can always take it out of its own set, even when a
+  // forked child still holds copies of the descriptors.
+  for (const Watch& w : watches_) {
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w.fd, nullptr);
+    ::close(w.fd);
+  }
   watches_.clear();
-  if (socket_fd_ >= 0) ::close(socket_fd_);
-  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+  if (socket_fd_ >= 0) {
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, socket_fd_, nullptr);
+    ::close(socket_fd_);
+  }
   socket_fd_ = -1;
-  epoll_fd_ = -1;
   if (owner && seg_ != nullptr) {
     try {
       unlink(wait_file_path(kWaitSocketPrefix, seg_->channel_id(), token_).c_str());

@@ -5,7 +5,8 @@
 //   * this endpoint's wait socket (wait_files.h): a notifier that fires the endpoint sends it a
 //     byte, so it turns readable;
 //   * the read ends of the lifelines of the peers this endpoint waits on or for (a receiver:
-//     the senders; a sender: the receivers): a closed or dead peer makes it report a hang-up.
+//     the senders, and a queue consumer also the other consumers; a sender: the receivers): a
+//     closed or dead peer makes it report a hang-up.
 // It is readable when the endpoint may have work; nothing else runs to make it so (no thread, no
 // daemon, no timer).
 //
@@ -13,17 +14,19 @@
 //   Endpoint (prepare_to_block, on the way to kWouldBlock):
 //     look at the epoll set without waiting; if nothing is pending and the slot is still armed,
 //     block (return kWouldBlock). Otherwise:
-//     slot.wait_armed.exchange(armed_on, seq_cst); if it was not armed,
-//     wake.waiters.fetch_add(kArmedUnit, seq_cst); drain the socket; attempt the call again
-//     (its loads are acquire loads of the ring's positions); repeat.
+//     wake.waiters.fetch_add(kArmedUnit, seq_cst); slot.wait_armed CAS 0 -> armed_on (if it was
+//     still armed, the count is taken back); wake.waiters.fetch_add(0, seq_cst) (the pairing
+//     RMW); drain the socket; attempt the call again (acquire loads of the ring's positions);
+//     repeat. After a few rounds without success it sends itself a datagram and answers
+//     kWouldBlock: the descriptor is readable, so the application comes back.
 //   Notifier (notify in wait.h): publish (release); waiters.fetch_add(0, seq_cst); if the high
 //     half is non-zero: for each slot armed on this block, CAS armed_on -> 0 (acq_rel), and the
 //     winner takes the count down and sends one datagram.
-//   Either the notifier's RMW on `waiters` follows the endpoint's increment in its modification
-//   order: then it reads that increment (or a later value of its release sequence), so it sees the
+//   Either the notifier's RMW on `waiters` follows the endpoint's pairing RMW in its modification
+//   order: then it reads that RMW's value (or a later one of its release sequence), so it sees the
 //   slot armed and fires it, or someone else disarmed it first and fired it. Or it precedes it:
-//   then the endpoint's RMW reads the notifier's and the publish happens-before the endpoint's
-//   second attempt, which finds the message. (Same argument as SYNC(wake); a plain load would not
+//   then the endpoint's pairing RMW reads the notifier's and the publish happens-before the
+//   endpoint's next attempt, which finds the message. (Same argument as SYNC(wake); a plain load would not
 //   do, see wait.h.)
 //   The endpoint blocks only after it saw the slot armed with nothing pending; a notifier that
 //   disarms it afterwards sends a datagram afterwards, which makes the descriptor readable: the
@@ -78,8 +81,13 @@ class WaitDescriptor {
     return news;
   }
 
-  // Disarms the slot (when this process still owns it), closes the descriptors and unlinks the
-  // socket. The endpoint calls it before it unregisters; later calls are no-ops.
+  // Makes the descriptor readable (a datagram to itself): what a try_ call does when it stops
+  // retrying while a notifier may have fired it, and when a peer's recovery could not run now.
+  void wake_self() noexcept;
+
+  // Disarms the slot (when this process still owns it), closes the socket and the watched
+  // lifelines and unlinks the socket; the (now empty) epoll instance stays until destruction.
+  // The endpoint calls it before it unregisters; later calls are no-ops.
   void close() noexcept;
 
  private:
@@ -105,7 +113,7 @@ class WaitDescriptor {
   WakeBlock* wake_ = nullptr;
   std::uint32_t armed_on_ = 0;
   WaitEvent ready_event_ = WaitEvent::kData;  // kData for receivers, kRoom for senders
-  PeerRole watched_[2] = {PeerRole::kNone, PeerRole::kNone};
+  PeerRole watched_[3] = {PeerRole::kNone, PeerRole::kNone, PeerRole::kNone};
   int epoll_fd_ = -1;
   int socket_fd_ = -1;
   std::vector<Watch> watches_;

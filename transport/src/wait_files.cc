@@ -57,7 +57,8 @@ std::set<int>& lifelines() {
   return fds;
 }
 
-void track_lifeline(int fd) {
+// Installs the child handler (once). Called before the first lifeline is opened.
+void install_lifeline_fork_handler() {
   static const bool installed = [] {
     pthread_atfork([] { lifeline_mutex().lock(); }, [] { lifeline_mutex().unlock(); },
                    [] {
@@ -72,16 +73,12 @@ void track_lifeline(int fd) {
     return true;
   }();
   (void)installed;
-  std::lock_guard<std::mutex> guard(lifeline_mutex());
-  lifelines().insert(fd);
 }
 
-void untrack_lifeline(int fd) {
-  std::lock_guard<std::mutex> guard(lifeline_mutex());
-  lifelines().erase(fd);
-}
+}  // namespace
 
-// One unbound datagram socket per process sends every wake-up (sendto is thread-safe).
+// One unbound datagram socket per process sends every wake-up (sendto is thread-safe). Made at
+// the first channel open (prepare_wake_sender), so a sender does not need a new descriptor later.
 int sender_socket() noexcept {
   static std::atomic<int> shared{-1};
   int fd = shared.load(std::memory_order_acquire);
@@ -92,6 +89,10 @@ int sender_socket() noexcept {
   close(made);  // another thread made one first
   return fd;
 }
+
+void prepare_wake_sender() noexcept { sender_socket(); }
+
+namespace {
 
 std::string temp_path(char kind, std::uint64_t channel_id, std::uint64_t token) {
   return std::string(kDefaultSegmentDirectory) + "/" + std::string(kWaitTempPrefix) + kind + "." +
@@ -112,15 +113,22 @@ int create_lifeline(std::uint64_t channel_id, std::uint64_t token, mode_t mode) 
                           // an old incarnation's could: same id only with the same creation time
     if (mkfifo(tmp.c_str(), mode & 0666) != 0) return -1;
     chmod(tmp.c_str(), mode & 0666);  // mkfifo applied the umask
-    const int fd = open(tmp.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    install_lifeline_fork_handler();
+    int fd = -1;
+    {
+      // Opened and recorded under the registry's mutex, which the fork handlers take: a child
+      // forked meanwhile never holds an unrecorded lifeline (it would hide its parent's death).
+      std::lock_guard<std::mutex> guard(lifeline_mutex());
+      fd = open(tmp.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+      if (fd >= 0) lifelines().insert(fd);
+    }
     if (fd < 0 || rename(tmp.c_str(), wait_file_path(kLifelinePrefix, channel_id, token).c_str()) != 0) {
       const int saved = errno;
-      if (fd >= 0) close(fd);
+      if (fd >= 0) close_lifeline(fd);
       unlink(tmp.c_str());
       errno = saved;
       return -1;
     }
-    track_lifeline(fd);
     return fd;
   } catch (...) {
     errno = ENOMEM;
@@ -130,10 +138,8 @@ int create_lifeline(std::uint64_t channel_id, std::uint64_t token, mode_t mode) 
 
 void close_lifeline(int fd) noexcept {
   if (fd < 0) return;
-  try {
-    untrack_lifeline(fd);
-  } catch (...) {
-  }
+  std::lock_guard<std::mutex> guard(lifeline_mutex());  // with the close: see create_lifeline
+  lifelines().erase(fd);
   close(fd);
 }
 
@@ -188,14 +194,23 @@ bool send_wake(std::uint64_t channel_id, std::uint64_t token) noexcept {
                               static_cast<unsigned long long>(channel_id),
                               static_cast<unsigned long long>(token));
   if (n <= 0 || static_cast<std::size_t>(n) >= sizeof(addr.sun_path)) return false;
-  const int fd = sender_socket();
-  if (fd < 0) return false;
   const char byte = 1;
   const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + static_cast<std::size_t>(n) + 1);
-  if (sendto(fd, &byte, 1, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), len) == 1) {
-    return true;
-  }
-  return errno == EAGAIN || errno == EWOULDBLOCK;
+  auto send_with = [&](int fd) {
+    return sendto(fd, &byte, 1, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), len) == 1;
+  };
+  const int shared = sender_socket();
+  if (shared >= 0 && send_with(shared)) return true;
+  if (shared >= 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) return false;
+  // EAGAIN has two meanings: the receiver's queue is full (it is readable already: done), or the
+  // shared socket's send budget is spent on datagrams not read yet (a Unix datagram is charged to
+  // its sender until it is read). A fresh socket has a budget of its own and tells them apart.
+  const int fresh = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fresh < 0) return false;
+  const bool sent = send_with(fresh);
+  const bool queue_full = !sent && (errno == EAGAIN || errno == EWOULDBLOCK);
+  close(fresh);
+  return sent || queue_full;
 }
 
 void remove_wait_files(std::uint64_t channel_id, std::uint64_t token) noexcept {

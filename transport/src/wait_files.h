@@ -56,6 +56,9 @@ int create_wait_socket(std::uint64_t channel_id, std::uint64_t token, mode_t mod
 // there (the endpoint closed or died) or on another error. One system call.
 bool send_wake(std::uint64_t channel_id, std::uint64_t token) noexcept;
 
+// Makes this process's wake-up sending socket now (channel open), not at the first wake-up.
+void prepare_wake_sender() noexcept;
+
 // Unlinks both files of `token` (absent files are fine). The owner's close and the recovery of a
 // dead peer call it.
 void remove_wait_files(std::uint64_t channel_id, std::uint64_t token) noexcept;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -45,16 +46,17 @@ timespec to_timespec(std::chrono::nanoseconds d) {
 // epoll_pwait2 takes nanoseconds (Linux 5.11); older kernels get epoll_wait with milliseconds
 // rounded up, so a wait is never shorter than asked.
 int epoll_wait_ns(int epfd, epoll_event* events, int max, std::int64_t timeout_ns) {
-  static bool have_pwait2 = true;
-  if (have_pwait2) {
+  static std::atomic<bool> have_pwait2{true};  // relaxed: a hint, any thread may clear it
+  if (have_pwait2.load(std::memory_order_relaxed)) {
     const timespec ts = to_timespec(std::chrono::nanoseconds(timeout_ns));
     const int n = epoll_pwait2(epfd, events, max, timeout_ns < 0 ? nullptr : &ts, nullptr);
     if (n >= 0 || errno != ENOSYS) return n;
-    have_pwait2 = false;
+    have_pwait2.store(false, std::memory_order_relaxed);
   }
+  constexpr std::int64_t kMaxMs = 1 << 30;
   const int ms = timeout_ns < 0 ? -1
                                 : static_cast<int>(std::min<std::int64_t>(
-                                      (timeout_ns + 999'999) / 1'000'000, 1 << 30));
+                                      timeout_ns / 1'000'000 + (timeout_ns % 1'000'000 != 0), kMaxMs));
   return epoll_wait(epfd, events, max, ms);
 }
 
@@ -185,9 +187,9 @@ absl::Status WaitSet::remove(std::uint64_t tag) {
                                [&](const std::unique_ptr<Entry>& e) { return e->tag == tag; });
   if (it == entries_.end()) return absl::NotFoundError(detail::cat("WaitSet: no entry with tag ", tag));
   Entry& e = **it;
-  // A closed endpoint's descriptor is gone from the set already (and its number may be reused).
-  const bool in_set = e.kind != Entry::Kind::kEndpoint || !e.descriptor->closed();
-  if (in_set) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, e.fd, nullptr);
+  // An endpoint's descriptor stays open while this entry holds it (even after the endpoint
+  // closed), so the number still names it.
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, e.fd, nullptr);
   if (e.kind == Entry::Kind::kTimer) close(e.fd);
   entries_.erase(it);
   return absl::OkStatus();
@@ -240,7 +242,10 @@ absl::StatusOr<std::span<const WaitSet::Ready>> WaitSet::wait(std::chrono::nanos
           break;
         }
         case Entry::Kind::kEndpoint: {
-          if (e->descriptor->closed()) break;
+          if (e->descriptor->closed()) {
+            epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, e->fd, nullptr);  // never reported again
+            break;
+          }
           const WaitEvent ev = e->descriptor->take_events();
           if (ev != WaitEvent::kNone) ready_.push_back({e->tag, ev});
           break;
