@@ -19,6 +19,7 @@ Rules (docs/python.md):
 from __future__ import annotations
 
 import enum as _enum
+import sys
 
 from . import _shmring
 from ._shmring import (  # noqa: F401  (re-exported)
@@ -69,12 +70,22 @@ class WaitEvent(_enum.IntFlag):
     REMOVED = 1 << 4
 
 
+def _still_viewed(lease) -> bool:
+    """Whether a memoryview other than ours still shares `lease`'s buffer. numpy.frombuffer,
+    slicing and memoryview() make views that share our memoryview's managed buffer; releasing ours
+    leaves theirs working, and that managed buffer keeps a reference to the lease, which is how it
+    shows here."""
+    # The caller's local, this parameter and getrefcount's argument; any more is a shared buffer.
+    return sys.getrefcount(lease) > 3
+
+
 class View:
     """A message lent in place, read-only, until release() (or the end of a ``with`` block).
 
     ``with sub.view() as data:`` gives ``data``, a read-only memoryview. After the block the
     memoryview raises ValueError. A numpy array made from it (numpy.frombuffer) keeps the message
-    lent (and, for a queue, not yet consumed) until the array is gone.
+    lent (a queue item is then consumed, and a lossless publisher held, only once the array is
+    gone), so the array never reads memory the channel reuses.
     """
 
     __slots__ = ("_lease", "_data", "number", "redelivered")
@@ -100,17 +111,18 @@ class View:
     def release(self) -> None:
         """Gives the message back. Raises OverwrittenError when a lossy topic's message was
         overwritten while viewed (discard what was computed from it), EvictedError when this
-        lossless subscriber was evicted meanwhile."""
+        lossless subscriber was evicted meanwhile. If an array made from the view is still alive,
+        the message is given back when the last one goes (and those errors are not reported)."""
         data, self._data = self._data, None
         lease, self._lease = self._lease, None
         if lease is None:
             return
         try:
-            data.release()
+            data.release()  # our memoryview (the with block's) raises ValueError from now on
         except BufferError:
-            # Arrays made from the view are alive: the message stays lent until they are gone
-            # (the lease's end gives it back), and its bytes stay valid for them.
-            return
+            return  # something holds an export of it: the lease ends with the last one
+        if _still_viewed(lease):
+            return  # an array made from it is alive: the lease ends with the last one
         lease.release()
 
     def __enter__(self) -> memoryview:
@@ -126,13 +138,6 @@ class View:
                 pass  # the body's exception matters more
         return False
 
-    def __del__(self):
-        try:
-            if self._data is not None:
-                self._data.release()
-        except (BufferError, AttributeError):
-            pass
-
 
 class Loan:
     """Room for a message lent to a sender, writable in place, until publish() or abandon().
@@ -140,8 +145,8 @@ class Loan:
     ``with pub.loan(n) as buffer:`` gives ``buffer``, a writable memoryview of ``n`` bytes. The
     block publishes all of it when it ends normally and abandons it on an exception. Use
     ``loan.publish(k)`` to send fewer bytes. Arrays made from the buffer must be gone before it is
-    published (BufferError otherwise, and the loan is abandoned): the memory belongs to the channel
-    afterwards.
+    published (``del array``): the memory belongs to the channel afterwards, so a loan whose buffer
+    is still referenced is abandoned and BufferError raised.
     """
 
     __slots__ = ("_lease", "_buffer")
@@ -166,11 +171,14 @@ class Loan:
             raise ValueError("the loan was published or abandoned")
         try:
             buffer.release()
+            busy = _still_viewed(lease)
         except BufferError:
+            busy = True
+        if busy:
             lease.abandon()
             raise BufferError(
                 "the loan's buffer is still in use (a numpy array or memoryview made from it is "
-                "alive): the loan was abandoned; drop those objects inside the with block") from None
+                "alive): the loan was abandoned; drop those objects before publishing")
         return lease
 
     def publish(self, nbytes: int | None = None) -> None:
@@ -181,7 +189,10 @@ class Loan:
     def abandon(self) -> None:
         """Gives the room back unsent."""
         if self._lease is not None:
-            self._give_back()
+            try:
+                self._give_back()
+            except BufferError:
+                pass  # abandoned all the same
 
     def __enter__(self) -> memoryview:
         return self.buffer
@@ -190,20 +201,14 @@ class Loan:
         if self._lease is None:
             return False  # published or abandoned inside the block
         if exc_type is None:
-            self.publish()
+            size = len(self._buffer)
+            self._give_back().publish(size)
         else:
             try:
-                self.abandon()
+                self._give_back()
             except BufferError:
                 pass
         return False
-
-    def __del__(self):
-        try:
-            if self._buffer is not None:
-                self._buffer.release()
-        except (BufferError, AttributeError):
-            pass
 
 
 def _view(self, timeout: float | None = None) -> View:
