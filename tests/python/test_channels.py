@@ -172,3 +172,12 @@ def test_second_thread_can_use_another_endpoint(name):
         for t in threads:
             t.join()
         assert sorted(got) == sorted(list(range(2000)) * 2)
+
+
+def test_stubs_name_every_public_class():
+    import os
+    stub = os.path.join(os.path.dirname(shmring.__file__), "__init__.pyi")
+    text = open(stub).read()
+    for public in shmring.__all__:
+        assert public in text, public
+    assert shmring.TopicSubscriber.receive.__doc__  # docstrings reach help()
