@@ -74,13 +74,23 @@ ChannelResult wait_loop(const Deadline& deadline, Attempt&& attempt) {
   }
 }
 
-// Runs fn(T* endpoint or nullptr if closed) with the GIL released and the box's mutex held.
+// Runs fn(T* endpoint or nullptr if closed) with the box's mutex held, and the GIL released
+// unless `keep_gil` (a try_ call that copies little: releasing and re-taking the GIL would cost
+// more than the call). Holding the GIL while waiting for the mutex cannot deadlock: no thread
+// waits for the GIL while it holds the mutex.
 template <typename T, typename Fn>
-auto locked(EndpointBox& box, Fn&& fn) {
+auto locked(EndpointBox& box, Fn&& fn, bool keep_gil = false) {
+  if (keep_gil) {
+    std::lock_guard<std::mutex> guard(box.mutex);
+    return fn(box.get<T>());
+  }
   py::gil_scoped_release nogil;
   std::lock_guard<std::mutex> guard(box.mutex);
   return fn(box.get<T>());
 }
+
+// Copies of at least this many bytes release the GIL even in a try_ call.
+inline constexpr std::size_t kReleaseGilBytes = 64 * 1024;
 
 // A loan or a view handed to Python: exports its bytes through the buffer protocol (read-only for
 // views) until it is settled; its end (settle, or the destructor) gives the lease back and closes a

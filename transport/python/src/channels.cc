@@ -150,7 +150,7 @@ bool send_buffer(PyEndpoint<T>& self, const py::buffer& data, const std::optiona
     return locked<T>(box, [&](T* e) {
       if (e == nullptr) return ChannelResult::kClosed;
       return slice.count() > 0 ? e->send(bytes, slice) : e->try_send(bytes);
-    });
+    }, slice.count() == 0 && bytes.size() < kReleaseGilBytes);
   };
   const ChannelResult r = deadline ? wait_loop(*deadline, attempt) : attempt(std::chrono::nanoseconds(0));
   if (r == ChannelResult::kOk) return true;
@@ -158,41 +158,50 @@ bool send_buffer(PyEndpoint<T>& self, const py::buffer& data, const std::optiona
   raise_result(r, box.what + ".send");
 }
 
-// Copying receive into a new bytes object: the message is viewed in place and copied once, with
-// the GIL released (a lossy topic's view that was overwritten meanwhile is retried).
+// Copying receive into a new bytes object of the message's size: the message is viewed in place
+// (waiting with the GIL released), the bytes object is made, the message copied once (with the GIL
+// released when it is large) and the view released; a lossy topic's view that was overwritten
+// meanwhile is retried. While the view is out, other threads' calls on this endpoint are refused
+// (one lease at a time), so the copy needs no lock.
 template <typename T>
 py::object receive_bytes(PyEndpoint<T>& self, const std::optional<Deadline>& deadline) {
-  T& endpoint = self.require();
+  using View = decltype(std::declval<T&>().try_receive_view());
+  self.require();
   EndpointBox& box = *self.box;
   if (box.lease_out) raise_lease_busy(box);
-  const auto capacity = static_cast<Py_ssize_t>(endpoint.max_message());
-  PyObject* out = PyBytes_FromStringAndSize(nullptr, capacity);
-  if (out == nullptr) throw py::error_already_set();
-  py::object owner = py::reinterpret_steal<py::object>(out);
-  char* target = PyBytes_AS_STRING(out);  // ours alone until returned
-  std::size_t n = 0;
-  auto attempt = [&](std::chrono::nanoseconds slice) {
-    return locked<T>(box, [&](T* e) {
-      if (e == nullptr) return ChannelResult::kClosed;
-      for (int laps = 0; laps < 64; ++laps) {
-        auto view = slice.count() > 0 ? e->receive_view(slice) : e->try_receive_view();
-        if (!view.ok()) return view.result();
-        n = view.data().size();
-        std::memcpy(target, view.data().data(), n);
-        const ChannelResult released = view.release();
-        if (released != ChannelResult::kOverwritten) return released;
+  for (int laps = 0;; ++laps) {
+    View view;
+    auto attempt = [&](std::chrono::nanoseconds slice) {
+      return locked<T>(box, [&](T* e) {
+        if (e == nullptr) return ChannelResult::kClosed;
+        view = slice.count() > 0 ? e->receive_view(slice) : e->try_receive_view();
+        return view.result();
+      }, slice.count() == 0);
+    };
+    const ChannelResult r = deadline ? wait_loop(*deadline, attempt) : attempt(std::chrono::nanoseconds(0));
+    if (r != ChannelResult::kOk) {
+      if (!deadline && r == ChannelResult::kWouldBlock) return py::none();
+      raise_result(r, box.what + ".receive");
+    }
+    const std::span<const std::byte> data = view.data();
+    py::object out;
+    if (data.size() < kReleaseGilBytes) {
+      out = py::reinterpret_steal<py::object>(PyBytes_FromStringAndSize(
+          reinterpret_cast<const char*>(data.data()), static_cast<Py_ssize_t>(data.size())));
+    } else {
+      out = py::reinterpret_steal<py::object>(PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(data.size())));
+      if (out) {
+        char* target = PyBytes_AS_STRING(out.ptr());  // ours alone until returned
+        py::gil_scoped_release nogil;
+        std::memcpy(target, data.data(), data.size());
       }
-      return ChannelResult::kWouldBlock;  // lapped over and over: nothing intact to hand out now
-    });
-  };
-  const ChannelResult r = deadline ? wait_loop(*deadline, attempt) : attempt(std::chrono::nanoseconds(0));
-  if (r != ChannelResult::kOk) {
-    if (!deadline && r == ChannelResult::kWouldBlock) return py::none();
-    raise_result(r, box.what + ".receive");
+    }
+    const ChannelResult released = locked<T>(box, [&](T*) { return view.release(); }, true);
+    if (!out) throw py::error_already_set();
+    if (released == ChannelResult::kOk) return out;
+    if (released != ChannelResult::kOverwritten || laps >= 64) raise_result(released, box.what + ".receive");
+    // Overwritten while copied (a lossy topic): the subscriber skipped ahead; take the next one.
   }
-  owner.release();
-  if (_PyBytes_Resize(&out, static_cast<Py_ssize_t>(n)) != 0) throw py::error_already_set();
-  return py::reinterpret_steal<py::object>(out);
 }
 
 // Copying receive into the caller's writable buffer; returns the message's size.
@@ -208,7 +217,7 @@ py::object receive_into(PyEndpoint<T>& self, const py::buffer& buffer, const std
     return locked<T>(box, [&](T* e) {
       if (e == nullptr) return ChannelResult::kClosed;
       return slice.count() > 0 ? e->receive(out, &n, slice) : e->try_receive(out, &n);
-    });
+    }, slice.count() == 0 && out.size() < kReleaseGilBytes);
   };
   const ChannelResult r = deadline ? wait_loop(*deadline, attempt) : attempt(std::chrono::nanoseconds(0));
   if (r == ChannelResult::kOk) return py::int_(n);
@@ -244,7 +253,7 @@ py::object take_view(PyEndpoint<T>& self, const std::optional<Deadline>& deadlin
       lease->lease = std::move(view);
       box.lease_out = true;
       return ChannelResult::kOk;
-    });
+    }, slice.count() == 0);
   };
   const ChannelResult r = deadline ? wait_loop(*deadline, attempt) : attempt(std::chrono::nanoseconds(0));
   if (r != ChannelResult::kOk) {
@@ -283,7 +292,7 @@ py::object take_loan(PyEndpoint<T>& self, std::size_t nbytes, const std::optiona
       lease->lease = std::move(loan);
       box.lease_out = true;
       return ChannelResult::kOk;
-    });
+    }, slice.count() == 0);
   };
   const ChannelResult r = deadline ? wait_loop(*deadline, attempt) : attempt(std::chrono::nanoseconds(0));
   if (r != ChannelResult::kOk) {
