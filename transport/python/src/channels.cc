@@ -138,6 +138,15 @@ struct PyEndpoint {
   py::dict stats() { return peer_stats_dict(locked<T>(*box, [](T* e) { return e == nullptr ? PeerStats{} : e->stats(); })); }
 };
 
+// One try with the GIL kept (most calls find a message or room at once: no GIL round trip), then,
+// with a deadline, the wait in slices with the GIL released.
+template <typename Attempt>
+ChannelResult try_then_wait(const std::optional<Deadline>& deadline, Attempt& attempt) {
+  const ChannelResult first = attempt(std::chrono::nanoseconds(0));
+  if (!deadline || (first != ChannelResult::kWouldBlock && first != ChannelResult::kTimedOut)) return first;
+  return wait_loop(*deadline, attempt);
+}
+
 // Copying send: `data` is any buffer-protocol object; the GIL is released during the wait and the
 // copy. timeout None: no limit; try_ (no deadline): returns false when it would block.
 template <typename T>
@@ -152,7 +161,7 @@ bool send_buffer(PyEndpoint<T>& self, const py::buffer& data, const std::optiona
       return slice.count() > 0 ? e->send(bytes, slice) : e->try_send(bytes);
     }, slice.count() == 0 && bytes.size() < kReleaseGilBytes);
   };
-  const ChannelResult r = deadline ? wait_loop(*deadline, attempt) : attempt(std::chrono::nanoseconds(0));
+  const ChannelResult r = try_then_wait(deadline, attempt);
   if (r == ChannelResult::kOk) return true;
   if (!deadline && r == ChannelResult::kWouldBlock) return false;
   raise_result(r, box.what + ".send");
@@ -178,7 +187,7 @@ py::object receive_bytes(PyEndpoint<T>& self, const std::optional<Deadline>& dea
         return view.result();
       }, slice.count() == 0);
     };
-    const ChannelResult r = deadline ? wait_loop(*deadline, attempt) : attempt(std::chrono::nanoseconds(0));
+    const ChannelResult r = try_then_wait(deadline, attempt);
     if (r != ChannelResult::kOk) {
       if (!deadline && r == ChannelResult::kWouldBlock) return py::none();
       raise_result(r, box.what + ".receive");
@@ -219,7 +228,7 @@ py::object receive_into(PyEndpoint<T>& self, const py::buffer& buffer, const std
       return slice.count() > 0 ? e->receive(out, &n, slice) : e->try_receive(out, &n);
     }, slice.count() == 0 && out.size() < kReleaseGilBytes);
   };
-  const ChannelResult r = deadline ? wait_loop(*deadline, attempt) : attempt(std::chrono::nanoseconds(0));
+  const ChannelResult r = try_then_wait(deadline, attempt);
   if (r == ChannelResult::kOk) return py::int_(n);
   if (!deadline && r == ChannelResult::kWouldBlock) return py::none();
   if (r == ChannelResult::kTooLarge) {
@@ -255,7 +264,7 @@ py::object take_view(PyEndpoint<T>& self, const std::optional<Deadline>& deadlin
       return ChannelResult::kOk;
     }, slice.count() == 0);
   };
-  const ChannelResult r = deadline ? wait_loop(*deadline, attempt) : attempt(std::chrono::nanoseconds(0));
+  const ChannelResult r = try_then_wait(deadline, attempt);
   if (r != ChannelResult::kOk) {
     if (!deadline && r == ChannelResult::kWouldBlock) return py::none();
     raise_result(r, box.what + ".view");
@@ -294,7 +303,7 @@ py::object take_loan(PyEndpoint<T>& self, std::size_t nbytes, const std::optiona
       return ChannelResult::kOk;
     }, slice.count() == 0);
   };
-  const ChannelResult r = deadline ? wait_loop(*deadline, attempt) : attempt(std::chrono::nanoseconds(0));
+  const ChannelResult r = try_then_wait(deadline, attempt);
   if (r != ChannelResult::kOk) {
     if (!deadline && r == ChannelResult::kWouldBlock) return py::none();
     raise_result(r, box.what + ".loan");
