@@ -65,10 +65,26 @@ py::dict channel_stats_dict(const ChannelStats& s) {
   return d;
 }
 
-// The bytes of a buffer-protocol object (kept exported while `info` lives).
-std::span<const std::byte> bytes_of(const py::buffer_info& info) {
-  return {static_cast<const std::byte*>(info.ptr), static_cast<std::size_t>(info.size * info.itemsize)};
-}
+// A buffer-protocol object's bytes, exported while this lives (Py_buffer directly: no shape or
+// stride vectors to allocate on every send). Raises TypeError for objects without the protocol
+// (and BufferError for a read-only one when `writable`).
+class BufferRef {
+ public:
+  BufferRef(const py::handle& object, bool writable) {
+    if (PyObject_GetBuffer(object.ptr(), &view_, writable ? PyBUF_WRITABLE : PyBUF_SIMPLE) != 0) {
+      throw py::error_already_set();
+    }
+  }
+  ~BufferRef() { PyBuffer_Release(&view_); }
+  BufferRef(const BufferRef&) = delete;
+  BufferRef& operator=(const BufferRef&) = delete;
+  std::span<std::byte> bytes() const {
+    return {static_cast<std::byte*>(view_.buf), static_cast<std::size_t>(view_.len)};
+  }
+
+ private:
+  Py_buffer view_{};
+};
 
 [[noreturn]] void raise_lease_busy(const EndpointBox& box) {
   PyErr_SetString(PyExc_BufferError,
@@ -150,10 +166,10 @@ ChannelResult try_then_wait(const std::optional<Deadline>& deadline, Attempt& at
 // Copying send: `data` is any buffer-protocol object; the GIL is released during the wait and the
 // copy. timeout None: no limit; try_ (no deadline): returns false when it would block.
 template <typename T>
-bool send_buffer(PyEndpoint<T>& self, const py::buffer& data, const std::optional<Deadline>& deadline) {
+bool send_buffer(PyEndpoint<T>& self, const py::object& data, const std::optional<Deadline>& deadline) {
   self.require();
-  const py::buffer_info info = data.request();
-  const std::span<const std::byte> bytes = bytes_of(info);
+  const BufferRef buffer(data, false);
+  const std::span<const std::byte> bytes = buffer.bytes();
   EndpointBox& box = *self.box;
   auto attempt = [&](std::chrono::nanoseconds slice) {
     return locked<T>(box, [&](T* e) {
@@ -167,11 +183,12 @@ bool send_buffer(PyEndpoint<T>& self, const py::buffer& data, const std::optiona
   raise_result(r, box.what + ".send");
 }
 
-// Copying receive into a new bytes object of the message's size: the message is viewed in place
-// (waiting with the GIL released), the bytes object is made, the message copied once (with the GIL
-// released when it is large) and the view released; a lossy topic's view that was overwritten
-// meanwhile is retried. While the view is out, other threads' calls on this endpoint are refused
-// (one lease at a time), so the copy needs no lock.
+// Copying receive into a new bytes object of the message's size. A try that finds a small message
+// copies and releases it under one lock with the GIL kept (the common case, cheapest); otherwise
+// the message is viewed in place (waiting with the GIL released), the bytes object made, the
+// message copied (without the GIL when large) and the view released. While the view is out, other
+// threads' calls on this endpoint are refused (one lease at a time), so the copy needs no lock. A
+// lossy topic's message overwritten while copied is skipped (the next one is taken).
 template <typename T>
 py::object receive_bytes(PyEndpoint<T>& self, const std::optional<Deadline>& deadline) {
   using View = decltype(std::declval<T&>().try_receive_view());
@@ -180,47 +197,51 @@ py::object receive_bytes(PyEndpoint<T>& self, const std::optional<Deadline>& dea
   if (box.lease_out) raise_lease_busy(box);
   for (int laps = 0;; ++laps) {
     View view;
+    py::object out;
     auto attempt = [&](std::chrono::nanoseconds slice) {
+      const bool try_call = slice.count() == 0;
       return locked<T>(box, [&](T* e) {
         if (e == nullptr) return ChannelResult::kClosed;
-        view = slice.count() > 0 ? e->receive_view(slice) : e->try_receive_view();
-        return view.result();
-      }, slice.count() == 0);
+        view = try_call ? e->try_receive_view() : e->receive_view(slice);
+        if (!view.ok()) return view.result();
+        const std::span<const std::byte> data = view.data();
+        if (try_call && data.size() < kReleaseGilBytes) {  // the GIL is held here
+          out = py::reinterpret_steal<py::object>(PyBytes_FromStringAndSize(
+              reinterpret_cast<const char*>(data.data()), static_cast<Py_ssize_t>(data.size())));
+          return view.release();
+        }
+        return ChannelResult::kOk;  // copied below
+      }, try_call);
     };
-    const ChannelResult r = try_then_wait(deadline, attempt);
-    if (r != ChannelResult::kOk) {
-      if (!deadline && r == ChannelResult::kWouldBlock) return py::none();
-      raise_result(r, box.what + ".receive");
-    }
-    const std::span<const std::byte> data = view.data();
-    py::object out;
-    if (data.size() < kReleaseGilBytes) {
-      out = py::reinterpret_steal<py::object>(PyBytes_FromStringAndSize(
-          reinterpret_cast<const char*>(data.data()), static_cast<Py_ssize_t>(data.size())));
-    } else {
+    ChannelResult r = try_then_wait(deadline, attempt);
+    if (r == ChannelResult::kOk && !view.ok() && !out) throw py::error_already_set();  // no memory
+    if (r == ChannelResult::kOk && out) return out;
+    if (r == ChannelResult::kOk) {
+      const std::span<const std::byte> data = view.data();
       out = py::reinterpret_steal<py::object>(PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(data.size())));
       if (out) {
         char* target = PyBytes_AS_STRING(out.ptr());  // ours alone until returned
         py::gil_scoped_release nogil;
         std::memcpy(target, data.data(), data.size());
       }
+      r = locked<T>(box, [&](T*) { return view.release(); }, true);
+      if (!out) throw py::error_already_set();
+      if (r == ChannelResult::kOk) return out;
     }
-    const ChannelResult released = locked<T>(box, [&](T*) { return view.release(); }, true);
-    if (!out) throw py::error_already_set();
-    if (released == ChannelResult::kOk) return out;
-    if (released != ChannelResult::kOverwritten || laps >= 64) raise_result(released, box.what + ".receive");
-    // Overwritten while copied (a lossy topic): the subscriber skipped ahead; take the next one.
+    if (r == ChannelResult::kOverwritten && laps < 64) continue;
+    if (!deadline && r == ChannelResult::kWouldBlock) return py::none();
+    raise_result(r, box.what + ".receive");
   }
 }
 
 // Copying receive into the caller's writable buffer; returns the message's size.
 template <typename T>
-py::object receive_into(PyEndpoint<T>& self, const py::buffer& buffer, const std::optional<Deadline>& deadline) {
+py::object receive_into(PyEndpoint<T>& self, const py::object& buffer, const std::optional<Deadline>& deadline) {
   self.require();
   EndpointBox& box = *self.box;
   if (box.lease_out) raise_lease_busy(box);
-  const py::buffer_info info = buffer.request(/*writable=*/true);
-  const std::span<std::byte> out(static_cast<std::byte*>(info.ptr), static_cast<std::size_t>(info.size * info.itemsize));
+  const BufferRef target(buffer, true);
+  const std::span<std::byte> out = target.bytes();
   std::size_t n = 0;
   auto attempt = [&](std::chrono::nanoseconds slice) {
     return locked<T>(box, [&](T* e) {
@@ -339,13 +360,13 @@ py::class_<PyEndpoint<T>> bind_common(py::module_& m, const char* name, const ch
 
 template <typename T>
 void bind_sender(py::class_<PyEndpoint<T>>& c) {
-  c.def("send", [](PyEndpoint<T>& self, const py::buffer& data, const py::object& timeout) {
+  c.def("send", [](PyEndpoint<T>& self, const py::object& data, const py::object& timeout) {
           send_buffer(self, data, Deadline::from(timeout));
         }, py::arg("data"), py::arg("timeout") = py::none(),
         "Copies `data` (any bytes-like object) in, waiting up to `timeout` seconds (None: no "
         "limit) while the channel is full. TimeoutError when the time runs out; ValueError when "
         "it is larger than max_message.")
-      .def("try_send", [](PyEndpoint<T>& self, const py::buffer& data) { return send_buffer(self, data, no_deadline()); },
+      .def("try_send", [](PyEndpoint<T>& self, const py::object& data) { return send_buffer(self, data, no_deadline()); },
            py::arg("data"), "As send() without waiting: False when the channel is full.")
       .def_property_readonly("max_message", [](PyEndpoint<T>& self) { return self.require().max_message(); });
 }
@@ -359,12 +380,12 @@ void bind_receiver(py::class_<PyEndpoint<T>>& c) {
         "TimeoutError when the time runs out. The GIL is released while it waits and copies.")
       .def("try_receive", [](PyEndpoint<T>& self) { return receive_bytes(self, no_deadline()); },
            "The next message as bytes, or None when there is none (re-arms wait_fd()).")
-      .def("receive_into", [](PyEndpoint<T>& self, const py::buffer& buffer, const py::object& timeout) {
+      .def("receive_into", [](PyEndpoint<T>& self, const py::object& buffer, const py::object& timeout) {
              return receive_into(self, buffer, Deadline::from(timeout));
            }, py::arg("buffer"), py::arg("timeout") = py::none(),
            "Copies the next message into `buffer` (writable, e.g. a bytearray or numpy array) and "
            "returns its size.")
-      .def("try_receive_into", [](PyEndpoint<T>& self, const py::buffer& buffer) {
+      .def("try_receive_into", [](PyEndpoint<T>& self, const py::object& buffer) {
              return receive_into(self, buffer, no_deadline());
            }, py::arg("buffer"), "As receive_into() without waiting: None when there is nothing.")
       .def("_view", [](PyEndpoint<T>& self, const py::object& timeout) { return take_view(self, Deadline::from(timeout)); },
