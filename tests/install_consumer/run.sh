@@ -14,6 +14,15 @@ launcher=()
 command -v ccache > /dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 
 cmake --install "$build_dir" --prefix "$scratch/prefix" > "$scratch/install.log"
+# The Python package, when it was built: importable from the installed dist-packages alone.
+if [ -d "$build_dir/python/shmring" ]; then
+  site=$(ls -d "$scratch"/prefix/lib/python3*/dist-packages 2>/dev/null | head -1)
+  if [ -z "$site" ] || ! (cd "$scratch" && PYTHONPATH="$site" /usr/bin/python3 -c \
+      "import shmring, sys; assert shmring.__file__.startswith(sys.argv[1]); print('python package:', shmring.__file__)" \
+      "$site"); then
+    echo "the installed Python package does not import (site: ${site:-none})"; exit 1
+  fi
+fi
 cmake -S "$here" -B "$scratch/find_package" -DCMAKE_PREFIX_PATH="$scratch/prefix" "${launcher[@]}" \
   > "$scratch/configure.log"
 cmake --build "$scratch/find_package" > "$scratch/build.log"
