@@ -89,6 +89,9 @@ int run_bench(const std::vector<std::string>& argv) {
                                        std::to_string(online) + ")", 2);
     }
   }
+  if (config.subscribers == 0 && config.mode != "wake-cost") {
+    return report_error("bench", "--subscribers 0 is only for --mode wake-cost (the others need a receiver)", 2);
+  }
   if (config.size == 0 || config.count == 0 || config.repetitions < 1) {
     return report_error("bench", "--size, --count and --reps must be positive", 2);
   }
