@@ -328,6 +328,25 @@ TEST(WaitFdTest, LosslessPublisherHeldBackByAKilledSubscriberIsWokenAndGoesOn) {
   EXPECT_EQ(pub->try_send(bytes_of(msg)), ChannelResult::kOk);
 }
 
+TEST(WaitFdTest, LosslessPublisherWaitingOnItsDescriptorIsWokenForEvictAfter) {
+  const std::string name = channel_name("wfd_evict_after");
+  TopicOptions o = testing::topic(4096, 256, true);
+  o.evict_after = std::chrono::milliseconds(50);
+  auto pub = TopicPublisher::open(name, o);
+  auto sub = TopicSubscriber::open(name, testing::topic(4096, 256, true));  // alive, never reads
+  ASSERT_TRUE(pub.ok() && sub.ok());
+  const int fd = pub->wait_fd();
+  ASSERT_GE(fd, 0);
+  const std::string msg(200, 'm');
+  while (pub->try_send(bytes_of(msg)) == ChannelResult::kOk) {
+  }
+  EXPECT_FALSE(readable(fd)) << "held back: armed, with the evict_after timer set";
+  ASSERT_TRUE(readable(fd, 5000)) << "nothing woke the publisher when evict_after passed";
+  EXPECT_TRUE(has(pub->take_wait_events(), WaitEvent::kRoom));
+  EXPECT_EQ(pub->try_send(bytes_of(msg)), ChannelResult::kOk);
+  EXPECT_EQ(pub->evictions(), 1u);
+}
+
 TEST(WaitFdTest, EvictedSubscriberIsTold) {
   const std::string name = channel_name("wfd_evict");
   TopicOptions o = testing::topic(4096, 256, true);

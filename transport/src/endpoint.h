@@ -137,8 +137,12 @@ struct Endpoint {
     if (descriptor == nullptr) return false;
     const bool again = descriptor->prepare_to_block();
     if (descriptor->take_peer_gone_news()) peer_gone();
+    if (!again) descriptor->set_deadline(wake_deadline_ns());  // about to block
     return again;
   }
+  // When this endpoint's try_ calls have work of their own to do, with nobody's action
+  // (CLOCK_MONOTONIC ns; 0: never): a held-back lossless publisher's evict_after.
+  virtual std::uint64_t wake_deadline_ns() const noexcept { return 0; }
   // attempt() until it succeeds or prepare_to_block() says block. Each round means a notifier
   // fired meanwhile (and its datagram may have been drained); after a few, the descriptor is made
   // readable again (a datagram to itself) so that the application comes back: it is never left

@@ -41,6 +41,11 @@ struct TopicEndpoint final : Endpoint {
   }
   absl::Status attach_ring() override;
   void recover_locked() override;
+  // A held-back lossless publisher with evict_after: when the slowest subscriber is due to go.
+  std::uint64_t wake_deadline_ns() const noexcept override {
+    if (role != PeerRole::kPublisher || !lossless || evict_after_ns == 0 || held_back_since_ns == 0) return 0;
+    return held_back_since_ns + evict_after_ns;
+  }
   absl::Status registered_locked() override;
   absl::Status opened() override;
   ChannelResult end_lease(Lease& lease) noexcept override;

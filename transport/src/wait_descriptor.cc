@@ -1,6 +1,7 @@
 #include "wait_descriptor.h"
 
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@ namespace shmring::detail {
 namespace {
 
 constexpr std::uint64_t kSocketTag = ~std::uint64_t{0};  // epoll data of the socket; peers: tokens
+constexpr std::uint64_t kTimerTag = ~std::uint64_t{0} - 1;
 // How many scans a watched peer without a lifeline gets before it is left unwatched (its process
 // could not make one: no descriptors left).
 constexpr int kMaxRescans = 16;
@@ -112,6 +114,13 @@ bool WaitDescriptor::poll_set(bool* any) noexcept {
     const std::uint64_t tag = events[i].data.u64;
     if (tag == kSocketTag) {
       socket_ready = true;
+      continue;
+    }
+    if (tag == kTimerTag) {  // the endpoint's own deadline passed: its try_ calls have work
+      std::uint64_t expirations = 0;
+      [[maybe_unused]] const ssize_t got = ::read(timer_fd_, &expirations, sizeof(expirations));
+      deadline_ns_ = 0;
+      pending_ |= ready_event_;
       continue;
     }
     // A lifeline: registered for hang-ups only (events 0). Its owner closed or died.
@@ -219,6 +228,29 @@ bool WaitDescriptor::prepare_to_block() noexcept {
   return true;
 }
 
+void WaitDescriptor::set_deadline(std::uint64_t deadline_ns) noexcept {
+  if (closed_ || deadline_ns == deadline_ns_) return;
+  if (timer_fd_ < 0) {
+    if (deadline_ns == 0) return;
+    timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kTimerTag;
+    if (timer_fd_ < 0 || epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, timer_fd_, &ev) != 0) {
+      if (timer_fd_ >= 0) ::close(timer_fd_);
+      timer_fd_ = -1;
+      wake_self();  // no timer: come back now rather than never
+      return;
+    }
+  }
+  itimerspec spec{};  // all zero: disarm
+  if (deadline_ns != 0) {
+    spec.it_value.tv_sec = static_cast<time_t>(deadline_ns / 1'000'000'000);
+    spec.it_value.tv_nsec = static_cast<long>(deadline_ns % 1'000'000'000);
+  }
+  if (timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &spec, nullptr) == 0) deadline_ns_ = deadline_ns;
+}
+
 void WaitDescriptor::wake_self() noexcept {
   if (!closed_) send_wake(seg_->channel_id(), token_);
 }
@@ -252,6 +284,11 @@ void WaitDescriptor::close() noexcept {
     ::close(socket_fd_);
   }
   socket_fd_ = -1;
+  if (timer_fd_ >= 0) {
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, timer_fd_, nullptr);
+    ::close(timer_fd_);
+  }
+  timer_fd_ = -1;
   if (owner && seg_ != nullptr) {
     try {
       unlink(wait_file_path(kWaitSocketPrefix, seg_->channel_id(), token_).c_str());

@@ -81,6 +81,11 @@ class WaitDescriptor {
     return news;
   }
 
+  // Makes the descriptor readable at `deadline_ns` (CLOCK_MONOTONIC; 0: never) through a timer in
+  // its epoll set: for work the endpoint has to do at a time of its own (a lossless publisher's
+  // evict_after), not at a peer's action. A system call only when the deadline changes.
+  void set_deadline(std::uint64_t deadline_ns) noexcept;
+
   // Makes the descriptor readable (a datagram to itself): what a try_ call does when it stops
   // retrying while a notifier may have fired it, and when a peer's recovery could not run now.
   void wake_self() noexcept;
@@ -116,6 +121,8 @@ class WaitDescriptor {
   PeerRole watched_[3] = {PeerRole::kNone, PeerRole::kNone, PeerRole::kNone};
   int epoll_fd_ = -1;
   int socket_fd_ = -1;
+  int timer_fd_ = -1;              // made by the first set_deadline
+  std::uint64_t deadline_ns_ = 0;  // what the timer is set to (0: disarmed)
   std::vector<Watch> watches_;
   std::uint64_t token_ = 0;
   std::uint64_t membership_seen_ = 0;  // ChannelMisc::next_token at the last scan
