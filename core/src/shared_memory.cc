@@ -651,7 +651,15 @@ void SharedMemory::release_mapping() {
 bool SharedMemory::is_last_to_leave() {
   if (detail::try_lock_exclusive(lock_fd_) == detail::LockAttempt::kTaken) return true;
   detail::unlock_attach(lock_fd_);
-  return detail::try_lock_exclusive(lock_fd_) == detail::LockAttempt::kTaken;
+  if (detail::try_lock_exclusive(lock_fd_) == detail::LockAttempt::kTaken) return true;
+  // Someone held a lock at that instant. Another leaver runs this same protocol and one of us
+  // wins; but a holder that lets go without running it (an attach that gave up, a probe) would
+  // leave the segment behind. If nobody holds one any more, try again (a few times: a new
+  // attacher may come in between, and then it is not the last one out that we are).
+  for (int again = 0; again < 3 && detail::other_lock_type(lock_fd_) == F_UNLCK; ++again) {
+    if (detail::try_lock_exclusive(lock_fd_) == detail::LockAttempt::kTaken) return true;
+  }
+  return false;
 }
 
 bool SharedMemory::detach() {
