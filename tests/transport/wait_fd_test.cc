@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -248,6 +250,18 @@ TEST(WaitFdTest, ConsumerInAnotherProcessSleepsInEpollAndGetsEverything) {
   std::printf("[ figures ] %d items, %d epoll wake-ups\n", kItems, wakeups);
 }
 
+// A child process that runs `setup` (which opens what it needs and hands it back to be kept; null:
+// failed, exit 2), says so through `ready`, and then waits to be killed.
+pid_t hold_in_child(testing::ProcessBarrier& ready, const std::function<std::shared_ptr<void>()>& setup) {
+  return testing::fork_child([&] {
+    const std::shared_ptr<void> kept = setup();
+    if (kept == nullptr) return 2;
+    ready.arrive_and_wait();
+    pause();
+    return 0;
+  });
+}
+
 // A publisher in another process: opens, reports ready through the barrier, then waits to be
 // killed (or closes, when `close_after` is set).
 pid_t publisher_child(const std::string& name, testing::ProcessBarrier& ready, bool close_after) {
@@ -306,12 +320,9 @@ TEST(WaitFdTest, LosslessPublisherHeldBackByAKilledSubscriberIsWokenAndGoesOn) {
   auto pub = TopicPublisher::open(name, testing::topic(4096, 256, true));
   ASSERT_TRUE(pub.ok());
   testing::ProcessBarrier ready(2);
-  const pid_t child = testing::fork_child([&] {
+  const pid_t child = hold_in_child(ready, [&]() -> std::shared_ptr<void> {
     auto sub = TopicSubscriber::open(name, testing::topic(4096, 256, true));
-    if (!sub.ok()) return 2;
-    ready.arrive_and_wait();
-    pause();
-    return 0;
+    return sub.ok() ? std::make_shared<TopicSubscriber>(*std::move(sub)) : nullptr;
   });
   ASSERT_TRUE(ready.arrive_and_wait());
   const int fd = pub->wait_fd();
@@ -404,13 +415,11 @@ TEST(WaitFdTest, WaiterKilledWhileArmedLeavesNothingAndCostsOneDatagram) {
   auto pub = TopicPublisher::open(name, testing::topic(4096, 256));
   ASSERT_TRUE(pub.ok());
   testing::ProcessBarrier ready(2);
-  const pid_t child = testing::fork_child([&] {
+  const pid_t child = hold_in_child(ready, [&]() -> std::shared_ptr<void> {
     auto sub = TopicSubscriber::open(name, testing::topic(4096, 256));
-    if (!sub.ok() || sub->wait_fd() < 0) return 2;
+    if (!sub.ok() || sub->wait_fd() < 0) return nullptr;
     drain(*sub);  // armed
-    ready.arrive_and_wait();
-    pause();
-    return 0;
+    return std::make_shared<TopicSubscriber>(*std::move(sub));
   });
   ASSERT_TRUE(ready.arrive_and_wait());
   EXPECT_EQ(stats_of(name).receivers_armed, 1u);
@@ -434,12 +443,10 @@ TEST(WaitFdTest, DeadPeersFilesGoWithTheLastEndpoint) {
     ASSERT_TRUE(pub.ok());
     id = channel_id_hex(name);
     testing::ProcessBarrier ready(2);
-    const pid_t child = testing::fork_child([&] {
+    const pid_t child = hold_in_child(ready, [&]() -> std::shared_ptr<void> {
       auto sub = TopicSubscriber::open(name, testing::topic(4096, 256));
-      if (!sub.ok() || sub->wait_fd() < 0) return 2;
-      ready.arrive_and_wait();
-      pause();
-      return 0;
+      if (!sub.ok() || sub->wait_fd() < 0) return nullptr;
+      return std::make_shared<TopicSubscriber>(*std::move(sub));
     });
     ASSERT_TRUE(ready.arrive_and_wait());
     kill(child, SIGKILL);
@@ -460,14 +467,12 @@ TEST(WaitFdTest, ConsumerHearsAnotherConsumersDeathAndGetsItsItem) {
   ASSERT_TRUE(producer.ok());
   ASSERT_EQ(producer->try_send(bytes_of("item")), ChannelResult::kOk);
   testing::ProcessBarrier ready(2);
-  const pid_t child = testing::fork_child([&] {
+  const pid_t child = hold_in_child(ready, [&]() -> std::shared_ptr<void> {
     auto c = QueueConsumer::open(name, o);
-    if (!c.ok()) return 2;
-    QueueView v = c->try_receive_view();  // holds the item, then dies
-    if (!v.ok()) return 3;
-    ready.arrive_and_wait();
-    pause();
-    return 0;
+    if (!c.ok()) return nullptr;
+    auto held = std::make_shared<std::pair<QueueConsumer, QueueView>>(*std::move(c), QueueView());
+    held->second = held->first.try_receive_view();  // holds the item, then dies
+    return held->second.ok() ? held : nullptr;
   });
   ASSERT_TRUE(ready.arrive_and_wait());
   auto consumer = QueueConsumer::open(name, o);

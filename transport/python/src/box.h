@@ -46,7 +46,6 @@ class Deadline {
  public:
   // `timeout`: None or a number of seconds >= 0 (ValueError otherwise).
   static Deadline from(const py::object& timeout);
-  static Deadline now() { return Deadline(false, std::chrono::steady_clock::now()); }
   // The next wait: at most kSignalSlice, at most what is left (0 once it passed).
   std::chrono::nanoseconds next_slice() const;
   bool passed() const { return !forever_ && std::chrono::steady_clock::now() >= at_; }

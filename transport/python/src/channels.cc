@@ -335,6 +335,20 @@ py::object take_loan(PyEndpoint<T>& self, std::size_t nbytes, const std::optiona
 
 std::optional<Deadline> no_deadline() { return std::nullopt; }
 
+// The constructor of an endpoint whose options are only the common ones (queues, frames).
+template <typename T, typename Options>
+void bind_common_init(py::class_<PyEndpoint<T>>& c, const char* type) {
+  c.def(py::init([type](const std::string& name, std::uint64_t capacity, std::uint64_t max_message,
+                        std::uint32_t max_peers, int permissions, bool create, double open_timeout) {
+          Options o;
+          common_options(o, capacity, max_message, max_peers, permissions, create, open_timeout);
+          return PyEndpoint<T>{open_box<T>(type, name, o)};
+        }),
+        py::arg("name"), py::kw_only(), py::arg("capacity") = 0, py::arg("max_message") = 0,
+        py::arg("max_peers") = 0, py::arg("permissions") = 0600, py::arg("create") = true,
+        py::arg("open_timeout") = 2.0);
+}
+
 template <typename T>
 py::class_<PyEndpoint<T>> bind_common(py::module_& m, const char* name, const char* doc) {
   py::class_<PyEndpoint<T>> c(m, name, doc);
@@ -560,19 +574,9 @@ void bind_channels(py::module_& m) {
   bind_receiver(topic_sub);
 
   // Queue.
-  auto queue_args = [](auto& c, auto make) {
-    c.def(py::init(make), py::arg("name"), py::kw_only(), py::arg("capacity") = 0,
-          py::arg("max_message") = 0, py::arg("max_peers") = 0, py::arg("permissions") = 0600,
-          py::arg("create") = true, py::arg("open_timeout") = 2.0);
-  };
   auto producer = bind_common<QueueProducer>(m, "QueueProducer",
       "A producer of a work queue: every item goes to exactly one consumer.");
-  queue_args(producer, [](const std::string& name, std::uint64_t capacity, std::uint64_t max_message,
-                          std::uint32_t max_peers, int permissions, bool create, double open_timeout) {
-    QueueOptions o;
-    common_options(o, capacity, max_message, max_peers, permissions, create, open_timeout);
-    return PyEndpoint<QueueProducer>{open_box<QueueProducer>("QueueProducer", name, o)};
-  });
+  bind_common_init<QueueProducer, QueueOptions>(producer, "QueueProducer");
   producer.def_property_readonly("capacity", [](PyEndpoint<QueueProducer>& s) { return s.require().capacity(); })
       .def_property_readonly("size", [](PyEndpoint<QueueProducer>& s) { return s.require().size_approx(); });
   bind_sender(producer);
@@ -580,12 +584,7 @@ void bind_channels(py::module_& m) {
 
   auto consumer = bind_common<QueueConsumer>(m, "QueueConsumer",
       "A consumer of a work queue (consumers compete for the items).");
-  queue_args(consumer, [](const std::string& name, std::uint64_t capacity, std::uint64_t max_message,
-                          std::uint32_t max_peers, int permissions, bool create, double open_timeout) {
-    QueueOptions o;
-    common_options(o, capacity, max_message, max_peers, permissions, create, open_timeout);
-    return PyEndpoint<QueueConsumer>{open_box<QueueConsumer>("QueueConsumer", name, o)};
-  });
+  bind_common_init<QueueConsumer, QueueOptions>(consumer, "QueueConsumer");
   consumer.def_property_readonly("capacity", [](PyEndpoint<QueueConsumer>& s) { return s.require().capacity(); })
       .def_property_readonly("size", [](PyEndpoint<QueueConsumer>& s) { return s.require().size_approx(); });
   bind_receiver(consumer);
@@ -593,24 +592,14 @@ void bind_channels(py::module_& m) {
   // Frames.
   auto frame_pub = bind_common<FramePublisher>(m, "FramePublisher",
       "The publisher of a frames channel: large frames written in place, subscribers take the newest.");
-  queue_args(frame_pub, [](const std::string& name, std::uint64_t capacity, std::uint64_t max_message,
-                           std::uint32_t max_peers, int permissions, bool create, double open_timeout) {
-    FrameOptions o;
-    common_options(o, capacity, max_message, max_peers, permissions, create, open_timeout);
-    return PyEndpoint<FramePublisher>{open_box<FramePublisher>("FramePublisher", name, o)};
-  });
+  bind_common_init<FramePublisher, FrameOptions>(frame_pub, "FramePublisher");
   frame_pub.def_property_readonly("frames_published", [](PyEndpoint<FramePublisher>& s) { return s.require().frames_published(); });
   bind_sender(frame_pub);
   bind_loans(frame_pub);
 
   auto frame_sub = bind_common<FrameSubscriber>(m, "FrameSubscriber",
       "A subscriber of a frames channel: each receive takes the newest frame (older ones are skipped).");
-  queue_args(frame_sub, [](const std::string& name, std::uint64_t capacity, std::uint64_t max_message,
-                           std::uint32_t max_peers, int permissions, bool create, double open_timeout) {
-    FrameOptions o;
-    common_options(o, capacity, max_message, max_peers, permissions, create, open_timeout);
-    return PyEndpoint<FrameSubscriber>{open_box<FrameSubscriber>("FrameSubscriber", name, o)};
-  });
+  bind_common_init<FrameSubscriber, FrameOptions>(frame_sub, "FrameSubscriber");
   frame_sub.def_property_readonly("lost", [](PyEndpoint<FrameSubscriber>& s) { return s.require().lost(); })
       .def_property_readonly("received", [](PyEndpoint<FrameSubscriber>& s) { return s.require().received(); });
   bind_receiver(frame_sub);
