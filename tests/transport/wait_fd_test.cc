@@ -3,6 +3,7 @@
 // killed waiter leaves behind.
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/wait.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -528,6 +529,45 @@ TEST(WaitFdTest, AClosedEndpointLeavesAWaitSetQuietEvenWhenAChildHoldsItsDescrip
   EXPECT_TRUE(set->remove(7).ok());
   kill(child, SIGKILL);
   testing::wait_child(child);
+}
+
+TEST(WaitFdTest, ProcessesArmingAndClosingAtTheSameInstantWhileFiredKeepTheCountRight) {
+  // Several processes open, arm and close the same topic at the same instant, round after round,
+  // while the publisher fires them: every arming, firing, disarming and slot reuse races another.
+  const std::string name = channel_name("wfd_storm");
+  auto pub = TopicPublisher::open(name, testing::topic(1 << 16, 64));
+  ASSERT_TRUE(pub.ok());
+  constexpr int kProcesses = 6;
+  const int rounds = testing::rounds_from_env("SHMRING_WFD_ROUNDS", 40);
+  testing::ProcessBarrier together(kProcesses);
+  std::vector<pid_t> children;
+  for (int i = 0; i < kProcesses; ++i) {
+    children.push_back(testing::fork_child([&] {
+      for (int r = 0; r < rounds; ++r) {
+        auto sub = TopicSubscriber::open(name, testing::topic(1 << 16, 64));
+        if (!sub.ok() || sub->wait_fd() < 0) return 2;
+        if (!together.arrive_and_wait()) return 3;  // all open at once
+        drain(*sub);                                // all arm at once (while being fired)
+        if (!together.arrive_and_wait()) return 4;
+      }  // all close at once
+      return 0;
+    }));
+  }
+  int done = 0;
+  while (done < kProcesses) {
+    (void)pub->try_send(bytes_of("fire"));
+    for (pid_t& child : children) {
+      if (child > 0 && waitpid(child, nullptr, WNOHANG) == child) {
+        child = -1;
+        ++done;
+      }
+    }
+  }
+  const ChannelStats st = stats_of(name);
+  EXPECT_EQ(st.receivers_armed, 0u) << "armed count leaked or wrapped";
+  EXPECT_EQ(st.senders_armed, 0u);
+  EXPECT_EQ(st.receivers_parked, 0u);
+  EXPECT_EQ(wait_files_of(name).size(), 1u) << "only the publisher's lifeline stays";
 }
 
 // --- WaitSet ----------------------------------------------------------------------------------------
