@@ -16,6 +16,7 @@ int run_stat(const std::vector<std::string>& args);
 int run_top(const std::vector<std::string>& args);
 int run_pub(const std::vector<std::string>& args);
 int run_sub(const std::vector<std::string>& args);
+int run_bridge(const std::vector<std::string>& args);  // bridge_command.cc (needs ZeroMQ)
 
 // Prints "shmring CMD: message" to stderr and returns `status`.
 int report_error(const std::string& command, const std::string& message, int status = 1);

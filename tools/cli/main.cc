@@ -19,6 +19,7 @@ constexpr const char* kUsage =
     "  sub    print what arrives on a channel\n"
     "  rm     remove a segment or channel by name\n"
     "  gc     remove every stale segment (all users dead); --dry-run to preview\n"
+    "  bridge carry channels to and from other hosts over ZeroMQ (export, import, keygen)\n"
     "  bench  cross-process benchmark against the physical floor and other IPC mechanisms\n"
     "\n"
     "`shmring COMMAND --help` describes each command.\n";
@@ -40,5 +41,12 @@ int main(int argc, char** argv) {
   if (command == "top") return shmring::cli::run_top(args);
   if (command == "pub") return shmring::cli::run_pub(args);
   if (command == "sub") return shmring::cli::run_sub(args);
+  if (command == "bridge") {
+#ifdef SHMRING_HAVE_BRIDGE
+    return shmring::cli::run_bridge(args);
+#else
+    return shmring::cli::report_error(command, "this shmring was built without ZeroMQ (libzmq3-dev)", 1);
+#endif
+  }
   return shmring::cli::report_error(command, "unknown command (see shmring --help)", 2);
 }

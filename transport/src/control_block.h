@@ -108,14 +108,30 @@ inline constexpr std::uint32_t kArmedShift = 16;
 inline constexpr std::uint32_t kArmedOnData = 1;   // receivers (data_wake)
 inline constexpr std::uint32_t kArmedOnSpace = 2;  // senders held back (space_wake)
 
+// Topic: where an importing publisher's (a bridge's) messages came from (TopicPublisher::
+// try_send_from). Written by the one publisher, read by the next one after a crash.
+struct UpstreamMark {
+  std::atomic<std::uint64_t> origin;
+  std::atomic<std::uint64_t> incarnation;
+  std::atomic<std::uint64_t> sequence;       // the upstream message being sent
+  std::atomic<std::uint64_t> ring_sequence;  // the ring sequence it gets if the send completes
+};
+
 struct alignas(kFalseSharingRange) ChannelMisc {
   std::atomic<std::uint64_t> next_token;     // registration tokens (epochs), under the lock
   std::atomic<std::uint32_t> recovery_hint;  // non-zero: someone saw a dead peer or a stall
   std::atomic<std::uint32_t> reserved;       // written 0, not read (v1 named it closed)
-  std::uint8_t pad[kFalseSharingRange - 16];
+  // Two copies, so a publisher killed while writing one leaves the other whole; upstream_current
+  // says which is valid (1 + index; 0: none). Carved from padding that v3 writes 0 (zero-filled
+  // at creation), so no layout version change: older readers never look here.
+  UpstreamMark upstream[2];
+  std::atomic<std::uint32_t> upstream_current;
+  std::uint8_t pad[kFalseSharingRange - 16 - 2 * sizeof(UpstreamMark) - 4];
 };
 static_assert(std::is_standard_layout_v<ChannelMisc>);
 static_assert(sizeof(ChannelMisc) == 128);
+static_assert(offsetof(ChannelMisc, upstream) == 16);
+static_assert(offsetof(ChannelMisc, upstream_current) == 80);
 
 
 // What an endpoint is doing with the ring right now (queue: its one outstanding claim).

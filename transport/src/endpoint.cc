@@ -156,6 +156,10 @@ PeerStats EndpointHandle::stats() const noexcept {
   return impl_ ? peer_stats(*impl_->seg) : PeerStats{};
 }
 
+std::uint64_t EndpointHandle::channel_incarnation() const noexcept {
+  return impl_ ? impl_->seg->channel_id() : 0;
+}
+
 int EndpointHandle::wait_fd() const noexcept {
   if (!impl_) {
     errno = EBADF;

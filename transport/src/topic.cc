@@ -428,6 +428,58 @@ ChannelResult TopicPublisher::send(std::span<const std::byte> message,
   return r;
 }
 
+ChannelResult TopicPublisher::try_send_from(const UpstreamPosition& from,
+                                            std::span<const std::byte> message) noexcept {
+  TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
+  if (e == nullptr) return ChannelResult::kClosed;
+  if (e->lease_busy()) return ChannelResult::kWouldBlock;
+  // Written before the message: a publisher killed after the write but before the send leaves a
+  // mark whose ring_sequence is the ring's next one, which upstream_resume() reads as "not sent".
+  // The copy not in use is written in full, then made current; a kill part-way leaves the old one.
+  // Relaxed/release suffice: only a later publisher reads it, after it attached under the segment
+  // lock and read the tail (acquire) that the sends published.
+  ChannelMisc& misc = e->seg->control()->misc;
+  const std::uint32_t current = misc.upstream_current.load(std::memory_order_relaxed);
+  const std::uint32_t next_index = current == 1 ? 1 : 0;
+  UpstreamMark& mark = misc.upstream[next_index];
+  mark.origin.store(from.origin, std::memory_order_relaxed);
+  mark.incarnation.store(from.incarnation, std::memory_order_relaxed);
+  mark.sequence.store(from.sequence, std::memory_order_relaxed);
+  mark.ring_sequence.store(e->ring->next_sequence(), std::memory_order_relaxed);
+  // SYNC(upstream-mark): pairs with the acquire load in upstream_resume() (a later publisher's).
+  misc.upstream_current.store(next_index + 1, std::memory_order_release);
+  return try_send(message);
+}
+
+UpstreamPosition TopicPublisher::upstream_resume() const noexcept {
+  const TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
+  if (e == nullptr) return {};
+  const ChannelMisc& misc = e->seg->control()->misc;
+  // SYNC(upstream-mark): pairs with the release store in try_send_from().
+  const std::uint32_t current = misc.upstream_current.load(std::memory_order_acquire);
+  if (current != 1 && current != 2) return {};
+  const UpstreamMark& mark = misc.upstream[current - 1];
+  UpstreamPosition p;
+  p.origin = mark.origin.load(std::memory_order_relaxed);
+  p.incarnation = mark.incarnation.load(std::memory_order_relaxed);
+  p.sequence = mark.sequence.load(std::memory_order_relaxed);
+  // The marked message got the ring sequence it was promised if the ring has gone past it.
+  if (e->ring->next_sequence() > mark.ring_sequence.load(std::memory_order_relaxed)) ++p.sequence;
+  return p;
+}
+
+void TopicPublisher::count_upstream_lost(std::uint64_t n) noexcept {
+  TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
+  if (e == nullptr || n == 0) return;
+  PeerSlot* me = e->seg->self();
+  me->lost.store(me->lost.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+std::uint64_t TopicPublisher::next_sequence() const noexcept {
+  const TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
+  return e != nullptr ? e->ring->next_sequence() : 0;
+}
+
 TopicLoan TopicPublisher::try_loan(std::size_t max_bytes) noexcept {
   return loan(max_bytes, std::chrono::nanoseconds(0));
 }
@@ -525,6 +577,7 @@ TopicView TopicSubscriber::take_view(std::chrono::nanoseconds timeout) noexcept 
       detail::read_with_wait(*e, timeout, [&] { return e->reader->try_view(&data); });
   if (r == ChannelResult::kOk) {
     e->lend(view, data);
+    detail::Endpoint::set_details(view, e->reader->next_sequence() - 1, false);
   } else {
     detail::Endpoint::refuse(view, r);
   }
@@ -566,6 +619,12 @@ std::size_t TopicSubscriber::poll(const std::function<void(std::span<const std::
 std::uint64_t TopicSubscriber::lost() const noexcept {
   const TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
   return e != nullptr ? e->reader->lost_records() : 0;
+}
+std::uint64_t TopicSubscriber::last_sequence() const noexcept {
+  const TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
+  if (e == nullptr) return 0;
+  const std::uint64_t next = e->reader->next_sequence();
+  return next != 0 ? next - 1 : 0;
 }
 std::uint64_t TopicSubscriber::received() const noexcept {
   const TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);

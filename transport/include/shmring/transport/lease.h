@@ -66,6 +66,10 @@ class EndpointHandle {
   // This endpoint's counters, read from its peer slot; empty when closed or without a peer slot
   // (a read-only topic subscriber).
   PeerStats stats() const noexcept;
+  // Names this incarnation of the channel: a hash of its segment and creation time, the same in
+  // every process, different once the channel is removed and created again (0 when closed).
+  // A bridge (shmring::bridge) sends it so the far side can tell a new channel from a gap.
+  std::uint64_t channel_incarnation() const noexcept;
   // Settles an outstanding loan or view (a loan is given up; a view is handed on as the pattern
   // says and becomes inert), unregisters and detaches. Also the destructor. Waits up to 2 s for
   // the segment lock (then leaves its peer slot to the dead-peer recovery).

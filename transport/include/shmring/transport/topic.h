@@ -105,6 +105,16 @@ class TopicView : public detail::Lease {
   // overwritten. kOk also for an empty or already released view; kClosed if the subscriber was
   // closed meanwhile. Lossless: wakes a publisher parked for room. Never waits.
   ChannelResult release() noexcept { return settle(); }
+  // The message's sequence number in the topic (see TopicSubscriber::last_sequence).
+  std::uint64_t sequence() const noexcept { return number_; }
+};
+
+// Where a message came from before it reached this host: a bridge's importing publisher
+// (shmring::bridge) sends each message with its position in the exporting host's topic.
+struct UpstreamPosition {
+  std::uint64_t origin = 0;       // the exporting side (any non-zero id it chooses)
+  std::uint64_t incarnation = 0;  // the exported channel's channel_incarnation()
+  std::uint64_t sequence = 0;     // the message's sequence number there
 };
 
 class TopicPublisher : public detail::EndpointHandle {
@@ -153,6 +163,23 @@ class TopicPublisher : public detail::EndpointHandle {
   std::uint64_t max_message() const noexcept;
   bool lossless() const noexcept;
   std::uint64_t evictions() const noexcept;  // live subscribers this publisher evicted
+  // The sequence number the next message will carry (TopicSubscriber::last_sequence). A
+  // publisher that takes over after a crash continues the numbering.
+  std::uint64_t next_sequence() const noexcept;
+
+  // --- for bridges (shmring::bridge) ---
+  // try_send, also recording in the channel that this message is upstream message `from`. A
+  // publisher that takes over after this one dies (at any instruction) learns from
+  // upstream_resume() exactly which upstream message comes next. Results as try_send.
+  ChannelResult try_send_from(const UpstreamPosition& from, std::span<const std::byte> message) noexcept;
+  // The upstream position that comes after the last message sent with try_send_from by this or
+  // an earlier publisher of this channel incarnation (its sequence: the next one expected);
+  // origin 0 when there was none. Never waits.
+  UpstreamPosition upstream_resume() const noexcept;
+  // Adds `n` to this publisher's lost counter: messages lost before they reached it (a bridge
+  // counts the gaps in the upstream sequence). PeerStats::lost, ChannelStats::lost and
+  // `shmring stat` show it.
+  void count_upstream_lost(std::uint64_t n) noexcept;
   // is_open(), close() (also the destructor): from detail::EndpointHandle; an outstanding loan is
   // given up.
 
@@ -195,6 +222,10 @@ class TopicSubscriber : public detail::EndpointHandle {
                    std::size_t max) noexcept;
 
   std::uint64_t lost() const noexcept;  // messages skipped after being lapped (exact)
+  // The sequence number of the message most recently returned (received, or viewed): numbers
+  // are consecutive per channel incarnation, so a jump is exactly the messages skipped. 0
+  // before the first message.
+  std::uint64_t last_sequence() const noexcept;
   std::uint64_t received() const noexcept;
   std::uint64_t max_message() const noexcept;
   bool lossless() const noexcept;

@@ -1,0 +1,136 @@
+// The bridge: carries shmring channels between hosts over a network carrier (carrier.h; ZeroMQ).
+//
+// An export reads local channels and sends what they carry to every import connected to it; an
+// import is the local publisher (topics, frames) or producer (queues) of same-named channels on
+// its host, so local subscribers and consumers need no change: they open the channel by name.
+// One Bridge runs any number of exports and imports in one thread. docs/bridge.md states the
+// guarantees per pattern, the failure behaviour and the security of each mode; in short:
+//  * topics: each message carries (origin, channel incarnation, sequence); the import counts
+//    every gap exactly (TopicPublisher::count_upstream_lost: `shmring stat` shows it as lost on
+//    the imported topic) and drops what it already delivered. Lossy topics never hold back the
+//    local publisher; lossless ones hold it back end to end while both bridges and the link are
+//    up (no loss then);
+//  * queues: an item stays held (a view) on the exporting host until the import acknowledges
+//    that its local queue took it; at-least-once across a crash of either bridge, with at most
+//    `queue_window` redeliveries per crash, reported;
+//  * frames: newest first; a slow link skips older frames, never holds the local publisher,
+//    never shows a torn frame; optional rate limit.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "shmring/bridge/carrier.h"
+#include "shmring/transport/channel.h"
+
+namespace shmring::bridge {
+
+// Exports the local channels `channels` (each sent under its own name) at `bind`.
+struct ExportSpec {
+  std::string bind;  // "tcp://127.0.0.1:7001": loopback unless told otherwise
+  std::vector<std::string> channels;
+  CarrierOptions carrier;
+  double max_rate = 0;              // frames: at most this many frames per second per channel (0: no limit)
+  std::uint32_t queue_window = 16;  // queues: items in flight per channel (each held until acknowledged)
+};
+
+// A channel as the import side names it: `remote` on the exporting host, `local` here
+// (the same unless the spec said "remote=local").
+struct ChannelRoute {
+  std::string remote;
+  std::string local;
+};
+// Parses "name" or "remote=local" (both valid channel names). kInvalidArgument otherwise.
+absl::StatusOr<ChannelRoute> parse_route(std::string_view spec);
+
+// Imports `channels` from the export at `connect`.
+struct ImportSpec {
+  std::string connect;  // "tcp://10.0.0.1:7001"
+  std::vector<ChannelRoute> channels;
+  CarrierOptions carrier;
+  std::uint32_t queue_window = 16;  // queues: items this side accepts in flight per channel
+};
+
+struct BridgeConfig {
+  std::vector<ExportSpec> exports;
+  std::vector<ImportSpec> imports;
+};
+
+// The configuration file (`shmring bridge --config FILE`, docs/bridge.md): sections [export] and
+// [import], each any number of times, with `key = value` lines:
+//   [export]  bind, channels (space separated), max_rate, queue_window, curve_secret_key,
+//             curve_authorized (public keys, space separated), high_water_mark
+//   [import]  connect, channels ("name" or "remote=local"), queue_window, curve_server_key,
+//             curve_secret_key, high_water_mark
+// '#' starts a comment. Keys are Z85 text or a path to a file holding it. kInvalidArgument with
+// the line number for anything else.
+absl::StatusOr<BridgeConfig> parse_bridge_config(std::string_view text);
+absl::StatusOr<BridgeConfig> load_bridge_config(const std::string& path);
+// A key option's value: 40 Z85 characters as given, otherwise the first word of the file it names.
+absl::StatusOr<std::string> read_key(std::string_view value_or_path);
+
+// What one bridged channel has done so far.
+struct ChannelStatus {
+  std::string direction;  // "export" or "import"
+  std::string channel;    // local name
+  std::string remote;     // name on the other host
+  std::string endpoint;   // the carrier's address
+  ChannelKind kind = ChannelKind::kTopic;
+  bool open = false;      // the local endpoint is open (export: the channel exists)
+  bool lossless = false;
+  std::uint32_t peers = 0;          // export: imports receiving it; import: 1 once described
+  std::uint64_t messages = 0;       // export: sent (to at least one peer); import: delivered locally
+  std::uint64_t bytes = 0;          // payload bytes of those
+  std::uint64_t lost = 0;           // import: gaps in the upstream sequence (exact)
+  std::uint64_t duplicates = 0;     // import: dropped, already delivered (after a restart upstream)
+  std::uint64_t dropped = 0;        // export: per-peer sends refused by a full link (lossy, frames)
+  std::uint64_t redelivered = 0;    // queues: export: items sent again; import: arrived marked so
+  std::uint64_t rejected = 0;       // import: messages refused (too large, wrong kind, bad header)
+  std::uint64_t resets = 0;         // import: the upstream channel changed incarnation (new baseline)
+  std::uint64_t held_back_ns = 0;   // time the local side waited (lossless back-pressure)
+};
+
+struct BridgeStatus {
+  std::vector<ChannelStatus> channels;
+  std::uint64_t malformed = 0;  // network messages dropped as malformed (bad header, size, parts)
+  std::uint64_t unknown_channel = 0;  // well-formed, for a channel not bridged here
+  std::uint32_t peers = 0;      // import sessions the exports hear from
+};
+
+class Bridge {
+ public:
+  // Makes the carriers (binds, connects) and opens what can be opened now; channels that do not
+  // exist yet are opened when they appear. kInvalidArgument for a bad spec (names, endpoints,
+  // keys), kUnavailable when an address cannot be bound.
+  static absl::StatusOr<std::unique_ptr<Bridge>> create(const BridgeConfig& config);
+  ~Bridge();
+  Bridge(const Bridge&) = delete;
+  Bridge& operator=(const Bridge&) = delete;
+
+  // Runs until stop(); calls on_status (if given) every `status_interval`. Returns OK.
+  absl::Status run(const std::function<void(const BridgeStatus&)>& on_status = {},
+                   std::chrono::milliseconds status_interval = std::chrono::milliseconds(1000));
+  // One round: moves what is ready, waiting up to `max_wait` for something to do.
+  void run_once(std::chrono::milliseconds max_wait);
+  // Makes run() return soon. Async-signal-safe (a SIGINT/SIGTERM handler may call it).
+  void stop() noexcept;
+  BridgeStatus status() const;
+
+ private:
+  struct Impl;
+  explicit Bridge(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// One line of JSON for a status (`shmring bridge --json`).
+std::string status_json(const BridgeStatus& status);
+
+}  // namespace shmring::bridge

@@ -1,0 +1,102 @@
+// The carrier: what the bridge needs from a network messaging engine, and nothing more. The bridge
+// (bridge.h) speaks its own small message format (docs/bridge.md) over a carrier; framing,
+// connection, reconnection, queuing and transport security are the carrier's (the engine's) job.
+// ZeroMQ is the one carrier today (make_zmq_server / make_zmq_client); a second engine is a second
+// implementation of this interface, with no change to the channel side.
+//
+// A server carrier binds and talks to any number of peers, each named by a PeerId it chooses; a
+// client carrier connects to one server (its PeerId arguments are ignored, and what it receives
+// carries an empty one). Both sides reconnect by themselves. A carrier is used by one thread.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace shmring::bridge {
+
+// A peer of a server carrier (ZeroMQ: the connection's routing id). Opaque bytes.
+using PeerId = std::string;
+
+enum class SendResult : std::uint8_t {
+  kOk,
+  kFull,  // the engine's queue toward that peer is at its high-water mark: try again later
+  kGone,  // no such peer (it disconnected)
+};
+
+// One message as received: its sender (server carriers) and its parts. The spans stay valid
+// until the next try_receive on the same carrier.
+struct Incoming {
+  std::span<const std::byte> peer;
+  std::span<const std::byte> header;
+  std::span<const std::byte> payload;
+  std::size_t parts = 0;  // data parts the message had (the bridge sends 1 or 2); more: malformed
+};
+
+class Carrier {
+ public:
+  virtual ~Carrier() = default;
+
+  // Sends one message (header, then payload, which may be empty) to `peer`. Never waits: kFull
+  // when the engine's queue toward the peer (or, for a client, toward the server) is full.
+  virtual SendResult try_send(const PeerId& peer, std::span<const std::byte> header,
+                              std::span<const std::byte> payload) noexcept = 0;
+  // The next message received, if any (true). Never waits.
+  virtual bool try_receive(Incoming* out) noexcept = 0;
+  // A descriptor to poll for readability (with the bridge's other descriptors): it becomes
+  // readable when the carrier's state may have changed. It can also be readable with nothing to
+  // receive, and a message can be waiting while it is quiet (ZeroMQ's ZMQ_FD is edge-like):
+  // call has_input() before every wait and after every wake.
+  virtual int descriptor() const noexcept = 0;
+  // Whether try_receive would return a message now.
+  virtual bool has_input() noexcept = 0;
+  // Where it listens or connects, for status lines ("tcp://127.0.0.1:7001").
+  virtual std::string endpoint() const = 0;
+};
+
+// CURVE keys, as 40-character Z85 text (ZeroMQ's encoding; `shmring bridge keygen` makes them).
+struct CurveKeys {
+  std::string public_key;
+  std::string secret_key;
+};
+// A fresh key pair. kUnavailable if the ZeroMQ library was built without CURVE.
+absl::StatusOr<CurveKeys> generate_curve_keys();
+// The public key of a Z85 secret key (kInvalidArgument if it is not one).
+absl::StatusOr<std::string> curve_public_key(std::string_view secret_key);
+
+// Security of a carrier. Empty: plain TCP (anyone who can reach the port can talk to it).
+struct CarrierSecurity {
+  std::string secret_key;          // this side's secret key: turns CURVE on
+  std::string server_public_key;   // client: the server's public key (required with CURVE)
+  // Server: the public keys of the clients it accepts. Empty with CURVE on: any client that
+  // knows the server's public key (the handshake proves it).
+  std::vector<std::string> authorized_clients;
+};
+
+struct CarrierOptions {
+  CarrierSecurity security;
+  // Messages queued toward one peer before try_send says kFull (ZeroMQ SNDHWM / RCVHWM).
+  int high_water_mark = 1000;
+  // Connection liveness (ZeroMQ heartbeats): a peer silent for `peer_timeout` is dropped.
+  std::chrono::milliseconds heartbeat_interval{500};
+  std::chrono::milliseconds peer_timeout{3000};
+  std::chrono::milliseconds reconnect_interval{100};
+  std::size_t max_message_bytes = 0;  // larger incoming messages are refused by the engine (0: none)
+};
+
+// ZeroMQ carriers (ROUTER bound at `endpoint`, DEALER connected to it), tcp:// (or ipc://,
+// inproc:// for tests). kInvalidArgument for a bad endpoint or key; kUnavailable when the address
+// cannot be bound.
+absl::StatusOr<std::unique_ptr<Carrier>> make_zmq_server(const std::string& endpoint,
+                                                         const CarrierOptions& options);
+absl::StatusOr<std::unique_ptr<Carrier>> make_zmq_client(const std::string& endpoint,
+                                                         const CarrierOptions& options);
+
+}  // namespace shmring::bridge

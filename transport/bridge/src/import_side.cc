@@ -1,0 +1,417 @@
+// The import side. One client carrier to one export; per imported channel the local endpoint that
+// feeds it (topic/frames publisher, queue producer), opened with the settings the export describes.
+//
+// Topic loss accounting: the export sends each message's (origin, channel incarnation, sequence).
+// The import expects the next sequence; a jump is exactly the messages lost on the way (a full
+// link, a partition, a bridge restart) and goes to the local publisher's lost counter; a
+// sequence already delivered (an export restarted and read the ring again) is dropped. Where the
+// expectation starts: the local topic itself remembers the last upstream position delivered
+// (TopicPublisher::try_send_from), so an import killed at any instruction resumes exactly.
+//
+// One message at a time is held when the local channel has no room (lossless topic, queue): the
+// import stops reading the carrier until it goes in, so the link fills and the export stops
+// reading its channel: back-pressure end to end.
+#include "import_side.h"
+
+#include <deque>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "shmring/core/detail/message.h"
+#include "shmring/core/clock.h"
+#include "shmring/transport/frame.h"
+#include "shmring/transport/queue.h"
+#include "shmring/transport/topic.h"
+#include "wire.h"
+
+namespace shmring::bridge {
+
+using shmring::detail::cat;
+namespace {
+
+constexpr std::uint64_t kMs = 1'000'000;
+constexpr int kBatch = 2048;              // messages per step
+constexpr std::size_t kTicketMemory = 65536;  // queue tickets remembered to drop redeliveries
+
+struct Channel {
+  ChannelRoute route;
+  bool described = false;
+  wire::Description description;
+  std::uint64_t upstream_incarnation = 0;
+  std::optional<TopicPublisher> topic;
+  std::optional<QueueProducer> queue;
+  std::optional<FramePublisher> frames;
+  // Topic: the next upstream message expected (valid once origin != 0).
+  UpstreamPosition expected;
+  // Queue: tickets delivered lately (of upstream_incarnation), to drop an item sent again; acks
+  // the link refused, sent again.
+  std::deque<std::uint64_t> ticket_order;
+  std::unordered_set<std::uint64_t> tickets;
+  std::vector<std::uint64_t> unsent_acks;
+  std::uint64_t next_frame = 0;
+  ChannelStatus status;
+
+  bool open() const { return topic.has_value() || queue.has_value() || frames.has_value(); }
+  int wait_fd() const {
+    if (topic) return topic->wait_fd();
+    if (queue) return queue->wait_fd();
+    if (frames) return frames->wait_fd();
+    return -1;
+  }
+};
+
+// A message the local channel had no room for.
+struct Held {
+  std::size_t channel = 0;
+  wire::Header header;
+  std::string name;
+  std::vector<std::byte> payload;
+  std::uint64_t since_ns = 0;
+};
+
+class ImportSide final : public Side {
+ public:
+  ImportSide(const ImportSpec& spec, std::unique_ptr<Carrier> carrier)
+      : spec_(spec), carrier_(std::move(carrier)) {
+    for (const ChannelRoute& r : spec.channels) {
+      Channel c;
+      c.route = r;
+      c.status.direction = "import";
+      c.status.channel = r.local;
+      c.status.remote = r.remote;
+      c.status.endpoint = carrier_->endpoint();
+      channels_.push_back(std::move(c));
+    }
+  }
+
+  void step(std::uint64_t now) override {
+    if (now >= next_hello_ns_) {
+      hello();
+      next_hello_ns_ = now + static_cast<std::uint64_t>(spec_.carrier.heartbeat_interval.count()) * kMs;
+    }
+    for (Channel& c : channels_) flush_acks(c);
+    if (held_ && !deliver_held(now)) return;
+    Incoming in;
+    for (int i = 0; i < kBatch && carrier_->try_receive(&in); ++i) {
+      handle(in, now);
+      if (held_) return;  // stop reading: back-pressure
+    }
+  }
+
+  void plan_wait(std::uint64_t now, WaitPlan* plan) override {
+    plan->until(next_hello_ns_);
+    if (held_) {
+      // The local channel's descriptor says when there is room (try_send armed it).
+      const int fd = channels_[held_->channel].wait_fd();
+      plan->add(fd);
+      plan->until(now + 10 * kMs);
+      return;
+    }
+    plan->add(carrier_->descriptor());
+    if (carrier_->has_input()) plan->again = true;
+    for (const Channel& c : channels_) {
+      if (!c.unsent_acks.empty()) plan->until(now + kMs);
+    }
+  }
+
+  void append_status(BridgeStatus* status) const override {
+    for (const Channel& c : channels_) {
+      ChannelStatus s = c.status;
+      s.open = c.open();
+      s.peers = c.described ? 1 : 0;
+      s.kind = static_cast<ChannelKind>(c.description.kind != 0 ? c.description.kind : 2);
+      s.lossless = c.description.lossless != 0;
+      if (held_ && held_->channel == static_cast<std::size_t>(&c - channels_.data())) {
+        s.held_back_ns += monotonic_ns() - held_->since_ns;
+      }
+      status->channels.push_back(std::move(s));
+    }
+    status->malformed += malformed_;
+    status->unknown_channel += unknown_channel_;
+  }
+
+ private:
+  void hello() {
+    for (const Channel& c : channels_) {
+      wire::Header h;
+      h.type = wire::Type::kHello;
+      h.value = spec_.queue_window;
+      h.name = c.route.remote;
+      wire::encode(h, &control_);
+      carrier_->try_send({}, control_, {});  // kFull (not connected): the next heartbeat repeats it
+    }
+  }
+
+  Channel* find(std::string_view remote) {
+    for (Channel& c : channels_) {
+      if (c.route.remote == remote) return &c;
+    }
+    return nullptr;
+  }
+
+  void handle(const Incoming& in, std::uint64_t now) {
+    wire::Header h;
+    if (in.parts < 1 || in.parts > 2 || wire::decode(in.header, &h) != wire::DecodeError::kNone) {
+      ++malformed_;
+      return;
+    }
+    Channel* c = find(h.name);
+    if (c == nullptr) {
+      ++unknown_channel_;
+      return;
+    }
+    switch (h.type) {
+      case wire::Type::kDescribe: describe(*c, in.payload, h); return;
+      case wire::Type::kNotExported:
+        if (c->status.rejected++ == 0) {
+          log_event(cat("import ", c->route.remote, ": ", carrier_->endpoint(), " does not export it"));
+        }
+        return;
+      case wire::Type::kTopic:
+      case wire::Type::kItem:
+      case wire::Type::kFrame: break;
+      default: ++malformed_; return;  // import-to-export types do not come this way
+    }
+    // Data: for an open channel of that kind, with the payload the header announces.
+    const auto kind = h.type == wire::Type::kTopic  ? ChannelKind::kTopic
+                      : h.type == wire::Type::kItem ? ChannelKind::kQueue
+                                                    : ChannelKind::kFrames;
+    if (!c->open() || static_cast<ChannelKind>(c->description.kind) != kind || h.value != in.payload.size() ||
+        in.payload.size() > c->description.max_message) {
+      ++c->status.rejected;
+      return;
+    }
+    const std::size_t index = static_cast<std::size_t>(c - channels_.data());
+    if (!deliver(index, h, in.payload, now)) {
+      Held held;
+      held.channel = index;
+      held.header = h;
+      held.name = std::string(h.name);
+      held.header.name = held.name;
+      held.payload.assign(in.payload.begin(), in.payload.end());
+      held.since_ns = now;
+      held_ = std::move(held);
+    }
+  }
+
+  // --- opening the local channel ---
+
+  void describe(Channel& c, std::span<const std::byte> payload, const wire::Header& h) {
+    wire::Description d;
+    if (!wire::decode(payload, &d) || d.kind < 1 || d.kind > 3) {
+      ++malformed_;
+      return;
+    }
+    const bool same = c.described && d.kind == c.description.kind && d.lossless == c.description.lossless;
+    c.upstream_incarnation = h.incarnation;
+    if (same && c.open()) return;
+    c.topic.reset();
+    c.queue.reset();
+    c.frames.reset();
+    c.description = d;
+    c.described = true;
+    absl::Status s = open_local(c, /*exact=*/true);
+    if (absl::IsFailedPrecondition(s)) s = open_local(c, /*exact=*/false);  // it exists: take its limits
+    if (!s.ok()) {
+      ++c.status.rejected;
+      log_event(cat("import ", c.route.local, ": cannot open: ", std::string(s.message())));
+      return;
+    }
+    if (c.topic) {
+      c.expected = c.topic->upstream_resume();
+      c.description.max_message = c.topic->max_message();
+    } else if (c.queue) {
+      c.description.max_message = c.queue->max_message();
+    } else if (c.frames) {
+      c.description.max_message = c.frames->max_message();
+    }
+    log_event(cat("import ", c.route.remote, " -> ", c.route.local, ": open (",
+                           to_string(static_cast<ChannelKind>(d.kind)), d.lossless ? ", lossless" : "", ")"));
+  }
+
+  absl::Status open_local(Channel& c, bool exact) {
+    const wire::Description& d = c.description;
+    const std::uint64_t capacity = exact ? d.capacity : 0;
+    const std::uint64_t max_message = exact ? d.max_message : 0;
+    const std::uint32_t max_peers = exact ? d.max_peers : 0;
+    switch (static_cast<ChannelKind>(d.kind)) {
+      case ChannelKind::kTopic: {
+        TopicOptions o;
+        o.capacity = capacity;
+        o.max_message = max_message;
+        o.max_peers = max_peers;
+        o.lossless = d.lossless != 0;
+        auto p = TopicPublisher::open(c.route.local, o);
+        if (!p.ok()) return p.status();
+        c.topic.emplace(*std::move(p));
+        return absl::OkStatus();
+      }
+      case ChannelKind::kQueue: {
+        QueueOptions o;
+        o.capacity = capacity;
+        o.max_message = max_message;
+        o.max_peers = max_peers;
+        auto p = QueueProducer::open(c.route.local, o);
+        if (!p.ok()) return p.status();
+        c.queue.emplace(*std::move(p));
+        return absl::OkStatus();
+      }
+      case ChannelKind::kFrames: {
+        FrameOptions o;
+        o.capacity = capacity;
+        o.max_message = max_message;
+        o.max_peers = max_peers;
+        auto p = FramePublisher::open(c.route.local, o);
+        if (!p.ok()) return p.status();
+        c.frames.emplace(*std::move(p));
+        return absl::OkStatus();
+      }
+    }
+    return absl::InvalidArgumentError("unknown kind");
+  }
+
+  // --- delivery ---
+
+  // False: the local channel has no room now (hold the message and stop reading).
+  bool deliver(std::size_t index, const wire::Header& h, std::span<const std::byte> payload,
+               std::uint64_t /*now*/) {
+    Channel& c = channels_[index];
+    switch (h.type) {
+      case wire::Type::kTopic: return deliver_topic(c, h, payload);
+      case wire::Type::kItem: return deliver_item(c, h, payload);
+      default: return deliver_frame(c, h, payload);
+    }
+  }
+
+  bool deliver_topic(Channel& c, const wire::Header& h, std::span<const std::byte> payload) {
+    UpstreamPosition& e = c.expected;
+    if (e.origin != h.origin || e.incarnation != h.incarnation) {
+      // Another upstream channel (recreated there, or the first message ever): a new baseline.
+      if (e.origin != 0) {
+        ++c.status.resets;
+        log_event(cat("import ", c.route.local, ": upstream channel changed; counting from its sequence ",
+                               h.sequence));
+      }
+      e = UpstreamPosition{h.origin, h.incarnation, h.sequence};
+    }
+    if (h.sequence < e.sequence) {
+      ++c.status.duplicates;  // delivered already
+      return true;
+    }
+    if (h.sequence > e.sequence) {
+      const std::uint64_t gap = h.sequence - e.sequence;
+      c.status.lost += gap;
+      c.topic->count_upstream_lost(gap);
+      e.sequence = h.sequence;
+    }
+    const ChannelResult r = c.topic->try_send_from(e, payload);
+    if (r == ChannelResult::kWouldBlock) return false;
+    if (r == ChannelResult::kOk) {
+      ++c.status.messages;
+      c.status.bytes += payload.size();
+    } else {
+      ++c.status.rejected;  // kTooLarge (the local topic is smaller) and the like: counted, dropped
+    }
+    e.sequence = h.sequence + 1;
+    return true;
+  }
+
+  bool deliver_item(Channel& c, const wire::Header& h, std::span<const std::byte> payload) {
+    if (h.incarnation != c.upstream_incarnation) {  // a recreated upstream queue: tickets start over
+      c.upstream_incarnation = h.incarnation;
+      c.tickets.clear();
+      c.ticket_order.clear();
+    }
+    if (c.tickets.count(h.sequence) != 0) {
+      ++c.status.duplicates;  // sent again after a lost ack or an export restart: already here
+      ack(c, h.sequence);
+      return true;
+    }
+    const ChannelResult r = c.queue->try_send(payload);
+    if (r == ChannelResult::kWouldBlock) return false;
+    if (r == ChannelResult::kOk) {
+      ++c.status.messages;
+      c.status.bytes += payload.size();
+      if ((h.flags & wire::kRedelivered) != 0) ++c.status.redelivered;
+    } else {
+      ++c.status.rejected;
+    }
+    c.tickets.insert(h.sequence);
+    c.ticket_order.push_back(h.sequence);
+    if (c.ticket_order.size() > kTicketMemory) {
+      c.tickets.erase(c.ticket_order.front());
+      c.ticket_order.pop_front();
+    }
+    ack(c, h.sequence);
+    return true;
+  }
+
+  bool deliver_frame(Channel& c, const wire::Header& h, std::span<const std::byte> payload) {
+    const ChannelResult r = c.frames->try_send(payload);
+    if (r == ChannelResult::kOk) {
+      ++c.status.messages;
+      c.status.bytes += payload.size();
+    } else {
+      ++c.status.dropped;  // every buffer pinned by slow readers: newest first, this one is skipped
+    }
+    // Frames skipped upstream (newest first over a slow link) are counted, not delivered later.
+    if (c.next_frame != 0 && h.sequence > c.next_frame) c.status.lost += h.sequence - c.next_frame;
+    c.next_frame = h.sequence + 1;
+    ack(c, h.sequence);
+    return true;
+  }
+
+  bool deliver_held(std::uint64_t now) {
+    if (!deliver(held_->channel, held_->header, held_->payload, now)) return false;
+    channels_[held_->channel].status.held_back_ns += now - held_->since_ns;
+    held_.reset();
+    return true;
+  }
+
+  void ack(Channel& c, std::uint64_t sequence) {
+    if (!c.unsent_acks.empty() || !send_ack(c, sequence)) c.unsent_acks.push_back(sequence);
+  }
+
+  bool send_ack(const Channel& c, std::uint64_t sequence) {
+    wire::Header h;
+    h.type = wire::Type::kAck;
+    h.sequence = sequence;
+    h.name = c.route.remote;
+    wire::encode(h, &control_);
+    return carrier_->try_send({}, control_, {}) == SendResult::kOk;
+  }
+
+  void flush_acks(Channel& c) {
+    std::size_t sent = 0;
+    while (sent < c.unsent_acks.size() && send_ack(c, c.unsent_acks[sent])) ++sent;
+    c.unsent_acks.erase(c.unsent_acks.begin(), c.unsent_acks.begin() + static_cast<std::ptrdiff_t>(sent));
+  }
+
+  ImportSpec spec_;
+  std::unique_ptr<Carrier> carrier_;
+  std::vector<Channel> channels_;
+  std::optional<Held> held_;
+  std::vector<std::byte> control_;
+  std::uint64_t next_hello_ns_ = 0;
+  std::uint64_t malformed_ = 0;
+  std::uint64_t unknown_channel_ = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Side>> make_import_side(const ImportSpec& spec) {
+  if (spec.channels.empty()) return absl::InvalidArgumentError("import: no channels");
+  for (const ChannelRoute& r : spec.channels) {
+    for (const std::string& name : {r.remote, r.local}) {
+      if (absl::Status s = validate_channel_name(name); !s.ok()) return s;
+      if (name.size() > wire::kMaxName) return absl::InvalidArgumentError("channel name too long");
+    }
+  }
+  absl::StatusOr<std::unique_ptr<Carrier>> carrier = make_zmq_client(spec.connect, spec.carrier);
+  if (!carrier.ok()) return carrier.status();
+  return std::unique_ptr<Side>(new ImportSide(spec, *std::move(carrier)));
+}
+
+}  // namespace shmring::bridge

@@ -1,0 +1,66 @@
+// The bridge's message format on the carrier (docs/bridge.md, "Wire format"). Every message is a
+// header part and, for data, a payload part. The header is fixed-size little-endian fields and
+// the channel name; decode() checks everything a hostile sender could get wrong.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace shmring::bridge::wire {
+
+inline constexpr std::uint32_t kMagic = 0x31425253;  // "SRB1" read as little-endian bytes
+inline constexpr std::uint8_t kVersion = 1;
+inline constexpr std::size_t kFixedBytes = 40;       // before the name
+inline constexpr std::size_t kMaxName = 128;         // kMaxChannelName
+
+enum class Type : std::uint8_t {
+  // import -> export
+  kHello = 1,     // "send me this channel"; repeated as a heartbeat. value: queue credit
+  kAck = 2,       // queue: item `sequence` (ticket) is in the local queue; frames: frame taken
+  // export -> import
+  kDescribe = 3,  // the channel's kind and settings (payload: Description)
+  kTopic = 4,     // a topic message: origin, incarnation, sequence; payload: the message
+  kItem = 5,      // a queue item: sequence = ticket; flags kRedelivered
+  kFrame = 6,     // a frame: sequence = frame number
+  kNotExported = 7,  // the export has no such channel
+};
+
+inline constexpr std::uint8_t kRedelivered = 1;  // kItem: sent before (or adopted from a dead consumer)
+
+struct Header {
+  Type type = Type::kHello;
+  std::uint8_t flags = 0;
+  std::uint64_t origin = 0;
+  std::uint64_t incarnation = 0;
+  std::uint64_t sequence = 0;
+  std::uint64_t value = 0;  // kTopic/kItem/kFrame: payload bytes; kHello: credit
+  std::string_view name;    // points into the decoded bytes
+};
+
+// The channel settings an export describes (kDescribe's payload, 32 bytes).
+struct Description {
+  std::uint32_t kind = 0;  // ChannelKind
+  std::uint32_t lossless = 0;
+  std::uint64_t capacity = 0;
+  std::uint64_t max_message = 0;
+  std::uint32_t max_peers = 0;
+};
+inline constexpr std::size_t kDescriptionBytes = 32;
+
+// Writes the header into `out` (resized). name must be 1..kMaxName bytes.
+void encode(const Header& header, std::vector<std::byte>* out);
+void encode(const Description& d, std::vector<std::byte>* out);
+
+enum class DecodeError : std::uint8_t { kNone, kShort, kBadMagic, kBadVersion, kBadType, kBadName, kBadLength };
+std::string_view to_string(DecodeError e);
+
+// Parses a header part. Fails on a short part, another magic or version, an unknown type, a
+// name of 0 or more than kMaxName bytes or not matching the part's length.
+DecodeError decode(std::span<const std::byte> bytes, Header* out);
+bool decode(std::span<const std::byte> bytes, Description* out);
+
+}  // namespace shmring::bridge::wire

@@ -1,0 +1,244 @@
+// The ZeroMQ carrier: a ROUTER socket bound by the export side, a DEALER connected by the import
+// side. ZeroMQ frames the messages, reconnects, queues up to the high-water marks, checks liveness
+// with its heartbeats and, with CURVE, authenticates and encrypts. The optional allow-list of
+// client keys is enforced by a ZAP handler (zap_handler.h).
+#include <zmq.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "shmring/core/detail/message.h"
+#include "shmring/bridge/carrier.h"
+#include "zap_handler.h"
+#include "zmq_context.h"
+
+namespace shmring::bridge {
+
+using shmring::detail::cat;
+namespace {
+
+constexpr std::size_t kZ85KeyLength = 40;
+
+absl::Status zmq_error(std::string_view what) {
+  return absl::InternalError(cat(what, ": ", zmq_strerror(zmq_errno())));
+}
+
+absl::Status check_key(std::string_view key, std::string_view what) {
+  if (key.size() != kZ85KeyLength) {
+    return absl::InvalidArgumentError(cat(what, " must be 40 characters of Z85 text (got ", key.size(), ")"));
+  }
+  std::uint8_t binary[32];
+  const std::string text(key);
+  if (zmq_z85_decode(binary, text.c_str()) == nullptr) {
+    return absl::InvalidArgumentError(cat(what, " is not Z85 text"));
+  }
+  return absl::OkStatus();
+}
+
+// Endpoint text ZeroMQ accepts: tcp://host:port, ipc://path, inproc://name.
+absl::Status check_endpoint(const std::string& endpoint) {
+  if (endpoint.rfind("tcp://", 0) != 0 && endpoint.rfind("ipc://", 0) != 0 &&
+      endpoint.rfind("inproc://", 0) != 0) {
+    return absl::InvalidArgumentError(cat("bad address '", endpoint,
+                                                   "' (want tcp://HOST:PORT)"));
+  }
+  return absl::OkStatus();
+}
+
+class ZmqCarrier final : public Carrier {
+ public:
+  ZmqCarrier(void* socket, bool server, std::string endpoint)
+      : socket_(socket), server_(server), endpoint_(std::move(endpoint)) {
+    for (zmq_msg_t& m : parts_) zmq_msg_init(&m);
+    std::size_t size = sizeof fd_;
+    if (zmq_getsockopt(socket_, ZMQ_FD, &fd_, &size) != 0) fd_ = -1;
+  }
+  ~ZmqCarrier() override {
+    for (zmq_msg_t& m : parts_) zmq_msg_close(&m);
+    zmq_close(socket_);  // linger 0: queued messages are dropped at once
+  }
+
+  SendResult try_send(const PeerId& peer, std::span<const std::byte> header,
+                      std::span<const std::byte> payload) noexcept override {
+    const bool more = !payload.empty();
+    if (server_) {
+      // ROUTER_MANDATORY: EHOSTUNREACH for a peer that is gone, EAGAIN at its high-water mark.
+      // Once the first part is taken, ZeroMQ takes the whole message.
+      if (zmq_send(socket_, peer.data(), peer.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        return zmq_errno() == EAGAIN ? SendResult::kFull : SendResult::kGone;
+      }
+      zmq_send(socket_, header.data(), header.size(), more ? ZMQ_SNDMORE : 0);
+      if (more) zmq_send(socket_, payload.data(), payload.size(), 0);
+      return SendResult::kOk;
+    }
+    if (zmq_send(socket_, header.data(), header.size(), ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0)) < 0) {
+      // EAGAIN: at the high-water mark, or (ZMQ_IMMEDIATE) not connected right now.
+      return zmq_errno() == EAGAIN ? SendResult::kFull : SendResult::kGone;
+    }
+    if (more) zmq_send(socket_, payload.data(), payload.size(), 0);
+    return SendResult::kOk;
+  }
+
+  bool try_receive(Incoming* out) noexcept override {
+    std::size_t n = 0;
+    int more = 0;
+    do {
+      zmq_msg_t& m = parts_[n < kParts ? n : kParts - 1];  // extra parts overwrite the last slot
+      if (zmq_msg_recv(&m, socket_, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+        if (n == 0) return false;
+        break;  // not reachable: ZeroMQ delivers whole messages
+      }
+      ++n;
+      more = zmq_msg_more(&m);
+    } while (more);
+    auto span_of = [&](std::size_t i) {
+      if (i >= n || i >= kParts) return std::span<const std::byte>();
+      return std::span<const std::byte>(static_cast<const std::byte*>(zmq_msg_data(&parts_[i])),
+                                        zmq_msg_size(&parts_[i]));
+    };
+    const std::size_t first = server_ ? 1 : 0;  // a ROUTER prefixes the sender's routing id
+    *out = Incoming{};
+    out->peer = server_ ? span_of(0) : std::span<const std::byte>();
+    out->parts = n - first;
+    if (n > kParts) return true;  // too many parts: the caller sees parts > 2 and drops it
+    out->header = span_of(first);
+    out->payload = span_of(first + 1);
+    return true;
+  }
+
+  int descriptor() const noexcept override { return fd_; }
+
+  bool has_input() noexcept override {
+    int events = 0;
+    std::size_t size = sizeof events;
+    if (zmq_getsockopt(socket_, ZMQ_EVENTS, &events, &size) != 0) return false;
+    return (events & ZMQ_POLLIN) != 0;
+  }
+
+  std::string endpoint() const override { return endpoint_; }
+
+ private:
+  static constexpr std::size_t kParts = 4;  // routing id, header, payload, and one to spot extras
+  void* socket_;
+  bool server_;
+  std::string endpoint_;
+  int fd_ = -1;
+  zmq_msg_t parts_[kParts];
+};
+
+void set_int(void* socket, int option, int value) { zmq_setsockopt(socket, option, &value, sizeof value); }
+
+void apply_common(void* socket, const CarrierOptions& o) {
+  set_int(socket, ZMQ_LINGER, 0);
+  set_int(socket, ZMQ_SNDHWM, o.high_water_mark);
+  set_int(socket, ZMQ_RCVHWM, o.high_water_mark);
+  set_int(socket, ZMQ_HEARTBEAT_IVL, static_cast<int>(o.heartbeat_interval.count()));
+  set_int(socket, ZMQ_HEARTBEAT_TIMEOUT, static_cast<int>(o.peer_timeout.count()));
+  set_int(socket, ZMQ_HEARTBEAT_TTL, static_cast<int>(o.peer_timeout.count()));
+  set_int(socket, ZMQ_RECONNECT_IVL, static_cast<int>(o.reconnect_interval.count()));
+  set_int(socket, ZMQ_RECONNECT_IVL_MAX, 1000);
+  set_int(socket, ZMQ_HANDSHAKE_IVL, 5000);
+  if (o.max_message_bytes != 0) {
+    const std::int64_t max = static_cast<std::int64_t>(o.max_message_bytes);
+    zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &max, sizeof max);
+  }
+}
+
+absl::Status set_key(void* socket, int option, const std::string& key) {
+  if (zmq_setsockopt(socket, option, key.c_str(), key.size()) != 0) return zmq_error("setting a CURVE key");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<CurveKeys> generate_curve_keys() {
+  char public_key[41];
+  char secret_key[41];
+  if (zmq_curve_keypair(public_key, secret_key) != 0) {
+    return absl::UnavailableError(cat("ZeroMQ cannot make CURVE keys: ", zmq_strerror(zmq_errno())));
+  }
+  return CurveKeys{public_key, secret_key};
+}
+
+absl::StatusOr<std::string> curve_public_key(std::string_view secret_key) {
+  if (absl::Status s = check_key(secret_key, "the secret key"); !s.ok()) return s;
+  char public_key[41];
+  const std::string secret(secret_key);
+  if (zmq_curve_public(public_key, secret.c_str()) != 0) return zmq_error("deriving the public key");
+  return std::string(public_key);
+}
+
+absl::StatusOr<std::unique_ptr<Carrier>> make_zmq_server(const std::string& endpoint,
+                                                         const CarrierOptions& options) {
+  if (absl::Status s = check_endpoint(endpoint); !s.ok()) return s;
+  const CarrierSecurity& sec = options.security;
+  if (!sec.authorized_clients.empty() && sec.secret_key.empty()) {
+    return absl::InvalidArgumentError("authorised client keys need CURVE on (a secret key)");
+  }
+  void* socket = zmq_socket(zmq_context(), ZMQ_ROUTER);
+  if (socket == nullptr) return zmq_error("zmq_socket");
+  auto fail = [socket](absl::Status s) {
+    zmq_close(socket);
+    return s;
+  };
+  apply_common(socket, options);
+  set_int(socket, ZMQ_ROUTER_MANDATORY, 1);
+  if (!sec.secret_key.empty()) {
+    if (absl::Status s = check_key(sec.secret_key, "--curve-secret-key"); !s.ok()) return fail(s);
+    for (const std::string& k : sec.authorized_clients) {
+      if (absl::Status s = check_key(k, "an authorised client key"); !s.ok()) return fail(s);
+    }
+    set_int(socket, ZMQ_CURVE_SERVER, 1);
+    if (absl::Status s = set_key(socket, ZMQ_CURVE_SECRETKEY, sec.secret_key); !s.ok()) return fail(s);
+    // ZAP: every CURVE handshake is checked against this server's allow-list (any key when empty).
+    const std::string domain = register_zap_domain(sec.authorized_clients);
+    zmq_setsockopt(socket, ZMQ_ZAP_DOMAIN, domain.data(), domain.size());
+  }
+  if (zmq_bind(socket, endpoint.c_str()) != 0) {
+    return fail(absl::UnavailableError(cat("cannot bind ", endpoint, ": ", zmq_strerror(zmq_errno()))));
+  }
+  return std::unique_ptr<Carrier>(new ZmqCarrier(socket, /*server=*/true, endpoint));
+}
+
+absl::StatusOr<std::unique_ptr<Carrier>> make_zmq_client(const std::string& endpoint,
+                                                         const CarrierOptions& options) {
+  if (absl::Status s = check_endpoint(endpoint); !s.ok()) return s;
+  const CarrierSecurity& sec = options.security;
+  void* socket = zmq_socket(zmq_context(), ZMQ_DEALER);
+  if (socket == nullptr) return zmq_error("zmq_socket");
+  auto fail = [socket](absl::Status s) {
+    zmq_close(socket);
+    return s;
+  };
+  apply_common(socket, options);
+  // Nothing is queued for a connection that is not up: a send then says kFull (the bridge's
+  // heartbeat repeats what matters), rather than piling up for a server that may never come.
+  set_int(socket, ZMQ_IMMEDIATE, 1);
+  if (!sec.server_public_key.empty() || !sec.secret_key.empty()) {
+    if (sec.server_public_key.empty()) {
+      return fail(absl::InvalidArgumentError("CURVE on the import side needs --curve-server-key"));
+    }
+    if (absl::Status s = check_key(sec.server_public_key, "--curve-server-key"); !s.ok()) return fail(s);
+    CurveKeys mine;
+    if (sec.secret_key.empty()) {  // an ephemeral client key: enough when the server allows any
+      absl::StatusOr<CurveKeys> k = generate_curve_keys();
+      if (!k.ok()) return fail(k.status());
+      mine = *k;
+    } else {
+      absl::StatusOr<std::string> pub = curve_public_key(sec.secret_key);
+      if (!pub.ok()) return fail(pub.status());
+      mine = CurveKeys{*pub, sec.secret_key};
+    }
+    if (absl::Status s = set_key(socket, ZMQ_CURVE_SERVERKEY, sec.server_public_key); !s.ok()) return fail(s);
+    if (absl::Status s = set_key(socket, ZMQ_CURVE_PUBLICKEY, mine.public_key); !s.ok()) return fail(s);
+    if (absl::Status s = set_key(socket, ZMQ_CURVE_SECRETKEY, mine.secret_key); !s.ok()) return fail(s);
+  }
+  if (zmq_connect(socket, endpoint.c_str()) != 0) {
+    return fail(absl::InvalidArgumentError(cat("cannot connect to ", endpoint, ": ", zmq_strerror(zmq_errno()))));
+  }
+  return std::unique_ptr<Carrier>(new ZmqCarrier(socket, /*server=*/false, endpoint));
+}
+
+}  // namespace shmring::bridge
