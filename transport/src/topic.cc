@@ -626,6 +626,11 @@ std::uint64_t TopicSubscriber::last_sequence() const noexcept {
   const std::uint64_t next = e->reader->next_sequence();
   return next != 0 ? next - 1 : 0;
 }
+std::optional<std::uint64_t> TopicSubscriber::next_sequence() const noexcept {
+  const TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
+  if (e == nullptr || !e->reader->knows_next_sequence()) return std::nullopt;
+  return e->reader->next_sequence();
+}
 std::uint64_t TopicSubscriber::received() const noexcept {
   const TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
   return e != nullptr ? e->received : 0;

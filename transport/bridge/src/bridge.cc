@@ -144,7 +144,7 @@ std::string json_string(std::string_view text) {
 
 std::string status_json(const BridgeStatus& s) {
   std::string out = cat("{\"peers\":", s.peers, ",\"malformed\":", s.malformed,
-                                 ",\"unknown_channel\":", s.unknown_channel, ",\"channels\":[");
+                                 ",\"unknown_channel\":", s.unknown_channel, ",\"refused\":", s.refused, ",\"channels\":[");
   bool first = true;
   for (const ChannelStatus& c : s.channels) {
     out += cat(first ? "" : ",", "{\"direction\":\"", c.direction, "\",\"channel\":", json_string(c.channel),

@@ -100,6 +100,12 @@ class ExportSide final : public Side {
   }
 
   void step(std::uint64_t now) override {
+    const CarrierEvents events = carrier_->take_events();
+    if (events.refused > 0) {
+      refused_ += events.refused;
+      log_event(cat("export ", carrier_->endpoint(), ": refused ", events.refused,
+                    " connection(s) that failed the handshake (CURVE key not authorised, or no CURVE)"));
+    }
     receive_all(now);
     expire_peers(now);
     for (Channel& c : channels_) {
@@ -164,6 +170,7 @@ class ExportSide final : public Side {
     }
     status->malformed += malformed_;
     status->unknown_channel += unknown_channel_;
+    status->refused += refused_;
     status->peers += static_cast<std::uint32_t>(peers_.size());
   }
 
@@ -372,6 +379,14 @@ class ExportSide final : public Side {
       h.origin = origin_;
       h.incarnation = c.incarnation;
       h.name = c.name;
+      // A topic's baseline: the next message its subscriber reads has this number, so an import
+      // with no earlier position counts any loss from here, not from the first message it gets.
+      if (c.topic) {
+        if (const std::optional<std::uint64_t> next = c.topic->next_sequence(); next && c.pending.empty()) {
+          h.flags = wire::kHasBaseline;
+          h.sequence = *next;
+        }
+      }
       wire::encode(h, &control_);
       wire::encode(c.description, &description_);
       if (carrier_->try_send(id, control_, description_) == SendResult::kOk) pc.described = true;
@@ -597,6 +612,7 @@ class ExportSide final : public Side {
   std::vector<std::byte> description_;
   std::uint64_t malformed_ = 0;
   std::uint64_t unknown_channel_ = 0;
+  std::uint64_t refused_ = 0;
 };
 
 }  // namespace

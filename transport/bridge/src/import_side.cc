@@ -87,9 +87,22 @@ class ImportSide final : public Side {
   }
 
   void step(std::uint64_t now) override {
+    const CarrierEvents events = carrier_->take_events();
+    if (events.connected > 0) {
+      // Maybe a new export process: it must hear from us before it sends anything.
+      for (Channel& c : channels_) c.described = false;
+      next_hello_ns_ = now;
+    }
     if (now >= next_hello_ns_) {
       hello();
-      next_hello_ns_ = now + static_cast<std::uint64_t>(spec_.carrier.heartbeat_interval.count()) * kMs;
+      // Until every channel is described (just started, or the export restarted): often, so the
+      // first HELLO after the connection comes up is not half a heartbeat away.
+      bool all_described = true;
+      for (const Channel& c : channels_) all_described = all_described && c.described;
+      const std::uint64_t interval = all_described
+                                         ? static_cast<std::uint64_t>(spec_.carrier.heartbeat_interval.count()) * kMs
+                                         : 20 * kMs;
+      next_hello_ns_ = now + interval;
     }
     for (Channel& c : channels_) flush_acks(c);
     if (held_ && !deliver_held(now)) return;
@@ -206,7 +219,10 @@ class ImportSide final : public Side {
     }
     const bool same = c.described && d.kind == c.description.kind && d.lossless == c.description.lossless;
     c.upstream_incarnation = h.incarnation;
-    if (same && c.open()) return;
+    if (same && c.open()) {
+      adopt_baseline(c, h);
+      return;
+    }
     c.topic.reset();
     c.queue.reset();
     c.frames.reset();
@@ -221,6 +237,7 @@ class ImportSide final : public Side {
     }
     if (c.topic) {
       c.expected = c.topic->upstream_resume();
+      adopt_baseline(c, h);
       c.description.max_message = c.topic->max_message();
     } else if (c.queue) {
       c.description.max_message = c.queue->max_message();
@@ -229,6 +246,18 @@ class ImportSide final : public Side {
     }
     log_event(cat("import ", c.route.remote, " -> ", c.route.local, ": open (",
                            to_string(static_cast<ChannelKind>(d.kind)), d.lossless ? ", lossless" : "", ")"));
+  }
+
+  // Where loss counting starts when this import knows nothing of the upstream channel yet (first
+  // contact, or the channel there was created anew): the export's baseline. An expectation of the
+  // same upstream channel (kept across a reconnection, or read back from the local topic after a
+  // restart) wins: the gap since then is real loss.
+  void adopt_baseline(Channel& c, const wire::Header& h) {
+    if (!c.topic || (h.flags & wire::kHasBaseline) == 0) return;
+    UpstreamPosition& e = c.expected;
+    if (e.origin == h.origin && e.incarnation == h.incarnation) return;
+    if (e.origin != 0) ++c.status.resets;
+    e = UpstreamPosition{h.origin, h.incarnation, h.sequence};
   }
 
   absl::Status open_local(Channel& c, bool exact) {

@@ -30,6 +30,8 @@ enum class Type : std::uint8_t {
 };
 
 inline constexpr std::uint8_t kRedelivered = 1;  // kItem: sent before (or adopted from a dead consumer)
+inline constexpr std::uint8_t kHasBaseline = 1;  // kDescribe (topic): `sequence` is the first one
+                                                 // this export covers for the peer
 
 struct Header {
   Type type = Type::kHello;

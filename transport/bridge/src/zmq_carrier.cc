@@ -4,6 +4,7 @@
 // client keys is enforced by a ZAP handler (zap_handler.h).
 #include <zmq.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -49,15 +50,46 @@ absl::Status check_endpoint(const std::string& endpoint) {
 
 class ZmqCarrier final : public Carrier {
  public:
-  ZmqCarrier(void* socket, bool server, std::string endpoint)
-      : socket_(socket), server_(server), endpoint_(std::move(endpoint)) {
+  ZmqCarrier(void* socket, void* monitor, bool server, std::string endpoint)
+      : socket_(socket), monitor_(monitor), server_(server), endpoint_(std::move(endpoint)) {
     for (zmq_msg_t& m : parts_) zmq_msg_init(&m);
     std::size_t size = sizeof fd_;
     if (zmq_getsockopt(socket_, ZMQ_FD, &fd_, &size) != 0) fd_ = -1;
   }
   ~ZmqCarrier() override {
     for (zmq_msg_t& m : parts_) zmq_msg_close(&m);
+    zmq_socket_monitor(socket_, nullptr, 0);
+    if (monitor_ != nullptr) zmq_close(monitor_);
     zmq_close(socket_);  // linger 0: queued messages are dropped at once
+  }
+
+  CarrierEvents take_events() noexcept override {
+    CarrierEvents events;
+    if (monitor_ == nullptr) return events;
+    // Each event is two parts: 2 bytes of event number and 4 of value, then the peer's address.
+    for (;;) {
+      zmq_msg_t m;
+      zmq_msg_init(&m);
+      if (zmq_msg_recv(&m, monitor_, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&m);
+        return events;
+      }
+      std::uint16_t event = 0;
+      if (zmq_msg_size(&m) >= 2) std::memcpy(&event, zmq_msg_data(&m), 2);
+      const bool more = zmq_msg_more(&m) != 0;
+      zmq_msg_close(&m);
+      if (more) {  // the address part
+        zmq_msg_init(&m);
+        zmq_msg_recv(&m, monitor_, 0);
+        zmq_msg_close(&m);
+      }
+      if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) ++events.connected;
+      if (event == ZMQ_EVENT_DISCONNECTED) ++events.disconnected;
+      if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH || event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+          event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+        ++events.refused;
+      }
+    }
   }
 
   SendResult try_send(const PeerId& peer, std::span<const std::byte> header,
@@ -122,6 +154,7 @@ class ZmqCarrier final : public Carrier {
  private:
   static constexpr std::size_t kParts = 4;  // routing id, header, payload, and one to spot extras
   void* socket_;
+  void* monitor_;  // PAIR socket receiving the socket's connection events (or null)
   bool server_;
   std::string endpoint_;
   int fd_ = -1;
@@ -138,12 +171,31 @@ void apply_common(void* socket, const CarrierOptions& o) {
   set_int(socket, ZMQ_HEARTBEAT_TIMEOUT, static_cast<int>(o.peer_timeout.count()));
   set_int(socket, ZMQ_HEARTBEAT_TTL, static_cast<int>(o.peer_timeout.count()));
   set_int(socket, ZMQ_RECONNECT_IVL, static_cast<int>(o.reconnect_interval.count()));
-  set_int(socket, ZMQ_RECONNECT_IVL_MAX, 1000);
+  set_int(socket, ZMQ_RECONNECT_IVL_MAX, 0);  // no back-off: a restarted peer is found at once
   set_int(socket, ZMQ_HANDSHAKE_IVL, 5000);
   if (o.max_message_bytes != 0) {
     const std::int64_t max = static_cast<std::int64_t>(o.max_message_bytes);
     zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &max, sizeof max);
   }
+}
+
+// A PAIR socket connected to `socket`'s event monitor (null if ZeroMQ refuses; events are then
+// not reported, which only slows down a reconnection's hello).
+void* monitor_of(void* socket) {
+  static std::atomic<unsigned> next{0};
+  const std::string address = cat("inproc://shmring-bridge-monitor-", next.fetch_add(1));
+  if (zmq_socket_monitor(socket, address.c_str(),
+                         ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                             ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0) {
+    return nullptr;
+  }
+  void* pair = zmq_socket(zmq_context(), ZMQ_PAIR);
+  if (pair == nullptr) return nullptr;
+  if (zmq_connect(pair, address.c_str()) != 0) {
+    zmq_close(pair);
+    return nullptr;
+  }
+  return pair;
 }
 
 absl::Status set_key(void* socket, int option, const std::string& key) {
@@ -196,10 +248,14 @@ absl::StatusOr<std::unique_ptr<Carrier>> make_zmq_server(const std::string& endp
     const std::string domain = register_zap_domain(sec.authorized_clients);
     zmq_setsockopt(socket, ZMQ_ZAP_DOMAIN, domain.data(), domain.size());
   }
+  void* monitor = monitor_of(socket);  // before bind: no event is missed
   if (zmq_bind(socket, endpoint.c_str()) != 0) {
-    return fail(absl::UnavailableError(cat("cannot bind ", endpoint, ": ", zmq_strerror(zmq_errno()))));
+    const absl::Status s = absl::UnavailableError(cat("cannot bind ", endpoint, ": ", zmq_strerror(zmq_errno())));
+    zmq_socket_monitor(socket, nullptr, 0);
+    if (monitor != nullptr) zmq_close(monitor);
+    return fail(s);
   }
-  return std::unique_ptr<Carrier>(new ZmqCarrier(socket, /*server=*/true, endpoint));
+  return std::unique_ptr<Carrier>(new ZmqCarrier(socket, monitor, /*server=*/true, endpoint));
 }
 
 absl::StatusOr<std::unique_ptr<Carrier>> make_zmq_client(const std::string& endpoint,
@@ -235,10 +291,14 @@ absl::StatusOr<std::unique_ptr<Carrier>> make_zmq_client(const std::string& endp
     if (absl::Status s = set_key(socket, ZMQ_CURVE_PUBLICKEY, mine.public_key); !s.ok()) return fail(s);
     if (absl::Status s = set_key(socket, ZMQ_CURVE_SECRETKEY, mine.secret_key); !s.ok()) return fail(s);
   }
+  void* monitor = monitor_of(socket);  // before connect: the first handshake is seen
   if (zmq_connect(socket, endpoint.c_str()) != 0) {
-    return fail(absl::InvalidArgumentError(cat("cannot connect to ", endpoint, ": ", zmq_strerror(zmq_errno()))));
+    const absl::Status s = absl::InvalidArgumentError(cat("cannot connect to ", endpoint, ": ", zmq_strerror(zmq_errno())));
+    zmq_socket_monitor(socket, nullptr, 0);
+    if (monitor != nullptr) zmq_close(monitor);
+    return fail(s);
   }
-  return std::unique_ptr<Carrier>(new ZmqCarrier(socket, /*server=*/false, endpoint));
+  return std::unique_ptr<Carrier>(new ZmqCarrier(socket, monitor, /*server=*/false, endpoint));
 }
 
 }  // namespace shmring::bridge

@@ -267,6 +267,13 @@ class BroadcastReader {
   // rare case that record was overwritten during attach, losses before the first record received
   // are not counted).
   std::uint64_t lost_records() const noexcept { return lost_; }
+  // The sequence number the next record returned should carry: the last one returned plus 1
+  // (sequence numbers are consecutive per ring, continued by a writer that takes over).
+  // Meaningful once a record has been returned.
+  std::uint64_t next_sequence() const noexcept { return next_sequence_; }
+  // Whether next_sequence() is known: after a record was returned, and right after attaching
+  // when the start was settled (an empty ring, or the record just before the start was read).
+  bool knows_next_sequence() const noexcept { return have_sequence_; }
   std::uint64_t lapped_count() const noexcept { return lapped_; }
   // Lossless: gives the slot back (also done by nobody else: call it before exiting); afterwards
   // try_read() returns kEvicted. Lossy: no-op.

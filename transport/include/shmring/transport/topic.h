@@ -40,6 +40,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string_view>
 
@@ -226,6 +227,10 @@ class TopicSubscriber : public detail::EndpointHandle {
   // are consecutive per channel incarnation, so a jump is exactly the messages skipped. 0
   // before the first message.
   std::uint64_t last_sequence() const noexcept;
+  // The sequence number the next message will carry if this subscriber loses none: known once a
+  // message was returned, and usually right after open (not when the publisher was overwriting
+  // the record just before the start at that instant); nullopt when unknown or closed.
+  std::optional<std::uint64_t> next_sequence() const noexcept;
   std::uint64_t received() const noexcept;
   std::uint64_t max_message() const noexcept;
   bool lossless() const noexcept;

@@ -102,6 +102,7 @@ struct BridgeStatus {
   std::vector<ChannelStatus> channels;
   std::uint64_t malformed = 0;  // network messages dropped as malformed (bad header, size, parts)
   std::uint64_t unknown_channel = 0;  // well-formed, for a channel not bridged here
+  std::uint64_t refused = 0;    // connections refused at the handshake (CURVE: key not authorised)
   std::uint32_t peers = 0;      // import sessions the exports hear from
 };
 

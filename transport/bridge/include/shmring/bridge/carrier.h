@@ -40,6 +40,13 @@ struct Incoming {
   std::size_t parts = 0;  // data parts the message had (the bridge sends 1 or 2); more: malformed
 };
 
+// Connection events a carrier saw since it was last asked.
+struct CarrierEvents {
+  std::uint32_t connected = 0;     // connections (re)established and past their handshake
+  std::uint32_t disconnected = 0;  // connections lost
+  std::uint32_t refused = 0;       // handshakes that failed (authentication, protocol)
+};
+
 class Carrier {
  public:
   virtual ~Carrier() = default;
@@ -57,6 +64,9 @@ class Carrier {
   virtual int descriptor() const noexcept = 0;
   // Whether try_receive would return a message now.
   virtual bool has_input() noexcept = 0;
+  // Connection events since the last call. A client whose connection came back says hello
+  // again at once (the server may be a new process that knows nothing of it).
+  virtual CarrierEvents take_events() noexcept = 0;
   // Where it listens or connects, for status lines ("tcp://127.0.0.1:7001").
   virtual std::string endpoint() const = 0;
 };

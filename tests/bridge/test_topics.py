@@ -1,0 +1,157 @@
+"""Topics across two hosts: exact loss accounting, lossless means lossless, kills and link cuts.
+
+The oracle: the publisher on host A numbers and checksums its messages (bridge_peer); each
+subscriber on host B checks every checksum and that numbers only go up, and counts the gaps. The
+import reports what it lost in the imported topic's counters (ChannelStats::lost, `shmring stat`);
+a subscriber's gaps must equal that (plus its own local loss, which the lossless ones do not have).
+"""
+
+import random
+import time
+
+from conftest import PEER, Bridge, result, wait_line
+
+
+def start_pair(net, procs, port, a_name, b_name, export_args=(), import_args=()):
+    address = f"tcp://{net.a.address}:{port()}"
+    exporter = procs(Bridge(net.a, ["export", a_name, "--bind", address, *export_args]))
+    importer = procs(Bridge(net.b, ["import", f"{a_name}={b_name}", "--connect", address, *import_args]))
+    return exporter, importer
+
+
+def channel_lost(host, name):
+    out = host.run([PEER, "lost", name])
+    assert out.returncode == 0, out.stderr
+    import json
+    return json.loads(out.stdout)["lost"]
+
+
+def test_lossless_topic_million_messages_two_remote_subscribers_lose_nothing(net, procs, port, names, go):
+    a, b = names(".a"), names(".b")
+    count = 1_000_000
+    subs = [procs(net.b.start([PEER, "topic-sub", b, "--lossless", "--idle", "5", "--expect", count]))
+            for _ in range(2)]
+    for s in subs:
+        wait_line(s)
+    # A small ring on host A: the publisher is held back by the bridge whenever the link is slower.
+    pub = procs(net.a.start([PEER, "topic-pub", a, "--lossless", "--count", count, "--capacity", 1 << 18,
+                             "--wait-file", go]))
+    wait_line(pub)
+    exporter, importer = start_pair(net, procs, port, a, b)
+    importer.wait_ready(b)
+    exporter.wait_ready(a)
+    open(go, "w").close()
+    assert result(pub, timeout=300)["published"] == count
+    for s in subs:
+        r = result(s, timeout=300)
+        assert r["corrupt"] == 0 and r["duplicates"] == 0
+        assert r["first"] == 0 and r["last"] == count - 1
+        assert r["gaps"] == 0 and r["received"] == count, r
+        assert r["local_lost"] == 0
+    assert importer.channel(b)["lost"] == 0
+    assert channel_lost(net.b, b) == 0
+    held = exporter.channel(a)["held_back_ms"] + importer.channel(b)["held_back_ms"]
+    print(f"lossless 1M: held back {held} ms in total (back-pressure at work)")
+    exporter.stop()
+    importer.stop()
+
+
+def test_lossy_topic_counts_every_loss_exactly(net, procs, port, names, go):
+    a, b = names(".a"), names(".b")
+    count = 1_000_000
+    subs = [procs(net.b.start([PEER, "topic-sub", b, "--idle", "5", "--capacity", 1 << 26, "--expect", count]))
+            for _ in range(2)]
+    for s in subs:
+        wait_line(s)
+    # A small ring on A and a publisher that never waits: the export's reader is lapped there, so
+    # messages are lost on the way (and must be counted, exactly).
+    pub = procs(net.a.start([PEER, "topic-pub", a, "--count", count, "--capacity", 1 << 16, "--wait-file", go]))
+    wait_line(pub)
+    exporter, importer = start_pair(net, procs, port, a, b)
+    importer.wait_ready(b)
+    exporter.wait_ready(a)
+    open(go, "w").close()
+    assert result(pub)["published"] == count
+    lost = None
+    for s in subs:
+        r = result(s, timeout=120)
+        assert r["corrupt"] == 0 and r["duplicates"] == 0
+        assert r["last"] == count - 1, r
+        missing = count - r["received"]  # before the first one received, too: all were subscribed
+        assert missing == r["first"] + r["gaps"]
+        reported = importer.channel(b)["lost"]
+        assert missing == reported + r["local_lost"], (r, reported)
+        lost = reported
+    assert channel_lost(net.b, b) == lost  # what `shmring stat` shows on host B
+    print(f"lossy 1M: {lost} lost on the way, all counted")
+    assert lost > 0, "the set-up should lose messages (a 64 KiB ring and an unpaced publisher)"
+    exporter.stop()
+    importer.stop()
+
+
+def test_kill_and_restart_either_bridge_reports_the_real_gap(net, procs, port, names, go):
+    """20 SIGKILLs (10 of each side) mid-stream; every restart resumes by itself, and what the
+    subscriber misses equals what the import side reports lost, message for message."""
+    a, b = names(".a"), names(".b")
+    rate, seconds = 20000, 14
+    count = rate * seconds
+    sub = procs(net.b.start([PEER, "topic-sub", b, "--lossless", "--idle", "8", "--expect", count]))
+    wait_line(sub)
+    pub = procs(net.a.start([PEER, "topic-pub", a, "--lossless", "--count", count, "--rate", rate,
+                             "--wait-file", go]))
+    wait_line(pub)
+    exporter, importer = start_pair(net, procs, port, a, b)
+    importer.wait_ready(b)
+    exporter.wait_ready(a)
+    open(go, "w").close()
+    rng = random.Random(15)
+    kills = 0
+    for i in range(20):
+        time.sleep(rng.uniform(0.15, 0.45))
+        victim = exporter if i % 2 == 0 else importer
+        victim.kill()
+        kills += 1
+        time.sleep(rng.uniform(0.0, 0.2))
+        victim.start()
+    assert kills == 20
+    assert result(pub, timeout=180)["published"] == count
+    r = result(sub, timeout=180)
+    reported = channel_lost(net.b, b)
+    print(f"20 kills: subscriber got {r['received']} of {count}, gaps {r['gaps']}, reported lost {reported}")
+    assert r["corrupt"] == 0 and r["duplicates"] == 0
+    assert r["first"] == 0 and r["last"] == count - 1, r
+    assert r["gaps"] == reported, (r, reported)
+    assert r["received"] > count // 2  # it went on after every restart
+    exporter.stop()
+    importer.stop()
+
+
+def test_link_cut_is_survived_and_the_gap_reported(net, procs, port, names, go):
+    a, b = names(".a"), names(".b")
+    rate, seconds = 10000, 12
+    count = rate * seconds
+    sub = procs(net.b.start([PEER, "topic-sub", b, "--idle", "10", "--expect", count, "--capacity", 1 << 24]))
+    wait_line(sub)
+    pub = procs(net.a.start([PEER, "topic-pub", a, "--count", count, "--rate", rate, "--wait-file", go]))
+    wait_line(pub)
+    exporter, importer = start_pair(net, procs, port, a, b)
+    importer.wait_ready(b)
+    exporter.wait_ready(a)
+    open(go, "w").close()
+    time.sleep(2)
+    net.link(up=False)
+    time.sleep(4.5)  # past the peer timeout (3 s): both sides notice
+    before = importer.channel(b)["messages"]
+    net.link(up=True)
+    importer.wait(lambda s: s["channels"][0]["messages"] > before + rate, timeout=30,
+                  what="traffic after the link came back")
+    assert result(pub, timeout=120)["published"] == count
+    r = result(sub, timeout=120)
+    reported = channel_lost(net.b, b)
+    print(f"link cut: subscriber got {r['received']} of {count}, gaps {r['gaps']}, reported lost {reported}")
+    assert r["corrupt"] == 0 and r["duplicates"] == 0
+    assert r["last"] == count - 1
+    assert r["gaps"] == reported + r["local_lost"]
+    assert r["gaps"] > 0  # 4.5 s of a 10 000/s stream cannot all have waited in buffers
+    exporter.stop()
+    importer.stop()
