@@ -106,6 +106,16 @@ class ExportSide final : public Side {
       log_event(cat("export ", carrier_->endpoint(), ": refused ", events.refused,
                     " connection(s) that failed the handshake (CURVE key not authorised, or no CURVE)"));
     }
+    if (events.disconnected > 0) {
+      // Some import's connection went (a ROUTER does not say whose): each peer must say hello
+      // within two heartbeats (live ones do every heartbeat), so what a dead one held (queue
+      // items in flight, lossless sends it was owed) moves on in about a second, not peer_timeout.
+      const std::uint64_t heartbeat = static_cast<std::uint64_t>(spec_.carrier.heartbeat_interval.count()) * kMs;
+      const std::uint64_t timeout = static_cast<std::uint64_t>(spec_.carrier.peer_timeout.count()) * kMs;
+      for (auto& [id, p] : peers_) {
+        if (timeout > 2 * heartbeat) p.last_seen_ns = std::min(p.last_seen_ns, now - (timeout - 2 * heartbeat));
+      }
+    }
     receive_all(now);
     expire_peers(now);
     for (Channel& c : channels_) {

@@ -38,7 +38,8 @@ constexpr std::size_t kTicketMemory = 65536;  // queue tickets remembered to dro
 struct Channel {
   ChannelRoute route;
   bool described = false;
-  wire::Description description;
+  wire::Description description;     // as the export describes its channel
+  std::uint64_t local_max_message = 0;  // of the local channel (it may have existed already)
   std::uint64_t upstream_incarnation = 0;
   std::optional<TopicPublisher> topic;
   std::optional<QueueProducer> queue;
@@ -191,8 +192,10 @@ class ImportSide final : public Side {
     const auto kind = h.type == wire::Type::kTopic  ? ChannelKind::kTopic
                       : h.type == wire::Type::kItem ? ChannelKind::kQueue
                                                     : ChannelKind::kFrames;
+    // Larger than the upstream channel allows (an honest export never sends that) or than the
+    // local channel holds: refused.
     if (!c->open() || static_cast<ChannelKind>(c->description.kind) != kind || h.value != in.payload.size() ||
-        in.payload.size() > c->description.max_message) {
+        in.payload.size() > c->description.max_message || in.payload.size() > c->local_max_message) {
       ++c->status.rejected;
       return;
     }
@@ -238,11 +241,11 @@ class ImportSide final : public Side {
     if (c.topic) {
       c.expected = c.topic->upstream_resume();
       adopt_baseline(c, h);
-      c.description.max_message = c.topic->max_message();
+      c.local_max_message = c.topic->max_message();
     } else if (c.queue) {
-      c.description.max_message = c.queue->max_message();
+      c.local_max_message = c.queue->max_message();
     } else if (c.frames) {
-      c.description.max_message = c.frames->max_message();
+      c.local_max_message = c.frames->max_message();
     }
     log_event(cat("import ", c.route.remote, " -> ", c.route.local, ": open (",
                            to_string(static_cast<ChannelKind>(d.kind)), d.lossless ? ", lossless" : "", ")"));

@@ -1,0 +1,227 @@
+"""The bridge's edges: hostile network input, CURVE, both directions in one process, the
+configuration file, signals and exit codes."""
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+
+from conftest import PEER, SHMRING, Bridge, result, wait_line
+
+# Builds bridge headers in Python (docs/bridge.md, "Wire format"), for the raw sockets below.
+WIRE = textwrap.dedent('''
+    import struct, sys, time, zmq
+    MAGIC, VERSION = 0x31425253, 1
+    HELLO, ACK, DESCRIBE, TOPIC, ITEM, FRAME, NOT_EXPORTED = range(1, 8)
+    def header(kind, name, origin=7, incarnation=9, sequence=0, value=0, flags=0, version=VERSION, magic=MAGIC):
+        n = name.encode()
+        return struct.pack("<IBBBBQQQQ", magic, version, kind, flags, len(n), origin, incarnation, sequence, value) + n
+    def description(kind=2, lossless=0, capacity=1 << 16, max_message=256, max_peers=16):
+        return struct.pack("<IIQQI4x", kind, lossless, capacity, max_message, max_peers)
+''')
+
+
+def python_in(host, code, *args):
+    """Runs `code` (with WIRE's helpers) with Debian's Python on `host`."""
+    return host.start(["/usr/bin/python3", "-c", WIRE + textwrap.dedent(code), *map(str, args)])
+
+
+def test_hostile_input_to_the_export_is_counted_and_dropped(net, procs, port, names, go):
+    a, b = names(".a"), names(".b")
+    count = 20000
+    sub = procs(net.b.start([PEER, "topic-sub", b, "--idle", "4", "--expect", count]))
+    wait_line(sub)
+    pub = procs(net.a.start([PEER, "topic-pub", a, "--count", count, "--rate", 5000, "--wait-file", go]))
+    wait_line(pub)
+    address = f"tcp://{net.a.address}:{port()}"
+    exporter = procs(Bridge(net.a, ["export", a, "--bind", address]))
+    importer = procs(Bridge(net.b, ["import", f"{a}={b}", "--connect", address]))
+    importer.wait_ready(b)
+    exporter.wait_ready(a)
+    open(go, "w").close()
+    # A raw DEALER on host B sends 12 malformed messages and 2 for a channel not exported.
+    attacker = procs(python_in(net.b, '''
+        ctx = zmq.Context(); s = ctx.socket(zmq.DEALER); s.connect(sys.argv[1]); time.sleep(0.5)
+        bad = [b"", b"x" * 10, b"garbage" * 100, header(HELLO, "c")[:-3],
+               header(HELLO, "c", magic=0xdeadbeef), header(HELLO, "c", version=9),
+               header(99, "c"), header(0, "c"), header(TOPIC, sys.argv[2]),  # data is not theirs to send
+               header(DESCRIBE, sys.argv[2]), struct.pack("<IBBBB", MAGIC, 1, 1, 0, 200) + b"n" * 40]
+        for m in bad:
+            s.send(m)
+        s.send_multipart([header(HELLO, sys.argv[2]), b"a", b"b"])  # too many parts
+        s.send(header(HELLO, "not.exported"))
+        s.send(header(ACK, "not.exported", sequence=5))
+        s.send(header(ACK, sys.argv[2], sequence=12345))  # an ack for nothing: ignored
+        time.sleep(0.5)
+    ''', address, a))
+    assert attacker.wait(timeout=30) == 0
+    status = exporter.wait(lambda s: s["malformed"] >= 12 and s["unknown_channel"] >= 2, timeout=10,
+                           what="malformed input counted")
+    assert result(pub)["published"] == count
+    r = result(sub)
+    assert r["corrupt"] == 0 and r["duplicates"] == 0
+    assert count - r["received"] == importer.channel(b)["lost"] + r["local_lost"]
+    assert exporter.process.poll() is None and importer.process.poll() is None
+    print(f"export: {status['malformed']} malformed, {status['unknown_channel']} for unknown channels")
+    exporter.stop()
+    importer.stop()
+
+
+def test_hostile_export_cannot_crash_the_import_or_corrupt_its_channel(net, procs, port, names):
+    remote, local = names(".h"), names(".hb")
+    address = f"tcp://{net.a.address}:{port()}"
+    # A fake export (ROUTER) on host A: after the import's first HELLO it sends garbage, then
+    # describes the channel and sends two good messages among more garbage.
+    fake = procs(python_in(net.a, '''
+        ctx = zmq.Context(); s = ctx.socket(zmq.ROUTER); s.bind(sys.argv[1]); name = sys.argv[2]
+        peer, hello = s.recv_multipart()
+        send = lambda *parts: s.send_multipart([peer, *parts])
+        send(b"")                                              # empty header
+        send(b"junk")                                          # truncated
+        send(header(TOPIC, name, value=5), b"early")           # data before any description
+        send(header(DESCRIBE, name), b"short")                 # a description of the wrong size
+        send(header(DESCRIBE, name), description(kind=9))      # an unknown kind
+        send(header(DESCRIBE, name), description())            # a good one: topic, max 256 bytes
+        time.sleep(0.5)
+        send(header(TOPIC, name, sequence=0, value=999), b"length does not match")
+        send(header(TOPIC, name, sequence=0, value=1000), b"x" * 1000)   # over max_message
+        send(header(FRAME, name, sequence=0, value=4), b"kind")          # not a frames channel
+        send(header(TOPIC, "other.channel", value=3), b"abc")            # a channel not imported
+        send(header(TOPIC, name, value=3), b"abc", b"extra")              # three parts
+        send(header(TOPIC, name, sequence=0, value=7), b"hello-1")
+        send(header(TOPIC, name, sequence=0, value=7), b"hello-1")        # the same again: dropped
+        send(header(TOPIC, name, sequence=1, value=7), b"hello-2")
+        time.sleep(2)
+    ''', address, remote))
+    sub = procs(net.b.start([SHMRING, "sub", local, "--create", "--kind", "topic", "--count", 2,
+                             "--timeout", 20]))
+    importer = procs(Bridge(net.b, ["import", f"{remote}={local}", "--connect", address]))
+    out, err = sub.communicate(timeout=30)
+    assert sub.returncode == 0, err
+    assert out.splitlines() == ["hello-1", "hello-2"]  # only the good ones, once each
+    status = importer.wait(lambda s: s["malformed"] >= 5 and s["unknown_channel"] >= 1, timeout=10,
+                           what="hostile input counted")
+    channel = importer.channel(local)
+    assert channel["rejected"] >= 4 and channel["duplicates"] == 1 and channel["lost"] == 0
+    assert importer.process.poll() is None
+    fake.wait(timeout=30)
+    importer.stop()
+
+
+def test_curve_refuses_clients_without_an_authorised_key(net, procs, port, names, go, tmp_path):
+    a, b_ok, b_bad, b_plain = names(".a"), names(".ok"), names(".bad"), names(".plain")
+    keys = {}
+    for who in ["server", "client", "stranger"]:
+        out = subprocess.run([SHMRING, "bridge", "keygen", "--out", str(tmp_path / who)], capture_output=True,
+                             text=True)
+        assert out.returncode == 0, out.stderr
+        keys[who] = tmp_path / who
+        assert stat.S_IMODE(os.stat(f"{keys[who]}.key").st_mode) == 0o600
+    subs = {n: procs(net.b.start([PEER, "topic-sub", n, "--idle", "2", "--start-timeout", "6"]))
+            for n in (b_ok, b_bad, b_plain)}
+    for s in subs.values():
+        wait_line(s)
+    pub = procs(net.a.start([PEER, "topic-pub", a, "--count", 5000, "--rate", 1000, "--wait-file", go]))
+    wait_line(pub)
+    address = f"tcp://{net.a.address}:{port()}"
+    exporter = procs(Bridge(net.a, ["export", a, "--bind", address, "--curve-secret-key", f"{keys['server']}.key",
+                                    "--curve-authorized", f"{keys['client']}.pub"]))
+    good = procs(Bridge(net.b, ["import", f"{a}={b_ok}", "--connect", address,
+                                "--curve-server-key", f"{keys['server']}.pub",
+                                "--curve-secret-key", f"{keys['client']}.key"]))
+    stranger = procs(Bridge(net.b, ["import", f"{a}={b_bad}", "--connect", address,
+                                    "--curve-server-key", f"{keys['server']}.pub",
+                                    "--curve-secret-key", f"{keys['stranger']}.key"]))
+    plain = procs(Bridge(net.b, ["import", f"{a}={b_plain}", "--connect", address]))
+    good.wait_ready(b_ok)
+    open(go, "w").close()
+    assert result(pub)["published"] == 5000
+    assert result(subs[b_ok])["received"] > 0
+    for refused in (b_bad, b_plain):
+        assert result(subs[refused])["received"] == 0
+    status = exporter.wait(lambda s: s["refused"] >= 2, timeout=10, what="refused handshakes")
+    assert status["peers"] == 1
+    assert not stranger.channel(b_bad)["open"] and not plain.channel(b_plain)["open"]
+    print(f"CURVE: {status['refused']} handshakes refused")
+    for bridge in (exporter, good, stranger, plain):
+        bridge.stop()
+
+
+def test_one_process_exports_and_imports_from_a_config_file(net, procs, port, names, tmp_path):
+    to_b, to_a = names(".ab"), names(".ba")
+    port_a, port_b = port(), port()
+    config = tmp_path / "a.conf"
+    config.write_text(textwrap.dedent(f"""
+        # host A: sends {to_b}, receives {to_a}
+        [export]
+        bind = tcp://{net.a.address}:{port_a}
+        channels = {to_b}.src
+        [import]
+        connect = tcp://{net.b.address}:{port_b}
+        channels = {to_a}.src={to_a}.dst
+    """))
+    subs = [procs(net.b.start([SHMRING, "sub", f"{to_b}.dst", "--create", "--kind", "topic", "--count", 3,
+                               "--timeout", 20])),
+            procs(net.a.start([SHMRING, "sub", f"{to_a}.dst", "--create", "--kind", "topic", "--count", 3,
+                               "--timeout", 20]))]
+    bridge_a = procs(Bridge(net.a, ["--config", str(config)]))
+    bridge_b = procs(Bridge(net.b, ["export", f"{to_a}.src", "--bind", f"tcp://{net.b.address}:{port_b}",
+                                    "import", f"{to_b}.src={to_b}.dst", "--connect",
+                                    f"tcp://{net.a.address}:{port_a}"]))
+    pubs = [procs(net.a.start([SHMRING, "pub", f"{to_b}.src", "--create", "--kind", "topic"],
+                              stdin=subprocess.PIPE)),
+            procs(net.b.start([SHMRING, "pub", f"{to_a}.src", "--create", "--kind", "topic"],
+                              stdin=subprocess.PIPE))]
+    bridge_a.wait_ready(f"{to_b}.src")
+    bridge_b.wait_ready(f"{to_a}.src")
+    bridge_a.wait_ready(f"{to_a}.dst")
+    bridge_b.wait_ready(f"{to_b}.dst")
+    for p, word in zip(pubs, ["east", "west"]):
+        p.stdin.write("".join(f"{word} {i}\n" for i in range(3)))
+        p.stdin.flush()
+    for s, word in zip(subs, ["east", "west"]):
+        out, err = s.communicate(timeout=30)
+        assert s.returncode == 0, err
+        assert out.splitlines() == [f"{word} {i}" for i in range(3)]
+    for p in pubs:
+        p.stdin.close()
+        p.wait(timeout=10)
+    # SIGINT and SIGTERM both stop it cleanly (exit 0), with a last status line.
+    bridge_a.process.send_signal(signal.SIGINT)
+    assert bridge_a.process.wait(timeout=10) == 0
+    assert bridge_b.stop() == 0
+
+
+def test_usage_errors_exit_2_and_start_failures_exit_1(net, procs, port, names, tmp_path):
+    a = names(".x")
+
+    def run(*args):
+        return subprocess.run([SHMRING, "bridge", *map(str, args)], capture_output=True, text=True, timeout=30)
+
+    assert run().returncode == 2
+    assert run("export", a).returncode == 2  # no --bind
+    assert run("export", "--bind", 7000).returncode == 2  # no channel
+    assert run("export", "bad/name", "--bind", 7000).returncode == 2
+    assert run("import", "a=", "--connect", 7000).returncode == 2
+    assert run("export", a, "--bind", "udp://x:1").returncode == 2
+    assert run("export", a, "--bind", 7000, "--curve-secret-key", "short").returncode == 2
+    assert run("export", a, "--bind", 7000, "--max-rate", -1).returncode == 2
+    assert run("--config", tmp_path / "missing.conf").returncode == 2
+    (tmp_path / "bad.conf").write_text("[export]\nbind = tcp://127.0.0.1:1\nchannels = a\nwhat = 1\n")
+    out = run("--config", tmp_path / "bad.conf")
+    assert out.returncode == 2 and "line 4" in out.stderr
+    assert run("export", "--help").returncode == 0
+    # The port is taken: cannot start (1).
+    taken = port()
+    first = procs(Bridge(net.a, ["export", a, "--bind", f"tcp://{net.a.address}:{taken}"]))
+    first.wait(lambda s: True, what="first bridge up")
+    second = net.a.run([SHMRING, "bridge", "export", a, "--bind", f"tcp://{net.a.address}:{taken}"])
+    assert second.returncode == 1 and "cannot bind" in second.stderr
+    first.stop()
+    # keygen without --out prints a pair.
+    out = run("keygen")
+    assert out.returncode == 0 and out.stdout.startswith("public ")
