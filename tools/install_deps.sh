@@ -8,12 +8,13 @@ packages=(
   libabsl-dev libboost-dev                      # library dependencies
   libgtest-dev libgmock-dev libbenchmark-dev    # tests and micro-benchmarks
   clang libclang-rt-14-dev                      # libFuzzer targets
-  libzmq3-dev iceoryx libiceoryx-posh-dev       # peers in the cross-process benchmark
+  libzmq3-dev iceoryx libiceoryx-posh-dev       # the bridge; peers in the cross-process benchmark
   gnuplot-nox python3                           # bench/run_all.sh: plots and tables
   python3-dev pybind11-dev python3-pybind11     # the Python package (transport/python)
   python3-numpy python3-pytest python3-zmq      # its tests and bench/python
   tmux                                          # drives `shmring top` in its test
   strace                                        # counts system calls per message in a test
+  iproute2                                      # the bridge tests' network namespaces (ip netns)
 )
 
 missing=()

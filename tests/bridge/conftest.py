@@ -18,6 +18,12 @@ import time
 import pytest
 
 SHMRING = os.environ.get("SHMRING_CLI")
+# Sanitizer builds run the same scenarios with fewer messages (SHMRING_BRIDGE_SCALE=0.1).
+SCALE = float(os.environ.get("SHMRING_BRIDGE_SCALE", "1"))
+
+
+def scaled(n, least=1000):
+    return max(least, int(n * SCALE))
 PEER = os.environ.get("SHMRING_BRIDGE_PEER")
 _counter = itertools.count()
 _ports = itertools.count(23000 + (os.getpid() % 500) * 20)

@@ -14,7 +14,7 @@ import random
 import struct
 import time
 
-from conftest import PEER, Bridge, result, wait_line
+from conftest import PEER, Bridge, result, scaled, wait_line
 
 WINDOW = 16
 
@@ -51,7 +51,7 @@ def start_queue(net, procs, port, names, go, tmp_path, count, rate=0, consumers_
 
 
 def test_queue_items_are_consumed_once_by_consumers_on_both_hosts(net, procs, port, names, go, tmp_path):
-    count = 50_000
+    count = scaled(50_000)
     a, b, producer, consumers, files, exporter, importer = start_queue(
         net, procs, port, names, go, tmp_path, count)
     assert result(producer)["produced"] == count
@@ -66,9 +66,9 @@ def test_queue_items_are_consumed_once_by_consumers_on_both_hosts(net, procs, po
 
 
 def test_queue_survives_bridge_kills_at_least_once_with_bounded_duplicates(net, procs, port, names, go, tmp_path):
-    count = 40_000
+    count = scaled(40_000)
     a, b, producer, consumers, files, exporter, importer = start_queue(
-        net, procs, port, names, go, tmp_path, count, rate=8000)
+        net, procs, port, names, go, tmp_path, count, rate=scaled(8000, least=800))
     rng = random.Random(7)
     kills = 0
     for i in range(6):  # with the topic test's 20, the suite kills a bridge 26 times

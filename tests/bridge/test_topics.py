@@ -9,7 +9,7 @@ a subscriber's gaps must equal that (plus its own local loss, which the lossless
 import random
 import time
 
-from conftest import PEER, Bridge, result, wait_line
+from conftest import PEER, Bridge, result, scaled, wait_line
 
 
 def start_pair(net, procs, port, a_name, b_name, export_args=(), import_args=()):
@@ -28,7 +28,7 @@ def channel_lost(host, name):
 
 def test_lossless_topic_million_messages_two_remote_subscribers_lose_nothing(net, procs, port, names, go):
     a, b = names(".a"), names(".b")
-    count = 1_000_000
+    count = scaled(1_000_000)
     subs = [procs(net.b.start([PEER, "topic-sub", b, "--lossless", "--idle", "5", "--expect", count]))
             for _ in range(2)]
     for s in subs:
@@ -58,7 +58,7 @@ def test_lossless_topic_million_messages_two_remote_subscribers_lose_nothing(net
 
 def test_lossy_topic_counts_every_loss_exactly(net, procs, port, names, go):
     a, b = names(".a"), names(".b")
-    count = 1_000_000
+    count = scaled(1_000_000)
     subs = [procs(net.b.start([PEER, "topic-sub", b, "--idle", "5", "--capacity", 1 << 26, "--expect", count]))
             for _ in range(2)]
     for s in subs:
@@ -93,7 +93,7 @@ def test_kill_and_restart_either_bridge_reports_the_real_gap(net, procs, port, n
     """20 SIGKILLs (10 of each side) mid-stream; every restart resumes by itself, and what the
     subscriber misses equals what the import side reports lost, message for message."""
     a, b = names(".a"), names(".b")
-    rate, seconds = 20000, 14
+    rate, seconds = scaled(20000), 14
     count = rate * seconds
     sub = procs(net.b.start([PEER, "topic-sub", b, "--lossless", "--idle", "8", "--expect", count]))
     wait_line(sub)
@@ -128,7 +128,7 @@ def test_kill_and_restart_either_bridge_reports_the_real_gap(net, procs, port, n
 
 def test_link_cut_is_survived_and_the_gap_reported(net, procs, port, names, go):
     a, b = names(".a"), names(".b")
-    rate, seconds = 10000, 12
+    rate, seconds = scaled(10000), 12
     count = rate * seconds
     sub = procs(net.b.start([PEER, "topic-sub", b, "--idle", "10", "--expect", count, "--capacity", 1 << 24]))
     wait_line(sub)

@@ -9,6 +9,9 @@
 #include "args.h"
 #include "commands.h"
 #include "harness.h"
+#ifdef SHMRING_HAVE_BRIDGE_BENCH
+#include "bridge_bench.h"
+#endif
 
 namespace shmring::cli {
 namespace {
@@ -22,7 +25,8 @@ constexpr const char* kBenchHelp =
     "                     shmring-frames(-copy), pipe, uds, boost-mq, zmq, iceoryx\n"
     "                     (default shmring-spsc; -zc: loan/view in place, frames: zero-copy);\n"
     "                     names not built here are reported as skipped\n"
-    "  --mode MODE        pingpong | throughput | wake | wake-cost | fanout | pipeline | frames\n"
+    "  --mode MODE        pingpong | throughput | wake | wake-cost | fanout | pipeline | frames |\n"
+    "                     bridge-latency | bridge-throughput\n"
     "                     (default pingpong). wake: round trips to a receiver that sleeps\n"
     "                     (200 us idle before each); wake-cost: a publisher's rate into a topic\n"
     "                     whose --subscribers N (0..) sleep in epoll on their wait_fd\n"
@@ -34,7 +38,12 @@ constexpr const char* kBenchHelp =
     "  --rate R           open loop: R messages per second, latency from the scheduled send time\n"
     "  --subscribers N    fan-out width (fanout mode), sleeping subscribers (wake-cost)\n"
     "  --reps N           repetitions; medians are reported with min..max (default 3)\n"
-    "  --json             one JSON object per run on one line\n";
+    "  --json             one JSON object per run on one line\n"
+    "bridge-latency / bridge-throughput: host A -> host B through a veth pair between two network\n"
+    "namespaces (made and removed by the run; root; loopback otherwise), the bridge (publisher,\n"
+    "export, import, subscriber) next to raw ZeroMQ PUB/SUB, at 64 B, 4 KiB and 1 MiB unless\n"
+    "--size is given; --count and --rate (latency) default per size; --transport and --cpus do\n"
+    "not apply (unpinned).\n";
 
 bool parse_cpus(const std::string& text, std::vector<int>* cpus) {
   cpus->clear();
@@ -61,7 +70,7 @@ int run_bench(const std::vector<std::string>& argv) {
                                  std::set<std::string>(known.begin(), known.end()));
   config.mode = args.choice("mode", config.mode,
                             {"pingpong", "throughput", "wake", "wake-cost", "fanout", "pipeline",
-                             "frames"});
+                             "frames", "bridge-latency", "bridge-throughput"});
   config.size = static_cast<std::size_t>(args.bytes("size", 64, 1, std::uint64_t{1} << 30));
   config.count = static_cast<std::uint64_t>(args.integer("count", 200000, 1, std::int64_t{1} << 40));
   config.subscribers = static_cast<int>(args.integer("subscribers", 1, 0, 64));
@@ -70,6 +79,20 @@ int run_bench(const std::vector<std::string>& argv) {
   config.json = args.has("json");
   const std::string wait = args.choice("wait", "spin", {"spin", "hybrid", "park", "fd"});
   if (!args.ok()) return report_error("bench", args.error(), 2);
+  if (config.mode.rfind("bridge-", 0) == 0) {
+#ifdef SHMRING_HAVE_BRIDGE_BENCH
+    bench::BridgeBenchConfig bridge;
+    bridge.latency = config.mode == "bridge-latency";
+    if (args.value("size")) bridge.sizes = {config.size};
+    if (args.value("count")) bridge.count = config.count;
+    bridge.rate = config.rate;
+    bridge.repetitions = config.repetitions;
+    bridge.json = config.json;
+    return bench::run_bridge_benchmark(bridge, stdout);
+#else
+    return report_error("bench", "this shmring was built without the bridge (libzmq3-dev)", 1);
+#endif
+  }
   if (wait == "spin") {
     config.wait = bench::WaitMode::kSpin;
   } else if (wait == "hybrid") {

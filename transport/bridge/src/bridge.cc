@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <ctime>
@@ -21,7 +22,14 @@ namespace shmring::bridge {
 
 using shmring::detail::cat;
 
+namespace {
+std::atomic<bool> logging{true};
+}  // namespace
+
+void set_logging(bool on) noexcept { logging.store(on, std::memory_order_relaxed); }
+
 void log_event(const std::string& text) {
+  if (!logging.load(std::memory_order_relaxed)) return;
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   tm local;

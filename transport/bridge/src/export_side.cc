@@ -211,7 +211,8 @@ class ExportSide final : public Side {
         if (s.ok()) {
           incarnation = s->channel_incarnation();
           c.topic.emplace(*std::move(s));
-          c.buffer.resize(c.topic->max_message());
+          // Room for a batch: one message of the largest size, plus 64 KiB of smaller ones.
+          c.buffer.resize(wire::kRecordHeader + c.topic->max_message() + (64 << 10));
         }
         opened = s.status();
         break;
@@ -405,28 +406,48 @@ class ExportSide final : public Side {
 
   // --- topics ---
 
+  // Packs what the subscriber has ready into one message (records, wire.h) and sends it to every
+  // peer that wants it; nothing waits to fill a batch. A lossy peer whose link is full misses the
+  // batch (the import counts the gap); a lossless one is owed it (back-pressure).
   void move_topic(Channel& c, std::uint64_t now) {
     if (!c.pending.empty()) {
       retry_pending(c, now);
       if (!c.pending.empty()) return;
     }
-    for (int i = 0; i < kBatch; ++i) {
-      std::size_t bytes = 0;
-      const ChannelResult r = c.topic->try_receive(c.buffer, &bytes);
-      if (r == ChannelResult::kWouldBlock) return;
-      if (r != ChannelResult::kOk) {
-        close_channel(c, cat("receive said ", to_string(r)));
-        return;
+    const std::size_t max_message = static_cast<std::size_t>(c.topic->max_message());
+    for (int round = 0; round < kBatch; ++round) {
+      std::size_t used = 0;
+      std::size_t records = 0;
+      std::uint64_t first = 0;
+      bool drained = false;
+      while (used + wire::kRecordHeader + max_message <= c.buffer.size() && records < kBatch) {
+        std::size_t bytes = 0;
+        const ChannelResult r = c.topic->try_receive(
+            std::span<std::byte>(c.buffer.data() + used + wire::kRecordHeader, max_message), &bytes);
+        if (r == ChannelResult::kWouldBlock) {
+          drained = true;
+          break;
+        }
+        if (r != ChannelResult::kOk) {
+          close_channel(c, cat("receive said ", to_string(r)));
+          return;
+        }
+        const std::uint64_t sequence = c.topic->last_sequence();
+        if (records == 0) first = sequence;
+        wire::put_record_header(c.buffer.data() + used, sequence, static_cast<std::uint32_t>(bytes));
+        used += wire::kRecordHeader + bytes;
+        ++records;
       }
+      if (records == 0) return;
       wire::Header h;
       h.type = wire::Type::kTopic;
       h.origin = origin_;
       h.incarnation = c.incarnation;
-      h.sequence = c.topic->last_sequence();
-      h.value = bytes;
+      h.sequence = first;
+      h.value = used;
       h.name = c.name;
       wire::encode(h, &c.header);
-      const std::span<const std::byte> payload(c.buffer.data(), bytes);
+      const std::span<const std::byte> payload(c.buffer.data(), used);
       bool any = false;
       for (auto& [id, p] : peers_) {
         const PerChannel& pc = p.channels[index_of(c)];
@@ -437,7 +458,7 @@ class ExportSide final : public Side {
             if (c.status.lossless) {
               c.pending.push_back(id);
             } else {
-              ++c.status.dropped;  // the import counts it as a gap
+              c.status.dropped += records;  // the import counts them as a gap
             }
             break;
           case SendResult::kGone: gone_.push_back(id); break;
@@ -445,13 +466,14 @@ class ExportSide final : public Side {
       }
       drop_gone();
       if (any || !c.pending.empty()) {
-        ++c.status.messages;
-        c.status.bytes += bytes;
+        c.status.messages += records;
+        c.status.bytes += used - records * wire::kRecordHeader;
       }
       if (!c.pending.empty()) {
         c.pending_since_ns = now;
         return;  // lossless: nothing more until every peer took this one (back-pressure)
       }
+      if (drained) return;
     }
   }
 

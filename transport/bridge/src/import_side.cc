@@ -13,6 +13,7 @@
 // reading its channel: back-pressure end to end.
 #include "import_side.h"
 
+#include <algorithm>
 #include <deque>
 #include <optional>
 #include <string>
@@ -69,6 +70,7 @@ struct Held {
   wire::Header header;
   std::string name;
   std::vector<std::byte> payload;
+  std::size_t offset = 0;  // topic batch: the first record not delivered yet
   std::uint64_t since_ns = 0;
 };
 
@@ -193,22 +195,25 @@ class ImportSide final : public Side {
                       : h.type == wire::Type::kItem ? ChannelKind::kQueue
                                                     : ChannelKind::kFrames;
     // Larger than the upstream channel allows (an honest export never sends that) or than the
-    // local channel holds: refused.
+    // local channel holds: refused. A topic batch may hold up to 64 KiB more (records, wire.h).
+    const std::uint64_t limit = std::min(c->description.max_message, c->local_max_message) +
+                                (kind == ChannelKind::kTopic ? wire::kRecordHeader + (64 << 10) : 0);
     if (!c->open() || static_cast<ChannelKind>(c->description.kind) != kind || h.value != in.payload.size() ||
-        in.payload.size() > c->description.max_message || in.payload.size() > c->local_max_message) {
+        in.payload.size() > limit) {
       ++c->status.rejected;
       return;
     }
     const std::size_t index = static_cast<std::size_t>(c - channels_.data());
-    if (!deliver(index, h, in.payload, now)) {
-      Held held;
-      held.channel = index;
-      held.header = h;
-      held.name = std::string(h.name);
-      held.header.name = held.name;
-      held.payload.assign(in.payload.begin(), in.payload.end());
-      held.since_ns = now;
-      held_ = std::move(held);
+    std::size_t offset = 0;
+    if (!deliver(index, h, in.payload, &offset)) {
+      held_.emplace();
+      held_->channel = index;
+      held_->header = h;
+      held_->name = std::string(h.name);
+      held_->header.name = held_->name;  // the copy's own bytes (the carrier's go with the next receive)
+      held_->payload.assign(in.payload.begin(), in.payload.end());
+      held_->offset = offset;
+      held_->since_ns = now;
     }
   }
 
@@ -306,47 +311,68 @@ class ImportSide final : public Side {
 
   // --- delivery ---
 
-  // False: the local channel has no room now (hold the message and stop reading).
+  // False: the local channel has no room now (hold the message and stop reading). A topic batch
+  // is delivered from *offset on, which is left at the record that found no room.
   bool deliver(std::size_t index, const wire::Header& h, std::span<const std::byte> payload,
-               std::uint64_t /*now*/) {
+               std::size_t* offset) {
     Channel& c = channels_[index];
     switch (h.type) {
-      case wire::Type::kTopic: return deliver_topic(c, h, payload);
+      case wire::Type::kTopic: return deliver_topic_batch(c, h, payload, offset);
       case wire::Type::kItem: return deliver_item(c, h, payload);
       default: return deliver_frame(c, h, payload);
     }
   }
 
-  bool deliver_topic(Channel& c, const wire::Header& h, std::span<const std::byte> payload) {
+  bool deliver_topic_batch(Channel& c, const wire::Header& h, std::span<const std::byte> payload,
+                           std::size_t* offset) {
+    const std::uint64_t max = std::min(c.description.max_message, c.local_max_message);
+    wire::TopicRecord record;
+    while (*offset < payload.size()) {
+      std::size_t next = *offset;
+      if (!wire::next_record(payload, &next, &record)) {
+        ++c.status.rejected;  // a record that does not fit: the rest of the batch is garbage
+        return true;
+      }
+      if (record.bytes.size() > max) {
+        ++c.status.rejected;  // no honest export sends that
+      } else if (!deliver_topic(c, h, record)) {
+        return false;
+      }
+      *offset = next;
+    }
+    return true;
+  }
+
+  bool deliver_topic(Channel& c, const wire::Header& h, const wire::TopicRecord& m) {
     UpstreamPosition& e = c.expected;
     if (e.origin != h.origin || e.incarnation != h.incarnation) {
       // Another upstream channel (recreated there, or the first message ever): a new baseline.
       if (e.origin != 0) {
         ++c.status.resets;
         log_event(cat("import ", c.route.local, ": upstream channel changed; counting from its sequence ",
-                               h.sequence));
+                      m.sequence));
       }
-      e = UpstreamPosition{h.origin, h.incarnation, h.sequence};
+      e = UpstreamPosition{h.origin, h.incarnation, m.sequence};
     }
-    if (h.sequence < e.sequence) {
+    if (m.sequence < e.sequence) {
       ++c.status.duplicates;  // delivered already
       return true;
     }
-    if (h.sequence > e.sequence) {
-      const std::uint64_t gap = h.sequence - e.sequence;
+    if (m.sequence > e.sequence) {
+      const std::uint64_t gap = m.sequence - e.sequence;
       c.status.lost += gap;
       c.topic->count_upstream_lost(gap);
-      e.sequence = h.sequence;
+      e.sequence = m.sequence;
     }
-    const ChannelResult r = c.topic->try_send_from(e, payload);
+    const ChannelResult r = c.topic->try_send_from(e, m.bytes);
     if (r == ChannelResult::kWouldBlock) return false;
     if (r == ChannelResult::kOk) {
       ++c.status.messages;
-      c.status.bytes += payload.size();
+      c.status.bytes += m.bytes.size();
     } else {
       ++c.status.rejected;  // kTooLarge (the local topic is smaller) and the like: counted, dropped
     }
-    e.sequence = h.sequence + 1;
+    e.sequence = m.sequence + 1;
     return true;
   }
 
@@ -396,7 +422,7 @@ class ImportSide final : public Side {
   }
 
   bool deliver_held(std::uint64_t now) {
-    if (!deliver(held_->channel, held_->header, held_->payload, now)) return false;
+    if (!deliver(held_->channel, held_->header, held_->payload, &held_->offset)) return false;
     channels_[held_->channel].status.held_back_ns += now - held_->since_ns;
     held_.reset();
     return true;

@@ -47,6 +47,22 @@ void encode(const Description& d, std::vector<std::byte>* out) {
   put<std::uint32_t>(p + 24, d.max_peers);
 }
 
+void put_record_header(std::byte* at, std::uint64_t sequence, std::uint32_t length) {
+  put<std::uint64_t>(at, sequence);
+  put<std::uint32_t>(at + 8, length);
+}
+
+bool next_record(std::span<const std::byte> payload, std::size_t* offset, TopicRecord* out) {
+  if (*offset > payload.size() || payload.size() - *offset < kRecordHeader) return false;
+  const std::byte* p = payload.data() + *offset;
+  const std::uint64_t length = get<std::uint32_t>(p + 8);
+  if (length > payload.size() - *offset - kRecordHeader) return false;
+  out->sequence = get<std::uint64_t>(p);
+  out->bytes = std::span<const std::byte>(p + kRecordHeader, static_cast<std::size_t>(length));
+  *offset += kRecordHeader + static_cast<std::size_t>(length);
+  return true;
+}
+
 std::string_view to_string(DecodeError e) {
   switch (e) {
     case DecodeError::kNone: return "none";

@@ -23,7 +23,8 @@ enum class Type : std::uint8_t {
   kAck = 2,       // queue: item `sequence` (ticket) is in the local queue; frames: frame taken
   // export -> import
   kDescribe = 3,  // the channel's kind and settings (payload: Description)
-  kTopic = 4,     // a topic message: origin, incarnation, sequence; payload: the message
+  kTopic = 4,     // topic messages: origin, incarnation; payload: records (TopicRecord), sequence:
+                  // the first record's
   kItem = 5,      // a queue item: sequence = ticket; flags kRedelivered
   kFrame = 6,     // a frame: sequence = frame number
   kNotExported = 7,  // the export has no such channel
@@ -52,6 +53,20 @@ struct Description {
   std::uint32_t max_peers = 0;
 };
 inline constexpr std::size_t kDescriptionBytes = 32;
+
+// A kTopic payload is one or more records, each [u64 sequence][u32 length][length bytes]: the
+// export packs what its subscriber has ready into one carrier message (fewer, larger messages;
+// nothing waits to be batched).
+inline constexpr std::size_t kRecordHeader = 12;
+struct TopicRecord {
+  std::uint64_t sequence = 0;
+  std::span<const std::byte> bytes;
+};
+// Writes a record header at `at` (kRecordHeader bytes).
+void put_record_header(std::byte* at, std::uint64_t sequence, std::uint32_t length);
+// Reads the record at `*offset` of `payload` and moves the offset past it. False (offset kept)
+// at the end or when the record does not fit in what is left.
+bool next_record(std::span<const std::byte> payload, std::size_t* offset, TopicRecord* out);
 
 // Writes the header into `out` (resized). name must be 1..kMaxName bytes.
 void encode(const Header& header, std::vector<std::byte>* out);

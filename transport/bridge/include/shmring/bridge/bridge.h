@@ -131,6 +131,10 @@ class Bridge {
   std::unique_ptr<Impl> impl_;
 };
 
+// Whether bridges in this process write their event lines (peers, channels, errors) to stderr.
+// On by default. Thread-safe.
+void set_logging(bool on) noexcept;
+
 // One line of JSON for a status (`shmring bridge --json`).
 std::string status_json(const BridgeStatus& status);
 
