@@ -5,7 +5,7 @@
 //   bridge_peer topic-pub NAME --count N [--lossless] [--capacity B] [--rate R] [--sizes mixed|N]
 //   bridge_peer topic-sub NAME [--lossless] [--capacity B] --idle S [--expect N]
 //   bridge_peer queue-produce NAME --count N [--base ID] [--rate R]
-//   bridge_peer queue-consume NAME --idle S --out FILE
+//   bridge_peer queue-consume NAME --idle S --out FILE [--pause-us N]
 //   bridge_peer frames-pub NAME --count N --size B --rate R
 //   bridge_peer frames-sub NAME --idle S
 //   bridge_peer lost NAME          (the channel's lost counter, ChannelStats::lost)
@@ -251,6 +251,7 @@ int queue_consume(const std::string& name, const Options& o) {
   std::vector<std::byte> buffer(consumer->max_message());
   std::uint64_t received = 0, corrupt = 0;
   std::uint64_t last_ns = shmring::monotonic_ns();
+  const auto pause_us = static_cast<std::int64_t>(o.number("pause-us", 0));  // a slow consumer
   for (;;) {
     std::size_t bytes = 0;
     const ChannelResult r = consumer->receive(buffer, &bytes, std::chrono::milliseconds(50));
@@ -263,6 +264,7 @@ int queue_consume(const std::string& name, const Options& o) {
         out.write(reinterpret_cast<const char*>(&n), 8);
         ++received;
       }
+      if (pause_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(pause_us));
       last_ns = now;
     } else if (r != ChannelResult::kTimedOut) {
       return fail("receive: " + std::string(shmring::to_string(r)));

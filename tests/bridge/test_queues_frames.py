@@ -14,7 +14,7 @@ import random
 import struct
 import time
 
-from conftest import PEER, Bridge, result, scaled, wait_line
+from conftest import PEER, SHMRING, Bridge, result, scaled, wait_line
 
 WINDOW = 16
 
@@ -37,7 +37,8 @@ def start_queue(net, procs, port, names, go, tmp_path, count, rate=0, consumers_
     producer = procs(net.a.start([PEER, "queue-produce", a, "--count", count, "--rate", rate, "--wait-file", go]))
     wait_line(producer)
     for i in range(consumers_a):
-        consumers.append(procs(net.a.start([PEER, "queue-consume", a, "--idle", "6",
+        # Local to the producer, it would win most races: slowed down, so both hosts get work.
+        consumers.append(procs(net.a.start([PEER, "queue-consume", a, "--idle", "6", "--pause-us", 50,
                                             "--out", files[consumers_b + i]])))
     for c in consumers:
         wait_line(c)
@@ -116,5 +117,37 @@ def test_frames_newest_first_over_a_rate_limited_link(net, procs, port, names, g
     assert r["last"] == count - 1  # the newest frame arrives
     assert 2 <= r["received"] <= max_rate * (seconds + 1) + 2
     assert r["received"] < count  # older frames were skipped
+    exporter.stop()
+    importer.stop()
+
+
+def test_a_queue_recreated_upstream_is_not_mistaken_for_redeliveries(net, procs, port, names, go, tmp_path):
+    """Its tickets start over: the import must not drop the new items as ones it has seen."""
+    a, b = names(".qa"), names(".qb")
+    files = [str(tmp_path / "ids0")]
+    consumer = procs(net.b.start([PEER, "queue-consume", b, "--idle", "8", "--out", files[0]]))
+    wait_line(consumer)
+    first = procs(net.a.start([PEER, "queue-produce", a, "--count", 2000, "--wait-file", go]))
+    wait_line(first)
+    address = f"tcp://{net.a.address}:{port()}"
+    exporter = procs(Bridge(net.a, ["export", a, "--bind", address]))
+    importer = procs(Bridge(net.b, ["import", f"{a}={b}", "--connect", address]))
+    importer.wait_ready(b)
+    exporter.wait_ready(a)
+    open(go, "w").close()
+    assert result(first)["produced"] == 2000
+    importer.wait(lambda s: s["channels"][0]["messages"] == 2000, what="the first 2000 items")
+    # The queue on host A is removed and made again (tickets from 0 again); the export reopens it.
+    assert net.a.run([SHMRING, "rm", a]).returncode == 0
+    os.unlink(go)
+    second = procs(net.a.start([PEER, "queue-produce", a, "--count", 2000, "--base", 100000, "--wait-file", go]))
+    wait_line(second)
+    exporter.wait(lambda s: s["channels"][0]["open"], what="the new queue opened")
+    time.sleep(0.3)
+    open(go, "w").close()
+    assert result(second)["produced"] == 2000
+    assert result(consumer)["received"] == 4000
+    assert sorted(read_ids(files)) == list(range(2000)) + list(range(100000, 102000))
+    assert importer.channel(b)["duplicates"] == 0
     exporter.stop()
     importer.stop()

@@ -9,7 +9,7 @@ a subscriber's gaps must equal that (plus its own local loss, which the lossless
 import random
 import time
 
-from conftest import PEER, Bridge, result, scaled, wait_line
+from conftest import PEER, SHMRING, Bridge, result, scaled, wait_line
 
 
 def start_pair(net, procs, port, a_name, b_name, export_args=(), import_args=()):
@@ -153,5 +153,27 @@ def test_link_cut_is_survived_and_the_gap_reported(net, procs, port, names, go):
     assert r["last"] == count - 1
     assert r["gaps"] == reported + r["local_lost"]
     assert r["gaps"] > 0  # 4.5 s of a 10 000/s stream cannot all have waited in buffers
+    exporter.stop()
+    importer.stop()
+
+
+def test_an_imported_topic_removed_here_is_opened_again(net, procs, port, names, go):
+    """`shmring rm` of the imported channel on host B: the import notices, opens it again, and
+    subscribers that open it by name afterwards receive."""
+    a, b = names(".a"), names(".b")
+    pub = procs(net.a.start([PEER, "topic-pub", a, "--count", 60000, "--rate", 10000, "--wait-file", go]))
+    wait_line(pub)
+    exporter, importer = start_pair(net, procs, port, a, b)
+    importer.wait_ready(b)
+    exporter.wait_ready(a)
+    open(go, "w").close()
+    time.sleep(0.5)
+    assert net.b.run([SHMRING, "rm", b]).returncode == 0
+    time.sleep(0.5)
+    sub = procs(net.b.start([PEER, "topic-sub", b, "--idle", "3"]))
+    r = result(sub, timeout=60)
+    assert r["received"] > 1000 and r["corrupt"] == 0 and r["duplicates"] == 0
+    assert "removed" in " ".join(importer.log)
+    result(pub)
     exporter.stop()
     importer.stop()

@@ -235,6 +235,13 @@ int run_bridge(const std::vector<std::string>& argv) {
   };
   const std::chrono::milliseconds every = interval.count() > 0 ? interval : std::chrono::hours(24 * 365);
   absl::Status s = (*b)->run(print, every);
+  // No handler may reach the bridge once it is destroyed: clear the pointer with the signals
+  // blocked (libzmq's threads block them; the handler only runs on this thread).
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
   running_bridge.store(nullptr);
   if (!s.ok()) return report_error("bridge", std::string(s.message()));
   return 0;

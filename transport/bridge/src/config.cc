@@ -1,4 +1,6 @@
 // The bridge's configuration file and channel routes (bridge.h: parse_bridge_config).
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <charconv>
 #include <fstream>
@@ -62,10 +64,11 @@ absl::StatusOr<ChannelRoute> parse_route(std::string_view spec) {
 }
 
 absl::StatusOr<std::string> read_key(std::string_view value_or_path) {
-  if (value_or_path.size() == 40 && value_or_path.find('/') == std::string_view::npos) {
-    return std::string(value_or_path);
-  }
-  std::ifstream in{std::string(value_or_path)};
+  // Z85 text may hold '/' and '.', so a file that exists wins, and 40 characters are a key.
+  const std::string text(value_or_path);
+  struct stat st;
+  if (value_or_path.size() == 40 && stat(text.c_str(), &st) != 0) return text;
+  std::ifstream in{text};
   if (!in) return absl::NotFoundError(cat("cannot read key file '", value_or_path, "'"));
   std::string key;
   in >> key;

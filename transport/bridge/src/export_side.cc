@@ -118,6 +118,7 @@ class ExportSide final : public Side {
     }
     receive_all(now);
     expire_peers(now);
+    check_removed(now);
     for (Channel& c : channels_) {
       if (!c.open) {
         if (now >= c.next_open_ns) try_open(c, now);
@@ -149,12 +150,17 @@ class ExportSide final : public Side {
             plan->add(c.topic->wait_fd());
           }
           break;
-        case ChannelKind::kQueue:
-          if (has_unsent(c)) plan->until(now + kFullRetryNs);
-          if (idle_slot(c) != nullptr && peer_with_room(c) != nullptr) {
+        case ChannelKind::kQueue: {
+          const bool room = peer_with_room(c) != nullptr;
+          if (room && has_unsent(c)) plan->until(now + kFullRetryNs);  // a full link: retry soon
+          // The probe said kWouldBlock, which armed its descriptor; one holding an item has not.
+          if (room && idle_slot(c) != nullptr && !c.queue[c.queue_probe].view.ok()) {
             plan->add(c.queue[c.queue_probe].consumer.wait_fd());
+          } else if (room && idle_slot(c) != nullptr) {
+            plan->until(now + kFullRetryNs);
           }
           break;
+        }
         case ChannelKind::kFrames:
           if (peer_with_frame_credit(c)) {
             if (now < c.next_frame_ns) {
@@ -250,9 +256,26 @@ class ExportSide final : public Side {
     }
     c.open = true;
     c.incarnation = incarnation;
+    // The descriptor hears that the channel was removed (check_removed): made now for queues too.
+    if (!c.queue.empty()) c.queue.front().consumer.wait_fd();
     for (auto& [id, p] : peers_) p.channels[index_of(c)].described = false;
     log_event(cat("export ", c.name, ": open (", to_string(c.kind),
                            c.status.lossless ? ", lossless" : "", ")"));
+  }
+
+  // A channel removed by name (shmring rm) goes on for endpoints already open, but its publisher
+  // will be on a new one: reopen. Looked at every 100 ms (a system call or two per channel).
+  void check_removed(std::uint64_t now) {
+    if (now < next_event_check_ns_) return;
+    next_event_check_ns_ = now + 100 * kMs;
+    for (Channel& c : channels_) {
+      if (!c.open) continue;
+      WaitEvent events = WaitEvent::kNone;
+      if (c.topic) events = c.topic->take_wait_events();
+      if (c.frames) events = c.frames->take_wait_events();
+      if (!c.queue.empty()) events = c.queue.front().consumer.take_wait_events();
+      if (has(events, WaitEvent::kRemoved)) close_channel(c, "the channel was removed");
+    }
   }
 
   void close_channel(Channel& c, std::string_view why) {
@@ -311,8 +334,9 @@ class ExportSide final : public Side {
       pc.credit = static_cast<std::uint32_t>(std::min<std::uint64_t>(h.value, 1u << 20));
       return;
     }
-    // kAck
-    if (!c->open) return;
+    // kAck: of this incarnation of the channel (a late one of an earlier incarnation names a
+    // ticket that means another item now).
+    if (!c->open || h.incarnation != c->incarnation) return;
     if (c->kind == ChannelKind::kQueue) {
       for (QueueSlot& s : c->queue) {
         if (s.sent && s.peer == peer.id && s.view.sequence() == h.sequence) {
@@ -320,6 +344,7 @@ class ExportSide final : public Side {
           s.sent = false;
           s.resend = false;
           if (pc.in_flight > 0) --pc.in_flight;
+          if ((h.flags & wire::kRefused) != 0) ++c->status.rejected;  // too large over there: dropped
           return;
         }
       }
@@ -631,7 +656,10 @@ class ExportSide final : public Side {
       ++c.status.messages;
       c.status.bytes += h.value;
     }
-    if (spec_.max_rate > 0) c.next_frame_ns = now + static_cast<std::uint64_t>(1e9 / spec_.max_rate);
+    if (spec_.max_rate > 0) {
+      const double interval_ns = std::min(1e9 / spec_.max_rate, 3600e9);  // at least one an hour
+      c.next_frame_ns = now + static_cast<std::uint64_t>(interval_ns);
+    }
   }
 
   ExportSpec spec_;
@@ -645,6 +673,7 @@ class ExportSide final : public Side {
   std::uint64_t malformed_ = 0;
   std::uint64_t unknown_channel_ = 0;
   std::uint64_t refused_ = 0;
+  std::uint64_t next_event_check_ns_ = 0;
 };
 
 }  // namespace
@@ -656,7 +685,9 @@ absl::StatusOr<std::unique_ptr<Side>> make_export_side(const ExportSpec& spec, s
     if (name.size() > wire::kMaxName) return absl::InvalidArgumentError("channel name too long");
   }
   if (spec.max_rate < 0) return absl::InvalidArgumentError("max_rate must be >= 0");
-  absl::StatusOr<std::unique_ptr<Carrier>> carrier = make_zmq_server(spec.bind, spec.carrier);
+  CarrierOptions carrier_options = spec.carrier;
+  carrier_options.max_message_bytes = wire::kMaxControlPart;  // imports send headers only
+  absl::StatusOr<std::unique_ptr<Carrier>> carrier = make_zmq_server(spec.bind, carrier_options);
   if (!carrier.ok()) return carrier.status();
   return std::unique_ptr<Side>(new ExportSide(spec, *std::move(carrier), origin));
 }

@@ -14,6 +14,8 @@
 #include "import_side.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <deque>
 #include <optional>
 #include <string>
@@ -35,13 +37,19 @@ namespace {
 constexpr std::uint64_t kMs = 1'000'000;
 constexpr int kBatch = 2048;              // messages per step
 constexpr std::size_t kTicketMemory = 65536;  // queue tickets remembered to drop redeliveries
+constexpr std::uint64_t kMaxDescribedBytes = 4ull << 30;  // the largest channel a description may ask for
+
+struct Ack {
+  std::uint64_t incarnation = 0;
+  std::uint64_t sequence = 0;
+  std::uint8_t flags = 0;
+};
 
 struct Channel {
   ChannelRoute route;
   bool described = false;
   wire::Description description;     // as the export describes its channel
   std::uint64_t local_max_message = 0;  // of the local channel (it may have existed already)
-  std::uint64_t upstream_incarnation = 0;
   std::optional<TopicPublisher> topic;
   std::optional<QueueProducer> queue;
   std::optional<FramePublisher> frames;
@@ -49,9 +57,10 @@ struct Channel {
   UpstreamPosition expected;
   // Queue: tickets delivered lately (of upstream_incarnation), to drop an item sent again; acks
   // the link refused, sent again.
+  std::uint64_t ticket_incarnation = 0;  // the upstream queue the remembered tickets belong to
   std::deque<std::uint64_t> ticket_order;
   std::unordered_set<std::uint64_t> tickets;
-  std::vector<std::uint64_t> unsent_acks;
+  std::vector<Ack> unsent_acks;
   std::uint64_t next_frame = 0;
   ChannelStatus status;
 
@@ -107,7 +116,17 @@ class ImportSide final : public Side {
                                          : 20 * kMs;
       next_hello_ns_ = now + interval;
     }
+    check_removed(now);
     for (Channel& c : channels_) flush_acks(c);
+    if (held_ && !channels_[held_->channel].open()) {
+      // Its local channel went (removed or broken): the message goes into the reopened one, or,
+      // if it cannot be opened, is dropped and counted.
+      Channel& c = channels_[held_->channel];
+      if (!open_with_description(c)) {
+        ++c.status.rejected;
+        held_.reset();
+      }
+    }
     if (held_ && !deliver_held(now)) return;
     Incoming in;
     for (int i = 0; i < kBatch && carrier_->try_receive(&in); ++i) {
@@ -128,7 +147,7 @@ class ImportSide final : public Side {
     plan->add(carrier_->descriptor());
     if (carrier_->has_input()) plan->again = true;
     for (const Channel& c : channels_) {
-      if (!c.unsent_acks.empty()) plan->until(now + kMs);
+      if (!c.unsent_acks.empty()) plan->until(now + 5 * kMs);  // the link refused them: retry
     }
   }
 
@@ -201,6 +220,12 @@ class ImportSide final : public Side {
     if (!c->open() || static_cast<ChannelKind>(c->description.kind) != kind || h.value != in.payload.size() ||
         in.payload.size() > limit) {
       ++c->status.rejected;
+      // A frame or an item that can never go in is refused, so the export does not wait for it
+      // (frames: its credit; items: a slot of its window). One for a channel that is not open
+      // here yet stays unacknowledged: it is sent again once the channel opens.
+      if (c->open() && static_cast<ChannelKind>(c->description.kind) == kind && kind != ChannelKind::kTopic) {
+        ack(*c, h, wire::kRefused);
+      }
       return;
     }
     const std::size_t index = static_cast<std::size_t>(c - channels_.data());
@@ -226,7 +251,14 @@ class ImportSide final : public Side {
       return;
     }
     const bool same = c.described && d.kind == c.description.kind && d.lossless == c.description.lossless;
-    c.upstream_incarnation = h.incarnation;
+    // Whatever a description says, this host will not make a channel bigger than this.
+    const std::uint64_t item_bytes = d.kind == static_cast<std::uint32_t>(ChannelKind::kTopic) ? 1 : d.max_message;
+    if (d.max_message == 0 || d.max_message > spec_.carrier.max_message_bytes || d.max_peers > kMaxPeers ||
+        d.capacity == 0 || d.capacity > kMaxDescribedBytes / item_bytes) {
+      ++c.status.rejected;
+      if (c.status.rejected == 1) log_event(cat("import ", c.route.local, ": refused a description beyond the limits"));
+      return;
+    }
     if (same && c.open()) {
       adopt_baseline(c, h);
       return;
@@ -236,22 +268,8 @@ class ImportSide final : public Side {
     c.frames.reset();
     c.description = d;
     c.described = true;
-    absl::Status s = open_local(c, /*exact=*/true);
-    if (absl::IsFailedPrecondition(s)) s = open_local(c, /*exact=*/false);  // it exists: take its limits
-    if (!s.ok()) {
-      ++c.status.rejected;
-      log_event(cat("import ", c.route.local, ": cannot open: ", std::string(s.message())));
-      return;
-    }
-    if (c.topic) {
-      c.expected = c.topic->upstream_resume();
-      adopt_baseline(c, h);
-      c.local_max_message = c.topic->max_message();
-    } else if (c.queue) {
-      c.local_max_message = c.queue->max_message();
-    } else if (c.frames) {
-      c.local_max_message = c.frames->max_message();
-    }
+    if (!open_with_description(c)) return;
+    if (c.topic) adopt_baseline(c, h);
     log_event(cat("import ", c.route.remote, " -> ", c.route.local, ": open (",
                            to_string(static_cast<ChannelKind>(d.kind)), d.lossless ? ", lossless" : "", ")"));
   }
@@ -266,6 +284,30 @@ class ImportSide final : public Side {
     if (e.origin == h.origin && e.incarnation == h.incarnation) return;
     if (e.origin != 0) ++c.status.resets;
     e = UpstreamPosition{h.origin, h.incarnation, h.sequence};
+  }
+
+  // Opens the local endpoint as c.description says (or, when the channel exists with other
+  // limits, with its limits). False, logged and counted, if it cannot.
+  bool open_with_description(Channel& c) {
+    absl::Status s = open_local(c, /*exact=*/true);
+    if (absl::IsFailedPrecondition(s)) s = open_local(c, /*exact=*/false);  // it exists: take its limits
+    if (!s.ok()) {
+      ++c.status.rejected;
+      log_event(cat("import ", c.route.local, ": cannot open: ", std::string(s.message())));
+      return false;
+    }
+    // Made now: it is what hears that the channel was removed (check_removed), even for a
+    // publisher that never waits.
+    if (c.wait_fd() < 0) log_event(cat("import ", c.route.local, ": no descriptor: ", std::strerror(errno)));
+    if (c.topic) {
+      c.expected = c.topic->upstream_resume();
+      c.local_max_message = c.topic->max_message();
+    } else if (c.queue) {
+      c.local_max_message = c.queue->max_message();
+    } else if (c.frames) {
+      c.local_max_message = c.frames->max_message();
+    }
+    return true;
   }
 
   absl::Status open_local(Channel& c, bool exact) {
@@ -377,32 +419,37 @@ class ImportSide final : public Side {
   }
 
   bool deliver_item(Channel& c, const wire::Header& h, std::span<const std::byte> payload) {
-    if (h.incarnation != c.upstream_incarnation) {  // a recreated upstream queue: tickets start over
-      c.upstream_incarnation = h.incarnation;
+    if (h.incarnation != c.ticket_incarnation) {  // another upstream queue: its tickets start over
+      c.ticket_incarnation = h.incarnation;
       c.tickets.clear();
       c.ticket_order.clear();
     }
     if (c.tickets.count(h.sequence) != 0) {
       ++c.status.duplicates;  // sent again after a lost ack or an export restart: already here
-      ack(c, h.sequence);
+      ack(c, h, 0);
       return true;
     }
     const ChannelResult r = c.queue->try_send(payload);
     if (r == ChannelResult::kWouldBlock) return false;
-    if (r == ChannelResult::kOk) {
-      ++c.status.messages;
-      c.status.bytes += payload.size();
-      if ((h.flags & wire::kRedelivered) != 0) ++c.status.redelivered;
-    } else {
+    if (r == ChannelResult::kTooLarge) {  // the local queue's items are smaller: it can never go in
       ++c.status.rejected;
+      ack(c, h, wire::kRefused);
+      return true;
     }
+    if (r != ChannelResult::kOk) {  // the local queue is gone or broken: open it again, then retry
+      reopen_local(c, cat("send said ", to_string(r)));
+      return false;
+    }
+    ++c.status.messages;
+    c.status.bytes += payload.size();
+    if ((h.flags & wire::kRedelivered) != 0) ++c.status.redelivered;
     c.tickets.insert(h.sequence);
     c.ticket_order.push_back(h.sequence);
     if (c.ticket_order.size() > kTicketMemory) {
       c.tickets.erase(c.ticket_order.front());
       c.ticket_order.pop_front();
     }
-    ack(c, h.sequence);
+    ack(c, h, 0);
     return true;
   }
 
@@ -417,7 +464,7 @@ class ImportSide final : public Side {
     // Frames skipped upstream (newest first over a slow link) are counted, not delivered later.
     if (c.next_frame != 0 && h.sequence > c.next_frame) c.status.lost += h.sequence - c.next_frame;
     c.next_frame = h.sequence + 1;
-    ack(c, h.sequence);
+    ack(c, h, 0);
     return true;
   }
 
@@ -428,14 +475,19 @@ class ImportSide final : public Side {
     return true;
   }
 
-  void ack(Channel& c, std::uint64_t sequence) {
-    if (!c.unsent_acks.empty() || !send_ack(c, sequence)) c.unsent_acks.push_back(sequence);
+  // Acknowledges item (or frame) `of`, of its upstream channel incarnation; kept and sent again
+  // while the link refuses it.
+  void ack(Channel& c, const wire::Header& of, std::uint8_t flags) {
+    const Ack a{of.incarnation, of.sequence, flags};
+    if (!c.unsent_acks.empty() || !send_ack(c, a)) c.unsent_acks.push_back(a);
   }
 
-  bool send_ack(const Channel& c, std::uint64_t sequence) {
+  bool send_ack(const Channel& c, const Ack& a) {
     wire::Header h;
     h.type = wire::Type::kAck;
-    h.sequence = sequence;
+    h.flags = a.flags;
+    h.incarnation = a.incarnation;
+    h.sequence = a.sequence;
     h.name = c.route.remote;
     wire::encode(h, &control_);
     return carrier_->try_send({}, control_, {}) == SendResult::kOk;
@@ -447,12 +499,41 @@ class ImportSide final : public Side {
     c.unsent_acks.erase(c.unsent_acks.begin(), c.unsent_acks.begin() + static_cast<std::ptrdiff_t>(sent));
   }
 
+  // The local endpoint is gone (the channel removed, or broken): open it again now (the next
+  // description says how, if this fails).
+  void reopen_local(Channel& c, const std::string& why) {
+    log_event(cat("import ", c.route.local, ": ", why, "; opening the local channel again"));
+    c.topic.reset();
+    c.queue.reset();
+    c.frames.reset();
+    if (!open_with_description(c)) {
+      c.described = false;  // a fresh hello brings a fresh description
+      next_hello_ns_ = 0;
+    }
+  }
+
+  // A local channel removed by name (shmring rm) keeps working for endpoints already open, but
+  // nobody new finds it: reopen. Looked at every 100 ms (it costs a system call or two).
+  void check_removed(std::uint64_t now) {
+    if (now < next_event_check_ns_) return;
+    next_event_check_ns_ = now + 100 * kMs;
+    for (Channel& c : channels_) {
+      if (!c.open()) continue;
+      WaitEvent events = WaitEvent::kNone;
+      if (c.topic) events = c.topic->take_wait_events();
+      if (c.queue) events = c.queue->take_wait_events();
+      if (c.frames) events = c.frames->take_wait_events();
+      if (has(events, WaitEvent::kRemoved)) reopen_local(c, "the local channel was removed");
+    }
+  }
+
   ImportSpec spec_;
   std::unique_ptr<Carrier> carrier_;
   std::vector<Channel> channels_;
   std::optional<Held> held_;
   std::vector<std::byte> control_;
   std::uint64_t next_hello_ns_ = 0;
+  std::uint64_t next_event_check_ns_ = 0;
   std::uint64_t malformed_ = 0;
   std::uint64_t unknown_channel_ = 0;
 };
@@ -467,9 +548,14 @@ absl::StatusOr<std::unique_ptr<Side>> make_import_side(const ImportSpec& spec) {
       if (name.size() > wire::kMaxName) return absl::InvalidArgumentError("channel name too long");
     }
   }
-  absl::StatusOr<std::unique_ptr<Carrier>> carrier = make_zmq_client(spec.connect, spec.carrier);
+  ImportSpec checked = spec;
+  if (checked.carrier.max_message_bytes == 0) checked.carrier.max_message_bytes = kDefaultImportMaxMessage;
+  // A topic batch carries up to 64 KiB more than its largest message (wire.h).
+  CarrierOptions carrier_options = checked.carrier;
+  carrier_options.max_message_bytes += wire::kRecordHeader + (64 << 10);
+  absl::StatusOr<std::unique_ptr<Carrier>> carrier = make_zmq_client(checked.connect, carrier_options);
   if (!carrier.ok()) return carrier.status();
-  return std::unique_ptr<Side>(new ImportSide(spec, *std::move(carrier)));
+  return std::unique_ptr<Side>(new ImportSide(checked, *std::move(carrier)));
 }
 
 }  // namespace shmring::bridge

@@ -16,6 +16,9 @@ inline constexpr std::uint32_t kMagic = 0x31425253;  // "SRB1" read as little-en
 inline constexpr std::uint8_t kVersion = 1;
 inline constexpr std::size_t kFixedBytes = 40;       // before the name
 inline constexpr std::size_t kMaxName = 128;         // kMaxChannelName
+// The largest part an export accepts (it only takes headers); imports take what their channels
+// allow, up to ImportSpec::max_message_bytes.
+inline constexpr std::size_t kMaxControlPart = 4096;
 
 enum class Type : std::uint8_t {
   // import -> export
@@ -31,6 +34,8 @@ enum class Type : std::uint8_t {
 };
 
 inline constexpr std::uint8_t kRedelivered = 1;  // kItem: sent before (or adopted from a dead consumer)
+inline constexpr std::uint8_t kRefused = 2;     // kAck: the import could not take it (too large
+                                                 // for its local channel): dropped, counted
 inline constexpr std::uint8_t kHasBaseline = 1;  // kDescribe (topic): `sequence` is the first one
                                                  // this export covers for the peer
 

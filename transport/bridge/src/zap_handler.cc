@@ -1,5 +1,7 @@
 #include "zap_handler.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <zmq.h>
 
 #include <cstdint>
@@ -87,7 +89,12 @@ std::string register_zap_domain(const std::vector<std::string>& authorized_keys)
   if (!r.started) {
     void* socket = zmq_socket(zmq_context(), ZMQ_REP);
     zmq_bind(socket, "inproc://zeromq.zap.01");
+    // Signals go to other threads (a bridge's SIGINT handler runs where the bridge lives).
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &previous);
     std::thread(serve, socket).detach();  // serves for the life of the process
+    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
     r.started = true;
   }
   std::string domain = cat("shmring-bridge-", r.next++);

@@ -191,6 +191,9 @@ void* monitor_of(void* socket) {
   }
   void* pair = zmq_socket(zmq_context(), ZMQ_PAIR);
   if (pair == nullptr) return nullptr;
+  // libzmq sends events with a blocking send: an unbounded pipe keeps a flood of handshakes
+  // between two drains (take_events, every loop) from stalling its I/O thread.
+  set_int(pair, ZMQ_RCVHWM, 0);
   if (zmq_connect(pair, address.c_str()) != 0) {
     zmq_close(pair);
     return nullptr;

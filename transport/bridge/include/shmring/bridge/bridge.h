@@ -74,7 +74,8 @@ struct BridgeConfig {
 // the line number for anything else.
 absl::StatusOr<BridgeConfig> parse_bridge_config(std::string_view text);
 absl::StatusOr<BridgeConfig> load_bridge_config(const std::string& path);
-// A key option's value: 40 Z85 characters as given, otherwise the first word of the file it names.
+// A key option's value: the first word of the file it names if there is such a file, else the
+// 40 Z85 characters as given.
 absl::StatusOr<std::string> read_key(std::string_view value_or_path);
 
 // What one bridged channel has done so far.

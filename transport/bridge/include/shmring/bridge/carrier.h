@@ -98,8 +98,13 @@ struct CarrierOptions {
   std::chrono::milliseconds heartbeat_interval{500};
   std::chrono::milliseconds peer_timeout{3000};
   std::chrono::milliseconds reconnect_interval{100};
-  std::size_t max_message_bytes = 0;  // larger incoming messages are refused by the engine (0: none)
+  // Larger incoming message parts are refused by the engine before they are read in full (0: no
+  // limit). The export side takes headers only (4 KiB); the import side's default is
+  // kDefaultImportMaxMessage: a channel described with larger messages is refused.
+  std::size_t max_message_bytes = 0;
 };
+
+inline constexpr std::size_t kDefaultImportMaxMessage = std::size_t{256} << 20;
 
 // ZeroMQ carriers (ROUTER bound at `endpoint`, DEALER connected to it), tcp:// (or ipc://,
 // inproc:// for tests). kInvalidArgument for a bad endpoint or key; kUnavailable when the address
