@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <ctime>
+#include <mutex>
 
 #include "shmring/core/detail/message.h"
 #include "shmring/core/clock.h"
@@ -41,6 +42,9 @@ void log_event(const std::string& text) {
 
 struct Bridge::Impl {
   std::vector<std::unique_ptr<Side>> sides;
+  // Held while the sides step and plan (not while the loop sleeps): status() may be called
+  // from any thread.
+  mutable std::mutex mutex;
   int stop_fd = -1;  // eventfd: stop() writes it, the loop polls it
   std::atomic<bool> stopping{false};
 
@@ -86,12 +90,16 @@ Bridge::Bridge(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Bridge::~Bridge() = default;
 
 void Bridge::run_once(std::chrono::milliseconds max_wait) {
-  std::uint64_t now = monotonic_ns();
-  for (auto& side : impl_->sides) side->step(now);
-  now = monotonic_ns();
   WaitPlan plan;
-  plan.add(impl_->stop_fd);
-  for (auto& side : impl_->sides) side->plan_wait(now, &plan);
+  std::uint64_t now = 0;
+  {
+    std::lock_guard lock(impl_->mutex);
+    now = monotonic_ns();
+    for (auto& side : impl_->sides) side->step(now);
+    now = monotonic_ns();
+    plan.add(impl_->stop_fd);
+    for (auto& side : impl_->sides) side->plan_wait(now, &plan);
+  }
   int timeout_ms = static_cast<int>(max_wait.count());
   if (plan.again) {
     timeout_ms = 0;
@@ -126,6 +134,7 @@ void Bridge::stop() noexcept {
 }
 
 BridgeStatus Bridge::status() const {
+  std::lock_guard lock(impl_->mutex);
   BridgeStatus s;
   for (const auto& side : impl_->sides) side->append_status(&s);
   return s;

@@ -117,13 +117,16 @@ class Bridge {
   Bridge(const Bridge&) = delete;
   Bridge& operator=(const Bridge&) = delete;
 
-  // Runs until stop(); calls on_status (if given) every `status_interval`. Returns OK.
+  // Runs until stop(); calls on_status (if given) every `status_interval`. Returns OK. run() and
+  // run_once() are called by one thread at a time.
   absl::Status run(const std::function<void(const BridgeStatus&)>& on_status = {},
                    std::chrono::milliseconds status_interval = std::chrono::milliseconds(1000));
   // One round: moves what is ready, waiting up to `max_wait` for something to do.
   void run_once(std::chrono::milliseconds max_wait);
   // Makes run() return soon. Async-signal-safe (a SIGINT/SIGTERM handler may call it).
   void stop() noexcept;
+  // What every bridged channel has done so far. Thread-safe: may be called from any thread
+  // while another runs the bridge (it waits for the current round's step, never for a poll).
   BridgeStatus status() const;
 
  private:
