@@ -2,7 +2,7 @@
 # Runs the standard cross-process benchmark matrix with `shmring bench`, writes results.jsonl (one
 # JSON object per run) and regenerates the cross-process section of docs/benchmarks.md with tables
 # and PNG plots (bench/report.py, gnuplot). Usage: bench/run_all.sh [--quick] [--cpus A,B]
-# Takes about 8 minutes on 2 cores (--quick: about 2 minutes, fewer sizes and messages), then
+# Takes about 10 minutes on 2 cores, the bridge included (--quick: about 2 minutes, fewer sizes and messages), then
 # keeps probing the placement of the two vCPUs (near: one cache line round trip < 300 ns; far: the
 # hypervisor put them further apart) for up to SHMRING_PLACEMENT_BUDGET seconds (default 600) and
 # re-runs the 64 B rows in the placement it has not seen yet, so both are reported. Also counts the
@@ -122,6 +122,11 @@ while [ "$(echo "$seen" | wc -w)" -lt 2 ] && [ $SECONDS -lt $deadline ]; do
   fi
 done
 echo "placements measured: $seen$([ "$(echo "$seen" | wc -w)" -lt 2 ] && echo " (the other one did not show up within ${budget} s)")" >&2
+
+echo "the bridge, host A -> host B (two network namespaces; loopback if they cannot be made):" >&2
+for mode in bridge-latency bridge-throughput; do
+  "$shmring" bench --json --mode "$mode" --reps "$([ $quick -eq 1 ] && echo 1 || echo 3)" >> "$out" || true
+done
 
 echo "system calls per message:" >&2
 tests/transport/syscall_count_test.sh build/plain/tests/transport/syscall_driver \
