@@ -11,6 +11,7 @@ import glob
 import itertools
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -105,16 +106,20 @@ def net():
 class Bridge:
     """A `shmring bridge` process on a host, with its latest --json status."""
 
-    def __init__(self, host, args):
+    def __init__(self, host, args, pid_namespace=False):
         self.host = host
         self.args = list(args)
+        # In its own PID namespace too (as in a container that shares only /dev/shm): it sees
+        # itself as pid 1, and no peer can see its pid.
+        # Signals go to the bridge itself (unshare does not pass them on; see target()).
+        self.wrapper = ["unshare", "--pid", "--fork", "--kill-child"] if pid_namespace else []
         self.status = None
         self.log = []
         self.start()
 
     def start(self):
         self.status = None
-        self.process = self.host.start([SHMRING, "bridge", *self.args, "--json", "--interval", "100ms"])
+        self.process = self.host.start([*self.wrapper, SHMRING, "bridge", *self.args, "--json", "--interval", "100ms"])
         threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
         threading.Thread(target=self._read_log, args=(self.process,), daemon=True).start()
 
@@ -152,18 +157,37 @@ class Bridge:
         return self.wait(lambda s: any(c["channel"] == name and c["open"] and c["peers"] > 0
                                        for c in s["channels"]), timeout, f"{name} ready")
 
+    def target(self):
+        """The bridge's pid: the process started, or under unshare its child."""
+        if not self.wrapper:
+            return self.process.pid
+        try:
+            with open(f"/proc/{self.process.pid}/task/{self.process.pid}/children") as f:
+                children = f.read().split()
+            return int(children[0]) if children else None
+        except OSError:
+            return None
+
+    def signal(self, number):
+        pid = self.target()
+        if pid is not None:
+            try:
+                os.kill(pid, number)
+            except ProcessLookupError:
+                pass
+
     def kill(self):
+        self.signal(signal.SIGKILL)
         self.process.kill()
         self.process.wait()
 
     def stop(self):
         if self.process.poll() is None:
-            self.process.terminate()
+            self.signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                self.kill()
         return self.process.returncode
 
 

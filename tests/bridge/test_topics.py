@@ -12,10 +12,11 @@ import time
 from conftest import PEER, SHMRING, Bridge, result, scaled, wait_line
 
 
-def start_pair(net, procs, port, a_name, b_name, export_args=(), import_args=()):
+def start_pair(net, procs, port, a_name, b_name, export_args=(), import_args=(), pid_namespaces=False):
     address = f"tcp://{net.a.address}:{port()}"
-    exporter = procs(Bridge(net.a, ["export", a_name, "--bind", address, *export_args]))
-    importer = procs(Bridge(net.b, ["import", f"{a_name}={b_name}", "--connect", address, *import_args]))
+    exporter = procs(Bridge(net.a, ["export", a_name, "--bind", address, *export_args], pid_namespaces))
+    importer = procs(Bridge(net.b, ["import", f"{a_name}={b_name}", "--connect", address, *import_args],
+                            pid_namespaces))
     return exporter, importer
 
 
@@ -27,6 +28,7 @@ def channel_lost(host, name):
 
 
 def test_lossless_topic_million_messages_two_remote_subscribers_lose_nothing(net, procs, port, names, go):
+    """Both bridges also run in their own PID namespaces, as in containers sharing /dev/shm."""
     a, b = names(".a"), names(".b")
     count = scaled(1_000_000)
     subs = [procs(net.b.start([PEER, "topic-sub", b, "--lossless", "--idle", "5", "--expect", count]))
@@ -37,7 +39,7 @@ def test_lossless_topic_million_messages_two_remote_subscribers_lose_nothing(net
     pub = procs(net.a.start([PEER, "topic-pub", a, "--lossless", "--count", count, "--capacity", 1 << 18,
                              "--wait-file", go]))
     wait_line(pub)
-    exporter, importer = start_pair(net, procs, port, a, b)
+    exporter, importer = start_pair(net, procs, port, a, b, pid_namespaces=True)
     importer.wait_ready(b)
     exporter.wait_ready(a)
     open(go, "w").close()
