@@ -145,8 +145,10 @@ class ExportSide final : public Side {
       switch (c.kind) {
         case ChannelKind::kTopic:
           if (!c.pending.empty()) {
-            plan->until(now + kFullRetryNs);
-          } else if (peer_count(c) > 0 || true) {
+            plan->until(now + kFullRetryNs);  // a full link: retry soon
+          } else {
+            // Read even with no import connected (a lossless topic's publisher must not wait for
+            // nobody); what an import misses while away is counted as a gap when it is back.
             plan->add(c.topic->wait_fd());
           }
           break;
@@ -292,12 +294,6 @@ class ExportSide final : public Side {
   // --- peers ---
 
   std::size_t index_of(const Channel& c) const { return static_cast<std::size_t>(&c - channels_.data()); }
-
-  std::size_t peer_count(const Channel& c) const {
-    std::size_t n = 0;
-    for (const auto& [id, p] : peers_) n += p.channels[index_of(c)].wants ? 1 : 0;
-    return n;
-  }
 
   void receive_all(std::uint64_t now) {
     Incoming in;
