@@ -126,7 +126,18 @@ TEST(Config, RefusesBadInputWithTheLineNumber) {
   EXPECT_NE(error("[import]\nconnect=tcp://a:1\n").find("no channels"), std::string::npos);
   EXPECT_NE(error("[import]\nconnect=tcp://a:1\nchannels=a\ncurve_server_key=short\n").find("line 4"),
             std::string::npos);
+  EXPECT_NE(error("[export]\nbind=tcp://a:1\nchannels=a\nqueue_window=257\n").find("1 to 256"), std::string::npos);
   EXPECT_FALSE(load_bridge_config("/nonexistent/bridge.conf").ok());
+}
+
+TEST(Config, AHashInsideAKeyIsNotAComment) {
+  const std::string key = "abcdefghij#klmnopqrstuvwxyz0123456789.-+";  // Z85 holds '#'
+  ASSERT_EQ(key.size(), 40u);
+  auto c = parse_bridge_config("[import]   # the other host\nconnect = tcp://h:1\nchannels = a #b\n"
+                               "curve_server_key = " + key + "  # its public key\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->imports[0].carrier.security.server_public_key, key);
+  EXPECT_EQ(c->imports[0].channels.size(), 1u);  // "#b" after a space is a comment
 }
 
 TEST(Config, RoutesAndKeys) {

@@ -152,6 +152,7 @@ def test_curve_refuses_clients_without_an_authorised_key(net, procs, port, names
     status = exporter.wait(lambda s: s["refused"] >= 2, timeout=10, what="refused handshakes")
     assert status["peers"] == 1
     assert not stranger.channel(b_bad)["open"] and not plain.channel(b_plain)["open"]
+    stranger.wait(lambda s: s["refused"] >= 1, timeout=10, what="the import's refused handshake")
     print(f"CURVE: {status['refused']} handshakes refused")
     for bridge in (exporter, good, stranger, plain):
         bridge.stop()
@@ -217,6 +218,8 @@ def test_usage_errors_exit_2_and_start_failures_exit_1(net, procs, port, names, 
     assert run("export", a, "--bind", 7000, "--curve-secret-key", "short").returncode == 2
     assert run("export", a, "--bind", 7000, "--max-rate", -1).returncode == 2
     assert run("--config", tmp_path / "missing.conf").returncode == 2
+    assert run("--queue-window", 4, "export", a, "--bind", 7000).returncode == 2  # belongs after `export`
+    assert run("export", a, "--bind", 7000, "--queue-window", 300).returncode == 2  # 1..256
     (tmp_path / "bad.conf").write_text("[export]\nbind = tcp://127.0.0.1:1\nchannels = a\nwhat = 1\n")
     out = run("--config", tmp_path / "bad.conf")
     assert out.returncode == 2 and "line 4" in out.stderr

@@ -32,7 +32,8 @@ constexpr const char* kBridgeUsage =
     "  import CHANNEL           REMOTE=LOCAL imports channel REMOTE under the name LOCAL\n"
     "export options:\n"
     "  --max-rate N             frames: send at most N frames per second per channel\n"
-    "  --queue-window N         queues: items in flight per channel, held until acknowledged (16)\n"
+    "  --queue-window N         queues: items in flight per channel, held until acknowledged\n"
+    "                           (16; 1..256, each one a consumer endpoint of the queue)\n"
     "  --curve-secret-key KEY   turn on CURVE (authentication and encryption) with this secret key\n"
     "  --curve-authorized KEYS  accept only these client public keys (comma separated; each key\n"
     "                           as text or a file); default: any client holding the server key\n"
@@ -141,7 +142,7 @@ int run_bridge(const std::vector<std::string>& argv) {
     if (args.value("config")) config_file = args.value("config");
     bridge::CarrierOptions carrier;
     carrier.high_water_mark = static_cast<int>(args.integer("high-water-mark", 1000, 1, 1 << 20));
-    const auto window = static_cast<std::uint32_t>(args.integer("queue-window", 16, 1, 4096));
+    const auto window = static_cast<std::uint32_t>(args.integer("queue-window", 16, 1, bridge::kMaxQueueWindow));
     if (!args.ok()) return report_error(where, args.error(), 2);
     auto key = [&](const std::string& option, std::string* out) -> bool {
       if (!args.value(option)) return true;
@@ -157,6 +158,13 @@ int run_bridge(const std::vector<std::string>& argv) {
     if (s.verb.empty()) {
       if (!args.positional().empty()) {
         return report_error("bridge", "want `export`, `import`, `keygen` or --config (see --help)", 2);
+      }
+      for (const char* option : {"high-water-mark", "queue-window", "curve-secret-key"}) {
+        if (args.value(option)) {
+          return report_error("bridge", std::string("--") + option +
+                                            " belongs to an export or import: put it after that word "
+                                            "(or in the configuration file's section)", 2);
+        }
       }
       continue;
     }

@@ -42,6 +42,15 @@ std::string_view trim(std::string_view text) {
   return text.substr(first, text.find_last_not_of(" \t\r") - first + 1);
 }
 
+// Where a comment starts: a '#' at the start of the line or after a space or tab (Z85 keys may
+// hold '#', never whitespace).
+std::size_t comment_start(std::string_view line) {
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    if (line[i] == '#' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) return i;
+  }
+  return std::string_view::npos;
+}
+
 template <typename T>
 bool parse_number(std::string_view text, T* out) {
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *out);
@@ -89,7 +98,7 @@ absl::StatusOr<BridgeConfig> parse_bridge_config(std::string_view text) {
     std::string_view line = text.substr(line_start, line_end - line_start);
     line_start = line_end + 1;
     ++number;
-    line = trim(line.substr(0, line.find('#')));
+    line = trim(line.substr(0, comment_start(line)));
     if (line.empty()) continue;
     if (line == "[export]") {
       section = Section::kExport;
@@ -136,8 +145,9 @@ absl::StatusOr<BridgeConfig> parse_bridge_config(std::string_view text) {
       if (!parse_number(value, &rate) || rate < 0) return line_error(number, "max_rate: want a number >= 0");
       config.exports.back().max_rate = rate;
     } else if (key == "queue_window" || key == "high_water_mark") {
-      if (!parse_number(value, &n) || n == 0 || n > (1u << 20)) {
-        return line_error(number, cat(key, ": want a whole number from 1 to 1048576"));
+      const std::uint32_t most = key == "queue_window" ? kMaxQueueWindow : (1u << 20);
+      if (!parse_number(value, &n) || n == 0 || n > most) {
+        return line_error(number, cat(key, ": want a whole number from 1 to ", most));
       }
       if (key == "high_water_mark") {
         carrier.high_water_mark = static_cast<int>(n);

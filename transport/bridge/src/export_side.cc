@@ -681,6 +681,9 @@ absl::StatusOr<std::unique_ptr<Side>> make_export_side(const ExportSpec& spec, s
     if (name.size() > wire::kMaxName) return absl::InvalidArgumentError("channel name too long");
   }
   if (spec.max_rate < 0) return absl::InvalidArgumentError("max_rate must be >= 0");
+  if (spec.queue_window == 0 || spec.queue_window > kMaxQueueWindow) {
+    return absl::InvalidArgumentError(cat("queue_window must be 1..", kMaxQueueWindow));
+  }
   CarrierOptions carrier_options = spec.carrier;
   carrier_options.max_message_bytes = wire::kMaxControlPart;  // imports send headers only
   absl::StatusOr<std::unique_ptr<Carrier>> carrier = make_zmq_server(spec.bind, carrier_options);

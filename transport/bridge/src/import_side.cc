@@ -100,6 +100,13 @@ class ImportSide final : public Side {
 
   void step(std::uint64_t now) override {
     const CarrierEvents events = carrier_->take_events();
+    if (events.refused > 0) {
+      if (refused_ == 0) {
+        log_event(cat("import ", carrier_->endpoint(), ": the handshake failed (CURVE: wrong server key, "
+                      "a client key the export does not accept, or CURVE on one side only); retrying"));
+      }
+      refused_ += events.refused;
+    }
     if (events.connected > 0) {
       // Maybe a new export process: it must hear from us before it sends anything.
       for (Channel& c : channels_) c.described = false;
@@ -165,6 +172,7 @@ class ImportSide final : public Side {
     }
     status->malformed += malformed_;
     status->unknown_channel += unknown_channel_;
+    status->refused += refused_;
   }
 
  private:
@@ -534,6 +542,7 @@ class ImportSide final : public Side {
   std::vector<std::byte> control_;
   std::uint64_t next_hello_ns_ = 0;
   std::uint64_t next_event_check_ns_ = 0;
+  std::uint64_t refused_ = 0;
   std::uint64_t malformed_ = 0;
   std::uint64_t unknown_channel_ = 0;
 };

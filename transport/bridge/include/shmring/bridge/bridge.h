@@ -33,6 +33,10 @@
 
 namespace shmring::bridge {
 
+// Queue items in flight per channel at most: each is held by one consumer endpoint (a peer slot
+// of the queue, whose default max_peers is 64).
+inline constexpr std::uint32_t kMaxQueueWindow = 256;
+
 // Exports the local channels `channels` (each sent under its own name) at `bind`.
 struct ExportSpec {
   std::string bind;  // "tcp://127.0.0.1:7001": loopback unless told otherwise
