@@ -55,7 +55,7 @@ struct Channel {
   std::optional<FramePublisher> frames;
   // Topic: the next upstream message expected (valid once origin != 0).
   UpstreamPosition expected;
-  // Queue: tickets delivered lately (of upstream_incarnation), to drop an item sent again; acks
+  // Queue: tickets delivered lately (of ticket_incarnation), to drop an item sent again; acks
   // the link refused, sent again.
   std::uint64_t ticket_incarnation = 0;  // the upstream queue the remembered tickets belong to
   std::deque<std::uint64_t> ticket_order;
