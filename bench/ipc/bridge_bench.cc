@@ -186,7 +186,7 @@ int zmq_sender(Shared* shared, const std::string& endpoint, std::size_t size, st
     return true;
   });
   zmq_close(s);
-  _exit(0);
+  return 0;
 }
 
 int zmq_receiver(Shared* shared, const std::string& endpoint, std::size_t size) {
@@ -205,7 +205,7 @@ int zmq_receiver(Shared* shared, const std::string& endpoint, std::size_t size) 
   }
   shared->done.store(1);
   zmq_close(s);
-  _exit(0);
+  return 0;
 }
 
 // --- the bridge ------------------------------------------------------------------------------------
@@ -225,10 +225,10 @@ int bridge_process(Shared* shared, const bridge::BridgeConfig& config) {
   auto b = bridge::Bridge::create(config);
   if (!b.ok()) {
     fail(shared, std::string(b.status().message()));
-    _exit(1);
+    return 1;
   }
   while (shared->stop.load() == 0) (*b)->run_once(std::chrono::milliseconds(20));
-  _exit(0);
+  return 0;
 }
 
 int topic_sender(Shared* shared, const std::string& name, std::size_t size, std::uint64_t count, double rate,
@@ -236,19 +236,19 @@ int topic_sender(Shared* shared, const std::string& name, std::size_t size, std:
   auto pub = TopicPublisher::open(name, topic_options(size, lossless));
   if (!pub.ok()) {
     fail(shared, std::string(pub.status().message()));
-    _exit(1);
+    return 1;
   }
   send_all(shared, size, count, rate, [&](std::span<const std::byte> m) {
     return pub->send(m, std::chrono::seconds(30)) == ChannelResult::kOk;
   });
-  _exit(0);
+  return 0;
 }
 
 int topic_receiver(Shared* shared, const std::string& name, std::size_t size, bool lossless) {
   auto sub = TopicSubscriber::open(name, topic_options(size, lossless));
   if (!sub.ok()) {
     fail(shared, std::string(sub.status().message()));
-    _exit(1);
+    return 1;
   }
   const std::uint64_t give_up = monotonic_ns() + 120'000'000'000ull;
   while (monotonic_ns() < give_up) {
@@ -259,7 +259,7 @@ int topic_receiver(Shared* shared, const std::string& name, std::size_t size, bo
     if (!more) break;
   }
   shared->done.store(1);
-  _exit(0);
+  return 0;
 }
 
 // --- one run ---------------------------------------------------------------------------------------
@@ -271,6 +271,8 @@ struct RunResult {
   double rate = 0;  // delivered messages per second
 };
 
+// The child returns from `body` (so its endpoints close and their channels go with the last one)
+// and then leaves without running the parent's exit handlers.
 pid_t spawn(const Hosts& hosts, int host, const std::function<int()>& body) {
   const pid_t pid = fork();
   if (pid == 0) {
