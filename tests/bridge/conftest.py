@@ -227,6 +227,19 @@ def port():
     return lambda: next(_ports)
 
 
+def bridge_pair(net, procs, port, a, b, go=None, export_args=(), pid_namespaces=False):
+    """An export of channel `a` on host A and an import of it as `b` on host B, both ready (the
+    import has its channel open, the export a peer for it); then creates `go`, if given."""
+    address = f"tcp://{net.a.address}:{port()}"
+    exporter = procs(Bridge(net.a, ["export", a, "--bind", address, *export_args], pid_namespaces))
+    importer = procs(Bridge(net.b, ["import", f"{a}={b}", "--connect", address], pid_namespaces))
+    importer.wait_ready(b)
+    exporter.wait_ready(a)
+    if go:
+        open(go, "w").close()
+    return exporter, importer
+
+
 def result(process, timeout=120):
     """The last JSON line a peer program printed, once it exits."""
     out, err = process.communicate(timeout=timeout)

@@ -1,16 +1,14 @@
 """The bridge's edges: hostile network input, CURVE, both directions in one process, the
 configuration file, signals and exit codes."""
 
-import json
 import os
 import signal
 import stat
 import subprocess
-import sys
 import textwrap
 import time
 
-from conftest import PEER, SHMRING, Bridge, result, wait_line
+from conftest import bridge_pair, PEER, SHMRING, Bridge, result, wait_line
 
 # Builds bridge headers in Python (docs/bridge.md, "Wire format"), for the raw sockets below.
 WIRE = textwrap.dedent('''
@@ -42,12 +40,8 @@ def test_hostile_input_to_the_export_is_counted_and_dropped(net, procs, port, na
     wait_line(sub)
     pub = procs(net.a.start([PEER, "topic-pub", a, "--count", count, "--rate", 5000, "--wait-file", go]))
     wait_line(pub)
-    address = f"tcp://{net.a.address}:{port()}"
-    exporter = procs(Bridge(net.a, ["export", a, "--bind", address]))
-    importer = procs(Bridge(net.b, ["import", f"{a}={b}", "--connect", address]))
-    importer.wait_ready(b)
-    exporter.wait_ready(a)
-    open(go, "w").close()
+    exporter, importer = bridge_pair(net, procs, port, a, b, go=go)
+    address = exporter.args[3]  # export CHANNEL --bind ADDRESS
     # A raw DEALER on host B sends 12 malformed messages and 2 for a channel not exported.
     attacker = procs(python_in(net.b, '''
         ctx = zmq.Context(); s = ctx.socket(zmq.DEALER); s.connect(sys.argv[1]); time.sleep(0.5)
@@ -109,8 +103,8 @@ def test_hostile_export_cannot_crash_the_import_or_corrupt_its_channel(net, proc
     out, err = sub.communicate(timeout=30)
     assert sub.returncode == 0, err
     assert out.splitlines() == ["hello-1", "hello-2"]  # only the good ones, once each
-    status = importer.wait(lambda s: s["malformed"] >= 5 and s["unknown_channel"] >= 1, timeout=10,
-                           what="hostile input counted")
+    importer.wait(lambda s: s["malformed"] >= 5 and s["unknown_channel"] >= 1, timeout=10,
+                   what="hostile input counted")
     channel = importer.channel(local)
     assert channel["rejected"] >= 5 and channel["duplicates"] == 1 and channel["lost"] == 0
     assert importer.process.poll() is None
@@ -234,3 +228,43 @@ def test_usage_errors_exit_2_and_start_failures_exit_1(net, procs, port, names, 
     # keygen without --out prints a pair.
     out = run("keygen")
     assert out.returncode == 0 and out.stdout.startswith("public ")
+
+
+def test_an_import_that_cannot_open_its_queue_hands_items_back(net, procs, port, names):
+    """The protocol, seen from a fake export: an import whose local channel cannot be opened (a
+    topic holds the name) withdraws its queue credit and acknowledges an item it was sent as
+    "not taken", so the export can give it to another import."""
+    remote, local = names(".q"), names(".taken")
+    holder = procs(net.b.start([SHMRING, "sub", local, "--create", "--kind", "topic", "--count", 1,
+                                "--timeout", 60]))
+    time.sleep(0.3)
+    address = f"tcp://{net.a.address}:{port()}"
+    fake = procs(python_in(net.a, '''
+        ctx = zmq.Context(); s = ctx.socket(zmq.ROUTER); s.bind(sys.argv[1]); name = sys.argv[2]
+        def next_from_import():
+            peer, h = s.recv_multipart()
+            magic, version, kind, flags, n, origin, inc, seq, value = struct.unpack("<IBBBBQQQQ", h[:40])
+            return peer, kind, flags, seq, value
+        peer, kind, flags, seq, credit = next_from_import()
+        assert kind == HELLO and credit > 0, (kind, credit)
+        s.send_multipart([peer, header(DESCRIBE, name, incarnation=9), description(kind=1, max_message=64)])
+        s.send_multipart([peer, header(ITEM, name, incarnation=9, sequence=42, value=5), b"item!"])
+        seen = {}
+        while "ack" not in seen or "zero" not in seen:
+            peer, kind, flags, seq, value = next_from_import()
+            if kind == ACK:
+                seen["ack"] = (seq, flags)
+            if kind == HELLO and value == 0:
+                seen["zero"] = True
+        print(seen["ack"][0], seen["ack"][1], flush=True)
+    ''', address, remote))
+    importer = procs(Bridge(net.b, ["import", f"{remote}={local}", "--connect", address]))
+    out, err = fake.communicate(timeout=30)
+    assert fake.returncode == 0, err
+    assert out.split() == ["42", "4"]  # item 42 acknowledged with flag 4: not taken
+    assert not importer.channel(local)["open"]
+    importer.stop()
+    ended = subprocess.run(net.b.prefix() + [SHMRING, "pub", local], input="end\n", text=True,
+                           capture_output=True, timeout=30)
+    assert ended.returncode == 0, ended.stderr
+    holder.communicate(timeout=30)

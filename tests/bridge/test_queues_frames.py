@@ -11,10 +11,11 @@ holds the publisher.
 
 import os
 import random
+import subprocess
 import struct
 import time
 
-from conftest import PEER, SHMRING, Bridge, result, scaled, wait_line
+from conftest import bridge_pair, PEER, SHMRING, Bridge, result, scaled, wait_line
 
 WINDOW = 16
 
@@ -42,12 +43,7 @@ def start_queue(net, procs, port, names, go, tmp_path, count, rate=0, consumers_
                                             "--out", files[consumers_b + i]])))
     for c in consumers:
         wait_line(c)
-    address = f"tcp://{net.a.address}:{port()}"
-    exporter = procs(Bridge(net.a, ["export", a, "--bind", address]))
-    importer = procs(Bridge(net.b, ["import", f"{a}={b}", "--connect", address]))
-    importer.wait_ready(b)
-    exporter.wait_ready(a)
-    open(go, "w").close()
+    exporter, importer = bridge_pair(net, procs, port, a, b, go=go)
     return a, b, producer, consumers, files, exporter, importer
 
 
@@ -100,11 +96,7 @@ def test_frames_newest_first_over_a_rate_limited_link(net, procs, port, names, g
     pub = procs(net.a.start([PEER, "frames-pub", a, "--count", count, "--size", size, "--rate", fps,
                              "--wait-file", go]))
     wait_line(pub)
-    address = f"tcp://{net.a.address}:{port()}"
-    exporter = procs(Bridge(net.a, ["export", a, "--bind", address, "--max-rate", max_rate]))
-    importer = procs(Bridge(net.b, ["import", f"{a}={b}", "--connect", address]))
-    importer.wait_ready(b)
-    exporter.wait_ready(a)
+    exporter, importer = bridge_pair(net, procs, port, a, b, export_args=["--max-rate", max_rate])
     started = time.monotonic()
     open(go, "w").close()
     p = result(pub, timeout=60)
@@ -129,12 +121,7 @@ def test_a_queue_recreated_upstream_is_not_mistaken_for_redeliveries(net, procs,
     wait_line(consumer)
     first = procs(net.a.start([PEER, "queue-produce", a, "--count", 2000, "--wait-file", go]))
     wait_line(first)
-    address = f"tcp://{net.a.address}:{port()}"
-    exporter = procs(Bridge(net.a, ["export", a, "--bind", address]))
-    importer = procs(Bridge(net.b, ["import", f"{a}={b}", "--connect", address]))
-    importer.wait_ready(b)
-    exporter.wait_ready(a)
-    open(go, "w").close()
+    exporter, importer = bridge_pair(net, procs, port, a, b, go=go)
     assert result(first)["produced"] == 2000
     importer.wait(lambda s: s["channels"][0]["messages"] == 2000, what="the first 2000 items")
     # The queue on host A is removed and made again (tickets from 0 again); the export reopens it.
@@ -151,3 +138,38 @@ def test_a_queue_recreated_upstream_is_not_mistaken_for_redeliveries(net, procs,
     assert importer.channel(b)["duplicates"] == 0
     exporter.stop()
     importer.stop()
+
+
+def test_imports_at_the_same_instant_one_unable_to_open_its_queue_strand_nothing(net, procs, port, names, go,
+                                                                                 tmp_path):
+    """Three imports start together: two produce into the same local queue (a queue takes any
+    number of producers), the third cannot open its local channel (a topic holds that name).
+    Items sent to the third before its hello withdrew its credit come back to the export: every
+    item is consumed exactly once, none stranded."""
+    a, b, taken = names(".qa"), names(".qb"), names(".taken")
+    count = scaled(20000)
+    files = [str(tmp_path / "ids0")]
+    consumer = procs(net.b.start([PEER, "queue-consume", b, "--idle", "6", "--out", files[0]]))
+    # `taken` is a topic on host B while the test runs (it ends when one message arrives).
+    holder = procs(net.b.start([SHMRING, "sub", taken, "--create", "--kind", "topic", "--count", 1,
+                                "--timeout", 60]))
+    wait_line(consumer)
+    time.sleep(0.3)
+    producer = procs(net.a.start([PEER, "queue-produce", a, "--count", count, "--wait-file", go]))
+    wait_line(producer)
+    address = f"tcp://{net.a.address}:{port()}"
+    exporter = procs(Bridge(net.a, ["export", a, "--bind", address]))
+    imports = [procs(Bridge(net.b, ["import", f"{a}={local}", "--connect", address])) for local in (b, b, taken)]
+    exporter.wait(lambda s: s["peers"] == 3, what="three imports")
+    open(go, "w").close()
+    assert result(producer)["produced"] == count
+    assert result(consumer)["received"] == count
+    assert sorted(read_ids(files)) == list(range(count))
+    assert [i.channel(local)["open"] for i, local in zip(imports, (b, b, taken))] == [True, True, False]
+    assert any("cannot open" in line for line in imports[2].log)
+    for bridge in [exporter] + imports:
+        bridge.stop()
+    ended = subprocess.run(net.b.prefix() + [SHMRING, "pub", taken], input="end\n", text=True,
+                           capture_output=True, timeout=30)
+    assert ended.returncode == 0, ended.stderr
+    holder.communicate(timeout=30)

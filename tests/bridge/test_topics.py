@@ -9,15 +9,7 @@ a subscriber's gaps must equal that (plus its own local loss, which the lossless
 import random
 import time
 
-from conftest import PEER, SHMRING, Bridge, result, scaled, wait_line
-
-
-def start_pair(net, procs, port, a_name, b_name, export_args=(), import_args=(), pid_namespaces=False):
-    address = f"tcp://{net.a.address}:{port()}"
-    exporter = procs(Bridge(net.a, ["export", a_name, "--bind", address, *export_args], pid_namespaces))
-    importer = procs(Bridge(net.b, ["import", f"{a_name}={b_name}", "--connect", address, *import_args],
-                            pid_namespaces))
-    return exporter, importer
+from conftest import bridge_pair, PEER, SHMRING, Bridge, result, scaled, wait_line
 
 
 def channel_lost(host, name):
@@ -39,10 +31,7 @@ def test_lossless_topic_million_messages_two_remote_subscribers_lose_nothing(net
     pub = procs(net.a.start([PEER, "topic-pub", a, "--lossless", "--count", count, "--capacity", 1 << 18,
                              "--wait-file", go]))
     wait_line(pub)
-    exporter, importer = start_pair(net, procs, port, a, b, pid_namespaces=True)
-    importer.wait_ready(b)
-    exporter.wait_ready(a)
-    open(go, "w").close()
+    exporter, importer = bridge_pair(net, procs, port, a, b, go=go, pid_namespaces=True)
     assert result(pub, timeout=300)["published"] == count
     for s in subs:
         r = result(s, timeout=300)
@@ -69,10 +58,7 @@ def test_lossy_topic_counts_every_loss_exactly(net, procs, port, names, go):
     # messages are lost on the way (and must be counted, exactly).
     pub = procs(net.a.start([PEER, "topic-pub", a, "--count", count, "--capacity", 1 << 16, "--wait-file", go]))
     wait_line(pub)
-    exporter, importer = start_pair(net, procs, port, a, b)
-    importer.wait_ready(b)
-    exporter.wait_ready(a)
-    open(go, "w").close()
+    exporter, importer = bridge_pair(net, procs, port, a, b, go=go)
     assert result(pub)["published"] == count
     lost = None
     for s in subs:
@@ -102,10 +88,7 @@ def test_kill_and_restart_either_bridge_reports_the_real_gap(net, procs, port, n
     pub = procs(net.a.start([PEER, "topic-pub", a, "--lossless", "--count", count, "--rate", rate,
                              "--wait-file", go]))
     wait_line(pub)
-    exporter, importer = start_pair(net, procs, port, a, b)
-    importer.wait_ready(b)
-    exporter.wait_ready(a)
-    open(go, "w").close()
+    exporter, importer = bridge_pair(net, procs, port, a, b, go=go)
     rng = random.Random(15)
     kills = 0
     for i in range(20):
@@ -136,10 +119,7 @@ def test_link_cut_is_survived_and_the_gap_reported(net, procs, port, names, go):
     wait_line(sub)
     pub = procs(net.a.start([PEER, "topic-pub", a, "--count", count, "--rate", rate, "--wait-file", go]))
     wait_line(pub)
-    exporter, importer = start_pair(net, procs, port, a, b)
-    importer.wait_ready(b)
-    exporter.wait_ready(a)
-    open(go, "w").close()
+    exporter, importer = bridge_pair(net, procs, port, a, b, go=go)
     time.sleep(2)
     net.link(up=False)
     time.sleep(4.5)  # past the peer timeout (3 s): both sides notice
@@ -165,10 +145,7 @@ def test_an_imported_topic_removed_here_is_opened_again(net, procs, port, names,
     a, b = names(".a"), names(".b")
     pub = procs(net.a.start([PEER, "topic-pub", a, "--count", 60000, "--rate", 10000, "--wait-file", go]))
     wait_line(pub)
-    exporter, importer = start_pair(net, procs, port, a, b)
-    importer.wait_ready(b)
-    exporter.wait_ready(a)
-    open(go, "w").close()
+    exporter, importer = bridge_pair(net, procs, port, a, b, go=go)
     time.sleep(0.5)
     assert net.b.run([SHMRING, "rm", b]).returncode == 0
     time.sleep(0.5)
@@ -179,3 +156,50 @@ def test_an_imported_topic_removed_here_is_opened_again(net, procs, port, names,
     result(pub)
     exporter.stop()
     importer.stop()
+
+
+def test_imports_started_at_the_same_instant_fan_out_and_one_takes_over(net, procs, port, names, go):
+    """Five imports start at the same instant: three into channels of their own (fan-out), two
+    into the same one. Of those two, one becomes its publisher and the other waits as a standby;
+    when the active one is killed, the standby takes over and the count stays exact."""
+    a, shared = names(".a"), names(".shared")
+    own = [names(f".own{i}") for i in range(3)]
+    count, rate = scaled(60000), scaled(20000, least=2000)
+    subs = {n: procs(net.b.start([PEER, "topic-sub", n, "--lossless", "--idle", "6", "--expect", count]))
+            for n in own + [shared]}
+    for s in subs.values():
+        wait_line(s)
+    pub = procs(net.a.start([PEER, "topic-pub", a, "--lossless", "--count", count, "--rate", rate,
+                             "--wait-file", go]))
+    wait_line(pub)
+    address = f"tcp://{net.a.address}:{port()}"
+    exporter = procs(Bridge(net.a, ["export", a, "--bind", address]))
+    imports = [procs(Bridge(net.b, ["import", f"{a}={n}", "--connect", address]))
+               for n in own + [shared, shared]]
+    for bridge, name in zip(imports[:3], own):
+        bridge.wait_ready(name)
+    pair = imports[3:]
+    deadline = time.monotonic() + 20
+    while sum(1 for p in pair if (p.channel(shared) or {}).get("open")) != 1:
+        assert time.monotonic() < deadline, [p.status for p in pair]
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert sum(1 for p in pair if p.channel(shared)["open"]) == 1  # never both
+    active, standby = pair if pair[0].channel(shared)["open"] else pair[::-1]
+    exporter.wait(lambda s: s["peers"] == 5, what="five imports")
+    open(go, "w").close()
+    time.sleep(1.0)
+    active.kill()
+    standby.wait(lambda s: s["channels"][0]["open"] and s["channels"][0]["messages"] > 0, timeout=20,
+                 what="the standby taking over")
+    assert result(pub, timeout=120)["published"] == count
+    for name in own:
+        r = result(subs[name], timeout=120)
+        assert r["received"] == count and r["gaps"] == 0 and r["duplicates"] == 0 and r["corrupt"] == 0, r
+    r = result(subs[shared], timeout=120)
+    reported = channel_lost(net.b, shared)
+    print(f"takeover: the shared channel got {r['received']} of {count}, gaps {r['gaps']}, reported {reported}")
+    assert r["corrupt"] == 0 and r["duplicates"] == 0 and r["last"] == count - 1
+    assert r["first"] + r["gaps"] == reported
+    for bridge in [exporter, standby] + imports[:3]:
+        bridge.stop()

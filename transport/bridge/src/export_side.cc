@@ -335,14 +335,19 @@ class ExportSide final : public Side {
     if (!c->open || h.incarnation != c->incarnation) return;
     if (c->kind == ChannelKind::kQueue) {
       for (QueueSlot& s : c->queue) {
-        if (s.sent && s.peer == peer.id && s.view.sequence() == h.sequence) {
-          s.view.release();
-          s.sent = false;
-          s.resend = false;
-          if (pc.in_flight > 0) --pc.in_flight;
-          if ((h.flags & wire::kRefused) != 0) ++c->status.rejected;  // too large over there: dropped
+        if (!s.sent || s.peer != peer.id || s.view.sequence() != h.sequence) continue;
+        s.sent = false;
+        if (pc.in_flight > 0) --pc.in_flight;
+        if ((h.flags & wire::kNotTaken) != 0) {
+          // Not taken there (its local queue is not open): kept for another import; this one
+          // gets no more until its hello offers credit again.
+          pc.credit = 0;
           return;
         }
+        s.view.release();
+        s.resend = false;
+        if ((h.flags & wire::kRefused) != 0) ++c->status.rejected;  // too large over there: dropped
+        return;
       }
     } else if (c->kind == ChannelKind::kFrames) {
       if (pc.in_flight > 0) --pc.in_flight;

@@ -62,6 +62,10 @@ struct Channel {
   std::unordered_set<std::uint64_t> tickets;
   std::vector<Ack> unsent_acks;
   std::uint64_t next_frame = 0;
+  // Described but not open (the local channel has another live publisher or producer, or refuses
+  // us): opened again every 500 ms, so a standby import takes over when the active one dies.
+  bool open_failed = false;
+  std::uint64_t next_open_ns = 0;
   ChannelStatus status;
 
   bool open() const { return topic.has_value() || queue.has_value() || frames.has_value(); }
@@ -124,7 +128,13 @@ class ImportSide final : public Side {
       next_hello_ns_ = now + interval;
     }
     check_removed(now);
-    for (Channel& c : channels_) flush_acks(c);
+    for (Channel& c : channels_) {
+      if (c.described && !c.open() && now >= c.next_open_ns) {
+        c.next_open_ns = now + 500 * kMs;
+        if (open_with_description(c)) next_hello_ns_ = now;  // queue credit again
+      }
+      flush_acks(c);
+    }
     if (held_ && !channels_[held_->channel].open()) {
       // Its local channel went (removed or broken): the message goes into the reopened one, or,
       // if it cannot be opened, is dropped and counted.
@@ -180,7 +190,9 @@ class ImportSide final : public Side {
     for (const Channel& c : channels_) {
       wire::Header h;
       h.type = wire::Type::kHello;
-      h.value = spec_.queue_window;
+      // No queue items while the local channel cannot be opened (another import is its producer,
+      // or it is refused): they would wait here for nothing.
+      h.value = c.described && !c.open() ? 0 : spec_.queue_window;
       h.name = c.route.remote;
       wire::encode(h, &control_);
       carrier_->try_send({}, control_, {});  // kFull (not connected): the next heartbeat repeats it
@@ -225,6 +237,12 @@ class ImportSide final : public Side {
     // local channel holds: refused. A topic batch may hold up to 64 KiB more (records, wire.h).
     const std::uint64_t limit = std::min(c->description.max_message, c->local_max_message) +
                                 (kind == ChannelKind::kTopic ? wire::kRecordHeader + (64 << 10) : 0);
+    if (c->described && !c->open()) {
+      // Its local channel is not open (a standby import, or one that is refused): an item goes
+      // back to the export for another import; topic messages and frames are the open one's.
+      if (kind == ChannelKind::kQueue) ack(*c, h, wire::kNotTaken);
+      return;
+    }
     if (!c->open() || static_cast<ChannelKind>(c->description.kind) != kind || h.value != in.payload.size() ||
         in.payload.size() > limit) {
       ++c->status.rejected;
@@ -276,7 +294,10 @@ class ImportSide final : public Side {
     c.frames.reset();
     c.description = d;
     c.described = true;
-    if (!open_with_description(c)) return;
+    if (!open_with_description(c)) {
+      next_hello_ns_ = 0;  // withdraws the queue credit at once (hello says 0 while not open)
+      return;
+    }
     if (c.topic) adopt_baseline(c, h);
     log_event(cat("import ", c.route.remote, " -> ", c.route.local, ": open (",
                            to_string(static_cast<ChannelKind>(d.kind)), d.lossless ? ", lossless" : "", ")"));
@@ -300,10 +321,13 @@ class ImportSide final : public Side {
     absl::Status s = open_local(c, /*exact=*/true);
     if (absl::IsFailedPrecondition(s)) s = open_local(c, /*exact=*/false);  // it exists: take its limits
     if (!s.ok()) {
-      ++c.status.rejected;
-      log_event(cat("import ", c.route.local, ": cannot open: ", std::string(s.message())));
+      if (!c.open_failed) log_event(cat("import ", c.route.local, ": cannot open (trying again every 500 ms): ",
+                                        std::string(s.message())));
+      c.open_failed = true;
       return false;
     }
+    if (c.open_failed) log_event(cat("import ", c.route.local, ": open now"));
+    c.open_failed = false;
     // Made now: it is what hears that the channel was removed (check_removed), even for a
     // publisher that never waits.
     if (c.wait_fd() < 0) log_event(cat("import ", c.route.local, ": no descriptor: ", std::strerror(errno)));
@@ -320,43 +344,38 @@ class ImportSide final : public Side {
 
   absl::Status open_local(Channel& c, bool exact) {
     const wire::Description& d = c.description;
-    const std::uint64_t capacity = exact ? d.capacity : 0;
-    const std::uint64_t max_message = exact ? d.max_message : 0;
-    const std::uint32_t max_peers = exact ? d.max_peers : 0;
     switch (static_cast<ChannelKind>(d.kind)) {
       case ChannelKind::kTopic: {
-        TopicOptions o;
-        o.capacity = capacity;
-        o.max_message = max_message;
-        o.max_peers = max_peers;
+        TopicOptions o = limits<TopicOptions>(d, exact);
         o.lossless = d.lossless != 0;
-        auto p = TopicPublisher::open(c.route.local, o);
-        if (!p.ok()) return p.status();
-        c.topic.emplace(*std::move(p));
-        return absl::OkStatus();
+        return open_into<TopicPublisher>(c.route.local, o, &c.topic);
       }
-      case ChannelKind::kQueue: {
-        QueueOptions o;
-        o.capacity = capacity;
-        o.max_message = max_message;
-        o.max_peers = max_peers;
-        auto p = QueueProducer::open(c.route.local, o);
-        if (!p.ok()) return p.status();
-        c.queue.emplace(*std::move(p));
-        return absl::OkStatus();
-      }
-      case ChannelKind::kFrames: {
-        FrameOptions o;
-        o.capacity = capacity;
-        o.max_message = max_message;
-        o.max_peers = max_peers;
-        auto p = FramePublisher::open(c.route.local, o);
-        if (!p.ok()) return p.status();
-        c.frames.emplace(*std::move(p));
-        return absl::OkStatus();
-      }
+      case ChannelKind::kQueue:
+        return open_into<QueueProducer>(c.route.local, limits<QueueOptions>(d, exact), &c.queue);
+      case ChannelKind::kFrames:
+        return open_into<FramePublisher>(c.route.local, limits<FrameOptions>(d, exact), &c.frames);
     }
     return absl::InvalidArgumentError("unknown kind");
+  }
+
+  // The described limits (exact), or none: whatever the existing channel has.
+  template <typename Options>
+  static Options limits(const wire::Description& d, bool exact) {
+    Options o;
+    if (exact) {
+      o.capacity = d.capacity;
+      o.max_message = d.max_message;
+      o.max_peers = d.max_peers;
+    }
+    return o;
+  }
+
+  template <typename Endpoint, typename Options>
+  static absl::Status open_into(const std::string& name, const Options& o, std::optional<Endpoint>* slot) {
+    absl::StatusOr<Endpoint> opened = Endpoint::open(name, o);
+    if (!opened.ok()) return opened.status();
+    slot->emplace(*std::move(opened));
+    return absl::OkStatus();
   }
 
   // --- delivery ---

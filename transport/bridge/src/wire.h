@@ -36,6 +36,8 @@ enum class Type : std::uint8_t {
 inline constexpr std::uint8_t kRedelivered = 1;  // kItem: sent before (or adopted from a dead consumer)
 inline constexpr std::uint8_t kRefused = 2;     // kAck: the import could not take it (too large
                                                  // for its local channel): dropped, counted
+inline constexpr std::uint8_t kNotTaken = 4;    // kAck: the import's local channel is not open
+                                                 // (yet): send the item to another import
 inline constexpr std::uint8_t kHasBaseline = 1;  // kDescribe (topic): `sequence` is the first one
                                                  // this export covers for the peer
 
