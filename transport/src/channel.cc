@@ -10,7 +10,7 @@
 #include "channel_segment.h"
 #include "shmring/core/stable_hash.h"
 #include "wait.h"
-#include "wait_files.h"
+#include "shmring/core/detail/wait_files.h"
 #include "shmring/core/process.h"
 #include "shmring/core/segment_directory.h"
 #include "shmring/core/shared_memory.h"

@@ -15,7 +15,7 @@
 #include "shmring/core/process.h"
 #include "shmring/core/segment_directory.h"
 #include "shmring/core/stable_hash.h"
-#include "wait_files.h"
+#include "shmring/core/detail/wait_files.h"
 
 namespace shmring {
 

@@ -9,7 +9,7 @@
 #include <cerrno>
 #include <new>
 
-#include "wait_files.h"
+#include "shmring/core/detail/wait_files.h"
 
 namespace shmring::detail {
 
