@@ -230,7 +230,7 @@ absl::Status ChannelSegment::initialise_locked(const ChannelSpec& spec, std::uin
   // Zero everything we own (a creator that died half-way may have left bytes behind).
   std::memset(static_cast<void*>(control_), 0, ring_offset);
   std::byte* ring = reinterpret_cast<std::byte*>(control_) + ring_offset;
-  if (absl::Status s = spec.init_ring(ring, ring_bytes, capacity, max_message); !s.ok()) return s;
+  if (absl::Status s = spec.ring->create(ring, ring_bytes, capacity, max_message, spec.shape); !s.ok()) return s;
   ChannelHeader& h = control_->header;
   h.magic = kChannelMagic;
   h.version = kChannelLayoutVersion;

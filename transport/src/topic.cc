@@ -65,6 +65,31 @@ std::uint64_t default_max_message(std::uint64_t capacity) {
   return std::min<std::uint64_t>(64 * 1024, limit == 0 ? 1 : limit);
 }
 
+BroadcastRing::Options ring_options(std::uint64_t capacity, std::uint64_t max_message,
+                                    const RingShape& shape) noexcept {
+  BroadcastRing::Options o;
+  o.capacity = capacity;
+  o.max_record = max_message;
+  o.lossless = shape.lossless;
+  o.max_readers = shape.lossless ? shape.readers : 0;
+  return o;
+}
+
+constexpr RingDescriptor kTopicRing{
+    [](std::uint64_t capacity, std::uint64_t max_message, const RingShape& shape) noexcept
+        -> std::uint64_t {
+      if (!is_power_of_two(capacity) || capacity < BroadcastRing::kMinCapacity ||
+          max_message == 0 || max_message > BroadcastRing::max_record_limit(capacity)) {
+        return 0;
+      }
+      return BroadcastRing::required_bytes(ring_options(capacity, max_message, shape));
+    },
+    [](void* ring, std::size_t bytes, std::uint64_t capacity, std::uint64_t max_message,
+       const RingShape& shape) -> absl::Status {
+      return BroadcastRing::create(ring, bytes, ring_options(capacity, max_message, shape)).status();
+    },
+};
+
 ChannelSpec topic_spec(const TopicOptions& options) {
   ChannelSpec spec;
   spec.kind = ChannelKind::kTopic;
@@ -75,27 +100,10 @@ ChannelSpec topic_spec(const TopicOptions& options) {
       default_max_message(options.capacity != 0 ? options.capacity : kDefaultTopicCapacity);
   spec.default_max_peers = kDefaultTopicPeers;
   spec.read_only = options.read_only;
-  const bool lossless = options.lossless;
-  const std::uint32_t readers = options.max_peers != 0 ? options.max_peers : kDefaultTopicPeers;
-  auto ring_options = [lossless, readers](std::uint64_t capacity, std::uint64_t max_message) {
-    BroadcastRing::Options o;
-    o.capacity = capacity;
-    o.max_record = max_message;
-    o.lossless = lossless;
-    o.max_readers = lossless ? std::min<std::uint32_t>(readers, kMaxBroadcastReaders) : 0;
-    return o;
-  };
-  spec.ring_bytes = [ring_options](std::uint64_t capacity, std::uint64_t max_message) -> std::uint64_t {
-    if (!is_power_of_two(capacity) || capacity < BroadcastRing::kMinCapacity || max_message == 0 ||
-        max_message > BroadcastRing::max_record_limit(capacity)) {
-      return 0;
-    }
-    return BroadcastRing::required_bytes(ring_options(capacity, max_message));
-  };
-  spec.init_ring = [ring_options](void* ring, std::size_t bytes, std::uint64_t capacity,
-                                  std::uint64_t max_message) -> absl::Status {
-    return BroadcastRing::create(ring, bytes, ring_options(capacity, max_message)).status();
-  };
+  spec.ring = &kTopicRing;
+  spec.shape.lossless = options.lossless;
+  spec.shape.readers = std::min<std::uint32_t>(
+      options.max_peers != 0 ? options.max_peers : kDefaultTopicPeers, kMaxBroadcastReaders);
   return spec;
 }
 
