@@ -203,7 +203,7 @@ void retire_counters(ControlBlock* control, const PeerCounters& counters) noexce
 // Folds a peer slot's counters into the channel's retired totals (under the lock).
 void fold_counters_locked(ControlBlock* control, const PeerSlot& slot) noexcept;
 
-// A peer slot's state (acquire: pairs with the release that registered it, SYNC(peer-slot)) and
+// A peer slot's state (acquire: pairs with the release that registered it, SYNC(peer_slot)) and
 // role. Shared by every endpoint kind.
 PeerState state_of(const PeerSlot& s);
 PeerRole role_of(const PeerSlot& s);

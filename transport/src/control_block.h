@@ -46,7 +46,7 @@ inline constexpr std::uint32_t kChannelLossless = 1;
 
 struct alignas(kFalseSharingRange) ChannelHeader {
   std::uint64_t magic;               // kChannelMagic
-  std::atomic<std::uint32_t> state;  // ChannelState; SYNC(channel-ready)
+  std::atomic<std::uint32_t> state;  // ChannelState; SYNC(channel_ready)
   std::uint32_t version;             // kChannelLayoutVersion
   std::uint32_t kind;                // ChannelKind
   std::uint32_t flags;               // kChannelLossless, ...
@@ -148,7 +148,7 @@ inline constexpr std::uint32_t kPeerLosslessSubscriber = 1;  // topic: owns a lo
 // kActive; the counters are written by the endpoint itself (relaxed stores, no RMW on the hot path).
 // The fields from offset 72 on each belong to one pattern; the others leave them 0.
 struct alignas(kFalseSharingRange) PeerSlot {
-  std::atomic<std::uint32_t> state;         // PeerState; SYNC(peer-slot)
+  std::atomic<std::uint32_t> state;         // PeerState; SYNC(peer_slot)
   std::atomic<std::uint32_t> role;          // PeerRole
   std::atomic<std::uint64_t> token;         // registration epoch, unique per channel
   std::atomic<std::int32_t> pid;            // for display and /proc liveness
@@ -161,7 +161,7 @@ struct alignas(kFalseSharingRange) PeerSlot {
   std::atomic<std::uint64_t> blocked_ns;    // time spent inside blocking calls that had to wait
   // Queue: the endpoint's one claim (queue_recovery.h), and what the recovery noted of a producer
   // that died in kClaiming (the enqueue position then: its ticket, if any, is below it).
-  std::atomic<std::uint32_t> op_state;           // PeerOp; SYNC(queue-claim)
+  std::atomic<std::uint32_t> op_state;           // PeerOp; SYNC(queue_claim)
   std::atomic<std::uint32_t> claim_barrier_set;  // 1 once claim_barrier is written
   std::atomic<std::uint64_t> op_ticket;          // PeerOp::kClaimed: the ticket
   std::atomic<std::uint64_t> claim_barrier;
@@ -172,7 +172,7 @@ struct alignas(kFalseSharingRange) PeerSlot {
   std::atomic<std::uint32_t> pinned_buffer;
   // Descriptor waiting (wait_descriptor.h): kArmedOnData / kArmedOnSpace while the endpoint's
   // descriptor is armed, set by the endpoint, cleared by the one notifier that fires it (a CAS);
-  // SYNC(wait-fd). wait_events: WaitEvent bits a notifier leaves for the endpoint (evicted,
+  // SYNC(wait_fd). wait_events: WaitEvent bits a notifier leaves for the endpoint (evicted,
   // removed), taken with an exchange.
   std::atomic<std::uint32_t> wait_armed;
   std::atomic<std::uint32_t> wait_events;

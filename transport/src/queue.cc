@@ -210,7 +210,7 @@ ChannelResult QueueProducer::send(std::span<const std::byte> message,
   };
   if (attempt()) return out;
   if (timeout.count() <= 0) {
-    // With a descriptor: re-armed before kWouldBlock (SYNC(wait-fd)).
+    // With a descriptor: re-armed before kWouldBlock (SYNC(wait_fd)).
     return e->attempt_before_blocking(attempt) ? out : ChannelResult::kWouldBlock;
   }
   e->note_wait_start();
@@ -376,7 +376,7 @@ QueueView QueueConsumer::take(bool blocking, std::chrono::nanoseconds timeout) n
       try_adopt();
     }
   }
-  // With a descriptor: re-armed before kWouldBlock (SYNC(wait-fd)).
+  // With a descriptor: re-armed before kWouldBlock (SYNC(wait_fd)).
   if (!done && out == ChannelResult::kWouldBlock && !(blocking && timeout.count() > 0) &&
       e->attempt_before_blocking(attempt)) {
     done = true;

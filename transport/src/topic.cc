@@ -257,7 +257,7 @@ ChannelResult read_with_wait(TopicEndpoint& e, std::chrono::nanoseconds timeout,
   };
   if (try_once()) return result;
   if (timeout.count() <= 0) {
-    // With a descriptor: re-armed before kWouldBlock (SYNC(wait-fd)).
+    // With a descriptor: re-armed before kWouldBlock (SYNC(wait_fd)).
     return e.attempt_before_blocking(try_once) ? result : ChannelResult::kWouldBlock;
   }
   WakeBlock* wake = e.read_only ? nullptr : &e.seg->control()->data_wake;
@@ -454,7 +454,7 @@ ChannelResult TopicPublisher::try_send_from(const UpstreamPosition& from,
   mark.incarnation.store(from.incarnation, std::memory_order_relaxed);
   mark.sequence.store(from.sequence, std::memory_order_relaxed);
   mark.ring_sequence.store(e->ring->next_sequence(), std::memory_order_relaxed);
-  // SYNC(upstream-mark): pairs with the acquire load in upstream_resume() (a later publisher's).
+  // SYNC(upstream_mark): pairs with the acquire load in upstream_resume() (a later publisher's).
   misc.upstream_current.store(next_index + 1, std::memory_order_release);
   return try_send(message);
 }
@@ -463,7 +463,7 @@ UpstreamPosition TopicPublisher::upstream_resume() const noexcept {
   const TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
   if (e == nullptr) return {};
   const ChannelMisc& misc = e->seg->control()->misc;
-  // SYNC(upstream-mark): pairs with the release store in try_send_from().
+  // SYNC(upstream_mark): pairs with the release store in try_send_from().
   const std::uint32_t current = misc.upstream_current.load(std::memory_order_acquire);
   if (current != 1 && current != 2) return {};
   const UpstreamMark& mark = misc.upstream[current - 1];
