@@ -331,6 +331,12 @@ absl::Status ChannelSegment::register_locked(PeerRole role, std::uint32_t flags)
     s.pinned_buffer.store(0, std::memory_order_relaxed);
     s.wait_armed.store(0, std::memory_order_relaxed);
     s.wait_events.store(0, std::memory_order_relaxed);
+    s.uid.store(static_cast<std::uint32_t>(geteuid()), std::memory_order_relaxed);
+    for (int w = 0; w < 2; ++w) {
+      s.lifeline_name[w].store(0, std::memory_order_relaxed);
+      s.socket_name[w].store(0, std::memory_order_relaxed);
+    }
+    std::memset(s.pattern_reserved, 0, sizeof(s.pattern_reserved));
     // SYNC(peer_slot): publishes the identity above to slot readers (acquire of state).
     s.state.store(static_cast<std::uint32_t>(PeerState::kActive), std::memory_order_release);
     self_ = &s;
