@@ -138,6 +138,8 @@ absl::StatusOr<std::unique_ptr<ChannelSegment>> ChannelSegment::open(std::string
   seg->memory_.set_key(channel_key(name));
   seg->memory_.set_permissions(spec.permissions);
   seg->memory_.set_group(spec.group);
+  // Never use a look-alike another user made first (or a segment looser than asked for).
+  seg->memory_.set_trust({/*any_owner=*/false, spec.trusted_owners, spec.permissions & 0777});
   const std::uint64_t deadline =
       monotonic_ns() + static_cast<std::uint64_t>(spec.open_timeout.count()) * 1'000'000ULL;
   bool created = false;

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -72,7 +73,8 @@ struct ChannelSpec {
   std::uint64_t default_capacity = 1024;
   std::uint64_t default_max_message = 256;
   std::uint32_t default_max_peers = 64;
-  mode_t permissions = 0600;
+  mode_t permissions = 0600;  // of a channel this creates; the loosest mode it opens
+  std::vector<uid_t> trusted_owners;  // who else may own a channel it opens (SharedMemory::Trust)
   gid_t group = static_cast<gid_t>(-1);
   bool create = true;
   bool read_only = false;  // attach the whole segment read-only (never creates, never registers)
@@ -91,6 +93,7 @@ void copy_common_options(const Options& options, ChannelSpec* spec) {
   spec->max_message = options.max_message;
   spec->max_peers = options.max_peers;
   spec->permissions = options.permissions;
+  spec->trusted_owners = options.trusted_owners;
   spec->group = options.group;
   spec->create = options.create;
   spec->open_timeout = options.open_timeout;
