@@ -6,12 +6,15 @@
 
 namespace shmring::python {
 void bind_channels(pybind11::module_& m);
+void bind_inspection(pybind11::module_& m);
 void bind_segment(pybind11::module_& m);
 }  // namespace shmring::python
 
 PYBIND11_MODULE(_shmring, m) {
   m.doc() = "shmring's C++ core (use the shmring package).";
+  m.attr("__version__") = SHMRING_VERSION;  // the project's version (CMakeLists.txt)
   shmring::python::register_exceptions(m);
   shmring::python::bind_channels(m);
+  shmring::python::bind_inspection(m);
   shmring::python::bind_segment(m);
 }
