@@ -24,6 +24,10 @@ def name():
         shmring.remove_channel(channel)
     except FileNotFoundError:
         pass
+    # What a child that exited with endpoints or segments still attached left (a daemon thread
+    # held them): the channel's segment and the tests' "<name>_seg*" segments, by key.
+    for key in ["chan." + channel] + [f"{channel}_seg{i}" for i in range(8)] + [channel + "_seg"]:
+        shmring.SharedMemory(key).destroy(shmring.DestroyMode.FORCE_NO_WAIT)
 
 
 @pytest.fixture

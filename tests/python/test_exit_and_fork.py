@@ -26,9 +26,10 @@ def test_exit_with_a_daemon_thread_waiting(name, wait):
             sem = shmring.SystemSemaphore(name + "_sem", 0, shmring.SemaphoreAccessMode.CREATE)
             target = sem.acquire
         elif wait == "lock":
-            holder = shmring.SharedMemory(name + "_seg", create=True, size=64)
+            key = name + "_seg" + sys.argv[3]
+            holder = shmring.SharedMemory(key, create=True, size=64)
             holder.lock()
-            other = shmring.SharedMemory(name + "_seg", create=False)
+            other = shmring.SharedMemory(key, create=False)
             target = other.lock
         else:
             producer = shmring.QueueProducer(name, capacity=2, max_message=8)
@@ -39,13 +40,18 @@ def test_exit_with_a_daemon_thread_waiting(name, wait):
             threading.Thread(target=target, daemon=True).start()
         time.sleep(0.2)
         if wait == "semaphore":
-            sem.remove()
+            sem.release(1)   # one thread takes it and waits again, during the exit too
         print("exiting", flush=True)
     """
-    for _ in range(4):
-        result = run_python(code, name, wait)
+    for round in range(4):
+        result = run_python(code, name, wait, round)
+        if wait == "semaphore":
+            shmring.SystemSemaphore(name + "_sem", 0, shmring.SemaphoreAccessMode.OPEN).remove()
         assert_clean_exit(result, "exiting")
         assert "terminate" not in result.stderr, result.stderr
+    # The children exited with endpoints open (their daemon threads held them): their descriptor
+    # files are stale now. The segments go with the `name` fixture.
+    shmring.collect_garbage(segments=False)
 
 
 def test_forked_child_publisher_is_inert_and_says_so(name):

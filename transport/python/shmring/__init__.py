@@ -17,6 +17,7 @@ Rules (docs/python.md):
 
 from __future__ import annotations
 
+import atexit as _atexit
 import enum as _enum
 import sys as _sys
 from typing import Any as _Any, Iterator as _Iterator
@@ -54,6 +55,10 @@ from ._shmring import (  # noqa: F401  (re-exported)
     stats,
 )
 from . import _aio
+
+# Daemon threads still waiting in shmring when the interpreter exits park for good instead of
+# taking the GIL back during finalization (box.h, park_forever).
+_atexit.register(_shmring._interpreter_exiting)
 
 __all__ = [
     "AccessMode", "BusyError", "CorruptError", "DestroyMode", "Error", "EvictedError", "FramePublisher",

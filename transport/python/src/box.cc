@@ -1,5 +1,6 @@
 #include "box.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -7,6 +8,25 @@
 #include "shmring/core/fork_generation.h"
 
 namespace shmring::python {
+
+namespace {
+std::atomic<bool> g_exiting{false};
+std::atomic<pthread_t> g_exit_thread{};
+}  // namespace
+
+void mark_interpreter_exiting() noexcept {
+  g_exit_thread.store(pthread_self(), std::memory_order_relaxed);
+  g_exiting.store(true, std::memory_order_release);
+}
+
+bool exiting_elsewhere() noexcept {
+  return g_exiting.load(std::memory_order_acquire) &&
+         pthread_equal(pthread_self(), g_exit_thread.load(std::memory_order_relaxed)) == 0;
+}
+
+void park_forever() noexcept {
+  for (;;) pause();
+}
 
 EndpointBox::EndpointBox(Any opened, std::string type, std::string channel)
     : endpoint(std::make_unique<Any>(std::move(opened))),

@@ -37,8 +37,19 @@ namespace shmring::python {
 
 namespace py = pybind11;
 
+// The interpreter is exiting (an atexit callback said so) and this is not the thread that runs
+// the exit: a daemon thread (every other thread was joined before atexit callbacks run).
+bool exiting_elsewhere() noexcept;
+// Called by the atexit callback (shmring/__init__.py), in the exiting thread.
+void mark_interpreter_exiting() noexcept;
+// Where a daemon thread that comes back from a wait during the interpreter's exit stays: it never
+// takes the GIL again (taking it during finalization races CPython's teardown), and the process's
+// exit ends it. Called with no lock held.
+[[noreturn]] void park_forever() noexcept;
+
 // Runs fn() with the GIL released; fn must not touch Python. The GIL is taken back by a plain
-// call after fn returns (or throws), never by a destructor (see above).
+// call after fn returns (or throws), never by a destructor (see above); a daemon thread that
+// returns during the interpreter's exit parks instead (park_forever).
 template <typename Fn>
 auto without_gil(Fn&& fn) -> decltype(fn()) {
   PyThreadState* state = PyEval_SaveThread();
@@ -46,18 +57,22 @@ auto without_gil(Fn&& fn) -> decltype(fn()) {
     try {
       fn();
     } catch (...) {
+      if (exiting_elsewhere()) park_forever();
       PyEval_RestoreThread(state);
       throw;
     }
+    if (exiting_elsewhere()) park_forever();
     PyEval_RestoreThread(state);
   } else {
     std::optional<decltype(fn())> result;
     try {
       result.emplace(fn());
     } catch (...) {
+      if (exiting_elsewhere()) park_forever();
       PyEval_RestoreThread(state);
       throw;
     }
+    if (exiting_elsewhere()) park_forever();
     PyEval_RestoreThread(state);
     return std::move(*result);
   }
@@ -92,6 +107,8 @@ struct EndpointBox {
   int pins = 0;
   // close() was called.
   std::atomic<bool> closed{false};
+  // Blocking calls start with the yield phase (Python's default wait, calls.h).
+  bool yield_phase = false;
 
   const std::string type_name;     // "TopicSubscriber"
   const std::string channel_name;  // "prices"

@@ -5,6 +5,8 @@
 
 #include <pybind11/pybind11.h>
 
+#include <sched.h>
+
 #include <cstring>
 #include <optional>
 #include <string>
@@ -71,12 +73,44 @@ class BufferRef {
   Py_buffer view_{};
 };
 
-// One try first (most calls find a message or room at once), then, with a deadline, the wait in
-// slices with the GIL released.
+// The slice value that asks an attempt for the yield phase (see timed_call).
+inline constexpr std::chrono::nanoseconds kYieldPhase{-1};
+// How long the yield phase of Python's default wait lasts at most.
+inline constexpr std::chrono::microseconds kYieldPhaseBudget{50};
+
+inline bool would_block(ChannelResult r) { return r == ChannelResult::kWouldBlock || r == ChannelResult::kTimedOut; }
+template <typename Lease>
+bool would_block(const Lease& l) { return !l.ok() && would_block(l.result()); }
+
+// The C++ call of one attempt, under the box's mutex: slice 0 is the try_ form (try_call()), a
+// positive slice the blocking form (wait_call(slice), waiting as the endpoint's WaitOptions say),
+// and kYieldPhase Python's default first phase of a wait: try_call() after each sched_yield() for
+// up to kYieldPhaseBudget. Yielding lets a peer that shares this CPU run (where spinning would take
+// its time), and costs a peer on another CPU no more than spinning; then the endpoint (opened with
+// WaitStrategy::kPark) sleeps.
+template <typename Try, typename Wait>
+auto timed_call(std::chrono::nanoseconds slice, Try&& try_call, Wait&& wait_call) -> decltype(try_call()) {
+  if (slice.count() > 0) return wait_call(slice);
+  if (slice != kYieldPhase) return try_call();
+  const auto until = std::chrono::steady_clock::now() + kYieldPhaseBudget;
+  for (;;) {
+    sched_yield();
+    auto r = try_call();
+    if (!would_block(r) || std::chrono::steady_clock::now() >= until) return r;
+  }
+}
+
+// One try first (most calls find a message or room at once), then, with a deadline, the wait:
+// the yield phase (if the endpoint uses Python's default wait), then slices with the GIL
+// released.
 template <typename Attempt>
-ChannelResult try_then_wait(const std::optional<Deadline>& deadline, Attempt& attempt) {
+ChannelResult try_then_wait(const EndpointBox& box, const std::optional<Deadline>& deadline, Attempt& attempt) {
   const ChannelResult first = attempt(std::chrono::nanoseconds(0));
-  if (!deadline || (first != ChannelResult::kWouldBlock && first != ChannelResult::kTimedOut)) return first;
+  if (!deadline || !would_block(first)) return first;
+  if (box.yield_phase) {
+    const ChannelResult r = attempt(kYieldPhase);
+    if (!would_block(r)) return r;
+  }
   return wait_loop(*deadline, attempt);
 }
 
@@ -91,10 +125,10 @@ bool send_buffer(PyEndpoint<T>& self, const py::object& data, const std::optiona
   auto attempt = [&](std::chrono::nanoseconds slice) {
     return locked<T>(box, [&](T* e, bool) {
       if (e == nullptr) return ChannelResult::kClosed;
-      return slice.count() > 0 ? e->send(bytes, slice) : e->try_send(bytes);
+      return timed_call(slice, [&] { return e->try_send(bytes); }, [&](auto t) { return e->send(bytes, t); });
     }, slice.count() == 0 && bytes.size() < kReleaseGilBytes);
   };
-  const ChannelResult r = try_then_wait(deadline, attempt);
+  const ChannelResult r = try_then_wait(box, deadline, attempt);
   if (r == ChannelResult::kOk) return true;
   if (!deadline && r == ChannelResult::kWouldBlock) return false;
   if (r == ChannelResult::kClosed) box.raise_unusable();
@@ -120,7 +154,7 @@ py::object receive_bytes(PyEndpoint<T>& self, const std::optional<Deadline>& dea
       const bool try_call = slice.count() == 0;
       return locked<T>(box, [&](T* e, bool gil_held) {
         if (e == nullptr) return ChannelResult::kClosed;
-        view = try_call ? e->try_receive_view() : e->receive_view(slice);
+        view = timed_call(slice, [&] { return e->try_receive_view(); }, [&](auto t) { return e->receive_view(t); });
         if (!view.ok()) return view.result();
         const std::span<const std::byte> data = view.data();
         if (gil_held && data.size() < kReleaseGilBytes) {
@@ -128,12 +162,16 @@ py::object receive_bytes(PyEndpoint<T>& self, const std::optional<Deadline>& dea
               reinterpret_cast<const char*>(data.data()), static_cast<Py_ssize_t>(data.size())));
           return view.release();  // out is null (MemoryError set) when that failed
         }
+        if (!gil_held && exiting_elsewhere()) {
+          view.release();  // this daemon thread parks on its way back (without_gil): hold nothing
+          return ChannelResult::kClosed;
+        }
         box.copying = true;
         copy_later = true;
         return ChannelResult::kOk;
       }, try_call);
     };
-    ChannelResult r = try_then_wait(deadline, attempt);
+    ChannelResult r = try_then_wait(box, deadline, attempt);
     if (copy_later) {
       const std::span<const std::byte> data = view.data();
       out = py::reinterpret_steal<py::object>(PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(data.size())));
@@ -169,10 +207,10 @@ py::object receive_into(PyEndpoint<T>& self, const py::object& buffer, const std
   auto attempt = [&](std::chrono::nanoseconds slice) {
     return locked<T>(box, [&](T* e, bool) {
       if (e == nullptr) return ChannelResult::kClosed;
-      return slice.count() > 0 ? e->receive(out, &n, slice) : e->try_receive(out, &n);
+      return timed_call(slice, [&] { return e->try_receive(out, &n); }, [&](auto t) { return e->receive(out, &n, t); });
     }, slice.count() == 0 && out.size() < kReleaseGilBytes);
   };
-  const ChannelResult r = try_then_wait(deadline, attempt);
+  const ChannelResult r = try_then_wait(box, deadline, attempt);
   if (r == ChannelResult::kOk) return py::int_(n);
   if (!deadline && r == ChannelResult::kWouldBlock) return py::none();
   if (r == ChannelResult::kClosed) box.raise_unusable();
@@ -220,8 +258,8 @@ std::span<std::byte> bytes_of(const L& l, std::size_t nbytes) {
   }
 }
 
-// A loan (senders) or a view (receivers) as a _Lease: take(T&, slice) makes the C++ lease (slice
-// 0: the try_ form). `nbytes` is what a loan lends (0: max_message); None from the try_ form
+// A loan (senders) or a view (receivers) as a _Lease: take(T&, slice) makes the C++ lease (with
+// timed_call). `nbytes` is what a loan lends (0: max_message); None from the try_ form
 // when there is nothing.
 template <typename T, typename Take>
 py::object take_lease(PyEndpoint<T>& self, const std::optional<Deadline>& deadline, std::size_t nbytes,
@@ -243,7 +281,7 @@ py::object take_lease(PyEndpoint<T>& self, const std::optional<Deadline>& deadli
       return ChannelResult::kOk;
     }, slice.count() == 0);
   };
-  const ChannelResult r = try_then_wait(deadline, attempt);
+  const ChannelResult r = try_then_wait(box, deadline, attempt);
   if (r != ChannelResult::kOk) {
     if (!deadline && r == ChannelResult::kWouldBlock) return py::none();
     if (r == ChannelResult::kClosed) box.raise_unusable();

@@ -52,7 +52,7 @@ struct CommonArgs {
   py::object group = py::none();
   bool create = true;
   double open_timeout = 2.0;
-  WaitStrategy wait_strategy = WaitOptions{}.strategy;
+  py::object wait_strategy = py::none();  // None: Python's default wait (see python_default_wait)
   std::uint32_t spin_iterations = WaitOptions{}.spin_iterations;
 
   template <typename Options>
@@ -65,9 +65,12 @@ struct CommonArgs {
     o.group = group_id(group);
     o.create = create;
     o.open_timeout = millis(open_timeout, "open_timeout");
-    o.wait.strategy = wait_strategy;
+    o.wait.strategy = wait_strategy.is_none() ? WaitStrategy::kPark : wait_strategy.cast<WaitStrategy>();
     o.wait.spin_iterations = spin_iterations;
   }
+  // Python's default wait: the yield phase (calls.h, timed_call), then sleep. Any WaitStrategy
+  // given is C++'s, exactly.
+  bool python_default_wait() const { return wait_strategy.is_none(); }
 };
 
 // The keyword arguments of CommonArgs with their defaults (shown in help() as Python writes them).
@@ -77,7 +80,7 @@ std::vector<py::arg_v> common_args() {
           py::arg_v("max_peers", d.max_peers), py::arg_v("permissions", d.permissions, "0o600"),
           py::arg_v("group", py::none(), "None"), py::arg_v("create", d.create),
           py::arg_v("open_timeout", d.open_timeout),
-          py::arg_v("wait_strategy", d.wait_strategy, "WaitStrategy.HYBRID"),
+          py::arg_v("wait_strategy", py::none(), "None"),
           py::arg_v("spin_iterations", d.spin_iterations)};
 }
 
@@ -87,15 +90,19 @@ const char* const kCommonOptionsDoc =
     "MismatchError. permissions (e.g. 0o660) and group (None: the creator's; a gid or a group "
     "name) apply to a channel this call creates. create=False only opens an existing channel "
     "(FileNotFoundError otherwise). open_timeout: seconds to wait for the channel's lock and for "
-    "its creator. wait_strategy and spin_iterations: how a blocking call waits once it cannot "
-    "go on (WaitStrategy; HYBRID spins spin_iterations times, then sleeps).";
+    "its creator. wait_strategy: how a blocking call waits once it cannot go on. None (the "
+    "default) yields the CPU between tries for up to 50 us, then sleeps: fast when the peer runs "
+    "on another CPU, and never slower than a pipe when both share one. A WaitStrategy is C++'s "
+    "(HYBRID: spin spin_iterations times, then sleep; BUSY_SPIN; YIELD; PARK).";
 
 // Opens the endpoint with the GIL released (opening may wait for the channel's lock).
 template <typename T, typename Options>
-PyEndpoint<T> open_endpoint(const char* type, const std::string& name, const Options& o) {
+PyEndpoint<T> open_endpoint(const char* type, const std::string& name, const Options& o, const CommonArgs& args) {
   absl::StatusOr<T> opened = without_gil([&] { return T::open(name, o); });
   if (!opened.ok()) raise_status(opened.status());
-  return PyEndpoint<T>{std::make_shared<EndpointBox>(*std::move(opened), type, name)};
+  auto box = std::make_shared<EndpointBox>(*std::move(opened), type, name);
+  box->yield_phase = args.python_default_wait();
+  return PyEndpoint<T>{std::move(box)};
 }
 
 // --- the classes ----------------------------------------------------------------------------------
@@ -163,9 +170,9 @@ void bind_sender(Class<T>& c) {
       .def("_loan", [](PyEndpoint<T>& self, std::size_t nbytes, const py::object& timeout) {
         return take_lease(self, Deadline::from(timeout), nbytes, "loan", [nbytes](T& e, std::chrono::nanoseconds slice) {
           if constexpr (std::is_same_v<T, TopicPublisher>) {
-            return slice.count() > 0 ? e.loan(nbytes, slice) : e.try_loan(nbytes);
+            return timed_call(slice, [&] { return e.try_loan(nbytes); }, [&](auto t) { return e.loan(nbytes, t); });
           } else {
-            return slice.count() > 0 ? e.loan(slice) : e.try_loan();
+            return timed_call(slice, [&] { return e.try_loan(); }, [&](auto t) { return e.loan(t); });
           }
         });
       }, py::arg("nbytes") = 0, py::arg("timeout") = py::none())
@@ -183,7 +190,7 @@ void bind_sender(Class<T>& c) {
 template <typename T>
 void bind_receiver(Class<T>& c) {
   auto take_view = [](T& e, std::chrono::nanoseconds slice) {
-    return slice.count() > 0 ? e.receive_view(slice) : e.try_receive_view();
+    return timed_call(slice, [&] { return e.try_receive_view(); }, [&](auto t) { return e.receive_view(t); });
   };
   c.def("receive", [](PyEndpoint<T>& self, const py::object& timeout) {
           return receive_bytes(self, Deadline::from(timeout));
@@ -210,17 +217,17 @@ void bind_receiver(Class<T>& c) {
 // The constructor of the queue and frame classes (only the common options).
 template <typename T, typename Options>
 void bind_common_init(Class<T>& c, const char* type, const char* doc) {
-  std::vector<py::arg_v> args = common_args();
+  std::vector<py::arg_v> kw = common_args();
   c.def(py::init([type](const std::string& name, std::uint64_t capacity, std::uint64_t max_message,
                         std::uint32_t max_peers, int permissions, const py::object& group, bool create,
-                        double open_timeout, WaitStrategy wait_strategy, std::uint32_t spin_iterations) {
+                        double open_timeout, const py::object& wait_strategy, std::uint32_t spin_iterations) {
           Options o;
-          CommonArgs{capacity, max_message, max_peers, permissions, group, create, open_timeout,
-                     wait_strategy, spin_iterations}.apply(o);
-          return open_endpoint<T>(type, name, o);
+          const CommonArgs args{capacity, max_message, max_peers, permissions, group, create, open_timeout,
+                                wait_strategy, spin_iterations};
+          args.apply(o);
+          return open_endpoint<T>(type, name, o, args);
         }),
-        py::arg("name"), py::kw_only(), args[0], args[1], args[2], args[3], args[4], args[5], args[6],
-        args[7], args[8], doc);
+        py::arg("name"), py::kw_only(), kw[0], kw[1], kw[2], kw[3], kw[4], kw[5], kw[6], kw[7], kw[8], doc);
 }
 
 // A constructor's docstring (kept for the module's lifetime: pybind11 keeps the pointer).
@@ -247,16 +254,17 @@ void bind_channels(py::module_& m) {
   std::vector<py::arg_v> common = common_args();
   topic_pub.def(py::init([](const std::string& name, std::uint64_t capacity, std::uint64_t max_message,
                             std::uint32_t max_peers, int permissions, const py::object& group, bool create,
-                            double open_timeout, WaitStrategy wait_strategy, std::uint32_t spin_iterations,
+                            double open_timeout, const py::object& wait_strategy, std::uint32_t spin_iterations,
                             bool lossless, double dead_check_interval, double evict_after, std::uint64_t evict_lag) {
                   TopicOptions o;
-                  CommonArgs{capacity, max_message, max_peers, permissions, group, create, open_timeout,
-                             wait_strategy, spin_iterations}.apply(o);
+                  const CommonArgs args{capacity, max_message, max_peers, permissions, group, create, open_timeout,
+                                        wait_strategy, spin_iterations};
+                  args.apply(o);
                   o.lossless = lossless;
                   o.dead_check_interval = millis(dead_check_interval, "dead_check_interval");
                   o.evict_after = millis(evict_after, "evict_after");
                   o.evict_lag = evict_lag;
-                  return open_endpoint<TopicPublisher>("TopicPublisher", name, o);
+                  return open_endpoint<TopicPublisher>("TopicPublisher", name, o, args);
                 }),
                 py::arg("name"), py::kw_only(), common[0], common[1], common[2], common[3], common[4],
                 common[5], common[6], common[7], common[8], py::arg("lossless") = false,
@@ -279,15 +287,16 @@ void bind_channels(py::module_& m) {
   auto topic_sub = bind_common<TopicSubscriber>(m, "TopicSubscriber", "A subscriber of a topic.");
   topic_sub.def(py::init([](const std::string& name, std::uint64_t capacity, std::uint64_t max_message,
                             std::uint32_t max_peers, int permissions, const py::object& group, bool create,
-                            double open_timeout, WaitStrategy wait_strategy, std::uint32_t spin_iterations,
+                            double open_timeout, const py::object& wait_strategy, std::uint32_t spin_iterations,
                             bool lossless, bool start_at_latest, bool read_only) {
                   TopicOptions o;
-                  CommonArgs{capacity, max_message, max_peers, permissions, group, create, open_timeout,
-                             wait_strategy, spin_iterations}.apply(o);
+                  const CommonArgs args{capacity, max_message, max_peers, permissions, group, create, open_timeout,
+                                        wait_strategy, spin_iterations};
+                  args.apply(o);
                   o.lossless = lossless;
                   o.start_at_latest = start_at_latest;
                   o.read_only = read_only;
-                  return open_endpoint<TopicSubscriber>("TopicSubscriber", name, o);
+                  return open_endpoint<TopicSubscriber>("TopicSubscriber", name, o, args);
                 }),
                 py::arg("name"), py::kw_only(), common[0], common[1], common[2], common[3], common[4],
                 common[5], common[6], common[7], common[8], py::arg("lossless") = false,

@@ -64,10 +64,10 @@ void bind_inspection(py::module_& m) {
   }, py::arg("name"),
      "Removes a channel's name now (open endpoints keep working; new opens make a new channel). "
      "FileNotFoundError when there is none.");
-  m.def("collect_garbage", [](bool dry_run) {
+  m.def("collect_garbage", [](bool dry_run, bool segments, bool wait_files_too) {
     auto [report, wait_files] = without_gil([&] {
-      GcReport r = collect_stale_segments(dry_run);
-      return std::pair(std::move(r), collect_stale_wait_files(dry_run));
+      GcReport r = segments ? collect_stale_segments(dry_run) : GcReport{};
+      return std::pair(std::move(r), wait_files_too ? collect_stale_wait_files(dry_run) : std::vector<std::string>{});
     });
     py::dict d;
     d["removed"] = report.removed;
@@ -75,10 +75,11 @@ void bind_inspection(py::module_& m) {
     d["live"] = report.live;
     d["wait_files_removed"] = wait_files;
     return d;
-  }, py::kw_only(), py::arg("dry_run") = false,
+  }, py::kw_only(), py::arg("dry_run") = false, py::arg("segments") = true, py::arg("wait_files") = true,
      "Removes every stale segment (all its processes dead) and the stale descriptor files, as "
-     "`shmring gc` does; with dry_run, only says what it would remove. Never touches anything in "
-     "use. Returns a dict: removed, failed ('path: reason'), live (left alone), wait_files_removed.");
+     "`shmring gc` does (segments=False / wait_files=False leave one kind alone); with dry_run, "
+     "only says what it would remove. Never touches anything in use. Returns a dict: removed, "
+     "failed ('path: reason'), live (left alone), wait_files_removed.");
 }
 
 }  // namespace shmring::python

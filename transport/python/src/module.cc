@@ -2,6 +2,7 @@
 // Pythonic API on it.
 #include <pybind11/pybind11.h>
 
+#include "box.h"
 #include "errors.h"
 
 namespace shmring::python {
@@ -17,4 +18,6 @@ PYBIND11_MODULE(_shmring, m) {
   shmring::python::bind_channels(m);
   shmring::python::bind_inspection(m);
   shmring::python::bind_segment(m);
+  m.def("_interpreter_exiting", &shmring::python::mark_interpreter_exiting,
+        "For the package's atexit callback: daemon threads coming back from a wait park from now on.");
 }
