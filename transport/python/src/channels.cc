@@ -3,6 +3,7 @@
 // The calls themselves are calls.h's templates; shmring/__init__.py subclasses these classes with
 // the Pythonic parts (loan()/view() wrappers, iteration, asyncio).
 #include <grp.h>
+#include <pybind11/stl.h>
 
 #include <cmath>
 #include <deque>
@@ -65,7 +66,14 @@ struct CommonArgs {
     o.group = group_id(group);
     o.create = create;
     o.open_timeout = millis(open_timeout, "open_timeout");
-    o.wait.strategy = wait_strategy.is_none() ? WaitStrategy::kPark : wait_strategy.cast<WaitStrategy>();
+    o.wait.strategy = WaitStrategy::kPark;
+    if (!wait_strategy.is_none()) {
+      try {
+        o.wait.strategy = wait_strategy.cast<WaitStrategy>();
+      } catch (const py::cast_error&) {
+        throw py::type_error("wait_strategy must be None or a shmring.WaitStrategy");
+      }
+    }
     o.wait.spin_iterations = spin_iterations;
   }
   // Python's default wait: the yield phase (calls.h, timed_call), then sleep. Any WaitStrategy
