@@ -231,15 +231,7 @@ inline void describe(PyLease& l, const QueueView& v, const QueueConsumer&) {
   l.sequence = v.sequence();
   l.redelivered = v.redelivered();
 }
-template <typename V>
-  requires std::is_same_v<V, FrameView>
-void describe(PyLease& l, const V& v, const FrameSubscriber&) {
-  if constexpr (requires { v.sequence(); }) {
-    l.sequence = v.sequence();
-  } else {
-    l.sequence = v.frame_number();  // the name before 0.3
-  }
-}
+inline void describe(PyLease& l, const FrameView& v, const FrameSubscriber&) { l.sequence = v.sequence(); }
 template <typename Loan, typename Sender>
 void describe(PyLease&, const Loan&, const Sender&) {}
 
