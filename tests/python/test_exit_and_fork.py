@@ -113,6 +113,39 @@ def test_forked_child_consumer_consumes_nothing(name):
     assert_clean_exit(result, "ok")
 
 
+def test_forked_child_loans_and_views_are_inert(name):
+    result = run_python("""
+        import os, sys, shmring
+        name = sys.argv[1]
+        producer = shmring.QueueProducer(name, capacity=4, max_message=16)
+        consumer = shmring.QueueConsumer(name)
+        producer.send(b"viewed")
+        loan = producer.loan(8)
+        loan.buffer[:8] = b"parent's"
+        view = consumer.view(timeout=5)
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            for call in (loan.publish, view.release):
+                try:
+                    call()
+                    code = 3
+                except ValueError as e:
+                    if "fork" not in str(e):
+                        code = 4
+            del loan, view          # garbage collection settles nothing of the parent's
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, status
+        assert bytes(view.data) == b"viewed"
+        view.release()
+        loan.publish()
+        assert consumer.receive(timeout=5) == b"parent's"
+        print("ok")
+    """, name)
+    assert_clean_exit(result, "ok")
+
+
 def test_fork_while_a_thread_waits_does_not_deadlock_the_childs_close(name):
     # The waiting thread holds the endpoint's lock at fork time; the child's copy of that lock
     # stays taken forever, so the child must never take it.

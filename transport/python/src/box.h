@@ -97,9 +97,10 @@ struct EndpointBox {
   std::condition_variable idle;
   // Under the mutex: null once closed and unpinned.
   std::unique_ptr<Any> endpoint;
-  // Under the mutex: a C++ loan or view is held by a Python lease (the endpoint's data calls are
-  // refused with BufferError meanwhile).
-  bool lease_out = false;
+  // A C++ loan or view is held by a Python lease (the endpoint's data calls are refused with
+  // BufferError meanwhile). Written under the mutex; read before taking it (a hint: the C++ call
+  // refuses a second lease itself).
+  std::atomic<bool> lease_out{false};
   // Under the mutex: a copying receive holds a view while it copies without the lock; other calls
   // wait for it to end.
   bool copying = false;
