@@ -20,9 +20,13 @@ class _Waiters:
         self.fd = fd
         self.futures: set[asyncio.Future[None]] = set()
         self.reading = False
+        self.closed = False  # the endpoint is closing: nothing will wake a new waiter
 
     def add(self) -> asyncio.Future[None]:
         future = self.loop.create_future()
+        if self.closed:
+            future.set_result(None)  # try again now: the endpoint says it is closed
+            return future
         self.futures.add(future)
         if not self.reading:
             self.loop.add_reader(self.fd, self.wake)
@@ -54,6 +58,10 @@ _lock = threading.Lock()
 
 def _waiters(endpoint: Any, loop: asyncio.AbstractEventLoop) -> _Waiters:
     with _lock:
+        if endpoint.__dict__.get("_aio_closing"):
+            closing = _Waiters(loop, -1)
+            closing.closed = True
+            return closing
         table: dict[asyncio.AbstractEventLoop, _Waiters] | None = endpoint.__dict__.get("_aio_waiters")
         if table is None:
             table = endpoint.__dict__["_aio_waiters"] = {}
@@ -75,7 +83,10 @@ def wake_on_close(endpoint: Any) -> None:
     """Called by close() before the descriptor goes: wakes every task awaiting the endpoint (in
     any loop, from any thread), which then finds it closed."""
     with _lock:
+        endpoint.__dict__["_aio_closing"] = True
         table = endpoint.__dict__.pop("_aio_waiters", None)
+        for waiters in (table or {}).values():
+            waiters.closed = True
     if not table:
         return
     try:

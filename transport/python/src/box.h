@@ -52,18 +52,13 @@ void mark_interpreter_exiting() noexcept;
 // returns during the interpreter's exit parks instead (park_forever).
 template <typename Fn>
 auto without_gil(Fn&& fn) -> decltype(fn()) {
-  PyThreadState* state = PyEval_SaveThread();
   if constexpr (std::is_void_v<decltype(fn())>) {
-    try {
+    without_gil([&] {
       fn();
-    } catch (...) {
-      if (exiting_elsewhere()) park_forever();
-      PyEval_RestoreThread(state);
-      throw;
-    }
-    if (exiting_elsewhere()) park_forever();
-    PyEval_RestoreThread(state);
+      return true;
+    });
   } else {
+    PyThreadState* state = PyEval_SaveThread();
     std::optional<decltype(fn())> result;
     try {
       result.emplace(fn());

@@ -73,10 +73,10 @@ class BufferRef {
   Py_buffer view_{};
 };
 
-// The slice value that asks an attempt for the yield phase (see timed_call).
+// The slice value that asks an attempt for the yield phase (timed_call).
 inline constexpr std::chrono::nanoseconds kYieldPhase{-1};
-// How long the yield phase of Python's default wait lasts at most.
-inline constexpr std::chrono::microseconds kYieldPhaseBudget{50};
+// How long the yield phase lasts at most.
+inline constexpr std::chrono::microseconds kYieldBudget{50};
 
 inline bool would_block(ChannelResult r) { return r == ChannelResult::kWouldBlock || r == ChannelResult::kTimedOut; }
 template <typename Lease>
@@ -84,19 +84,19 @@ bool would_block(const Lease& l) { return !l.ok() && would_block(l.result()); }
 
 // The C++ call of one attempt, under the box's mutex: slice 0 is the try_ form (try_call()), a
 // positive slice the blocking form (wait_call(slice), waiting as the endpoint's WaitOptions say),
-// and kYieldPhase Python's default first phase of a wait: try_call() after each sched_yield() for
-// up to kYieldPhaseBudget. Yielding lets a peer that shares this CPU run (where spinning would take
-// its time), and costs a peer on another CPU no more than spinning; then the endpoint (opened with
+// and kYieldPhase the first phase of Python's default wait on one CPU (channels.cc,
+// default_wait): try_call() after each sched_yield() for up to kYieldBudget. Yielding lets a peer
+// that shares the CPU run, where spinning would take its time; then the endpoint (opened with
 // WaitStrategy::kPark) sleeps.
 template <typename Try, typename Wait>
 auto timed_call(std::chrono::nanoseconds slice, Try&& try_call, Wait&& wait_call) -> decltype(try_call()) {
   if (slice.count() > 0) return wait_call(slice);
   if (slice != kYieldPhase) return try_call();
-  const auto until = std::chrono::steady_clock::now() + kYieldPhaseBudget;
+  const auto start = std::chrono::steady_clock::now();
   for (;;) {
     sched_yield();
     auto r = try_call();
-    if (!would_block(r) || std::chrono::steady_clock::now() >= until) return r;
+    if (!would_block(r) || std::chrono::steady_clock::now() - start >= kYieldBudget) return r;
   }
 }
 

@@ -3,6 +3,7 @@
 // The calls themselves are calls.h's templates; shmring/__init__.py subclasses these classes with
 // the Pythonic parts (loan()/view() wrappers, iteration, asyncio).
 #include <grp.h>
+#include <sched.h>
 #include <pybind11/stl.h>
 
 #include <cmath>
@@ -17,6 +18,13 @@ namespace shmring::python {
 namespace {
 
 // --- options ------------------------------------------------------------------------------------
+
+// Whether this process may run on more than one CPU now.
+bool several_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  return sched_getaffinity(0, sizeof(set), &set) != 0 || CPU_COUNT(&set) > 1;
+}
 
 std::chrono::milliseconds millis(double seconds, const char* what) {
   if (!(seconds >= 0) || !std::isfinite(seconds)) {
@@ -66,19 +74,22 @@ struct CommonArgs {
     o.group = group_id(group);
     o.create = create;
     o.open_timeout = millis(open_timeout, "open_timeout");
-    o.wait.strategy = WaitStrategy::kPark;
-    if (!wait_strategy.is_none()) {
-      try {
-        o.wait.strategy = wait_strategy.cast<WaitStrategy>();
-      } catch (const py::cast_error&) {
-        throw py::type_error("wait_strategy must be None or a shmring.WaitStrategy");
-      }
-    }
     o.wait.spin_iterations = spin_iterations;
+    if (wait_strategy.is_none()) {
+      o.wait.strategy = yield_phase() ? WaitStrategy::kPark : WaitOptions{}.strategy;
+      return;
+    }
+    try {
+      o.wait.strategy = wait_strategy.cast<WaitStrategy>();
+    } catch (const py::cast_error&) {
+      throw py::type_error("wait_strategy must be None or a shmring.WaitStrategy");
+    }
   }
-  // Python's default wait: the yield phase (calls.h, timed_call), then sleep. Any WaitStrategy
-  // given is C++'s, exactly.
-  bool python_default_wait() const { return wait_strategy.is_none(); }
+  // Python's default wait (wait_strategy None), chosen when the endpoint opens: with more than
+  // one CPU to run on, C++'s default (HYBRID: spin, then sleep); on one CPU, where a spinning
+  // waiter takes the time its peer needs, the yield phase (calls.h, timed_call), then sleep
+  // (PARK). Any WaitStrategy given is C++'s, exactly.
+  bool yield_phase() const { return wait_strategy.is_none() && !several_cpus(); }
 };
 
 // The keyword arguments of CommonArgs with their defaults (shown in help() as Python writes them).
@@ -99,9 +110,10 @@ const char* const kCommonOptionsDoc =
     "name) apply to a channel this call creates. create=False only opens an existing channel "
     "(FileNotFoundError otherwise). open_timeout: seconds to wait for the channel's lock and for "
     "its creator. wait_strategy: how a blocking call waits once it cannot go on. None (the "
-    "default) yields the CPU between tries for up to 50 us, then sleeps: fast when the peer runs "
-    "on another CPU, and never slower than a pipe when both share one. A WaitStrategy is C++'s "
-    "(HYBRID: spin spin_iterations times, then sleep; BUSY_SPIN; YIELD; PARK).";
+    "default) chooses when the endpoint opens: with several CPUs to run on, HYBRID (spin "
+    "spin_iterations times, then sleep); on one CPU, yield the CPU between tries for up to "
+    "50 us, then sleep, so that it never loses to a pipe there. A WaitStrategy is C++'s "
+    "(HYBRID, BUSY_SPIN, YIELD, PARK).";
 
 // Opens the endpoint with the GIL released (opening may wait for the channel's lock).
 template <typename T, typename Options>
@@ -109,7 +121,7 @@ PyEndpoint<T> open_endpoint(const char* type, const std::string& name, const Opt
   absl::StatusOr<T> opened = without_gil([&] { return T::open(name, o); });
   if (!opened.ok()) raise_status(opened.status());
   auto box = std::make_shared<EndpointBox>(*std::move(opened), type, name);
-  box->yield_phase = args.python_default_wait();
+  box->yield_phase = args.yield_phase();
   return PyEndpoint<T>{std::move(box)};
 }
 
