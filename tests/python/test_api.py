@@ -74,6 +74,14 @@ def test_every_option_is_accepted(name):
         assert sub.last_sequence == pub.next_sequence - 1
         assert sub.next_sequence == pub.next_sequence
         assert pub.channel_incarnation == sub.channel_incarnation != 0
+    with shmring.QueueProducer(name + "q", trusted_owners=[os.getuid(), "root"], permissions=0o640):
+        with pytest.raises(PermissionError):
+            shmring.QueueConsumer(name + "q", permissions=0o600)  # the channel grants more than that
+        shmring.QueueConsumer(name + "q", permissions=0o640).close()
+    with pytest.raises(TypeError):
+        shmring.QueueProducer(name + "q", trusted_owners="root")
+    with pytest.raises(ValueError, match="no user"):
+        shmring.QueueProducer(name + "q", trusted_owners=["no-such-user-here"])
     with pytest.raises(TypeError):
         shmring.QueueProducer(name + "q", wait_strategy="park")
     with pytest.raises(ValueError, match="no group"):
@@ -98,6 +106,9 @@ def test_topic_views_carry_their_sequence(name):
 def test_set_permissions_takes_a_keyword(name):
     shm = shmring.SharedMemory(name + "_seg")
     shm.set_permissions(mode=0o640)
+    shm.set_group(gid=os.getgid())
+    shm.set_trust(any_owner=False, trusted_owners=[0], max_mode=0o640)
+    assert shm.group == os.getgid()
     assert shm.create(64)
     assert os.stat(f"/dev/shm/{shm.native_key}").st_mode & 0o777 == 0o640
     shm.detach()

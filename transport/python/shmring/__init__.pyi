@@ -1,7 +1,7 @@
 """Type stubs for the shmring package (docs/python.md)."""
 
 import enum
-from typing import Any, AsyncIterator, Iterator, Optional, Self, Union
+from typing import Any, AsyncIterator, Iterator, Optional, Self, Sequence, Union
 
 # Anything with the buffer protocol: bytes, bytearray, memoryview, numpy arrays, array.array, ...
 BytesLike = Union[bytes, bytearray, memoryview, Any]
@@ -95,7 +95,8 @@ class _Receiver(_Endpoint):
 
 class TopicPublisher(_Sender):
     def __init__(self, name: str, *, capacity: int = 0, max_message: int = 0, max_peers: int = 0,
-                 permissions: int = 0o600, group: Union[int, str, None] = None, create: bool = True,
+                 permissions: int = 0o600, group: Union[int, str, None] = None,
+                 trusted_owners: Sequence[Union[int, str]] = (), create: bool = True,
                  open_timeout: float = 2.0, wait_strategy: WaitStrategy = ...,
                  spin_iterations: int = ..., lossless: bool = False,
                  dead_check_interval: float = 0.005, evict_after: float = 0.0,
@@ -109,7 +110,8 @@ class TopicPublisher(_Sender):
 
 class TopicSubscriber(_Receiver):
     def __init__(self, name: str, *, capacity: int = 0, max_message: int = 0, max_peers: int = 0,
-                 permissions: int = 0o600, group: Union[int, str, None] = None, create: bool = True,
+                 permissions: int = 0o600, group: Union[int, str, None] = None,
+                 trusted_owners: Sequence[Union[int, str]] = (), create: bool = True,
                  open_timeout: float = 2.0, wait_strategy: WaitStrategy = ...,
                  spin_iterations: int = ..., lossless: bool = False,
                  start_at_latest: bool = False, read_only: bool = False) -> None: ...
@@ -126,7 +128,8 @@ class TopicSubscriber(_Receiver):
 
 class QueueProducer(_Sender):
     def __init__(self, name: str, *, capacity: int = 0, max_message: int = 0, max_peers: int = 0,
-                 permissions: int = 0o600, group: Union[int, str, None] = None, create: bool = True,
+                 permissions: int = 0o600, group: Union[int, str, None] = None,
+                 trusted_owners: Sequence[Union[int, str]] = (), create: bool = True,
                  open_timeout: float = 2.0, wait_strategy: WaitStrategy = ...,
                  spin_iterations: int = ...) -> None: ...
     @property
@@ -136,7 +139,8 @@ class QueueProducer(_Sender):
 
 class QueueConsumer(_Receiver):
     def __init__(self, name: str, *, capacity: int = 0, max_message: int = 0, max_peers: int = 0,
-                 permissions: int = 0o600, group: Union[int, str, None] = None, create: bool = True,
+                 permissions: int = 0o600, group: Union[int, str, None] = None,
+                 trusted_owners: Sequence[Union[int, str]] = (), create: bool = True,
                  open_timeout: float = 2.0, wait_strategy: WaitStrategy = ...,
                  spin_iterations: int = ...) -> None: ...
     @property
@@ -146,7 +150,8 @@ class QueueConsumer(_Receiver):
 
 class FramePublisher(_Sender):
     def __init__(self, name: str, *, capacity: int = 0, max_message: int = 0, max_peers: int = 0,
-                 permissions: int = 0o600, group: Union[int, str, None] = None, create: bool = True,
+                 permissions: int = 0o600, group: Union[int, str, None] = None,
+                 trusted_owners: Sequence[Union[int, str]] = (), create: bool = True,
                  open_timeout: float = 2.0, wait_strategy: WaitStrategy = ...,
                  spin_iterations: int = ...) -> None: ...
     @property
@@ -154,7 +159,8 @@ class FramePublisher(_Sender):
 
 class FrameSubscriber(_Receiver):
     def __init__(self, name: str, *, capacity: int = 0, max_message: int = 0, max_peers: int = 0,
-                 permissions: int = 0o600, group: Union[int, str, None] = None, create: bool = True,
+                 permissions: int = 0o600, group: Union[int, str, None] = None,
+                 trusted_owners: Sequence[Union[int, str]] = (), create: bool = True,
                  open_timeout: float = 2.0, wait_strategy: WaitStrategy = ...,
                  spin_iterations: int = ...) -> None: ...
     @property
@@ -199,6 +205,11 @@ class SharedMemory:
     @property
     def native_key(self) -> str: ...
     def set_permissions(self, mode: int) -> None: ...
+    def set_group(self, gid: int) -> None: ...
+    @property
+    def group(self) -> int: ...
+    def set_trust(self, *, any_owner: bool = True, trusted_owners: Sequence[int] = ...,
+                  max_mode: int = 0o777) -> None: ...
     def create(self, size: int, mode: AccessMode = ...) -> bool: ...
     def attach(self, mode: AccessMode = ...) -> bool: ...
     def detach(self) -> bool: ...

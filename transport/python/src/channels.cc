@@ -3,6 +3,7 @@
 // The calls themselves are calls.h's templates; shmring/__init__.py subclasses these classes with
 // the Pythonic parts (loan()/view() wrappers, iteration, asyncio).
 #include <grp.h>
+#include <pwd.h>
 #include <sched.h>
 #include <pybind11/stl.h>
 
@@ -52,6 +53,31 @@ gid_t group_id(const py::object& group) {
   return static_cast<gid_t>(gid);
 }
 
+// A uid, or a user name.
+uid_t user_id(const py::handle& user) {
+  if (py::isinstance<py::str>(user)) {
+    const std::string name = user.cast<std::string>();
+    std::vector<char> buffer(16384);
+    struct passwd entry {};
+    struct passwd* found = nullptr;
+    if (getpwnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) {
+      throw py::value_error("no user named '" + name + "'");
+    }
+    return found->pw_uid;
+  }
+  if (!py::isinstance<py::int_>(user)) throw py::type_error("trusted_owners: each must be a uid (int) or a user name (str)");
+  const long long uid = user.cast<long long>();
+  if (uid < 0 || uid >= static_cast<long long>(static_cast<uid_t>(-1))) throw py::value_error("trusted_owners: not a valid uid");
+  return static_cast<uid_t>(uid);
+}
+
+std::vector<uid_t> user_ids(const py::object& users) {
+  std::vector<uid_t> ids;
+  if (py::isinstance<py::str>(users)) throw py::type_error("trusted_owners must be a sequence of uids or user names");
+  for (const py::handle user : py::iter(users)) ids.push_back(user_id(user));
+  return ids;
+}
+
 // The options every pattern shares, as keyword arguments (in this order after the name).
 struct CommonArgs {
   std::uint64_t capacity = 0;
@@ -59,6 +85,7 @@ struct CommonArgs {
   std::uint32_t max_peers = 0;
   int permissions = 0600;
   py::object group = py::none();
+  py::object trusted_owners = py::tuple();
   bool create = true;
   double open_timeout = 2.0;
   py::object wait_strategy = py::none();  // None: Python's default wait (see python_default_wait)
@@ -72,6 +99,7 @@ struct CommonArgs {
     if (permissions < 0 || permissions > 0777) throw py::value_error("permissions must be within 0o000..0o777");
     o.permissions = static_cast<mode_t>(permissions);
     o.group = group_id(group);
+    o.trusted_owners = user_ids(trusted_owners);
     o.create = create;
     o.open_timeout = millis(open_timeout, "open_timeout");
     o.wait.spin_iterations = spin_iterations;
@@ -97,7 +125,8 @@ std::vector<py::arg_v> common_args() {
   const CommonArgs d;
   return {py::arg_v("capacity", d.capacity), py::arg_v("max_message", d.max_message),
           py::arg_v("max_peers", d.max_peers), py::arg_v("permissions", d.permissions, "0o600"),
-          py::arg_v("group", py::none(), "None"), py::arg_v("create", d.create),
+          py::arg_v("group", py::none(), "None"), py::arg_v("trusted_owners", py::tuple(), "()"),
+          py::arg_v("create", d.create),
           py::arg_v("open_timeout", d.open_timeout),
           py::arg_v("wait_strategy", py::none(), "None"),
           py::arg_v("spin_iterations", d.spin_iterations)};
@@ -107,7 +136,9 @@ const char* const kCommonOptionsDoc =
     "max_message: the largest message in bytes. max_peers: endpoints at once. These three are "
     "the creator's; an opener that gives a non-zero value different from the channel's gets "
     "MismatchError. permissions (e.g. 0o660) and group (None: the creator's; a gid or a group "
-    "name) apply to a channel this call creates. create=False only opens an existing channel "
+    "name) apply to a channel this call creates; a channel it opens must be owned by this user "
+    "or one of trusted_owners (uids or user names) and grant no more than permissions "
+    "(PermissionError otherwise). create=False only opens an existing channel "
     "(FileNotFoundError otherwise). open_timeout: seconds to wait for the channel's lock and for "
     "its creator. wait_strategy: how a blocking call waits once it cannot go on. None (the "
     "default) chooses when the endpoint opens: with several CPUs to run on, HYBRID (spin "
@@ -239,15 +270,16 @@ template <typename T, typename Options>
 void bind_common_init(Class<T>& c, const char* type, const char* doc) {
   std::vector<py::arg_v> kw = common_args();
   c.def(py::init([type](const std::string& name, std::uint64_t capacity, std::uint64_t max_message,
-                        std::uint32_t max_peers, int permissions, const py::object& group, bool create,
+                        std::uint32_t max_peers, int permissions, const py::object& group,
+                        const py::object& trusted_owners, bool create,
                         double open_timeout, const py::object& wait_strategy, std::uint32_t spin_iterations) {
           Options o;
-          const CommonArgs args{capacity, max_message, max_peers, permissions, group, create, open_timeout,
+          const CommonArgs args{capacity, max_message, max_peers, permissions, group, trusted_owners, create, open_timeout,
                                 wait_strategy, spin_iterations};
           args.apply(o);
           return open_endpoint<T>(type, name, o, args);
         }),
-        py::arg("name"), py::kw_only(), kw[0], kw[1], kw[2], kw[3], kw[4], kw[5], kw[6], kw[7], kw[8], doc);
+        py::arg("name"), py::kw_only(), kw[0], kw[1], kw[2], kw[3], kw[4], kw[5], kw[6], kw[7], kw[8], kw[9], doc);
 }
 
 // A constructor's docstring (kept for the module's lifetime: pybind11 keeps the pointer).
@@ -273,11 +305,12 @@ void bind_channels(py::module_& m) {
       "ahead and counts what it lost; lossless: the publisher waits for the slowest).");
   std::vector<py::arg_v> common = common_args();
   topic_pub.def(py::init([](const std::string& name, std::uint64_t capacity, std::uint64_t max_message,
-                            std::uint32_t max_peers, int permissions, const py::object& group, bool create,
+                            std::uint32_t max_peers, int permissions, const py::object& group,
+                        const py::object& trusted_owners, bool create,
                             double open_timeout, const py::object& wait_strategy, std::uint32_t spin_iterations,
                             bool lossless, double dead_check_interval, double evict_after, std::uint64_t evict_lag) {
                   TopicOptions o;
-                  const CommonArgs args{capacity, max_message, max_peers, permissions, group, create, open_timeout,
+                  const CommonArgs args{capacity, max_message, max_peers, permissions, group, trusted_owners, create, open_timeout,
                                         wait_strategy, spin_iterations};
                   args.apply(o);
                   o.lossless = lossless;
@@ -287,7 +320,7 @@ void bind_channels(py::module_& m) {
                   return open_endpoint<TopicPublisher>("TopicPublisher", name, o, args);
                 }),
                 py::arg("name"), py::kw_only(), common[0], common[1], common[2], common[3], common[4],
-                common[5], common[6], common[7], common[8], py::arg("lossless") = false,
+                common[5], common[6], common[7], common[8], common[9], py::arg("lossless") = false,
                 py::arg("dead_check_interval") = 0.005, py::arg("evict_after") = 0.0, py::arg("evict_lag") = 0,
                 constructor_doc(
                     "Opens (or creates) topic `name` as its one publisher.",
@@ -306,11 +339,12 @@ void bind_channels(py::module_& m) {
 
   auto topic_sub = bind_common<TopicSubscriber>(m, "TopicSubscriber", "A subscriber of a topic.");
   topic_sub.def(py::init([](const std::string& name, std::uint64_t capacity, std::uint64_t max_message,
-                            std::uint32_t max_peers, int permissions, const py::object& group, bool create,
+                            std::uint32_t max_peers, int permissions, const py::object& group,
+                        const py::object& trusted_owners, bool create,
                             double open_timeout, const py::object& wait_strategy, std::uint32_t spin_iterations,
                             bool lossless, bool start_at_latest, bool read_only) {
                   TopicOptions o;
-                  const CommonArgs args{capacity, max_message, max_peers, permissions, group, create, open_timeout,
+                  const CommonArgs args{capacity, max_message, max_peers, permissions, group, trusted_owners, create, open_timeout,
                                         wait_strategy, spin_iterations};
                   args.apply(o);
                   o.lossless = lossless;
@@ -319,7 +353,7 @@ void bind_channels(py::module_& m) {
                   return open_endpoint<TopicSubscriber>("TopicSubscriber", name, o, args);
                 }),
                 py::arg("name"), py::kw_only(), common[0], common[1], common[2], common[3], common[4],
-                common[5], common[6], common[7], common[8], py::arg("lossless") = false,
+                common[5], common[6], common[7], common[8], common[9], py::arg("lossless") = false,
                 py::arg("start_at_latest") = false, py::arg("read_only") = false,
                 constructor_doc(
                     "Opens (or creates) topic `name` as a subscriber.",

@@ -2,6 +2,7 @@
 // results, error() and error_string()), with the waits made interruptible and the segment's memory
 // exported as a memoryview that cannot outlive the mapping.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <chrono>
 
@@ -117,6 +118,18 @@ void bind_segment(py::module_& m) {
         if (mode < 0 || mode > 07777) throw py::value_error("mode must be within 0o0000..0o7777");
         s.box->shm.set_permissions(static_cast<mode_t>(mode));
       }, py::arg("mode"), "Mode bits (e.g. 0o660) of a segment create() makes from now on.")
+      .def("set_group", [](PySharedMemory& s, int gid) {
+        s.box->shm.set_group(static_cast<gid_t>(gid));
+      }, py::arg("gid"), "Group of a segment create() makes from now on (-1: the creator's).")
+      .def_property_readonly("group", [](PySharedMemory& s) { return static_cast<int>(s.box->shm.group()); })
+      .def("set_trust", [](PySharedMemory& s, bool any_owner, const std::vector<uid_t>& trusted_owners, int max_mode) {
+        if (max_mode < 0 || max_mode > 07777) throw py::value_error("max_mode must be within 0o0000..0o7777");
+        s.box->shm.set_trust(SharedMemory::Trust{any_owner, trusted_owners, static_cast<mode_t>(max_mode)});
+      }, py::kw_only(), py::arg("any_owner") = true, py::arg("trusted_owners") = std::vector<uid_t>{},
+         py::arg_v("max_mode", 0777, "0o777"),
+         "Which existing segments attach() accepts: with any_owner=False, only "
+         "one owned by this user or one of trusted_owners (uids) whose mode grants nothing outside "
+         "max_mode; others fail with PERMISSION_DENIED before anything is mapped.")
       .def("create", [](PySharedMemory& s, std::size_t size, AccessMode mode) {
         return without_gil([&] { return s.box->shm.create(size, mode); });
       }, py::arg("size"), py::arg("mode") = AccessMode::kReadWrite,
