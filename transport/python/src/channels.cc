@@ -34,41 +34,37 @@ std::chrono::milliseconds millis(double seconds, const char* what) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(seconds * 1000.0)));
 }
 
+// A numeric id (uid, gid) given as an int or as a name that `lookup(name, &entry, buffer, size,
+// &found)` (getpwnam_r, getgrnam_r) resolves; `what` names it in errors ("user", "group").
+template <typename Id, typename Entry, typename Lookup, typename IdOf>
+Id id_of(const py::handle& given, const char* what, Lookup lookup, IdOf id_of_entry) {
+  if (py::isinstance<py::str>(given)) {
+    const std::string name = given.cast<std::string>();
+    std::vector<char> buffer(16384);
+    Entry entry{};
+    Entry* found = nullptr;
+    if (lookup(name.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) {
+      throw py::value_error(std::string("no ") + what + " named '" + name + "'");
+    }
+    return id_of_entry(*found);
+  }
+  if (!py::isinstance<py::int_>(given)) {
+    throw py::type_error(std::string("a ") + what + " is an id (int) or a name (str)");
+  }
+  const long long id = given.cast<long long>();
+  if (id < 0 || id >= static_cast<long long>(static_cast<Id>(-1))) throw py::value_error(std::string("not a valid ") + what + " id");
+  return static_cast<Id>(id);
+}
+
 // None (the creator's group), a gid, or a group name.
 gid_t group_id(const py::object& group) {
   if (group.is_none()) return static_cast<gid_t>(-1);
-  if (py::isinstance<py::str>(group)) {
-    const std::string name = group.cast<std::string>();
-    std::vector<char> buffer(16384);
-    struct group entry {};
-    struct group* found = nullptr;
-    if (getgrnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) {
-      throw py::value_error("no group named '" + name + "'");
-    }
-    return found->gr_gid;
-  }
-  if (!py::isinstance<py::int_>(group)) throw py::type_error("group must be None, a gid (int) or a group name (str)");
-  const long long gid = group.cast<long long>();
-  if (gid < 0 || gid >= static_cast<long long>(static_cast<gid_t>(-1))) throw py::value_error("group: not a valid gid");
-  return static_cast<gid_t>(gid);
+  return id_of<gid_t, struct group>(group, "group", getgrnam_r, [](const struct group& g) { return g.gr_gid; });
 }
 
 // A uid, or a user name.
 uid_t user_id(const py::handle& user) {
-  if (py::isinstance<py::str>(user)) {
-    const std::string name = user.cast<std::string>();
-    std::vector<char> buffer(16384);
-    struct passwd entry {};
-    struct passwd* found = nullptr;
-    if (getpwnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) {
-      throw py::value_error("no user named '" + name + "'");
-    }
-    return found->pw_uid;
-  }
-  if (!py::isinstance<py::int_>(user)) throw py::type_error("trusted_owners: each must be a uid (int) or a user name (str)");
-  const long long uid = user.cast<long long>();
-  if (uid < 0 || uid >= static_cast<long long>(static_cast<uid_t>(-1))) throw py::value_error("trusted_owners: not a valid uid");
-  return static_cast<uid_t>(uid);
+  return id_of<uid_t, struct passwd>(user, "user", getpwnam_r, [](const struct passwd& p) { return p.pw_uid; });
 }
 
 std::vector<uid_t> user_ids(const py::object& users) {
@@ -88,7 +84,7 @@ struct CommonArgs {
   py::object trusted_owners = py::tuple();
   bool create = true;
   double open_timeout = 2.0;
-  py::object wait_strategy = py::none();  // None: Python's default wait (see python_default_wait)
+  py::object wait_strategy = py::none();  // None: Python's default wait (see yield_phase)
   std::uint32_t spin_iterations = WaitOptions{}.spin_iterations;
 
   template <typename Options>
