@@ -17,6 +17,8 @@ int run_top(const std::vector<std::string>& args);
 int run_pub(const std::vector<std::string>& args);
 int run_sub(const std::vector<std::string>& args);
 int run_bridge(const std::vector<std::string>& args);  // bridge_command.cc (needs ZeroMQ)
+int run_record(const std::vector<std::string>& args);  // record_command.cc (needs zstd)
+int run_replay(const std::vector<std::string>& args);  // record_command.cc
 
 // Prints "shmring CMD: message" to stderr and returns `status`.
 int report_error(const std::string& command, const std::string& message, int status = 1);

@@ -20,6 +20,8 @@ constexpr const char* kUsage =
     "  rm     remove a segment or channel by name\n"
     "  gc     remove every stale segment (all users dead); --dry-run to preview\n"
     "  bridge carry channels to and from other hosts over ZeroMQ (export, import, keygen)\n"
+    "  record record channels into an MCAP file (info, --recover, trigger)\n"
+    "  replay publish a recording into its channels at the recorded pace\n"
     "  bench  cross-process benchmark against the physical floor and other IPC mechanisms\n"
     "\n"
     "`shmring COMMAND --help` describes each command.\n";
@@ -46,6 +48,13 @@ int main(int argc, char** argv) {
     return shmring::cli::run_bridge(args);
 #else
     return shmring::cli::report_error(command, "this shmring was built without ZeroMQ (libzmq3-dev)", 1);
+#endif
+  }
+  if (command == "record" || command == "replay") {
+#ifdef SHMRING_HAVE_RECORD
+    return command == "record" ? shmring::cli::run_record(args) : shmring::cli::run_replay(args);
+#else
+    return shmring::cli::report_error(command, "this shmring was built without zstd (libzstd-dev)", 1);
 #endif
   }
   return shmring::cli::report_error(command, "unknown command (see shmring --help)", 2);
