@@ -57,31 +57,27 @@ absl::StatusOr<SegmentListing> inspect_segment(const std::string& path) {
     default: listing.liveness = SegmentLiveness::kUnknown; break;
   }
   listing.attachments = detail::count_attach_locks(fd);
-  detail::Mapping mapping;
-  int map_errno = 0;
-  if (!detail::map_file(fd, false, &mapping, &map_errno)) {
-    listing.problem = "cannot map: " + detail::errno_text(map_errno);
+  // Read, never mapped: a file someone else keeps resizing would kill this process with SIGBUS.
+  detail::FileHeader header;
+  if (!detail::read_file_header(fd, &header)) {
+    listing.problem = "cannot read: " + detail::errno_text(errno);
+  } else if (header.kind == detail::FileKind::kSegment) {
+    listing.key = header.key;
+    listing.data_bytes = header.info.user_size;
+    listing.creator_pid = header.info.creator_pid;
+    listing.creator_alive =
+        is_alive(ProcessIdentity{header.info.creator_pid, header.info.creator_start_time});
+    listing.created_unix_ns = header.info.created_unix_ns;
+  } else if (header.kind == detail::FileKind::kHalfMade) {
+    listing.problem = "its creator has not finished it (or died first)";
   } else {
-    SegmentInfo info;
-    const absl::Status header = read_segment_header(mapping.address, mapping.bytes, &info);
-    if (header.ok()) {
-      listing.key = std::string(info.key);
-      listing.data_bytes = info.user_size;
-      listing.creator_pid = info.creator_pid;
-      listing.creator_alive = is_alive(ProcessIdentity{info.creator_pid, info.creator_start_time});
-      listing.created_unix_ns = info.created_unix_ns;
-    } else {
-      listing.problem = std::string(header.message());
-    }
-    detail::unmap(&mapping);
+    listing.problem = header.problem;
   }
   close(fd);
   return listing;
 }
 
-namespace {
-
-std::vector<std::string> matching_paths(std::string_view directory, std::string_view prefix) {
+std::vector<std::string> segment_paths(std::string_view directory, std::string_view prefix) {
   std::vector<std::string> paths;
   DIR* dir = opendir(std::string(directory).c_str());
   if (dir == nullptr) return paths;
@@ -96,11 +92,9 @@ std::vector<std::string> matching_paths(std::string_view directory, std::string_
   return paths;
 }
 
-}  // namespace
-
 std::vector<SegmentListing> list_segments(std::string_view directory, std::string_view prefix) {
   std::vector<SegmentListing> listings;
-  for (const std::string& path : matching_paths(directory, prefix)) {
+  for (const std::string& path : segment_paths(directory, prefix)) {
     absl::StatusOr<SegmentListing> listing = inspect_segment(path);
     if (listing.ok()) {
       listings.push_back(*std::move(listing));
@@ -117,31 +111,36 @@ std::vector<SegmentListing> list_segments(std::string_view directory, std::strin
 
 namespace {
 
-GcReport collect_from(const std::vector<std::string>& paths, bool dry_run);
+GcReport collect_from(const std::vector<std::string>& paths, bool dry_run, bool only_own);
 
 }  // namespace
 
 GcReport collect_stale_segments(bool dry_run, std::string_view directory, std::string_view prefix) {
-  return collect_from(matching_paths(directory, prefix), dry_run);
+  return collect_from(segment_paths(directory, prefix), dry_run, /*only_own=*/false);
 }
 
 GcReport collect_some_stale_segments(std::size_t max_files, std::string_view directory,
                                      std::string_view prefix) {
-  std::vector<std::string> paths = matching_paths(directory, prefix);
+  std::vector<std::string> paths = segment_paths(directory, prefix);
   if (paths.size() > max_files) {
     // A different window each call: the clock picks where it starts.
     const std::size_t start = static_cast<std::size_t>(monotonic_ns() / 1000) % paths.size();
     std::rotate(paths.begin(), paths.begin() + static_cast<std::ptrdiff_t>(start), paths.end());
     paths.resize(max_files);
   }
-  return collect_from(paths, false);
+  // A sweep on the side never looks inside other users' files (root's included).
+  return collect_from(paths, false, /*only_own=*/true);
 }
 
 namespace {
 
-GcReport collect_from(const std::vector<std::string>& paths, bool dry_run) {
+GcReport collect_from(const std::vector<std::string>& paths, bool dry_run, bool only_own) {
   GcReport report;
+  const uid_t me = geteuid();
   for (const std::string& path : paths) {
+    struct stat st {};
+    if (lstat(path.c_str(), &st) != 0) continue;
+    if (only_own && st.st_uid != me) continue;
     if (dry_run) {
       absl::StatusOr<SegmentListing> listing = inspect_segment(path);
       if (!listing.ok()) continue;
@@ -149,24 +148,31 @@ GcReport collect_from(const std::vector<std::string>& paths, bool dry_run) {
         ++report.live;
         continue;
       }
-      const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-      bool is_segment = false;
-      const bool readable = fd >= 0 && detail::inspect_segment_file(fd, false, &is_segment);
+      const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+      detail::FileHeader header;
+      const bool readable = fd >= 0 && detail::read_file_header(fd, &header);
       if (fd >= 0) close(fd);
-      if (readable && is_segment) {
-        report.removed.push_back(path);
-      } else {
+      if (!readable || header.kind == detail::FileKind::kForeign) {
         report.failed.push_back(path + ": not a shmring segment; left alone");
+      } else if (!detail::may_act_on(header.owner)) {
+        report.failed.push_back(path + ": belongs to " + detail::user_text(header.owner) +
+                                "; left alone");
+      } else {
+        report.removed.push_back(path);
       }
       continue;
     }
     int errno_value = 0;
-    switch (detail::reclaim_if_stale(path, &errno_value)) {
+    uid_t owner = 0;
+    switch (detail::reclaim_if_stale(path, &errno_value, &owner)) {
       case detail::Reclaim::kReclaimed: report.removed.push_back(path); break;
       case detail::Reclaim::kLive: ++report.live; break;
       case detail::Reclaim::kRetry: break;  // vanished or removed by someone else meanwhile
       case detail::Reclaim::kForeign:
         report.failed.push_back(path + ": not a shmring segment; left alone");
+        break;
+      case detail::Reclaim::kNotOurs:
+        report.failed.push_back(path + ": belongs to " + detail::user_text(owner) + "; left alone");
         break;
       case detail::Reclaim::kError:
         report.failed.push_back(path + ": " + detail::errno_text(errno_value));

@@ -11,7 +11,7 @@ absl::Status read_segment_header(const void* mapping, std::size_t mapped_bytes, 
                                " bytes is smaller than its header page");
   }
   const auto* header = static_cast<const SegmentHeader*>(mapping);
-  // SYNC(segment-ready): pairs with the creator's release store of kReady in SharedMemory::create;
+  // SYNC(segment_ready): pairs with the creator's release store of kReady in SharedMemory::create;
   // every field below was written before it.
   const auto state = static_cast<SegmentState>(header->state.load(std::memory_order_acquire));
   if (state == SegmentState::kInitialising) {
@@ -40,6 +40,7 @@ absl::Status read_segment_header(const void* mapping, std::size_t mapped_bytes, 
   out->user_size = user_size;
   out->lock_semaphore_id = header->lock_semaphore_id;
   out->lock_semaphore_ctime = header->lock_semaphore_ctime;
+  out->lock_semaphore_key = header->lock_semaphore_key;
   out->permissions = header->permissions & 0777;
   out->creator_pid = header->creator_pid;
   out->creator_start_time = header->creator_start_time;

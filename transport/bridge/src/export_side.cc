@@ -629,7 +629,7 @@ class ExportSide final : public Side {
     h.type = wire::Type::kFrame;
     h.origin = origin_;
     h.incarnation = c.incarnation;
-    h.sequence = v.frame_number();
+    h.sequence = v.sequence();
     h.value = v.data().size();
     h.name = c.name;
     wire::encode(h, &c.header);

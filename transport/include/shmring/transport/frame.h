@@ -31,6 +31,7 @@
 #include <memory>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "shmring/transport/channel.h"
@@ -42,7 +43,12 @@ struct FrameOptions {
   std::uint64_t capacity = 0;     // frame buffers (creator default 4, at least 3, at most 64)
   std::uint64_t max_message = 0;  // bytes per frame (creator default 4 MiB)
   std::uint32_t max_peers = 0;    // creator default 16
-  mode_t permissions = 0600;
+  mode_t permissions = 0600;  // mode bits of a channel this call creates (and the loosest it opens)
+  // Trust (docs/security.md): a channel this endpoint opens (rather than creates) must be owned by
+  // the caller's effective uid or one of these uids, and its mode must not grant more than
+  // `permissions`; anything else is refused with kPermissionDenied (the message names the owner
+  // and the mode), so a look-alike another local user made first is never used.
+  std::vector<uid_t> trusted_owners;
   gid_t group = static_cast<gid_t>(-1);  // group of a channel this call creates (-1: the creator's)
   bool create = true;
   WaitOptions wait;
@@ -72,14 +78,16 @@ class FrameView : public detail::Lease {
   FrameView() = default;
   // result(), ok(): from detail::Lease (kOk, or why there is no view).
   std::span<const std::byte> data() const noexcept { return bytes_; }
-  std::uint64_t frame_number() const noexcept { return number_; }  // 1, 2, ... per publisher
+  // The frame's sequence number: 1, 2, ... per channel incarnation (a publisher that takes over
+  // continues the numbering), like QueueView::sequence() and TopicView::sequence().
+  std::uint64_t sequence() const noexcept { return number_; }
   // Unpins the frame (the publisher may reuse its buffer) and wakes a publisher waiting for one.
   // kOk (also for an empty or already released view); kClosed if the subscriber was closed
   // meanwhile (the frame was unpinned then). Never waits.
   ChannelResult release() noexcept { return settle(); }
 };
 
-class FramePublisher : public detail::EndpointHandle {
+class FramePublisher : public ChannelEndpoint {
  public:
   // Opens (or creates) the frame channel as its one publisher. kFailedPrecondition if a live
   // publisher exists (or kind/limits differ); otherwise the errors of QueueProducer::open.
@@ -104,14 +112,14 @@ class FramePublisher : public detail::EndpointHandle {
 
   std::uint64_t max_message() const noexcept;
   std::uint64_t frames_published() const noexcept;
-  // is_open(), close() (also the destructor): from detail::EndpointHandle; an outstanding loan is
+  // is_open(), close() (also the destructor): from ChannelEndpoint; an outstanding loan is
   // given up.
 
  private:
-  using EndpointHandle::EndpointHandle;
+  using ChannelEndpoint::ChannelEndpoint;
 };
 
-class FrameSubscriber : public detail::EndpointHandle {
+class FrameSubscriber : public ChannelEndpoint {
  public:
   // Opens (or creates) the frame channel as a subscriber; errors as FramePublisher::open (no
   // publisher check).
@@ -138,11 +146,11 @@ class FrameSubscriber : public detail::EndpointHandle {
   std::uint64_t lost() const noexcept;  // frames published that this subscriber skipped
   std::uint64_t received() const noexcept;
   std::uint64_t max_message() const noexcept;
-  // is_open(), close() (also the destructor): from detail::EndpointHandle. A view still out is
+  // is_open(), close() (also the destructor): from ChannelEndpoint. A view still out is
   // unpinned and becomes inert (no bytes; release() says kClosed).
 
  private:
-  using EndpointHandle::EndpointHandle;
+  using ChannelEndpoint::ChannelEndpoint;
   FrameView take(bool blocking, std::chrono::nanoseconds timeout) noexcept;
 };
 

@@ -36,6 +36,7 @@
 #include <memory>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "shmring/transport/channel.h"
@@ -49,7 +50,12 @@ struct QueueOptions {
   std::uint64_t capacity = 0;     // slots, a power of two (creator default 1024)
   std::uint64_t max_message = 0;  // bytes per item (creator default 256)
   std::uint32_t max_peers = 0;    // endpoints at once (creator default 64)
-  mode_t permissions = 0600;      // mode bits of a channel this call creates
+  mode_t permissions = 0600;      // mode bits of a channel this call creates (and the loosest it opens)
+  // Trust (docs/security.md): a channel this endpoint opens (rather than creates) must be owned by
+  // the caller's effective uid or one of these uids, and its mode must not grant more than
+  // `permissions`; anything else is refused with kPermissionDenied (the message names the owner
+  // and the mode), so a look-alike another local user made first is never used.
+  std::vector<uid_t> trusted_owners;
   gid_t group = static_cast<gid_t>(-1);  // group of a channel this call creates (-1: the creator's)
   bool create = true;             // false: only open an existing channel (kNotFound otherwise)
   WaitOptions wait;
@@ -93,7 +99,7 @@ class QueueView : public detail::Lease {
   ChannelResult release() noexcept { return settle(); }
 };
 
-class QueueProducer : public detail::EndpointHandle {
+class QueueProducer : public ChannelEndpoint {
  public:
   // Opens (or creates, see QueueOptions::create) the queue channel `name` as a producer.
   // Errors: kInvalidArgument (bad name or options), kFailedPrecondition (the channel exists with
@@ -132,17 +138,17 @@ class QueueProducer : public detail::EndpointHandle {
   std::uint64_t max_message() const noexcept;
   std::uint64_t capacity() const noexcept;
   std::uint64_t size_approx() const noexcept;
-  // stats(): from detail::EndpointHandle (this endpoint's counters; empty when closed).
-  // is_open(), close(): from detail::EndpointHandle. close() (also the destructor and
+  // stats(): from ChannelEndpoint (this endpoint's counters; empty when closed).
+  // is_open(), close(): from ChannelEndpoint. close() (also the destructor and
   // move-assignment) gives up an outstanding loan, then unregisters and detaches; it waits up to
   // 2 s for the segment lock (see channel.h). Idempotent.
 
  private:
-  using EndpointHandle::EndpointHandle;
+  using ChannelEndpoint::ChannelEndpoint;
   QueueLoan make_loan(bool blocking, std::chrono::nanoseconds timeout) noexcept;
 };
 
-class QueueConsumer : public detail::EndpointHandle {
+class QueueConsumer : public ChannelEndpoint {
  public:
   // As QueueProducer::open, registering a consumer.
   static absl::StatusOr<QueueConsumer> open(std::string_view name, const QueueOptions& options = {});
@@ -181,13 +187,13 @@ class QueueConsumer : public detail::EndpointHandle {
   std::uint64_t max_message() const noexcept;
   std::uint64_t capacity() const noexcept;
   std::uint64_t size_approx() const noexcept;
-  // is_open(), close(): from detail::EndpointHandle. close() (also the destructor and
+  // is_open(), close(): from ChannelEndpoint. close() (also the destructor and
   // move-assignment) unregisters and detaches. With a view still out, the item is handed to the
   // recovery as if this consumer had died: another consumer receives it redelivered. The view
   // becomes inert (release() says kClosed). Waits up to 2 s for the lock.
 
  private:
-  using EndpointHandle::EndpointHandle;
+  using ChannelEndpoint::ChannelEndpoint;
   QueueView take(bool blocking, std::chrono::nanoseconds timeout) noexcept;
 };
 
