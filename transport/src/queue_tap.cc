@@ -69,6 +69,17 @@ __attribute__((no_sanitize("thread"))) std::size_t copy_item(const MpmcSlotHeade
 
 }  // namespace
 
+// The queue ring as a tap sees it: its size, to check the segment against (a tap never creates).
+constexpr RingDescriptor kTapRing{
+    [](std::uint64_t capacity, std::uint64_t max_message, const RingShape&) noexcept -> std::uint64_t {
+      if (!is_power_of_two(capacity) || capacity < 2 || max_message == 0) return 0;
+      return MpmcQueue<>::required_bytes({capacity, max_message, 0});
+    },
+    [](void*, std::size_t, std::uint64_t, std::uint64_t, const RingShape&) -> absl::Status {
+      return absl::FailedPreconditionError("a queue tap never creates the queue");
+    },
+};
+
 absl::Status QueueTapEndpoint::attach_ring() {
   const ChannelInfo& info = seg->info();
   absl::StatusOr<MpmcQueue<>> attached = MpmcQueue<>::attach(seg->ring(), info.ring_bytes);
@@ -136,10 +147,7 @@ absl::StatusOr<QueueTap> QueueTap::open(std::string_view name, const QueueTapOpt
   spec.create = false;
   spec.read_only = true;
   spec.open_timeout = options.open_timeout;
-  spec.ring_bytes = [](std::uint64_t capacity, std::uint64_t max_message) -> std::uint64_t {
-    if (!is_power_of_two(capacity) || capacity < 2 || max_message == 0) return 0;
-    return MpmcQueue<>::required_bytes({capacity, max_message, 0});
-  };
+  spec.ring = &detail::kTapRing;
   detail::OpenPlan plan;
   plan.role = PeerRole::kNone;
   plan.register_peer = false;

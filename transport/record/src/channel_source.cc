@@ -56,7 +56,7 @@ class TopicSource final : public ChannelSource {
     }
     return Drained::kMore;
   }
-  ::shmring::detail::EndpointHandle* waitable() override { return &subscriber_; }
+  ::shmring::ChannelEndpoint* waitable() override { return &subscriber_; }
 
  private:
   static Drained finish(ChannelResult r) {
@@ -91,10 +91,10 @@ class FrameSource final : public ChannelSource {
     }
     return Drained::kMore;
   }
-  ::shmring::detail::EndpointHandle* waitable() override { return &subscriber_; }
+  ::shmring::ChannelEndpoint* waitable() override { return &subscriber_; }
 
  private:
-  static std::uint64_t frame_sequence(const FrameView& view) { return view.frame_number(); }
+  static std::uint64_t frame_sequence(const FrameView& view) { return view.sequence(); }
   FrameSubscriber subscriber_;
 };
 
@@ -122,7 +122,7 @@ class QueueSource final : public ChannelSource {
     }
     return Drained::kMore;
   }
-  ::shmring::detail::EndpointHandle* waitable() override { return nullptr; }
+  ::shmring::ChannelEndpoint* waitable() override { return nullptr; }
 
  private:
   QueueTap tap_;

@@ -41,7 +41,7 @@ class ChannelSource {
   virtual Drained drain(const std::function<void(std::uint64_t, std::span<const std::byte>)>& sink,
                         std::size_t max, std::size_t* count) = 0;
   // The endpoint to wait on (WaitSet), or nullptr: a tap, which is polled.
-  virtual ::shmring::detail::EndpointHandle* waitable() = 0;
+  virtual ::shmring::ChannelEndpoint* waitable() = 0;
 
  protected:
   std::string name_;

@@ -157,7 +157,7 @@ struct Recorder::Impl {
     last_error.erase(name);
     Active a{next_id++, std::move(*source)};
     writer->add_channel(a.id, name, a.source->metadata(), a.source->first_sequence());
-    if (::shmring::detail::EndpointHandle* e = a.source->waitable()) {
+    if (::shmring::ChannelEndpoint* e = a.source->waitable()) {
       if (absl::Status s = waits.add(*e, a.id); !s.ok()) {
         log(absl::StrCat("channel '", name, "': cannot wait on it: ", s.message()));
         return;

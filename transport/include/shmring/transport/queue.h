@@ -225,7 +225,7 @@ struct QueueTapOptions {
 // consumer's release that followed it), and it is validated after the copy: a producer can only
 // overwrite a slot after claiming the ticket a lap later, so the copy is good if the enqueue
 // position has not passed that ticket when the copy is done.
-class QueueTap : public detail::EndpointHandle {
+class QueueTap : public ChannelEndpoint {
  public:
   // Attaches to an existing queue channel read-only. kNotFound if there is none; otherwise the
   // errors of QueueProducer::open (no lock is taken, so no kAborted).
@@ -247,11 +247,11 @@ class QueueTap : public detail::EndpointHandle {
   std::uint64_t next_ticket() const noexcept;  // the ticket it looks at next
   std::uint64_t max_message() const noexcept;
   std::uint64_t capacity() const noexcept;
-  // is_open(), close(), channel_incarnation(): from detail::EndpointHandle. stats() is empty (no
+  // is_open(), close(), channel_incarnation(): from ChannelEndpoint. stats() is empty (no
   // peer slot).
 
  private:
-  using EndpointHandle::EndpointHandle;
+  using ChannelEndpoint::ChannelEndpoint;
 };
 
 }  // namespace shmring
