@@ -79,10 +79,13 @@ def test_recorder_killed_at_random_points(tmp_path, names, procs):
         r = subprocess.run([SHMRING, "record", "--recover", out], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         assert dump(out)["messages"] == left["messages"]
+    # The consumer goes first (killed), so the producer, closing normally, is the queue's last
+    # endpoint and removes it (a channel whose last endpoint was killed stays until gc).
+    consumer.kill()
+    consumer.wait()
     for p in pubs.values():
         p.stdin.close()
         assert p.wait(timeout=120) == 0
-    consumer.kill()
 
 
 def check_messages(messages, sent, start):

@@ -336,6 +336,11 @@ absl::Status McapWriter::write_metadata(const Metadata& metadata) {
   return impl_->submit(std::move(job));
 }
 
+absl::Status McapWriter::end_chunk() {
+  if (!is_open()) return absl::FailedPreconditionError("McapWriter: closed");
+  return impl_->close_chunk();
+}
+
 absl::Status McapWriter::flush() {
   if (!is_open()) return absl::FailedPreconditionError("McapWriter: closed");
   if (absl::Status s = impl_->close_chunk(); !s.ok()) return s;

@@ -174,7 +174,7 @@ absl::Status RecordingWriter::tick(std::uint64_t now) {
   }
   if (now - last_flush_ns_ >= static_cast<std::uint64_t>(options_.flush_interval.count()) * 1'000'000) {
     last_flush_ns_ = now;
-    return writer_->flush();
+    return writer_->end_chunk();  // written by the writer's thread: reading goes on meanwhile
   }
   return absl::OkStatus();
 }

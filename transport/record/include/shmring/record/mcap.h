@@ -180,6 +180,9 @@ class McapWriter {
   absl::Status write(const Message& message);
   // Writes a Metadata record into the data section (after the current chunk, which it closes).
   absl::Status write_metadata(const Metadata& metadata);
+  // Closes the current chunk, to be written at once (on the writer's thread: does not wait for it
+  // unless all `chunks_in_flight` are taken). What the recorder does every flush interval.
+  absl::Status end_chunk();
   // Closes the current chunk and waits until everything written so far is in the file (not
   // synced to the disk: see sync()). What a reader of a killed writer's file then sees.
   absl::Status flush();
