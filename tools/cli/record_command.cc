@@ -85,6 +85,32 @@ void on_trigger_signal(int) {
   if (record::Recorder* r = running_recorder.load()) r->trigger();
 }
 
+// SIGINT and SIGTERM stop the running recorder or replayer (and SIGUSR1 triggers a recorder).
+void install_handlers(bool trigger) {
+  struct sigaction action = {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+  if (trigger) {
+    action.sa_handler = on_trigger_signal;
+    sigaction(SIGUSR1, &action, nullptr);
+  }
+}
+
+// Once run() returned: no handler may reach the object any more (blocked, then the pointer
+// cleared; the handlers run on this thread only while it is set).
+void block_handlers() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGUSR1);
+  sigprocmask(SIG_BLOCK, &signals, nullptr);
+  running_recorder.store(nullptr);
+  running_replayer.store(nullptr);
+}
+
 // Takes every "--NAME X" / "--NAME=X" out of `args` (options that may be repeated).
 std::vector<std::string> take_repeated(std::vector<std::string>* args, const std::string& name) {
   std::vector<std::string> values, rest;
@@ -333,17 +359,14 @@ int run_record(const std::vector<std::string>& argv) {
     }
   }
   running_recorder.store(recorder->get());
-  struct sigaction action = {};
-  action.sa_handler = on_stop_signal;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
-  action.sa_handler = on_trigger_signal;
-  sigaction(SIGUSR1, &action, nullptr);
+  install_handlers(true);
   std::atomic<bool> done{false};
   std::thread trigger_thread;
   if (trigger_fd >= 0) {
     trigger_thread = std::thread([&] {
+      sigset_t all;
+      sigfillset(&all);
+      pthread_sigmask(SIG_BLOCK, &all, nullptr);  // signals go to the recording thread
       while (!done.load()) {
         pollfd p{trigger_fd, POLLIN, 0};
         if (poll(&p, 1, 100) == 1) {
@@ -361,13 +384,7 @@ int run_record(const std::vector<std::string>& argv) {
                                  : "");
   }
   const absl::Status s = (*recorder)->run();
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGUSR1);
-  sigprocmask(SIG_BLOCK, &signals, nullptr);
-  running_recorder.store(nullptr);
+  block_handlers();
   done.store(true);
   if (trigger_thread.joinable()) trigger_thread.join();
   if (trigger_fd >= 0) close(trigger_fd);
@@ -445,18 +462,9 @@ int run_replay(const std::vector<std::string>& argv) {
                         absl::IsInvalidArgument(replayer.status()) ? 2 : 1);
   }
   running_replayer.store(replayer->get());
-  struct sigaction action = {};
-  action.sa_handler = on_stop_signal;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
+  install_handlers(false);
   const absl::Status s = (*replayer)->run();
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  sigprocmask(SIG_BLOCK, &signals, nullptr);
-  running_replayer.store(nullptr);
+  block_handlers();
   const record::ReplayStats st = (*replayer)->stats();
   const double rate = st.seconds > 0 ? static_cast<double>(st.messages) / st.seconds : 0;
   const double mbps = st.seconds > 0 ? static_cast<double>(st.bytes) / st.seconds / 1e6 : 0;
