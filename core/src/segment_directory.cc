@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 #include <cerrno>
 
 #include "absl/status/status.h"
@@ -29,21 +30,26 @@ std::string_view to_string(SegmentLiveness liveness) {
   return "unknown";
 }
 
-absl::StatusOr<SegmentListing> inspect_segment(const std::string& path) {
+namespace {
+
+// Opens a file of the segment directory to be read (never through a link, never blocking).
+absl::StatusOr<int> open_for_reading(const std::string& path, std::string_view operation) {
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-  if (fd < 0) {
-    const int saved = errno;
-    const std::string message = "inspect " + path + ": " + detail::errno_text(saved);
-    if (saved == ENOENT) return absl::NotFoundError(message);
-    if (saved == EACCES || saved == EPERM) return absl::PermissionDeniedError(message);
-    return absl::UnknownError(message);
-  }
+  if (fd >= 0) return fd;
+  const int saved = errno;
+  const std::string message = std::string(operation) + " " + path + ": " + detail::errno_text(saved);
+  if (saved == ENOENT) return absl::NotFoundError(message);
+  if (saved == EACCES || saved == EPERM) return absl::PermissionDeniedError(message);
+  return absl::UnknownError(message);
+}
+
+// What the file open at `fd` is: listing fields from fstat, the locks and its header (pread).
+SegmentListing describe_file(int fd, const std::string& path, detail::FileHeader* header) {
   SegmentListing listing;
   listing.path = path;
   listing.native_key = path.substr(path.find_last_of('/') + 1);
   struct stat st {};
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
     listing.problem = "not a regular file";
     return listing;
   }
@@ -58,23 +64,87 @@ absl::StatusOr<SegmentListing> inspect_segment(const std::string& path) {
   }
   listing.attachments = detail::count_attach_locks(fd);
   // Read, never mapped: a file someone else keeps resizing would kill this process with SIGBUS.
-  detail::FileHeader header;
-  if (!detail::read_file_header(fd, &header)) {
+  if (!detail::read_file_header(fd, header)) {
     listing.problem = "cannot read: " + detail::errno_text(errno);
-  } else if (header.kind == detail::FileKind::kSegment) {
-    listing.key = header.key;
-    listing.data_bytes = header.info.user_size;
-    listing.creator_pid = header.info.creator_pid;
+  } else if (header->kind == detail::FileKind::kSegment) {
+    listing.key = header->key;
+    listing.data_bytes = header->info.user_size;
+    listing.creator_pid = header->info.creator_pid;
     listing.creator_alive =
-        is_alive(ProcessIdentity{header.info.creator_pid, header.info.creator_start_time});
-    listing.created_unix_ns = header.info.created_unix_ns;
-  } else if (header.kind == detail::FileKind::kHalfMade) {
+        is_alive(ProcessIdentity{header->info.creator_pid, header->info.creator_start_time});
+    listing.created_unix_ns = header->info.created_unix_ns;
+  } else if (header->kind == detail::FileKind::kHalfMade) {
     listing.problem = "its creator has not finished it (or died first)";
   } else {
-    listing.problem = header.problem;
+    listing.problem = header->problem;
   }
-  close(fd);
   return listing;
+}
+
+}  // namespace
+
+absl::StatusOr<SegmentListing> inspect_segment(const std::string& path) {
+  absl::StatusOr<int> fd = open_for_reading(path, "inspect");
+  if (!fd.ok()) return fd.status();
+  detail::FileHeader header;
+  SegmentListing listing = describe_file(*fd, path, &header);
+  close(*fd);
+  return listing;
+}
+
+SegmentFile::SegmentFile(SegmentFile&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), listing_(std::move(other.listing_)) {}
+
+SegmentFile& SegmentFile::operator=(SegmentFile&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+    listing_ = std::move(other.listing_);
+  }
+  return *this;
+}
+
+SegmentFile::~SegmentFile() {
+  if (fd_ >= 0) close(fd_);
+}
+
+absl::StatusOr<SegmentFile> SegmentFile::open(const std::string& path) {
+  absl::StatusOr<int> fd = open_for_reading(path, "open");
+  if (!fd.ok()) return fd.status();
+  SegmentFile file;
+  file.fd_ = *fd;
+  detail::FileHeader header;
+  file.listing_ = describe_file(file.fd_, path, &header);
+  switch (header.kind) {
+    case detail::FileKind::kSegment:
+      if (header.info.state == SegmentState::kDestroyed) {
+        return absl::NotFoundError(path + ": the segment has been destroyed");
+      }
+      return file;
+    case detail::FileKind::kHalfMade:
+      return absl::UnavailableError(path + ": " + file.listing_.problem);
+    case detail::FileKind::kForeign:
+      break;
+  }
+  return absl::DataLossError(path + ": " + file.listing_.problem);
+}
+
+absl::Status SegmentFile::read(std::uint64_t offset, std::span<std::byte> out) const {
+  if (offset > listing_.data_bytes || out.size() > listing_.data_bytes - offset) {
+    return absl::OutOfRangeError("read of " + std::to_string(out.size()) + " bytes at " +
+                                 std::to_string(offset) + " is past the " +
+                                 std::to_string(listing_.data_bytes) + " data bytes");
+  }
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t got = pread(fd_, out.data() + done, out.size() - done,
+                              static_cast<off_t>(kSegmentHeaderSize + offset + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return absl::UnknownError("pread: " + detail::errno_text(errno));
+    if (got == 0) return absl::DataLossError("the file shrank under the reader");
+    done += static_cast<std::size_t>(got);
+  }
+  return absl::OkStatus();
 }
 
 std::vector<std::string> segment_paths(std::string_view directory, std::string_view prefix) {

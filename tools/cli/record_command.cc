@@ -1,6 +1,5 @@
 // shmring record / shmring replay: channels into MCAP files and back (docs/record.md).
-// Each verb's parsing sits in one function (parse_record, parse_replay) that fills the library's
-// options, so moving to another parser touches nothing else.
+// add_record and add_replay declare the options (CLI11) into a struct the run functions read.
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -16,8 +15,9 @@
 #include <thread>
 #include <vector>
 
-#include "args.h"
 #include "commands.h"
+#include "options.h"
+#include "text.h"
 #include "shmring/record/mcap.h"
 #include "shmring/record/recorder.h"
 #include "shmring/record/replayer.h"
@@ -25,54 +25,6 @@
 namespace shmring::cli {
 
 namespace {
-
-constexpr const char* kRecordUsage =
-    "usage: shmring record -o FILE [options] [CHANNEL|PATTERN]...\n"
-    "       shmring record info FILE [--json]\n"
-    "       shmring record --recover FILE [-o OUT]\n"
-    "       shmring record trigger [NAME]\n"
-    "\n"
-    "Records topics, frames and queues into one MCAP file until SIGINT or SIGTERM, then closes it\n"
-    "complete and exits 0. Names are channel names or glob patterns (* ? [...]); none: every\n"
-    "channel. Channels that appear later are recorded when a pattern matches them. Topics are\n"
-    "recorded as a subscriber (a lossless topic is held back, nothing missed; a lossy one never\n"
-    "is), frames newest first, queues through a tap that takes no item from the consumers. Every\n"
-    "message missed is written into the file: jumps in the sequence numbers and a per-channel\n"
-    "count (shmring record info shows them).\n"
-    "\n"
-    "options:\n"
-    "  -o, --output FILE       the file to write (an existing one is refused without --force)\n"
-    "  --compression zstd|none chunk compression (default zstd)\n"
-    "  --zstd-level N          zstd level (default 1; negative: faster)\n"
-    "  --chunk-size BYTES      records per chunk before it is compressed (default 4M)\n"
-    "  --split-size BYTES      start a new file at this size (FILE becomes STEM_000.EXT, ...)\n"
-    "  --split-duration T      start a new file after this long (e.g. 10m)\n"
-    "  --pre-buffer T          keep the last T in memory; write it, and record on, when triggered\n"
-    "                          (SIGUSR1, or `shmring record trigger NAME`)\n"
-    "  --pre-buffer-bytes B    memory for the pre-buffer at most (default 1G)\n"
-    "  --trigger-name NAME     the name `shmring record trigger` uses (default: default)\n"
-    "  --lossless | --lossy    record only topics of this mode (default: each as it is)\n"
-    "  --latest                topics: start with the newest message instead of the next\n"
-    "  --queue-start waiting|next  queues: items not yet consumed too (default), or only new ones\n"
-    "  --tap-poll-us N         how often queues are read (default 500 us)\n"
-    "  --flush-interval T      longest a message waits in memory (default 1s)\n"
-    "  --message-encoding ENC  the channels' message encoding (default: none, raw bytes)\n"
-    "  --force                 overwrite an existing FILE\n"
-    "  --quiet                 no progress lines on stderr\n"
-    "  --json                  the final summary as JSON\n"
-    "Exit status: 0 stopped by a signal (file complete), 1 failed, 2 bad usage.\n";
-
-constexpr const char* kReplayUsage =
-    "usage: shmring replay FILE... [--rate X | --max] [--loop] [--start T] [--end T]\n"
-    "                      [--map A=B]... [--channel PATTERN]... [--create] [--json]\n"
-    "\n"
-    "Publishes the recorded messages into their channels (topic, frames, queue, as recorded) at\n"
-    "the recorded pace, scaled by --rate, or as fast as the channels take them (--max). Lossless\n"
-    "topics, queues and frame channels hold the replay back when their readers are slow; nothing\n"
-    "is dropped. --start/--end: offsets from the first message (e.g. 2.5s). --map A=B publishes\n"
-    "channel A into B. --create makes missing channels with the recorded kind and limits.\n"
-    "Prints the timing error (how late messages went out) p50/p99/max, and the rate.\n"
-    "Exit status: 0 done or stopped by SIGINT/SIGTERM, 1 failed, 2 bad usage.\n";
 
 std::atomic<record::Recorder*> running_recorder{nullptr};
 std::atomic<record::Replayer*> running_replayer{nullptr};
@@ -109,32 +61,6 @@ void block_handlers() {
   sigprocmask(SIG_BLOCK, &signals, nullptr);
   running_recorder.store(nullptr);
   running_replayer.store(nullptr);
-}
-
-// Takes every "--NAME X" / "--NAME=X" out of `args` (options that may be repeated).
-std::vector<std::string> take_repeated(std::vector<std::string>* args, const std::string& name) {
-  std::vector<std::string> values, rest;
-  const std::string flag = "--" + name;
-  for (std::size_t i = 0; i < args->size(); ++i) {
-    const std::string& a = (*args)[i];
-    if (a == flag && i + 1 < args->size()) {
-      values.push_back((*args)[++i]);
-    } else if (a.rfind(flag + "=", 0) == 0) {
-      values.push_back(a.substr(flag.size() + 1));
-    } else {
-      rest.push_back(a);
-    }
-  }
-  *args = std::move(rest);
-  return values;
-}
-
-// "-o X" is "--output X".
-std::vector<std::string> expand_short(std::vector<std::string> args) {
-  for (std::string& a : args) {
-    if (a == "-o") a = "--output";
-  }
-  return args;
 }
 
 std::string format_time(std::uint64_t ns) {
@@ -188,55 +114,41 @@ int send_trigger(const std::string& name) {
   return 0;
 }
 
-struct RecordCommand {
+// What `shmring record` was told.
+struct RecordCli {
   record::RecordOptions options;
+  std::string compression = "zstd";
+  std::int64_t zstd_level = 1;
+  std::uint64_t chunk_size = 4u << 20;
+  std::chrono::milliseconds split_duration{0}, pre_buffer{0}, flush_interval{1000};
+  std::string queue_start = "waiting";
+  std::int64_t tap_poll_us = 500;
   std::string trigger_name = "default";
-  bool quiet = false;
-  bool json = false;
+  bool lossless = false, lossy = false, latest = false, force = false, quiet = false, json = false;
+  std::string recover;                 // --recover FILE
+  std::string info_file;               // record info FILE
+  bool info_json = false;
+  std::string trigger_target = "default";  // record trigger [NAME]
+  CLI::App* info = nullptr;
+  CLI::App* trigger = nullptr;
 };
 
-// Parses `shmring record` (not info / --recover / trigger). Usage errors in *error.
-std::optional<RecordCommand> parse_record(std::vector<std::string> argv, std::string* error) {
-  Args args(expand_short(std::move(argv)),
-            {"lossless", "lossy", "latest", "force", "quiet", "json"},
-            {"output", "compression", "zstd-level", "chunk-size", "split-size", "split-duration",
-             "pre-buffer", "pre-buffer-bytes", "trigger-name", "queue-start", "tap-poll-us",
-             "flush-interval", "message-encoding"});
-  RecordCommand c;
+// The library's options from what was parsed.
+void finish_record_options(RecordCli& c) {
   record::RecordOptions& o = c.options;
-  o.output = args.value("output").value_or("");
-  const std::string compression = args.choice("compression", "zstd", {"zstd", "none"});
-  o.writer.compression = compression == "none" ? record::Compression::kNone : record::Compression::kZstd;
-  o.writer.zstd_level = static_cast<int>(args.integer("zstd-level", 1, -50, 19));
-  o.writer.chunk_bytes = args.bytes("chunk-size", 4u << 20, 1024, 1ull << 30);
-  o.writer.overwrite = args.has("force");
-  o.split_bytes = args.bytes("split-size", 0, 0, 1ull << 50);
-  const auto day = std::chrono::milliseconds(86'400'000LL * 365);
-  o.split_duration = args.duration("split-duration", std::chrono::milliseconds(0), "s", day);
-  o.pre_buffer = args.duration("pre-buffer", std::chrono::milliseconds(0), "s", day);
-  o.pre_buffer_bytes = args.bytes("pre-buffer-bytes", 1ull << 30, 1, 1ull << 45);
-  c.trigger_name = args.value("trigger-name").value_or("default");
-  if (args.has("lossless") && args.has("lossy")) *error = "--lossless and --lossy exclude each other";
-  o.subscriber.topic_mode = args.has("lossless") ? record::TopicMode::kLossless
-                            : args.has("lossy")  ? record::TopicMode::kLossy
-                                                 : record::TopicMode::kAsChannel;
-  o.subscriber.topic_start_at_latest = args.has("latest");
-  o.subscriber.queue_start = args.choice("queue-start", "waiting", {"waiting", "next"}) == "next"
-                                 ? QueueTapStart::kNext
-                                 : QueueTapStart::kWaiting;
-  o.subscriber.tap_poll_interval = std::chrono::microseconds(args.integer("tap-poll-us", 500, 10, 1'000'000));
-  o.flush_interval = args.duration("flush-interval", std::chrono::milliseconds(1000), "s", day);
-  if (o.flush_interval.count() == 0) o.flush_interval = std::chrono::milliseconds(1);
-  o.message_encoding = args.value("message-encoding").value_or("");
-  c.quiet = args.has("quiet");
-  c.json = args.has("json");
-  for (const std::string& p : args.positional()) {
-    if (p != "--") o.channels.push_back(p);
-  }
-  if (!args.ok()) *error = args.error();
-  if (error->empty() && o.output.empty()) *error = "-o FILE is required";
-  if (!error->empty()) return std::nullopt;
-  return c;
+  o.writer.compression = c.compression == "none" ? record::Compression::kNone : record::Compression::kZstd;
+  o.writer.zstd_level = static_cast<int>(c.zstd_level);
+  o.writer.chunk_bytes = c.chunk_size;
+  o.writer.overwrite = c.force;
+  o.split_duration = c.split_duration;
+  o.pre_buffer = c.pre_buffer;
+  o.flush_interval = std::max(c.flush_interval, std::chrono::milliseconds(1));
+  o.subscriber.topic_mode = c.lossless ? record::TopicMode::kLossless
+                            : c.lossy  ? record::TopicMode::kLossy
+                                       : record::TopicMode::kAsChannel;
+  o.subscriber.topic_start_at_latest = c.latest;
+  o.subscriber.queue_start = c.queue_start == "next" ? QueueTapStart::kNext : QueueTapStart::kWaiting;
+  o.subscriber.tap_poll_interval = std::chrono::microseconds(c.tap_poll_us);
 }
 
 std::string status_json(const record::RecordStatus& s) {
@@ -253,16 +165,12 @@ std::string status_json(const record::RecordStatus& s) {
   return out + "]}";
 }
 
-int run_record_info(std::vector<std::string> argv) {
-  Args args(std::move(argv), {"json"}, {});
-  if (!args.ok() || args.positional().size() != 1) {
-    return report_error("record info", args.ok() ? "usage: shmring record info FILE [--json]" : args.error(), 2);
-  }
-  absl::StatusOr<record::RecordingInfo> info = record::describe_recording(args.positional()[0]);
+int run_record_info(const std::string& file, bool json) {
+  absl::StatusOr<record::RecordingInfo> info = record::describe_recording(file);
   if (!info.ok()) return report_error("record info", std::string(info.status().message()));
   const record::RecordingInfo& r = *info;
   const double seconds = r.messages > 0 ? static_cast<double>(r.end_time - r.start_time) / 1e9 : 0;
-  if (args.has("json")) {
+  if (json) {
     std::string out = "{\"path\":" + json_string(r.path) + ",\"bytes\":" + std::to_string(r.file_bytes) +
                       ",\"complete\":" + (r.complete ? "true" : "false") + ",\"truncated\":" +
                       (r.truncated ? "true" : "false") + ",\"loss_from_metadata\":" +
@@ -302,17 +210,12 @@ int run_record_info(std::vector<std::string> argv) {
   return 0;
 }
 
-int run_record_recover(std::vector<std::string> argv) {
-  Args args(expand_short(std::move(argv)), {}, {"recover", "output", "compression"});
-  const std::optional<std::string> in = args.value("recover");
-  if (!args.ok() || !in || !args.positional().empty()) {
-    return report_error("record", args.ok() ? "usage: shmring record --recover FILE [-o OUT]" : args.error(), 2);
-  }
+int run_record_recover(const RecordCli& c) {
   record::WriterOptions w;
-  w.compression = args.choice("compression", "zstd", {"zstd", "none"}) == "none" ? record::Compression::kNone
-                                                                                  : record::Compression::kZstd;
-  const std::string out = args.value("output").value_or(*in);
-  absl::StatusOr<record::RecoverReport> report = record::recover_mcap(*in, out, w);
+  w.compression = c.options.writer.compression;
+  const std::string& in = c.recover;
+  const std::string out = c.options.output.empty() ? in : c.options.output;
+  absl::StatusOr<record::RecoverReport> report = record::recover_mcap(in, out, w);
   if (!report.ok()) return report_error("record --recover", std::string(report.status().message()));
   std::printf("recovered %" PRIu64 " messages into %s%s%s\n", report->messages_written, out.c_str(),
               report->read.truncated ? " (a torn tail was dropped)" : "",
@@ -323,27 +226,14 @@ int run_record_recover(std::vector<std::string> argv) {
   return 0;
 }
 
-}  // namespace
 
-int run_record(const std::vector<std::string>& argv) {
-  if (!argv.empty() && (argv[0] == "--help" || argv[0] == "help")) {
-    std::fputs(kRecordUsage, stdout);
-    return 0;
-  }
-  if (!argv.empty() && argv[0] == "info") return run_record_info({argv.begin() + 1, argv.end()});
-  if (!argv.empty() && argv[0] == "trigger") {
-    if (argv.size() > 2) return report_error("record trigger", "usage: shmring record trigger [NAME]", 2);
-    return send_trigger(argv.size() == 2 ? argv[1] : "default");
-  }
-  for (const std::string& a : argv) {
-    if (a == "--recover" || a.rfind("--recover=", 0) == 0) return run_record_recover(argv);
-  }
-  std::string error;
-  std::optional<RecordCommand> command = parse_record(argv, &error);
-  if (!command) {
-    std::fprintf(stderr, "shmring record: %s\n%s", error.c_str(), kRecordUsage);
-    return 2;
-  }
+int run_record(RecordCli& cli) {
+  if (cli.info->parsed()) return run_record_info(cli.info_file, cli.info_json);
+  if (cli.trigger->parsed()) return send_trigger(cli.trigger_target);
+  finish_record_options(cli);
+  if (!cli.recover.empty()) return run_record_recover(cli);
+  if (cli.options.output.empty()) return report_error("record", "-o FILE is required", 2);
+  RecordCli* command = &cli;
   const bool quiet = command->quiet;
   command->options.log = [quiet](const std::string& line) {
     if (!quiet) std::fprintf(stderr, "shmring record: %s\n", line.c_str());
@@ -402,58 +292,29 @@ int run_record(const std::vector<std::string>& argv) {
   return 0;
 }
 
-namespace {
 
-// Parses `shmring replay`. Usage errors in *error.
-std::optional<record::ReplayOptions> parse_replay(std::vector<std::string> argv, bool* json, std::string* error) {
-  std::vector<std::string> maps = take_repeated(&argv, "map");
-  std::vector<std::string> channels = take_repeated(&argv, "channel");
-  Args args(std::move(argv), {"max", "loop", "create", "json"}, {"rate", "start", "end"});
-  record::ReplayOptions o;
-  o.files = args.positional();
-  o.max_speed = args.has("max");
-  o.loop = args.has("loop");
-  o.create = args.has("create");
-  *json = args.has("json");
-  if (const std::optional<std::string> rate = args.value("rate")) {
-    char* end = nullptr;
-    o.rate = std::strtod(rate->c_str(), &end);
-    if (rate->empty() || *end != '\0' || !(o.rate > 0) || o.rate > 1e6) {
-      *error = "--rate needs a number above 0, not '" + printable(*rate) + "'";
-    }
-    if (o.max_speed) *error = "--rate and --max exclude each other";
-  }
-  const auto year = std::chrono::milliseconds(86'400'000LL * 365);
-  if (args.value("start")) o.start = args.duration("start", std::chrono::milliseconds(0), "s", year);
-  if (args.value("end")) o.end = args.duration("end", std::chrono::milliseconds(0), "s", year);
-  for (const std::string& m : maps) {
+// What `shmring replay` was told.
+struct ReplayCli {
+  record::ReplayOptions options;
+  double rate = 0;
+  std::chrono::milliseconds start{-1}, end{-1};
+  std::vector<std::string> maps;
+  bool json = false;
+};
+
+
+int run_replay(ReplayCli& cli) {
+  record::ReplayOptions* options = &cli.options;
+  const bool json = cli.json;
+  if (cli.rate != 0) options->rate = cli.rate;
+  if (cli.start.count() >= 0) options->start = cli.start;
+  if (cli.end.count() >= 0) options->end = cli.end;
+  for (const std::string& m : cli.maps) {
     const auto eq = m.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == m.size()) {
-      *error = "--map needs RECORDED=CHANNEL, not '" + printable(m) + "'";
-      break;
+      return report_error("replay", "--map needs RECORDED=CHANNEL, not '" + printable(m) + "'", 2);
     }
-    o.map[m.substr(0, eq)] = m.substr(eq + 1);
-  }
-  o.channels = std::move(channels);
-  if (!args.ok()) *error = args.error();
-  if (error->empty() && o.files.empty()) *error = "no FILE";
-  if (!error->empty()) return std::nullopt;
-  return o;
-}
-
-}  // namespace
-
-int run_replay(const std::vector<std::string>& argv) {
-  if (!argv.empty() && (argv[0] == "--help" || argv[0] == "help")) {
-    std::fputs(kReplayUsage, stdout);
-    return 0;
-  }
-  bool json = false;
-  std::string error;
-  std::optional<record::ReplayOptions> options = parse_replay(argv, &json, &error);
-  if (!options) {
-    std::fprintf(stderr, "shmring replay: %s\n%s", error.c_str(), kReplayUsage);
-    return 2;
+    options->map[m.substr(0, eq)] = m.substr(eq + 1);
   }
   options->log = [](const std::string& line) { std::fprintf(stderr, "shmring replay: %s\n", line.c_str()); };
   absl::StatusOr<std::unique_ptr<record::Replayer>> replayer = record::Replayer::create(*options);
@@ -494,6 +355,99 @@ int run_replay(const std::vector<std::string>& argv) {
   }
   if (!s.ok() && !absl::IsCancelled(s)) return report_error("replay", std::string(s.message()));
   return 0;
+}
+
+}  // namespace
+}  // namespace shmring::cli
+
+namespace shmring::cli {
+
+Verb add_record(CLI::App& root) {
+  auto c = std::make_shared<RecordCli>();
+  CLI::App* app = root.add_subcommand("record", "record channels into an MCAP file (info, --recover, trigger)");
+  set_long_description(app,
+      "Records topics, frames and queues into one MCAP file (docs/record.md) until SIGINT or\n"
+      "SIGTERM, then closes it complete and exits 0. CHANNELs are names or glob patterns (* ? [...]);\n"
+      "none: every channel. Channels that appear later are recorded when a pattern matches them.\n"
+      "Topics are recorded as a subscriber (a lossless topic is held back, nothing missed; a lossy\n"
+      "one never is), frames newest first, queues through a tap that takes no item from the\n"
+      "consumers. Every message missed is written into the file: jumps in the sequence numbers and\n"
+      "a per-channel count (`shmring record info` shows them).\n"
+      "  shmring record -o FILE [options] [CHANNEL]...\n"
+      "  shmring record info FILE [--json]\n"
+      "  shmring record --recover FILE [-o OUT]\n"
+      "  shmring record trigger [NAME]");
+  app->footer("Exit status: 0 stopped by a signal (file complete), 1 failed, 2 bad usage.");
+  app->add_option("CHANNEL", c->options.channels, "channel names or glob patterns")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app->add_option("-o,--output", c->options.output, "the file to write (with --recover: where to)")->type_name("FILE");
+  add_choice(*app, "--compression", &c->compression, {"zstd", "none"}, "chunk compression (default zstd)");
+  add_integer(*app, "--zstd-level", &c->zstd_level, -50, 19, "zstd level (default 1; negative: faster)");
+  add_size(*app, "--chunk-size", &c->chunk_size, 1024, 1ull << 30, "records per chunk before it is compressed (default 4M)");
+  add_size(*app, "--split-size", &c->options.split_bytes, 0, 1ull << 50,
+           "start a new file at this size (FILE becomes STEM_000.EXT, ...)");
+  const auto year = std::chrono::hours(24 * 365);
+  add_duration(*app, "--split-duration", &c->split_duration, BareUnit::kSeconds, year,
+               "start a new file after this long (e.g. 10m)");
+  add_duration(*app, "--pre-buffer", &c->pre_buffer, BareUnit::kSeconds, year,
+               "keep the last T in memory; write it, and record on, when triggered");
+  add_size(*app, "--pre-buffer-bytes", &c->options.pre_buffer_bytes, 1, 1ull << 45,
+           "memory for the pre-buffer at most (default 1G)");
+  app->add_option("--trigger-name", c->trigger_name, "the name `shmring record trigger` uses (default: default)")
+      ->type_name("NAME");
+  CLI::Option* lossless = app->add_flag("--lossless", c->lossless, "record only lossless topics");
+  app->add_flag("--lossy", c->lossy, "record only lossy topics")->excludes(lossless);
+  app->add_flag("--latest", c->latest, "topics: start with the newest message instead of the next");
+  add_choice(*app, "--queue-start", &c->queue_start, {"waiting", "next"},
+             "queues: items not yet consumed too (waiting, default), or only new ones");
+  add_integer(*app, "--tap-poll-us", &c->tap_poll_us, 10, 1'000'000, "how often queues are read (default 500 us)");
+  add_duration(*app, "--flush-interval", &c->flush_interval, BareUnit::kSeconds, year,
+               "longest a message waits in memory (default 1s)");
+  app->add_option("--message-encoding", c->options.message_encoding, "the channels' message encoding (default: none)")
+      ->type_name("ENC");
+  app->add_option("--recover", c->recover, "rewrite FILE (torn by a killed recorder) as a complete file")->type_name("FILE");
+  app->add_flag("--force", c->force, "overwrite an existing FILE");
+  app->add_flag("--quiet", c->quiet, "no progress lines on stderr");
+  app->add_flag("--json", c->json, "the final summary as JSON");
+  c->info = app->add_subcommand("info", "describe a recording: channels, counts, time range, losses");
+  c->info->add_option("FILE", c->info_file, "the recording")->required();
+  c->info->add_flag("--json", c->info_json, "one JSON object");
+  c->trigger = app->add_subcommand("trigger", "make a recorder with --pre-buffer write what it buffered");
+  c->trigger->add_option("NAME", c->trigger_target, "its --trigger-name (default: default)");
+  return {app, [c] { return run_record(*c); }};
+}
+
+Verb add_replay(CLI::App& root) {
+  auto c = std::make_shared<ReplayCli>();
+  CLI::App* app = root.add_subcommand("replay", "publish a recording into its channels at the recorded pace");
+  set_long_description(app,
+      "Publishes the recorded messages into their channels (topic, frames, queue, as recorded) at\n"
+      "the recorded pace, scaled by --rate, or as fast as the channels take them (--max). Lossless\n"
+      "topics, queues and frame channels hold the replay back when their readers are slow; nothing\n"
+      "is dropped. --start/--end: offsets from the first message (e.g. 2.5s). --map A=B publishes\n"
+      "channel A into B. --create makes missing channels with the recorded kind and limits.\n"
+      "Prints the timing error (how late messages went out) p50/p99/max, and the rate.");
+  app->footer("Exit status: 0 done or stopped by SIGINT/SIGTERM, 1 failed, 2 bad usage.");
+  app->add_option("FILE", c->options.files, "the recording (several: one after the other)")
+      ->required()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  CLI::Option* rate = app->add_option("--rate", c->rate, "speed factor (2: twice as fast)")
+                          ->check(CLI::PositiveNumber)
+                          ->type_name("X");
+  app->add_flag("--max", c->options.max_speed, "as fast as the channels take them")->excludes(rate);
+  app->add_flag("--loop", c->options.loop, "start over at the end, until stopped");
+  const auto year = std::chrono::hours(24 * 365);
+  add_duration(*app, "--start", &c->start, BareUnit::kSeconds, year, "begin this long after the first message");
+  add_duration(*app, "--end", &c->end, BareUnit::kSeconds, year, "end this long after the first message");
+  app->add_option("--map", c->maps, "publish recorded channel A into B")
+      ->type_name("A=B")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app->add_option("--channel", c->options.channels, "replay only these recorded channels (glob patterns)")
+      ->type_name("PATTERN")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app->add_flag("--create", c->options.create, "create missing channels with the recorded kind and limits");
+  app->add_flag("--json", c->json, "the report as one JSON object");
+  return {app, [c] { return run_replay(*c); }};
 }
 
 }  // namespace shmring::cli
