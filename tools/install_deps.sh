@@ -18,6 +18,7 @@ packages=(
   tmux                                          # drives `shmring top` in its test
   strace                                        # counts system calls per message in a test
   iproute2                                      # the bridge tests' network namespaces (ip netns)
+  libzstd-dev python3-zstandard                 # shmring record (zstd chunks; the Python reader)
 )
 
 missing=()
