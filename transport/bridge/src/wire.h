@@ -33,6 +33,9 @@ enum class Type : std::uint8_t {
   kNotExported = 7,  // the export has no such channel
 };
 
+// Whether messages of `type` travel from an import to an export.
+constexpr bool from_import(Type type) { return type == Type::kHello || type == Type::kAck; }
+
 inline constexpr std::uint8_t kRedelivered = 1;  // kItem: sent before (or adopted from a dead consumer)
 inline constexpr std::uint8_t kRefused = 2;     // kAck: the import could not take it (too large
                                                  // for its local channel): dropped, counted
@@ -65,6 +68,10 @@ inline constexpr std::size_t kDescriptionBytes = 32;
 // export packs what its subscriber has ready into one carrier message (fewer, larger messages;
 // nothing waits to be batched).
 inline constexpr std::size_t kRecordHeader = 12;
+// A batch holds at most this many bytes beyond one message of the largest size (the most any
+// data message carries beyond its channel's max_message).
+inline constexpr std::size_t kBatchSlack = 64 << 10;
+inline constexpr std::size_t kMaxBatchOverhead = kRecordHeader + kBatchSlack;
 struct TopicRecord {
   std::uint64_t sequence = 0;
   std::span<const std::byte> bytes;

@@ -1,0 +1,230 @@
+// A pattern's link: how one kind of channel (topic, queue, frames) crosses the carrier, both
+// halves in one file (topic_link.cc, queue_link.cc, frame_link.cc). The sides (export_side.cc,
+// import_side.cc) keep what every pattern shares: the carrier, the peers and their hellos, opening
+// and reopening local channels, descriptions, acknowledgements that the link refused, the loop.
+// A link keeps the local endpoint(s) and its pattern's protocol state.
+//
+// Adding a pattern (services, say): its ChannelKind in the transport, its message types in
+// wire.h, one new <pattern>_link.cc defining a Pattern (an ExportLink and an ImportLink), and its
+// line in links.cc. Nothing in the sides changes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "shmring/bridge/bridge.h"
+#include "shmring/bridge/carrier.h"
+#include "shmring/transport/channel.h"
+#include "side.h"
+#include "wire.h"
+
+namespace shmring::bridge {
+
+inline constexpr std::uint64_t kMs = 1'000'000;
+inline constexpr std::uint64_t kFullRetryNs = 1 * kMs;  // a link that said kFull: try again this soon
+
+// --- the export half ---
+
+// One import's state for one exported channel: it asked for the channel (a HELLO).
+struct PeerChannel {
+  bool described = false;       // its DESCRIBE went out: data may follow on the same connection
+  std::uint32_t credit = 0;     // what its latest HELLO offered (queues: items in flight)
+  std::uint32_t in_flight = 0;  // sent, not acknowledged yet (queues: items; frames: frames)
+};
+
+// An exported channel as its link sees it.
+struct ExportChannel {
+  std::string name;
+  std::uint64_t incarnation = 0;         // the local channel's, sent with every message
+  std::map<PeerId, PeerChannel> peers;   // the imports that asked for it
+  ChannelStatus status;
+};
+
+// What an export link sends through: the side's carrier, with its origin. A peer the carrier
+// says is gone is noted; the side forgets it once the link has returned.
+class ExportPort {
+ public:
+  ExportPort(Carrier& carrier, std::uint64_t origin) : carrier_(carrier), origin_(origin) {}
+  // A header of `type` for channel `c` (origin, incarnation and name filled in).
+  wire::Header header(const ExportChannel& c, wire::Type type) const {
+    wire::Header h;
+    h.type = type;
+    h.origin = origin_;
+    h.incarnation = c.incarnation;
+    h.name = c.name;
+    return h;
+  }
+  SendResult send(const PeerId& to, std::span<const std::byte> header, std::span<const std::byte> payload) {
+    const SendResult r = carrier_.try_send(to, header, payload);
+    if (r == SendResult::kGone) gone_.push_back(to);
+    return r;
+  }
+  std::vector<PeerId> take_gone() { return std::exchange(gone_, {}); }
+
+ private:
+  Carrier& carrier_;
+  std::uint64_t origin_;
+  std::vector<PeerId> gone_;
+};
+
+// The export half of a pattern: the local endpoint(s) reading one channel, and what goes to
+// each peer. Made when the channel opens, destroyed when it closes (what its endpoints held goes
+// back to the channel).
+class ExportLink {
+ public:
+  virtual ~ExportLink() = default;
+  // Opens the local channel `name` (its stats say the mode). Sets *incarnation.
+  virtual absl::Status open(const std::string& name, const ChannelStats& stats, const ExportSpec& spec,
+                            std::uint64_t* incarnation) = 0;
+  // Events the local channel left since the last call (kRemoved: the side reopens it).
+  virtual WaitEvent take_wait_events() = 0;
+  // The DESCRIBE's baseline: the sequence number the next message read will have (topics).
+  virtual std::optional<std::uint64_t> baseline() const { return std::nullopt; }
+  // Moves what is ready to the described peers; never waits. Not OK: the local endpoint failed
+  // (the message says how); the side closes the channel and opens it again.
+  virtual absl::Status move(ExportChannel& c, ExportPort& port, std::uint64_t now) = 0;
+  virtual void plan_wait(const ExportChannel& c, std::uint64_t now, WaitPlan* plan) = 0;
+  // A message from an import for this channel, other than HELLO (an ACK), of the channel's
+  // incarnation. `peer`: its state, null if it has not asked for the channel.
+  virtual void on_message(ExportChannel& c, const PeerId& from, PeerChannel* peer, const wire::Header& h) = 0;
+  // Import `id` is gone: what it was owed or held moves on to the others.
+  virtual void forget(ExportChannel& c, const PeerId& id) = 0;
+};
+
+// --- the import half ---
+
+struct Ack {
+  std::uint64_t incarnation = 0;
+  std::uint64_t sequence = 0;
+  std::uint8_t flags = 0;
+};
+
+// An imported channel as its link sees it.
+struct ImportChannel {
+  ChannelRoute route;
+  bool described = false;
+  wire::Description description;        // as the export describes its channel
+  std::uint64_t local_max_message = 0;  // of the local channel (it may have existed already)
+  std::vector<Ack> unsent_acks;         // acks the link refused, sent again
+  ChannelStatus status;
+};
+
+// What an import link sends through: acknowledgements, kept and sent again while the carrier
+// refuses them.
+class ImportPort {
+ public:
+  explicit ImportPort(Carrier& carrier) : carrier_(carrier) {}
+  // Acknowledges item (or frame) `of`, of its upstream channel incarnation.
+  void ack(ImportChannel& c, const wire::Header& of, std::uint8_t flags) {
+    const Ack a{of.incarnation, of.sequence, flags};
+    if (!c.unsent_acks.empty() || !send_ack(c, a)) c.unsent_acks.push_back(a);
+  }
+  void flush_acks(ImportChannel& c) {
+    std::size_t sent = 0;
+    while (sent < c.unsent_acks.size() && send_ack(c, c.unsent_acks[sent])) ++sent;
+    c.unsent_acks.erase(c.unsent_acks.begin(), c.unsent_acks.begin() + static_cast<std::ptrdiff_t>(sent));
+  }
+
+ private:
+  bool send_ack(const ImportChannel& c, const Ack& a) {
+    wire::Header h;
+    h.type = wire::Type::kAck;
+    h.flags = a.flags;
+    h.incarnation = a.incarnation;
+    h.sequence = a.sequence;
+    h.name = c.route.remote;
+    wire::encode(h, &control_);
+    return carrier_.try_send({}, control_, {}) == SendResult::kOk;
+  }
+  Carrier& carrier_;
+  std::vector<std::byte> control_;
+};
+
+// What became of a data message offered to the local channel.
+enum class Delivery : std::uint8_t {
+  kDone,    // delivered, or dropped and counted
+  kNoRoom,  // the local channel has no room now: the side holds it and stops reading
+  kBroken,  // the local endpoint failed: the side opens the channel again, then offers it again
+};
+
+// The import half of a pattern: the local endpoint that feeds one channel, and delivery. Made
+// when the channel is first described as this kind; it outlives closing and reopening the
+// endpoint (what it remembers, such as queue tickets, stays).
+class ImportLink {
+ public:
+  virtual ~ImportLink() = default;
+  // Opens the local endpoint as the description says (exact), or with whatever limits the
+  // existing channel has (!exact).
+  virtual absl::Status open(const ImportChannel& c, bool exact) = 0;
+  virtual void close() = 0;
+  virtual bool is_open() const = 0;
+  virtual int wait_fd() const = 0;
+  virtual WaitEvent take_wait_events() = 0;
+  virtual std::uint64_t max_message() const = 0;  // of the local channel
+  // After open: the link picks up what the local channel remembers (topics: the upstream mark).
+  virtual void opened(ImportChannel&) {}
+  // A DESCRIBE of the channel arrived while it is open (topics: the baseline to count from).
+  virtual void described(ImportChannel&, const wire::Header&) {}
+  // Bytes a data message of this pattern may carry beyond one message of the largest size.
+  virtual std::uint64_t batch_overhead() const { return 0; }
+  // Delivers a data message of this pattern from *offset on (a batch is left at the record that
+  // found no room). `why` says what broke, with kBroken.
+  virtual Delivery deliver(ImportChannel& c, ImportPort& port, const wire::Header& h,
+                           std::span<const std::byte> payload, std::size_t* offset, std::string* why) = 0;
+  // A data message for this channel that cannot go in: its local channel is not open here
+  // (`open` false), or it is refused (`open` true: malformed or too large, already counted).
+  virtual void cannot_take(ImportChannel&, ImportPort&, const wire::Header&, bool /*open*/) {}
+};
+
+// Options for opening a local channel as a description says: its limits (exact), or none, so an
+// existing channel's own limits apply.
+template <typename Options>
+Options described_limits(const wire::Description& d, bool exact) {
+  Options o;
+  if (exact) {
+    o.capacity = d.capacity;
+    o.max_message = d.max_message;
+    o.max_peers = d.max_peers;
+  }
+  return o;
+}
+
+// Endpoint::open(name, o) into *slot.
+template <typename Endpoint, typename Options>
+absl::Status open_into(const std::string& name, const Options& o, std::optional<Endpoint>* slot) {
+  absl::StatusOr<Endpoint> opened = Endpoint::open(name, o);
+  if (!opened.ok()) return opened.status();
+  slot->emplace(*std::move(opened));
+  return absl::OkStatus();
+}
+
+// --- registration ---
+
+// One pattern: its channel kind, the message that carries its data from export to import, and
+// its two halves.
+struct Pattern {
+  ChannelKind kind;
+  wire::Type data;
+  std::unique_ptr<ExportLink> (*make_export)();
+  std::unique_ptr<ImportLink> (*make_import)();
+};
+
+// The patterns the bridge carries (links.cc). Null for a kind or message it does not know.
+const Pattern* pattern_for(ChannelKind kind);
+const Pattern* pattern_for_data(wire::Type data);
+
+// Each defined in its <pattern>_link.cc.
+const Pattern& topic_pattern();
+const Pattern& queue_pattern();
+const Pattern& frame_pattern();
+
+}  // namespace shmring::bridge
