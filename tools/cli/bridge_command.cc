@@ -2,9 +2,14 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -88,12 +93,6 @@ std::string address(const std::string& text) {
   return text;
 }
 
-// The command line split at its "export" and "import" words: one section each.
-struct Section {
-  std::string verb;
-  std::vector<std::string> words;
-};
-
 std::string human_status(const bridge::ChannelStatus& c) {
   std::string line = c.direction + " " + (c.direction == "export" ? c.channel : c.remote + " -> " + c.channel) +
                      " (" + std::string(to_string(c.kind)) + (c.lossless ? ", lossless" : "") + ")" +
@@ -108,12 +107,16 @@ std::string human_status(const bridge::ChannelStatus& c) {
   return line;
 }
 
-}  // namespace
+// --- the command line -----------------------------------------------------------------------------
 
-int run_bridge(const std::vector<std::string>& argv) {
-  if (!argv.empty() && argv[0] == "keygen") return keygen({argv.begin() + 1, argv.end()});
-  const std::set<std::string> flags = {"help", "json"};
-  const std::set<std::string> common = {"config", "interval", "high-water-mark", "curve-secret-key", "queue-window"};
+// The command line split at its "export" and "import" words: one section each (the first, before
+// any such word, has an empty verb and takes the options of the whole command).
+struct Section {
+  std::string verb;
+  std::vector<std::string> words;
+};
+
+std::vector<Section> split_sections(const std::vector<std::string>& argv) {
   std::vector<Section> sections(1);
   for (const std::string& w : argv) {
     if (w == "export" || w == "import") {
@@ -122,104 +125,154 @@ int run_bridge(const std::vector<std::string>& argv) {
       sections.back().words.push_back(w);
     }
   }
+  return sections;
+}
+
+// What the command line asks for.
+struct Request {
   bridge::BridgeConfig config;
+  bool help = false;
   bool json = false;
   std::chrono::milliseconds interval{1000};
   std::optional<std::string> config_file;
-  for (const Section& s : sections) {
-    std::set<std::string> options = common;
-    if (s.verb == "export") options.insert({"bind", "max-rate", "curve-authorized"});
-    if (s.verb == "import") options.insert({"connect", "curve-server-key"});
-    Args args(s.words, flags, options);
-    if (args.has("help")) {
-      std::fputs(kBridgeUsage, stdout);
-      return 0;
+};
+
+// A usage error (exit status 2): where it is ("bridge export") and what is wrong.
+struct UsageError {
+  std::string where;
+  std::string message;
+};
+
+// A key option's value, read as bridge::read_key says, into *out (left alone if absent).
+std::optional<UsageError> read_key_option(const Args& args, const std::string& where, const std::string& option,
+                                          std::string* out) {
+  if (!args.value(option)) return std::nullopt;
+  absl::StatusOr<std::string> k = bridge::read_key(*args.value(option));
+  if (!k.ok()) return UsageError{where, "--" + option + ": " + std::string(k.status().message())};
+  *out = *k;
+  return std::nullopt;
+}
+
+// --curve-authorized KEY,KEY...
+std::optional<UsageError> read_authorized(const Args& args, const std::string& where, std::vector<std::string>* out) {
+  if (!args.value("curve-authorized")) return std::nullopt;
+  const std::string list = *args.value("curve-authorized");
+  for (std::size_t start = 0; start <= list.size();) {
+    const std::size_t end = std::min(list.find(',', start), list.size());
+    if (end > start) {
+      absl::StatusOr<std::string> k = bridge::read_key(list.substr(start, end - start));
+      if (!k.ok()) return UsageError{where, "--curve-authorized: " + std::string(k.status().message())};
+      out->push_back(*k);
     }
-    const std::string where = s.verb.empty() ? "bridge" : "bridge " + s.verb;
-    if (!args.ok()) return report_error(where, args.error(), 2);
-    json = json || args.has("json");
-    if (args.value("interval")) interval = args.duration("interval", interval, "s", std::chrono::hours(24));
-    if (args.value("config")) config_file = args.value("config");
-    bridge::CarrierOptions carrier;
-    carrier.high_water_mark = static_cast<int>(args.integer("high-water-mark", 1000, 1, 1 << 20));
-    const auto window = static_cast<std::uint32_t>(args.integer("queue-window", 16, 1, bridge::kMaxQueueWindow));
-    if (!args.ok()) return report_error(where, args.error(), 2);
-    auto key = [&](const std::string& option, std::string* out) -> bool {
-      if (!args.value(option)) return true;
-      absl::StatusOr<std::string> k = bridge::read_key(*args.value(option));
-      if (!k.ok()) {
-        report_error(where, "--" + option + ": " + std::string(k.status().message()), 2);
-        return false;
-      }
-      *out = *k;
-      return true;
-    };
-    if (!key("curve-secret-key", &carrier.security.secret_key)) return 2;
-    if (s.verb.empty()) {
-      if (!args.positional().empty()) {
-        return report_error("bridge", "want `export`, `import`, `keygen` or --config (see --help)", 2);
-      }
-      for (const char* option : {"high-water-mark", "queue-window", "curve-secret-key"}) {
-        if (args.value(option)) {
-          return report_error("bridge", std::string("--") + option +
-                                            " belongs to an export or import: put it after that word "
-                                            "(or in the configuration file's section)", 2);
-        }
-      }
-      continue;
-    }
-    if (args.positional().empty()) return report_error(where, "name at least one channel", 2);
-    if (s.verb == "export") {
-      bridge::ExportSpec e;
-      if (!args.value("bind")) return report_error(where, "--bind ADDRESS is required", 2);
-      e.bind = address(*args.value("bind"));
-      e.channels = args.positional();
-      e.queue_window = window;
-      e.max_rate = static_cast<double>(args.integer("max-rate", 0, 0, 1'000'000));
-      if (args.value("curve-authorized")) {
-        std::string list = *args.value("curve-authorized");
-        for (std::size_t start = 0; start <= list.size();) {
-          const std::size_t end = std::min(list.find(',', start), list.size());
-          if (end > start) {
-            absl::StatusOr<std::string> k = bridge::read_key(list.substr(start, end - start));
-            if (!k.ok()) return report_error(where, "--curve-authorized: " + std::string(k.status().message()), 2);
-            carrier.security.authorized_clients.push_back(*k);
-          }
-          start = end + 1;
-        }
-      }
-      if (!args.ok()) return report_error(where, args.error(), 2);
-      e.carrier = carrier;
-      config.exports.push_back(std::move(e));
-    } else {
-      bridge::ImportSpec i;
-      if (!args.value("connect")) return report_error(where, "--connect ADDRESS is required", 2);
-      i.connect = address(*args.value("connect"));
-      for (const std::string& p : args.positional()) {
-        absl::StatusOr<bridge::ChannelRoute> r = bridge::parse_route(p);
-        if (!r.ok()) return report_error(where, std::string(r.status().message()), 2);
-        i.channels.push_back(*r);
-      }
-      i.queue_window = window;
-      if (!key("curve-server-key", &carrier.security.server_public_key)) return 2;
-      i.carrier = carrier;
-      config.imports.push_back(std::move(i));
+    start = end + 1;
+  }
+  return std::nullopt;
+}
+
+// The section before any `export` or `import`: options of the whole command only.
+std::optional<UsageError> check_command_section(const Args& args) {
+  if (!args.positional().empty()) return UsageError{"bridge", "want `export`, `import`, `keygen` or --config (see --help)"};
+  for (const char* option : {"high-water-mark", "queue-window", "curve-secret-key"}) {
+    if (args.value(option)) {
+      return UsageError{"bridge", std::string("--") + option +
+                                      " belongs to an export or import: put it after that word "
+                                      "(or in the configuration file's section)"};
     }
   }
-  if (config_file) {
-    absl::StatusOr<bridge::BridgeConfig> from_file = bridge::load_bridge_config(*config_file);
-    if (!from_file.ok()) return report_error("bridge", std::string(from_file.status().message()), 2);
-    for (auto& e : from_file->exports) config.exports.push_back(std::move(e));
-    for (auto& i : from_file->imports) config.imports.push_back(std::move(i));
+  return std::nullopt;
+}
+
+std::optional<UsageError> add_export(Args& args, const std::string& where, const bridge::CarrierOptions& carrier,
+                                     std::uint32_t window, Request* out) {
+  bridge::ExportSpec e;
+  if (!args.value("bind")) return UsageError{where, "--bind ADDRESS is required"};
+  e.bind = address(*args.value("bind"));
+  e.channels = args.positional();
+  e.queue_window = window;
+  e.max_rate = static_cast<double>(args.integer("max-rate", 0, 0, 1'000'000));
+  e.carrier = carrier;
+  if (auto error = read_authorized(args, where, &e.carrier.security.authorized_clients)) return error;
+  if (!args.ok()) return UsageError{where, args.error()};
+  out->config.exports.push_back(std::move(e));
+  return std::nullopt;
+}
+
+std::optional<UsageError> add_import(const Args& args, const std::string& where, const bridge::CarrierOptions& carrier,
+                                     std::uint32_t window, Request* out) {
+  bridge::ImportSpec i;
+  if (!args.value("connect")) return UsageError{where, "--connect ADDRESS is required"};
+  i.connect = address(*args.value("connect"));
+  for (const std::string& p : args.positional()) {
+    absl::StatusOr<bridge::ChannelRoute> r = bridge::parse_route(p);
+    if (!r.ok()) return UsageError{where, std::string(r.status().message())};
+    i.channels.push_back(*r);
   }
-  if (config.exports.empty() && config.imports.empty()) {
-    std::fputs(kBridgeUsage, stderr);
-    return 2;
+  i.queue_window = window;
+  i.carrier = carrier;
+  if (auto error = read_key_option(args, where, "curve-server-key", &i.carrier.security.server_public_key)) {
+    return error;
   }
-  absl::StatusOr<std::unique_ptr<bridge::Bridge>> b = bridge::Bridge::create(config);
+  out->config.imports.push_back(std::move(i));
+  return std::nullopt;
+}
+
+// One section: the options every section takes, then what its verb adds.
+std::optional<UsageError> parse_section(const Section& s, Request* out) {
+  std::set<std::string> options = {"config", "interval", "high-water-mark", "curve-secret-key", "queue-window"};
+  if (s.verb == "export") options.insert({"bind", "max-rate", "curve-authorized"});
+  if (s.verb == "import") options.insert({"connect", "curve-server-key"});
+  Args args(s.words, {"help", "json"}, options);
+  if (args.has("help")) {
+    out->help = true;
+    return std::nullopt;
+  }
+  const std::string where = s.verb.empty() ? "bridge" : "bridge " + s.verb;
+  if (!args.ok()) return UsageError{where, args.error()};
+  out->json = out->json || args.has("json");
+  if (args.value("interval")) out->interval = args.duration("interval", out->interval, "s", std::chrono::hours(24));
+  if (args.value("config")) out->config_file = args.value("config");
+  bridge::CarrierOptions carrier;
+  carrier.high_water_mark = static_cast<int>(args.integer("high-water-mark", 1000, 1, 1 << 20));
+  const auto window = static_cast<std::uint32_t>(args.integer("queue-window", 16, 1, bridge::kMaxQueueWindow));
+  if (!args.ok()) return UsageError{where, args.error()};
+  if (auto error = read_key_option(args, where, "curve-secret-key", &carrier.security.secret_key)) return error;
+  if (s.verb.empty()) return check_command_section(args);
+  if (args.positional().empty()) return UsageError{where, "name at least one channel"};
+  return s.verb == "export" ? add_export(args, where, carrier, window, out)
+                            : add_import(args, where, carrier, window, out);
+}
+
+// --config FILE: its exports and imports join the command line's.
+std::optional<UsageError> add_config_file(Request* request) {
+  if (!request->config_file) return std::nullopt;
+  absl::StatusOr<bridge::BridgeConfig> from_file = bridge::load_bridge_config(*request->config_file);
+  if (!from_file.ok()) return UsageError{"bridge", std::string(from_file.status().message())};
+  for (auto& e : from_file->exports) request->config.exports.push_back(std::move(e));
+  for (auto& i : from_file->imports) request->config.imports.push_back(std::move(i));
+  return std::nullopt;
+}
+
+// --- running --------------------------------------------------------------------------------------
+
+void print_status(const bridge::BridgeStatus& status, bool json) {
+  if (json) {
+    std::printf("%s\n", bridge::status_json(status).c_str());
+  } else {
+    for (const bridge::ChannelStatus& c : status.channels) std::printf("%s\n", human_status(c).c_str());
+    if (status.malformed + status.unknown_channel != 0) {
+      std::printf("network input dropped: %llu malformed, %llu for unknown channels\n",
+                  static_cast<unsigned long long>(status.malformed),
+                  static_cast<unsigned long long>(status.unknown_channel));
+    }
+  }
+  std::fflush(stdout);
+}
+
+// Runs the bridge until SIGINT or SIGTERM, printing its status every `interval` (0: at exit only).
+int run_until_stopped(const Request& request) {
+  absl::StatusOr<std::unique_ptr<bridge::Bridge>> b = bridge::Bridge::create(request.config);
   if (!b.ok()) {
-    return report_error("bridge", std::string(b.status().message()),
-                        absl::IsInvalidArgument(b.status()) ? 2 : 1);
+    return report_error("bridge", std::string(b.status().message()), absl::IsInvalidArgument(b.status()) ? 2 : 1);
   }
   running_bridge.store(b->get());
   struct sigaction action = {};
@@ -228,21 +281,10 @@ int run_bridge(const std::vector<std::string>& argv) {
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  auto print = [json](const bridge::BridgeStatus& status) {
-    if (json) {
-      std::printf("%s\n", bridge::status_json(status).c_str());
-    } else {
-      for (const bridge::ChannelStatus& c : status.channels) std::printf("%s\n", human_status(c).c_str());
-      if (status.malformed + status.unknown_channel != 0) {
-        std::printf("network input dropped: %llu malformed, %llu for unknown channels\n",
-                    static_cast<unsigned long long>(status.malformed),
-                    static_cast<unsigned long long>(status.unknown_channel));
-      }
-    }
-    std::fflush(stdout);
-  };
-  const std::chrono::milliseconds every = interval.count() > 0 ? interval : std::chrono::hours(24 * 365);
-  absl::Status s = (*b)->run(print, every);
+  const bool json = request.json;
+  const std::chrono::milliseconds every =
+      request.interval.count() > 0 ? request.interval : std::chrono::hours(24 * 365);
+  absl::Status s = (*b)->run([json](const bridge::BridgeStatus& status) { print_status(status, json); }, every);
   // No handler may reach the bridge once it is destroyed: clear the pointer with the signals
   // blocked (libzmq's threads block them; the handler only runs on this thread).
   sigset_t stop_signals;
@@ -253,6 +295,26 @@ int run_bridge(const std::vector<std::string>& argv) {
   running_bridge.store(nullptr);
   if (!s.ok()) return report_error("bridge", std::string(s.message()));
   return 0;
+}
+
+}  // namespace
+
+int run_bridge(const std::vector<std::string>& argv) {
+  if (!argv.empty() && argv[0] == "keygen") return keygen({argv.begin() + 1, argv.end()});
+  Request request;
+  for (const Section& s : split_sections(argv)) {
+    if (auto error = parse_section(s, &request)) return report_error(error->where, error->message, 2);
+    if (request.help) {
+      std::fputs(kBridgeUsage, stdout);
+      return 0;
+    }
+  }
+  if (auto error = add_config_file(&request)) return report_error(error->where, error->message, 2);
+  if (request.config.exports.empty() && request.config.imports.empty()) {
+    std::fputs(kBridgeUsage, stderr);
+    return 2;
+  }
+  return run_until_stopped(request);
 }
 
 }  // namespace shmring::cli
