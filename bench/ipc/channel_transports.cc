@@ -52,7 +52,7 @@ class DescriptorWait {
   }
   bool active() const { return epoll_ >= 0; }
   // Watches `endpoint`'s descriptor.
-  bool watch(const detail::EndpointHandle& endpoint) {
+  bool watch(const ChannelEndpoint& endpoint) {
     const int fd = endpoint.wait_fd();
     epoll_ = epoll_create1(EPOLL_CLOEXEC);
     epoll_event ev{};

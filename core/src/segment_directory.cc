@@ -79,9 +79,7 @@ absl::StatusOr<SegmentListing> inspect_segment(const std::string& path) {
   return listing;
 }
 
-namespace {
-
-std::vector<std::string> matching_paths(std::string_view directory, std::string_view prefix) {
+std::vector<std::string> segment_paths(std::string_view directory, std::string_view prefix) {
   std::vector<std::string> paths;
   DIR* dir = opendir(std::string(directory).c_str());
   if (dir == nullptr) return paths;
@@ -96,11 +94,9 @@ std::vector<std::string> matching_paths(std::string_view directory, std::string_
   return paths;
 }
 
-}  // namespace
-
 std::vector<SegmentListing> list_segments(std::string_view directory, std::string_view prefix) {
   std::vector<SegmentListing> listings;
-  for (const std::string& path : matching_paths(directory, prefix)) {
+  for (const std::string& path : segment_paths(directory, prefix)) {
     absl::StatusOr<SegmentListing> listing = inspect_segment(path);
     if (listing.ok()) {
       listings.push_back(*std::move(listing));
@@ -122,12 +118,12 @@ GcReport collect_from(const std::vector<std::string>& paths, bool dry_run);
 }  // namespace
 
 GcReport collect_stale_segments(bool dry_run, std::string_view directory, std::string_view prefix) {
-  return collect_from(matching_paths(directory, prefix), dry_run);
+  return collect_from(segment_paths(directory, prefix), dry_run);
 }
 
 GcReport collect_some_stale_segments(std::size_t max_files, std::string_view directory,
                                      std::string_view prefix) {
-  std::vector<std::string> paths = matching_paths(directory, prefix);
+  std::vector<std::string> paths = segment_paths(directory, prefix);
   if (paths.size() > max_files) {
     // A different window each call: the clock picks where it starts.
     const std::size_t start = static_cast<std::size_t>(monotonic_ns() / 1000) % paths.size();

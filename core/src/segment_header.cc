@@ -11,7 +11,7 @@ absl::Status read_segment_header(const void* mapping, std::size_t mapped_bytes, 
                                " bytes is smaller than its header page");
   }
   const auto* header = static_cast<const SegmentHeader*>(mapping);
-  // SYNC(segment-ready): pairs with the creator's release store of kReady in SharedMemory::create;
+  // SYNC(segment_ready): pairs with the creator's release store of kReady in SharedMemory::create;
   // every field below was written before it.
   const auto state = static_cast<SegmentState>(header->state.load(std::memory_order_acquire));
   if (state == SegmentState::kInitialising) {

@@ -422,7 +422,7 @@ void write_new_header(void* address, const std::string& key, std::size_t size, m
   const std::size_t key_length = std::min(key.size(), kSegmentKeyCapacity);
   std::memcpy(header->key, key.data(), key_length);
   header->key_length = static_cast<std::uint32_t>(key_length);
-  // SYNC(segment-ready): publishes every field above; pairs with the acquire load in
+  // SYNC(segment_ready): publishes every field above; pairs with the acquire load in
   // read_segment_header().
   header->state.store(static_cast<std::uint32_t>(SegmentState::kReady), std::memory_order_release);
 }

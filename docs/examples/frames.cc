@@ -17,7 +17,7 @@ int main() {
   camera->publish(frame, frame.buffer().size());
   shmring::FrameView newest = viewer->receive_view(100ms);  // skips to the newest complete frame
   if (newest.ok()) {
-    std::printf("frame %llu, %zu bytes\n", static_cast<unsigned long long>(newest.frame_number()),
+    std::printf("frame %llu, %zu bytes\n", static_cast<unsigned long long>(newest.sequence()),
                 newest.data().size());
   }
   newest.release();  // until then the publisher never overwrites this buffer

@@ -237,8 +237,8 @@ int frame_viewer(const std::string& name) {
     std::uint64_t who = 0, seq = 0;
     g->received.fetch_add(1, std::memory_order_relaxed);
     if (!intact(view.data().data(), view.data().size(), &who, &seq)) g->torn.fetch_add(1);
-    if (view.frame_number() <= last_number) g->out_of_order.fetch_add(1);
-    last_number = view.frame_number();
+    if (view.sequence() <= last_number) g->out_of_order.fetch_add(1);
+    last_number = view.sequence();
     view.release();
   }
 }

@@ -24,7 +24,9 @@ std::string layout_fingerprint() {
        SHMRING_FIELD(ChannelHeader, max_peers) + SHMRING_FIELD(ChannelHeader, name_length) +
        SHMRING_FIELD(ChannelHeader, capacity) + SHMRING_FIELD(ChannelHeader, max_message) +
        SHMRING_FIELD(ChannelHeader, ring_offset) + SHMRING_FIELD(ChannelHeader, ring_bytes) +
-       SHMRING_FIELD(ChannelHeader, total_bytes) + SHMRING_FIELD(ChannelHeader, created_unix_ns) +
+       SHMRING_FIELD(ChannelHeader, total_bytes) +
+       (kChannelLayoutVersion >= 4 ? SHMRING_FIELD(ChannelHeader, liveness_id) : std::string()) +
+       SHMRING_FIELD(ChannelHeader, created_unix_ns) +
        SHMRING_FIELD(ChannelHeader, name) + "\n";
   s += SHMRING_SIZE(ChannelCounters) + SHMRING_FIELD(ChannelCounters, retired_sent) +
        SHMRING_FIELD(ChannelCounters, retired_received) + SHMRING_FIELD(ChannelCounters, retired_lost) +
@@ -44,7 +46,9 @@ std::string layout_fingerprint() {
        SHMRING_FIELD(PeerSlot, claim_barrier_set) + SHMRING_FIELD(PeerSlot, op_ticket) +
        SHMRING_FIELD(PeerSlot, claim_barrier) + SHMRING_FIELD(PeerSlot, position) +
        SHMRING_FIELD(PeerSlot, reader_slot) + SHMRING_FIELD(PeerSlot, pinned_buffer) +
-       SHMRING_FIELD(PeerSlot, wait_armed) + SHMRING_FIELD(PeerSlot, wait_events) + "\n";
+       SHMRING_FIELD(PeerSlot, wait_armed) + SHMRING_FIELD(PeerSlot, wait_events) +
+       SHMRING_FIELD(PeerSlot, uid) + SHMRING_FIELD(PeerSlot, lifeline_name) +
+       SHMRING_FIELD(PeerSlot, socket_name) + SHMRING_FIELD(PeerSlot, pattern_reserved) + "\n";
   s += SHMRING_SIZE(ControlBlock) + SHMRING_FIELD(ControlBlock, counters) +
        SHMRING_FIELD(ControlBlock, data_wake) + SHMRING_FIELD(ControlBlock, space_wake) +
        SHMRING_FIELD(ControlBlock, misc) + "\n";
@@ -106,6 +110,24 @@ const std::map<std::uint32_t, std::string>& pinned_layouts() {
        "ControlBlock:768 counters@256 data_wake@384 space_wake@512 misc@640\n"
        "magic=3552856610022705235 kinds=123 roles=1234 states=12 ops=12 lossless=1 "
        "lossless_subscriber=1 ring_offset(64)=12288 armed_unit=65536 armed_on=12\n"},
+      // 4 (0.3): trust. ChannelHeader::liveness_id@72 (v3's reserved0/1) names the channel's
+      // liveness file; PeerSlot grows to 256 bytes: uid@128, the random names of the endpoint's
+      // wait files (lifeline_name@136, socket_name@152) and room for pattern fields@168.
+      {4,
+       "ChannelHeader:256 magic@0 state@8 version@12 kind@16 flags@20 max_peers@24 name_length@28 "
+       "capacity@32 max_message@40 ring_offset@48 ring_bytes@56 total_bytes@64 liveness_id@72 "
+       "created_unix_ns@88 name@96\n"
+       "ChannelCounters:128 retired_sent@0 retired_received@8 retired_lost@16 retired_blocked_ns@24 "
+       "peers_reclaimed@32 claims_skipped@40 items_redelivered@48 evictions@56\n"
+       "WakeBlock:128 word@0 waiters@4\n"
+       "ChannelMisc:128 next_token@0 recovery_hint@8\n"
+       "PeerSlot:256 state@0 role@4 token@8 pid@16 peer_flags@20 start_time@24 heartbeat_ns@32 "
+       "sent@40 received@48 lost@56 blocked_ns@64 op_state@72 claim_barrier_set@76 op_ticket@80 "
+       "claim_barrier@88 position@96 reader_slot@104 pinned_buffer@108 wait_armed@112 "
+       "wait_events@116 uid@128 lifeline_name@136 socket_name@152 pattern_reserved@168\n"
+       "ControlBlock:768 counters@256 data_wake@384 space_wake@512 misc@640\n"
+       "magic=3552856610022705235 kinds=123 roles=1234 states=12 ops=12 lossless=1 "
+       "lossless_subscriber=1 ring_offset(64)=20480 armed_unit=65536 armed_on=12\n"},
   };
   return layouts;
 }
@@ -121,10 +143,10 @@ TEST(ControlBlockLayoutTest, LayoutIsPinnedForThisVersion) {
   // The figures every version so far shares.
   EXPECT_EQ(sizeof(ChannelHeader), 256u);
   EXPECT_EQ(sizeof(ControlBlock), 768u);
-  EXPECT_EQ(sizeof(PeerSlot), 128u);
+  EXPECT_EQ(sizeof(PeerSlot), 256u);
   EXPECT_EQ(offsetof(ControlBlock, data_wake), 384u);
   EXPECT_EQ(offsetof(PeerSlot, op_ticket), 80u);
-  EXPECT_EQ(ring_offset_for(64), 12288u);
+
   EXPECT_TRUE(std::atomic<std::uint64_t>::is_always_lock_free);
 }
 

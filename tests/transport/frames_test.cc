@@ -46,7 +46,7 @@ TEST(FramesTest, SubscriberGetsTheNewestFrameAndCountsSkipped) {
   {
     FrameView v = sub->receive_view(1s);
     ASSERT_TRUE(v.ok());
-    EXPECT_EQ(v.frame_number(), 1u);
+    EXPECT_EQ(v.sequence(), 1u);
     std::uint64_t id = 0;
     EXPECT_TRUE(testing::check_message(v.data(), &id));
     EXPECT_EQ(id, 100u);
@@ -55,7 +55,7 @@ TEST(FramesTest, SubscriberGetsTheNewestFrameAndCountsSkipped) {
   for (std::uint64_t i = 0; i < 5; ++i) publish_frame(*pub, 200 + i, 8192);
   FrameView v = sub->try_receive_view();
   ASSERT_TRUE(v.ok());
-  EXPECT_EQ(v.frame_number(), 6u);
+  EXPECT_EQ(v.sequence(), 6u);
   EXPECT_EQ(sub->lost(), 4u);
   std::uint64_t id = 0;
   EXPECT_TRUE(testing::check_message(v.data(), &id));
@@ -286,10 +286,10 @@ TEST(FramesStressTest, ThreadsViewsAreNeverTorn) {
         if (!v.ok()) continue;
         std::uint64_t id = 0;
         for (int pass = 0; pass < 3; ++pass) {  // hold it and look again: still intact
-          if (!testing::check_message(v.data(), &id) || id != v.frame_number()) torn.fetch_add(1);
+          if (!testing::check_message(v.data(), &id) || id != v.sequence()) torn.fetch_add(1);
         }
-        if (v.frame_number() <= last) torn.fetch_add(1);
-        last = v.frame_number();
+        if (v.sequence() <= last) torn.fetch_add(1);
+        last = v.sequence();
         views.fetch_add(1);
       }
     });
@@ -370,12 +370,12 @@ TEST(FramesMultiprocessTest, FourMiBFramesAtSixtyPerSecondWithASlowViewer) {
         if (!v.ok()) continue;
         std::uint64_t id = 0;
         if (v.data().size() != kFrame || !testing::check_message(v.data(), &id) ||
-            id != v.frame_number()) {
+            id != v.sequence()) {
           sh->torn[s].fetch_add(1);
         }
         sh->received[s].fetch_add(1);
         if (s == 1) std::this_thread::sleep_for(50ms);  // slow viewer: always shows the newest
-        if (v.frame_number() == kFrames) break;
+        if (v.sequence() == kFrames) break;
       }
       sh->lost[s].store(sub->lost());
       return 0;

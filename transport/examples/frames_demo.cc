@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
       while (board->stop.load() == 0) {
         FrameView f = sub->receive_view(std::chrono::milliseconds(50));
         if (!f.ok()) continue;
-        if (f.data().size() != kFrame || !intact(f.data(), f.frame_number())) board->torn[v].fetch_add(1);
+        if (f.data().size() != kFrame || !intact(f.data(), f.sequence())) board->torn[v].fetch_add(1);
         board->shown[v].fetch_add(1);
         if (v == 1) std::this_thread::sleep_for(std::chrono::milliseconds(45));  // a slow display
       }

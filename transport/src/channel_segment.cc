@@ -15,7 +15,7 @@
 #include "shmring/core/process.h"
 #include "shmring/core/segment_directory.h"
 #include "shmring/core/stable_hash.h"
-#include "wait_files.h"
+#include "shmring/core/detail/wait_files.h"
 
 namespace shmring {
 
@@ -38,7 +38,7 @@ absl::StatusOr<ChannelInfo> read_channel_header(const void* base, std::size_t ma
                                             " bytes is too small for a channel control block"));
   }
   const auto* header = static_cast<const ChannelHeader*>(base);
-  // SYNC(channel-ready): pairs with the creator's release store of kReady in initialise_locked();
+  // SYNC(channel_ready): pairs with the creator's release store of kReady in initialise_locked();
   // every other header field was written before it.
   const std::uint32_t state = header->state.load(std::memory_order_acquire);
   if (state != static_cast<std::uint32_t>(ChannelState::kReady)) {
@@ -230,7 +230,7 @@ absl::Status ChannelSegment::initialise_locked(const ChannelSpec& spec, std::uin
   // Zero everything we own (a creator that died half-way may have left bytes behind).
   std::memset(static_cast<void*>(control_), 0, ring_offset);
   std::byte* ring = reinterpret_cast<std::byte*>(control_) + ring_offset;
-  if (absl::Status s = spec.init_ring(ring, ring_bytes, capacity, max_message); !s.ok()) return s;
+  if (absl::Status s = spec.ring->create(ring, ring_bytes, capacity, max_message, spec.shape); !s.ok()) return s;
   ChannelHeader& h = control_->header;
   h.magic = kChannelMagic;
   h.version = kChannelLayoutVersion;
@@ -247,7 +247,7 @@ absl::Status ChannelSegment::initialise_locked(const ChannelSpec& spec, std::uin
   h.total_bytes = ring_offset + ring_bytes;
   h.created_unix_ns = realtime_ns();
   control_->misc.next_token.store(1, std::memory_order_relaxed);
-  // SYNC(channel-ready): publishes every field above and the ring.
+  // SYNC(channel_ready): publishes every field above and the ring.
   h.state.store(static_cast<std::uint32_t>(ChannelState::kReady), std::memory_order_release);
   return absl::OkStatus();
 }
@@ -285,7 +285,7 @@ void ChannelSegment::leave_to_recovery() noexcept {
       self_->state.compare_exchange_strong(active, static_cast<std::uint32_t>(PeerState::kDeadPending),
                                            std::memory_order_seq_cst, std::memory_order_relaxed)) {
     retire_counters(control_, mine);
-    // SYNC(recovery-hint): after the slot's CAS, both seq_cst (see QueueRecovery::run_locked).
+    // SYNC(recovery_hint): after the slot's CAS, both seq_cst (see QueueRecovery::run_locked).
     control_->misc.recovery_hint.store(1, std::memory_order_seq_cst);
   }
   memory_.release_liveness(self_index_);  // as a dead process's would be
@@ -331,7 +331,13 @@ absl::Status ChannelSegment::register_locked(PeerRole role, std::uint32_t flags)
     s.pinned_buffer.store(0, std::memory_order_relaxed);
     s.wait_armed.store(0, std::memory_order_relaxed);
     s.wait_events.store(0, std::memory_order_relaxed);
-    // SYNC(peer-slot): publishes the identity above to slot readers (acquire of state).
+    s.uid.store(static_cast<std::uint32_t>(geteuid()), std::memory_order_relaxed);
+    for (int w = 0; w < 2; ++w) {
+      s.lifeline_name[w].store(0, std::memory_order_relaxed);
+      s.socket_name[w].store(0, std::memory_order_relaxed);
+    }
+    std::memset(s.pattern_reserved, 0, sizeof(s.pattern_reserved));
+    // SYNC(peer_slot): publishes the identity above to slot readers (acquire of state).
     s.state.store(static_cast<std::uint32_t>(PeerState::kActive), std::memory_order_release);
     self_ = &s;
     self_index_ = i;

@@ -5,7 +5,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -41,10 +40,30 @@ struct ChannelInfo {
 absl::StatusOr<ChannelInfo> read_channel_header(const void* base, std::size_t mapped,
                                                 std::string_view what);
 
+// What shapes a channel's ring beyond its capacity and max_message (a topic: its lossless reader
+// slots). Patterns that need nothing more leave it as it is.
+struct RingShape {
+  bool lossless = false;
+  std::uint32_t readers = 0;
+};
+
+// How one kind of ring is sized and made: one per pattern (kQueueRing in queue.cc, kTopicRing in
+// topic.cc, kFrameRing in frame.cc), so the segment code creates any channel without knowing rings.
+struct RingDescriptor {
+  // Bytes of the ring region for (capacity, max_message, shape); 0 when they are invalid.
+  std::uint64_t (*region_bytes)(std::uint64_t capacity, std::uint64_t max_message,
+                                const RingShape& shape) noexcept = nullptr;
+  // Creates the ring in [region, region + bytes) (the creator, under the segment lock).
+  absl::Status (*create)(void* region, std::size_t bytes, std::uint64_t capacity,
+                         std::uint64_t max_message, const RingShape& shape) = nullptr;
+};
+
 // What an endpoint asks for. Zero limits mean "whatever the channel has" when opening and the
 // defaults when creating.
 struct ChannelSpec {
   ChannelKind kind = ChannelKind::kQueue;
+  const RingDescriptor* ring = nullptr;  // the pattern's ring (never null once filled in)
+  RingShape shape;
   std::uint32_t flags = 0;
   bool check_flags = true;
   std::uint64_t capacity = 0;
@@ -58,10 +77,10 @@ struct ChannelSpec {
   bool create = true;
   bool read_only = false;  // attach the whole segment read-only (never creates, never registers)
   std::chrono::milliseconds open_timeout{2000};
-  // Ring size for (capacity, max_message); 0 when they are invalid.
-  std::function<std::uint64_t(std::uint64_t, std::uint64_t)> ring_bytes;
-  // Creates the ring in [ring, ring + bytes) for (capacity, max_message).
-  std::function<absl::Status(void*, std::size_t, std::uint64_t, std::uint64_t)> init_ring;
+
+  std::uint64_t ring_bytes(std::uint64_t capacity_, std::uint64_t max_message_) const noexcept {
+    return ring->region_bytes(capacity_, max_message_, shape);
+  }
 };
 
 // Fills the settings every pattern's options share (QueueOptions, TopicOptions, FrameOptions name
@@ -184,7 +203,7 @@ void retire_counters(ControlBlock* control, const PeerCounters& counters) noexce
 // Folds a peer slot's counters into the channel's retired totals (under the lock).
 void fold_counters_locked(ControlBlock* control, const PeerSlot& slot) noexcept;
 
-// A peer slot's state (acquire: pairs with the release that registered it, SYNC(peer-slot)) and
+// A peer slot's state (acquire: pairs with the release that registered it, SYNC(peer_slot)) and
 // role. Shared by every endpoint kind.
 PeerState state_of(const PeerSlot& s);
 PeerRole role_of(const PeerSlot& s);

@@ -23,7 +23,9 @@
 // Version history: 1 (0.1): PeerSlot::aux/flags/barrier meant different things per pattern;
 // 2 (0.2): one named field per meaning, unused header fields reserved; 3 (0.3): pollable
 // descriptors (WakeBlock::waiters counts armed descriptors in its high half, PeerSlot::wait_armed
-// and wait_events).
+// and wait_events); 4 (0.3): trust (docs/security.md): the channel's liveness file is named by a
+// random id in the header, and a PeerSlot is 256 bytes: its owner's uid and the random names of
+// its wait files, and room for pattern fields.
 #pragma once
 
 #include <atomic>
@@ -37,7 +39,7 @@
 namespace shmring {
 
 inline constexpr std::uint64_t kChannelMagic = 0x314E4843524D4853ULL;  // "SHMRCHN1" little-endian
-inline constexpr std::uint32_t kChannelLayoutVersion = 3;
+inline constexpr std::uint32_t kChannelLayoutVersion = 4;
 
 enum class ChannelState : std::uint32_t { kInitialising = 0, kReady = 1 };
 
@@ -46,7 +48,7 @@ inline constexpr std::uint32_t kChannelLossless = 1;
 
 struct alignas(kFalseSharingRange) ChannelHeader {
   std::uint64_t magic;               // kChannelMagic
-  std::atomic<std::uint32_t> state;  // ChannelState; SYNC(channel-ready)
+  std::atomic<std::uint32_t> state;  // ChannelState; SYNC(channel_ready)
   std::uint32_t version;             // kChannelLayoutVersion
   std::uint32_t kind;                // ChannelKind
   std::uint32_t flags;               // kChannelLossless, ...
@@ -57,8 +59,9 @@ struct alignas(kFalseSharingRange) ChannelHeader {
   std::uint64_t ring_offset;         // from the start of the control block (page aligned)
   std::uint64_t ring_bytes;          // bytes of the ring region
   std::uint64_t total_bytes;         // control block + peers + ring (<= the segment's size)
-  std::uint64_t reserved0;           // written 0, not read (v1 named it reclaim_after_ns)
-  std::uint64_t reserved1;           // written 0, not read (v1 named it evict_lag)
+  // Random 128-bit id naming the channel's liveness file (core/detail/liveness_file.h), where
+  // endpoints hold their liveness locks; written by the creator.
+  std::uint64_t liveness_id[2];
   std::int64_t created_unix_ns;      // CLOCK_REALTIME at create, for tools
   char name[kMaxChannelName];        // the channel's name (not NUL-terminated)
 };
@@ -68,6 +71,7 @@ static_assert(offsetof(ChannelHeader, state) == 8);
 static_assert(offsetof(ChannelHeader, kind) == 16);
 static_assert(offsetof(ChannelHeader, capacity) == 32);
 static_assert(offsetof(ChannelHeader, ring_offset) == 48);
+static_assert(offsetof(ChannelHeader, liveness_id) == 72);
 static_assert(offsetof(ChannelHeader, created_unix_ns) == 88);
 static_assert(offsetof(ChannelHeader, name) == 96);
 
@@ -146,9 +150,13 @@ inline constexpr std::uint32_t kPeerLosslessSubscriber = 1;  // topic: owns a lo
 
 // One endpoint. Identity fields are written under the lock before `state` is release-stored
 // kActive; the counters are written by the endpoint itself (relaxed stores, no RMW on the hot path).
-// The fields from offset 72 on each belong to one pattern; the others leave them 0.
+// The fields from offset 72 to 120 each belong to one pattern; the others leave them 0.
+// Who writes what: the registering process (under the lock) everything up to `state`; the endpoint
+// itself its counters, heartbeat, pattern fields, wait_armed (arming) and its wait-file names; a
+// notifier wait_armed (disarming CAS) and wait_events; the recovery (under the lock) `state` and
+// the pattern fields of a dead endpoint.
 struct alignas(kFalseSharingRange) PeerSlot {
-  std::atomic<std::uint32_t> state;         // PeerState; SYNC(peer-slot)
+  std::atomic<std::uint32_t> state;         // PeerState; SYNC(peer_slot)
   std::atomic<std::uint32_t> role;          // PeerRole
   std::atomic<std::uint64_t> token;         // registration epoch, unique per channel
   std::atomic<std::int32_t> pid;            // for display and /proc liveness
@@ -161,7 +169,7 @@ struct alignas(kFalseSharingRange) PeerSlot {
   std::atomic<std::uint64_t> blocked_ns;    // time spent inside blocking calls that had to wait
   // Queue: the endpoint's one claim (queue_recovery.h), and what the recovery noted of a producer
   // that died in kClaiming (the enqueue position then: its ticket, if any, is below it).
-  std::atomic<std::uint32_t> op_state;           // PeerOp; SYNC(queue-claim)
+  std::atomic<std::uint32_t> op_state;           // PeerOp; SYNC(queue_claim)
   std::atomic<std::uint32_t> claim_barrier_set;  // 1 once claim_barrier is written
   std::atomic<std::uint64_t> op_ticket;          // PeerOp::kClaimed: the ticket
   std::atomic<std::uint64_t> claim_barrier;
@@ -172,14 +180,26 @@ struct alignas(kFalseSharingRange) PeerSlot {
   std::atomic<std::uint32_t> pinned_buffer;
   // Descriptor waiting (wait_descriptor.h): kArmedOnData / kArmedOnSpace while the endpoint's
   // descriptor is armed, set by the endpoint, cleared by the one notifier that fires it (a CAS);
-  // SYNC(wait-fd). wait_events: WaitEvent bits a notifier leaves for the endpoint (evicted,
+  // SYNC(wait_fd). wait_events: WaitEvent bits a notifier leaves for the endpoint (evicted,
   // removed), taken with an exchange.
   std::atomic<std::uint32_t> wait_armed;
   std::atomic<std::uint32_t> wait_events;
   std::uint64_t reserved;
+  // --- v4 ---
+  // The effective uid of the endpoint's process (written at registration): the owner its wait
+  // files must have (watchers and notifiers refuse files of anyone else).
+  std::atomic<std::uint32_t> uid;
+  std::uint32_t reserved2;
+  // Random 128-bit names of the endpoint's lifeline FIFO and wait socket (core/detail/wait_files.h),
+  // written by the endpoint after it made the file: word 0 relaxed, then word 1 (never 0) release;
+  // a reader acquire-loads word 1 first (0: not made). SYNC(wait_name).
+  std::atomic<std::uint64_t> lifeline_name[2];
+  std::atomic<std::uint64_t> socket_name[2];
+  // Written 0; room for fields of patterns to come (each with its own bytes).
+  std::uint8_t pattern_reserved[88];
 };
 static_assert(std::is_standard_layout_v<PeerSlot>);
-static_assert(sizeof(PeerSlot) == 128);
+static_assert(sizeof(PeerSlot) == 256);
 static_assert(offsetof(PeerSlot, token) == 8);
 static_assert(offsetof(PeerSlot, peer_flags) == 20);
 static_assert(offsetof(PeerSlot, start_time) == 24);
@@ -193,6 +213,10 @@ static_assert(offsetof(PeerSlot, reader_slot) == 104);
 static_assert(offsetof(PeerSlot, pinned_buffer) == 108);
 static_assert(offsetof(PeerSlot, wait_armed) == 112);
 static_assert(offsetof(PeerSlot, wait_events) == 116);
+static_assert(offsetof(PeerSlot, uid) == 128);
+static_assert(offsetof(PeerSlot, lifeline_name) == 136);
+static_assert(offsetof(PeerSlot, socket_name) == 152);
+static_assert(offsetof(PeerSlot, pattern_reserved) == 168);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 

@@ -138,29 +138,31 @@ ChannelResult Lease::settle() noexcept {
   return owner_->settle(*this);
 }
 
-// --- EndpointHandle --------------------------------------------------------------------------------
+}  // namespace detail
 
-EndpointHandle::EndpointHandle() noexcept = default;
-EndpointHandle::EndpointHandle(std::unique_ptr<Endpoint> impl) noexcept : impl_(std::move(impl)) {}
-EndpointHandle::EndpointHandle(EndpointHandle&& other) noexcept = default;
-EndpointHandle& EndpointHandle::operator=(EndpointHandle&& other) noexcept {
+// --- ChannelEndpoint --------------------------------------------------------------------------------
+
+ChannelEndpoint::ChannelEndpoint() noexcept = default;
+ChannelEndpoint::ChannelEndpoint(std::unique_ptr<detail::Endpoint> impl) noexcept : impl_(std::move(impl)) {}
+ChannelEndpoint::ChannelEndpoint(ChannelEndpoint&& other) noexcept = default;
+ChannelEndpoint& ChannelEndpoint::operator=(ChannelEndpoint&& other) noexcept {
   if (this != &other) {
     close();
     impl_ = std::move(other.impl_);
   }
   return *this;
 }
-EndpointHandle::~EndpointHandle() { close(); }
+ChannelEndpoint::~ChannelEndpoint() { close(); }
 
-PeerStats EndpointHandle::stats() const noexcept {
-  return impl_ ? peer_stats(*impl_->seg) : PeerStats{};
+PeerStats ChannelEndpoint::stats() const noexcept {
+  return impl_ ? detail::peer_stats(*impl_->seg) : PeerStats{};
 }
 
-std::uint64_t EndpointHandle::channel_incarnation() const noexcept {
+std::uint64_t ChannelEndpoint::channel_incarnation() const noexcept {
   return impl_ ? impl_->seg->channel_id() : 0;
 }
 
-int EndpointHandle::wait_fd() const noexcept {
+int ChannelEndpoint::wait_fd() const noexcept {
   if (!impl_) {
     errno = EBADF;
     return -1;
@@ -171,7 +173,7 @@ int EndpointHandle::wait_fd() const noexcept {
   }
   if (!impl_->descriptor) {
     int error = 0;
-    impl_->descriptor = WaitDescriptor::create(*impl_->seg, impl_->peer_role, &error);
+    impl_->descriptor = detail::WaitDescriptor::create(*impl_->seg, impl_->peer_role, &error);
     if (!impl_->descriptor) {
       errno = error;
       return -1;
@@ -180,18 +182,17 @@ int EndpointHandle::wait_fd() const noexcept {
   return impl_->descriptor->fd();
 }
 
-WaitEvent EndpointHandle::take_wait_events() noexcept {
+WaitEvent ChannelEndpoint::take_wait_events() noexcept {
   if (!impl_ || !impl_->descriptor) return WaitEvent::kNone;
   const WaitEvent events = impl_->descriptor->take_events();
   if (impl_->descriptor->take_peer_gone_news()) impl_->peer_gone();
   return events;
 }
 
-void EndpointHandle::close() noexcept {
+void ChannelEndpoint::close() noexcept {
   if (!impl_) return;
   impl_->orphan_outstanding();
   impl_.reset();  // the pattern's endpoint, then its segment: unregistered and detached
 }
 
-}  // namespace detail
 }  // namespace shmring

@@ -47,20 +47,24 @@ namespace {
 // Dead subscribers' pins are looked for at most this often while a publisher waits for a buffer.
 constexpr std::uint64_t kDeadPinCheckNs = 2'000'000;
 
+constexpr RingDescriptor kFrameRing{
+    [](std::uint64_t buffers, std::uint64_t frame_bytes, const RingShape&) noexcept -> std::uint64_t {
+      return FramePool::required_bytes({buffers, frame_bytes});
+    },
+    [](void* ring, std::size_t bytes, std::uint64_t buffers, std::uint64_t frame_bytes,
+       const RingShape&) -> absl::Status {
+      return FramePool::create(ring, bytes, {buffers, frame_bytes}).status();
+    },
+};
+
 ChannelSpec frame_spec(const FrameOptions& options) {
   ChannelSpec spec;
   spec.kind = ChannelKind::kFrames;
+  spec.ring = &kFrameRing;
   copy_common_options(options, &spec);
   spec.default_capacity = 4;
   spec.default_max_message = 4 << 20;
   spec.default_max_peers = 16;
-  spec.ring_bytes = [](std::uint64_t buffers, std::uint64_t frame_bytes) -> std::uint64_t {
-    return FramePool::required_bytes({buffers, frame_bytes});
-  };
-  spec.init_ring = [](void* ring, std::size_t bytes, std::uint64_t buffers,
-                      std::uint64_t frame_bytes) -> absl::Status {
-    return FramePool::create(ring, bytes, {buffers, frame_bytes}).status();
-  };
   return spec;
 }
 

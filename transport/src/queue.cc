@@ -56,18 +56,22 @@ constexpr std::uint64_t kIdleRecoveryIntervalNs = 20'000'000;     // a blocked c
 // reads and a clock read, no system call) once per this many calls.
 constexpr std::uint32_t kEmptyPollsPerEvidenceCheck = 64;
 
+constexpr RingDescriptor kQueueRing{
+    [](std::uint64_t capacity, std::uint64_t max_message, const RingShape&) noexcept -> std::uint64_t {
+      if (!is_power_of_two(capacity) || capacity < 2 || max_message == 0) return 0;
+      return MpmcQueue<>::required_bytes({capacity, max_message, 0});
+    },
+    [](void* ring, std::size_t bytes, std::uint64_t capacity, std::uint64_t max_message,
+       const RingShape&) -> absl::Status {
+      return MpmcQueue<>::create(ring, bytes, {capacity, max_message, 0}).status();
+    },
+};
+
 ChannelSpec queue_spec(const QueueOptions& options) {
   ChannelSpec spec;
   spec.kind = ChannelKind::kQueue;
+  spec.ring = &kQueueRing;
   copy_common_options(options, &spec);
-  spec.ring_bytes = [](std::uint64_t capacity, std::uint64_t max_message) -> std::uint64_t {
-    if (!is_power_of_two(capacity) || capacity < 2 || max_message == 0) return 0;
-    return MpmcQueue<>::required_bytes({capacity, max_message, 0});
-  };
-  spec.init_ring = [](void* ring, std::size_t bytes, std::uint64_t capacity,
-                      std::uint64_t max_message) -> absl::Status {
-    return MpmcQueue<>::create(ring, bytes, {capacity, max_message, 0}).status();
-  };
   return spec;
 }
 
@@ -206,7 +210,7 @@ ChannelResult QueueProducer::send(std::span<const std::byte> message,
   };
   if (attempt()) return out;
   if (timeout.count() <= 0) {
-    // With a descriptor: re-armed before kWouldBlock (SYNC(wait-fd)).
+    // With a descriptor: re-armed before kWouldBlock (SYNC(wait_fd)).
     return e->attempt_before_blocking(attempt) ? out : ChannelResult::kWouldBlock;
   }
   e->note_wait_start();
@@ -321,13 +325,18 @@ QueueView QueueConsumer::take(bool blocking, std::chrono::nanoseconds timeout) n
     return view;
   }
   ChannelResult out = ChannelResult::kWouldBlock;
+  // The dead-peer recovery, and the item of a dead consumer it hands this one, if any.
+  auto try_adopt = [&]() -> bool {
+    QueueView adopted;
+    if (!recover(&adopted)) return false;
+    view = std::move(adopted);
+    out = ChannelResult::kOk;
+    return true;
+  };
   auto attempt = [&]() -> bool {
     if (e->seg->control()->misc.recovery_hint.load(std::memory_order_relaxed) != 0 &&
-        monotonic_ns() - e->last_recovery_ns >= detail::kStalledRecoveryIntervalNs) {
-      if (recover(&view)) {
-        out = ChannelResult::kOk;
-        return true;
-      }
+        monotonic_ns() - e->last_recovery_ns >= detail::kStalledRecoveryIntervalNs && try_adopt()) {
+      return true;
     }
     const MpmcQueue<>::Claim claim =
         detail::record_claim(e->me(), [&] { return e->q->try_claim_read(); });
@@ -346,12 +355,7 @@ QueueView QueueConsumer::take(bool blocking, std::chrono::nanoseconds timeout) n
     e->seg->touch(now);
     const bool stalled = e->q->stalled_producer_ticket().has_value() ||
                          e->seg->control()->misc.recovery_hint.load(std::memory_order_relaxed) != 0;
-    if (!detail::recovery_due(*e, now, stalled)) return;
-    QueueView adopted;
-    if (recover(&adopted)) {
-      view = std::move(adopted);
-      out = ChannelResult::kOk;
-    }
+    if (detail::recovery_due(*e, now, stalled)) try_adopt();
   };
   bool done = attempt();
   if (!done && blocking && timeout.count() > 0) {
@@ -369,14 +373,10 @@ QueueView QueueConsumer::take(bool blocking, std::chrono::nanoseconds timeout) n
     const std::uint64_t now = monotonic_ns();
     if (now - e->last_recovery_ns >= detail::kStalledRecoveryIntervalNs &&
         e->recovery.stall_evident(*e->seg, *e->q, now)) {
-      QueueView adopted;
-      if (recover(&adopted)) {
-        view = std::move(adopted);
-        out = ChannelResult::kOk;
-      }
+      try_adopt();
     }
   }
-  // With a descriptor: re-armed before kWouldBlock (SYNC(wait-fd)).
+  // With a descriptor: re-armed before kWouldBlock (SYNC(wait_fd)).
   if (!done && out == ChannelResult::kWouldBlock && !(blocking && timeout.count() > 0) &&
       e->attempt_before_blocking(attempt)) {
     done = true;

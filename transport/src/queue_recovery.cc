@@ -12,7 +12,7 @@ namespace {
 constexpr std::uint64_t kUnattributedGraceNs = 2'000'000;
 
 PeerOp op_of(const PeerSlot& s) {
-  // SYNC(queue-claim): pairs with record_claim's seq_cst stores.
+  // SYNC(queue_claim): pairs with record_claim's seq_cst stores.
   return static_cast<PeerOp>(s.op_state.load(std::memory_order_seq_cst));
 }
 bool occupied(const PeerSlot& s) {
@@ -117,7 +117,7 @@ RecoveryResult QueueRecovery::run_locked(ChannelSegment& seg, MpmcQueue<>& q, bo
   }
   if (run.dead_unknown_producer) skip_unattributed_ticket(run);
   if (run.dead_unknown_consumer) adopt_orphans(run);
-  // SYNC(recovery-hint): leave_to_recovery() marks a slot kDeadPending and then sets the hint
+  // SYNC(recovery_hint): leave_to_recovery() marks a slot kDeadPending and then sets the hint
   // without the lock. Store our verdict, then look for such slots again: either we see the slot
   // (and keep the hint set), or its hint store comes after ours (all seq_cst), so a hint is never
   // lost while a slot waits to be settled.

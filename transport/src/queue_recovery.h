@@ -36,7 +36,7 @@ namespace shmring::detail {
 // above says. Returns the claim; on failure the slot says kIdle again.
 template <typename ClaimFn>
 MpmcQueue<>::Claim record_claim(PeerSlot& me, ClaimFn&& claim) {
-  // SYNC(queue-claim): kClaiming is seq_cst (ordered before the ring's claim CAS as far as this
+  // SYNC(queue_claim): kClaiming is seq_cst (ordered before the ring's claim CAS as far as this
   // thread can order it; the ring's CAS is relaxed, so a recovery acts on a ticket no record names
   // only after seeing it so for a grace period, see queue_recovery.cc). kClaimed is a release
   // store: a recovery whose seq_cst (acquire) load of op_state sees it also sees op_ticket. A

@@ -65,6 +65,31 @@ std::uint64_t default_max_message(std::uint64_t capacity) {
   return std::min<std::uint64_t>(64 * 1024, limit == 0 ? 1 : limit);
 }
 
+BroadcastRing::Options ring_options(std::uint64_t capacity, std::uint64_t max_message,
+                                    const RingShape& shape) noexcept {
+  BroadcastRing::Options o;
+  o.capacity = capacity;
+  o.max_record = max_message;
+  o.lossless = shape.lossless;
+  o.max_readers = shape.lossless ? shape.readers : 0;
+  return o;
+}
+
+constexpr RingDescriptor kTopicRing{
+    [](std::uint64_t capacity, std::uint64_t max_message, const RingShape& shape) noexcept
+        -> std::uint64_t {
+      if (!is_power_of_two(capacity) || capacity < BroadcastRing::kMinCapacity ||
+          max_message == 0 || max_message > BroadcastRing::max_record_limit(capacity)) {
+        return 0;
+      }
+      return BroadcastRing::required_bytes(ring_options(capacity, max_message, shape));
+    },
+    [](void* ring, std::size_t bytes, std::uint64_t capacity, std::uint64_t max_message,
+       const RingShape& shape) -> absl::Status {
+      return BroadcastRing::create(ring, bytes, ring_options(capacity, max_message, shape)).status();
+    },
+};
+
 ChannelSpec topic_spec(const TopicOptions& options) {
   ChannelSpec spec;
   spec.kind = ChannelKind::kTopic;
@@ -75,27 +100,10 @@ ChannelSpec topic_spec(const TopicOptions& options) {
       default_max_message(options.capacity != 0 ? options.capacity : kDefaultTopicCapacity);
   spec.default_max_peers = kDefaultTopicPeers;
   spec.read_only = options.read_only;
-  const bool lossless = options.lossless;
-  const std::uint32_t readers = options.max_peers != 0 ? options.max_peers : kDefaultTopicPeers;
-  auto ring_options = [lossless, readers](std::uint64_t capacity, std::uint64_t max_message) {
-    BroadcastRing::Options o;
-    o.capacity = capacity;
-    o.max_record = max_message;
-    o.lossless = lossless;
-    o.max_readers = lossless ? std::min<std::uint32_t>(readers, kMaxBroadcastReaders) : 0;
-    return o;
-  };
-  spec.ring_bytes = [ring_options](std::uint64_t capacity, std::uint64_t max_message) -> std::uint64_t {
-    if (!is_power_of_two(capacity) || capacity < BroadcastRing::kMinCapacity || max_message == 0 ||
-        max_message > BroadcastRing::max_record_limit(capacity)) {
-      return 0;
-    }
-    return BroadcastRing::required_bytes(ring_options(capacity, max_message));
-  };
-  spec.init_ring = [ring_options](void* ring, std::size_t bytes, std::uint64_t capacity,
-                                  std::uint64_t max_message) -> absl::Status {
-    return BroadcastRing::create(ring, bytes, ring_options(capacity, max_message)).status();
-  };
+  spec.ring = &kTopicRing;
+  spec.shape.lossless = options.lossless;
+  spec.shape.readers = std::min<std::uint32_t>(
+      options.max_peers != 0 ? options.max_peers : kDefaultTopicPeers, kMaxBroadcastReaders);
   return spec;
 }
 
@@ -249,7 +257,7 @@ ChannelResult read_with_wait(TopicEndpoint& e, std::chrono::nanoseconds timeout,
   };
   if (try_once()) return result;
   if (timeout.count() <= 0) {
-    // With a descriptor: re-armed before kWouldBlock (SYNC(wait-fd)).
+    // With a descriptor: re-armed before kWouldBlock (SYNC(wait_fd)).
     return e.attempt_before_blocking(try_once) ? result : ChannelResult::kWouldBlock;
   }
   WakeBlock* wake = e.read_only ? nullptr : &e.seg->control()->data_wake;
@@ -446,7 +454,7 @@ ChannelResult TopicPublisher::try_send_from(const UpstreamPosition& from,
   mark.incarnation.store(from.incarnation, std::memory_order_relaxed);
   mark.sequence.store(from.sequence, std::memory_order_relaxed);
   mark.ring_sequence.store(e->ring->next_sequence(), std::memory_order_relaxed);
-  // SYNC(upstream-mark): pairs with the acquire load in upstream_resume() (a later publisher's).
+  // SYNC(upstream_mark): pairs with the acquire load in upstream_resume() (a later publisher's).
   misc.upstream_current.store(next_index + 1, std::memory_order_release);
   return try_send(message);
 }
@@ -455,7 +463,7 @@ UpstreamPosition TopicPublisher::upstream_resume() const noexcept {
   const TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
   if (e == nullptr) return {};
   const ChannelMisc& misc = e->seg->control()->misc;
-  // SYNC(upstream-mark): pairs with the release store in try_send_from().
+  // SYNC(upstream_mark): pairs with the release store in try_send_from().
   const std::uint32_t current = misc.upstream_current.load(std::memory_order_acquire);
   if (current != 1 && current != 2) return {};
   const UpstreamMark& mark = misc.upstream[current - 1];

@@ -15,7 +15,7 @@
 // The same RMW tells the sender about armed descriptors (wait_fd): `waiters` counts parked
 // threads in its low half and armed descriptors in its high half (control_block.h). With armed
 // descriptors, fire_armed() scans the peer slots for the ones armed on this block and fires each
-// once: SYNC(wait-fd) in wait_descriptor.h has the protocol and its pairing.
+// once: SYNC(wait_fd) in wait_descriptor.h has the protocol and its pairing.
 // Every futex_wait is bounded (kParkSliceNs) and runs in a loop that re-checks the condition and
 // the deadline (CLOCK_MONOTONIC), so spurious wake-ups and EINTR only cost a lap.
 #pragma once
@@ -58,7 +58,7 @@ void signal_peer(std::uint64_t channel_id, ControlBlock* control, PeerSlot& slot
                  WaitEvent events) noexcept;
 
 inline void notify(ChannelSegment& seg, WakeBlock& wake, std::uint32_t armed_on) noexcept {
-  // SYNC(wake): see the comment at the top of this file. SYNC(wait-fd): the same RMW.
+  // SYNC(wake): see the comment at the top of this file. SYNC(wait_fd): the same RMW.
   const std::uint32_t waiters = wake.waiters.fetch_add(0, std::memory_order_seq_cst);
   if (waiters == 0) return;
   if ((waiters & kParkedMask) != 0) {

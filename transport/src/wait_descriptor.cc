@@ -9,7 +9,7 @@
 #include <cerrno>
 #include <new>
 
-#include "wait_files.h"
+#include "shmring/core/detail/wait_files.h"
 
 namespace shmring::detail {
 
@@ -208,11 +208,11 @@ bool WaitDescriptor::prepare_to_block() noexcept {
   collect_slot_events();
   bool any = false;
   const bool socket_ready = poll_set(&any);
-  // SYNC(wait-fd): block only when armed with nothing pending. seq_cst: after the epoll look, so
+  // SYNC(wait_fd): block only when armed with nothing pending. seq_cst: after the epoll look, so
   // a notifier that disarms after this load sends after it, and the descriptor turns readable.
   if (!any && slot_->wait_armed.load(std::memory_order_seq_cst) == armed_on_) return false;
   if (!slot_is_mine()) return false;  // taken for dead and given away: nothing to arm
-  // SYNC(wait-fd): count first, then arm (a CAS from 0: only this endpoint arms its slot), then
+  // SYNC(wait_fd): count first, then arm (a CAS from 0: only this endpoint arms its slot), then
   // the seq_cst RMW the notifier's RMW pairs with, then drain, then the caller attempts again.
   // Counting before arming means a process killed in between leaves the count one too high (the
   // notifiers scan for nothing) rather than one too low (a wrapped count would hide an armed
@@ -222,7 +222,7 @@ bool WaitDescriptor::prepare_to_block() noexcept {
   if (!slot_->wait_armed.compare_exchange_strong(idle, armed_on_, std::memory_order_seq_cst)) {
     wake_->waiters.fetch_sub(kArmedUnit, std::memory_order_relaxed);  // it was still armed
   }
-  wake_->waiters.fetch_add(0, std::memory_order_seq_cst);  // SYNC(wait-fd): the pairing RMW
+  wake_->waiters.fetch_add(0, std::memory_order_seq_cst);  // SYNC(wait_fd): the pairing RMW
   if (socket_ready) drain_socket();
   refresh_watches();
   return true;

@@ -10,7 +10,7 @@
 // It is readable when the endpoint may have work; nothing else runs to make it so (no thread, no
 // daemon, no timer).
 //
-// SYNC(wait-fd): arming, firing, and why no wake-up is lost.
+// SYNC(wait_fd): arming, firing, and why no wake-up is lost.
 //   Endpoint (prepare_to_block, on the way to kWouldBlock):
 //     look at the epoll set without waiting; if nothing is pending and the slot is still armed,
 //     block (return kWouldBlock). Otherwise:
@@ -61,7 +61,7 @@ class WaitDescriptor {
   int fd() const noexcept { return epoll_fd_; }
   bool closed() const noexcept { return closed_; }
 
-  // The try_ calls' step before they answer kWouldBlock (see SYNC(wait-fd)). True: the descriptor
+  // The try_ calls' step before they answer kWouldBlock (see SYNC(wait_fd)). True: the descriptor
   // was (re-)armed or had something pending; the caller must attempt once more. False: it is armed
   // with nothing pending, so the caller may answer kWouldBlock and the application may block.
   bool prepare_to_block() noexcept;

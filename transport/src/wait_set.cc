@@ -128,7 +128,7 @@ absl::Status WaitSet::add_entry(Entry entry, std::uint32_t epoll_events) {
   return absl::OkStatus();
 }
 
-absl::Status WaitSet::add(detail::EndpointHandle& endpoint, std::uint64_t tag) {
+absl::Status WaitSet::add(ChannelEndpoint& endpoint, std::uint64_t tag) {
   if (!endpoint.is_open()) return absl::FailedPreconditionError("WaitSet: the endpoint is closed");
   if (find(tag) != nullptr) return absl::AlreadyExistsError(detail::cat("WaitSet: tag ", tag, " is taken"));
   const int fd = endpoint.wait_fd();

@@ -1,7 +1,7 @@
 // The sender side of descriptor wake-ups (notify() in wait.h calls fire_armed only when the
-// WakeBlock counts armed descriptors). SYNC(wait-fd) in wait_descriptor.h has the protocol.
+// WakeBlock counts armed descriptors). SYNC(wait_fd) in wait_descriptor.h has the protocol.
 #include "wait.h"
-#include "wait_files.h"
+#include "shmring/core/detail/wait_files.h"
 
 namespace shmring::detail {
 

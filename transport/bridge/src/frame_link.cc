@@ -50,7 +50,7 @@ class FrameExport final : public ExportLink {
       return absl::OkStatus();
     }
     wire::Header h = port.header(c, wire::Type::kFrame);
-    h.sequence = v.frame_number();
+    h.sequence = v.sequence();
     h.value = v.data().size();
     wire::encode(h, &header_);
     bool any = false;

@@ -278,7 +278,7 @@ py::object take_view(PyEndpoint<T>& self, const std::optional<Deadline>& deadlin
         lease->number = view.sequence();
         lease->redelivered = view.redelivered();
       } else if constexpr (std::is_same_v<T, FrameSubscriber>) {
-        lease->number = view.frame_number();
+        lease->number = view.sequence();
       }
       lease->lease = std::move(view);
       box.lease_out = true;

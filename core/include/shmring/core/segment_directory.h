@@ -46,6 +46,12 @@ struct SegmentListing {
   std::string problem;  // why the header could not be read or trusted; empty when it is fine
 };
 
+// The paths of the files in `directory` whose names start with `prefix`, sorted by name: the one
+// directory scan behind every listing and sweep (segments, channels, wait files). Empty when the
+// directory cannot be read.
+std::vector<std::string> segment_paths(std::string_view directory = kDefaultSegmentDirectory,
+                                       std::string_view prefix = kSegmentNamePrefix);
+
 // Inspects one segment file. Errors: kNotFound, kPermissionDenied (it exists but cannot be opened).
 // A file whose header is invalid is returned with `problem` set, not as an error.
 absl::StatusOr<SegmentListing> inspect_segment(const std::string& path);

@@ -28,7 +28,7 @@ enum class SegmentState : std::uint32_t {
 
 struct SegmentHeader {
   std::uint64_t magic;                // kSegmentMagic
-  std::atomic<std::uint32_t> state;   // SegmentState; SYNC(segment-ready)
+  std::atomic<std::uint32_t> state;   // SegmentState; SYNC(segment_ready)
   std::uint32_t layout_version;       // kSegmentLayoutVersion
   std::uint64_t header_size;          // bytes before the user's data (kSegmentHeaderSize)
   std::uint64_t user_size;            // bytes the creator asked for

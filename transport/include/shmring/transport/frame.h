@@ -72,14 +72,16 @@ class FrameView : public detail::Lease {
   FrameView() = default;
   // result(), ok(): from detail::Lease (kOk, or why there is no view).
   std::span<const std::byte> data() const noexcept { return bytes_; }
-  std::uint64_t frame_number() const noexcept { return number_; }  // 1, 2, ... per publisher
+  // The frame's sequence number: 1, 2, ... per channel incarnation (a publisher that takes over
+  // continues the numbering), like QueueView::sequence() and TopicView::sequence().
+  std::uint64_t sequence() const noexcept { return number_; }
   // Unpins the frame (the publisher may reuse its buffer) and wakes a publisher waiting for one.
   // kOk (also for an empty or already released view); kClosed if the subscriber was closed
   // meanwhile (the frame was unpinned then). Never waits.
   ChannelResult release() noexcept { return settle(); }
 };
 
-class FramePublisher : public detail::EndpointHandle {
+class FramePublisher : public ChannelEndpoint {
  public:
   // Opens (or creates) the frame channel as its one publisher. kFailedPrecondition if a live
   // publisher exists (or kind/limits differ); otherwise the errors of QueueProducer::open.
@@ -104,14 +106,14 @@ class FramePublisher : public detail::EndpointHandle {
 
   std::uint64_t max_message() const noexcept;
   std::uint64_t frames_published() const noexcept;
-  // is_open(), close() (also the destructor): from detail::EndpointHandle; an outstanding loan is
+  // is_open(), close() (also the destructor): from ChannelEndpoint; an outstanding loan is
   // given up.
 
  private:
-  using EndpointHandle::EndpointHandle;
+  using ChannelEndpoint::ChannelEndpoint;
 };
 
-class FrameSubscriber : public detail::EndpointHandle {
+class FrameSubscriber : public ChannelEndpoint {
  public:
   // Opens (or creates) the frame channel as a subscriber; errors as FramePublisher::open (no
   // publisher check).
@@ -138,11 +140,11 @@ class FrameSubscriber : public detail::EndpointHandle {
   std::uint64_t lost() const noexcept;  // frames published that this subscriber skipped
   std::uint64_t received() const noexcept;
   std::uint64_t max_message() const noexcept;
-  // is_open(), close() (also the destructor): from detail::EndpointHandle. A view still out is
+  // is_open(), close() (also the destructor): from ChannelEndpoint. A view still out is
   // unpinned and becomes inert (no bytes; release() says kClosed).
 
  private:
-  using EndpointHandle::EndpointHandle;
+  using ChannelEndpoint::ChannelEndpoint;
   FrameView take(bool blocking, std::chrono::nanoseconds timeout) noexcept;
 };
 

@@ -3,11 +3,13 @@
 //    FrameView: move-only, settled by its destructor (a loan is abandoned, a view released),
 //    inert after its endpoint closes (result kClosed, no bytes), and harmless in a forked child
 //    (the child's copy never touches the parent's claim, pin or cursor);
-//  * detail::EndpointHandle, the base of the six endpoint classes: move-only, closed by its
-//    destructor, is_open() and close().
+//  * ChannelEndpoint, the public base of the endpoint classes: move-only, closed by its
+//    destructor, is_open(), close(), stats(), wait_fd() and take_wait_events(); what a WaitSet
+//    takes.
 // Both hold a pointer to the endpoint's channel state (transport/src/endpoint.h), never to the
 // endpoint object, so moving an endpoint keeps its loan or view usable. Applications use the
-// pattern classes (topic.h, queue.h, frame.h); nothing here is meant to be named directly.
+// pattern classes (topic.h, queue.h, frame.h); detail::Lease is not meant to be named directly, and
+// ChannelEndpoint only where any endpoint will do (WaitSet::add).
 #pragma once
 
 #include <cstddef>
@@ -17,9 +19,6 @@
 
 #include "shmring/transport/channel.h"
 
-namespace shmring {
-class WaitSet;
-}
 
 namespace shmring::detail {
 
@@ -57,10 +56,16 @@ class Lease {
   bool orphaned_ = false;  // its endpoint closed while it was out
 };
 
-class EndpointHandle {
+}  // namespace shmring::detail
+
+namespace shmring {
+
+// The base of every endpoint class (TopicPublisher, TopicSubscriber, QueueProducer, QueueConsumer,
+// FramePublisher, FrameSubscriber): what they share, and what a WaitSet takes.
+class ChannelEndpoint {
  public:
-  EndpointHandle(const EndpointHandle&) = delete;
-  EndpointHandle& operator=(const EndpointHandle&) = delete;
+  ChannelEndpoint(const ChannelEndpoint&) = delete;
+  ChannelEndpoint& operator=(const ChannelEndpoint&) = delete;
 
   bool is_open() const noexcept { return impl_ != nullptr; }
   // This endpoint's counters, read from its peer slot; empty when closed or without a peer slot
@@ -98,15 +103,15 @@ class EndpointHandle {
   WaitEvent take_wait_events() noexcept;
 
  protected:
-  friend class ::shmring::WaitSet;
+  friend class WaitSet;
 
-  EndpointHandle() noexcept;
-  explicit EndpointHandle(std::unique_ptr<Endpoint> impl) noexcept;
-  EndpointHandle(EndpointHandle&& other) noexcept;
-  EndpointHandle& operator=(EndpointHandle&& other) noexcept;  // closes this one first
-  ~EndpointHandle();
+  ChannelEndpoint() noexcept;
+  explicit ChannelEndpoint(std::unique_ptr<detail::Endpoint> impl) noexcept;
+  ChannelEndpoint(ChannelEndpoint&& other) noexcept;
+  ChannelEndpoint& operator=(ChannelEndpoint&& other) noexcept;  // closes this one first
+  ~ChannelEndpoint();
 
-  std::unique_ptr<Endpoint> impl_;
+  std::unique_ptr<detail::Endpoint> impl_;
 };
 
-}  // namespace shmring::detail
+}  // namespace shmring

@@ -93,7 +93,7 @@ class QueueView : public detail::Lease {
   ChannelResult release() noexcept { return settle(); }
 };
 
-class QueueProducer : public detail::EndpointHandle {
+class QueueProducer : public ChannelEndpoint {
  public:
   // Opens (or creates, see QueueOptions::create) the queue channel `name` as a producer.
   // Errors: kInvalidArgument (bad name or options), kFailedPrecondition (the channel exists with
@@ -132,17 +132,17 @@ class QueueProducer : public detail::EndpointHandle {
   std::uint64_t max_message() const noexcept;
   std::uint64_t capacity() const noexcept;
   std::uint64_t size_approx() const noexcept;
-  // stats(): from detail::EndpointHandle (this endpoint's counters; empty when closed).
-  // is_open(), close(): from detail::EndpointHandle. close() (also the destructor and
+  // stats(): from ChannelEndpoint (this endpoint's counters; empty when closed).
+  // is_open(), close(): from ChannelEndpoint. close() (also the destructor and
   // move-assignment) gives up an outstanding loan, then unregisters and detaches; it waits up to
   // 2 s for the segment lock (see channel.h). Idempotent.
 
  private:
-  using EndpointHandle::EndpointHandle;
+  using ChannelEndpoint::ChannelEndpoint;
   QueueLoan make_loan(bool blocking, std::chrono::nanoseconds timeout) noexcept;
 };
 
-class QueueConsumer : public detail::EndpointHandle {
+class QueueConsumer : public ChannelEndpoint {
  public:
   // As QueueProducer::open, registering a consumer.
   static absl::StatusOr<QueueConsumer> open(std::string_view name, const QueueOptions& options = {});
@@ -181,13 +181,13 @@ class QueueConsumer : public detail::EndpointHandle {
   std::uint64_t max_message() const noexcept;
   std::uint64_t capacity() const noexcept;
   std::uint64_t size_approx() const noexcept;
-  // is_open(), close(): from detail::EndpointHandle. close() (also the destructor and
+  // is_open(), close(): from ChannelEndpoint. close() (also the destructor and
   // move-assignment) unregisters and detaches. With a view still out, the item is handed to the
   // recovery as if this consumer had died: another consumer receives it redelivered. The view
   // becomes inert (release() says kClosed). Waits up to 2 s for the lock.
 
  private:
-  using EndpointHandle::EndpointHandle;
+  using ChannelEndpoint::ChannelEndpoint;
   QueueView take(bool blocking, std::chrono::nanoseconds timeout) noexcept;
 };
 

@@ -118,7 +118,7 @@ struct UpstreamPosition {
   std::uint64_t sequence = 0;     // the message's sequence number there
 };
 
-class TopicPublisher : public detail::EndpointHandle {
+class TopicPublisher : public ChannelEndpoint {
  public:
   // Opens (or creates) the topic as its one publisher. kFailedPrecondition if the topic already
   // has a live publisher (or other kind, lossless mode or limits); otherwise the errors of
@@ -137,17 +137,9 @@ class TopicPublisher : public detail::EndpointHandle {
   // space_wake in slices of dead_check_interval clamped to [100 us, 10 ms]. kOk, kTimedOut,
   // kTooLarge, kCorrupt, kClosed. Lossy: the same as try_send.
   ChannelResult send(std::span<const std::byte> message, std::chrono::nanoseconds timeout) noexcept;
-  // The copying calls' names in 0.1 (every pattern now says send / try_send for a copy and
-  // publish for a loan). Kept for one release.
-  [[deprecated("use try_send")]] ChannelResult try_publish(std::span<const std::byte> message) noexcept {
-    return try_send(message);
-  }
-  [[deprecated("use send")]] ChannelResult publish(std::span<const std::byte> message,
-                                                   std::chrono::nanoseconds timeout) noexcept {
-    return send(message, timeout);
-  }
-
-  // Zero-copy: lends room for a message of up to `max_bytes` (0: max_message()) in the ring. The
+  // Zero-copy: lends room for a message of up to `max_bytes` (0: max_message()) in the ring. Unlike
+  // the queue's and frames' loans (fixed-size slots and buffers), a topic's records are variable
+  // in size, so a loan says how much it needs: that is the one extra argument. The
   // loan's result: kOk, kTooLarge, kCorrupt, kClosed; lossless also kWouldBlock (try_loan) or
   // kTimedOut (loan, which waits and evicts as send() does). One loan at a time; no copying
   // send while it is out (kWouldBlock). Ask for what you need: a lossless loan waits until that
@@ -181,14 +173,14 @@ class TopicPublisher : public detail::EndpointHandle {
   // counts the gaps in the upstream sequence). PeerStats::lost, ChannelStats::lost and
   // `shmring stat` show it.
   void count_upstream_lost(std::uint64_t n) noexcept;
-  // is_open(), close() (also the destructor): from detail::EndpointHandle; an outstanding loan is
+  // is_open(), close() (also the destructor): from ChannelEndpoint; an outstanding loan is
   // given up.
 
  private:
-  using EndpointHandle::EndpointHandle;
+  using ChannelEndpoint::ChannelEndpoint;
 };
 
-class TopicSubscriber : public detail::EndpointHandle {
+class TopicSubscriber : public ChannelEndpoint {
  public:
   // Opens (or creates) the topic as a subscriber. Errors as TopicPublisher::open; also
   // kFailedPrecondition for read_only on a lossless topic, kResourceExhausted when every peer or
@@ -234,12 +226,12 @@ class TopicSubscriber : public detail::EndpointHandle {
   std::uint64_t received() const noexcept;
   std::uint64_t max_message() const noexcept;
   bool lossless() const noexcept;
-  // stats(): from detail::EndpointHandle; empty for a read_only subscriber (it has no peer slot).
-  // is_open(), close() (also the destructor): from detail::EndpointHandle; close() also gives a
+  // stats(): from ChannelEndpoint; empty for a read_only subscriber (it has no peer slot).
+  // is_open(), close() (also the destructor): from ChannelEndpoint; close() also gives a
   // lossless reader slot back, and a view still out becomes inert.
 
  private:
-  using EndpointHandle::EndpointHandle;
+  using ChannelEndpoint::ChannelEndpoint;
   TopicView take_view(std::chrono::nanoseconds timeout) noexcept;
 };
 

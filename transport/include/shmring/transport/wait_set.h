@@ -12,7 +12,7 @@
 //     }
 //   }
 //
-// Built on the endpoints' descriptors (EndpointHandle::wait_fd, docs/events.md) and one epoll
+// Built on the endpoints' descriptors (ChannelEndpoint::wait_fd, docs/events.md) and one epoll
 // instance: waiting costs no CPU, and a sender pays nothing unless this set's endpoints are armed,
 // then one datagram per endpoint per arming. Level-triggered: an endpoint stays ready until its
 // try_ calls answer kWouldBlock (the drain re-arms it), so a handler that stops early is simply
@@ -27,6 +27,8 @@
 // never reported again, and remove() still drops its entry. Plain descriptors must be removed
 // before they are closed (epoll's rule).
 #pragma once
+
+#include <sys/epoll.h>
 
 #include <chrono>
 #include <cstdint>
@@ -67,10 +69,10 @@ class WaitSet {
   // QueueProducer, FramePublisher) under `tag` (its wait_fd() is made if needed).
   // kAlreadyExists: the tag is taken; kFailedPrecondition: the endpoint is closed or is a read_only
   // subscriber; other errors from the system.
-  absl::Status add(detail::EndpointHandle& endpoint, std::uint64_t tag);
+  absl::Status add(ChannelEndpoint& endpoint, std::uint64_t tag);
   // Adds a plain descriptor, reported as kReadable when epoll reports any of `epoll_events`
   // (EPOLLIN by default; hang-ups and errors always count). The caller keeps owning it.
-  absl::Status add_fd(int fd, std::uint64_t tag, std::uint32_t epoll_events = 0x001 /*EPOLLIN*/);
+  absl::Status add_fd(int fd, std::uint64_t tag, std::uint32_t epoll_events = EPOLLIN);
   // Adds a timer (CLOCK_MONOTONIC) that expires `first` from now and then every `period` (0: once;
   // a one-shot timer's entry stays until removed). Reported as kTimer, once per wait however many
   // periods passed. kInvalidArgument for a negative or zero `first`.

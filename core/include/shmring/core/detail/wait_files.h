@@ -1,4 +1,7 @@
-// Private: the files behind pollable descriptors (wait_fd), beside the channels in /dev/shm.
+// The files behind pollable descriptors (wait_fd), beside the segments in kDefaultSegmentDirectory
+// (/dev/shm). Not an application API (namespace detail): core owns every name, creation and clean-up
+// in that directory; transport/ uses these for its endpoints' lifelines and wake-up sockets. Nothing
+// here knows what a channel is: <channel id> is whatever 64-bit id the caller names its files by.
 //
 //   shmring-l.<channel id>.<token>  an endpoint's lifeline: a FIFO the endpoint holds open (read-write)
 //                                   from registration to close. Watchers hold its read end; when the

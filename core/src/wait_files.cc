@@ -1,6 +1,5 @@
-#include "wait_files.h"
+#include "shmring/core/detail/wait_files.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/socket.h>
@@ -253,21 +252,20 @@ bool socket_has_owner(const std::string& path) {
 
 namespace {
 
+// Every wait file's name starts so (the three prefixes above).
+constexpr std::string_view kWaitFilePrefix = "shmring-";
+
 std::vector<std::string> collect(std::size_t limit, bool dry_run, const std::string& id_filter) {
   std::vector<std::string> removed;
-  const std::string dir(kDefaultSegmentDirectory);
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return removed;
   std::size_t looked = 0;
-  while (const dirent* entry = readdir(d)) {
-    const std::string_view name = entry->d_name;
+  for (const std::string& path : segment_paths(kDefaultSegmentDirectory, kWaitFilePrefix)) {
+    const std::string_view name = std::string_view(path).substr(kDefaultSegmentDirectory.size() + 1);
     const bool lifeline = name.starts_with(kLifelinePrefix);
     const bool sock = name.starts_with(kWaitSocketPrefix);
     const bool temp = name.starts_with(kWaitTempPrefix);
     if (!lifeline && !sock && !temp) continue;
     if (!id_filter.empty() && name.find(id_filter) == std::string_view::npos) continue;
     if (limit != 0 && looked++ >= limit) break;
-    const std::string path = dir + "/" + std::string(name);
     struct stat st{};
     if (lstat(path.c_str(), &st) != 0) continue;
     bool stale = false;
@@ -281,7 +279,6 @@ std::vector<std::string> collect(std::size_t limit, bool dry_run, const std::str
     if (!stale) continue;
     if (dry_run || unlink(path.c_str()) == 0) removed.push_back(path);
   }
-  closedir(d);
   return removed;
 }
 
