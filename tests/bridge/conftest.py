@@ -35,12 +35,13 @@ def run(*cmd, check=True):
 
 
 class Host:
-    """One simulated host: a namespace (or none) and its address."""
+    """One simulated host: a namespace (or none) and its addresses (IPv4, IPv6)."""
 
-    def __init__(self, label, netns, address):
+    def __init__(self, label, netns, address, address6):
         self.label = label
         self.netns = netns
         self.address = address
+        self.address6 = address6
 
     def prefix(self):
         return ["ip", "netns", "exec", self.netns] if self.netns else []
@@ -65,19 +66,22 @@ class Network:
             for ns in self.ns:
                 run("ip", "netns", "add", ns)
             run("ip", "link", "add", self.veth[0], "type", "veth", "peer", "name", self.veth[1])
-            for ns, dev, addr in zip(self.ns, self.veth, ["10.77.0.1/24", "10.77.0.2/24"]):
+            for ns, dev, addr, addr6 in zip(self.ns, self.veth, ["10.77.0.1/24", "10.77.0.2/24"],
+                                            ["fd77::1/64", "fd77::2/64"]):
                 run("ip", "link", "set", dev, "netns", ns)
                 run("ip", "-n", ns, "addr", "add", addr, "dev", dev)
+                # nodad: usable at once (duplicate address detection would hold it back ~1 s)
+                run("ip", "-n", ns, "-6", "addr", "add", addr6, "dev", dev, "nodad")
                 run("ip", "-n", ns, "link", "set", dev, "up")
                 run("ip", "-n", ns, "link", "set", "lo", "up")
-            self.a = Host("A", self.ns[0], "10.77.0.1")
-            self.b = Host("B", self.ns[1], "10.77.0.2")
+            self.a = Host("A", self.ns[0], "10.77.0.1", "fd77::1")
+            self.b = Host("B", self.ns[1], "10.77.0.2", "fd77::2")
         except (subprocess.CalledProcessError, FileNotFoundError) as e:
             self.close()
             detail = e.stderr.strip() if isinstance(e, subprocess.CalledProcessError) else str(e)
             self.fallback = f"network namespaces unavailable ({detail}); using loopback"
-            self.a = Host("A", None, "127.0.0.1")
-            self.b = Host("B", None, "127.0.0.1")
+            self.a = Host("A", None, "127.0.0.1", "::1")
+            self.b = Host("B", None, "127.0.0.1", "::1")
 
     def link(self, up):
         """Cuts (or restores) the link between the hosts: the veth on host A goes down (up)."""
