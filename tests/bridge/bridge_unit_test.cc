@@ -154,12 +154,56 @@ TEST(Config, RoutesAndKeys) {
   EXPECT_FALSE(curve_public_key("not a key").ok());
   const std::string path = ::testing::TempDir() + "/bridge_unit.key";
   std::ofstream(path) << keys->secret_key << "\n";
-  EXPECT_EQ(*read_key(path), keys->secret_key);
-  EXPECT_EQ(*read_key(keys->secret_key), keys->secret_key);
-  EXPECT_FALSE(read_key("/nonexistent/key").ok());
+  EXPECT_EQ(*read_key(path, KeyKind::kSecret), keys->secret_key);
+  EXPECT_EQ(*read_key(keys->secret_key, KeyKind::kSecret), keys->secret_key);
+  EXPECT_FALSE(read_key("/nonexistent/key", KeyKind::kSecret).ok());
   std::ofstream(path) << "short\n";
-  EXPECT_FALSE(read_key(path).ok());
+  EXPECT_FALSE(read_key(path, KeyKind::kSecret).ok());
   std::remove(path.c_str());
+}
+
+// A key option takes a file or the key's text: a missing file whose path happens to be 40
+// characters of Z85 (which holds '/', '.', '-') is an error, not a key; a public key where the
+// secret one belongs is refused.
+TEST(Config, KeysAreNotMistakenForPathsOrForTheOtherKind) {
+  auto keys = generate_curve_keys();
+  ASSERT_TRUE(keys.ok());
+  for (const std::string missing : {"/etc/shmring/keys/site-a-server-0001.key", "/etc/shmring/keys/site-a-ab12/x/y/zzzzzz",
+                                    "./keys/site-a-server-000000000000001.pub", "keys/site-a-server-00000000000000001.key"}) {
+    ASSERT_EQ(missing.size(), 40u) << missing;
+    absl::StatusOr<std::string> k = read_key(missing, KeyKind::kSecret);
+    EXPECT_EQ(k.status().code(), absl::StatusCode::kNotFound) << missing;
+  }
+  const std::string dir = ::testing::TempDir();
+  const std::string pub = dir + "/bridge_unit_kind.pub";
+  const std::string secret = dir + "/bridge_unit_kind.key";
+  const std::string unnamed = dir + "/bridge_unit_kind";
+  std::ofstream(pub) << keys->public_key << "\n";
+  std::ofstream(secret) << keys->secret_key << "\n";
+  std::ofstream(unnamed) << kPublicKeyMarker << "\n" << keys->public_key << "\n";
+  EXPECT_EQ(read_key(pub, KeyKind::kSecret).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(read_key(secret, KeyKind::kPublic).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(read_key(unnamed, KeyKind::kSecret).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(*read_key(unnamed, KeyKind::kPublic), keys->public_key);  // the marker line is skipped
+  EXPECT_EQ(*read_key(pub, KeyKind::kPublic), keys->public_key);
+  for (const std::string& p : {pub, secret, unnamed}) std::remove(p.c_str());
+  // The peer's public key given as this side's secret key (as text): refused at create.
+  BridgeConfig config;
+  ImportSpec i;
+  i.connect = "tcp://127.0.0.1:1";
+  i.channels = {ChannelRoute{"a", "a"}};
+  i.carrier.security.server_public_key = keys->public_key;
+  i.carrier.security.secret_key = keys->public_key;
+  config.imports.push_back(i);
+  EXPECT_EQ(Bridge::create(config).status().code(), absl::StatusCode::kInvalidArgument);
+  BridgeConfig exporting;
+  ExportSpec e;
+  e.bind = "tcp://127.0.0.1:0";
+  e.channels = {"a"};
+  e.carrier.security.secret_key = keys->public_key;
+  e.carrier.security.authorized_clients = {keys->public_key};
+  exporting.exports.push_back(e);
+  EXPECT_EQ(Bridge::create(exporting).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(Config, BadSpecsAreRefusedBeforeAnythingIsBound) {

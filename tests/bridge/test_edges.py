@@ -228,6 +228,14 @@ def test_usage_errors_exit_2_and_start_failures_exit_1(net, procs, port, names, 
     # keygen without --out prints a pair.
     out = run("keygen")
     assert out.returncode == 0 and out.stdout.startswith("public ")
+    # Keys: a missing key file is not key text, even when its path is 40 Z85 characters; a
+    # public key is not a secret key.
+    assert run("keygen", "--out", tmp_path / "k").returncode == 0
+    missing = run("export", a, "--bind", 7000, "--curve-secret-key", "/etc/shmring/keys/site-a-server-0001.key")
+    assert missing.returncode == 2 and "no key file" in missing.stderr
+    swapped = run("import", a, "--connect", 7000, "--curve-server-key", tmp_path / "k.pub",
+                  "--curve-secret-key", tmp_path / "k.pub")
+    assert swapped.returncode == 2 and "public key" in swapped.stderr
 
 
 def test_an_import_that_cannot_open_its_queue_hands_items_back(net, procs, port, names):

@@ -78,10 +78,10 @@ int keygen(const std::vector<std::string>& argv) {
   }
   const mode_t old = umask(077);  // the secret key file: owner only
   std::ofstream secret(*out + ".key");
-  secret << keys->secret_key << "\n";
+  secret << bridge::kSecretKeyMarker << "\n" << keys->secret_key << "\n";
   umask(old);
   std::ofstream pub(*out + ".pub");
-  pub << keys->public_key << "\n";
+  pub << bridge::kPublicKeyMarker << "\n" << keys->public_key << "\n";
   if (!secret || !pub) return report_error("bridge keygen", "cannot write " + *out + ".key / .pub");
   std::printf("wrote %s.key (secret) and %s.pub (public %s)\n", out->c_str(), out->c_str(),
               keys->public_key.c_str());
@@ -145,9 +145,9 @@ struct UsageError {
 
 // A key option's value, read as bridge::read_key says, into *out (left alone if absent).
 std::optional<UsageError> read_key_option(const Args& args, const std::string& where, const std::string& option,
-                                          std::string* out) {
+                                          bridge::KeyKind kind, std::string* out) {
   if (!args.value(option)) return std::nullopt;
-  absl::StatusOr<std::string> k = bridge::read_key(*args.value(option));
+  absl::StatusOr<std::string> k = bridge::read_key(*args.value(option), kind);
   if (!k.ok()) return UsageError{where, "--" + option + ": " + std::string(k.status().message())};
   *out = *k;
   return std::nullopt;
@@ -160,7 +160,7 @@ std::optional<UsageError> read_authorized(const Args& args, const std::string& w
   for (std::size_t start = 0; start <= list.size();) {
     const std::size_t end = std::min(list.find(',', start), list.size());
     if (end > start) {
-      absl::StatusOr<std::string> k = bridge::read_key(list.substr(start, end - start));
+      absl::StatusOr<std::string> k = bridge::read_key(list.substr(start, end - start), bridge::KeyKind::kPublic);
       if (!k.ok()) return UsageError{where, "--curve-authorized: " + std::string(k.status().message())};
       out->push_back(*k);
     }
@@ -209,7 +209,8 @@ std::optional<UsageError> add_import(const Args& args, const std::string& where,
   }
   i.queue_window = window;
   i.carrier = carrier;
-  if (auto error = read_key_option(args, where, "curve-server-key", &i.carrier.security.server_public_key)) {
+  if (auto error = read_key_option(args, where, "curve-server-key", bridge::KeyKind::kPublic,
+                                   &i.carrier.security.server_public_key)) {
     return error;
   }
   out->config.imports.push_back(std::move(i));
@@ -235,7 +236,7 @@ std::optional<UsageError> parse_section(const Section& s, Request* out) {
   carrier.high_water_mark = static_cast<int>(args.integer("high-water-mark", 1000, 1, 1 << 20));
   const auto window = static_cast<std::uint32_t>(args.integer("queue-window", 16, 1, bridge::kMaxQueueWindow));
   if (!args.ok()) return UsageError{where, args.error()};
-  if (auto error = read_key_option(args, where, "curve-secret-key", &carrier.security.secret_key)) return error;
+  if (auto error = read_key_option(args, where, "curve-secret-key", bridge::KeyKind::kSecret, &carrier.security.secret_key)) return error;
   if (s.verb.empty()) return check_command_section(args);
   if (args.positional().empty()) return UsageError{where, "name at least one channel"};
   return s.verb == "export" ? add_export(args, where, carrier, window, out)

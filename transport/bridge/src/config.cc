@@ -66,8 +66,8 @@ struct Entry {
 
 absl::Status entry_error(const Entry& e, absl::string_view message) { return line_error(e.line, std::string(message)); }
 
-absl::Status read_key_into(const Entry& e, std::string* out) {
-  absl::StatusOr<std::string> k = read_key(e.value);
+absl::Status read_key_into(const Entry& e, KeyKind kind, std::string* out) {
+  absl::StatusOr<std::string> k = read_key(e.value, kind);
   if (!k.ok()) return entry_error(e, k.status().message());
   *out = *k;
   return absl::OkStatus();
@@ -90,7 +90,7 @@ absl::Status apply_shared_key(const Entry& e, CarrierOptions* carrier, std::uint
     carrier->high_water_mark = static_cast<int>(n);
     return absl::OkStatus();
   }
-  if (e.key == "curve_secret_key") return read_key_into(e, &carrier->security.secret_key);
+  if (e.key == "curve_secret_key") return read_key_into(e, KeyKind::kSecret, &carrier->security.secret_key);
   return absl::NotFoundError(cat("unknown key '", e.key, "' in this section"));
 }
 
@@ -108,7 +108,7 @@ absl::Status apply_export_key(const Entry& e, ExportSpec* spec) {
     spec->max_rate = rate;
   } else if (e.key == "curve_authorized") {
     for (const std::string& w : words(e.value)) {
-      absl::StatusOr<std::string> k = read_key(w);
+      absl::StatusOr<std::string> k = read_key(w, KeyKind::kPublic);
       if (!k.ok()) return entry_error(e, k.status().message());
       spec->carrier.security.authorized_clients.push_back(*k);
     }
@@ -128,7 +128,7 @@ absl::Status apply_import_key(const Entry& e, ImportSpec* spec) {
   } else if (e.key == "connect") {
     spec->connect = std::string(e.value);
   } else if (e.key == "curve_server_key") {
-    return read_key_into(e, &spec->carrier.security.server_public_key);
+    return read_key_into(e, KeyKind::kPublic, &spec->carrier.security.server_public_key);
   } else {
     return apply_shared_key(e, &spec->carrier, &spec->queue_window);
   }
@@ -163,19 +163,58 @@ absl::StatusOr<ChannelRoute> parse_route(std::string_view spec) {
   return r;
 }
 
-absl::StatusOr<std::string> read_key(std::string_view value_or_path) {
-  // Z85 text may hold '/' and '.', so a file that exists wins, and 40 characters are a key.
-  const std::string text(value_or_path);
-  struct stat st;
-  if (value_or_path.size() == 40 && stat(text.c_str(), &st) != 0) return text;
-  std::ifstream in{text};
-  if (!in) return absl::NotFoundError(cat("cannot read key file '", value_or_path, "'"));
+namespace {
+
+constexpr std::string_view kZ85Alphabet =
+    "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+constexpr std::size_t kKeyLength = 40;
+
+bool ends_with(std::string_view text, std::string_view suffix) {
+  return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
+}
+
+// Z85 holds '/' and '.', so a path can pass for a key: only text that could not be a path is.
+bool looks_like_key_text(std::string_view text) {
+  return text.size() == kKeyLength && text.find_first_not_of(kZ85Alphabet) == std::string_view::npos &&
+         text[0] != '/' && text[0] != '.' && !ends_with(text, ".key") && !ends_with(text, ".pub");
+}
+
+absl::StatusOr<std::string> read_key_file(const std::string& path, KeyKind kind) {
+  const bool secret = kind == KeyKind::kSecret;
+  if (secret && ends_with(path, ".pub")) {
+    return absl::InvalidArgumentError(cat("'", path, "' is a public key file: give this side's secret key (.key)"));
+  }
+  if (!secret && ends_with(path, ".key")) {
+    return absl::InvalidArgumentError(cat("'", path, "' is a secret key file: give the peer's public key (.pub)"));
+  }
+  std::ifstream in{path};
+  if (!in) return absl::NotFoundError(cat("cannot read key file '", path, "'"));
+  std::string line;
   std::string key;
-  in >> key;
-  if (key.size() != 40) {
-    return absl::InvalidArgumentError(cat("'", value_or_path, "' does not hold a 40-character Z85 key"));
+  while (key.empty() && std::getline(in, line)) {
+    const std::string_view text = trim(line);
+    if (text == (secret ? kPublicKeyMarker : kSecretKeyMarker)) {
+      return absl::InvalidArgumentError(cat("'", path, "' holds a ", secret ? "public" : "secret", " key: give ",
+                                            secret ? "this side's secret key" : "the peer's public key"));
+    }
+    if (text.empty() || text[0] == '#') continue;
+    key = std::string(text.substr(0, text.find_first_of(" \t")));
+  }
+  if (key.size() != kKeyLength) {
+    return absl::InvalidArgumentError(cat("'", path, "' does not hold a 40-character Z85 key"));
   }
   return key;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> read_key(std::string_view value_or_path, KeyKind kind) {
+  const std::string text(value_or_path);
+  struct stat st;
+  if (stat(text.c_str(), &st) == 0) return read_key_file(text, kind);
+  if (looks_like_key_text(text)) return text;
+  return absl::NotFoundError(cat("no key file '", value_or_path,
+                                 "' (a key is a file, or its 40 characters of Z85 text)"));
 }
 
 absl::StatusOr<BridgeConfig> parse_bridge_config(std::string_view text) {

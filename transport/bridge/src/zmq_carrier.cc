@@ -365,6 +365,10 @@ absl::StatusOr<std::unique_ptr<Carrier>> make_zmq_server(const std::string& endp
     if (absl::Status s = check_key(sec.secret_key, "--curve-secret-key"); !s.ok()) return s;
     for (const std::string& k : sec.authorized_clients) {
       if (absl::Status s = check_key(k, "an authorised client key"); !s.ok()) return s;
+      if (k == sec.secret_key) {
+        return absl::InvalidArgumentError("--curve-secret-key is one of the authorised (public) client keys: "
+                                          "give the export's own secret key");
+      }
     }
   }
   absl::StatusOr<Sockets> sockets = open_server(endpoint, options);
@@ -382,6 +386,10 @@ absl::StatusOr<std::unique_ptr<Carrier>> make_zmq_client(const std::string& endp
       return absl::InvalidArgumentError("CURVE on the import side needs --curve-server-key");
     }
     if (absl::Status s = check_key(sec.server_public_key, "--curve-server-key"); !s.ok()) return s;
+    if (sec.secret_key == sec.server_public_key) {
+      return absl::InvalidArgumentError("--curve-secret-key is the export's public key (--curve-server-key): "
+                                        "give this import's own secret key");
+    }
     if (sec.secret_key.empty()) {  // an ephemeral client key: enough when the server allows any
       absl::StatusOr<CurveKeys> k = generate_curve_keys();
       if (!k.ok()) return k.status();

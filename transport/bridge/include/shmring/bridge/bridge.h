@@ -78,9 +78,18 @@ struct BridgeConfig {
 // the line number for anything else.
 absl::StatusOr<BridgeConfig> parse_bridge_config(std::string_view text);
 absl::StatusOr<BridgeConfig> load_bridge_config(const std::string& path);
-// A key option's value: the first word of the file it names if there is such a file, else the
-// 40 Z85 characters as given.
-absl::StatusOr<std::string> read_key(std::string_view value_or_path);
+// Which key an option wants: this side's secret key, or a peer's public key.
+enum class KeyKind { kSecret, kPublic };
+// A key option's value: the key in the file it names (the first word that is not on a '#'
+// line), or the 40 characters of Z85 text themselves. A value naming no file is taken as key
+// text only if it looks like one: 40 Z85 characters, not starting with '/' or '.', not ending in
+// ".key" or ".pub"; anything else is a missing key file (kNotFound). kInvalidArgument for a file
+// that holds no key, or the other kind of key: a ".pub" file, or one `shmring bridge keygen`
+// marked public, given as a secret key (and a ".key" or secret-marked one as a public key).
+absl::StatusOr<std::string> read_key(std::string_view value_or_path, KeyKind kind);
+// The first line `shmring bridge keygen` writes into each key file (read_key knows them).
+inline constexpr std::string_view kSecretKeyMarker = "# shmring bridge CURVE secret key: keep it on this host";
+inline constexpr std::string_view kPublicKeyMarker = "# shmring bridge CURVE public key";
 
 // What one bridged channel has done so far.
 struct ChannelStatus {
