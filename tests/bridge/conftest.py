@@ -119,6 +119,7 @@ class Bridge:
         self.wrapper = ["unshare", "--pid", "--fork", "--kill-child"] if pid_namespace else []
         self.status = None
         self.log = []
+        self.peak_heap_kb = 0  # the largest RssAnon seen (sampled every 50 ms)
         self.start()
 
     def start(self):
@@ -126,6 +127,20 @@ class Bridge:
         self.process = self.host.start([*self.wrapper, SHMRING, "bridge", *self.args, "--json", "--interval", "100ms"])
         threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
         threading.Thread(target=self._read_log, args=(self.process,), daemon=True).start()
+        threading.Thread(target=self._sample_memory, args=(self.process,), daemon=True).start()
+
+    def _sample_memory(self, process):
+        """The bridge's anonymous memory (heap, libzmq's queues): its buffers, not the channels it maps."""
+        while process.poll() is None:
+            pid = self.target()
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    for line in f:
+                        if line.startswith("RssAnon:"):
+                            self.peak_heap_kb = max(self.peak_heap_kb, int(line.split()[1]))
+            except (OSError, TypeError, ValueError):
+                pass
+            time.sleep(0.05)
 
     def _read(self, process):
         for line in process.stdout:

@@ -13,13 +13,13 @@ from conftest import bridge_pair, PEER, SHMRING, Bridge, result, wait_line
 # Builds bridge headers in Python (docs/bridge.md, "Wire format"), for the raw sockets below.
 WIRE = textwrap.dedent('''
     import struct, sys, time, zmq
-    MAGIC, VERSION = 0x31425253, 1
-    HELLO, ACK, DESCRIBE, TOPIC, ITEM, FRAME, NOT_EXPORTED = range(1, 8)
+    MAGIC, VERSION = 0x31425253, 2
+    HELLO, ACK, DESCRIBE, TOPIC, ITEM, FRAME, NOT_EXPORTED, CREDIT, ALIVE, EVICTED = range(1, 11)
     def header(kind, name, origin=7, incarnation=9, sequence=0, value=0, flags=0, version=VERSION, magic=MAGIC):
         n = name.encode()
         return struct.pack("<IBBBBQQQQ", magic, version, kind, flags, len(n), origin, incarnation, sequence, value) + n
-    def description(kind=2, lossless=0, capacity=1 << 16, max_message=256, max_peers=16):
-        return struct.pack("<IIQQI4x", kind, lossless, capacity, max_message, max_peers)
+    def description(kind=2, lossless=0, capacity=1 << 16, max_message=256, max_peers=16, deadline_ms=0):
+        return struct.pack("<IIQQII", kind, lossless, capacity, max_message, max_peers, deadline_ms)
     def records(*pairs):  # a topic payload: [u64 sequence][u32 length][bytes] per message
         return b"".join(struct.pack("<QI", seq, len(m)) + m for seq, m in pairs)
     def topic(name, *pairs):
@@ -42,11 +42,11 @@ def test_hostile_input_to_the_export_is_counted_and_dropped(net, procs, port, na
     wait_line(pub)
     exporter, importer = bridge_pair(net, procs, port, a, b, go=go)
     address = exporter.args[3]  # export CHANNEL --bind ADDRESS
-    # A raw DEALER on host B sends 12 malformed messages and 2 for a channel not exported.
+    # A raw DEALER on host B sends 13 malformed messages and 2 for a channel not exported.
     attacker = procs(python_in(net.b, '''
         ctx = zmq.Context(); s = ctx.socket(zmq.DEALER); s.connect(sys.argv[1]); time.sleep(0.5)
         bad = [b"", b"x" * 10, b"garbage" * 100, header(HELLO, "c")[:-3],
-               header(HELLO, "c", magic=0xdeadbeef), header(HELLO, "c", version=9),
+               header(HELLO, "c", magic=0xdeadbeef), header(HELLO, "c", version=9), header(HELLO, "c", version=1),
                header(99, "c"), header(0, "c"), header(TOPIC, sys.argv[2]),  # data is not theirs to send
                header(DESCRIBE, sys.argv[2]), struct.pack("<IBBBB", MAGIC, 1, 1, 0, 200) + b"n" * 40]
         for m in bad:
@@ -58,7 +58,7 @@ def test_hostile_input_to_the_export_is_counted_and_dropped(net, procs, port, na
         time.sleep(0.5)
     ''', address, a))
     assert attacker.wait(timeout=30) == 0
-    status = exporter.wait(lambda s: s["malformed"] >= 12 and s["unknown_channel"] >= 2, timeout=10,
+    status = exporter.wait(lambda s: s["malformed"] >= 13 and s["unknown_channel"] >= 2, timeout=10,
                            what="malformed input counted")
     assert result(pub)["published"] == count
     r = result(sub)

@@ -2,9 +2,12 @@
 // channels; each channel's pattern protocol is its link (link.h: topic_link.cc, queue_link.cc,
 // frame_link.cc).
 //
-// Each import says which channels it wants with a HELLO, repeated as a heartbeat; a peer not heard
-// from for peer_timeout is forgotten. A channel's first data to a peer follows its DESCRIBE, on
-// the same ordered connection.
+// Each import says which channels it wants with a HELLO, repeated as a heartbeat, and the export
+// answers each with an ALIVE: both sides know the other lives whatever the data does (a stalled
+// subscriber is not a dead link). A peer not heard from for peer_timeout is forgotten; when a
+// connection drops, every peer is probed (a send to a gone one fails at once), so what a dead
+// import held moves on within about 100 ms. A channel's first data to a peer follows its
+// DESCRIBE, on the same ordered connection.
 #include "export_side.h"
 
 #include <algorithm>
@@ -15,6 +18,7 @@
 #include <vector>
 
 #include "link.h"
+#include "shmring/core/clock.h"
 #include "shmring/core/detail/message.h"
 #include "wire.h"
 
@@ -25,6 +29,8 @@ namespace {
 
 constexpr std::uint64_t kOpenRetryNs = 500 * kMs;  // a channel that does not exist yet
 constexpr int kReceiveBatch = 2048;                // messages taken from the carrier per step
+constexpr std::uint64_t kProbeEveryNs = 100 * kMs;  // after a connection dropped: probe peers this often
+constexpr std::uint64_t kProbeForNs = 1000 * kMs;   // and for this long
 
 struct Channel : ExportChannel {
   ChannelKind kind = ChannelKind::kTopic;
@@ -50,7 +56,8 @@ std::string printable(const PeerId& id) {
 class ExportSide final : public Side {
  public:
   ExportSide(const ExportSpec& spec, std::unique_ptr<Carrier> carrier, std::uint64_t origin)
-      : spec_(spec), carrier_(std::move(carrier)), port_(*carrier_, origin), origin_(origin) {
+      : spec_(spec), carrier_(std::move(carrier)), port_(*carrier_, origin), origin_(origin),
+        next_epoch_(monotonic_ns()) {
     for (const std::string& name : spec.channels) {
       Channel c;
       c.name = name;
@@ -65,6 +72,7 @@ class ExportSide final : public Side {
   void step(std::uint64_t now) override {
     take_carrier_events(now);
     receive_all(now);
+    probe_peers(now);
     expire_peers(now);
     check_removed(now);
     for (Channel& c : channels_) {
@@ -82,6 +90,7 @@ class ExportSide final : public Side {
     plan->add(carrier_->descriptor());
     if (carrier_->has_input()) plan->again = true;
     plan->until(now + spec_.carrier.heartbeat_interval.count() * kMs);  // peer expiry
+    if (now < probe_until_ns_) plan->until(next_probe_ns_);
     for (Channel& c : channels_) {
       if (c.link) {
         c.link->plan_wait(c, now, plan);
@@ -116,15 +125,25 @@ class ExportSide final : public Side {
                     " connection(s) that failed the handshake (CURVE key not authorised, or no CURVE)"));
     }
     if (events.disconnected > 0) {
-      // Some import's connection went (a ROUTER does not say whose): each peer must say hello
-      // within two heartbeats (live ones do every heartbeat), so what a dead one held (queue
-      // items in flight, lossless sends it was owed) moves on in about a second, not peer_timeout.
-      const std::uint64_t heartbeat = static_cast<std::uint64_t>(spec_.carrier.heartbeat_interval.count()) * kMs;
-      const std::uint64_t timeout = static_cast<std::uint64_t>(spec_.carrier.peer_timeout.count()) * kMs;
-      for (auto& [id, p] : peers_) {
-        if (timeout > 2 * heartbeat) p.last_seen_ns = std::min(p.last_seen_ns, now - (timeout - 2 * heartbeat));
+      // Some import's connection went (a ROUTER does not say whose): probe them all for a while.
+      probe_until_ns_ = now + kProbeForNs;
+      next_probe_ns_ = now;
+    }
+  }
+
+  // Sends each peer an ALIVE for a channel it wants: the carrier says kGone for one whose
+  // connection went (its pipe may take a moment to go, hence the repeats).
+  void probe_peers(std::uint64_t now) {
+    if (now >= probe_until_ns_ || now < next_probe_ns_) return;
+    next_probe_ns_ = now + kProbeEveryNs;
+    for (const auto& [id, p] : peers_) {
+      for (Channel& c : channels_) {
+        if (c.peers.count(id) == 0) continue;
+        send_alive(c, id);
+        break;
       }
     }
+    drop_gone();
   }
 
   void receive_all(std::uint64_t now) {
@@ -152,14 +171,22 @@ class ExportSide final : public Side {
       return;
     }
     if (h.type == wire::Type::kHello) {
-      c->peers[id].credit = static_cast<std::uint32_t>(std::min<std::uint64_t>(h.value, 1u << 20));
+      PeerChannel& peer = c->peers[id];
+      peer.credit = static_cast<std::uint32_t>(std::min<std::uint64_t>(h.value, 1u << 20));
+      peer.window = std::min(h.sequence, kMaxTopicWindow);
+      send_alive(*c, id);
       return;
     }
-    // Of this incarnation of the channel (a late one of an earlier incarnation names a ticket
-    // that means another item now).
-    if (!c->link || h.incarnation != c->incarnation) return;
+    if (!c->link) return;
     const auto peer = c->peers.find(id);
     c->link->on_message(*c, id, peer == c->peers.end() ? nullptr : &peer->second, h);
+  }
+
+  // "I hear you": the import's link stays up while this comes, whatever its data does.
+  void send_alive(const Channel& c, const PeerId& to) {
+    wire::Header h = port_.header(c, wire::Type::kAlive);
+    h.flags = c.link ? wire::kChannelOpen : 0;
+    port_.send_control(to, h);
   }
 
   void send_not_exported(const PeerId& to, std::string_view name) {
@@ -175,6 +202,7 @@ class ExportSide final : public Side {
     for (auto& [id, peer] : c.peers) {
       if (peer.described) continue;
       wire::Header h = port_.header(c, wire::Type::kDescribe);
+      h.value = c.epoch;
       // A topic's baseline: the next message its subscriber reads has this number, so an import
       // with no earlier position counts any loss from here, not from the first message it gets.
       if (const std::optional<std::uint64_t> next = c.link->baseline()) {
@@ -183,7 +211,11 @@ class ExportSide final : public Side {
       }
       wire::encode(h, &control_);
       wire::encode(c.description, &description_);
-      if (carrier_->try_send(id, control_, description_) == SendResult::kOk) peer.described = true;
+      if (carrier_->try_send(id, control_, description_) != SendResult::kOk) continue;
+      // What it is sent from here on is counted against the credit it gives for this epoch.
+      peer.described = true;
+      peer.sent = peer.delivered = peer.blocked_since_ns = 0;
+      peer.in_flight = 0;
     }
   }
 
@@ -252,6 +284,7 @@ class ExportSide final : public Side {
     }
     c.link = std::move(link);
     c.incarnation = incarnation;
+    c.epoch = ++next_epoch_;
     for (auto& [id, peer] : c.peers) peer.described = false;
     log_event(cat("export ", c.name, ": open (", to_string(c.kind), c.status.lossless ? ", lossless" : "", ")"));
   }
@@ -288,6 +321,9 @@ class ExportSide final : public Side {
   std::uint64_t unknown_channel_ = 0;
   std::uint64_t refused_ = 0;
   std::uint64_t next_event_check_ns_ = 0;
+  std::uint64_t probe_until_ns_ = 0;  // peers are probed until then (a connection dropped)
+  std::uint64_t next_probe_ns_ = 0;
+  std::uint64_t next_epoch_;          // epochs of channel openings (from the clock: unique per run)
 };
 
 }  // namespace

@@ -91,8 +91,9 @@ class FrameExport final : public ExportLink {
     }
   }
 
-  void on_message(ExportChannel&, const PeerId&, PeerChannel* peer, const wire::Header& h) override {
-    if (h.type == wire::Type::kAck && peer != nullptr && peer->in_flight > 0) --peer->in_flight;
+  void on_message(ExportChannel& c, const PeerId&, PeerChannel* peer, const wire::Header& h) override {
+    if (h.type != wire::Type::kAck || h.incarnation != c.incarnation) return;
+    if (peer != nullptr && peer->in_flight > 0) --peer->in_flight;
   }
 
   void forget(ExportChannel&, const PeerId&) override {}
@@ -137,9 +138,13 @@ class FrameImport final : public ImportLink {
     return Delivery::kDone;
   }
 
-  // Refused (too large, malformed): acknowledged, so the export's credit comes back.
+  // Never held: a frame the local channel cannot take now is skipped.
+  bool may_hold(const ImportChannel&, std::size_t, std::size_t, std::size_t) const override { return true; }
+
+  // Acknowledged either way, so the export's credit comes back (a standby import that takes
+  // over later gets frames at once).
   void cannot_take(ImportChannel& c, ImportPort& port, const wire::Header& h, bool open) override {
-    if (open) port.ack(c, h, wire::kRefused);
+    port.ack(c, h, open ? wire::kRefused : wire::kNotTaken);
   }
 
  private:

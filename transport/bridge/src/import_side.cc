@@ -2,13 +2,17 @@
 // pattern protocol is its link (link.h), which feeds the local channel (topic/frames publisher,
 // queue producer) opened with the settings the export describes.
 //
-// One message at a time is held when the local channel has no room (lossless topic, queue): the
-// import stops reading the carrier until it goes in, so the link fills and the export stops
-// reading its channel: back-pressure end to end.
+// The import never stops reading its connection. A message its local channel has no room for
+// (a lossless topic or a queue whose readers are slow) is held, with whatever follows for that
+// channel, until there is room; how much is held per channel is bounded by what this import
+// offered (its credit: an honest export sends no more, anything beyond is dropped and counted).
+// Back-pressure thus reaches the export through credit, not through a full connection, and the
+// other channels of the connection go on.
 #include "import_side.h"
 
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,6 +31,16 @@ namespace {
 constexpr int kReceiveBatch = 2048;                       // messages taken from the carrier per step
 constexpr std::uint64_t kMaxDescribedBytes = 4ull << 30;  // the largest channel a description may ask for
 
+// A data message the local channel had no room for.
+struct Held {
+  wire::Header header;
+  std::string name;
+  std::vector<std::byte> payload;
+  std::size_t offset = 0;  // topic batch: the first record not delivered yet
+  std::uint64_t epoch = 0;  // of the description it came under
+  std::uint64_t since_ns = 0;
+};
+
 struct Channel : ImportChannel {
   // Made by the first description (its kind); kept while the kind stays.
   std::unique_ptr<ImportLink> link;
@@ -34,18 +48,10 @@ struct Channel : ImportChannel {
   // us): opened again every 500 ms, so a standby import takes over when the active one dies.
   bool open_failed = false;
   std::uint64_t next_open_ns = 0;
+  std::deque<Held> held;  // in order; bounded by ImportLink::may_hold
+  std::size_t held_bytes = 0;
 
   bool open() const { return link && link->is_open(); }
-};
-
-// A message the local channel had no room for.
-struct Held {
-  std::size_t channel = 0;
-  wire::Header header;
-  std::string name;
-  std::vector<std::byte> payload;
-  std::size_t offset = 0;  // topic batch: the first record not delivered yet
-  std::uint64_t since_ns = 0;
 };
 
 class ImportSide final : public Side {
@@ -55,6 +61,8 @@ class ImportSide final : public Side {
     for (const ChannelRoute& r : spec.channels) {
       Channel c;
       c.route = r;
+      c.queue_window = spec.queue_window;
+      c.topic_window = spec.topic_window;
       c.status.direction = "import";
       c.status.channel = r.local;
       c.status.remote = r.remote;
@@ -65,7 +73,8 @@ class ImportSide final : public Side {
 
   void step(std::uint64_t now) override {
     take_carrier_events(now);
-    if (now >= next_hello_ns_) say_hello(now);
+    const bool heartbeat = now >= next_hello_ns_;
+    if (heartbeat) say_hello(now);
     check_removed(now);
     for (Channel& c : channels_) {
       if (c.described && !c.open() && now >= c.next_open_ns) {
@@ -73,49 +82,38 @@ class ImportSide final : public Side {
         if (open_with_description(c)) next_hello_ns_ = now;  // queue credit again
       }
       port_.flush_acks(c);
+      deliver_held(c, now);
     }
-    if (held_ && !channels_[held_->channel].open()) {
-      // Its local channel went (removed or broken): the message goes into the reopened one, or,
-      // if it cannot be opened, is dropped and counted.
-      Channel& c = channels_[held_->channel];
-      if (!open_with_description(c)) {
-        ++c.status.rejected;
-        held_.reset();
-      }
-    }
-    if (held_ && !deliver_held(now)) return;
     Incoming in;
-    for (int i = 0; i < kReceiveBatch && carrier_->try_receive(&in); ++i) {
-      handle(in, now);
-      if (held_) return;  // stop reading: back-pressure
+    for (int i = 0; i < kReceiveBatch && carrier_->try_receive(&in); ++i) handle(in, now);
+    for (Channel& c : channels_) {
+      if (c.link) c.link->flow(c, port_, heartbeat);
     }
   }
 
   void plan_wait(std::uint64_t now, WaitPlan* plan) override {
     plan->until(next_hello_ns_);
-    if (held_) {
-      // The local channel's descriptor says when there is room (try_send armed it).
-      plan->add(channels_[held_->channel].link->wait_fd());
-      plan->until(now + 10 * kMs);
-      return;
-    }
     plan->add(carrier_->descriptor());
     if (carrier_->has_input()) plan->again = true;
     for (const Channel& c : channels_) {
       if (!c.unsent_acks.empty()) plan->until(now + 5 * kMs);  // the link refused them: retry
+      if (!c.held.empty()) {
+        // The local channel's descriptor says when there is room (try_send armed it).
+        if (c.open()) plan->add(c.link->wait_fd());
+        plan->until(now + 10 * kMs);
+      }
     }
   }
 
   void append_status(BridgeStatus* status) const override {
+    const std::uint64_t now = monotonic_ns();
     for (const Channel& c : channels_) {
       ChannelStatus s = c.status;
       s.open = c.open();
       s.peers = c.described ? 1 : 0;
       s.kind = static_cast<ChannelKind>(c.description.kind != 0 ? c.description.kind : 2);
       s.lossless = c.description.lossless != 0;
-      if (held_ && held_->channel == static_cast<std::size_t>(&c - channels_.data())) {
-        s.held_back_ns += monotonic_ns() - held_->since_ns;
-      }
+      if (!c.held.empty()) s.held_back_ns += now - c.held.front().since_ns;
       status->channels.push_back(std::move(s));
     }
     status->malformed += malformed_;
@@ -142,7 +140,8 @@ class ImportSide final : public Side {
     }
   }
 
-  // A HELLO per channel: "send me this channel", with the queue credit; repeated as a heartbeat.
+  // A HELLO per channel: "send me this channel", with the credit this import offers (queue items,
+  // topic bytes); repeated as a heartbeat.
   void say_hello(std::uint64_t now) {
     for (const Channel& c : channels_) {
       wire::Header h;
@@ -150,9 +149,8 @@ class ImportSide final : public Side {
       // No queue items while the local channel cannot be opened (another import is its producer,
       // or it is refused): they would wait here for nothing.
       h.value = c.described && !c.open() ? 0 : spec_.queue_window;
-      h.name = c.route.remote;
-      wire::encode(h, &control_);
-      carrier_->try_send({}, control_, {});  // kFull (not connected): the next heartbeat repeats it
+      h.sequence = spec_.topic_window;
+      port_.send_control(c, h);  // kFull (not connected): the next heartbeat repeats it
     }
     // Until every channel is described (just started, or the export restarted): often, so the
     // first HELLO after the connection comes up is not half a heartbeat away.
@@ -181,51 +179,101 @@ class ImportSide final : public Side {
       ++unknown_channel_;
       return;
     }
-    if (h.type == wire::Type::kDescribe) return describe(*c, in.payload, h);
-    if (h.type == wire::Type::kNotExported) {
-      if (c->status.rejected++ == 0) {
-        log_event(cat("import ", c->route.remote, ": ", carrier_->endpoint(), " does not export it"));
-      }
-      return;
+    switch (h.type) {
+      case wire::Type::kDescribe: return describe(*c, in.payload, h);
+      case wire::Type::kAlive: return;
+      case wire::Type::kNotExported:
+        if (c->status.rejected++ == 0) {
+          log_event(cat("import ", c->route.remote, ": ", carrier_->endpoint(), " does not export it"));
+        }
+        return;
+      default: break;
     }
     const Pattern* pattern = pattern_for_data(h.type);
     if (pattern == nullptr) {
       ++malformed_;  // import-to-export types do not come this way
       return;
     }
-    // Data: for an open channel of that kind, with the payload the header announces, no larger
-    // than the upstream channel allows (an honest export never sends more) or than the local
-    // channel holds (plus what a batch adds).
-    const bool kind_matches = c->link && static_cast<ChannelKind>(c->description.kind) == pattern->kind;
-    if (c->described && !c->open()) {
+    if (!take_data(*c, *pattern, h, in.payload, now) && c->link) {
+      c->link->finished(*c, in.payload.size(), c->epoch);  // dropped: its credit comes back
+    }
+  }
+
+  // A data message for `c`. False if it was dropped here (counted, or handed back).
+  bool take_data(Channel& c, const Pattern& pattern, const wire::Header& h, std::span<const std::byte> payload,
+                 std::uint64_t now) {
+    const bool kind_matches = c.link && static_cast<ChannelKind>(c.description.kind) == pattern.kind;
+    if (c.described && !c.open()) {
       // Its local channel is not open (a standby import, or one that is refused): an item goes
       // back to the export for another import; topic messages and frames are the open one's.
-      if (kind_matches) c->link->cannot_take(*c, port_, h, /*open=*/false);
-      return;
+      if (kind_matches) c.link->cannot_take(c, port_, h, /*open=*/false);
+      return false;
     }
-    const std::uint64_t limit = kind_matches
-                                    ? std::min(c->description.max_message, c->local_max_message) +
-                                          c->link->batch_overhead()
-                                    : 0;
-    if (!c->open() || !kind_matches || h.value != in.payload.size() || in.payload.size() > limit) {
-      ++c->status.rejected;
+    // For an open channel of that kind, with the payload the header announces, no larger than the
+    // upstream channel allows (an honest export never sends more) or than the local channel holds
+    // (plus what a batch adds).
+    const std::uint64_t limit =
+        kind_matches ? std::min(c.description.max_message, c.local_max_message) + c.link->batch_overhead() : 0;
+    if (!c.open() || !kind_matches || h.value != payload.size() || payload.size() > limit) {
+      ++c.status.rejected;
       // A frame or an item that can never go in is refused, so the export does not wait for it
       // (frames: its credit; items: a slot of its window). One for a channel that is not open
       // here yet stays unacknowledged: it is sent again once the channel opens.
-      if (c->open() && kind_matches) c->link->cannot_take(*c, port_, h, /*open=*/true);
-      return;
+      if (c.open() && kind_matches) c.link->cannot_take(c, port_, h, /*open=*/true);
+      return false;
     }
-    const std::size_t index = static_cast<std::size_t>(c - channels_.data());
+    if (!c.held.empty()) return hold(c, h, payload, 0, now);  // behind what waits: in order
     std::size_t offset = 0;
-    if (!deliver(index, h, in.payload, &offset)) {
-      held_.emplace();
-      held_->channel = index;
-      held_->header = h;
-      held_->name = std::string(h.name);
-      held_->header.name = held_->name;  // the copy's own bytes (the carrier's go with the next receive)
-      held_->payload.assign(in.payload.begin(), in.payload.end());
-      held_->offset = offset;
-      held_->since_ns = now;
+    if (deliver(c, h, payload, &offset)) {
+      c.link->finished(c, payload.size(), c.epoch);
+      return true;
+    }
+    return hold(c, h, payload, offset, now);
+  }
+
+  // Keeps a message for later, within what this import offered. False: beyond it (an export that
+  // ignores credit): dropped, counted, handed back (queue items).
+  bool hold(Channel& c, const wire::Header& h, std::span<const std::byte> payload, std::size_t offset,
+            std::uint64_t now) {
+    if (!c.link->may_hold(c, c.held.size(), c.held_bytes, payload.size())) {
+      ++c.status.rejected;
+      c.link->cannot_take(c, port_, h, /*open=*/false);
+      return false;
+    }
+    Held& m = c.held.emplace_back();
+    m.header = h;
+    m.name = std::string(h.name);
+    m.header.name = m.name;  // the copy's own bytes (the carrier's go with the next receive)
+    m.payload.assign(payload.begin(), payload.end());
+    m.offset = offset;
+    m.epoch = c.epoch;
+    m.since_ns = now;
+    c.held_bytes += payload.size();
+    return true;
+  }
+
+  // Delivers what `c` holds, in order, while its local channel takes it.
+  void deliver_held(Channel& c, std::uint64_t now) {
+    while (!c.held.empty()) {
+      if (!c.open() && !open_with_description(c)) {
+        // Its local channel went (removed or broken) and cannot be opened: what it held is
+        // dropped and counted.
+        for (const Held& m : c.held) {
+          c.link->cannot_take(c, port_, m.header, /*open=*/false);
+          c.link->finished(c, m.payload.size(), m.epoch);
+        }
+        c.status.rejected += c.held.size();
+        c.held.clear();
+        c.held_bytes = 0;
+        return;
+      }
+      Held& m = c.held.front();
+      if (!deliver(c, m.header, m.payload, &m.offset)) return;
+      c.status.held_back_ns += now - m.since_ns;
+      c.link->finished(c, m.payload.size(), m.epoch);
+      c.held_bytes -= m.payload.size();
+      c.held.pop_front();
+      if (!c.held.empty()) c.held.front().since_ns = now;
     }
   }
 
@@ -246,11 +294,17 @@ class ImportSide final : public Side {
       if (c.status.rejected == 1) log_event(cat("import ", c.route.local, ": refused a description beyond the limits"));
       return;
     }
+    c.epoch = h.value;
     if (same && c.open()) {
+      c.description = d;
       c.link->described(c, h);
       return;
     }
-    if (c.link && c.description.kind != d.kind) c.link.reset();  // another kind: another link
+    if (c.link && c.description.kind != d.kind) {  // another kind: another link
+      c.held.clear();
+      c.held_bytes = 0;
+      c.link.reset();
+    }
     if (c.link) c.link->close();
     if (!c.link) c.link = pattern_for(static_cast<ChannelKind>(d.kind))->make_import();
     c.description = d;
@@ -311,10 +365,9 @@ class ImportSide final : public Side {
 
   // --- delivery ---
 
-  // False: the local channel has no room now (hold the message and stop reading). A batch is
-  // delivered from *offset on, which is left at the record that found no room.
-  bool deliver(std::size_t index, const wire::Header& h, std::span<const std::byte> payload, std::size_t* offset) {
-    Channel& c = channels_[index];
+  // False: the local channel has no room now. A batch is delivered from *offset on, which is
+  // left at the record that found no room.
+  bool deliver(Channel& c, const wire::Header& h, std::span<const std::byte> payload, std::size_t* offset) {
     std::string why;
     switch (c.link->deliver(c, port_, h, payload, offset, &why)) {
       case Delivery::kDone: return true;
@@ -324,19 +377,10 @@ class ImportSide final : public Side {
     return true;
   }
 
-  bool deliver_held(std::uint64_t now) {
-    if (!deliver(held_->channel, held_->header, held_->payload, &held_->offset)) return false;
-    channels_[held_->channel].status.held_back_ns += now - held_->since_ns;
-    held_.reset();
-    return true;
-  }
-
   ImportSpec spec_;
   std::unique_ptr<Carrier> carrier_;
   ImportPort port_;
   std::vector<Channel> channels_;
-  std::optional<Held> held_;
-  std::vector<std::byte> control_;
   std::uint64_t next_hello_ns_ = 0;
   std::uint64_t next_event_check_ns_ = 0;
   std::uint64_t refused_ = 0;
@@ -353,6 +397,9 @@ absl::StatusOr<std::unique_ptr<Side>> make_import_side(const ImportSpec& spec) {
       if (absl::Status s = validate_channel_name(name); !s.ok()) return s;
       if (name.size() > wire::kMaxName) return absl::InvalidArgumentError("channel name too long");
     }
+  }
+  if (spec.topic_window == 0 || spec.topic_window > kMaxTopicWindow) {
+    return absl::InvalidArgumentError(cat("topic_window must be 1..", kMaxTopicWindow, " bytes"));
   }
   ImportSpec checked = spec;
   if (checked.carrier.max_message_bytes == 0) checked.carrier.max_message_bytes = kDefaultImportMaxMessage;

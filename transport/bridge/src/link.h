@@ -39,12 +39,19 @@ struct PeerChannel {
   bool described = false;       // its DESCRIBE went out: data may follow on the same connection
   std::uint32_t credit = 0;     // what its latest HELLO offered (queues: items in flight)
   std::uint32_t in_flight = 0;  // sent, not acknowledged yet (queues: items; frames: frames)
+  // Topics: credit in bytes of batch payload. Since its description it may have been sent up to
+  // `delivered` (what its CREDIT says went into its local topic) + `window`; `sent` so far.
+  std::uint64_t window = 0;
+  std::uint64_t delivered = 0;
+  std::uint64_t sent = 0;
+  std::uint64_t blocked_since_ns = 0;  // lossless: since when it holds the channel back (0: not)
 };
 
 // An exported channel as its link sees it.
 struct ExportChannel {
   std::string name;
   std::uint64_t incarnation = 0;         // the local channel's, sent with every message
+  std::uint64_t epoch = 0;               // of this opening: descriptions carry it, credit names it
   std::map<PeerId, PeerChannel> peers;   // the imports that asked for it
   ChannelStatus status;
 };
@@ -69,11 +76,17 @@ class ExportPort {
     return r;
   }
   std::vector<PeerId> take_gone() { return std::exchange(gone_, {}); }
+  // A message without payload (a control message) to `to`.
+  SendResult send_control(const PeerId& to, const wire::Header& h) {
+    wire::encode(h, &control_);
+    return send(to, control_, {});
+  }
 
  private:
   Carrier& carrier_;
   std::uint64_t origin_;
   std::vector<PeerId> gone_;
+  std::vector<std::byte> control_;
 };
 
 // The export half of a pattern: the local endpoint(s) reading one channel, and what goes to
@@ -93,8 +106,9 @@ class ExportLink {
   // (the message says how); the side closes the channel and opens it again.
   virtual absl::Status move(ExportChannel& c, ExportPort& port, std::uint64_t now) = 0;
   virtual void plan_wait(const ExportChannel& c, std::uint64_t now, WaitPlan* plan) = 0;
-  // A message from an import for this channel, other than HELLO (an ACK), of the channel's
-  // incarnation. `peer`: its state, null if it has not asked for the channel.
+  // A message from an import for this channel, other than HELLO (ACK, CREDIT): the link checks
+  // that it is of this incarnation (or epoch). `peer`: its state, null if it has not asked for
+  // the channel.
   virtual void on_message(ExportChannel& c, const PeerId& from, PeerChannel* peer, const wire::Header& h) = 0;
   // Import `id` is gone: what it was owed or held moves on to the others.
   virtual void forget(ExportChannel& c, const PeerId& id) = 0;
@@ -111,8 +125,11 @@ struct Ack {
 // An imported channel as its link sees it.
 struct ImportChannel {
   ChannelRoute route;
+  std::uint32_t queue_window = 0;       // what this import offers (ImportSpec)
+  std::uint64_t topic_window = 0;
   bool described = false;
   wire::Description description;        // as the export describes its channel
+  std::uint64_t epoch = 0;              // of that description
   std::uint64_t local_max_message = 0;  // of the local channel (it may have existed already)
   std::vector<Ack> unsent_acks;         // acks the link refused, sent again
   ChannelStatus status;
@@ -128,6 +145,12 @@ class ImportPort {
     const Ack a{of.incarnation, of.sequence, flags};
     if (!c.unsent_acks.empty() || !send_ack(c, a)) c.unsent_acks.push_back(a);
   }
+  // A control message for `c` (its remote name filled in). False: the link refused it now.
+  bool send_control(const ImportChannel& c, wire::Header h) {
+    h.name = c.route.remote;
+    wire::encode(h, &control_);
+    return carrier_.try_send({}, control_, {}) == SendResult::kOk;
+  }
   void flush_acks(ImportChannel& c) {
     std::size_t sent = 0;
     while (sent < c.unsent_acks.size() && send_ack(c, c.unsent_acks[sent])) ++sent;
@@ -141,9 +164,7 @@ class ImportPort {
     h.flags = a.flags;
     h.incarnation = a.incarnation;
     h.sequence = a.sequence;
-    h.name = c.route.remote;
-    wire::encode(h, &control_);
-    return carrier_.try_send({}, control_, {}) == SendResult::kOk;
+    return send_control(c, h);
   }
   Carrier& carrier_;
   std::vector<std::byte> control_;
@@ -152,7 +173,8 @@ class ImportPort {
 // What became of a data message offered to the local channel.
 enum class Delivery : std::uint8_t {
   kDone,    // delivered, or dropped and counted
-  kNoRoom,  // the local channel has no room now: the side holds it and stops reading
+  kNoRoom,  // the local channel has no room now: the side holds it (and what follows for the
+            // channel) and offers it again when the local channel says there is room
   kBroken,  // the local endpoint failed: the side opens the channel again, then offers it again
 };
 
@@ -180,9 +202,19 @@ class ImportLink {
   // found no room). `why` says what broke, with kBroken.
   virtual Delivery deliver(ImportChannel& c, ImportPort& port, const wire::Header& h,
                            std::span<const std::byte> payload, std::size_t* offset, std::string* why) = 0;
-  // A data message for this channel that cannot go in: its local channel is not open here
-  // (`open` false), or it is refused (`open` true: malformed or too large, already counted).
+  // A data message for this channel that cannot go in: its local channel is not open here, or
+  // holds as much as this import offered (`open` false), or it is refused (`open` true: malformed
+  // or too large, already counted).
   virtual void cannot_take(ImportChannel&, ImportPort&, const wire::Header&, bool /*open*/) {}
+  // Whether the side may hold `incoming` payload bytes more for this channel, on top of the
+  // `messages` and `bytes` it holds: an honest export never sends beyond what this import
+  // offered, so this is the bound on what an import keeps per channel.
+  virtual bool may_hold(const ImportChannel&, std::size_t messages, std::size_t bytes, std::size_t incoming) const = 0;
+  // A data message is done with (delivered or dropped) that arrived under description `epoch`.
+  virtual void finished(ImportChannel&, std::size_t /*payload_bytes*/, std::uint64_t /*epoch*/) {}
+  // Sends what the link owes the export (topics: credit): at every heartbeat (`heartbeat`), and
+  // after each step when enough has changed.
+  virtual void flow(ImportChannel&, ImportPort&, bool /*heartbeat*/) {}
 };
 
 // Options for opening a local channel as a description says: its limits (exact), or none, so an

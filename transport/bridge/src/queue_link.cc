@@ -95,7 +95,9 @@ class QueueExport final : public ExportLink {
   }
 
   void on_message(ExportChannel& c, const PeerId& from, PeerChannel* peer, const wire::Header& h) override {
-    if (h.type != wire::Type::kAck) return;
+    // An ACK of this incarnation of the queue (a late one of an earlier incarnation names a
+    // ticket that means another item now).
+    if (h.type != wire::Type::kAck || h.incarnation != c.incarnation) return;
     for (QueueSlot& s : slots_) {
       if (!s.sent || s.peer != from || s.view.sequence() != h.sequence) continue;
       s.sent = false;
@@ -228,8 +230,14 @@ class QueueImport final : public ImportLink {
     return Delivery::kDone;
   }
 
-  // Not open here (a standby import, or one that is refused): back to the export for another
-  // import. Refused (too large, malformed): the export must not wait for it (a slot of its window).
+  // An honest export sends no more items than this import's credit.
+  bool may_hold(const ImportChannel& c, std::size_t messages, std::size_t, std::size_t) const override {
+    return messages < c.queue_window;
+  }
+
+  // Not open here (a standby import, or one that is refused), or more than this import offered:
+  // back to the export for another import. Refused (too large, malformed): the export must not
+  // wait for it (a slot of its window).
   void cannot_take(ImportChannel& c, ImportPort& port, const wire::Header& h, bool open) override {
     port.ack(c, h, open ? wire::kRefused : wire::kNotTaken);
   }

@@ -1,10 +1,18 @@
 // Topics across the carrier, both halves.
 //
+// Flow control is by credit, in bytes of batch payload: an import offers a window (its HELLO,
+// then its CREDIT messages say how much it has delivered into its local topic since the
+// channel's description), and the export sends an import only what fits in `delivered +
+// window - sent`. So nothing piles up in the carrier's queues or in the import, whatever a
+// subscriber does, and the import never has to stop reading its connection (which would starve
+// the carrier's own heartbeats and make a stall look like a dead link).
+//
 // Export: a subscriber of the local topic (lossless when the topic is) packs what it has ready
 // into one message of records (wire.h: each with its sequence number) and sends it to every
-// described peer; nothing waits to fill a batch. A lossy peer whose link is full misses the batch
-// (its import counts the gap); a lossless one is owed it, and the export reads nothing more until
-// every lossless peer took it (back-pressure: the topic's ring fills, the publisher waits).
+// described peer; nothing waits to fill a batch. Lossless: a batch holds no more than the least
+// credit of the peers, so every peer takes every batch; with no credit the export reads nothing,
+// the topic's ring fills and its publisher waits (back-pressure end to end). Lossy: the export
+// reads what comes; a peer without credit for a batch misses it (its import counts the gap).
 //
 // Import: the local topic's publisher. Each message comes with (origin, channel incarnation,
 // sequence); the import expects the next sequence, and a jump is exactly the messages lost on the
@@ -12,6 +20,7 @@
 // A sequence already delivered (an export restarted and read the ring again) is dropped. Where
 // the expectation starts: the local topic remembers the last upstream position delivered
 // (TopicPublisher::try_send_from), so an import killed at any instruction resumes exactly.
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,9 +36,16 @@ namespace {
 
 constexpr int kBatch = 512;  // records per message, batches per step
 
+// The window both sides apply: what was asked, but never less than one message of the largest
+// size (else it could never be sent) nor more than `most` (the export's own bound).
+std::uint64_t effective_window(std::uint64_t asked, std::uint64_t max_message, std::uint64_t most) {
+  const std::uint64_t one = wire::kRecordHeader + max_message;
+  return std::max(one, std::min(asked, std::max(most, one)));
+}
+
 class TopicExport final : public ExportLink {
  public:
-  absl::Status open(const std::string& name, const ChannelStats& stats, const ExportSpec&,
+  absl::Status open(const std::string& name, const ChannelStats& stats, const ExportSpec& spec,
                     std::uint64_t* incarnation) override {
     TopicOptions o;
     o.create = false;
@@ -39,6 +55,7 @@ class TopicExport final : public ExportLink {
     // Room for a batch: one message of the largest size, plus 64 KiB of smaller ones.
     buffer_.resize(wire::kRecordHeader + topic_->max_message() + wire::kBatchSlack);
     lossless_ = stats.lossless;
+    most_window_ = spec.topic_window;
     return absl::OkStatus();
   }
 
@@ -51,62 +68,20 @@ class TopicExport final : public ExportLink {
   }
 
   absl::Status move(ExportChannel& c, ExportPort& port, std::uint64_t now) override {
+    blocked_on_credit_ = false;
     if (!pending_.empty()) {
       retry_pending(c, port, now);
       if (!pending_.empty()) return absl::OkStatus();
     }
-    const std::size_t max_message = static_cast<std::size_t>(topic_->max_message());
     for (int round = 0; round < kBatch; ++round) {
-      std::size_t used = 0;
-      std::size_t records = 0;
-      std::uint64_t first = 0;
-      bool drained = false;
-      while (used + wire::kRecordHeader + max_message <= buffer_.size() && records < kBatch) {
-        std::size_t bytes = 0;
-        const ChannelResult r = topic_->try_receive(
-            std::span<std::byte>(buffer_.data() + used + wire::kRecordHeader, max_message), &bytes);
-        if (r == ChannelResult::kWouldBlock) {
-          drained = true;
-          break;
-        }
-        if (r != ChannelResult::kOk) return absl::UnavailableError(cat("receive said ", to_string(r)));
-        const std::uint64_t sequence = topic_->last_sequence();
-        if (records == 0) first = sequence;
-        wire::put_record_header(buffer_.data() + used, sequence, static_cast<std::uint32_t>(bytes));
-        used += wire::kRecordHeader + bytes;
-        ++records;
+      Batch batch;
+      if (absl::Status s = read_batch(c, &batch); !s.ok()) return s;
+      if (batch.records == 0) {
+        note_blocked(c, batch.next_size, now);
+        return absl::OkStatus();
       }
-      if (records == 0) return absl::OkStatus();
-      wire::Header h = port.header(c, wire::Type::kTopic);
-      h.sequence = first;
-      h.value = used;
-      wire::encode(h, &header_);
-      payload_bytes_ = used;
-      const std::span<const std::byte> payload(buffer_.data(), used);
-      bool any = false;
-      for (const auto& [id, peer] : c.peers) {
-        if (!peer.described) continue;
-        switch (port.send(id, header_, payload)) {
-          case SendResult::kOk: any = true; break;
-          case SendResult::kFull:
-            if (lossless_) {
-              pending_.push_back(id);
-            } else {
-              c.status.dropped += records;  // the import counts them as a gap
-            }
-            break;
-          case SendResult::kGone: break;
-        }
-      }
-      if (any || !pending_.empty()) {
-        c.status.messages += records;
-        c.status.bytes += used - records * wire::kRecordHeader;
-      }
-      if (!pending_.empty()) {
-        pending_since_ns_ = now;
-        return absl::OkStatus();  // lossless: nothing more until every peer took this one
-      }
-      if (drained) return absl::OkStatus();
+      send_batch(c, port, batch, now);
+      if (!pending_.empty() || batch.drained) return absl::OkStatus();
     }
     return absl::OkStatus();
   }
@@ -114,24 +89,143 @@ class TopicExport final : public ExportLink {
   void plan_wait(const ExportChannel&, std::uint64_t now, WaitPlan* plan) override {
     if (!pending_.empty()) {
       plan->until(now + kFullRetryNs);  // a full link: retry soon
-    } else {
+    } else if (!blocked_on_credit_) {
       // Read even with no import connected (a lossless topic's publisher must not wait for
       // nobody); what an import misses while away is counted as a gap when it is back.
       plan->add(topic_->wait_fd());
     }
+    // Blocked on credit: it comes on the carrier, whose descriptor the side polls.
   }
 
-  void on_message(ExportChannel&, const PeerId&, PeerChannel*, const wire::Header&) override {}
+  void on_message(ExportChannel& c, const PeerId&, PeerChannel* peer, const wire::Header& h) override {
+    // CREDIT of this opening's description (an older one counted bytes of another epoch).
+    if (h.type != wire::Type::kCredit || peer == nullptr || !peer->described || h.incarnation != c.epoch) return;
+    peer->delivered = std::max(peer->delivered, h.sequence);
+    peer->window = h.value;
+  }
 
   void forget(ExportChannel&, const PeerId& id) override { std::erase(pending_, id); }
 
  private:
+  struct Batch {
+    std::size_t used = 0;  // payload bytes (records with their headers)
+    std::size_t records = 0;
+    std::uint64_t first = 0;    // the first record's sequence
+    bool drained = false;       // the subscriber had no more
+    std::size_t next_size = 0;  // no record: the next message, which did not fit (0: none waits)
+  };
+
+  // Credit `peer` has left, in payload bytes.
+  std::uint64_t credit(const PeerChannel& peer) const {
+    const std::uint64_t allowed = peer.delivered + effective_window(peer.window, topic_->max_message(), most_window_);
+    return allowed > peer.sent ? allowed - peer.sent : 0;
+  }
+
+  // Reads what the subscriber has ready into buffer_, as much as the batch may hold: the
+  // buffer, and (lossless) the least credit of the described peers, so each takes the batch.
+  absl::Status read_batch(const ExportChannel& c, Batch* batch) {
+    std::uint64_t budget = buffer_.size() - wire::kRecordHeader;  // a record's header may go past it
+    if (lossless_) {
+      for (const auto& [id, peer] : c.peers) {
+        if (peer.described) budget = std::min(budget, credit(peer));
+      }
+    }
+    const std::size_t max_message = static_cast<std::size_t>(topic_->max_message());
+    while (batch->records < kBatch) {
+      const std::uint64_t left = budget > batch->used ? budget - batch->used : 0;
+      const std::size_t room = left > wire::kRecordHeader ? std::min<std::uint64_t>(max_message, left - wire::kRecordHeader) : 0;
+      std::size_t bytes = 0;
+      const ChannelResult r = topic_->try_receive(
+          std::span<std::byte>(buffer_.data() + batch->used + wire::kRecordHeader, room), &bytes);
+      if (r == ChannelResult::kWouldBlock) {
+        batch->drained = true;
+        return absl::OkStatus();
+      }
+      if (r == ChannelResult::kTooLarge && room < max_message) {
+        // The next message does not fit in what is left (it stays in the ring for later).
+        if (batch->records == 0) batch->next_size = bytes;
+        return absl::OkStatus();
+      }
+      if (r != ChannelResult::kOk) return absl::UnavailableError(cat("receive said ", to_string(r)));
+      if (batch->records == 0) batch->first = topic_->last_sequence();
+      wire::put_record_header(buffer_.data() + batch->used, topic_->last_sequence(), static_cast<std::uint32_t>(bytes));
+      batch->used += wire::kRecordHeader + bytes;
+      ++batch->records;
+      if (room == 0) return absl::OkStatus();  // an empty message taken with no credit left
+    }
+    return absl::OkStatus();
+  }
+
+  // Sends the batch to every described peer. A lossy peer without credit for it, or whose link
+  // is full, misses it (the import counts the gap); a lossless one whose link is full is owed it.
+  void send_batch(ExportChannel& c, ExportPort& port, const Batch& batch, std::uint64_t now) {
+    wire::Header h = port.header(c, wire::Type::kTopic);
+    h.sequence = batch.first;
+    h.value = batch.used;
+    wire::encode(h, &header_);
+    payload_bytes_ = batch.used;
+    const std::span<const std::byte> payload(buffer_.data(), batch.used);
+    bool any = false;
+    for (auto& [id, peer] : c.peers) {
+      if (!peer.described) continue;
+      peer.blocked_since_ns = 0;  // it had credit for this batch
+      if (!lossless_ && credit(peer) < batch.used) {
+        c.status.dropped += batch.records;  // no credit: the import counts them as a gap
+        continue;
+      }
+      switch (port.send(id, header_, payload)) {
+        case SendResult::kOk:
+          any = true;
+          peer.sent += batch.used;
+          break;
+        case SendResult::kFull:
+          if (lossless_) {
+            pending_.push_back(id);
+            peer.blocked_since_ns = now;
+          } else {
+            c.status.dropped += batch.records;  // the import counts them as a gap
+          }
+          break;
+        case SendResult::kGone: break;
+      }
+    }
+    if (any || !pending_.empty()) {
+      c.status.messages += batch.records;
+      c.status.bytes += batch.used - batch.records * wire::kRecordHeader;
+    }
+    if (!pending_.empty()) pending_since_ns_ = now;  // lossless: nothing more until all took it
+  }
+
+  // Nothing was read: a message of `next_size` bytes waits for credit (0: none waits). Lossless:
+  // the peers short of credit for it hold the channel back from now on (or since earlier); the
+  // others do not.
+  void note_blocked(ExportChannel& c, std::size_t next_size, std::uint64_t now) {
+    if (!lossless_) return;
+    blocked_on_credit_ = next_size != 0;
+    for (auto& [id, peer] : c.peers) {
+      if (!peer.described) continue;
+      const bool short_of_credit = next_size != 0 && credit(peer) < wire::kRecordHeader + next_size;
+      if (!short_of_credit) {
+        peer.blocked_since_ns = 0;
+      } else if (peer.blocked_since_ns == 0) {
+        peer.blocked_since_ns = now;
+      }
+    }
+  }
+
   void retry_pending(ExportChannel& c, ExportPort& port, std::uint64_t now) {
     const std::span<const std::byte> payload(buffer_.data(), payload_bytes_);
     for (auto it = pending_.begin(); it != pending_.end();) {
-      if (port.send(*it, header_, payload) == SendResult::kFull) {
+      const SendResult r = port.send(*it, header_, payload);
+      if (r == SendResult::kFull) {
         ++it;
         continue;
+      }
+      if (r == SendResult::kOk) {
+        if (auto peer = c.peers.find(*it); peer != c.peers.end()) {
+          peer->second.sent += payload_bytes_;
+          peer->second.blocked_since_ns = 0;
+        }
       }
       it = pending_.erase(it);  // sent, or the peer is gone
     }
@@ -140,6 +234,8 @@ class TopicExport final : public ExportLink {
 
   std::optional<TopicSubscriber> topic_;
   bool lossless_ = false;
+  std::uint64_t most_window_ = 0;  // ExportSpec::topic_window
+  bool blocked_on_credit_ = false;
   // The batch being sent, kept while some lossless peers' links are full (sent again until taken).
   std::vector<std::byte> buffer_;
   std::vector<std::byte> header_;
@@ -195,7 +291,49 @@ class TopicImport final : public ImportLink {
     return Delivery::kDone;
   }
 
+  bool may_hold(const ImportChannel& c, std::size_t, std::size_t bytes, std::size_t incoming) const override {
+    return bytes + incoming <= window(c) + wire::kMaxBatchOverhead;
+  }
+
+  void finished(ImportChannel& c, std::size_t payload_bytes, std::uint64_t epoch) override {
+    if (epoch == c.epoch) delivered(c) += payload_bytes;
+  }
+
+  // CREDIT: what went into the local topic since the description, and the window beyond it.
+  // Sent when a quarter of the window was delivered since the last one (so the export never runs
+  // dry while the local topic takes everything), and at every heartbeat (a lost one is repaired).
+  void flow(ImportChannel& c, ImportPort& port, bool heartbeat) override {
+    if (!c.described) return;
+    const std::uint64_t done = delivered(c);
+    const bool due = heartbeat || unreported_ || reported_epoch_ != c.epoch || done - reported_ >= window(c) / 4;
+    if (!due) return;
+    wire::Header h;
+    h.type = wire::Type::kCredit;
+    h.incarnation = c.epoch;
+    h.sequence = done;
+    h.value = window(c);
+    unreported_ = !port.send_control(c, h);
+    if (!unreported_) {
+      reported_ = done;
+      reported_epoch_ = c.epoch;
+    }
+  }
+
  private:
+  // The credit window for this channel: ImportSpec::topic_window, at least one message.
+  static std::uint64_t window(const ImportChannel& c) {
+    return effective_window(c.topic_window, c.description.max_message, kMaxTopicWindow);
+  }
+
+  // Bytes delivered under the current description (a new description starts from 0).
+  std::uint64_t& delivered(const ImportChannel& c) {
+    if (delivered_epoch_ != c.epoch) {
+      delivered_epoch_ = c.epoch;
+      delivered_ = 0;
+    }
+    return delivered_;
+  }
+
   bool deliver_one(ImportChannel& c, const wire::Header& h, const wire::TopicRecord& m) {
     UpstreamPosition& e = expected_;
     if (e.origin != h.origin || e.incarnation != h.incarnation) {
@@ -231,6 +369,11 @@ class TopicImport final : public ImportLink {
 
   std::optional<TopicPublisher> topic_;
   UpstreamPosition expected_;  // the next upstream message expected (valid once origin != 0)
+  std::uint64_t delivered_ = 0;
+  std::uint64_t delivered_epoch_ = 0;
+  std::uint64_t reported_ = 0;  // the delivered count the export was last told
+  std::uint64_t reported_epoch_ = 0;
+  bool unreported_ = false;  // the last CREDIT found the link full
 };
 
 }  // namespace

@@ -36,6 +36,11 @@ namespace shmring::bridge {
 // Queue items in flight per channel at most: each is held by one consumer endpoint (a peer slot
 // of the queue, whose default max_peers is 64).
 inline constexpr std::uint32_t kMaxQueueWindow = 256;
+// Topics: bytes in flight per channel per import (its credit), unless set: the most the export
+// queues toward one import and the most an import holds for one channel. Never less than one
+// message of the channel's largest size.
+inline constexpr std::uint64_t kDefaultTopicWindow = std::uint64_t{8} << 20;
+inline constexpr std::uint64_t kMaxTopicWindow = std::uint64_t{1} << 30;
 
 // Exports the local channels `channels` (each sent under its own name) at `bind`.
 struct ExportSpec {
@@ -44,6 +49,7 @@ struct ExportSpec {
   CarrierOptions carrier;
   double max_rate = 0;              // frames: at most this many frames per second per channel (0: no limit)
   std::uint32_t queue_window = 16;  // queues: items in flight per channel (each held until acknowledged)
+  std::uint64_t topic_window = kDefaultTopicWindow;  // topics: most bytes in flight to one import
 };
 
 // A channel as the import side names it: `remote` on the exporting host, `local` here
@@ -61,6 +67,7 @@ struct ImportSpec {
   std::vector<ChannelRoute> channels;
   CarrierOptions carrier;
   std::uint32_t queue_window = 16;  // queues: items this side accepts in flight per channel
+  std::uint64_t topic_window = kDefaultTopicWindow;  // topics: bytes this side accepts in flight per channel
 };
 
 struct BridgeConfig {
