@@ -340,9 +340,14 @@ class ZmqCarrier final : public Carrier {
 absl::StatusOr<CurveKeys> generate_curve_keys() {
   char public_key[41];
   char secret_key[41];
-  if (zmq_curve_keypair(public_key, secret_key) != 0) {
-    return absl::UnavailableError(cat("ZeroMQ cannot make CURVE keys: ", zmq_strerror(zmq_errno())));
-  }
+  // A key that starts with '/' or '.' would read as a path on a command line (read_key): such
+  // pairs are drawn again (about one in 40), so every key made here also works as text.
+  auto path_like = [](const char* key) { return key[0] == '/' || key[0] == '.'; };
+  do {
+    if (zmq_curve_keypair(public_key, secret_key) != 0) {
+      return absl::UnavailableError(cat("ZeroMQ cannot make CURVE keys: ", zmq_strerror(zmq_errno())));
+    }
+  } while (path_like(public_key) || path_like(secret_key));
   return CurveKeys{public_key, secret_key};
 }
 

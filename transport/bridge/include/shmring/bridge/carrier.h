@@ -80,7 +80,8 @@ struct CurveKeys {
   std::string public_key;
   std::string secret_key;
 };
-// A fresh key pair. kUnavailable if the ZeroMQ library was built without CURVE.
+// A fresh key pair (neither key starts with '/' or '.', so both work as text where read_key takes
+// a file or a key). kUnavailable if the ZeroMQ library was built without CURVE.
 absl::StatusOr<CurveKeys> generate_curve_keys();
 // The public key of a Z85 secret key (kInvalidArgument if it is not one).
 absl::StatusOr<std::string> curve_public_key(std::string_view secret_key);
