@@ -7,6 +7,8 @@ window (8 MiB by default) per channel and connection, plus one batch, on each si
 """
 
 import json
+import struct
+import time
 
 from conftest import PEER, SHMRING, Bridge, bridge_pair, result, scaled, wait_line
 from test_edges import python_in
@@ -106,3 +108,88 @@ def test_an_export_that_ignores_credit_cannot_grow_the_import(net, procs, port, 
     assert importer.process.poll() is None
     result(sub, timeout=60)  # (the fake's messages are not the test peers' kind: counted corrupt)
     importer.stop()
+
+
+def test_a_peer_that_never_gives_credit_is_evicted_and_the_honest_import_goes_on(net, procs, port, names, go):
+    """A raw client asks for a lossless topic (HELLO every 0.5 s), reads what it is sent, and never
+    gives credit: it holds the topic back for everyone until --evict-after (2 s here); then it is
+    evicted and told, and the honest import receives every message."""
+    a, b = names(".a"), names(".b")
+    count = scaled(20_000, least=4000)
+    sub = procs(net.b.start([PEER, "topic-sub", b, "--lossless", "--idle", 20, "--expect", count]))
+    wait_line(sub)
+    pub = procs(net.a.start([PEER, "topic-pub", a, "--lossless", "--count", count, "--rate", 2000,
+                             "--wait-file", go]))
+    wait_line(pub)
+    exporter, importer = bridge_pair(net, procs, port, a, b, export_args=["--evict-after", "2s"])
+    address = exporter.args[3]
+    bad = procs(python_in(net.b, '''
+        ctx = zmq.Context(); s = ctx.socket(zmq.DEALER); s.connect(sys.argv[1]); name = sys.argv[2]
+        evicted = 0
+        end = time.monotonic() + float(sys.argv[3])
+        while time.monotonic() < end:
+            s.send(header(HELLO, name, value=0, sequence=1 << 20))
+            stop = time.monotonic() + 0.5
+            while time.monotonic() < stop:
+                if s.poll(50):
+                    parts = s.recv_multipart()
+                    if struct.unpack("<IBB", parts[0][:6])[2] == EVICTED:
+                        evicted += 1
+        print(evicted, flush=True)
+    ''', address, a, 10))
+    time.sleep(1.0)  # it is described and holds the topic
+    open(go, "w").close()
+    p = result(pub, timeout=120)
+    r = result(sub, timeout=120)
+    out, err = bad.communicate(timeout=60)
+    assert bad.returncode == 0, err
+    status = exporter.channel(a)
+    print(f"a peer without credit: evicted {status['evictions']} time(s) (it was told {out.strip()} time(s)); "
+          f"honest import {r['received']} of {count}, publisher held back {p['blocked_ms']} ms")
+    assert r["received"] == count and r["gaps"] == 0 and r["duplicates"] == 0, r
+    assert status["evictions"] >= 1 and int(out.split()[0]) >= 1
+    assert any("evicted import" in line for line in exporter.log)
+    exporter.stop()
+    importer.stop()
+
+
+def test_queue_items_a_peer_never_acknowledges_go_back_after_the_ack_timeout(net, procs, port, names, go, tmp_path):
+    """A raw client takes queue credit and never acknowledges: after --ack-timeout (1 s) its items
+    go back to the queue and a consumer on host A gets them; every item is consumed once."""
+    a, b = names(".qa"), names(".qb")
+    count = 400
+    ids = str(tmp_path / "ids")
+    consumer = procs(net.a.start([PEER, "queue-consume", a, "--idle", 6, "--out", ids]))
+    wait_line(consumer)
+    producer = procs(net.a.start([PEER, "queue-produce", a, "--count", count, "--rate", 200, "--wait-file", go]))
+    wait_line(producer)
+    address = f"tcp://{net.a.address}:{port()}"
+    exporter = procs(Bridge(net.a, ["export", a, "--bind", address, "--ack-timeout", "1s"]))
+    bad = procs(python_in(net.b, '''
+        ctx = zmq.Context(); s = ctx.socket(zmq.DEALER); s.connect(sys.argv[1]); name = sys.argv[2]
+        taken = 0
+        end = time.monotonic() + float(sys.argv[3])
+        while time.monotonic() < end:
+            s.send(header(HELLO, name, value=8))
+            stop = time.monotonic() + 0.5
+            while time.monotonic() < stop:
+                if s.poll(50):
+                    parts = s.recv_multipart()
+                    taken += struct.unpack("<IBB", parts[0][:6])[2] == ITEM
+        print(taken, flush=True)
+    ''', address, a, 5))
+    exporter.wait(lambda s: s["peers"] >= 1 and s["channels"][0]["open"], what="the raw client connected")
+    open(go, "w").close()
+    assert result(producer)["produced"] == count
+    out, err = bad.communicate(timeout=60)
+    assert bad.returncode == 0, err
+    result(consumer, timeout=60)
+    with open(ids, "rb") as f:
+        data = f.read()
+    got = sorted(struct.unpack(f"<{len(data) // 8}q", data))
+    status = exporter.channel(a)
+    print(f"a peer that never acknowledges took {out.strip()} item(s); evicted {status['evictions']} time(s), "
+          f"{status['redelivered']} item(s) went back to the queue")
+    assert int(out.split()[0]) > 0 and status["evictions"] >= 1
+    assert got == list(range(count))  # nothing stranded with it, nothing twice
+    exporter.stop()

@@ -39,6 +39,11 @@ constexpr const char* kBridgeUsage =
     "  --max-rate N             frames: send at most N frames per second per channel\n"
     "  --queue-window N         queues: items in flight per channel, held until acknowledged\n"
     "                           (16; 1..256, each one a consumer endpoint of the queue)\n"
+    "  --topic-window SIZE      topics: most bytes in flight to one import (8M)\n"
+    "  --evict-after DURATION   lossless topics: evict an import that holds the topic back this\n"
+    "                           long (30s; 0: never); the others go on\n"
+    "  --ack-timeout DURATION   queues: an item not acknowledged this long goes back to the queue\n"
+    "                           and its import is evicted (30s; 0: never)\n"
     "  --curve-secret-key KEY   turn on CURVE (authentication and encryption) with this secret key\n"
     "  --curve-authorized KEYS  accept only these client public keys (comma separated; each key\n"
     "                           as text or a file); default: any client holding the server key\n"
@@ -46,6 +51,7 @@ constexpr const char* kBridgeUsage =
     "  --curve-server-key KEY   the export's public key (turns CURVE on)\n"
     "  --curve-secret-key KEY   this client's secret key (default: a fresh one per run)\n"
     "  --queue-window N         queues: items this side accepts in flight per channel (16)\n"
+    "  --topic-window SIZE      topics: bytes this side accepts in flight per channel (8M)\n"
     "both:\n"
     "  --high-water-mark N      messages queued per connection before back-pressure (1000)\n"
     "  --json                   status lines as JSON (one object per line)\n"
@@ -104,6 +110,7 @@ std::string human_status(const bridge::ChannelStatus& c) {
   if (c.redelivered != 0) line += ", redelivered " + std::to_string(c.redelivered);
   if (c.rejected != 0) line += ", rejected " + std::to_string(c.rejected);
   if (c.resets != 0) line += ", upstream resets " + std::to_string(c.resets);
+  if (c.evictions != 0) line += ", evictions " + std::to_string(c.evictions);
   return line;
 }
 
@@ -172,7 +179,7 @@ std::optional<UsageError> read_authorized(const Args& args, const std::string& w
 // The section before any `export` or `import`: options of the whole command only.
 std::optional<UsageError> check_command_section(const Args& args) {
   if (!args.positional().empty()) return UsageError{"bridge", "want `export`, `import`, `keygen` or --config (see --help)"};
-  for (const char* option : {"high-water-mark", "queue-window", "curve-secret-key"}) {
+  for (const char* option : {"high-water-mark", "queue-window", "topic-window", "curve-secret-key"}) {
     if (args.value(option)) {
       return UsageError{"bridge", std::string("--") + option +
                                       " belongs to an export or import: put it after that word "
@@ -183,13 +190,16 @@ std::optional<UsageError> check_command_section(const Args& args) {
 }
 
 std::optional<UsageError> add_export(Args& args, const std::string& where, const bridge::CarrierOptions& carrier,
-                                     std::uint32_t window, Request* out) {
+                                     std::uint32_t window, std::uint64_t topic_window, Request* out) {
   bridge::ExportSpec e;
   if (!args.value("bind")) return UsageError{where, "--bind ADDRESS is required"};
   e.bind = address(*args.value("bind"));
   e.channels = args.positional();
   e.queue_window = window;
   e.max_rate = static_cast<double>(args.integer("max-rate", 0, 0, 1'000'000));
+  e.evict_after = args.duration("evict-after", e.evict_after, "s", std::chrono::hours(24));
+  e.ack_timeout = args.duration("ack-timeout", e.ack_timeout, "s", std::chrono::hours(24));
+  e.topic_window = topic_window;
   e.carrier = carrier;
   if (auto error = read_authorized(args, where, &e.carrier.security.authorized_clients)) return error;
   if (!args.ok()) return UsageError{where, args.error()};
@@ -198,7 +208,7 @@ std::optional<UsageError> add_export(Args& args, const std::string& where, const
 }
 
 std::optional<UsageError> add_import(const Args& args, const std::string& where, const bridge::CarrierOptions& carrier,
-                                     std::uint32_t window, Request* out) {
+                                     std::uint32_t window, std::uint64_t topic_window, Request* out) {
   bridge::ImportSpec i;
   if (!args.value("connect")) return UsageError{where, "--connect ADDRESS is required"};
   i.connect = address(*args.value("connect"));
@@ -208,6 +218,7 @@ std::optional<UsageError> add_import(const Args& args, const std::string& where,
     i.channels.push_back(*r);
   }
   i.queue_window = window;
+  i.topic_window = topic_window;
   i.carrier = carrier;
   if (auto error = read_key_option(args, where, "curve-server-key", bridge::KeyKind::kPublic,
                                    &i.carrier.security.server_public_key)) {
@@ -219,8 +230,9 @@ std::optional<UsageError> add_import(const Args& args, const std::string& where,
 
 // One section: the options every section takes, then what its verb adds.
 std::optional<UsageError> parse_section(const Section& s, Request* out) {
-  std::set<std::string> options = {"config", "interval", "high-water-mark", "curve-secret-key", "queue-window"};
-  if (s.verb == "export") options.insert({"bind", "max-rate", "curve-authorized"});
+  std::set<std::string> options = {"config",       "interval",     "high-water-mark",
+                                   "curve-secret-key", "queue-window", "topic-window"};
+  if (s.verb == "export") options.insert({"bind", "max-rate", "curve-authorized", "evict-after", "ack-timeout"});
   if (s.verb == "import") options.insert({"connect", "curve-server-key"});
   Args args(s.words, {"help", "json"}, options);
   if (args.has("help")) {
@@ -235,12 +247,14 @@ std::optional<UsageError> parse_section(const Section& s, Request* out) {
   bridge::CarrierOptions carrier;
   carrier.high_water_mark = static_cast<int>(args.integer("high-water-mark", 1000, 1, 1 << 20));
   const auto window = static_cast<std::uint32_t>(args.integer("queue-window", 16, 1, bridge::kMaxQueueWindow));
+  const std::uint64_t topic_window =
+      args.bytes("topic-window", bridge::kDefaultTopicWindow, 1, bridge::kMaxTopicWindow);
   if (!args.ok()) return UsageError{where, args.error()};
   if (auto error = read_key_option(args, where, "curve-secret-key", bridge::KeyKind::kSecret, &carrier.security.secret_key)) return error;
   if (s.verb.empty()) return check_command_section(args);
   if (args.positional().empty()) return UsageError{where, "name at least one channel"};
-  return s.verb == "export" ? add_export(args, where, carrier, window, out)
-                            : add_import(args, where, carrier, window, out);
+  return s.verb == "export" ? add_export(args, where, carrier, window, topic_window, out)
+                            : add_import(args, where, carrier, window, topic_window, out);
 }
 
 // --config FILE: its exports and imports join the command line's.

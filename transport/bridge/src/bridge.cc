@@ -171,7 +171,8 @@ std::string status_json(const BridgeStatus& s) {
                     ",\"messages\":", c.messages, ",\"bytes\":", c.bytes, ",\"lost\":", c.lost,
                     ",\"duplicates\":", c.duplicates, ",\"dropped\":", c.dropped,
                     ",\"redelivered\":", c.redelivered, ",\"rejected\":", c.rejected,
-                    ",\"resets\":", c.resets, ",\"held_back_ms\":", c.held_back_ns / 1'000'000, "}");
+                    ",\"resets\":", c.resets, ",\"held_back_ms\":", c.held_back_ns / 1'000'000,
+               ",\"evictions\":", c.evictions, "}");
     first = false;
   }
   out += cat("]}");

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
+#include <utility>
 #include <fstream>
 #include <sstream>
 
@@ -51,6 +53,10 @@ std::size_t comment_start(std::string_view line) {
   return std::string_view::npos;
 }
 
+bool ends_with(std::string_view text, std::string_view suffix) {
+  return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
+}
+
 template <typename T>
 bool parse_number(std::string_view text, T* out) {
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *out);
@@ -81,9 +87,46 @@ absl::Status read_count(const Entry& e, std::uint32_t most, std::uint32_t* out) 
   return absl::OkStatus();
 }
 
+// A duration: a number with a unit (ms, s, m, h; bare: seconds), fractions allowed, 0..24 h.
+absl::Status read_duration(const Entry& e, std::chrono::milliseconds* out) {
+  std::string_view text = e.value;
+  double scale = 1000;
+  for (const auto& [unit, ms] : {std::pair<std::string_view, double>{"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}}) {
+    if (ends_with(text, unit)) {
+      text.remove_suffix(unit.size());
+      scale = ms;
+      break;
+    }
+  }
+  double value = 0;
+  if (!parse_number(trim(text), &value) || value < 0 || value * scale > 86'400'000) {
+    return entry_error(e, cat(e.key, ": want a duration such as 30s or 500ms, at most 24h"));
+  }
+  *out = std::chrono::milliseconds(static_cast<std::int64_t>(value * scale));
+  return absl::OkStatus();
+}
+
+// A byte count with an optional binary suffix (K, M, G), 1..kMaxTopicWindow.
+absl::Status read_window(const Entry& e, std::uint64_t* out) {
+  std::string_view text = e.value;
+  std::uint64_t scale = 1;
+  if (!text.empty() && (text.back() == 'K' || text.back() == 'M' || text.back() == 'G')) {
+    scale = text.back() == 'K' ? 1u << 10 : text.back() == 'M' ? 1u << 20 : 1u << 30;
+    text.remove_suffix(1);
+  }
+  std::uint64_t n = 0;
+  if (!parse_number(text, &n) || n == 0 || n > kMaxTopicWindow / scale) {
+    return entry_error(e, cat(e.key, ": want a size from 1 to 1G (bytes, or with K, M, G)"));
+  }
+  *out = n * scale;
+  return absl::OkStatus();
+}
+
 // Keys both sections take. kNotFound: not one of them.
-absl::Status apply_shared_key(const Entry& e, CarrierOptions* carrier, std::uint32_t* queue_window) {
+absl::Status apply_shared_key(const Entry& e, CarrierOptions* carrier, std::uint32_t* queue_window,
+                              std::uint64_t* topic_window) {
   if (e.key == "queue_window") return read_count(e, kMaxQueueWindow, queue_window);
+  if (e.key == "topic_window") return read_window(e, topic_window);
   if (e.key == "high_water_mark") {
     std::uint32_t n = 0;
     if (absl::Status s = read_count(e, 1u << 20, &n); !s.ok()) return s;
@@ -106,6 +149,10 @@ absl::Status apply_export_key(const Entry& e, ExportSpec* spec) {
     double rate = 0;
     if (!parse_number(e.value, &rate) || rate < 0) return entry_error(e, "max_rate: want a number >= 0");
     spec->max_rate = rate;
+  } else if (e.key == "evict_after") {
+    return read_duration(e, &spec->evict_after);
+  } else if (e.key == "ack_timeout") {
+    return read_duration(e, &spec->ack_timeout);
   } else if (e.key == "curve_authorized") {
     for (const std::string& w : words(e.value)) {
       absl::StatusOr<std::string> k = read_key(w, KeyKind::kPublic);
@@ -113,7 +160,7 @@ absl::Status apply_export_key(const Entry& e, ExportSpec* spec) {
       spec->carrier.security.authorized_clients.push_back(*k);
     }
   } else {
-    return apply_shared_key(e, &spec->carrier, &spec->queue_window);
+    return apply_shared_key(e, &spec->carrier, &spec->queue_window, &spec->topic_window);
   }
   return absl::OkStatus();
 }
@@ -130,7 +177,7 @@ absl::Status apply_import_key(const Entry& e, ImportSpec* spec) {
   } else if (e.key == "curve_server_key") {
     return read_key_into(e, KeyKind::kPublic, &spec->carrier.security.server_public_key);
   } else {
-    return apply_shared_key(e, &spec->carrier, &spec->queue_window);
+    return apply_shared_key(e, &spec->carrier, &spec->queue_window, &spec->topic_window);
   }
   return absl::OkStatus();
 }
@@ -168,10 +215,6 @@ namespace {
 constexpr std::string_view kZ85Alphabet =
     "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
 constexpr std::size_t kKeyLength = 40;
-
-bool ends_with(std::string_view text, std::string_view suffix) {
-  return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
-}
 
 // Z85 holds '/' and '.', so a path can pass for a key: only text that could not be a path is.
 bool looks_like_key_text(std::string_view text) {

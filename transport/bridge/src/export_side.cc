@@ -11,10 +11,15 @@
 #include "export_side.h"
 
 #include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "link.h"
@@ -37,7 +42,27 @@ struct Channel : ExportChannel {
   std::uint64_t next_open_ns = 0;
   wire::Description description;
   std::unique_ptr<ExportLink> link;  // while the local channel is open
+  // Imports evicted from this channel: their hellos are not served until `until_ns`; the pause
+  // doubles with each eviction of the same import.
+  struct Banned {
+    std::uint64_t until_ns = 0;
+    unsigned count = 0;
+  };
+  std::map<PeerId, Banned> banned;
+
+  bool is_banned(const PeerId& id, std::uint64_t now) const {
+    const auto it = banned.find(id);
+    return it != banned.end() && now < it->second.until_ns;
+  }
 };
+
+std::string_view describe(wire::EvictReason why) {
+  switch (why) {
+    case wire::EvictReason::kHeldBack: return "it held the lossless topic back longer than --evict-after";
+    case wire::EvictReason::kAckLate: return "it did not acknowledge an item within --ack-timeout (the item went back to the queue)";
+  }
+  return "?";
+}
 
 struct Peer {
   std::uint64_t last_seen_ns = 0;
@@ -82,13 +107,14 @@ class ExportSide final : public Side {
       }
       describe_to_peers(c);
       if (absl::Status s = c.link->move(c, port_, now); !s.ok()) close_channel(c, std::string(s.message()));
+      apply_evictions(c, now);
       drop_gone();
     }
   }
 
   void plan_wait(std::uint64_t now, WaitPlan* plan) override {
     plan->add(carrier_->descriptor());
-    if (carrier_->has_input()) plan->again = true;
+    if (carrier_->has_input() || std::exchange(again_, false)) plan->again = true;
     plan->until(now + spec_.carrier.heartbeat_interval.count() * kMs);  // peer expiry
     if (now < probe_until_ns_) plan->until(next_probe_ns_);
     for (Channel& c : channels_) {
@@ -171,6 +197,10 @@ class ExportSide final : public Side {
       return;
     }
     if (h.type == wire::Type::kHello) {
+      if (c->is_banned(id, now)) {
+        send_alive(*c, id, /*evicted=*/true);
+        return;
+      }
       PeerChannel& peer = c->peers[id];
       peer.credit = static_cast<std::uint32_t>(std::min<std::uint64_t>(h.value, 1u << 20));
       peer.window = std::min(h.sequence, kMaxTopicWindow);
@@ -183,10 +213,33 @@ class ExportSide final : public Side {
   }
 
   // "I hear you": the import's link stays up while this comes, whatever its data does.
-  void send_alive(const Channel& c, const PeerId& to) {
+  void send_alive(const Channel& c, const PeerId& to, bool evicted = false) {
     wire::Header h = port_.header(c, wire::Type::kAlive);
-    h.flags = c.link ? wire::kChannelOpen : 0;
+    h.flags = static_cast<std::uint8_t>((c.link ? wire::kChannelOpen : 0) | (evicted ? wire::kEvictedNow : 0));
     port_.send_control(to, h);
+  }
+
+  // The imports the link evicted: told, counted, forgotten for this channel, not served for a
+  // pause (their bound, at least a second, doubled per eviction, at most an hour).
+  void apply_evictions(Channel& c, std::uint64_t now) {
+    for (const ExportPort::Eviction& e : port_.take_evicted()) {
+      if (c.peers.count(e.id) == 0) continue;
+      Channel::Banned& b = c.banned[e.id];
+      const std::uint64_t pause_ms =
+          std::min<std::uint64_t>(std::max<std::uint64_t>(e.bound_ms, 1000) << std::min(b.count, 12u), 3'600'000);
+      ++b.count;
+      b.until_ns = now + pause_ms * kMs;
+      wire::Header h = port_.header(c, wire::Type::kEvicted);
+      h.value = static_cast<std::uint64_t>(e.why);
+      h.sequence = e.bound_ms;
+      port_.send_control(e.id, h);
+      c.peers.erase(e.id);
+      if (c.link) c.link->forget(c, e.id);
+      ++c.status.evictions;
+      again_ = true;  // what it held back can move now
+      log_event(cat("export ", c.name, ": evicted import ", printable(e.id), ": ", describe(e.why),
+                    " (", e.bound_ms, " ms); it may ask again in ", pause_ms, " ms"));
+    }
   }
 
   void send_not_exported(const PeerId& to, std::string_view name) {
@@ -201,8 +254,9 @@ class ExportSide final : public Side {
   void describe_to_peers(Channel& c) {
     for (auto& [id, peer] : c.peers) {
       if (peer.described) continue;
+      const std::uint64_t epoch = ++next_epoch_;
       wire::Header h = port_.header(c, wire::Type::kDescribe);
-      h.value = c.epoch;
+      h.value = epoch;
       // A topic's baseline: the next message its subscriber reads has this number, so an import
       // with no earlier position counts any loss from here, not from the first message it gets.
       if (const std::optional<std::uint64_t> next = c.link->baseline()) {
@@ -214,6 +268,7 @@ class ExportSide final : public Side {
       if (carrier_->try_send(id, control_, description_) != SendResult::kOk) continue;
       // What it is sent from here on is counted against the credit it gives for this epoch.
       peer.described = true;
+      peer.epoch = epoch;
       peer.sent = peer.delivered = peer.blocked_since_ns = 0;
       peer.in_flight = 0;
     }
@@ -238,6 +293,7 @@ class ExportSide final : public Side {
   // What a peer that went away held moves on (lossless topic sends it was owed, queue items).
   void forget(const PeerId& id) {
     for (Channel& c : channels_) {
+      c.banned.erase(id);
       if (c.peers.erase(id) != 0 && c.link) c.link->forget(c, id);
     }
   }
@@ -275,7 +331,12 @@ class ExportSide final : public Side {
     c.kind = st->kind;
     c.status.lossless = st->lossless;
     c.description = wire::Description{static_cast<std::uint32_t>(st->kind), st->lossless ? 1u : 0u,
-                                      st->capacity, st->max_message, st->max_peers};
+                                      st->capacity, st->max_message, st->max_peers, 0};
+    // The bound this export holds an import to, so it can keep within it (wire.h).
+    const std::chrono::milliseconds bound = st->kind == ChannelKind::kQueue ? spec_.ack_timeout
+                                            : st->lossless                  ? spec_.evict_after
+                                                                            : std::chrono::milliseconds(0);
+    c.description.deadline_ms = static_cast<std::uint32_t>(std::min<std::int64_t>(bound.count(), UINT32_MAX));
     std::unique_ptr<ExportLink> link = pattern->make_export();
     std::uint64_t incarnation = 0;
     if (absl::Status s = link->open(c.name, *st, spec_, &incarnation); !s.ok()) {
@@ -284,7 +345,6 @@ class ExportSide final : public Side {
     }
     c.link = std::move(link);
     c.incarnation = incarnation;
-    c.epoch = ++next_epoch_;
     for (auto& [id, peer] : c.peers) peer.described = false;
     log_event(cat("export ", c.name, ": open (", to_string(c.kind), c.status.lossless ? ", lossless" : "", ")"));
   }
@@ -323,7 +383,8 @@ class ExportSide final : public Side {
   std::uint64_t next_event_check_ns_ = 0;
   std::uint64_t probe_until_ns_ = 0;  // peers are probed until then (a connection dropped)
   std::uint64_t next_probe_ns_ = 0;
-  std::uint64_t next_epoch_;          // epochs of channel openings (from the clock: unique per run)
+  std::uint64_t next_epoch_;          // epochs of descriptions (from the clock: unique per run)
+  bool again_ = false;                // an eviction freed something: step again at once
 };
 
 }  // namespace
@@ -335,6 +396,12 @@ absl::StatusOr<std::unique_ptr<Side>> make_export_side(const ExportSpec& spec, s
     if (name.size() > wire::kMaxName) return absl::InvalidArgumentError("channel name too long");
   }
   if (spec.max_rate < 0) return absl::InvalidArgumentError("max_rate must be >= 0");
+  if (spec.evict_after.count() < 0 || spec.ack_timeout.count() < 0) {
+    return absl::InvalidArgumentError("evict_after and ack_timeout must be >= 0");
+  }
+  if (spec.topic_window == 0 || spec.topic_window > kMaxTopicWindow) {
+    return absl::InvalidArgumentError(cat("topic_window must be 1..", kMaxTopicWindow, " bytes"));
+  }
   if (spec.queue_window == 0 || spec.queue_window > kMaxQueueWindow) {
     return absl::InvalidArgumentError(cat("queue_window must be 1..", kMaxQueueWindow));
   }

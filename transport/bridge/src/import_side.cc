@@ -38,7 +38,8 @@ struct Held {
   std::vector<std::byte> payload;
   std::size_t offset = 0;  // topic batch: the first record not delivered yet
   std::uint64_t epoch = 0;  // of the description it came under
-  std::uint64_t since_ns = 0;
+  std::uint64_t since_ns = 0;    // since when it (or, at the front, the one before it) waited
+  std::uint64_t arrived_ns = 0;
 };
 
 struct Channel : ImportChannel {
@@ -83,6 +84,7 @@ class ImportSide final : public Side {
       }
       port_.flush_acks(c);
       deliver_held(c, now);
+      hand_back_late(c, now);
     }
     Incoming in;
     for (int i = 0; i < kReceiveBatch && carrier_->try_receive(&in); ++i) handle(in, now);
@@ -182,6 +184,7 @@ class ImportSide final : public Side {
     switch (h.type) {
       case wire::Type::kDescribe: return describe(*c, in.payload, h);
       case wire::Type::kAlive: return;
+      case wire::Type::kEvicted: return evicted(*c, h);
       case wire::Type::kNotExported:
         if (c->status.rejected++ == 0) {
           log_event(cat("import ", c->route.remote, ": ", carrier_->endpoint(), " does not export it"));
@@ -231,6 +234,17 @@ class ImportSide final : public Side {
     return hold(c, h, payload, offset, now);
   }
 
+  // The export will not send this channel for a while: this import broke a bound it sets (a
+  // lossless topic held back too long, queue items not acknowledged in time). What this import
+  // holds is still delivered; it asks again with its hellos, and the gap is counted then.
+  void evicted(Channel& c, const wire::Header& h) {
+    ++c.status.evictions;
+    const bool held_back = h.value == static_cast<std::uint64_t>(wire::EvictReason::kHeldBack);
+    log_event(cat("import ", c.route.remote, " -> ", c.route.local, ": evicted by the export: ",
+                  held_back ? "this side held the lossless topic back" : "items were not acknowledged",
+                  " for more than ", h.sequence, " ms; asking again"));
+  }
+
   // Keeps a message for later, within what this import offered. False: beyond it (an export that
   // ignores credit): dropped, counted, handed back (queue items).
   bool hold(Channel& c, const wire::Header& h, std::span<const std::byte> payload, std::size_t offset,
@@ -247,7 +261,7 @@ class ImportSide final : public Side {
     m.payload.assign(payload.begin(), payload.end());
     m.offset = offset;
     m.epoch = c.epoch;
-    m.since_ns = now;
+    m.since_ns = m.arrived_ns = now;
     c.held_bytes += payload.size();
     return true;
   }
@@ -274,6 +288,26 @@ class ImportSide final : public Side {
       c.held_bytes -= m.payload.size();
       c.held.pop_front();
       if (!c.held.empty()) c.held.front().since_ns = now;
+    }
+  }
+
+  // Messages held longer than the link allows go back (queue items: to the export, for another
+  // import, before its ack_timeout takes them back and this import would deliver them twice).
+  void hand_back_late(Channel& c, std::uint64_t now) {
+    if (c.held.empty()) return;
+    const std::uint64_t limit_ms = c.link->hold_limit_ms(c);
+    std::size_t handed = 0;
+    while (limit_ms != 0 && !c.held.empty() && now - c.held.front().arrived_ns >= limit_ms * kMs) {
+      Held& m = c.held.front();
+      c.link->cannot_take(c, port_, m.header, /*open=*/false);
+      c.link->finished(c, m.payload.size(), m.epoch);
+      c.held_bytes -= m.payload.size();
+      c.held.pop_front();
+      ++handed;
+    }
+    if (handed > 0) {
+      log_event(cat("import ", c.route.local, ": the local channel took nothing for ", limit_ms, " ms; handed ",
+                    handed, " item(s) back to the export"));
     }
   }
 

@@ -39,8 +39,10 @@ struct PeerChannel {
   bool described = false;       // its DESCRIBE went out: data may follow on the same connection
   std::uint32_t credit = 0;     // what its latest HELLO offered (queues: items in flight)
   std::uint32_t in_flight = 0;  // sent, not acknowledged yet (queues: items; frames: frames)
-  // Topics: credit in bytes of batch payload. Since its description it may have been sent up to
-  // `delivered` (what its CREDIT says went into its local topic) + `window`; `sent` so far.
+  // Topics: credit in bytes of batch payload. Since its description (of `epoch`) it may have been
+  // sent up to `delivered` (what its CREDIT says went into its local topic) + `window`; `sent`
+  // so far.
+  std::uint64_t epoch = 0;
   std::uint64_t window = 0;
   std::uint64_t delivered = 0;
   std::uint64_t sent = 0;
@@ -51,13 +53,13 @@ struct PeerChannel {
 struct ExportChannel {
   std::string name;
   std::uint64_t incarnation = 0;         // the local channel's, sent with every message
-  std::uint64_t epoch = 0;               // of this opening: descriptions carry it, credit names it
   std::map<PeerId, PeerChannel> peers;   // the imports that asked for it
   ChannelStatus status;
 };
 
 // What an export link sends through: the side's carrier, with its origin. A peer the carrier
-// says is gone is noted; the side forgets it once the link has returned.
+// says is gone is noted, and so is one the link evicts; the side acts on both once the link has
+// returned.
 class ExportPort {
  public:
   ExportPort(Carrier& carrier, std::uint64_t origin) : carrier_(carrier), origin_(origin) {}
@@ -76,6 +78,17 @@ class ExportPort {
     return r;
   }
   std::vector<PeerId> take_gone() { return std::exchange(gone_, {}); }
+  // Evicts `id` from the channel (it broke the bound `bound_ms` for `why`): the side tells it,
+  // counts it, forgets what it held (ExportLink::forget) and ignores its hellos for a while.
+  struct Eviction {
+    PeerId id;
+    wire::EvictReason why;
+    std::uint64_t bound_ms;
+  };
+  void evict(const PeerId& id, wire::EvictReason why, std::uint64_t bound_ms) {
+    evicted_.push_back(Eviction{id, why, bound_ms});
+  }
+  std::vector<Eviction> take_evicted() { return std::exchange(evicted_, {}); }
   // A message without payload (a control message) to `to`.
   SendResult send_control(const PeerId& to, const wire::Header& h) {
     wire::encode(h, &control_);
@@ -86,6 +99,7 @@ class ExportPort {
   Carrier& carrier_;
   std::uint64_t origin_;
   std::vector<PeerId> gone_;
+  std::vector<Eviction> evicted_;
   std::vector<std::byte> control_;
 };
 
@@ -210,6 +224,9 @@ class ImportLink {
   // `messages` and `bytes` it holds: an honest export never sends beyond what this import
   // offered, so this is the bound on what an import keeps per channel.
   virtual bool may_hold(const ImportChannel&, std::size_t messages, std::size_t bytes, std::size_t incoming) const = 0;
+  // How long a message may be held here before it is handed back (cannot_take), in ms; 0: as
+  // long as it takes.
+  virtual std::uint64_t hold_limit_ms(const ImportChannel&) const { return 0; }
   // A data message is done with (delivered or dropped) that arrived under description `epoch`.
   virtual void finished(ImportChannel&, std::size_t /*payload_bytes*/, std::uint64_t /*epoch*/) {}
   // Sends what the link owes the export (topics: credit): at every heartbeat (`heartbeat`), and

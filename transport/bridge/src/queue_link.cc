@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "link.h"
+#include "shmring/core/clock.h"
 #include "shmring/core/detail/message.h"
 #include "shmring/transport/queue.h"
 
@@ -38,22 +39,23 @@ struct QueueSlot {
   bool sent = false;     // view sent to `peer`, waiting for its ack
   bool resend = false;   // sent before to a peer that went away
   PeerId peer;
+  std::uint64_t since_ns = 0;  // when the item was taken from the queue or last sent
 };
 
 class QueueExport final : public ExportLink {
  public:
   absl::Status open(const std::string& name, const ChannelStats&, const ExportSpec& spec,
                     std::uint64_t* incarnation) override {
-    QueueOptions o;
-    o.create = false;
+    name_ = name;
+    ack_timeout_ms_ = static_cast<std::uint64_t>(spec.ack_timeout.count());
     for (std::uint32_t i = 0; i < std::max<std::uint32_t>(1, spec.queue_window); ++i) {
-      absl::StatusOr<QueueConsumer> s = QueueConsumer::open(name, o);
+      absl::StatusOr<QueueConsumer> s = open_consumer();
       if (!s.ok()) {
         slots_.clear();
         return s.status();
       }
       *incarnation = s->channel_incarnation();
-      slots_.push_back(QueueSlot{*std::move(s), {}, false, false, {}});
+      slots_.push_back(QueueSlot{*std::move(s), {}, false, false, {}, 0});
     }
     // The descriptor hears that the channel was removed (take_wait_events): made now.
     slots_.front().consumer.wait_fd();
@@ -62,7 +64,8 @@ class QueueExport final : public ExportLink {
 
   WaitEvent take_wait_events() override { return slots_.front().consumer.take_wait_events(); }
 
-  absl::Status move(ExportChannel& c, ExportPort& port, std::uint64_t) override {
+  absl::Status move(ExportChannel& c, ExportPort& port, std::uint64_t now) override {
+    if (absl::Status s = take_back_late_items(c, port, now); !s.ok()) return s;
     for (QueueSlot& s : slots_) {  // items whose peer went away, or that found every link full
       if (s.view.ok() && !s.sent && !send_item(c, port, s)) return absl::OkStatus();
     }
@@ -78,12 +81,18 @@ class QueueExport final : public ExportLink {
         return absl::OkStatus();
       }
       s->resend = false;
+      s->since_ns = monotonic_ns();
       if (!send_item(c, port, *s)) return absl::OkStatus();
     }
     return absl::OkStatus();
   }
 
   void plan_wait(const ExportChannel& c, std::uint64_t now, WaitPlan* plan) override {
+    if (ack_timeout_ms_ != 0) {
+      for (const QueueSlot& s : slots_) {
+        if (s.view.ok()) plan->until(s.since_ns + ack_timeout_ms_ * kMs);
+      }
+    }
     const bool room = any_room(c);
     if (room && has_unsent()) plan->until(now + kFullRetryNs);  // a full link: retry soon
     // The probe said kWouldBlock, which armed its descriptor; one holding an item has not.
@@ -125,6 +134,39 @@ class QueueExport final : public ExportLink {
   }
 
  private:
+  absl::StatusOr<QueueConsumer> open_consumer() const {
+    QueueOptions o;
+    o.create = false;
+    return QueueConsumer::open(name_, o);
+  }
+
+  // An item held longer than ack_timeout without an acknowledgement (sent to a peer that does
+  // not answer, or waiting for a peer with room since one went away) goes back to the queue:
+  // closing the consumer that holds it hands it to the queue's recovery, and the next consumer,
+  // on this host or the export again, gets it redelivered. A peer it was sent to is evicted; what
+  // else it holds waits for another import (forget), within the same bound.
+  absl::Status take_back_late_items(ExportChannel& c, ExportPort& port, std::uint64_t now) {
+    if (ack_timeout_ms_ == 0) return absl::OkStatus();
+    for (QueueSlot& s : slots_) {
+      if (!s.view.ok() || now - s.since_ns < ack_timeout_ms_ * kMs) continue;
+      if (s.sent) {
+        port.evict(s.peer, wire::EvictReason::kAckLate, ack_timeout_ms_);
+        if (auto peer = c.peers.find(s.peer); peer != c.peers.end() && peer->second.in_flight > 0) {
+          --peer->second.in_flight;
+        }
+      }
+      s.consumer.close();
+      s.view = QueueView();
+      s.sent = s.resend = false;
+      ++c.status.redelivered;
+      absl::StatusOr<QueueConsumer> fresh = open_consumer();
+      if (!fresh.ok()) return fresh.status();
+      s.consumer = *std::move(fresh);
+      if (&s == &slots_.front()) s.consumer.wait_fd();  // the one that hears of a removal
+    }
+    return absl::OkStatus();
+  }
+
   QueueSlot* idle_slot() {
     for (QueueSlot& s : slots_) {
       if (!s.view.ok()) return &s;
@@ -166,6 +208,7 @@ class QueueExport final : public ExportLink {
     switch (port.send(best->first, header_, s.view.data())) {
       case SendResult::kOk:
         s.sent = true;
+        s.since_ns = monotonic_ns();
         s.peer = best->first;
         ++best->second.in_flight;
         if (s.resend) ++c.status.redelivered;
@@ -178,6 +221,8 @@ class QueueExport final : public ExportLink {
     return false;
   }
 
+  std::string name_;
+  std::uint64_t ack_timeout_ms_ = 0;  // ExportSpec::ack_timeout
   std::vector<QueueSlot> slots_;
   std::size_t probe_ = 0;  // the consumer whose descriptor is armed (it said kWouldBlock)
   std::vector<std::byte> header_;
@@ -229,6 +274,10 @@ class QueueImport final : public ImportLink {
     port.ack(c, h, 0);
     return Delivery::kDone;
   }
+
+  // Items held here (the local queue full) are handed back before the export would take them
+  // back itself (its ack_timeout, in the description), so they are not delivered twice.
+  std::uint64_t hold_limit_ms(const ImportChannel& c) const override { return c.description.deadline_ms / 2; }
 
   // An honest export sends no more items than this import's credit.
   bool may_hold(const ImportChannel& c, std::size_t messages, std::size_t, std::size_t) const override {

@@ -56,6 +56,7 @@ class TopicExport final : public ExportLink {
     buffer_.resize(wire::kRecordHeader + topic_->max_message() + wire::kBatchSlack);
     lossless_ = stats.lossless;
     most_window_ = spec.topic_window;
+    evict_after_ms_ = static_cast<std::uint64_t>(spec.evict_after.count());
     return absl::OkStatus();
   }
 
@@ -68,6 +69,7 @@ class TopicExport final : public ExportLink {
   }
 
   absl::Status move(ExportChannel& c, ExportPort& port, std::uint64_t now) override {
+    evict_the_stuck(c, port, now);
     blocked_on_credit_ = false;
     if (!pending_.empty()) {
       retry_pending(c, port, now);
@@ -86,7 +88,12 @@ class TopicExport final : public ExportLink {
     return absl::OkStatus();
   }
 
-  void plan_wait(const ExportChannel&, std::uint64_t now, WaitPlan* plan) override {
+  void plan_wait(const ExportChannel& c, std::uint64_t now, WaitPlan* plan) override {
+    if (lossless_ && evict_after_ms_ != 0) {
+      for (const auto& [id, peer] : c.peers) {
+        if (peer.blocked_since_ns != 0) plan->until(peer.blocked_since_ns + evict_after_ms_ * kMs);
+      }
+    }
     if (!pending_.empty()) {
       plan->until(now + kFullRetryNs);  // a full link: retry soon
     } else if (!blocked_on_credit_) {
@@ -97,9 +104,9 @@ class TopicExport final : public ExportLink {
     // Blocked on credit: it comes on the carrier, whose descriptor the side polls.
   }
 
-  void on_message(ExportChannel& c, const PeerId&, PeerChannel* peer, const wire::Header& h) override {
-    // CREDIT of this opening's description (an older one counted bytes of another epoch).
-    if (h.type != wire::Type::kCredit || peer == nullptr || !peer->described || h.incarnation != c.epoch) return;
+  void on_message(ExportChannel&, const PeerId&, PeerChannel* peer, const wire::Header& h) override {
+    // CREDIT for the peer's latest description (an older one counted bytes of another epoch).
+    if (h.type != wire::Type::kCredit || peer == nullptr || !peer->described || h.incarnation != peer->epoch) return;
     peer->delivered = std::max(peer->delivered, h.sequence);
     peer->window = h.value;
   }
@@ -114,6 +121,17 @@ class TopicExport final : public ExportLink {
     bool drained = false;       // the subscriber had no more
     std::size_t next_size = 0;  // no record: the next message, which did not fit (0: none waits)
   };
+
+  // Lossless: a peer that has held the channel back for evict_after is evicted (the side tells
+  // it); the others go on.
+  void evict_the_stuck(const ExportChannel& c, ExportPort& port, std::uint64_t now) {
+    if (!lossless_ || evict_after_ms_ == 0) return;
+    for (const auto& [id, peer] : c.peers) {
+      if (peer.blocked_since_ns != 0 && now - peer.blocked_since_ns >= evict_after_ms_ * kMs) {
+        port.evict(id, wire::EvictReason::kHeldBack, evict_after_ms_);
+      }
+    }
+  }
 
   // Credit `peer` has left, in payload bytes.
   std::uint64_t credit(const PeerChannel& peer) const {
@@ -234,7 +252,8 @@ class TopicExport final : public ExportLink {
 
   std::optional<TopicSubscriber> topic_;
   bool lossless_ = false;
-  std::uint64_t most_window_ = 0;  // ExportSpec::topic_window
+  std::uint64_t most_window_ = 0;    // ExportSpec::topic_window
+  std::uint64_t evict_after_ms_ = 0;  // ExportSpec::evict_after
   bool blocked_on_credit_ = false;
   // The batch being sent, kept while some lossless peers' links are full (sent again until taken).
   std::vector<std::byte> buffer_;

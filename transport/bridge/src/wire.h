@@ -63,6 +63,8 @@ inline constexpr std::uint8_t kHasBaseline = 1;  // kDescribe (topic): `sequence
                                                  // this export covers for the peer
 inline constexpr std::uint8_t kChannelOpen = 1;  // kAlive: the export has the channel open
 inline constexpr std::uint8_t kHasPosition = 2;  // kAlive (topic): `sequence` is meaningful
+inline constexpr std::uint8_t kEvictedNow = 4;   // kAlive: this import is evicted from the channel
+                                                 // for now (its hellos are not served)
 
 struct Header {
   Type type = Type::kHello;

@@ -50,6 +50,14 @@ struct ExportSpec {
   double max_rate = 0;              // frames: at most this many frames per second per channel (0: no limit)
   std::uint32_t queue_window = 16;  // queues: items in flight per channel (each held until acknowledged)
   std::uint64_t topic_window = kDefaultTopicWindow;  // topics: most bytes in flight to one import
+  // Lossless topics: an import that has held the channel back (no credit, or a full link) for
+  // this long is evicted from it (told, counted, and let back after a pause that doubles with
+  // each eviction); the others go on. 0: never (it then holds the publisher back as long as it
+  // lives). Queues: an item an import has not acknowledged within ack_timeout goes back to the
+  // queue, to be consumed elsewhere (it counts as redelivered), and that import is evicted the
+  // same way. 0: never.
+  std::chrono::milliseconds evict_after{30000};
+  std::chrono::milliseconds ack_timeout{30000};
 };
 
 // A channel as the import side names it: `remote` on the exporting host, `local` here
@@ -117,6 +125,8 @@ struct ChannelStatus {
   std::uint64_t rejected = 0;       // import: messages refused (too large, wrong kind, bad header)
   std::uint64_t resets = 0;         // import: the upstream channel changed incarnation (new baseline)
   std::uint64_t held_back_ns = 0;   // time the local side waited (lossless back-pressure)
+  std::uint64_t evictions = 0;      // export: imports evicted from the channel (evict_after,
+                                    // ack_timeout); import: times the export evicted this one
 };
 
 struct BridgeStatus {
