@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "test_support.h"
 #include "shmring/bridge/bridge.h"
+#include "shmring/transport/queue.h"
 #include "shmring/transport/topic.h"
 #include "transport_test_util.h"
 #include "wire.h"
@@ -266,6 +267,44 @@ TEST(TopicUpstream, LostCountShowsInStats) {
   EXPECT_EQ(pub->stats().lost, 7u);
   EXPECT_EQ(read_stats(name)->lost, 7u);
   EXPECT_EQ(pub->upstream_resume().origin, 0u);  // nothing sent from upstream yet
+}
+
+// What `shmring stat` says of an imported channel: where it comes from and whether the link is
+// up, per importing endpoint; an address too long is cut, control characters are escaped.
+TEST(UpstreamLink, ShowsInStatsPerEndpoint) {
+  const std::string name = channel_name("uplink");
+  auto queue = QueueProducer::open(name);
+  ASSERT_TRUE(queue.ok());
+  auto find = [&] {
+    absl::StatusOr<ChannelStats> st = read_stats(name);
+    EXPECT_TRUE(st.ok());
+    for (const PeerStats& p : st->peers) {
+      if (p.role == PeerRole::kProducer) return p;
+    }
+    return PeerStats{};
+  };
+  EXPECT_EQ(find().upstream_from, "");  // not an import
+  queue->set_upstream_link("tcp://[fd77::1]:7001", true);
+  EXPECT_EQ(find().upstream_from, "tcp://[fd77::1]:7001");
+  EXPECT_TRUE(find().upstream_up);
+  queue->set_upstream_link("tcp://elsewhere:1", false);  // the address stays the first one
+  EXPECT_EQ(find().upstream_from, "tcp://[fd77::1]:7001");
+  EXPECT_FALSE(find().upstream_up);
+  auto other = QueueProducer::open(name);
+  ASSERT_TRUE(other.ok());
+  other->set_upstream_link("tcp://x\x1b]0;evil\n:1 and a long tail past the 35 bytes kept", true);
+  absl::StatusOr<ChannelStats> st = read_stats(name);
+  ASSERT_TRUE(st.ok());
+  int imports = 0;
+  for (const PeerStats& p : st->peers) {
+    if (p.upstream_from.empty()) continue;
+    ++imports;
+    EXPECT_EQ(p.upstream_from.find_first_of("\x1b\n"), std::string::npos) << p.upstream_from;
+    EXPECT_EQ(p.upstream_from.find("past"), std::string::npos) << p.upstream_from;  // cut
+  }
+  EXPECT_EQ(imports, 2);
+  queue->close();
+  other->close();
 }
 
 // A publisher sends upstream messages 1000, 1001, ... and is killed with SIGKILL at a varying
