@@ -53,12 +53,12 @@ def test_lossless_topic_loses_nothing_through_an_8s_subscriber_stall(net, procs,
 
 
 def test_one_mib_messages_to_a_stuck_subscriber_keep_both_bridges_bounded(net, procs, port, names, go):
-    """1 MiB lossless messages to a subscriber that stops after 5 for 6 s: the bridges hold a
+    """1 MiB lossless messages to a subscriber that stops after 5 for 3 s: the bridges hold a
     window each, not what their carrier queues could take (which grew them by 1.2 GiB)."""
     a, b = names(".a"), names(".b")
-    count = scaled(150, least=60)
+    count = scaled(100, least=60)
     sub = procs(net.b.start([PEER, "topic-sub", b, "--lossless", "--idle", 20, "--expect", count,
-                             "--capacity", 8 * MiB, "--max-message", MiB + 64, "--stall-after", 5, "--stall", 6]))
+                             "--capacity", 8 * MiB, "--max-message", MiB + 64, "--stall-after", 5, "--stall", 3]))
     wait_line(sub)
     pub = procs(net.a.start([PEER, "topic-pub", a, "--lossless", "--count", count, "--capacity", 8 * MiB,
                              "--max-message", MiB + 64, "--sizes", MiB, "--wait-file", go]))
@@ -80,7 +80,7 @@ def test_an_export_that_ignores_credit_cannot_grow_the_import(net, procs, port, 
     remote, local = names(".h"), names(".hb")
     address = f"tcp://{net.a.address}:{port()}"
     sub = procs(net.b.start([PEER, "topic-sub", local, "--lossless", "--capacity", 4 * MiB, "--max-message", MiB,
-                             "--idle", 1, "--stall-after", 1, "--stall", 7]))
+                             "--idle", 1, "--stall-after", 1, "--stall", 4]))
     wait_line(sub)
     fake = procs(python_in(net.a, '''
         ctx = zmq.Context(); s = ctx.socket(zmq.ROUTER); s.bind(sys.argv[1]); name = sys.argv[2]
@@ -88,7 +88,7 @@ def test_an_export_that_ignores_credit_cannot_grow_the_import(net, procs, port, 
         s.send_multipart([peer, header(DESCRIBE, name, value=1),
                           description(lossless=1, capacity=1 << 22, max_message=1 << 20)])
         body = b"x" * ((1 << 20) - 12)
-        end = time.monotonic() + 4
+        end = time.monotonic() + 2
         sequence = 0
         while time.monotonic() < end:
             s.send_multipart([peer, *topic(name, (sequence, body))])
@@ -115,7 +115,7 @@ def test_a_peer_that_never_gives_credit_is_evicted_and_the_honest_import_goes_on
     gives credit: it holds the topic back for everyone until --evict-after (2 s here); then it is
     evicted and told, and the honest import receives every message."""
     a, b = names(".a"), names(".b")
-    count = scaled(20_000, least=4000)
+    count = scaled(8000, least=4000)
     sub = procs(net.b.start([PEER, "topic-sub", b, "--lossless", "--idle", 20, "--expect", count]))
     wait_line(sub)
     pub = procs(net.a.start([PEER, "topic-pub", a, "--lossless", "--count", count, "--rate", 2000,
@@ -136,7 +136,7 @@ def test_a_peer_that_never_gives_credit_is_evicted_and_the_honest_import_goes_on
                     if struct.unpack("<IBB", parts[0][:6])[2] == EVICTED:
                         evicted += 1
         print(evicted, flush=True)
-    ''', address, a, 10))
+    ''', address, a, 6))
     time.sleep(1.0)  # it is described and holds the topic
     open(go, "w").close()
     p = result(pub, timeout=120)
@@ -159,7 +159,7 @@ def test_queue_items_a_peer_never_acknowledges_go_back_after_the_ack_timeout(net
     a, b = names(".qa"), names(".qb")
     count = 400
     ids = str(tmp_path / "ids")
-    consumer = procs(net.a.start([PEER, "queue-consume", a, "--idle", 6, "--out", ids]))
+    consumer = procs(net.a.start([PEER, "queue-consume", a, "--idle", 3, "--out", ids]))
     wait_line(consumer)
     producer = procs(net.a.start([PEER, "queue-produce", a, "--count", count, "--rate", 200, "--wait-file", go]))
     wait_line(producer)
@@ -177,7 +177,7 @@ def test_queue_items_a_peer_never_acknowledges_go_back_after_the_ack_timeout(net
                     parts = s.recv_multipart()
                     taken += struct.unpack("<IBB", parts[0][:6])[2] == ITEM
         print(taken, flush=True)
-    ''', address, a, 5))
+    ''', address, a, 3))
     exporter.wait(lambda s: s["peers"] >= 1 and s["channels"][0]["open"], what="the raw client connected")
     open(go, "w").close()
     assert result(producer)["produced"] == count

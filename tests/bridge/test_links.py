@@ -1,7 +1,8 @@
 """The link between the two bridges: addresses (IPv6), reconnecting after a refused handshake,
-and what each side says about the link."""
+and what the import says when it cannot connect (a cut link: test_topics.py)."""
 
 import subprocess
+import time
 
 from conftest import PEER, SHMRING, Bridge, result, wait_line
 
@@ -56,4 +57,18 @@ def test_an_import_refused_by_curve_connects_once_the_export_accepts_it(net, pro
     assert result(pub)["published"] == 3000
     assert result(sub)["received"] > 0
     exporter.stop()
+    importer.stop()
+
+
+def test_an_import_that_cannot_connect_says_so(net, procs, port, names):
+    """Nothing listens at the address: the import logs that it cannot connect (it used to say
+    nothing) and its status says connecting."""
+    b = names(".b")
+    importer = procs(Bridge(net.b, ["import", f"x={b}", "--connect", f"tcp://{net.a.address}:{port()}"]))
+    importer.wait(lambda s: s["channels"][0]["link"] == "connecting", what="a status line")
+    deadline = time.monotonic() + 20
+    while not any("cannot connect" in line for line in importer.log):
+        assert time.monotonic() < deadline, importer.log
+        time.sleep(0.05)
+    assert importer.status["channels"][0]["link"] == "connecting"
     importer.stop()

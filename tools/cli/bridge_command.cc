@@ -99,10 +99,18 @@ std::string address(const std::string& text) {
   return text;
 }
 
+// " [link down for 8.2 s]" when an import's link is not up.
+std::string link_text(const bridge::ChannelStatus& c) {
+  if (c.direction != "import" || c.link == "up") return "";
+  char since[32];
+  std::snprintf(since, sizeof since, "%.1f", static_cast<double>(c.link_ms) / 1000.0);
+  return " [link " + c.link + " for " + since + " s]";
+}
+
 std::string human_status(const bridge::ChannelStatus& c) {
   std::string line = c.direction + " " + (c.direction == "export" ? c.channel : c.remote + " -> " + c.channel) +
                      " (" + std::string(to_string(c.kind)) + (c.lossless ? ", lossless" : "") + ")" +
-                     (c.open ? "" : " [not open]") + ": " + std::to_string(c.messages) + " messages, " +
+                     (c.open ? "" : " [not open]") + link_text(c) + ": " + std::to_string(c.messages) + " messages, " +
                      std::to_string(c.bytes) + " bytes, peers " + std::to_string(c.peers);
   if (c.lost != 0) line += ", lost " + std::to_string(c.lost);
   if (c.duplicates != 0) line += ", duplicates dropped " + std::to_string(c.duplicates);

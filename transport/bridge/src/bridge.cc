@@ -172,7 +172,8 @@ std::string status_json(const BridgeStatus& s) {
                     ",\"duplicates\":", c.duplicates, ",\"dropped\":", c.dropped,
                     ",\"redelivered\":", c.redelivered, ",\"rejected\":", c.rejected,
                     ",\"resets\":", c.resets, ",\"held_back_ms\":", c.held_back_ns / 1'000'000,
-               ",\"evictions\":", c.evictions, "}");
+               ",\"evictions\":", c.evictions, ",\"link\":", json_string(c.link),
+               ",\"link_changes\":", c.link_changes, ",\"link_ms\":", c.link_ms, "}");
     first = false;
   }
   out += cat("]}");

@@ -132,6 +132,7 @@ class ExportSide final : public Side {
       s.open = c.link != nullptr;
       s.kind = c.kind;
       s.peers = static_cast<std::uint32_t>(c.peers.size());
+      s.link = c.peers.empty() ? "waiting" : "up";
       status->channels.push_back(std::move(s));
     }
     status->malformed += malformed_;
@@ -179,7 +180,13 @@ class ExportSide final : public Side {
 
   void handle(const Incoming& in, std::uint64_t now) {
     wire::Header h;
-    if (in.parts != 1 || wire::decode(in.header, &h) != wire::DecodeError::kNone || !wire::from_import(h.type)) {
+    const wire::DecodeError error = in.parts != 1 ? wire::DecodeError::kShort : wire::decode(in.header, &h);
+    if (error == wire::DecodeError::kBadVersion && !version_reported_) {
+      version_reported_ = true;
+      log_event(cat("export ", carrier_->endpoint(), ": an import speaks another version of the bridge's protocol "
+                    "(this one speaks ", static_cast<unsigned>(wire::kVersion), "): upgrade both"));
+    }
+    if (error != wire::DecodeError::kNone || !wire::from_import(h.type)) {
       ++malformed_;
       return;
     }
@@ -385,6 +392,7 @@ class ExportSide final : public Side {
   std::uint64_t next_probe_ns_ = 0;
   std::uint64_t next_epoch_;          // epochs of descriptions (from the clock: unique per run)
   bool again_ = false;                // an eviction freed something: step again at once
+  bool version_reported_ = false;
 };
 
 }  // namespace

@@ -118,6 +118,9 @@ class FrameImport final : public ImportLink {
   }
   void close() override { frames_.reset(); }
   bool is_open() const override { return frames_.has_value(); }
+  void set_upstream(std::string_view from, bool up) override {
+    if (frames_) frames_->set_upstream_link(from, up);
+  }
   int wait_fd() const override { return frames_ ? frames_->wait_fd() : -1; }
   WaitEvent take_wait_events() override { return frames_->take_wait_events(); }
   std::uint64_t max_message() const override { return frames_->max_message(); }

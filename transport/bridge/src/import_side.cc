@@ -29,6 +29,24 @@ using shmring::detail::cat;
 namespace {
 
 constexpr int kReceiveBatch = 2048;                       // messages taken from the carrier per step
+
+// The import's link to its export, as the status and the log lines say it.
+enum class Link : std::uint8_t {
+  kConnecting,  // no connection yet (or the address cannot be reached): the carrier retries
+  kUp,          // the export was heard from within peer_timeout
+  kDown,        // the connection was lost, or the export fell silent
+  kRefused,     // the handshake failed (CURVE); the carrier tries again with back-off
+};
+
+std::string_view to_string(Link link) {
+  switch (link) {
+    case Link::kConnecting: return "connecting";
+    case Link::kUp: return "up";
+    case Link::kDown: return "down";
+    case Link::kRefused: return "refused";
+  }
+  return "?";
+}
 constexpr std::uint64_t kMaxDescribedBytes = 4ull << 30;  // the largest channel a description may ask for
 
 // A data message the local channel had no room for.
@@ -74,6 +92,7 @@ class ImportSide final : public Side {
 
   void step(std::uint64_t now) override {
     take_carrier_events(now);
+    check_silence(now);
     const bool heartbeat = now >= next_hello_ns_;
     if (heartbeat) say_hello(now);
     check_removed(now);
@@ -95,6 +114,7 @@ class ImportSide final : public Side {
 
   void plan_wait(std::uint64_t now, WaitPlan* plan) override {
     plan->until(next_hello_ns_);
+    if (link_ == Link::kUp) plan->until(last_heard_ns_ + peer_timeout_ns() + 1);
     plan->add(carrier_->descriptor());
     if (carrier_->has_input()) plan->again = true;
     for (const Channel& c : channels_) {
@@ -112,7 +132,10 @@ class ImportSide final : public Side {
     for (const Channel& c : channels_) {
       ChannelStatus s = c.status;
       s.open = c.open();
-      s.peers = c.described ? 1 : 0;
+      s.peers = c.described && link_ == Link::kUp ? 1 : 0;
+      s.link = std::string(to_string(link_));
+      s.link_changes = link_changes_;
+      s.link_ms = (now - link_since_ns_) / kMs;
       s.kind = static_cast<ChannelKind>(c.description.kind != 0 ? c.description.kind : 2);
       s.lossless = c.description.lossless != 0;
       if (!c.held.empty()) s.held_back_ns += now - c.held.front().since_ns;
@@ -129,16 +152,55 @@ class ImportSide final : public Side {
   void take_carrier_events(std::uint64_t now) {
     const CarrierEvents events = carrier_->take_events();
     if (events.refused > 0) {
-      if (refused_ == 0) {
-        log_event(cat("import ", carrier_->endpoint(), ": the handshake failed (CURVE: wrong server key, "
-                      "a client key the export does not accept, or CURVE on one side only); retrying"));
-      }
       refused_ += events.refused;
+      set_link(Link::kRefused, now,
+               "the handshake failed: a wrong server key, a client key the export does not accept, or "
+               "CURVE on one side only; trying again with back-off");
     }
+    if (events.disconnected > 0 && link_ == Link::kUp) set_link(Link::kDown, now, "the connection was lost");
     if (events.connected > 0) {
       // Maybe a new export process: it must hear from us before it sends anything.
       for (Channel& c : channels_) c.described = false;
       next_hello_ns_ = now;
+    }
+    if (events.retried > 0 && !retry_reported_ && link_ != Link::kUp) {
+      retry_reported_ = true;
+      log_event(cat("import ", carrier_->endpoint(), ": cannot connect (the address does not resolve or cannot be "
+                    "reached, or nothing listens there); trying again with back-off"));
+    }
+  }
+
+  std::uint64_t peer_timeout_ns() const {
+    return static_cast<std::uint64_t>(spec_.carrier.peer_timeout.count()) * kMs;
+  }
+
+  // The export answers every hello (ALIVE), so silence for peer_timeout means the link is down,
+  // whatever the channels' data does.
+  void check_silence(std::uint64_t now) {
+    if (link_ == Link::kUp && now - last_heard_ns_ > peer_timeout_ns()) {
+      set_link(Link::kDown, now, cat("nothing heard from the export for ", spec_.carrier.peer_timeout.count(), " ms"));
+    }
+  }
+
+  void heard(std::uint64_t now) {
+    last_heard_ns_ = now;
+    if (link_ != Link::kUp) set_link(Link::kUp, now, "");
+  }
+
+  // A change of the link's state: logged, counted, and told to every local channel this import
+  // feeds (shmring stat shows it).
+  void set_link(Link to, std::uint64_t now, const std::string& why) {
+    if (to == link_) return;
+    std::string line = cat("import ", carrier_->endpoint(), ": link ", to_string(to));
+    if (!why.empty()) line += cat(" (", why, ")");
+    if (to == Link::kUp && link_changes_ > 0) line += cat(" after ", (now - link_since_ns_) / kMs, " ms ", to_string(link_));
+    log_event(line);
+    link_ = to;
+    link_since_ns_ = now;
+    ++link_changes_;
+    retry_reported_ = false;
+    for (Channel& c : channels_) {
+      if (c.open()) c.link->set_upstream(carrier_->endpoint(), link_ == Link::kUp);
     }
   }
 
@@ -172,10 +234,17 @@ class ImportSide final : public Side {
 
   void handle(const Incoming& in, std::uint64_t now) {
     wire::Header h;
-    if (in.parts < 1 || in.parts > 2 || wire::decode(in.header, &h) != wire::DecodeError::kNone) {
+    const wire::DecodeError error = in.parts < 1 || in.parts > 2 ? wire::DecodeError::kShort : wire::decode(in.header, &h);
+    if (error != wire::DecodeError::kNone) {
+      if (error == wire::DecodeError::kBadVersion && !version_reported_) {
+        version_reported_ = true;
+        log_event(cat("import ", carrier_->endpoint(), ": the export speaks another version of the bridge's "
+                      "protocol (this one speaks ", static_cast<unsigned>(wire::kVersion), "): upgrade both"));
+      }
       ++malformed_;
       return;
     }
+    heard(now);
     Channel* c = find(h.name);
     if (c == nullptr) {
       ++unknown_channel_;
@@ -371,6 +440,7 @@ class ImportSide final : public Side {
     if (c.link->wait_fd() < 0) log_event(cat("import ", c.route.local, ": no descriptor: ", std::strerror(errno)));
     c.local_max_message = c.link->max_message();
     c.link->opened(c);
+    c.link->set_upstream(carrier_->endpoint(), link_ == Link::kUp);
     return true;
   }
 
@@ -420,6 +490,12 @@ class ImportSide final : public Side {
   std::uint64_t refused_ = 0;
   std::uint64_t malformed_ = 0;
   std::uint64_t unknown_channel_ = 0;
+  Link link_ = Link::kConnecting;
+  std::uint64_t link_since_ns_ = monotonic_ns();
+  std::uint64_t link_changes_ = 0;
+  std::uint64_t last_heard_ns_ = 0;
+  bool retry_reported_ = false;  // a failed connection attempt was logged in this state
+  bool version_reported_ = false;
 };
 
 }  // namespace

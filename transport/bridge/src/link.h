@@ -16,6 +16,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -208,6 +209,9 @@ class ImportLink {
   virtual std::uint64_t max_message() const = 0;  // of the local channel
   // After open: the link picks up what the local channel remembers (topics: the upstream mark).
   virtual void opened(ImportChannel&) {}
+  // Tells the local channel where its messages come from and whether the link is up (for
+  // `shmring stat`: ChannelEndpoint::set_upstream_link). No-op when not open.
+  virtual void set_upstream(std::string_view from, bool up) = 0;
   // A DESCRIBE of the channel arrived while it is open (topics: the baseline to count from).
   virtual void described(ImportChannel&, const wire::Header&) {}
   // Bytes a data message of this pattern may carry beyond one message of the largest size.

@@ -235,6 +235,9 @@ class QueueImport final : public ImportLink {
   }
   void close() override { queue_.reset(); }
   bool is_open() const override { return queue_.has_value(); }
+  void set_upstream(std::string_view from, bool up) override {
+    if (queue_) queue_->set_upstream_link(from, up);
+  }
   int wait_fd() const override { return queue_ ? queue_->wait_fd() : -1; }
   WaitEvent take_wait_events() override { return queue_->take_wait_events(); }
   std::uint64_t max_message() const override { return queue_->max_message(); }

@@ -272,6 +272,9 @@ class TopicImport final : public ImportLink {
   }
   void close() override { topic_.reset(); }
   bool is_open() const override { return topic_.has_value(); }
+  void set_upstream(std::string_view from, bool up) override {
+    if (topic_) topic_->set_upstream_link(from, up);
+  }
   int wait_fd() const override { return topic_ ? topic_->wait_fd() : -1; }
   WaitEvent take_wait_events() override { return topic_->take_wait_events(); }
   std::uint64_t max_message() const override { return topic_->max_message(); }

@@ -127,6 +127,13 @@ struct ChannelStatus {
   std::uint64_t held_back_ns = 0;   // time the local side waited (lossless back-pressure)
   std::uint64_t evictions = 0;      // export: imports evicted from the channel (evict_after,
                                     // ack_timeout); import: times the export evicted this one
+  // The link. Import: "connecting" (no connection yet, or an address that cannot be reached),
+  // "up" (the export was heard from within peer_timeout), "down" (the connection was lost, or
+  // the export fell silent), "refused" (the handshake failed: CURVE keys). Export: "up" while an
+  // import asks for the channel, else "waiting".
+  std::string link;
+  std::uint64_t link_changes = 0;   // import: times its link state changed
+  std::uint64_t link_ms = 0;        // import: how long the link has been in its state
 };
 
 struct BridgeStatus {
