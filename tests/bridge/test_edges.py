@@ -2,11 +2,14 @@
 configuration file, signals and exit codes."""
 
 import os
+import shutil
 import signal
 import stat
 import subprocess
 import textwrap
 import time
+
+import pytest
 
 from conftest import bridge_pair, PEER, SHMRING, Bridge, result, wait_line
 
@@ -236,6 +239,59 @@ def test_usage_errors_exit_2_and_start_failures_exit_1(net, procs, port, names, 
     swapped = run("import", a, "--connect", 7000, "--curve-server-key", tmp_path / "k.pub",
                   "--curve-secret-key", tmp_path / "k.pub")
     assert swapped.returncode == 2 and "public key" in swapped.stderr
+    # An import names its channels: a pattern is refused, clearly (an export takes patterns).
+    pattern = run("import", "md.*", "--connect", 7000)
+    assert pattern.returncode == 2 and "is a pattern" in pattern.stderr
+
+
+def test_the_example_configuration_checks(tmp_path):
+    """tools/systemd/bridge.conf (the example beside the systemd unit) passes --check once its key
+    files exist; --check binds nothing and reports what the file sets up."""
+    example = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "systemd", "bridge.conf")
+    with open(example) as f:
+        text = f.read()
+    for who in ("a", "b", "c"):
+        assert subprocess.run([SHMRING, "bridge", "keygen", "--out", tmp_path / who], capture_output=True).returncode == 0
+        text = text.replace(f"/etc/shmring/{who}.", f"{tmp_path}/{who}.")
+    config = tmp_path / "bridge.conf"
+    config.write_text(text)
+    out = subprocess.run([SHMRING, "bridge", "--config", config, "--check"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "export md.l1 md.l2 at tcp://10.0.0.1:7001 (CURVE)" in out.stdout
+    assert "import cam.0=siteC.cam.0 from tcp://10.0.0.3:7002 (CURVE)" in out.stdout
+    config.write_text(text.replace("evict_after = 30s", "evict_after = soon"))
+    out = subprocess.run([SHMRING, "bridge", "--config", config, "--check"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "evict_after" in out.stderr
+
+
+def test_an_export_pattern_serves_the_channels_imports_ask_for(net, procs, port, names):
+    """`export 'PREFIX.p.*'`: each channel an import names that matches is exported (it used to
+    wait for a channel literally named so)."""
+    prefix = names("")
+    sent = {f"{prefix}.p.x": "east", f"{prefix}.p.y": "west"}
+    subs = {n: procs(net.b.start([SHMRING, "sub", f"{n}.b", "--create", "--kind", "topic", "--count", 3,
+                                  "--timeout", 20])) for n in sent}
+    pubs = {n: procs(net.a.start([SHMRING, "pub", n, "--create", "--kind", "topic"], stdin=subprocess.PIPE))
+            for n in sent}
+    address = f"tcp://{net.a.address}:{port()}"
+    exporter = procs(Bridge(net.a, ["export", f"{prefix}.p.*", "--bind", address]))
+    importer = procs(Bridge(net.b, ["import", *[f"{n}={n}.b" for n in sent], "--connect", address]))
+    for n in sent:
+        importer.wait_ready(f"{n}.b")
+        exporter.wait_ready(n)
+    for n, word in sent.items():
+        pubs[n].stdin.write("".join(f"{word} {i}\n" for i in range(3)))
+        pubs[n].stdin.flush()
+    for n, word in sent.items():
+        out, err = subs[n].communicate(timeout=30)
+        assert subs[n].returncode == 0, err
+        assert out.splitlines() == [f"{word} {i}" for i in range(3)]
+    for p in pubs.values():
+        p.stdin.close()
+        p.wait(timeout=10)
+    assert any("matching" in line for line in exporter.log)
+    exporter.stop()
+    importer.stop()
 
 
 def test_an_import_that_cannot_open_its_queue_hands_items_back(net, procs, port, names):
@@ -276,3 +332,19 @@ def test_an_import_that_cannot_open_its_queue_hands_items_back(net, procs, port,
                            capture_output=True, timeout=30)
     assert ended.returncode == 0, ended.stderr
     holder.communicate(timeout=30)
+
+
+def test_the_systemd_unit_verifies(tmp_path):
+    """tools/systemd/shmring-bridge.service: systemd finds nothing to say about it (the binary
+    path pointed at this build's)."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    unit = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "systemd", "shmring-bridge.service")
+    with open(unit) as f:
+        text = f.read()
+    assert "--config /etc/shmring/bridge.conf" in text
+    copy = tmp_path / "shmring-bridge.service"
+    copy.write_text(text.replace("/usr/local/bin/shmring", SHMRING))
+    out = subprocess.run([analyze, "verify", "--man=no", copy], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "" and out.stderr.strip() == "", out.stdout + out.stderr

@@ -24,16 +24,20 @@ constexpr const char* kBridgeUsage =
     "usage: shmring bridge export CHANNEL... --bind ADDRESS [export options]\n"
     "                      [import CHANNEL... --connect ADDRESS [import options]] ...\n"
     "       shmring bridge import CHANNEL... --connect ADDRESS [import options] [export ...]\n"
-    "       shmring bridge --config FILE\n"
+    "       shmring bridge --config FILE [--check]\n"
     "       shmring bridge keygen [--out PREFIX]\n"
     "\n"
-    "Carries channels to other hosts over ZeroMQ (docs/bridge.md). `export` reads local channels\n"
-    "and sends them to every import connected to ADDRESS; `import` connects to an export and\n"
-    "publishes (or produces) what arrives into same-named local channels, so local subscribers\n"
-    "and consumers need no change. Any number of exports and imports run in one process.\n"
+    "Carries channels to other hosts over ZeroMQ. `export` reads local channels and sends them to\n"
+    "every import connected to ADDRESS; `import` connects to an export and publishes (or produces)\n"
+    "what arrives into same-named local channels, so local subscribers and consumers need no\n"
+    "change. Any number of exports and imports run in one process. Topics count every message\n"
+    "lost on the way (`shmring stat` of the imported topic); a lossless topic holds its publisher\n"
+    "back end to end (credit) and loses nothing while the link is up; queue items are consumed\n"
+    "exactly once while the link is up, at least once across a crash; frames go newest first.\n"
     "\n"
-    "  ADDRESS                  tcp://HOST:PORT; a bare PORT binds tcp://127.0.0.1:PORT (loopback\n"
-    "                           unless told otherwise)\n"
+    "  ADDRESS                  tcp://HOST:PORT or tcp://[IPv6]:PORT; a bare PORT binds\n"
+    "                           tcp://127.0.0.1:PORT (loopback unless told otherwise)\n"
+    "  export CHANNEL           a name, or a pattern ('md.*', quoted) an import may ask for\n"
     "  import CHANNEL           REMOTE=LOCAL imports channel REMOTE under the name LOCAL\n"
     "export options:\n"
     "  --max-rate N             frames: send at most N frames per second per channel\n"
@@ -56,10 +60,24 @@ constexpr const char* kBridgeUsage =
     "  --high-water-mark N      messages queued per connection before back-pressure (1000)\n"
     "  --json                   status lines as JSON (one object per line)\n"
     "  --interval DURATION      status every DURATION (1s); 0: only at exit\n"
-    "  --config FILE            read exports and imports from FILE (docs/bridge.md)\n"
-    "Keys are 40 characters of Z85 text or the path of a file holding one (`keygen` writes\n"
-    "PREFIX.key, the secret, mode 0600, and PREFIX.pub). SIGINT or SIGTERM stops it cleanly.\n"
-    "Exit status: 0 stopped by a signal, 1 could not start (bind, keys), 2 bad usage.\n";
+    "  --config FILE            read exports and imports from FILE (below)\n"
+    "  --check                  check the command line and FILE, print what they set up, exit\n"
+    "Keys are a file holding one (`keygen --out P` writes P.key, the secret, mode 0600, and\n"
+    "P.pub) or its 40 characters of Z85 text (visible in ps: prefer files).\n"
+    "\n"
+    "The configuration file: sections [export] and [import], each any number of times, with\n"
+    "`key = value` lines; '#' starts a comment at a line's start or after a space.\n"
+    "  [export]  bind, channels (names or patterns, space separated), max_rate, queue_window,\n"
+    "            topic_window, evict_after, ack_timeout, high_water_mark, curve_secret_key,\n"
+    "            curve_authorized (public keys, space separated)\n"
+    "  [import]  connect, channels (NAME or REMOTE=LOCAL), queue_window, topic_window,\n"
+    "            high_water_mark, curve_server_key, curve_secret_key\n"
+    "Sizes take K, M or G (8M); durations ms, s, m or h (30s).\n"
+    "\n"
+    "Status lines go to stdout every --interval, events (peers, the link going down and up,\n"
+    "evictions, refused handshakes) to stderr. SIGINT or SIGTERM stops it cleanly.\n"
+    "Exit status: 0 stopped by a signal (or --check passed), 1 could not start (bind), 2 bad usage\n"
+    "or configuration.\n";
 
 std::atomic<bridge::Bridge*> running_bridge{nullptr};
 
@@ -147,6 +165,7 @@ std::vector<Section> split_sections(const std::vector<std::string>& argv) {
 struct Request {
   bridge::BridgeConfig config;
   bool help = false;
+  bool check = false;  // --check: only check what the command line and file set up
   bool json = false;
   std::chrono::milliseconds interval{1000};
   std::optional<std::string> config_file;
@@ -242,7 +261,7 @@ std::optional<UsageError> parse_section(const Section& s, Request* out) {
                                    "curve-secret-key", "queue-window", "topic-window"};
   if (s.verb == "export") options.insert({"bind", "max-rate", "curve-authorized", "evict-after", "ack-timeout"});
   if (s.verb == "import") options.insert({"connect", "curve-server-key"});
-  Args args(s.words, {"help", "json"}, options);
+  Args args(s.words, {"help", "json", "check"}, options);
   if (args.has("help")) {
     out->help = true;
     return std::nullopt;
@@ -250,6 +269,7 @@ std::optional<UsageError> parse_section(const Section& s, Request* out) {
   const std::string where = s.verb.empty() ? "bridge" : "bridge " + s.verb;
   if (!args.ok()) return UsageError{where, args.error()};
   out->json = out->json || args.has("json");
+  out->check = out->check || args.has("check");
   if (args.value("interval")) out->interval = args.duration("interval", out->interval, "s", std::chrono::hours(24));
   if (args.value("config")) out->config_file = args.value("config");
   bridge::CarrierOptions carrier;
@@ -273,6 +293,28 @@ std::optional<UsageError> add_config_file(Request* request) {
   for (auto& e : from_file->exports) request->config.exports.push_back(std::move(e));
   for (auto& i : from_file->imports) request->config.imports.push_back(std::move(i));
   return std::nullopt;
+}
+
+// --check: what the command line and file set up, checked as Bridge::create would (nothing is
+// bound or connected).
+int check_only(const Request& request) {
+  if (absl::Status s = bridge::check_config(request.config); !s.ok()) {
+    return report_error("bridge", std::string(s.message()), 2);
+  }
+  for (const bridge::ExportSpec& e : request.config.exports) {
+    std::string names;
+    for (const std::string& c : e.channels) names += " " + c;
+    std::printf("export%s at %s%s\n", names.c_str(), e.bind.c_str(),
+                e.carrier.security.secret_key.empty() ? " (no CURVE)" : " (CURVE)");
+  }
+  for (const bridge::ImportSpec& i : request.config.imports) {
+    std::string names;
+    for (const bridge::ChannelRoute& r : i.channels) names += " " + r.remote + (r.local == r.remote ? "" : "=" + r.local);
+    std::printf("import%s from %s%s\n", names.c_str(), i.connect.c_str(),
+                i.carrier.security.server_public_key.empty() ? " (no CURVE)" : " (CURVE)");
+  }
+  std::printf("configuration OK\n");
+  return 0;
 }
 
 // --- running --------------------------------------------------------------------------------------
@@ -337,6 +379,7 @@ int run_bridge(const std::vector<std::string>& argv) {
     std::fputs(kBridgeUsage, stderr);
     return 2;
   }
+  if (request.check) return check_only(request);
   return run_until_stopped(request);
 }
 

@@ -65,10 +65,21 @@ std::uint64_t host_origin() {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Bridge>> Bridge::create(const BridgeConfig& config) {
+absl::Status check_config(const BridgeConfig& config) {
   if (config.exports.empty() && config.imports.empty()) {
     return absl::InvalidArgumentError("nothing to bridge: no export and no import");
   }
+  for (const ExportSpec& e : config.exports) {
+    if (absl::Status s = check_export_spec(e); !s.ok()) return s;
+  }
+  for (const ImportSpec& i : config.imports) {
+    if (absl::Status s = check_import_spec(i); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Bridge>> Bridge::create(const BridgeConfig& config) {
+  if (absl::Status s = check_config(config); !s.ok()) return s;
   auto impl = std::make_unique<Impl>();
   const std::uint64_t origin = host_origin();
   for (const ExportSpec& e : config.exports) {

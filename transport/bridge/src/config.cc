@@ -198,6 +198,10 @@ absl::Status check_sections(const BridgeConfig& config) {
 }  // namespace
 
 absl::StatusOr<ChannelRoute> parse_route(std::string_view spec) {
+  if (spec.find_first_of("*?[") != std::string_view::npos) {
+    return absl::InvalidArgumentError(cat("channel '", spec, "' is a pattern: an import names each channel it "
+                                          "wants (patterns are for exports, as in export 'md.*')"));
+  }
   ChannelRoute r;
   const std::size_t eq = spec.find('=');
   r.remote = std::string(spec.substr(0, eq));

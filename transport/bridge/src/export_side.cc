@@ -10,6 +10,8 @@
 // DESCRIBE, on the same ordered connection.
 #include "export_side.h"
 
+#include <fnmatch.h>
+
 #include <algorithm>
 #include <chrono>
 #include <climits>
@@ -36,8 +38,13 @@ constexpr std::uint64_t kOpenRetryNs = 500 * kMs;  // a channel that does not ex
 constexpr int kReceiveBatch = 2048;                // messages taken from the carrier per step
 constexpr std::uint64_t kProbeEveryNs = 100 * kMs;  // after a connection dropped: probe peers this often
 constexpr std::uint64_t kProbeForNs = 1000 * kMs;   // and for this long
+constexpr std::size_t kMaxPatternChannels = 1024;   // channels exported for patterns at once
+
+// "md.*": a glob (fnmatch) pattern rather than a channel's name.
+bool is_pattern(std::string_view name) { return name.find_first_of("*?[") != std::string_view::npos; }
 
 struct Channel : ExportChannel {
+  bool from_pattern = false;  // added when an import asked for it (ExportSpec patterns)
   ChannelKind kind = ChannelKind::kTopic;
   std::uint64_t next_open_ns = 0;
   wire::Description description;
@@ -84,13 +91,12 @@ class ExportSide final : public Side {
       : spec_(spec), carrier_(std::move(carrier)), port_(*carrier_, origin), origin_(origin),
         next_epoch_(monotonic_ns()) {
     for (const std::string& name : spec.channels) {
-      Channel c;
-      c.name = name;
-      c.status.direction = "export";
-      c.status.channel = name;
-      c.status.remote = name;
-      c.status.endpoint = carrier_->endpoint();
-      channels_.push_back(std::move(c));
+      if (is_pattern(name)) {
+        patterns_.push_back(name);
+        log_event(cat("export ", carrier_->endpoint(), ": channels matching '", name, "' are exported when an import asks"));
+      } else {
+        add_channel(name, /*from_pattern=*/false);
+      }
     }
   }
 
@@ -99,6 +105,7 @@ class ExportSide final : public Side {
     receive_all(now);
     probe_peers(now);
     expire_peers(now);
+    drop_unwanted();
     check_removed(now);
     for (Channel& c : channels_) {
       if (!c.link) {
@@ -142,6 +149,35 @@ class ExportSide final : public Side {
   }
 
  private:
+  Channel& add_channel(const std::string& name, bool from_pattern) {
+    Channel& c = channels_.emplace_back();
+    c.name = name;
+    c.from_pattern = from_pattern;
+    c.status.direction = "export";
+    c.status.channel = name;
+    c.status.remote = name;
+    c.status.endpoint = carrier_->endpoint();
+    return c;
+  }
+
+  // A channel an import asks for that matches one of the patterns, added now (at most
+  // kMaxPatternChannels at once: a peer cannot make this side open every name it makes up).
+  Channel* add_matching(std::string_view name) {
+    const std::string text(name);
+    for (const std::string& pattern : patterns_) {
+      if (fnmatch(pattern.c_str(), text.c_str(), 0) != 0) continue;
+      if (channels_.size() >= static_cast<std::size_t>(spec_.channels.size()) + kMaxPatternChannels) return nullptr;
+      log_event(cat("export ", text, ": asked for, matching '", pattern, "'"));
+      return &add_channel(text, /*from_pattern=*/true);
+    }
+    return nullptr;
+  }
+
+  // Channels added for a pattern go when no import wants them any more.
+  void drop_unwanted() {
+    std::erase_if(channels_, [](const Channel& c) { return c.from_pattern && c.peers.empty() && c.banned.empty(); });
+  }
+
   // --- the carrier ---
 
   void take_carrier_events(std::uint64_t now) {
@@ -198,6 +234,7 @@ class ExportSide final : public Side {
     }
     it->second.last_seen_ns = now;
     Channel* c = find(h.name);
+    if (c == nullptr && h.type == wire::Type::kHello) c = add_matching(h.name);
     if (c == nullptr) {
       ++unknown_channel_;
       if (h.type == wire::Type::kHello) send_not_exported(id, h.name);
@@ -379,6 +416,7 @@ class ExportSide final : public Side {
   ExportSpec spec_;
   std::unique_ptr<Carrier> carrier_;
   ExportPort port_;
+  std::vector<std::string> patterns_;  // exported names that are patterns
   std::uint64_t origin_;
   std::vector<Channel> channels_;
   std::map<PeerId, Peer> peers_;
@@ -397,7 +435,7 @@ class ExportSide final : public Side {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Side>> make_export_side(const ExportSpec& spec, std::uint64_t origin) {
+absl::Status check_export_spec(const ExportSpec& spec) {
   if (spec.channels.empty()) return absl::InvalidArgumentError("export: no channels");
   for (const std::string& name : spec.channels) {
     if (absl::Status s = validate_channel_name(name); !s.ok()) return s;
@@ -413,6 +451,11 @@ absl::StatusOr<std::unique_ptr<Side>> make_export_side(const ExportSpec& spec, s
   if (spec.queue_window == 0 || spec.queue_window > kMaxQueueWindow) {
     return absl::InvalidArgumentError(cat("queue_window must be 1..", kMaxQueueWindow));
   }
+  return check_zmq_options(spec.bind, spec.carrier, /*server=*/true);
+}
+
+absl::StatusOr<std::unique_ptr<Side>> make_export_side(const ExportSpec& spec, std::uint64_t origin) {
+  if (absl::Status s = check_export_spec(spec); !s.ok()) return s;
   CarrierOptions carrier_options = spec.carrier;
   carrier_options.max_message_bytes = wire::kMaxControlPart;  // imports send headers only
   absl::StatusOr<std::unique_ptr<Carrier>> carrier = make_zmq_server(spec.bind, carrier_options);

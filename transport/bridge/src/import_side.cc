@@ -500,7 +500,7 @@ class ImportSide final : public Side {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Side>> make_import_side(const ImportSpec& spec) {
+absl::Status check_import_spec(const ImportSpec& spec) {
   if (spec.channels.empty()) return absl::InvalidArgumentError("import: no channels");
   for (const ChannelRoute& r : spec.channels) {
     for (const std::string& name : {r.remote, r.local}) {
@@ -511,6 +511,11 @@ absl::StatusOr<std::unique_ptr<Side>> make_import_side(const ImportSpec& spec) {
   if (spec.topic_window == 0 || spec.topic_window > kMaxTopicWindow) {
     return absl::InvalidArgumentError(cat("topic_window must be 1..", kMaxTopicWindow, " bytes"));
   }
+  return check_zmq_options(spec.connect, spec.carrier, /*server=*/false);
+}
+
+absl::StatusOr<std::unique_ptr<Side>> make_import_side(const ImportSpec& spec) {
+  if (absl::Status s = check_import_spec(spec); !s.ok()) return s;
   ImportSpec checked = spec;
   if (checked.carrier.max_message_bytes == 0) checked.carrier.max_message_bytes = kDefaultImportMaxMessage;
   // A data message may carry more than its largest message (a topic batch: wire.h).

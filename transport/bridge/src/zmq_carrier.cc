@@ -359,14 +359,14 @@ absl::StatusOr<std::string> curve_public_key(std::string_view secret_key) {
   return std::string(public_key);
 }
 
-absl::StatusOr<std::unique_ptr<Carrier>> make_zmq_server(const std::string& endpoint,
-                                                         const CarrierOptions& options) {
+absl::Status check_zmq_options(const std::string& endpoint, const CarrierOptions& options, bool server) {
   if (absl::Status s = check_endpoint(endpoint); !s.ok()) return s;
   const CarrierSecurity& sec = options.security;
-  if (!sec.authorized_clients.empty() && sec.secret_key.empty()) {
-    return absl::InvalidArgumentError("authorised client keys need CURVE on (a secret key)");
-  }
-  if (!sec.secret_key.empty()) {
+  if (server) {
+    if (!sec.authorized_clients.empty() && sec.secret_key.empty()) {
+      return absl::InvalidArgumentError("authorised client keys need CURVE on (a secret key)");
+    }
+    if (sec.secret_key.empty()) return absl::OkStatus();
     if (absl::Status s = check_key(sec.secret_key, "--curve-secret-key"); !s.ok()) return s;
     for (const std::string& k : sec.authorized_clients) {
       if (absl::Status s = check_key(k, "an authorised client key"); !s.ok()) return s;
@@ -375,7 +375,24 @@ absl::StatusOr<std::unique_ptr<Carrier>> make_zmq_server(const std::string& endp
                                           "give the export's own secret key");
       }
     }
+    return absl::OkStatus();
   }
+  if (sec.server_public_key.empty() && sec.secret_key.empty()) return absl::OkStatus();
+  if (sec.server_public_key.empty()) {
+    return absl::InvalidArgumentError("CURVE on the import side needs --curve-server-key");
+  }
+  if (absl::Status s = check_key(sec.server_public_key, "--curve-server-key"); !s.ok()) return s;
+  if (sec.secret_key == sec.server_public_key) {
+    return absl::InvalidArgumentError("--curve-secret-key is the export's public key (--curve-server-key): "
+                                      "give this import's own secret key");
+  }
+  if (!sec.secret_key.empty()) return check_key(sec.secret_key, "--curve-secret-key");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Carrier>> make_zmq_server(const std::string& endpoint,
+                                                         const CarrierOptions& options) {
+  if (absl::Status s = check_zmq_options(endpoint, options, /*server=*/true); !s.ok()) return s;
   absl::StatusOr<Sockets> sockets = open_server(endpoint, options);
   if (!sockets.ok()) return sockets.status();
   return std::unique_ptr<Carrier>(new ZmqCarrier(*sockets, /*server=*/true, endpoint, options, {}));
@@ -383,18 +400,10 @@ absl::StatusOr<std::unique_ptr<Carrier>> make_zmq_server(const std::string& endp
 
 absl::StatusOr<std::unique_ptr<Carrier>> make_zmq_client(const std::string& endpoint,
                                                          const CarrierOptions& options) {
-  if (absl::Status s = check_endpoint(endpoint); !s.ok()) return s;
+  if (absl::Status s = check_zmq_options(endpoint, options, /*server=*/false); !s.ok()) return s;
   const CarrierSecurity& sec = options.security;
   CurveKeys mine;
-  if (!sec.server_public_key.empty() || !sec.secret_key.empty()) {
-    if (sec.server_public_key.empty()) {
-      return absl::InvalidArgumentError("CURVE on the import side needs --curve-server-key");
-    }
-    if (absl::Status s = check_key(sec.server_public_key, "--curve-server-key"); !s.ok()) return s;
-    if (sec.secret_key == sec.server_public_key) {
-      return absl::InvalidArgumentError("--curve-secret-key is the export's public key (--curve-server-key): "
-                                        "give this import's own secret key");
-    }
+  if (!sec.server_public_key.empty()) {
     if (sec.secret_key.empty()) {  // an ephemeral client key: enough when the server allows any
       absl::StatusOr<CurveKeys> k = generate_curve_keys();
       if (!k.ok()) return k.status();

@@ -45,6 +45,8 @@ inline constexpr std::uint64_t kMaxTopicWindow = std::uint64_t{1} << 30;
 // Exports the local channels `channels` (each sent under its own name) at `bind`.
 struct ExportSpec {
   std::string bind;  // "tcp://127.0.0.1:7001": loopback unless told otherwise
+  // Names, or glob patterns (fnmatch: '*', '?', '[...]'): a local channel matching a pattern is
+  // exported when an import asks for it by name (at most 1024 such channels at once).
   std::vector<std::string> channels;
   CarrierOptions carrier;
   double max_rate = 0;              // frames: at most this many frames per second per channel (0: no limit)
@@ -82,6 +84,10 @@ struct BridgeConfig {
   std::vector<ExportSpec> exports;
   std::vector<ImportSpec> imports;
 };
+
+// What Bridge::create checks before it binds or connects anything: names, patterns, windows,
+// bounds, addresses' form, keys. kInvalidArgument naming the first problem.
+absl::Status check_config(const BridgeConfig& config);
 
 // The configuration file (`shmring bridge --config FILE`, docs/bridge.md): sections [export] and
 // [import], each any number of times, with `key = value` lines:

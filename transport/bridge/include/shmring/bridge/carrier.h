@@ -119,6 +119,8 @@ inline constexpr std::size_t kDefaultImportMaxMessage = std::size_t{256} << 20;
 // ZeroMQ carriers (ROUTER bound at `endpoint`, DEALER connected to it), tcp:// (IPv4, IPv6 as
 // tcp://[::1]:7001, or a host name), or ipc://, inproc:// for tests. kInvalidArgument for a bad endpoint or key; kUnavailable when the address
 // cannot be bound.
+// What the factories check before they bind or connect: the endpoint's form, the keys.
+absl::Status check_zmq_options(const std::string& endpoint, const CarrierOptions& options, bool server);
 absl::StatusOr<std::unique_ptr<Carrier>> make_zmq_server(const std::string& endpoint,
                                                          const CarrierOptions& options);
 absl::StatusOr<std::unique_ptr<Carrier>> make_zmq_client(const std::string& endpoint,
