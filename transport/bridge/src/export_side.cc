@@ -313,6 +313,7 @@ class ExportSide final : public Side {
       // What it is sent from here on is counted against the credit it gives for this epoch.
       peer.described = true;
       peer.epoch = epoch;
+      peer.on_probation = c.banned.count(id) != 0;  // let back after an eviction
       peer.sent = peer.delivered = peer.blocked_since_ns = 0;
       peer.in_flight = 0;
     }

@@ -48,6 +48,10 @@ struct PeerChannel {
   std::uint64_t delivered = 0;
   std::uint64_t sent = 0;
   std::uint64_t blocked_since_ns = 0;  // lossless: since when it holds the channel back (0: not)
+  // Lossless topics: an import let back after an eviction does not hold the channel back until
+  // it has given credit (a CREDIT of this epoch): one that never does costs the others one
+  // evict_after per connection, not one per pause. Meanwhile it misses what it has no credit for.
+  bool on_probation = false;
 };
 
 // An exported channel as its link sees it.

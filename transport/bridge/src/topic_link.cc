@@ -11,8 +11,10 @@
 // into one message of records (wire.h: each with its sequence number) and sends it to every
 // described peer; nothing waits to fill a batch. Lossless: a batch holds no more than the least
 // credit of the peers, so every peer takes every batch; with no credit the export reads nothing,
-// the topic's ring fills and its publisher waits (back-pressure end to end). Lossy: the export
-// reads what comes; a peer without credit for a batch misses it (its import counts the gap).
+// the topic's ring fills and its publisher waits (back-pressure end to end). A peer that holds
+// the channel back for ExportSpec::evict_after is evicted; let back later, it holds nothing back
+// until it gives credit again (probation). Lossy: the export reads what comes; a peer without
+// credit for a batch misses it (its import counts the gap).
 //
 // Import: the local topic's publisher. Each message comes with (origin, channel incarnation,
 // sequence); the import expects the next sequence, and a jump is exactly the messages lost on the
@@ -109,6 +111,7 @@ class TopicExport final : public ExportLink {
     if (h.type != wire::Type::kCredit || peer == nullptr || !peer->described || h.incarnation != peer->epoch) return;
     peer->delivered = std::max(peer->delivered, h.sequence);
     peer->window = h.value;
+    peer->on_probation = false;  // it gives credit: it may hold the channel back again
   }
 
   void forget(ExportChannel&, const PeerId& id) override { std::erase(pending_, id); }
@@ -127,11 +130,15 @@ class TopicExport final : public ExportLink {
   void evict_the_stuck(const ExportChannel& c, ExportPort& port, std::uint64_t now) {
     if (!lossless_ || evict_after_ms_ == 0) return;
     for (const auto& [id, peer] : c.peers) {
-      if (peer.blocked_since_ns != 0 && now - peer.blocked_since_ns >= evict_after_ms_ * kMs) {
+      if (holds_back(peer) && peer.blocked_since_ns != 0 && now - peer.blocked_since_ns >= evict_after_ms_ * kMs) {
         port.evict(id, wire::EvictReason::kHeldBack, evict_after_ms_);
       }
     }
   }
+
+  // Whether `peer` must take every batch (lossless, described, not on probation): the batch
+  // waits for its credit. The others miss what they have no credit for.
+  bool holds_back(const PeerChannel& peer) const { return lossless_ && peer.described && !peer.on_probation; }
 
   // Credit `peer` has left, in payload bytes.
   std::uint64_t credit(const PeerChannel& peer) const {
@@ -145,7 +152,7 @@ class TopicExport final : public ExportLink {
     std::uint64_t budget = buffer_.size() - wire::kRecordHeader;  // a record's header may go past it
     if (lossless_) {
       for (const auto& [id, peer] : c.peers) {
-        if (peer.described) budget = std::min(budget, credit(peer));
+        if (holds_back(peer)) budget = std::min(budget, credit(peer));
       }
     }
     const std::size_t max_message = static_cast<std::size_t>(topic_->max_message());
@@ -187,7 +194,7 @@ class TopicExport final : public ExportLink {
     for (auto& [id, peer] : c.peers) {
       if (!peer.described) continue;
       peer.blocked_since_ns = 0;  // it had credit for this batch
-      if (!lossless_ && credit(peer) < batch.used) {
+      if (!holds_back(peer) && credit(peer) < batch.used) {
         c.status.dropped += batch.records;  // no credit: the import counts them as a gap
         continue;
       }
@@ -197,7 +204,7 @@ class TopicExport final : public ExportLink {
           peer.sent += batch.used;
           break;
         case SendResult::kFull:
-          if (lossless_) {
+          if (holds_back(peer)) {
             pending_.push_back(id);
             peer.blocked_since_ns = now;
           } else {
@@ -221,7 +228,7 @@ class TopicExport final : public ExportLink {
     if (!lossless_) return;
     blocked_on_credit_ = next_size != 0;
     for (auto& [id, peer] : c.peers) {
-      if (!peer.described) continue;
+      if (!holds_back(peer)) continue;
       const bool short_of_credit = next_size != 0 && credit(peer) < wire::kRecordHeader + next_size;
       if (!short_of_credit) {
         peer.blocked_since_ns = 0;
