@@ -377,17 +377,19 @@ BRIDGE_END = "<!-- bridge:end -->"
 
 
 def bridge_section(results):
-    """The bridge's rows (shmring bench --mode bridge-latency / bridge-throughput) as tables, or []."""
-    rows = [r for r in results if r.get("bench") == "bridge"]
-    if not rows:
+    """The bridge's rows (shmring bench --mode bridge-latency / bridge-throughput / bridge-stall) as
+    tables, or []."""
+    stall = [r for r in results if r.get("bench") == "bridge" and r.get("mode") == "bridge-stall"]
+    rows = [r for r in results if r.get("bench") == "bridge" and r.get("mode") != "bridge-stall"]
+    if not rows and not stall:
         return []
-    where = ("a veth pair between two network namespaces" if all(r.get("netns") for r in rows)
+    where = ("a veth pair between two network namespaces" if all(r.get("netns") for r in rows + stall)
              else "loopback (namespaces could not be made)")
     out = [BRIDGE_BEGIN, "", "## Across machines: the bridge", "",
            f"Host A → host B through {where}, on this machine's {os.cpu_count()} vCPUs, unpinned: "
            "the bridge (publisher, export, import, subscriber: four processes) and raw ZeroMQ "
            "PUB/SUB (two processes, each with ZeroMQ's I/O thread) in the same run. Medians of "
-           f"{rows[0].get('reps', 3)} repetitions with their range. `docs/bridge.md` describes the set-up.", ""]
+           f"{rows[0].get('reps', 3) if rows else 1} repetitions with their range. `docs/bridge.md` describes the set-up.", ""]
     latency = [r for r in rows if r["mode"] == "bridge-latency"]
     if latency:
         out += ["### One-way latency (open loop: 10 000 messages/s, 200/s at 1 MiB; from the scheduled send time)", "",
@@ -405,6 +407,23 @@ def bridge_section(results):
             out.append(f"| {human_size(r['size'])} | {r['transport']} | {r['msgs_per_s']:,.0f} "
                        f"({r['msgs_per_s_min']:,.0f}..{r['msgs_per_s_max']:,.0f}) "
                        f"| {r['msgs_per_s'] * r['size'] / 1e6:,.0f} | {r['ratio_to_zmq']:.2f}× |")
+        out.append("")
+    if stall:
+        out += ["### A lossless topic under a stalled subscriber and a peer that never gives credit", "",
+                f"4 KiB messages at {stall[0]['rate']:,.0f}/s for 16 s (`--mode bridge-stall`). Subscriber stall: "
+                "host B's subscriber stops reading for 8 s. Bad peer: a raw client asks for the topic and never "
+                "gives credit; the export evicts it after `--evict-after` (2 s here). Heap: each bridge's peak "
+                "RssAnon. Load: the load average before and after (2 vCPUs).", "",
+                "| scenario | published | lost | publisher held back | heap export / import | subscriber rate "
+                "| longest gap | bad peer evicted after | load |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        for r in stall:
+            evicted = (f"{r['evicted_after_ms'] / 1e3:.1f} s (bound {r['evict_after_ms'] / 1e3:.0f} s)"
+                       if r["scenario"] == "peer-never-reads" else "")
+            out.append(f"| {r['scenario']} | {r['published']:,} | {r['lost']} | {r['publisher_held_back_ms'] / 1e3:.1f} s "
+                       f"| {r['export_heap_kib'] / 1024:.1f} / {r['import_heap_kib'] / 1024:.1f} MiB "
+                       f"| {r['received_per_s']:,.0f}/s | {r['longest_gap_ms'] / 1e3:.1f} s | {evicted} "
+                       f"| {r['loadavg_before'].split()[0]} → {r['loadavg_after'].split()[0]} |")
         out.append("")
     return out + [BRIDGE_END]
 

@@ -26,7 +26,7 @@ constexpr const char* kBenchHelp =
     "                     (default shmring-spsc; -zc: loan/view in place, frames: zero-copy);\n"
     "                     names not built here are reported as skipped\n"
     "  --mode MODE        pingpong | throughput | wake | wake-cost | fanout | pipeline | frames |\n"
-    "                     bridge-latency | bridge-throughput\n"
+    "                     bridge-latency | bridge-throughput | bridge-stall\n"
     "                     (default pingpong). wake: round trips to a receiver that sleeps\n"
     "                     (200 us idle before each); wake-cost: a publisher's rate into a topic\n"
     "                     whose --subscribers N (0..) sleep in epoll on their wait_fd\n"
@@ -43,7 +43,9 @@ constexpr const char* kBenchHelp =
     "namespaces (made and removed by the run; root; loopback otherwise), the bridge (publisher,\n"
     "export, import, subscriber) next to raw ZeroMQ PUB/SUB, at 64 B, 4 KiB and 1 MiB unless\n"
     "--size is given; --count and --rate (latency) default per size; --transport and --cpus do\n"
-    "not apply (unpinned).\n";
+    "not apply (unpinned). bridge-stall: a lossless topic (4 KiB at 5000/s for 16 s) whose\n"
+    "subscriber stops reading for 8 s, then one with a peer that never gives credit (evicted\n"
+    "after 2 s): lost, publisher held back, bridge heap, the subscriber's rate, --reps times.\n";
 
 bool parse_cpus(const std::string& text, std::vector<int>* cpus) {
   cpus->clear();
@@ -70,7 +72,7 @@ int run_bench(const std::vector<std::string>& argv) {
                                  std::set<std::string>(known.begin(), known.end()));
   config.mode = args.choice("mode", config.mode,
                             {"pingpong", "throughput", "wake", "wake-cost", "fanout", "pipeline",
-                             "frames", "bridge-latency", "bridge-throughput"});
+                             "frames", "bridge-latency", "bridge-throughput", "bridge-stall"});
   config.size = static_cast<std::size_t>(args.bytes("size", 64, 1, std::uint64_t{1} << 30));
   config.count = static_cast<std::uint64_t>(args.integer("count", 200000, 1, std::int64_t{1} << 40));
   config.subscribers = static_cast<int>(args.integer("subscribers", 1, 0, 64));
@@ -88,6 +90,7 @@ int run_bench(const std::vector<std::string>& argv) {
     bridge.rate = config.rate;
     bridge.repetitions = config.repetitions;
     bridge.json = config.json;
+    if (config.mode == "bridge-stall") return bench::run_bridge_stall_benchmark(bridge, stdout);
     return bench::run_bridge_benchmark(bridge, stdout);
 #else
     return report_error("bench", "this shmring was built without the bridge (libzmq3-dev)", 1);
