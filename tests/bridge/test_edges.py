@@ -225,6 +225,12 @@ def test_usage_errors_exit_2_and_start_failures_exit_1(net, procs, port, names, 
     taken = port()
     first = procs(Bridge(net.a, ["export", a, "--bind", f"tcp://{net.a.address}:{taken}"]))
     first.wait(lambda s: True, what="first bridge up")
+    # Beyond this host without CURVE: said, loudly; on loopback, not.
+    assert any("without CURVE" in line for line in first.log), first.log
+    local = procs(Bridge(net.a, ["export", a, "--bind", f"tcp://127.0.0.1:{port()}"]))
+    local.wait(lambda s: True, what="a loopback export up")
+    assert not any("without CURVE" in line for line in local.log), local.log
+    local.stop()
     second = net.a.run([SHMRING, "bridge", "export", a, "--bind", f"tcp://{net.a.address}:{taken}"])
     assert second.returncode == 1 and "cannot bind" in second.stderr
     first.stop()
@@ -242,6 +248,46 @@ def test_usage_errors_exit_2_and_start_failures_exit_1(net, procs, port, names, 
     # An import names its channels: a pattern is refused, clearly (an export takes patterns).
     pattern = run("import", "md.*", "--connect", 7000)
     assert pattern.returncode == 2 and "is a pattern" in pattern.stderr
+
+
+def test_keygen_never_writes_through_an_existing_file_or_a_link(tmp_path):
+    """`keygen --out P` creates P.key (0600 whatever the umask) and P.pub anew; an existing P.key
+    (say 0644) is left as it was, and a symbolic link at P.key is not followed."""
+    def keygen(prefix):
+        return subprocess.run([SHMRING, "bridge", "keygen", "--out", prefix], capture_output=True, text=True,
+                              timeout=30, preexec_fn=lambda: os.umask(0))
+    out = keygen(tmp_path / "fresh")
+    assert out.returncode == 0, out.stderr
+    assert stat.S_IMODE(os.stat(tmp_path / "fresh.key").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(tmp_path / "fresh.pub").st_mode) == 0o644
+    existing = tmp_path / "old.key"
+    existing.write_text("not a key\n")
+    os.chmod(existing, 0o644)
+    out = keygen(tmp_path / "old")
+    assert out.returncode == 1 and "exists" in out.stderr
+    assert existing.read_text() == "not a key\n" and stat.S_IMODE(os.stat(existing).st_mode) == 0o644
+    assert not (tmp_path / "old.pub").exists()
+    target = tmp_path / "elsewhere"
+    os.symlink(target, tmp_path / "linked.key")
+    out = keygen(tmp_path / "linked")
+    assert out.returncode == 1 and not target.exists()
+
+
+def test_a_secret_key_others_may_read_is_refused(tmp_path):
+    """As ssh does: a secret key file its group or others may read is not used (exit 2)."""
+    assert subprocess.run([SHMRING, "bridge", "keygen", "--out", tmp_path / "k"], capture_output=True).returncode == 0
+    for mode in (0o644, 0o640, 0o604):
+        os.chmod(tmp_path / "k.key", mode)
+        out = subprocess.run([SHMRING, "bridge", "export", "x", "--bind", "tcp://127.0.0.1:1", "--curve-secret-key",
+                              tmp_path / "k.key", "--check"], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 2 and "chmod 600" in out.stderr, (oct(mode), out.stderr)
+    config = tmp_path / "c.conf"
+    config.write_text(f"[export]\nbind = tcp://127.0.0.1:1\nchannels = x\ncurve_secret_key = {tmp_path}/k.key\n")
+    out = subprocess.run([SHMRING, "bridge", "--config", config, "--check"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "chmod 600" in out.stderr, out.stderr
+    os.chmod(tmp_path / "k.key", 0o600)
+    out = subprocess.run([SHMRING, "bridge", "--config", config, "--check"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
 
 
 def test_the_example_configuration_checks(tmp_path):

@@ -1,12 +1,10 @@
 // `shmring bridge`: runs a shmring::bridge::Bridge (docs/bridge.md), or makes CURVE keys.
 #include <signal.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <set>
@@ -100,13 +98,9 @@ int keygen(const std::vector<std::string>& argv) {
     std::printf("public %s\nsecret %s\n", keys->public_key.c_str(), keys->secret_key.c_str());
     return 0;
   }
-  const mode_t old = umask(077);  // the secret key file: owner only
-  std::ofstream secret(*out + ".key");
-  secret << bridge::kSecretKeyMarker << "\n" << keys->secret_key << "\n";
-  umask(old);
-  std::ofstream pub(*out + ".pub");
-  pub << bridge::kPublicKeyMarker << "\n" << keys->public_key << "\n";
-  if (!secret || !pub) return report_error("bridge keygen", "cannot write " + *out + ".key / .pub");
+  if (absl::Status s = bridge::write_key_files(*out, *keys); !s.ok()) {
+    return report_error("bridge keygen", std::string(s.message()));
+  }
   std::printf("wrote %s.key (secret) and %s.pub (public %s)\n", out->c_str(), out->c_str(),
               keys->public_key.c_str());
   return 0;
@@ -183,6 +177,10 @@ std::optional<UsageError> read_key_option(const Args& args, const std::string& w
   if (!args.value(option)) return std::nullopt;
   absl::StatusOr<std::string> k = bridge::read_key(*args.value(option), kind);
   if (!k.ok()) return UsageError{where, "--" + option + ": " + std::string(k.status().message())};
+  if (kind == bridge::KeyKind::kSecret && *k == *args.value(option)) {
+    std::fprintf(stderr, "shmring %s: warning: a secret key given as text shows in ps; prefer a file (mode 0600)\n",
+                 where.c_str());
+  }
   *out = *k;
   return std::nullopt;
 }

@@ -1,5 +1,4 @@
 // The bridge's configuration file and channel routes (bridge.h: parse_bridge_config).
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <charconv>
@@ -212,56 +211,6 @@ absl::StatusOr<ChannelRoute> parse_route(std::string_view spec) {
     }
   }
   return r;
-}
-
-namespace {
-
-constexpr std::string_view kZ85Alphabet =
-    "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
-constexpr std::size_t kKeyLength = 40;
-
-// Z85 holds '/' and '.', so a path can pass for a key: only text that could not be a path is.
-bool looks_like_key_text(std::string_view text) {
-  return text.size() == kKeyLength && text.find_first_not_of(kZ85Alphabet) == std::string_view::npos &&
-         text[0] != '/' && text[0] != '.' && !ends_with(text, ".key") && !ends_with(text, ".pub");
-}
-
-absl::StatusOr<std::string> read_key_file(const std::string& path, KeyKind kind) {
-  const bool secret = kind == KeyKind::kSecret;
-  if (secret && ends_with(path, ".pub")) {
-    return absl::InvalidArgumentError(cat("'", path, "' is a public key file: give this side's secret key (.key)"));
-  }
-  if (!secret && ends_with(path, ".key")) {
-    return absl::InvalidArgumentError(cat("'", path, "' is a secret key file: give the peer's public key (.pub)"));
-  }
-  std::ifstream in{path};
-  if (!in) return absl::NotFoundError(cat("cannot read key file '", path, "'"));
-  std::string line;
-  std::string key;
-  while (key.empty() && std::getline(in, line)) {
-    const std::string_view text = trim(line);
-    if (text == (secret ? kPublicKeyMarker : kSecretKeyMarker)) {
-      return absl::InvalidArgumentError(cat("'", path, "' holds a ", secret ? "public" : "secret", " key: give ",
-                                            secret ? "this side's secret key" : "the peer's public key"));
-    }
-    if (text.empty() || text[0] == '#') continue;
-    key = std::string(text.substr(0, text.find_first_of(" \t")));
-  }
-  if (key.size() != kKeyLength) {
-    return absl::InvalidArgumentError(cat("'", path, "' does not hold a 40-character Z85 key"));
-  }
-  return key;
-}
-
-}  // namespace
-
-absl::StatusOr<std::string> read_key(std::string_view value_or_path, KeyKind kind) {
-  const std::string text(value_or_path);
-  struct stat st;
-  if (stat(text.c_str(), &st) == 0) return read_key_file(text, kind);
-  if (looks_like_key_text(text)) return text;
-  return absl::NotFoundError(cat("no key file '", value_or_path,
-                                 "' (a key is a file, or its 40 characters of Z85 text)"));
 }
 
 absl::StatusOr<BridgeConfig> parse_bridge_config(std::string_view text) {

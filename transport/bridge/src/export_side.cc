@@ -455,8 +455,26 @@ absl::Status check_export_spec(const ExportSpec& spec) {
   return check_zmq_options(spec.bind, spec.carrier, /*server=*/true);
 }
 
+namespace {
+
+// Whether `endpoint` listens on this host's loopback only (tcp://127.x.x.x, [::1], localhost, lo;
+// ipc:// and inproc:// stay on the host).
+bool loopback_only(const std::string& endpoint) {
+  if (endpoint.rfind("tcp://", 0) != 0) return true;
+  std::string host = endpoint.substr(6, endpoint.rfind(':') > 6 ? endpoint.rfind(':') - 6 : std::string::npos);
+  if (host.size() > 1 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return host == "localhost" || host == "lo" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Side>> make_export_side(const ExportSpec& spec, std::uint64_t origin) {
   if (absl::Status s = check_export_spec(spec); !s.ok()) return s;
+  if (spec.carrier.security.secret_key.empty() && !loopback_only(spec.bind)) {
+    log_event(cat("export ", spec.bind, ": warning: listening beyond this host without CURVE: anyone who can reach "
+                  "it receives every exported channel, and anyone in the path can read and change the traffic "
+                  "(--curve-secret-key, --curve-authorized)"));
+  }
   CarrierOptions carrier_options = spec.carrier;
   carrier_options.max_message_bytes = wire::kMaxControlPart;  // imports send headers only
   absl::StatusOr<std::unique_ptr<Carrier>> carrier = make_zmq_server(spec.bind, carrier_options);

@@ -106,8 +106,13 @@ enum class KeyKind { kSecret, kPublic };
 // text only if it looks like one: 40 Z85 characters, not starting with '/' or '.', not ending in
 // ".key" or ".pub"; anything else is a missing key file (kNotFound). kInvalidArgument for a file
 // that holds no key, or the other kind of key: a ".pub" file, or one `shmring bridge keygen`
-// marked public, given as a secret key (and a ".key" or secret-marked one as a public key).
+// marked public, given as a secret key (and a ".key" or secret-marked one as a public key);
+// kPermissionDenied for a secret key file that its group or others may read (as ssh refuses).
 absl::StatusOr<std::string> read_key(std::string_view value_or_path, KeyKind kind);
+// Writes a key pair as PREFIX.key (the secret, mode 0600) and PREFIX.pub (0644), each created
+// anew: an existing file or a symbolic link at either name is never written through
+// (kAlreadyExists; nothing is left behind).
+absl::Status write_key_files(const std::string& prefix, const CurveKeys& keys);
 // The first line `shmring bridge keygen` writes into each key file (read_key knows them).
 inline constexpr std::string_view kSecretKeyMarker = "# shmring bridge CURVE secret key: keep it on this host";
 inline constexpr std::string_view kPublicKeyMarker = "# shmring bridge CURVE public key";
