@@ -2,6 +2,7 @@
 // its loss accounting rests on (sequence numbers, the upstream mark across a publisher SIGKILL),
 // plus one export and one import in one Bridge over loopback (the sanitizer builds run it).
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -155,6 +156,7 @@ TEST(Config, RoutesAndKeys) {
   EXPECT_FALSE(curve_public_key("not a key").ok());
   const std::string path = ::testing::TempDir() + "/bridge_unit.key";
   std::ofstream(path) << keys->secret_key << "\n";
+  chmod(path.c_str(), 0600);  // a secret key others may read is refused
   EXPECT_EQ(*read_key(path, KeyKind::kSecret), keys->secret_key);
   EXPECT_EQ(*read_key(keys->secret_key, KeyKind::kSecret), keys->secret_key);
   EXPECT_FALSE(read_key("/nonexistent/key", KeyKind::kSecret).ok());
@@ -181,7 +183,9 @@ TEST(Config, KeysAreNotMistakenForPathsOrForTheOtherKind) {
   const std::string unnamed = dir + "/bridge_unit_kind";
   std::ofstream(pub) << keys->public_key << "\n";
   std::ofstream(secret) << keys->secret_key << "\n";
+  chmod(secret.c_str(), 0600);
   std::ofstream(unnamed) << kPublicKeyMarker << "\n" << keys->public_key << "\n";
+  chmod(unnamed.c_str(), 0600);  // so it is refused for what it holds, not for its mode
   EXPECT_EQ(read_key(pub, KeyKind::kSecret).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(read_key(secret, KeyKind::kPublic).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(read_key(unnamed, KeyKind::kSecret).status().code(), absl::StatusCode::kInvalidArgument);
