@@ -273,6 +273,33 @@ TEST(TopicUpstream, LostCountShowsInStats) {
   EXPECT_EQ(pub->upstream_resume().origin, 0u);  // nothing sent from upstream yet
 }
 
+// A gap learnt at the end of a stream (nothing after it to send) moves the resume point without a
+// message: the next publisher (after a crash) expects what comes after the gap.
+TEST(TopicUpstream, MarkWithoutSendingMovesTheResumePoint) {
+  const std::string name = channel_name("upmark");
+  const std::string text = "m";
+  const std::span<const std::byte> m = bytes_of(text);
+  {
+    auto pub = TopicPublisher::open(name, shmring::testing::topic(4096, 64));
+    ASSERT_TRUE(pub.ok());
+    ASSERT_EQ(pub->try_send_from(UpstreamPosition{7, 9, 5}, m), ChannelResult::kOk);
+    EXPECT_EQ(pub->upstream_resume().sequence, 6u);
+    pub->mark_upstream(UpstreamPosition{7, 9, 10});
+    EXPECT_EQ(pub->upstream_resume().sequence, 10u);
+    auto sub = TopicSubscriber::open(name, shmring::testing::topic(4096, 64));  // keeps the channel
+    ASSERT_TRUE(sub.ok());
+    pub->close();
+    auto next = TopicPublisher::open(name, shmring::testing::topic(4096, 64));
+    ASSERT_TRUE(next.ok());
+    const UpstreamPosition resume = next->upstream_resume();
+    EXPECT_EQ(resume.origin, 7u);
+    EXPECT_EQ(resume.incarnation, 9u);
+    EXPECT_EQ(resume.sequence, 10u);
+    ASSERT_EQ(next->try_send_from(UpstreamPosition{7, 9, 10}, m), ChannelResult::kOk);
+    EXPECT_EQ(next->upstream_resume().sequence, 11u);
+  }
+}
+
 // What `shmring stat` says of an imported channel: where it comes from and whether the link is
 // up, per importing endpoint; an address too long is cut, control characters are escaped.
 TEST(UpstreamLink, ShowsInStatsPerEndpoint) {
