@@ -259,6 +259,33 @@ def bridge_pair(net, procs, port, a, b, go=None, export_args=(), pid_namespaces=
     return exporter, importer
 
 
+def settled_import(importer, name, published, received, timeout=30):
+    """The import's status for channel `name` once it accounts for every published message
+    (delivered + lost == published), given what the subscriber `received` (its result). Tells
+    apart the two ways a subscriber can miss messages that the import does not report:
+    - a stall at the end of the stream: the import gets there, but the subscriber's idle window
+      ran out before the last messages reached it;
+    - an accounting hole: the import never accounts for them (lost on the way, never counted).
+    The import's counts are read from its status lines, 100 ms apart: waiting for them to settle
+    also keeps a gap counted just before the subscriber saw the last message from being missed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        c = importer.channel(name) or {"messages": 0, "lost": 0}
+        accounted = c["messages"] + c["lost"]
+        if accounted >= published:
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"accounting hole: the import accounts for {accounted} of {published} messages "
+                                 f"({c['messages']} delivered, {c['lost']} lost) and never for the rest; "
+                                 f"the subscriber got {received}")
+        time.sleep(0.05)
+    if received["last"] < published - 1:
+        raise AssertionError(f"stall at the end of the stream: the import accounts for every message "
+                             f"({c['messages']} delivered, {c['lost']} lost), but the subscriber's idle window "
+                             f"ended at message {received['last']} of {published}: {received}")
+    return c
+
+
 def result(process, timeout=120):
     """The last JSON line a peer program printed, once it exits."""
     out, err = process.communicate(timeout=timeout)

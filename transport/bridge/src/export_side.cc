@@ -260,6 +260,13 @@ class ExportSide final : public Side {
   void send_alive(const Channel& c, const PeerId& to, bool evicted = false) {
     wire::Header h = port_.header(c, wire::Type::kAlive);
     h.flags = static_cast<std::uint8_t>((c.link ? wire::kChannelOpen : 0) | (evicted ? wire::kEvictedNow : 0));
+    const auto peer = c.peers.find(to);
+    if (c.link && peer != c.peers.end()) {
+      if (const std::optional<std::uint64_t> position = c.link->position_for(to, peer->second)) {
+        h.flags |= wire::kHasPosition;
+        h.sequence = *position;
+      }
+    }
     port_.send_control(to, h);
   }
 

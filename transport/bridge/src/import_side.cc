@@ -252,7 +252,9 @@ class ImportSide final : public Side {
     }
     switch (h.type) {
       case wire::Type::kDescribe: return describe(*c, in.payload, h);
-      case wire::Type::kAlive: return;
+      case wire::Type::kAlive:
+        if ((h.flags & wire::kHasPosition) != 0 && c->open() && c->held.empty()) c->link->at_position(*c, h);
+        return;
       case wire::Type::kEvicted: return evicted(*c, h);
       case wire::Type::kNotExported:
         if (c->status.rejected++ == 0) {

@@ -121,6 +121,10 @@ class ExportLink {
   virtual WaitEvent take_wait_events() = 0;
   // The DESCRIBE's baseline: the sequence number the next message read will have (topics).
   virtual std::optional<std::uint64_t> baseline() const { return std::nullopt; }
+  // Where `peer` stands (topics: the sequence of the next record it will be offered; everything
+  // before it was sent or dropped for it), told with every ALIVE: so an import counts a gap at
+  // the end of a stream, with nothing after it to reveal it. nullopt: nothing to tell.
+  virtual std::optional<std::uint64_t> position_for(const PeerId&, const PeerChannel&) const { return std::nullopt; }
   // Moves what is ready to the described peers; never waits. Not OK: the local endpoint failed
   // (the message says how); the side closes the channel and opens it again.
   virtual absl::Status move(ExportChannel& c, ExportPort& port, std::uint64_t now) = 0;
@@ -218,6 +222,9 @@ class ImportLink {
   virtual void set_upstream(std::string_view from, bool up) = 0;
   // A DESCRIBE of the channel arrived while it is open (topics: the baseline to count from).
   virtual void described(ImportChannel&, const wire::Header&) {}
+  // An ALIVE with the export's position for this import (ExportLink::position_for), when nothing
+  // is held here: everything before it has arrived or was dropped on the way (topics: a gap).
+  virtual void at_position(ImportChannel&, const wire::Header&) {}
   // Bytes a data message of this pattern may carry beyond one message of the largest size.
   virtual std::uint64_t batch_overhead() const { return 0; }
   // Delivers a data message of this pattern from *offset on (a batch is left at the record that

@@ -70,6 +70,13 @@ class TopicExport final : public ExportLink {
     return topic_->next_sequence();
   }
 
+  std::optional<std::uint64_t> position_for(const PeerId& id, const PeerChannel& peer) const override {
+    if (!peer.described) return std::nullopt;
+    // A batch still owed to it (its link was full) comes first; otherwise the subscriber's next.
+    if (std::find(pending_.begin(), pending_.end(), id) != pending_.end()) return pending_first_;
+    return topic_->next_sequence();
+  }
+
   absl::Status move(ExportChannel& c, ExportPort& port, std::uint64_t now) override {
     evict_the_stuck(c, port, now);
     blocked_on_credit_ = false;
@@ -218,7 +225,10 @@ class TopicExport final : public ExportLink {
       c.status.messages += batch.records;
       c.status.bytes += batch.used - batch.records * wire::kRecordHeader;
     }
-    if (!pending_.empty()) pending_since_ns_ = now;  // lossless: nothing more until all took it
+    if (!pending_.empty()) {  // lossless: nothing more until all took it
+      pending_since_ns_ = now;
+      pending_first_ = batch.first;
+    }
   }
 
   // Nothing was read: a message of `next_size` bytes waits for credit (0: none waits). Lossless:
@@ -267,6 +277,7 @@ class TopicExport final : public ExportLink {
   std::vector<std::byte> header_;
   std::size_t payload_bytes_ = 0;
   std::vector<PeerId> pending_;
+  std::uint64_t pending_first_ = 0;  // the pending batch's first sequence
   std::uint64_t pending_since_ns_ = 0;
 };
 
@@ -298,6 +309,20 @@ class TopicImport final : public ImportLink {
     if (expected_.origin == h.origin && expected_.incarnation == h.incarnation) return;
     if (expected_.origin != 0) ++c.status.resets;
     expected_ = UpstreamPosition{h.origin, h.incarnation, h.sequence};
+  }
+
+  // The export is at `h.sequence` for this import and everything before it has arrived (one
+  // ordered connection): what was expected and never came was lost on the way. Counted now, not
+  // when (if ever) a later message reveals it; the mark moves too, so a restart does not count it
+  // again.
+  void at_position(ImportChannel& c, const wire::Header& h) override {
+    UpstreamPosition& e = expected_;
+    if (!topic_ || e.origin != h.origin || e.incarnation != h.incarnation || h.sequence <= e.sequence) return;
+    const std::uint64_t gap = h.sequence - e.sequence;
+    c.status.lost += gap;
+    topic_->count_upstream_lost(gap);
+    e.sequence = h.sequence;
+    topic_->mark_upstream(e);
   }
 
   Delivery deliver(ImportChannel& c, ImportPort&, const wire::Header& h, std::span<const std::byte> payload,
