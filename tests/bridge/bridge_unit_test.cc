@@ -232,9 +232,11 @@ TEST(Status, JsonEscapesNames) {
   ChannelStatus c;
   c.direction = "import";
   c.channel = "we\"ird\\name\n";
+  c.endpoint = "tcp://h\xff:1";  // not UTF-8: JSON stays valid UTF-8
   s.channels.push_back(c);
   const std::string json = status_json(s);
-  EXPECT_NE(json.find(R"("channel":"we\"ird\\name\u000a")"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("channel":"we\"ird\\name\n")"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("endpoint":"tcp://h\ufffd:1")"), std::string::npos) << json;
 }
 
 // --- the topic additions -------------------------------------------------------------------------

@@ -14,6 +14,7 @@
 
 #include "shmring/core/detail/message.h"
 #include "shmring/core/clock.h"
+#include "shmring/core/detail/text.h"
 #include "shmring/core/stable_hash.h"
 #include "export_side.h"
 #include "import_side.h"
@@ -151,39 +152,21 @@ BridgeStatus Bridge::status() const {
   return s;
 }
 
-namespace {
-std::string json_string(std::string_view text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char hex[8];
-      std::snprintf(hex, sizeof hex, "\\u%04x", c);
-      out += hex;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-}  // namespace
 
 std::string status_json(const BridgeStatus& s) {
   std::string out = cat("{\"peers\":", s.peers, ",\"malformed\":", s.malformed,
                                  ",\"unknown_channel\":", s.unknown_channel, ",\"refused\":", s.refused, ",\"channels\":[");
   bool first = true;
   for (const ChannelStatus& c : s.channels) {
-    out += cat(first ? "" : ",", "{\"direction\":\"", c.direction, "\",\"channel\":", json_string(c.channel),
-                    ",\"remote\":", json_string(c.remote), ",\"endpoint\":", json_string(c.endpoint), ",\"kind\":\"",
+    out += cat(first ? "" : ",", "{\"direction\":\"", c.direction, "\",\"channel\":", shmring::detail::json_quote(c.channel),
+                    ",\"remote\":", shmring::detail::json_quote(c.remote), ",\"endpoint\":", shmring::detail::json_quote(c.endpoint), ",\"kind\":\"",
                     to_string(c.kind), "\",\"open\":", c.open ? "true" : "false",
                     ",\"lossless\":", c.lossless ? "true" : "false", ",\"peers\":", c.peers,
                     ",\"messages\":", c.messages, ",\"bytes\":", c.bytes, ",\"lost\":", c.lost,
                     ",\"duplicates\":", c.duplicates, ",\"dropped\":", c.dropped,
                     ",\"redelivered\":", c.redelivered, ",\"rejected\":", c.rejected,
                     ",\"resets\":", c.resets, ",\"held_back_ms\":", c.held_back_ns / 1'000'000,
-               ",\"evictions\":", c.evictions, ",\"link\":", json_string(c.link),
+               ",\"evictions\":", c.evictions, ",\"link\":", shmring::detail::json_quote(c.link),
                ",\"link_changes\":", c.link_changes, ",\"link_ms\":", c.link_ms, "}");
     first = false;
   }
