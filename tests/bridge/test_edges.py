@@ -338,6 +338,18 @@ def test_an_export_pattern_serves_the_channels_imports_ask_for(net, procs, port,
         p.stdin.close()
         p.wait(timeout=10)
     assert any("matching" in line for line in exporter.log)
+    # A name another host makes up to match the pattern reaches the log as one printable line.
+    asker = procs(python_in(net.b, '''
+        ctx = zmq.Context(); s = ctx.socket(zmq.DEALER); s.connect(sys.argv[1])
+        s.send(header(HELLO, sys.argv[2] + ".p.\\x1b]0;owned\\x07")); time.sleep(0.5)
+    ''', address, prefix))
+    assert asker.wait(timeout=30) == 0
+    deadline = time.monotonic() + 20
+    while not any("owned" in line for line in exporter.log):
+        assert time.monotonic() < deadline, exporter.log
+        time.sleep(0.05)
+    assert not any("\x1b" in line or "\x07" in line for line in exporter.log), exporter.log
+    assert any("\\x1b]0;owned" in line for line in exporter.log), exporter.log
     exporter.stop()
     importer.stop()
 

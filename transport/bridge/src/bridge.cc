@@ -38,7 +38,9 @@ void log_event(const std::string& text) {
   localtime_r(&ts.tv_sec, &local);
   char when[32];
   std::strftime(when, sizeof when, "%H:%M:%S", &local);
-  std::fprintf(stderr, "%s.%03ld shmring bridge: %s\n", when, ts.tv_nsec / 1'000'000, text.c_str());
+  // Names and addresses may come from another user or another host: one printable line.
+  std::fprintf(stderr, "%s.%03ld shmring bridge: %s\n", when, ts.tv_nsec / 1'000'000,
+               shmring::detail::terminal_safe(text).c_str());
 }
 
 struct Bridge::Impl {

@@ -164,6 +164,7 @@ class ExportSide final : public Side {
   // kMaxPatternChannels at once: a peer cannot make this side open every name it makes up).
   Channel* add_matching(std::string_view name) {
     const std::string text(name);
+    if (!validate_channel_name(text).ok()) return nullptr;
     for (const std::string& pattern : patterns_) {
       if (fnmatch(pattern.c_str(), text.c_str(), 0) != 0) continue;
       if (channels_.size() >= static_cast<std::size_t>(spec_.channels.size()) + kMaxPatternChannels) return nullptr;
