@@ -111,23 +111,15 @@ class FrameExport final : public ExportLink {
   std::vector<std::byte> header_;
 };
 
-class FrameImport final : public ImportLink {
+class FrameImport final : public SendingLink<FramePublisher> {
  public:
   absl::Status open(const ImportChannel& c, bool exact) override {
-    return open_into<FramePublisher>(c.route.local, described_limits<FrameOptions>(c.description, exact), &frames_);
+    return open_endpoint(c, described_limits<FrameOptions>(c.description, exact));
   }
-  void close() override { frames_.reset(); }
-  bool is_open() const override { return frames_.has_value(); }
-  void set_upstream(std::string_view from, bool up) override {
-    if (frames_) frames_->set_upstream_link(from, up);
-  }
-  int wait_fd() const override { return frames_ ? frames_->wait_fd() : -1; }
-  WaitEvent take_wait_events() override { return frames_->take_wait_events(); }
-  std::uint64_t max_message() const override { return frames_->max_message(); }
 
   Delivery deliver(ImportChannel& c, ImportPort& port, const wire::Header& h, std::span<const std::byte> payload,
                    std::size_t*, std::string*) override {
-    const ChannelResult r = frames_->try_send(payload);
+    const ChannelResult r = endpoint_->try_send(payload);
     if (r == ChannelResult::kOk) {
       ++c.status.messages;
       c.status.bytes += payload.size();
@@ -151,7 +143,6 @@ class FrameImport final : public ImportLink {
   }
 
  private:
-  std::optional<FramePublisher> frames_;
   std::uint64_t next_frame_ = 0;
 };
 

@@ -271,6 +271,28 @@ absl::Status open_into(const std::string& name, const Options& o, std::optional<
   return absl::OkStatus();
 }
 
+// The endpoint calls every import link makes the same way, on its one local endpoint (a
+// TopicPublisher, QueueProducer or FramePublisher).
+template <typename Endpoint>
+class SendingLink : public ImportLink {
+ public:
+  void close() override { endpoint_.reset(); }
+  bool is_open() const override { return endpoint_.has_value(); }
+  int wait_fd() const override { return endpoint_ ? endpoint_->wait_fd() : -1; }
+  WaitEvent take_wait_events() override { return endpoint_->take_wait_events(); }
+  std::uint64_t max_message() const override { return endpoint_->max_message(); }
+  void set_upstream(std::string_view from, bool up) override {
+    if (endpoint_) endpoint_->set_upstream_link(from, up);
+  }
+
+ protected:
+  template <typename Options>
+  absl::Status open_endpoint(const ImportChannel& c, const Options& o) {
+    return open_into<Endpoint>(c.route.local, o, &endpoint_);
+  }
+  std::optional<Endpoint> endpoint_;
+};
+
 // --- registration ---
 
 // One pattern: its channel kind, the message that carries its data from export to import, and

@@ -228,19 +228,11 @@ class QueueExport final : public ExportLink {
   std::vector<std::byte> header_;
 };
 
-class QueueImport final : public ImportLink {
+class QueueImport final : public SendingLink<QueueProducer> {
  public:
   absl::Status open(const ImportChannel& c, bool exact) override {
-    return open_into<QueueProducer>(c.route.local, described_limits<QueueOptions>(c.description, exact), &queue_);
+    return open_endpoint(c, described_limits<QueueOptions>(c.description, exact));
   }
-  void close() override { queue_.reset(); }
-  bool is_open() const override { return queue_.has_value(); }
-  void set_upstream(std::string_view from, bool up) override {
-    if (queue_) queue_->set_upstream_link(from, up);
-  }
-  int wait_fd() const override { return queue_ ? queue_->wait_fd() : -1; }
-  WaitEvent take_wait_events() override { return queue_->take_wait_events(); }
-  std::uint64_t max_message() const override { return queue_->max_message(); }
 
   Delivery deliver(ImportChannel& c, ImportPort& port, const wire::Header& h, std::span<const std::byte> payload,
                    std::size_t*, std::string* why) override {
@@ -254,7 +246,7 @@ class QueueImport final : public ImportLink {
       port.ack(c, h, 0);
       return Delivery::kDone;
     }
-    const ChannelResult r = queue_->try_send(payload);
+    const ChannelResult r = endpoint_->try_send(payload);
     if (r == ChannelResult::kWouldBlock) return Delivery::kNoRoom;
     if (r == ChannelResult::kTooLarge) {  // the local queue's items are smaller: it can never go in
       ++c.status.rejected;
@@ -295,7 +287,6 @@ class QueueImport final : public ImportLink {
   }
 
  private:
-  std::optional<QueueProducer> queue_;
   // Tickets delivered lately, of ticket_incarnation_ (the upstream queue they belong to).
   std::uint64_t ticket_incarnation_ = 0;
   std::deque<std::uint64_t> ticket_order_;

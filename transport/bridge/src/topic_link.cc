@@ -281,31 +281,23 @@ class TopicExport final : public ExportLink {
   std::uint64_t pending_since_ns_ = 0;
 };
 
-class TopicImport final : public ImportLink {
+class TopicImport final : public SendingLink<TopicPublisher> {
  public:
   absl::Status open(const ImportChannel& c, bool exact) override {
     TopicOptions o = described_limits<TopicOptions>(c.description, exact);
     o.lossless = c.description.lossless != 0;
-    return open_into<TopicPublisher>(c.route.local, o, &topic_);
+    return open_endpoint(c, o);
   }
-  void close() override { topic_.reset(); }
-  bool is_open() const override { return topic_.has_value(); }
-  void set_upstream(std::string_view from, bool up) override {
-    if (topic_) topic_->set_upstream_link(from, up);
-  }
-  int wait_fd() const override { return topic_ ? topic_->wait_fd() : -1; }
-  WaitEvent take_wait_events() override { return topic_->take_wait_events(); }
-  std::uint64_t max_message() const override { return topic_->max_message(); }
   std::uint64_t batch_overhead() const override { return wire::kMaxBatchOverhead; }
 
-  void opened(ImportChannel&) override { expected_ = topic_->upstream_resume(); }
+  void opened(ImportChannel&) override { expected_ = endpoint_->upstream_resume(); }
 
   // Where loss counting starts when this import knows nothing of the upstream channel yet (first
   // contact, or the channel there was created anew): the export's baseline. An expectation of the
   // same upstream channel (kept across a reconnection, or read back from the local topic after a
   // restart) wins: the gap since then is real loss.
   void described(ImportChannel& c, const wire::Header& h) override {
-    if (!topic_ || (h.flags & wire::kHasBaseline) == 0) return;
+    if (!endpoint_ || (h.flags & wire::kHasBaseline) == 0) return;
     if (expected_.origin == h.origin && expected_.incarnation == h.incarnation) return;
     if (expected_.origin != 0) ++c.status.resets;
     expected_ = UpstreamPosition{h.origin, h.incarnation, h.sequence};
@@ -317,12 +309,12 @@ class TopicImport final : public ImportLink {
   // again.
   void at_position(ImportChannel& c, const wire::Header& h) override {
     UpstreamPosition& e = expected_;
-    if (!topic_ || e.origin != h.origin || e.incarnation != h.incarnation || h.sequence <= e.sequence) return;
+    if (!endpoint_ || e.origin != h.origin || e.incarnation != h.incarnation || h.sequence <= e.sequence) return;
     const std::uint64_t gap = h.sequence - e.sequence;
     c.status.lost += gap;
-    topic_->count_upstream_lost(gap);
+    endpoint_->count_upstream_lost(gap);
     e.sequence = h.sequence;
-    topic_->mark_upstream(e);
+    endpoint_->mark_upstream(e);
   }
 
   Delivery deliver(ImportChannel& c, ImportPort&, const wire::Header& h, std::span<const std::byte> payload,
@@ -406,10 +398,10 @@ class TopicImport final : public ImportLink {
     if (m.sequence > e.sequence) {
       const std::uint64_t gap = m.sequence - e.sequence;
       c.status.lost += gap;
-      topic_->count_upstream_lost(gap);
+      endpoint_->count_upstream_lost(gap);
       e.sequence = m.sequence;
     }
-    const ChannelResult r = topic_->try_send_from(e, m.bytes);
+    const ChannelResult r = endpoint_->try_send_from(e, m.bytes);
     if (r == ChannelResult::kWouldBlock) return false;
     if (r == ChannelResult::kOk) {
       ++c.status.messages;
@@ -421,7 +413,6 @@ class TopicImport final : public ImportLink {
     return true;
   }
 
-  std::optional<TopicPublisher> topic_;
   UpstreamPosition expected_;  // the next upstream message expected (valid once origin != 0)
   std::uint64_t delivered_ = 0;
   std::uint64_t delivered_epoch_ = 0;
