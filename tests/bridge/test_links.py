@@ -61,14 +61,16 @@ def test_an_import_refused_by_curve_connects_once_the_export_accepts_it(net, pro
 
 
 def test_an_import_that_cannot_connect_says_so(net, procs, port, names):
-    """Nothing listens at the address: the import logs that it cannot connect (it used to say
-    nothing) and its status says connecting."""
+    """Nothing listens at the address, or the name does not resolve: the import logs that it
+    cannot connect (it used to say nothing) and its status says connecting."""
     b = names(".b")
-    importer = procs(Bridge(net.b, ["import", f"x={b}", "--connect", f"tcp://{net.a.address}:{port()}"]))
-    importer.wait(lambda s: s["channels"][0]["link"] == "connecting", what="a status line")
-    deadline = time.monotonic() + 20
-    while not any("cannot connect" in line for line in importer.log):
-        assert time.monotonic() < deadline, importer.log
-        time.sleep(0.05)
-    assert importer.status["channels"][0]["link"] == "connecting"
-    importer.stop()
+    importers = [procs(Bridge(net.b, ["import", f"x={b}", "--connect", f"tcp://{net.a.address}:{port()}"])),
+                 procs(Bridge(net.b, ["import", f"x={b}", "--connect", "tcp://no-such-host.invalid:7000"]))]
+    for importer in importers:
+        importer.wait(lambda s: s["channels"][0]["link"] == "connecting", what="a status line")
+        deadline = time.monotonic() + 20
+        while not any("cannot connect" in line for line in importer.log):
+            assert time.monotonic() < deadline, importer.log
+            time.sleep(0.05)
+        assert importer.status["channels"][0]["link"] == "connecting"
+        importer.stop()
