@@ -291,6 +291,7 @@ int run_bridge_benchmark(const BridgeBenchConfig& config, std::FILE* out) {
       std::vector<std::uint64_t> p50, p99, p999;
       std::vector<double> rates;
       std::string error;
+      const std::string load_before = loadavg();
       for (int rep = 0; rep < config.repetitions; ++rep) {
         const RunResult r = run_once(hosts, use_bridge, config.latency, size, count, config.latency ? rate : 0, ++port);
         if (!r.ok || !r.error.empty()) {
@@ -313,20 +314,22 @@ int run_bridge_benchmark(const BridgeBenchConfig& config, std::FILE* out) {
                      "{\"bench\":\"bridge\",\"mode\":\"%s\",\"transport\":\"%s\",\"size\":%zu,\"count\":%llu,"
                      "\"netns\":%s,\"p50_ns\":%llu,\"p99_ns\":%llu,\"p999_ns\":%llu,\"p50_ns_min\":%llu,"
                      "\"p50_ns_max\":%llu,\"msgs_per_s\":%.0f,\"msgs_per_s_min\":%.0f,\"msgs_per_s_max\":%.0f,"
-                     "\"ratio_to_zmq\":%.3f,\"reps\":%d,\"error\":\"%s\"}\n",
+                     "\"ratio_to_zmq\":%.3f,\"reps\":%d,\"loadavg_before\":\"%s\",\"loadavg_after\":\"%s\","
+                     "\"error\":\"%s\"}\n",
                      config.latency ? "bridge-latency" : "bridge-throughput", name, size, static_cast<unsigned long long>(count),
                      hosts.netns ? "true" : "false", static_cast<unsigned long long>(median(p50)),
                      static_cast<unsigned long long>(median(p99)), static_cast<unsigned long long>(median(p999)),
                      static_cast<unsigned long long>(*lmin), static_cast<unsigned long long>(*lmax), median(rates),
-                     *rmin, *rmax, ratio, config.repetitions, error.c_str());
+                     *rmin, *rmax, ratio, config.repetitions, load_before.c_str(), loadavg().c_str(), error.c_str());
       } else if (config.latency) {
-        std::fprintf(out, "  %-10s %8zu B  p50 %7.1f us (%.1f..%.1f)  p99 %8.1f us  p99.9 %8.1f us  x%.2f of zmq%s%s\n",
+        std::fprintf(out,
+                     "  %-10s %8zu B  p50 %7.1f us (%.1f..%.1f)  p99 %8.1f us  p99.9 %8.1f us  x%.2f of zmq  load %s%s%s\n",
                      name, size, median(p50) / 1e3, *lmin / 1e3, *lmax / 1e3, median(p99) / 1e3, median(p999) / 1e3,
-                     ratio, error.empty() ? "" : "  ERROR: ", error.c_str());
+                     ratio, load_before.c_str(), error.empty() ? "" : "  ERROR: ", error.c_str());
       } else {
-        std::fprintf(out, "  %-10s %8zu B  %10.0f msgs/s (%.0f..%.0f)  %8.1f MB/s  x%.2f of zmq%s%s\n", name, size,
-                     median(rates), *rmin, *rmax, median(rates) * static_cast<double>(size) / 1e6, ratio,
-                     error.empty() ? "" : "  ERROR: ", error.c_str());
+        std::fprintf(out, "  %-10s %8zu B  %10.0f msgs/s (%.0f..%.0f)  %8.1f MB/s  x%.2f of zmq  load %s%s%s\n", name,
+                     size, median(rates), *rmin, *rmax, median(rates) * static_cast<double>(size) / 1e6, ratio,
+                     load_before.c_str(), error.empty() ? "" : "  ERROR: ", error.c_str());
       }
       std::fflush(out);
     }

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -86,6 +87,14 @@ inline pid_t spawn(const Hosts& hosts, int host, const std::function<int()>& bod
     _exit(body());
   }
   return pid;
+}
+
+// The machine's load averages (1, 5, 15 minutes): figures are taken under some load, and say it.
+inline std::string loadavg() {
+  std::ifstream in("/proc/loadavg");
+  std::string one, five, fifteen;
+  in >> one >> five >> fifteen;
+  return one + " " + five + " " + fifteen;
 }
 
 }  // namespace shmring::bench

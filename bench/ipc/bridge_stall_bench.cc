@@ -162,13 +162,6 @@ std::uint64_t heap_kib(pid_t pid) {
   return 0;
 }
 
-std::string loadavg() {
-  std::ifstream in("/proc/loadavg");
-  std::string one, five, fifteen;
-  in >> one >> five >> fifteen;
-  return one + " " + five + " " + fifteen;
-}
-
 struct Figures {
   std::uint64_t export_heap_kib = 0, import_heap_kib = 0;
 };
