@@ -394,6 +394,8 @@ absl::Status ChannelSegment::register_locked(PeerRole role, std::uint32_t flags)
     s.uid.store(static_cast<std::uint32_t>(geteuid()), std::memory_order_relaxed);
     clear_name(s.lifeline_name);
     clear_name(s.socket_name);
+    s.upstream_link.store(0, std::memory_order_relaxed);
+    std::memset(s.upstream_from, 0, sizeof(s.upstream_from));
     std::memset(s.pattern_reserved, 0, sizeof(s.pattern_reserved));
     // SYNC(peer_slot): publishes the identity above to slot readers (acquire of state).
     s.state.store(static_cast<std::uint32_t>(PeerState::kActive), std::memory_order_release);

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <set>
 #include <string>
@@ -155,6 +156,20 @@ ChannelStats stats_of(const SegmentFile& file, const ChannelCopy& c) {
     p.received = s.received.load(std::memory_order_relaxed);
     p.lost = s.lost.load(std::memory_order_relaxed);
     p.blocked_ns = s.blocked_ns.load(std::memory_order_relaxed);
+    // SYNC(upstream_link): pairs with the release in set_upstream_link (upstream_from first).
+    if (const std::uint32_t link = s.upstream_link.load(std::memory_order_acquire); link != 0) {
+      p.upstream_up = link == kUpstreamLinkUp;
+      for (std::size_t k = 0; k < sizeof s.upstream_from && s.upstream_from[k] != '\0'; ++k) {
+        const unsigned char byte = static_cast<unsigned char>(s.upstream_from[k]);
+        if (byte >= 0x20 && byte < 0x7f) {  // written by another process: nothing to a terminal
+          p.upstream_from += static_cast<char>(byte);
+        } else {
+          char escaped[8];
+          std::snprintf(escaped, sizeof escaped, "\\x%02x", byte);
+          p.upstream_from += escaped;
+        }
+      }
+    }
     if (tail.has_value() && p.role == PeerRole::kSubscriber) {
       const std::uint64_t position = s.position.load(std::memory_order_relaxed);
       p.lag = static_cast<std::int64_t>(*tail - position) > 0 ? *tail - position : 0;
