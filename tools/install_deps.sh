@@ -16,6 +16,7 @@ packages=(
   tmux                                          # drives `shmring top` in its test
   strace                                        # counts system calls per message in a test
   iproute2                                      # the bridge tests' network namespaces (ip netns)
+  dpkg-dev lintian file man-db groff-base       # the Debian packages (cpack, lintian, man pages)
 )
 
 missing=()
