@@ -250,6 +250,7 @@ struct CreateOptions {
   std::uint64_t max_message = 0;
   bool lossless = false;
   mode_t mode = 0600;
+  std::vector<uid_t> trusted_owners;
 };
 
 // Declares --create, --kind, --capacity, --max-message, --lossless and --mode.
@@ -264,7 +265,12 @@ void add_create_options(CLI::App& app, CreateOptions* c) {
   add_size(app, "--max-message", &c->max_message, 1, std::uint64_t{1} << 30,
            "with --create: the largest message in bytes");
   app.add_flag("--lossless", c->lossless, "with --create: a lossless topic (the publisher waits)");
-  add_mode(app, "--mode", &c->mode, "with --create: permission bits of the channel (default 600)");
+  add_mode(app, "--mode", &c->mode,
+           "permission bits of a channel --create makes, and the loosest an existing channel may "
+           "have to be used (default 600; see docs/security.md)");
+  add_users(app, "--trust-owner", &c->trusted_owners,
+            "use an existing channel owned by this user (name or uid; repeatable): only the "
+            "caller's own channels are used otherwise");
 }
 
 // The kind of an existing channel, or the one --create asks for; an existing topic's lossless flag
@@ -289,6 +295,7 @@ Options options_from(const CreateOptions& c) {
   options.capacity = c.capacity;
   options.max_message = c.max_message;
   options.permissions = c.mode;
+  options.trusted_owners = c.trusted_owners;
   return options;
 }
 
