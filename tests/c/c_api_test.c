@@ -747,6 +747,93 @@ static void status_strings_and_thread_messages(void) {
   CHECK(contains(shmring_last_error(), "shmring_remove_channel"));
 }
 
+static void trust_modes_and_owners(void) {
+  /* A channel looser than the opener allows is refused; one as loose as it allows is fine. */
+  const char* name = name_for("trust");
+  shmring_topic_options_t loose;
+  shmring_topic_options_init(&loose);
+  loose.permissions = 0644;
+  shmring_topic_publisher_t* pub = NULL;
+  shmring_topic_subscriber_t* sub = NULL;
+  CHECK_STATUS(shmring_topic_publisher_open(name, &loose, &pub), SHMRING_OK);
+  CHECK_STATUS(shmring_topic_subscriber_open(name, NULL, &sub), SHMRING_PERMISSION_DENIED);
+  CHECK(sub == NULL && contains(shmring_last_error(), name));
+  CHECK_STATUS(shmring_topic_subscriber_open(name, &loose, &sub), SHMRING_OK);
+  shmring_topic_subscriber_destroy(sub);
+  shmring_topic_publisher_destroy(pub);
+  /* A count without a list. */
+  shmring_queue_options_t options;
+  shmring_queue_options_init(&options);
+  options.trusted_owner_count = 2;
+  shmring_queue_consumer_t* consumer = NULL;
+  CHECK_STATUS(shmring_queue_consumer_open(name_for("trust"), &options, &consumer), SHMRING_INVALID_ARGUMENT);
+  CHECK(contains(shmring_last_error(), "trusted_owners"));
+  if (getuid() != 0) return; /* the rest makes a channel as another user */
+  /* A channel another user made: refused unless that user is trusted. */
+  const char* theirs = name_for("theirs");
+  int ready[2];
+  int done[2];
+  CHECK(pipe(ready) == 0 && pipe(done) == 0);
+  fflush(NULL);
+  const pid_t child = fork();
+  if (child == 0) {
+    char byte = 0;
+    shmring_queue_producer_t* producer = NULL;
+    shmring_queue_options_t mine;
+    shmring_queue_options_init(&mine);
+    mine.permissions = 0666;
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(2);
+    if (shmring_queue_producer_open(theirs, &mine, &producer) != SHMRING_OK) {
+      fprintf(stderr, "as nobody: %s\n", shmring_last_error());
+      _exit(3);
+    }
+    if (write(ready[1], &byte, 1) != 1 || read(done[0], &byte, 1) != 1) _exit(4);
+    shmring_queue_producer_destroy(producer);
+    _exit(0);
+  }
+  char byte = 0;
+  CHECK(read(ready[0], &byte, 1) == 1);
+  shmring_queue_options_init(&options);
+  options.permissions = 0666;
+  CHECK_STATUS(shmring_queue_consumer_open(theirs, &options, &consumer), SHMRING_PERMISSION_DENIED);
+  const uint32_t nobody = 65534;
+  options.trusted_owners = &nobody;
+  options.trusted_owner_count = 1;
+  CHECK_STATUS(shmring_queue_consumer_open(theirs, &options, &consumer), SHMRING_OK);
+  shmring_queue_consumer_destroy(consumer);
+  CHECK(write(done[1], &byte, 1) == 1);
+  int status = 0;
+  waitpid(child, &status, 0);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  close(ready[0]);
+  close(ready[1]);
+  close(done[0]);
+  close(done[1]);
+}
+
+static void a_forked_childs_copies_are_inert(void) {
+  const char* name = name_for("fork");
+  shmring_queue_producer_t* producer = NULL;
+  CHECK_STATUS(shmring_queue_producer_open(name, NULL, &producer), SHMRING_OK);
+  fflush(NULL);
+  const pid_t child = fork();
+  if (child == 0) {
+    /* The child's copy never writes the parent's claims: every call answers SHMRING_CLOSED. */
+    void* buffer = NULL;
+    size_t capacity = 0;
+    const int ok = !shmring_endpoint_is_open(shmring_queue_producer_endpoint(producer)) &&
+                   shmring_queue_producer_send(producer, "child", 5, 0) == SHMRING_CLOSED &&
+                   shmring_queue_producer_loan(producer, 0, &buffer, &capacity) == SHMRING_CLOSED;
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  CHECK_STATUS(shmring_queue_producer_send(producer, "parent", 6, 0), SHMRING_OK);
+  CHECK(shmring_queue_producer_size_approx(producer) == 1);
+  shmring_queue_producer_destroy(producer);
+}
+
 int main(void) {
   null_handles_are_refused();
   foreign_and_wrong_kind_handles_are_refused();
@@ -764,6 +851,8 @@ int main(void) {
   stats_listing_and_removal();
   frames_newest_first();
   status_strings_and_thread_messages();
+  trust_modes_and_owners();
+  a_forked_childs_copies_are_inert();
   printf("%d checks, %d failed\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }

@@ -64,7 +64,8 @@ def test_struct_sizes_match_what_a_binding_mirrors(lib):
                     ("read_only", ctypes.c_bool), ("wait_strategy", ctypes.c_int32),
                     ("spin_iterations", ctypes.c_uint32), ("open_timeout_ms", ctypes.c_uint32),
                     ("dead_check_interval_ms", ctypes.c_uint32), ("evict_after_ms", ctypes.c_uint32),
-                    ("evict_lag", ctypes.c_uint64)]
+                    ("evict_lag", ctypes.c_uint64), ("trusted_owners", ctypes.POINTER(ctypes.c_uint32)),
+                    ("trusted_owner_count", ctypes.c_size_t)]
 
     options = TopicOptions()
     lib.shmring_topic_options_init(ctypes.byref(options))

@@ -120,40 +120,41 @@ double round_trip(bool c_api, long count, int cpu_a, int cpu_b, int rep) {
   return per;
 }
 
-// ns per 64-byte send + receive pair in one thread.
-double call_pair(bool c_api, long count, int rep) {
-  const std::string name = "bench.c_cost.local." + std::to_string(getpid()) + "." + std::to_string(rep);
+// ns per 64-byte send + receive pair in one thread, C and C++ in alternating blocks of `count`
+// pairs on the same two endpoints (opened once through each API), `blocks` blocks each.
+void call_pairs(long count, int blocks, int rep, std::vector<double>* c_out, std::vector<double>* cpp_out) {
+  const std::string c_name = "bench.c_cost.c." + std::to_string(getpid()) + "." + std::to_string(rep);
+  const std::string cpp_name = "bench.c_cost.cpp." + std::to_string(getpid()) + "." + std::to_string(rep);
   unsigned char message[kSize] = {};
   unsigned char buffer[kSize];
   std::size_t n = 0;
-  if (c_api) {
-    shmring_topic_publisher_t* pub = nullptr;
-    shmring_topic_subscriber_t* sub = nullptr;
-    if (shmring_topic_publisher_open(name.c_str(), nullptr, &pub) != SHMRING_OK ||
-        shmring_topic_subscriber_open(name.c_str(), nullptr, &sub) != SHMRING_OK) {
-      std::exit(3);
-    }
-    const Clock start = now_ns();
-    for (long i = 0; i < count; ++i) {
-      shmring_topic_publisher_send(pub, message, kSize, 0);
-      shmring_topic_subscriber_receive(sub, buffer, kSize, &n, 0);
-    }
-    const double per = static_cast<double>(now_ns() - start) / static_cast<double>(count);
-    shmring_topic_subscriber_destroy(sub);
-    shmring_topic_publisher_destroy(pub);
-    return per;
+  shmring_topic_publisher_t* c_pub = nullptr;
+  shmring_topic_subscriber_t* c_sub = nullptr;
+  if (shmring_topic_publisher_open(c_name.c_str(), nullptr, &c_pub) != SHMRING_OK ||
+      shmring_topic_subscriber_open(c_name.c_str(), nullptr, &c_sub) != SHMRING_OK) {
+    std::exit(3);
   }
-  auto pub = shmring::TopicPublisher::open(name);
-  auto sub = shmring::TopicSubscriber::open(name);
+  auto pub = shmring::TopicPublisher::open(cpp_name);
+  auto sub = shmring::TopicSubscriber::open(cpp_name);
   if (!pub.ok() || !sub.ok()) std::exit(3);
   const auto out = std::as_bytes(std::span(message));
   const auto in = std::as_writable_bytes(std::span(buffer));
-  const Clock start = now_ns();
-  for (long i = 0; i < count; ++i) {
-    pub->try_send(out);
-    sub->try_receive(in, &n);
+  for (int block = 0; block < blocks; ++block) {
+    Clock start = now_ns();
+    for (long i = 0; i < count; ++i) {
+      shmring_topic_publisher_send(c_pub, message, kSize, 0);
+      shmring_topic_subscriber_receive(c_sub, buffer, kSize, &n, 0);
+    }
+    c_out->push_back(static_cast<double>(now_ns() - start) / static_cast<double>(count));
+    start = now_ns();
+    for (long i = 0; i < count; ++i) {
+      pub->try_send(out);
+      sub->try_receive(in, &n);
+    }
+    cpp_out->push_back(static_cast<double>(now_ns() - start) / static_cast<double>(count));
   }
-  return static_cast<double>(now_ns() - start) / static_cast<double>(count);
+  shmring_topic_subscriber_destroy(c_sub);
+  shmring_topic_publisher_destroy(c_pub);
 }
 
 const char* arg(int argc, char** argv, const char* key, const char* fallback) {
@@ -183,13 +184,15 @@ int main(int argc, char** argv) {
   for (int rep = 0; rep < reps; ++rep) {  // alternating, so drift in the machine hits both alike
     cpp_rt.push_back(round_trip(false, count, cpu_a, cpu_b, 4 * rep));
     c_rt.push_back(round_trip(true, count, cpu_a, cpu_b, 4 * rep + 1));
-    cpp_pair.push_back(call_pair(false, count * 5, 4 * rep + 2));
-    c_pair.push_back(call_pair(true, count * 5, 4 * rep + 3));
+    call_pairs(count / 2, 10, 4 * rep + 2, &c_pair, &cpp_pair);
   }
   std::printf("C API against C++ API, 64 B topic messages, %d repetitions (median, min..max), cores %d,%d\n", reps,
               cpu_a, cpu_b);
   report("round trip (two processes)", c_rt, cpp_rt);
   report("send + receive (one thread)", c_pair, cpp_pair);
+  std::printf("(one thread: %zu blocks of %ld pairs per API, alternating; fastest block: C %.1f ns, C++ %.1f ns)\n",
+              c_pair.size(), count / 2, *std::min_element(c_pair.begin(), c_pair.end()),
+              *std::min_element(cpp_pair.begin(), cpp_pair.end()));
   std::printf("{\"bench\":\"c_call_cost\",\"size\":64,\"reps\":%d,\"count\":%ld,\"cpus\":\"%d,%d\","
               "\"rtt_c_ns\":%.1f,\"rtt_cpp_ns\":%.1f,\"pair_c_ns\":%.1f,\"pair_cpp_ns\":%.1f}\n",
               reps, count, cpu_a, cpu_b, median(c_rt), median(cpp_rt), median(c_pair), median(cpp_pair));

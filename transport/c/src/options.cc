@@ -71,6 +71,9 @@ void copy_common(const C* o, Cpp* cpp) noexcept {
   if (SHMRING_C_HAS(o, wait_strategy)) cpp->wait.strategy = static_cast<WaitStrategy>(o->wait_strategy);
   if (SHMRING_C_HAS(o, spin_iterations)) cpp->wait.spin_iterations = o->spin_iterations;
   if (SHMRING_C_HAS(o, open_timeout_ms)) cpp->open_timeout = std::chrono::milliseconds(o->open_timeout_ms);
+  if (SHMRING_C_HAS(o, trusted_owner_count) && o->trusted_owner_count != 0) {
+    cpp->trusted_owners.assign(o->trusted_owners, o->trusted_owners + o->trusted_owner_count);
+  }
 }
 
 template <typename Cpp, typename C>
@@ -85,6 +88,14 @@ absl::StatusOr<Cpp> checked_common(const C* o) {
                                       SHMRING_C_HAS(o, group) ? o->group : -1);
       !s.ok()) {
     return s;
+  }
+  if (SHMRING_C_HAS(o, trusted_owner_count) && o->trusted_owner_count != 0 && o->trusted_owners == nullptr) {
+    return absl::InvalidArgumentError("trusted_owners is NULL with trusted_owner_count " +
+                                      std::to_string(o->trusted_owner_count));
+  }
+  if (SHMRING_C_HAS(o, trusted_owner_count) && o->trusted_owner_count > 65536) {
+    return absl::InvalidArgumentError("trusted_owner_count " + std::to_string(o->trusted_owner_count) +
+                                      " is more than 65536");
   }
   copy_common(o, &cpp);
   return cpp;

@@ -108,7 +108,8 @@ typedef struct shmring_topic_options {
   uint64_t capacity;          /* ring bytes, a power of two (0: creator default 1 MiB) */
   uint64_t max_message;       /* bytes (0: creator default min(64 KiB, capacity / 2 - 16)) */
   uint32_t max_peers;         /* publisher + subscribers (0: creator default 64) */
-  uint32_t permissions;       /* mode bits of a channel this call creates (default 0600) */
+  uint32_t permissions;       /* mode bits of a channel this call creates, and the loosest mode of
+                                 one it opens (default 0600) */
   int64_t group;              /* group of a channel this call creates (-1: the creator's) */
   bool create;                /* false: only open an existing channel (default true) */
   bool lossless;              /* must match the channel's (default false: lossy) */
@@ -122,6 +123,10 @@ typedef struct shmring_topic_options {
                                  long (0: never) */
   uint64_t evict_lag;         /* lossless publisher: evicts a subscriber lagging this many bytes
                                  (0: never) */
+  const uint32_t* trusted_owners; /* uids whose channels this call may open besides the caller's own
+                                     (anyone else's is SHMRING_PERMISSION_DENIED); may be NULL when
+                                     trusted_owner_count is 0; copied by the call */
+  size_t trusted_owner_count;
 } shmring_topic_options_t;
 
 /* Queue options (the C++ QueueOptions). */
@@ -130,12 +135,14 @@ typedef struct shmring_queue_options {
   uint64_t capacity;        /* slots, a power of two (0: creator default 1024) */
   uint64_t max_message;     /* bytes per item (0: creator default 256) */
   uint32_t max_peers;       /* endpoints at once (0: creator default 64) */
-  uint32_t permissions;     /* default 0600 */
+  uint32_t permissions;     /* default 0600; also the loosest mode of a channel it opens */
   int64_t group;            /* -1: the creator's */
   bool create;              /* default true */
   int32_t wait_strategy;    /* default SHMRING_WAIT_HYBRID */
   uint32_t spin_iterations; /* default 2000 */
   uint32_t open_timeout_ms; /* default 2000 */
+  const uint32_t* trusted_owners; /* as in shmring_topic_options_t */
+  size_t trusted_owner_count;
 } shmring_queue_options_t;
 
 /* Frame channel options (the C++ FrameOptions). */
@@ -144,12 +151,14 @@ typedef struct shmring_frame_options {
   uint64_t capacity;        /* frame buffers, 3 to 64 (0: creator default 4) */
   uint64_t max_message;     /* bytes per frame (0: creator default 4 MiB) */
   uint32_t max_peers;       /* 0: creator default 16 */
-  uint32_t permissions;     /* default 0600 */
+  uint32_t permissions;     /* default 0600; also the loosest mode of a channel it opens */
   int64_t group;            /* -1: the creator's */
   bool create;              /* default true */
   int32_t wait_strategy;    /* default SHMRING_WAIT_HYBRID */
   uint32_t spin_iterations; /* default 2000 */
   uint32_t open_timeout_ms; /* default 2000 */
+  const uint32_t* trusted_owners; /* as in shmring_topic_options_t */
+  size_t trusted_owner_count;
 } shmring_frame_options_t;
 
 /* Fill `options` with the defaults and set struct_size. NULL is ignored. */
@@ -262,7 +271,8 @@ typedef struct shmring_view {
 
 /* Opens (or creates) topic `name` as its one publisher. SHMRING_OK and *publisher; otherwise
  * SHMRING_INVALID_ARGUMENT (bad name or options), SHMRING_FAILED_PRECONDITION (a live publisher
- * exists; another kind, mode or limits), SHMRING_NOT_FOUND (create = false), SHMRING_PERMISSION_DENIED,
+ * exists; another kind, mode or limits), SHMRING_NOT_FOUND (create = false), SHMRING_PERMISSION_DENIED
+ * (also: the channel belongs to a user not trusted, or is looser than `permissions`),
  * SHMRING_RESOURCE_EXHAUSTED, SHMRING_DEADLINE_EXCEEDED, SHMRING_ABORTED, SHMRING_DATA_LOSS,
  * SHMRING_OUT_OF_MEMORY, with a message. May wait (open_timeout_ms). */
 shmring_status_t shmring_topic_publisher_open(const char* name, const shmring_topic_options_t* options,
