@@ -1,5 +1,6 @@
 #include "options.h"
 
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -232,6 +233,41 @@ CLI::Option* add_mode(CLI::App& app, const std::string& name, mode_t* target, co
         return parse_mode(text) ? std::string() : refusal("octal mode bits of at most 7777, such as 600 or 0644", text);
       }))
       ->type_name("MODE");
+}
+
+namespace {
+
+std::optional<uid_t> parse_user(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  if (std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c) != 0; })) {
+    errno = 0;
+    char* end = nullptr;
+    const unsigned long long value = std::strtoull(text.c_str(), &end, 10);
+    if (errno != 0 || value >= static_cast<unsigned long long>(static_cast<uid_t>(-1))) return std::nullopt;
+    return static_cast<uid_t>(value);
+  }
+  const passwd* entry = getpwnam(text.c_str());
+  if (entry == nullptr) return std::nullopt;
+  return entry->pw_uid;
+}
+
+}  // namespace
+
+CLI::Option* add_users(CLI::App& app, const std::string& name, std::vector<uid_t>* target,
+                       const std::string& help) {
+  return app
+      .add_option_function<std::vector<std::string>>(
+          name,
+          [target](const std::vector<std::string>& texts) {
+            for (const std::string& t : texts) target->push_back(*parse_user(t));
+          },
+          help)
+      ->check(checker([](const std::string& text) {
+        return parse_user(text) ? std::string() : refusal("a user name or uid", text);
+      }))
+      ->type_name("USER")
+      ->allow_extra_args(false)
+      ->take_all();
 }
 
 CLI::Option* add_choice(CLI::App& app, const std::string& name, std::string* target,
