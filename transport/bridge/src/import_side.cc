@@ -10,6 +10,7 @@
 // other channels of the connection go on.
 #include "import_side.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -523,6 +524,9 @@ absl::StatusOr<std::unique_ptr<Side>> make_import_side(const ImportSpec& spec) {
   // A data message may carry more than its largest message (a topic batch: wire.h).
   CarrierOptions carrier_options = checked.carrier;
   carrier_options.max_message_bytes += wire::kMaxBatchOverhead;
+  if (carrier_options.receive_queue == 0) {
+    carrier_options.receive_queue = std::min(carrier_options.high_water_mark, kImportReceiveQueue);
+  }
   absl::StatusOr<std::unique_ptr<Carrier>> carrier = make_zmq_client(checked.connect, carrier_options);
   if (!carrier.ok()) return carrier.status();
   return std::unique_ptr<Side>(new ImportSide(checked, *std::move(carrier)));

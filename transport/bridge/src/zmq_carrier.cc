@@ -58,7 +58,7 @@ void apply_common(void* socket, const CarrierOptions& o) {
   set_int(socket, ZMQ_LINGER, 0);
   set_int(socket, ZMQ_IPV6, 1);  // IPv6 addresses and host names resolving to them, IPv4 as well
   set_int(socket, ZMQ_SNDHWM, o.high_water_mark);
-  set_int(socket, ZMQ_RCVHWM, o.high_water_mark);
+  set_int(socket, ZMQ_RCVHWM, o.receive_queue != 0 ? o.receive_queue : o.high_water_mark);
   set_int(socket, ZMQ_HEARTBEAT_IVL, static_cast<int>(o.heartbeat_interval.count()));
   set_int(socket, ZMQ_HEARTBEAT_TIMEOUT, static_cast<int>(o.peer_timeout.count()));
   set_int(socket, ZMQ_HEARTBEAT_TTL, static_cast<int>(o.peer_timeout.count()));

@@ -99,6 +99,10 @@ struct CarrierOptions {
   CarrierSecurity security;
   // Messages queued toward one peer before try_send says kFull (ZeroMQ SNDHWM / RCVHWM).
   int high_water_mark = 1000;
+  // Messages received and not yet taken before the connection is read no further (ZeroMQ
+  // RCVHWM; 0: high_water_mark). It bounds what a peer that ignores flow control can make this
+  // side hold: receive_queue x the largest message accepted (an import uses kImportReceiveQueue).
+  int receive_queue = 0;
   // Connection liveness (ZeroMQ heartbeats): a peer silent for `peer_timeout` is dropped.
   std::chrono::milliseconds heartbeat_interval{500};
   std::chrono::milliseconds peer_timeout{3000};
@@ -114,6 +118,9 @@ struct CarrierOptions {
   std::size_t max_message_bytes = 0;
 };
 
+// An import's receive_queue when none is given: room for 32 batches (an honest export sends no
+// more than the window it was given credit for; this bounds a dishonest one's flood).
+inline constexpr int kImportReceiveQueue = 32;
 inline constexpr std::size_t kDefaultImportMaxMessage = std::size_t{256} << 20;
 
 // ZeroMQ carriers (ROUTER bound at `endpoint`, DEALER connected to it), tcp:// (IPv4, IPv6 as
