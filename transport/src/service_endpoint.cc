@@ -174,6 +174,13 @@ void ServiceEndpoint::after_empty_poll() noexcept {
   if (recovery->stall_evident(now)) recover_every(now, kStalledRecoveryNs);
 }
 
+void ServiceEndpoint::idle(std::uint64_t now_ns, bool evident) noexcept {
+  seg->touch(now_ns);
+  if (idle_since_ns == 0) idle_since_ns = now_ns;
+  const std::uint64_t interval = evident ? kStalledRecoveryNs : kIdleRecoveryNs;
+  if (now_ns - idle_since_ns >= interval) recover_every(now_ns, interval);
+}
+
 void ServiceEndpoint::notify_after(const ServiceRecoveryResult& r) noexcept {
   // Servers: orphans to take, or queue slots the queue's recovery freed. Nothing when none waits.
   notify_receivers(*seg);

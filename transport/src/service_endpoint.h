@@ -53,6 +53,9 @@ struct ServiceEndpoint : Endpoint {
   ServiceRecoveryResult open_recovery;  // what the open's recovery changed (acted on in opened())
   std::uint64_t last_recovery_ns = 0;
   std::uint32_t empty_polls = 0;  // try_ calls that found nothing since the last evidence check
+  // Since when waiting calls have found nothing (0: something moved since), counted across calls
+  // so that a loop of short waits behind a dead peer runs the recovery too.
+  std::uint64_t idle_since_ns = 0;
 
   absl::Status attach_ring() override;
   void recover_locked() override;
@@ -67,6 +70,10 @@ struct ServiceEndpoint : Endpoint {
   // A try_ call found nothing: every kEmptyPollsPerEvidenceCheck such calls it looks for evidence
   // of a dead peer (shared memory only) and recovers on it, at most once per kStalledRecoveryNs.
   void after_empty_poll() noexcept;
+  // The idle hook of a waiting call: heartbeat, and the recovery once nothing has moved for
+  // `interval_ns` (kStalledRecoveryNs with evidence of a stall, else kIdleRecoveryNs), then at
+  // that rate.
+  void idle(std::uint64_t now_ns, bool evident) noexcept;
   // Wakes the servers (orphans to take) and every client (phases changed) as `r` says.
   void notify_after(const ServiceRecoveryResult& r) noexcept;
 

@@ -284,10 +284,7 @@ ChannelResult ServiceServerEndpoint::wait_room(ServiceHandle& request, bool bloc
                  r = room(request);
                  return r != ChannelResult::kWouldBlock;
                },
-               [&](std::uint64_t t) {
-                 seg->touch(t);
-                 recover_every(t, kIdleRecoveryNs);
-               });
+               [&](std::uint64_t t) { idle(t, false); });
     }
     if (r == ChannelResult::kWouldBlock) r = ChannelResult::kTimedOut;
   } else if (r == ChannelResult::kWouldBlock && descriptor != nullptr) {
@@ -439,14 +436,8 @@ ActiveRequest ServiceServer::take(std::span<std::byte> out, std::size_t* bytes, 
   }
   bool got = e->take_one(request);
   if (!got && blocking && timeout.count() > 0) {
-    const std::uint64_t start = monotonic_ns();
     got = e->wait_for(&e->seg->control()->data_wake, timeout, [&] { return e->take_one(request); },
-                      [&](std::uint64_t now) {
-                        e->seg->touch(now);
-                        const bool evident = e->recovery->stall_evident(now);
-                        const std::uint64_t interval = evident ? e->kStalledRecoveryNs : e->kIdleRecoveryNs;
-                        if (now - start >= interval) e->recover_every(now, interval);
-                      });
+                      [&](std::uint64_t now) { e->idle(now, e->recovery->stall_evident(now)); });
     if (!got) request.result_ = ChannelResult::kTimedOut;
   } else if (!got) {
     request.result_ = ChannelResult::kWouldBlock;
@@ -462,6 +453,7 @@ ActiveRequest ServiceServer::take(std::span<std::byte> out, std::size_t* bytes, 
     }
   }
   if (!got) return request;
+  e->idle_since_ns = 0;
   if (copy) {
     if (!request.bytes_.empty()) std::memcpy(out.data(), request.bytes_.data(), request.bytes_.size());
     if (bytes != nullptr) *bytes = request.bytes_.size();

@@ -129,6 +129,7 @@ class ExportSide final : public Side {
         case ChannelKind::kTopic: move_topic(c, now); break;
         case ChannelKind::kQueue: move_queue(c); break;
         case ChannelKind::kFrames: move_frames(c, now); break;
+        case ChannelKind::kService: break;  // not carried yet (try_open refuses it)
       }
     }
   }
@@ -172,6 +173,7 @@ class ExportSide final : public Side {
             }
           }
           break;
+        case ChannelKind::kService: break;
       }
     }
   }
@@ -251,6 +253,9 @@ class ExportSide final : public Side {
         if (!opened.ok()) c.queue.clear();
         break;
       }
+      case ChannelKind::kService:
+        opened = absl::UnimplementedError("services are not carried by the bridge yet");
+        break;
     }
     if (!opened.ok()) {
       if (c.status.rejected++ == 0) log_event(cat("export ", c.name, ": ", std::string(opened.message())));

@@ -354,6 +354,7 @@ class ImportSide final : public Side {
         return open_into<QueueProducer>(c.route.local, limits<QueueOptions>(d, exact), &c.queue);
       case ChannelKind::kFrames:
         return open_into<FramePublisher>(c.route.local, limits<FrameOptions>(d, exact), &c.frames);
+      case ChannelKind::kService: break;  // not carried yet
     }
     return absl::InvalidArgumentError("unknown kind");
   }
