@@ -25,7 +25,11 @@ struct ServiceClientEndpoint final : ServiceEndpoint {
     bool cancelled = false;        // dropped before its final response: waits for its holder
     std::uint32_t consumed = 0;    // responses taken (this generation)
     std::uint32_t polls = 0;       // empty polls (the deadline and evidence are looked at every few)
-    std::uint64_t waiting_since_ns = 0;  // first empty poll or wait (0: not yet), for the recovery
+    // The recovery while this call waits: first after a while, then at growing gaps (a slow
+    // server is asked about once in a while, a dead one found soon enough).
+    std::uint64_t waiting_since_ns = 0;  // first empty poll or wait (0: not yet)
+    std::uint64_t next_recovery_ns = 0;
+    std::uint64_t recovery_gap_ns = 0;
     bool listed = true;            // in free_calls
     ServiceHandle* loan = nullptr;
     ServiceHandle* pending = nullptr;
@@ -80,9 +84,15 @@ struct ServiceClientEndpoint final : ServiceEndpoint {
   // Whether any call of this client has a response (or an end) to take: after a descriptor was
   // armed, a call other than the one polled may have been answered meanwhile.
   bool any_ready() noexcept;
-  // Every few empty polls: the deadline (true when it passed) and evidence of a dead server.
+  // Every few empty polls: the deadline (true when it passed) and, after kPollRecoveryNs without
+  // an answer, the recovery (a dead server?), at doubling gaps up to kMaxRecoveryGapNs.
   bool deadline_passed(std::uint32_t index, std::uint64_t deadline_ns) noexcept;
+  // The idle hook of a waiting call: the same, starting after kIdleRecoveryNs (kStalledRecoveryNs
+  // when a recovery is hinted).
   void wait_idle(std::uint32_t index, std::uint64_t now) noexcept;
+  void recover_for(LocalCall& c, std::uint64_t now, std::uint64_t first_gap_ns) noexcept;
+  static constexpr std::uint64_t kPollRecoveryNs = 200'000'000;
+  static constexpr std::uint64_t kMaxRecoveryGapNs = 1'000'000'000;
 };
 
 namespace {
@@ -370,23 +380,35 @@ bool ServiceClientEndpoint::deadline_passed(std::uint32_t index, std::uint64_t d
   if ((++c.polls & 15) != 0) return false;  // the clock every 16 empty polls
   const std::uint64_t now = monotonic_ns();
   if (now >= deadline_ns) return true;
-  if (c.waiting_since_ns == 0) {
-    c.waiting_since_ns = now;
-  } else if (now - c.waiting_since_ns >= kIdleRecoveryNs) {
-    recover_every(now, kIdleRecoveryNs);  // answered nothing for a while: a dead server?
-  } else if ((c.polls & 1023) == 0) {
-    after_empty_poll();
-  }
+  // A busy-polling caller makes no system call on its own for a while: only a call unanswered
+  // for kPollRecoveryNs (a dead server, or a machine too loaded to tell) looks, rarely.
+  recover_for(c, now, kPollRecoveryNs);
+  if ((c.polls & 1023) == 0) after_empty_poll();
   return false;
 }
 
 void ServiceClientEndpoint::wait_idle(std::uint32_t index, std::uint64_t now) noexcept {
   seg->touch(now);
-  LocalCall& c = calls[index];
-  if (c.waiting_since_ns == 0) c.waiting_since_ns = now;
   const bool hinted = seg->control()->misc.recovery_hint.load(std::memory_order_relaxed) != 0;
-  const std::uint64_t interval = hinted ? kStalledRecoveryNs : kIdleRecoveryNs;
-  if (now - c.waiting_since_ns >= interval) recover_every(now, interval);
+  recover_for(calls[index], now, hinted ? kStalledRecoveryNs : kIdleRecoveryNs);
+}
+
+void ServiceClientEndpoint::recover_for(LocalCall& c, std::uint64_t now, std::uint64_t first_gap_ns) noexcept {
+  if (c.waiting_since_ns == 0) {
+    c.waiting_since_ns = now;
+    c.recovery_gap_ns = first_gap_ns;
+    c.next_recovery_ns = now + first_gap_ns;
+    return;
+  }
+  if (first_gap_ns < c.recovery_gap_ns && c.next_recovery_ns == c.waiting_since_ns + c.recovery_gap_ns) {
+    // Polled first, waiting now (before any recovery): the wait's shorter first gap.
+    c.recovery_gap_ns = first_gap_ns;
+    c.next_recovery_ns = c.waiting_since_ns + first_gap_ns;
+  }
+  if (now < c.next_recovery_ns) return;
+  try_recover();
+  c.recovery_gap_ns = std::min(std::max(c.recovery_gap_ns, first_gap_ns) * 2, kMaxRecoveryGapNs);
+  c.next_recovery_ns = now + c.recovery_gap_ns;
 }
 
 // --- handles -----------------------------------------------------------------------------------------
