@@ -30,7 +30,9 @@ absl::Status Endpoint::open(std::string_view name, const ChannelSpec& spec, cons
   }
   seg->unlock();
   if (!s.ok()) return s;
-  seg->create_lifeline();
+  // Without a lifeline its watchers could not see it die: the endpoint does not open (its slot is
+  // given back when the segment closes).
+  if (absl::Status lifeline = seg->create_lifeline(); !lifeline.ok()) return lifeline;
   // Armed endpoints that watch peers like this one start watching it at their next arming, and
   // what this open's recovery freed may be what they wait for: fire them (slow path; nothing
   // when none is armed).

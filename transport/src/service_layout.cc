@@ -121,17 +121,9 @@ absl::Status ServiceRegion::create(void* region, std::size_t bytes, const Servic
   return absl::OkStatus();
 }
 
-absl::StatusOr<ServiceRegion> ServiceRegion::attach(void* region, std::size_t bytes) {
-  if (region == nullptr || reinterpret_cast<std::uintptr_t>(region) % kRegionAlignment != 0 ||
-      bytes < kHeadersBytes) {
-    return absl::DataLossError(cat("service: region of ", bytes, " bytes is too small"));
-  }
-  const auto* shared = static_cast<const ServiceHeader*>(region);
-  // SYNC(service_ready): pairs with create()'s release store.
-  const std::uint32_t version = shared->version.load(std::memory_order_acquire);
+absl::StatusOr<ServiceGeometry> read_service_header(const ServiceHeader& h, std::uint32_t version,
+                                                    std::uint64_t region_bytes) {
   if (version == 0) return absl::UnavailableError("service: not ready yet");
-  ServiceHeader h;
-  std::memcpy(static_cast<void*>(&h), static_cast<const void*>(shared), sizeof(h));
   if (h.magic != kServiceMagic) return absl::DataLossError("service: bad magic");
   if (version != kServiceLayoutVersion || h.abi != kRingAbiFingerprint) {
     return absl::FailedPreconditionError(
@@ -145,15 +137,31 @@ absl::StatusOr<ServiceRegion> ServiceRegion::attach(void* region, std::size_t by
   shape.max_clients = h.max_clients;
   shape.max_servers = h.max_servers;
   shape.max_active = h.max_active;
+  // Every offset and stride is recomputed from the limits and must be what the header says.
   const std::optional<ServiceGeometry> g = service_geometry(shape);
   if (!g || g->queue_offset != h.queue_offset || g->queue_bytes != h.queue_bytes ||
       g->servers_offset != h.servers_offset || g->server_stride != h.server_stride ||
       g->clients_offset != h.clients_offset || g->client_stride != h.client_stride ||
       g->call_stride != h.call_stride || g->record_stride != h.record_stride ||
-      g->region_bytes != h.region_bytes || h.region_bytes > bytes) {
+      g->region_bytes != h.region_bytes || h.region_bytes > region_bytes) {
     return absl::DataLossError(cat("service: inconsistent header (region ", h.region_bytes,
-                                   " bytes, mapped ", bytes, ")"));
+                                   " bytes, mapped ", region_bytes, ")"));
   }
+  return *g;
+}
+
+absl::StatusOr<ServiceRegion> ServiceRegion::attach(void* region, std::size_t bytes) {
+  if (region == nullptr || reinterpret_cast<std::uintptr_t>(region) % kRegionAlignment != 0 ||
+      bytes < kHeadersBytes) {
+    return absl::DataLossError(cat("service: region of ", bytes, " bytes is too small"));
+  }
+  const auto* shared = static_cast<const ServiceHeader*>(region);
+  // SYNC(service_ready): pairs with create()'s release store.
+  const std::uint32_t version = shared->version.load(std::memory_order_acquire);
+  ServiceHeader h;
+  std::memcpy(static_cast<void*>(&h), static_cast<const void*>(shared), sizeof(h));
+  absl::StatusOr<ServiceGeometry> g = read_service_header(h, version, bytes);
+  if (!g.ok()) return g.status();
   auto* base = static_cast<std::byte*>(region);
   absl::StatusOr<MpmcQueue<>> queue = MpmcQueue<>::attach(base + g->queue_offset, g->queue_bytes);
   if (!queue.ok()) return queue.status();

@@ -275,6 +275,12 @@ struct ServiceGeometry {
 // The geometry for `shape` (nullopt when a limit is out of range or the sizes overflow).
 std::optional<ServiceGeometry> service_geometry(const ServiceShape& shape) noexcept;
 
+// Validates a copy of a ServiceHeader (the first sizeof(ServiceHeader) bytes of a region of
+// `region_bytes`), whose version word was read with acquire: the geometry it describes, or
+// kUnavailable (not published), kFailedPrecondition (another version or ABI), kDataLoss.
+absl::StatusOr<ServiceGeometry> read_service_header(const ServiceHeader& copy, std::uint32_t version,
+                                                    std::uint64_t region_bytes);
+
 // A service region in this process: pointers computed from the validated geometry. Every
 // accessor takes indexes the caller has checked against the geometry (area < max_clients, ...).
 class ServiceRegion {

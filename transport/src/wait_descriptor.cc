@@ -76,7 +76,7 @@ std::shared_ptr<WaitDescriptor> WaitDescriptor::create(ChannelSegment& seg, cons
     d->close();
     return nullptr;
   }
-  d->socket_fd_ = create_wait_socket(seg.channel_id(), d->token_, seg.file_mode());
+  d->socket_fd_ = create_wait_socket(seg.channel_id(), seg.file_mode(), &d->socket_name_);
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = kSocketTag;
@@ -85,10 +85,11 @@ std::shared_ptr<WaitDescriptor> WaitDescriptor::create(ChannelSegment& seg, cons
     d->close();
     return nullptr;
   }
+  publish_name(d->slot_->socket_name, d->socket_name_);  // SYNC(wait_name): notifiers find it
   d->refresh_watches();
   // A receiver starts readable: the application's first wait returns and its first drain arms it
   // (messages may be waiting already). A sender starts quiet: it arms on its first kWouldBlock.
-  if (plan.start_readable && !send_wake(seg.channel_id(), d->token_)) {
+  if (plan.start_readable && !send_wake(seg.channel_id(), d->socket_name_)) {
     *error = errno != 0 ? errno : EIO;
     d->close();
     return nullptr;
@@ -185,9 +186,15 @@ void WaitDescriptor::refresh_watches() noexcept {
     if (std::any_of(watches_.begin(), watches_.end(), [&](const Watch& w) { return w.token == token; })) {
       continue;
     }
-    const int fd = open_lifeline(seg_->channel_id(), token);
+    // SYNC(wait_name): the peer records its lifeline's random name after making it.
+    const RandomId name = load_name(s.lifeline_name);
+    const int fd = name.empty() ? -1
+                                : open_lifeline(seg_->channel_id(), name,
+                                                static_cast<uid_t>(s.uid.load(std::memory_order_relaxed)));
     if (fd < 0) {
-      missing = missing || errno == ENOENT;  // not made yet: look again on the next arming
+      // Not made (or recorded) yet: look again on the next arming. A file that is not the peer's
+      // own FIFO (EPERM) is never watched.
+      missing = missing || name.empty() || errno == ENOENT;
       continue;
     }
     // A FIFO opened after its last writer left never reports the hang-up (Linux waits for a
@@ -264,7 +271,7 @@ void WaitDescriptor::set_deadline(std::uint64_t deadline_ns) noexcept {
 }
 
 void WaitDescriptor::wake_self() noexcept {
-  if (!closed_) send_wake(seg_->channel_id(), token_);
+  if (!closed_) send_wake(seg_->channel_id(), socket_name_);
 }
 
 WaitEvent WaitDescriptor::take_events() noexcept {
@@ -307,11 +314,9 @@ void WaitDescriptor::close() noexcept {
     ::close(timer_fd_);
   }
   timer_fd_ = -1;
-  if (owner && seg_ != nullptr) {
-    try {
-      unlink(wait_file_path(kWaitSocketPrefix, seg_->channel_id(), token_).c_str());
-    } catch (...) {
-    }
+  if (owner && seg_ != nullptr && !socket_name_.empty()) {
+    if (slot_ != nullptr && slot_is_mine()) clear_name(slot_->socket_name);
+    remove_wait_file(kWaitSocketPrefix, seg_->channel_id(), socket_name_);
   }
 }
 

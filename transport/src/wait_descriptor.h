@@ -139,6 +139,7 @@ class WaitDescriptor {
   std::uint64_t deadline_ns_ = 0;  // what the timer is set to (0: disarmed)
   std::vector<Watch> watches_;
   std::uint64_t token_ = 0;
+  RandomId socket_name_;  // its wait socket's random name (also in the peer slot)
   std::uint64_t membership_seen_ = 0;  // ChannelMisc::next_token at the last scan
   int rescans_left_ = 0;  // a watched peer had no lifeline yet: scans left before it is given up
   WaitEvent pending_ = WaitEvent::kNone;

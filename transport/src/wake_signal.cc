@@ -34,7 +34,7 @@ void fire_armed(ChannelSegment& seg, std::uint32_t armed_on) noexcept {
     // still on its way, but never one that belongs to an arming it has not made yet (it
     // checks its socket before it blocks: WaitDescriptor::prepare_to_block).
     if (!take_armed(control, slot, armed_on)) continue;
-    send_wake(seg.channel_id(), slot.token.load(std::memory_order_relaxed));
+    send_wake(seg.channel_id(), load_name(slot.socket_name));  // SYNC(wait_name)
   }
 }
 
@@ -44,7 +44,7 @@ void signal_peer(std::uint64_t channel_id, ControlBlock* control, PeerSlot& slot
   slot.wait_events.fetch_or(static_cast<std::uint32_t>(events), std::memory_order_release);
   const std::uint32_t armed = slot.wait_armed.load(std::memory_order_acquire);
   if (armed == 0 || !take_armed(control, slot, armed)) return;
-  send_wake(channel_id, slot.token.load(std::memory_order_relaxed));
+  send_wake(channel_id, load_name(slot.socket_name));  // SYNC(wait_name)
 }
 
 void signal_peer(ChannelSegment& seg, PeerSlot& slot, WaitEvent events) noexcept {

@@ -43,6 +43,7 @@
 #include <optional>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "shmring/transport/channel.h"
@@ -56,7 +57,12 @@ struct TopicOptions {
   std::uint64_t max_message = 0;  // creator default: min(64 KiB, capacity / 2 - 16)
   std::uint32_t max_peers = 0;    // publisher + subscribers (creator default 64)
   bool lossless = false;          // must match the channel's
-  mode_t permissions = 0600;
+  mode_t permissions = 0600;  // mode bits of a channel this call creates (and the loosest it opens)
+  // Trust (docs/security.md): a channel this endpoint opens (rather than creates) must be owned by
+  // the caller's effective uid or one of these uids, and its mode must not grant more than
+  // `permissions`; anything else is refused with kPermissionDenied (the message names the owner
+  // and the mode), so a look-alike another local user made first is never used.
+  std::vector<uid_t> trusted_owners;
   gid_t group = static_cast<gid_t>(-1);  // group of a channel this call creates (-1: the creator's)
   bool create = true;
   WaitOptions wait;
