@@ -104,8 +104,8 @@ const std::map<std::uint32_t, std::string>& pinned_layouts() {
        "magic=3549775847161482579 kind=4 roles=56 phases=012345 areas=012 at_most_once=1 final=1 "
        "redelivered=2 armed_on_own=3 held(3,7,9)=1125929971613705 state(5,ended)=21474836484 "
        "tag(5,2)=21474836482\n"
-       "default geometry: queue 256@384+16896 servers@17280x256 clients@19328x26880 call 1664 request 320 "
-       "record 320 region 449408\n"},
+       "default geometry: queue 512@384+33280 servers@33664x256 clients@35712x26880 call 1664 request 320 "
+       "record 320 region 465792\n"},
   };
   return layouts;
 }
@@ -128,7 +128,7 @@ TEST(ServiceLayoutTest, GeometryKeepsWritersApartAndRefusesWhatDoesNotFit) {
   shape.response_depth = 8;
   const std::optional<ServiceGeometry> g = service_geometry(shape);
   ASSERT_TRUE(g.has_value());
-  EXPECT_EQ(g->queue_capacity, 64u);  // >= clients x calls, a power of two
+  EXPECT_EQ(g->queue_capacity, 128u);  // >= 2 x clients x calls, a power of two
   EXPECT_EQ(g->servers_offset % kFalseSharingRange, 0u);
   EXPECT_EQ(g->clients_offset % kFalseSharingRange, 0u);
   EXPECT_EQ(g->call_stride % kFalseSharingRange, 0u);  // calls never share a prefetch pair

@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "shmring/transport/queue.h"
 #include "shmring/transport/service.h"
+#include "service_test_util.h"
 #include "transport_test_util.h"
 
 namespace shmring {
@@ -523,6 +524,49 @@ TEST(ServiceTest, AForkedChildsCopiesNeverTouchTheParentsCalls) {
   EXPECT_FALSE(request.cancelled());
   ASSERT_EQ(request.respond(bytes_of("parent")), ChannelResult::kOk);
   EXPECT_EQ(receive_text(pending), "parent");
+}
+
+TEST(ServiceTest, AFullRequestQueueHoldsSendsBackUntilTheStalledTakeEnds) {
+  // A server held up inside its take (here: a raw claim of the first ref, never released) while
+  // another server takes a whole lap of requests past it: the queue (2 x calls slots) is full.
+  const std::string name = channel_name("svc_queue_full");
+  ServiceOptions o = opts();
+  o.max_clients = 1;
+  o.max_in_flight = 2;  // 2 calls: a queue of 4 slots
+  Pair p = open_pair(name, o);
+  testing::RawService raw(name);
+  ASSERT_TRUE(raw.attach());
+  PendingResponse stuck = p.client.try_send_request(bytes_of("stuck"));
+  const MpmcQueue<>::Claim held = raw.region->queue().try_claim_read();
+  ASSERT_EQ(held.result, RingResult::kOk);
+  for (int i = 0; i < 3; ++i) {
+    PendingResponse q = p.client.try_send_request(bytes_of("q"));
+    ASSERT_TRUE(q.ok()) << i;
+    ActiveRequest r = p.server.try_receive_request();
+    ASSERT_TRUE(r.ok());
+    r.respond(bytes_of("a"));
+    EXPECT_EQ(receive_text(q), "a");
+  }
+  EXPECT_EQ(p.client.try_send_request(bytes_of("blocked")).result(), ChannelResult::kWouldBlock);
+  EXPECT_EQ(p.client.send_request(bytes_of("blocked"), 30ms).result(), ChannelResult::kTimedOut);
+  RequestLoan loan = p.client.try_loan_request();
+  ASSERT_TRUE(loan.ok());
+  EXPECT_EQ(p.client.send_request(loan, 1).result(), ChannelResult::kWouldBlock);
+  EXPECT_TRUE(loan.ok());  // kept
+  EXPECT_EQ(p.client.in_flight(), 2u);
+  std::thread release([&] {
+    std::this_thread::sleep_for(20ms);
+    raw.region->queue().release(held);
+  });
+  PendingResponse after = p.client.send_request(loan, 1);
+  EXPECT_EQ(after.result(), ChannelResult::kWouldBlock);  // never waits: sent again below
+  release.join();
+  after = p.client.send_request(loan, 1);
+  ASSERT_TRUE(after.ok()) << to_string(after.result());
+  ActiveRequest r = p.server.try_receive_request();
+  ASSERT_TRUE(r.ok());
+  r.respond(bytes_of("b"));
+  EXPECT_EQ(receive_text(after), "b");
 }
 
 TEST(ServiceTest, StatsCountWhatHappened) {

@@ -22,11 +22,12 @@ constexpr const char* kBenchHelp =
     "percentiles (p50/p99/p99.9/max) or throughput, next to the physical floor (one cache line\n"
     "bounced between the two cores) probed right before and after the run.\n"
     "  --transport NAME   floor, shmring-spsc, shmring-topic(-zc), shmring-queue(-zc),\n"
-    "                     shmring-frames(-copy), pipe, uds, boost-mq, zmq, iceoryx\n"
+    "                     shmring-frames(-copy), pipe, uds, boost-mq, zmq, iceoryx;\n"
+    "                     request/response: shmring-service(-zc), zmq-rr, grpc, iceoryx-rr\n"
     "                     (default shmring-spsc; -zc: loan/view in place, frames: zero-copy);\n"
     "                     names not built here are reported as skipped\n"
     "  --mode MODE        pingpong | throughput | wake | wake-cost | fanout | pipeline | frames |\n"
-    "                     bridge-latency | bridge-throughput\n"
+    "                     calls | bridge-latency | bridge-throughput\n"
     "                     (default pingpong). wake: round trips to a receiver that sleeps\n"
     "                     (200 us idle before each); wake-cost: a publisher's rate into a topic\n"
     "                     whose --subscribers N (0..) sleep in epoll on their wait_fd\n"
@@ -37,6 +38,9 @@ constexpr const char* kBenchHelp =
     "  --cpus A,B         the two cores (default 0,1)\n"
     "  --rate R           open loop: R messages per second, latency from the scheduled send time\n"
     "  --subscribers N    fan-out width (fanout mode), sleeping subscribers (wake-cost)\n"
+    "  --clients N --servers M --depth D\n"
+    "                     calls mode: N client processes (first core) calling M competing server\n"
+    "                     processes (second core), D calls in flight per client (default 1, 1, 16)\n"
     "  --reps N           repetitions; medians are reported with min..max (default 3)\n"
     "  --json             one JSON object per run on one line\n"
     "bridge-latency / bridge-throughput: host A -> host B through a veth pair between two network\n"
@@ -62,7 +66,8 @@ bool parse_cpus(const std::string& text, std::vector<int>* cpus) {
 
 int run_bench(const std::vector<std::string>& argv) {
   Args args(argv, {"json", "help"},
-            {"transport", "mode", "size", "count", "wait", "cpus", "rate", "subscribers", "reps"});
+            {"transport", "mode", "size", "count", "wait", "cpus", "rate", "subscribers", "reps", "clients",
+             "servers", "depth"});
   if (args.has("help")) return std::fputs(kBenchHelp, stdout), 0;
   bench::BenchConfig config;
   const std::vector<std::string> known = bench::known_transports();
@@ -70,10 +75,13 @@ int run_bench(const std::vector<std::string>& argv) {
                                  std::set<std::string>(known.begin(), known.end()));
   config.mode = args.choice("mode", config.mode,
                             {"pingpong", "throughput", "wake", "wake-cost", "fanout", "pipeline",
-                             "frames", "bridge-latency", "bridge-throughput"});
+                             "frames", "calls", "bridge-latency", "bridge-throughput"});
   config.size = static_cast<std::size_t>(args.bytes("size", 64, 1, std::uint64_t{1} << 30));
   config.count = static_cast<std::uint64_t>(args.integer("count", 200000, 1, std::int64_t{1} << 40));
   config.subscribers = static_cast<int>(args.integer("subscribers", 1, 0, 64));
+  config.clients = static_cast<int>(args.integer("clients", 1, 1, 4));
+  config.servers = static_cast<int>(args.integer("servers", 1, 1, 4));
+  config.depth = static_cast<int>(args.integer("depth", 16, 1, 64));
   config.repetitions = static_cast<int>(args.integer("reps", 3, 1, 1000));
   config.rate = static_cast<double>(args.integer("rate", 0, 0, 1'000'000'000));
   config.json = args.has("json");

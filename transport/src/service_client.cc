@@ -67,7 +67,14 @@ struct ServiceClientEndpoint final : ServiceEndpoint {
   bool reap() noexcept;
   void release_call(std::uint32_t index) noexcept;
   // Sends the request written in call `index` (`bytes` of payload) and binds `pending` to it.
+  // kWouldBlock: the request queue is full (a server held up inside a take while the others took
+  // a lap past it): nothing sent, the call is still the caller's.
   ChannelResult send(std::uint32_t index, std::size_t bytes, ServiceHandle& pending) noexcept;
+  // send(), and while the queue is full: waiting until `deadline_ns` (sleeping in short steps:
+  // nobody announces room in the queue) if `blocking`, else making the descriptor readable soon.
+  ChannelResult send_waiting(std::uint32_t index, std::size_t bytes, ServiceHandle& pending, bool blocking,
+                             std::uint64_t deadline_ns) noexcept;
+  static constexpr std::uint64_t kQueueFullRetryNs = 1'000'000;
 
   // What the call's next response looks like: kOk (the record at `consumed` is there: *record
   // set), kPeerGone (the call ended with nothing more), kWouldBlock.
@@ -265,6 +272,24 @@ ChannelResult ServiceClientEndpoint::send(std::uint32_t index, std::size_t bytes
   pending.redelivered_ = false;
   c.pending = &pending;
   return ChannelResult::kOk;
+}
+
+ChannelResult ServiceClientEndpoint::send_waiting(std::uint32_t index, std::size_t bytes, ServiceHandle& pending,
+                                                  bool blocking, std::uint64_t deadline_ns) noexcept {
+  ChannelResult r = send(index, bytes, pending);
+  if (r != ChannelResult::kWouldBlock) return r;
+  const std::uint64_t now = monotonic_ns();
+  if (!blocking || now >= deadline_ns) {
+    if (descriptor != nullptr) descriptor->set_deadline(now + kQueueFullRetryNs);  // come back soon
+    return blocking ? ChannelResult::kTimedOut : ChannelResult::kWouldBlock;
+  }
+  const bool sent = wait_for(nullptr, std::chrono::nanoseconds(deadline_ns - now),
+                             [&] {
+                               r = send(index, bytes, pending);
+                               return r != ChannelResult::kWouldBlock;
+                             },
+                             [&](std::uint64_t t) { seg->touch(t); });
+  return sent ? r : ChannelResult::kTimedOut;
 }
 
 ChannelResult ServiceClientEndpoint::look(std::uint32_t index, ResponseRecord** record) noexcept {
@@ -498,6 +523,7 @@ PendingResponse ServiceClient::make_request(std::span<const std::byte> request, 
     pending.result_ = ChannelResult::kTooLarge;
     return pending;
   }
+  const std::uint64_t deadline = detail::deadline_after(timeout);
   std::uint32_t index = 0;
   bool got = e->acquire(&index);
   if (!got && blocking && timeout.count() > 0) {
@@ -511,7 +537,7 @@ PendingResponse ServiceClient::make_request(std::span<const std::byte> request, 
   if (!request.empty()) {
     std::memcpy(e->region->request_payload(e->call(index)), request.data(), request.size());
   }
-  const ChannelResult r = e->send(index, request.size(), pending);
+  const ChannelResult r = e->send_waiting(index, request.size(), pending, blocking && timeout.count() > 0, deadline);
   if (r != ChannelResult::kOk) {
     e->release_call(index);
     pending.result_ = r;
@@ -567,14 +593,14 @@ PendingResponse ServiceClient::send_request(RequestLoan& loan, std::size_t bytes
     return pending;
   }
   const std::uint32_t index = loan.index_;
+  const ChannelResult r = e->send_waiting(index, bytes, pending, false, 0);
+  if (r != ChannelResult::kOk) {
+    pending.result_ = r;  // kWouldBlock (the queue is full): the loan is kept, send it again
+    return pending;
+  }
   e->calls[index].loan = nullptr;
   detail::ServiceEndpoint::detach(loan);
   loan.result_ = ChannelResult::kClosed;
-  const ChannelResult r = e->send(index, bytes, pending);
-  if (r != ChannelResult::kOk) {
-    e->release_call(index);
-    pending.result_ = r;
-  }
   return pending;
 }
 

@@ -32,10 +32,12 @@ std::optional<ServiceGeometry> service_geometry(const ServiceShape& shape) noexc
   g.shape = shape;
   std::uint64_t calls = 0;
   if (!mul(shape.max_clients, shape.max_in_flight, &calls)) return std::nullopt;
-  // One ref per call at most: with a slot per call the queue is never full (a claim held while a
-  // server takes a ref lasts a few instructions, or until its death is recovered).
+  // One ref per call at most, and twice as many slots: the queue is full only when a server is
+  // held up inside its take (descheduled between claiming a ref and releasing its slot, or dead
+  // until recovered) while the others take 2 x calls refs past it (FIFO by ticket), or when a
+  // reclaimed client's refs wait there with no server to pass them.
   g.queue_capacity = 2;
-  while (g.queue_capacity < calls) g.queue_capacity <<= 1;
+  while (g.queue_capacity < 2 * calls) g.queue_capacity <<= 1;
   g.queue_offset = kHeadersBytes;
   g.queue_bytes = MpmcQueue<>::required_bytes({g.queue_capacity, sizeof(RequestRef), 0});
   if (g.queue_bytes == 0) return std::nullopt;

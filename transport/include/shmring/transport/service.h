@@ -277,19 +277,22 @@ class ServiceClient : public ChannelEndpoint {
   ServiceClient() = default;
 
   // Copies `request` in and sends it (its deadline: now + request_timeout). The PendingResponse
-  // has result kOk, or: kWouldBlock (max_in_flight requests outstanding: take or drop responses),
-  // kTooLarge (more than max_request), kClosed, kCorrupt. Never waits.
+  // has result kOk, or: kWouldBlock (max_in_flight requests outstanding: take or drop responses;
+  // or, rarely, the request queue is full: a server stalled inside a take while the others took
+  // a whole lap of requests past it), kTooLarge (more than max_request), kClosed, kCorrupt.
+  // Never waits.
   PendingResponse try_send_request(std::span<const std::byte> request) noexcept;
   // As try_send_request, waiting up to `timeout` for a call to free up (a cancelled request's
-  // server letting go). kTimedOut then.
+  // server letting go) and for room in the queue. kTimedOut then.
   PendingResponse send_request(std::span<const std::byte> request,
                                std::chrono::nanoseconds timeout) noexcept;
   // Zero-copy: a request buffer (one of the max_in_flight calls). kOk, kWouldBlock / kTimedOut,
   // kClosed.
   RequestLoan try_loan_request() noexcept;
   RequestLoan loan_request(std::chrono::nanoseconds timeout) noexcept;
-  // Sends `bytes` of the loan. The PendingResponse's result: kOk, kTooLarge (loan kept), kClosed
-  // (not this client's live loan).
+  // Sends `bytes` of the loan. The PendingResponse's result: kOk, kTooLarge (loan kept),
+  // kWouldBlock (the request queue is full, see try_send_request: loan kept), kClosed (not this
+  // client's live loan). Never waits.
   PendingResponse send_request(RequestLoan& loan, std::size_t bytes) noexcept;
 
   // Sends `request` and waits for its one (final) response, all within `timeout` (which also
