@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake g++ pkg-config ccache   # toolchain
   libabsl-dev libboost-dev                      # library dependencies
+  libcli11-dev                                  # the command line's parser (header only)
   libgtest-dev libgmock-dev libbenchmark-dev    # tests and micro-benchmarks
   clang libclang-rt-14-dev                      # libFuzzer targets
   libzmq3-dev iceoryx libiceoryx-posh-dev       # the bridge; peers in the cross-process benchmark

@@ -147,7 +147,7 @@ int create_wait_socket(std::uint64_t channel_id, mode_t channel_mode, RandomId* 
   }
 }
 
-bool send_wake(std::uint64_t channel_id, const RandomId& name) noexcept {
+bool send_wake(std::uint64_t channel_id, const RandomId& name, char byte) noexcept {
   if (name.empty()) return false;
   // The path is built on the stack: this runs on a sender's path (once per armed waiter).
   sockaddr_un addr{};
@@ -160,7 +160,6 @@ bool send_wake(std::uint64_t channel_id, const RandomId& name) noexcept {
                               static_cast<unsigned long long>(name.words[0]),
                               static_cast<unsigned long long>(name.words[1]));
   if (n <= 0 || static_cast<std::size_t>(n) >= sizeof(addr.sun_path)) return false;
-  const char byte = 1;
   const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + static_cast<std::size_t>(n) + 1);
   auto send_with = [&](int fd) {
     return sendto(fd, &byte, 1, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), len) == 1;

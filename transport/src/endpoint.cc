@@ -38,6 +38,7 @@ absl::Status Endpoint::open(std::string_view name, const ChannelSpec& spec, cons
   // when none is armed).
   notify_receivers(*seg);
   notify_senders(*seg);
+  announce_membership(*seg, plan.role);
   return opened();
 }
 
@@ -156,12 +157,16 @@ ChannelEndpoint& ChannelEndpoint::operator=(ChannelEndpoint&& other) noexcept {
 }
 ChannelEndpoint::~ChannelEndpoint() { close(); }
 
+bool ChannelEndpoint::is_open() const noexcept {
+  return impl_ != nullptr && impl_->seg->owned_here();
+}
+
 PeerStats ChannelEndpoint::stats() const noexcept {
-  return impl_ ? detail::peer_stats(*impl_->seg) : PeerStats{};
+  return is_open() ? detail::peer_stats(*impl_->seg) : PeerStats{};
 }
 
 std::uint64_t ChannelEndpoint::channel_incarnation() const noexcept {
-  return impl_ ? impl_->seg->channel_id() : 0;
+  return is_open() ? impl_->seg->channel_id() : 0;
 }
 
 int ChannelEndpoint::wait_fd() const noexcept {
@@ -185,7 +190,7 @@ int ChannelEndpoint::wait_fd() const noexcept {
 }
 
 WaitEvent ChannelEndpoint::take_wait_events() noexcept {
-  if (!impl_ || !impl_->descriptor) return WaitEvent::kNone;
+  if (!is_open() || !impl_->descriptor) return WaitEvent::kNone;
   const WaitEvent events = impl_->descriptor->take_events();
   if (impl_->descriptor->take_peer_gone_news()) impl_->peer_gone();
   return events;

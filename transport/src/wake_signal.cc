@@ -1,6 +1,7 @@
 // The sender side of descriptor wake-ups (notify() in wait.h calls fire_armed only when the
 // WakeBlock counts armed descriptors). SYNC(wait_fd) in wait_descriptor.h has the protocol.
 #include "wait.h"
+#include "wait_descriptor.h"
 #include "shmring/core/detail/wait_files.h"
 
 namespace shmring::detail {
@@ -49,6 +50,17 @@ void signal_peer(std::uint64_t channel_id, ControlBlock* control, PeerSlot& slot
 
 void signal_peer(ChannelSegment& seg, PeerSlot& slot, WaitEvent events) noexcept {
   signal_peer(seg.channel_id(), seg.control(), slot, events);
+}
+
+void announce_membership(ChannelSegment& seg, PeerRole role) noexcept {
+  PeerSlot* slots = seg.peers();
+  for (std::uint32_t i = 0; i < seg.info().max_peers; ++i) {
+    PeerSlot& slot = slots[i];
+    if (&slot == seg.self() || state_of(slot) != PeerState::kActive) continue;
+    if (!watches(role_of(slot), role) || slot.wait_armed.load(std::memory_order_relaxed) != 0) continue;
+    const RandomId name = load_name(slot.socket_name);  // SYNC(wait_name); empty: no descriptor
+    if (!name.empty()) send_wake(seg.channel_id(), name, kMembershipNotice);
+  }
 }
 
 }  // namespace shmring::detail

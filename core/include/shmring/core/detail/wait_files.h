@@ -58,10 +58,11 @@ int open_lifeline(std::uint64_t channel_id, const RandomId& name, uid_t owner) n
 // Makes the wait socket (non-blocking, close-on-exec), bound under a fresh random name (set in
 // *name) with writers_only(channel_mode). -1 with errno on failure.
 int create_wait_socket(std::uint64_t channel_id, mode_t channel_mode, RandomId* name) noexcept;
-// Sends one byte to the wait socket `name`: never waits, never raises SIGPIPE. True when it was
+// Sends one byte (`byte`: 1 for a wake-up; other values are the caller's) to the wait socket
+// `name`: never waits, never raises SIGPIPE. True when it was
 // queued or the socket's queue is full (it is readable already); false when nobody is bound there
 // (the endpoint closed or died) or on another error. One system call.
-bool send_wake(std::uint64_t channel_id, const RandomId& name) noexcept;
+bool send_wake(std::uint64_t channel_id, const RandomId& name, char byte = 1) noexcept;
 
 // Makes this process's wake-up sending socket now (channel open), not at the first wake-up.
 void prepare_wake_sender() noexcept;
