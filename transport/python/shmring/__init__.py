@@ -1,4 +1,4 @@
-"""shmring for Python: topics, queues and frames between processes through shared memory.
+"""shmring for Python: topics, queues, frames and services between processes through shared memory.
 
     import shmring, numpy as np
 
@@ -47,6 +47,19 @@ from ._shmring import (  # noqa: F401  (re-exported)
     stats,
 )
 from . import _aio
+from ._services import (  # noqa: F401  (re-exported; services: docs/services.md)
+    AsyncServiceClient,
+    CancelledError,
+    PeerGoneError,
+    PendingResponse,
+    Request,
+    RequestLoan,
+    ResponseLoan,
+    ResponseView,
+    ServiceClient,
+    ServiceServer,
+    service_stats,
+)
 
 __all__ = [
     "AccessMode", "BusyError", "CorruptError", "Error", "EvictedError", "FramePublisher",
@@ -54,6 +67,9 @@ __all__ = [
     "QueueProducer", "ResourceExhaustedError", "SemaphoreAccessMode", "SharedMemory",
     "SharedMemoryError", "SystemSemaphore", "SystemSemaphoreError", "TopicPublisher",
     "TopicSubscriber", "View", "WaitEvent", "list_channels", "remove_channel", "stats",
+    # services
+    "AsyncServiceClient", "CancelledError", "PeerGoneError", "PendingResponse", "Request",
+    "RequestLoan", "ResponseLoan", "ResponseView", "ServiceClient", "ServiceServer", "service_stats",
 ]
 
 __version__ = "0.3.0"

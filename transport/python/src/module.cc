@@ -7,6 +7,7 @@
 namespace shmring::python {
 void bind_channels(pybind11::module_& m);
 void bind_segment(pybind11::module_& m);
+void bind_services(pybind11::module_& m);  // services.cc
 }  // namespace shmring::python
 
 PYBIND11_MODULE(_shmring, m) {
@@ -14,4 +15,5 @@ PYBIND11_MODULE(_shmring, m) {
   shmring::python::register_exceptions(m);
   shmring::python::bind_channels(m);
   shmring::python::bind_segment(m);
+  shmring::python::bind_services(m);
 }
