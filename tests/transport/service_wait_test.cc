@@ -180,7 +180,9 @@ TEST(ServiceWaitTest, OneThreadServesAndCallsThroughAWaitSet) {
 }
 
 // Edge-triggered epoll on both sides, in two processes, 16 requests in flight: every response
-// arrives and none waits for a timer.
+// arrives and none waits for a timer. The client polls its calls in turn, so a re-arm on behalf of
+// one call often drains the wake-up that announced another call's response (one polled earlier in
+// the same pass): that must leave the descriptor readable.
 TEST(ServiceWaitTest, EdgeTriggeredLoopsAcrossProcessesLoseNoWakeUp) {
   const std::string name = channel_name("svcw_edge");
   ServiceOptions o = service_options();

@@ -47,12 +47,23 @@ struct ServiceClientEndpoint final : ServiceEndpoint {
   std::uint64_t requests = 0;
   std::uint64_t completed = 0;
   std::uint64_t lost = 0;
+  // When a send that found the request queue full is to be tried again (0: none): the
+  // descriptor's timer makes it readable then (nobody announces room in the queue). Kept, also
+  // once passed, until the next send attempt: a re-arm on behalf of another call may drain the
+  // timer's wake-up, and the timer set again in the past makes the descriptor readable at once.
+  // Forgotten kSendRetryGraceNs after it passed (an application that gave the send up does not
+  // wake forever).
+  std::uint64_t send_retry_ns = 0;
 
   ~ServiceClientEndpoint() override;
 
   absl::Status registered_locked() override;
   absl::Status opened() override;
   std::shared_ptr<WaitDescriptor> make_descriptor(int* error) noexcept override;
+  std::uint64_t wake_deadline_ns() const noexcept override {
+    if (send_retry_ns == 0) return 0;
+    return monotonic_ns() < send_retry_ns + kSendRetryGraceNs ? send_retry_ns : 0;
+  }
   ChannelResult settle_handle(ServiceHandle& handle) noexcept override;
   void follow_handle(const ServiceHandle& from, ServiceHandle& to) noexcept override;
 
@@ -75,6 +86,7 @@ struct ServiceClientEndpoint final : ServiceEndpoint {
   ChannelResult send_waiting(std::uint32_t index, std::size_t bytes, ServiceHandle& pending, bool blocking,
                              std::uint64_t deadline_ns) noexcept;
   static constexpr std::uint64_t kQueueFullRetryNs = 1'000'000;
+  static constexpr std::uint64_t kSendRetryGraceNs = 100'000'000;
 
   // What the call's next response looks like: kOk (the record at `consumed` is there: *record
   // set), kPeerGone (the call ended with nothing more), kWouldBlock.
@@ -88,9 +100,12 @@ struct ServiceClientEndpoint final : ServiceEndpoint {
   // passed: `expired`): the server is told; the call is freed as soon as no server can write
   // into it. Counted as cancelled (or expired) unless its final response was there already.
   void cancel(std::uint32_t index, bool expired) noexcept;
-  // Whether any call of this client has a response (or an end) to take: after a descriptor was
-  // armed, a call other than the one polled may have been answered meanwhile.
-  bool any_ready() noexcept;
+  // Whether any call of this client (but `except`) has a response (or an end) to take: after a
+  // descriptor was armed, a call other than the one polled may have been answered meanwhile.
+  bool any_ready(std::uint32_t except = ~std::uint32_t{0}) noexcept;
+  // acquire(), and with a descriptor and no free call: re-armed before the caller answers
+  // kWouldBlock (calls are freed by responses taken, and by servers letting go of cancelled ones).
+  bool acquire_or_arm(std::uint32_t* index) noexcept;
   // Every few empty polls: the deadline (true when it passed) and, after kPollRecoveryNs without
   // an answer, the recovery (a dead server?), at doubling gaps up to kMaxRecoveryGapNs.
   bool deadline_passed(std::uint32_t index, std::uint64_t deadline_ns) noexcept;
@@ -276,11 +291,15 @@ ChannelResult ServiceClientEndpoint::send(std::uint32_t index, std::size_t bytes
 
 ChannelResult ServiceClientEndpoint::send_waiting(std::uint32_t index, std::size_t bytes, ServiceHandle& pending,
                                                   bool blocking, std::uint64_t deadline_ns) noexcept {
+  send_retry_ns = 0;  // this is the attempt it asked for
   ChannelResult r = send(index, bytes, pending);
   if (r != ChannelResult::kWouldBlock) return r;
   const std::uint64_t now = monotonic_ns();
   if (!blocking || now >= deadline_ns) {
-    if (descriptor != nullptr) descriptor->set_deadline(now + kQueueFullRetryNs);  // come back soon
+    if (descriptor != nullptr) {  // come back soon (kept while the descriptor re-arms)
+      send_retry_ns = now + kQueueFullRetryNs;
+      descriptor->set_deadline(send_retry_ns);
+    }
     return blocking ? ChannelResult::kTimedOut : ChannelResult::kWouldBlock;
   }
   const bool sent = wait_for(nullptr, std::chrono::nanoseconds(deadline_ns - now),
@@ -390,13 +409,29 @@ void ServiceClientEndpoint::cancel(std::uint32_t index, bool expired) noexcept {
   if (c.view == nullptr) reap();
 }
 
-bool ServiceClientEndpoint::any_ready() noexcept {
+bool ServiceClientEndpoint::any_ready(std::uint32_t except) noexcept {
   for (std::uint32_t k = 0; k < calls.size(); ++k) {
     const LocalCall& c = calls[k];
-    if (!c.sent || c.cancelled || c.pending == nullptr || c.view != nullptr) continue;
+    if (k == except || !c.sent || c.cancelled || c.pending == nullptr || c.view != nullptr) continue;
     ResponseRecord* r = nullptr;
     if (look(k, &r) != ChannelResult::kWouldBlock) return true;
   }
+  return false;
+}
+
+bool ServiceClientEndpoint::acquire_or_arm(std::uint32_t* index) noexcept {
+  if (acquire(index)) return true;
+  if (descriptor == nullptr) return false;
+  // SYNC(wait_fd): armed, then tried again; a drained wake-up that was a response's leaves the
+  // descriptor readable (the application takes the response, which frees a call).
+  for (int round = 0; round < 4; ++round) {
+    if (!prepare_to_block()) return false;
+    const bool got = acquire(index);
+    const bool ready = any_ready();
+    if (ready) descriptor->wake_self();
+    if (got || ready) return got;
+  }
+  descriptor->wake_self();
   return false;
 }
 
@@ -525,8 +560,9 @@ PendingResponse ServiceClient::make_request(std::span<const std::byte> request, 
   }
   const std::uint64_t deadline = detail::deadline_after(timeout);
   std::uint32_t index = 0;
-  bool got = e->acquire(&index);
-  if (!got && blocking && timeout.count() > 0) {
+  const bool waits = blocking && timeout.count() > 0;
+  bool got = waits ? e->acquire(&index) : e->acquire_or_arm(&index);
+  if (!got && waits) {
     got = e->wait_for(&e->region->client(e->area).wake, timeout, [&] { return e->acquire(&index); },
                       [&](std::uint64_t now) { e->seg->touch(now); });
   }
@@ -559,8 +595,9 @@ RequestLoan ServiceClient::make_loan(bool blocking, std::chrono::nanoseconds tim
   ServiceClientEndpoint* e = endpoint_as<ServiceClientEndpoint>(impl_);
   if (e == nullptr || !e->usable()) return loan;
   std::uint32_t index = 0;
-  bool got = e->acquire(&index);
-  if (!got && blocking && timeout.count() > 0) {
+  const bool waits = blocking && timeout.count() > 0;
+  bool got = waits ? e->acquire(&index) : e->acquire_or_arm(&index);
+  if (!got && waits) {
     got = e->wait_for(&e->region->client(e->area).wake, timeout, [&] { return e->acquire(&index); },
                       [&](std::uint64_t now) { e->seg->touch(now); });
   }
@@ -712,14 +749,19 @@ static ChannelResult receive_response(PendingResponse& p, ServiceClientEndpoint*
   if (out != ChannelResult::kWouldBlock) return out;
   if (!blocking || timeout.count() <= 0) {
     if (e->descriptor == nullptr) return ChannelResult::kWouldBlock;
-    // With a descriptor: re-armed before kWouldBlock (SYNC(wait_fd)); another call's response
-    // that came meanwhile leaves the descriptor readable.
+    // With a descriptor: re-armed before kWouldBlock (SYNC(wait_fd)). The descriptor is shared
+    // by all calls, so a re-arm that drained a wake-up may have drained another call's: whatever
+    // this call answers, a response of another call that is there leaves the descriptor readable
+    // (an edge-triggered loop that polled that call earlier in its pass comes back for it).
     for (int round = 0; round < 4; ++round) {
       if (!e->prepare_to_block()) return ChannelResult::kWouldBlock;
       detail::ResponseRecord* record = nullptr;
       const ChannelResult r = e->look(index, &record);
-      if (r == ChannelResult::kOk) return take(*record);
-      if (r == ChannelResult::kPeerGone) return r;
+      if (r == ChannelResult::kOk || r == ChannelResult::kPeerGone) {
+        const ChannelResult out_now = r == ChannelResult::kOk ? take(*record) : r;
+        if (e->any_ready(r == ChannelResult::kOk ? ~std::uint32_t{0} : index)) e->descriptor->wake_self();
+        return out_now;
+      }
       if (e->any_ready()) break;
     }
     e->descriptor->wake_self();

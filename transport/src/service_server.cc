@@ -56,6 +56,10 @@ struct ServiceServerEndpoint final : ServiceEndpoint {
   // Whether a request may be waiting (queue not empty, orphans announced): after a descriptor
   // was armed on another call's behalf.
   bool work_pending() const noexcept;
+  // work_pending(), or a stream held here other than `except` that waited for room and may go
+  // on (room made, or its client gone): after a re-arm that may have drained the wake-up of
+  // work other than the one the caller attempted, the descriptor is left readable if true.
+  bool other_work(const ServiceHandle* except) noexcept;
 
   // Room for the next response of `request`. kOk, kWouldBlock (the client has not taken enough),
   // kCancelled / kPeerGone (nobody will take them).
@@ -243,6 +247,16 @@ bool ServiceServerEndpoint::work_pending() const noexcept {
          region->misc().orphan_epoch.load(std::memory_order_acquire) != orphan_epoch_seen;
 }
 
+bool ServiceServerEndpoint::other_work(const ServiceHandle* except) noexcept {
+  if (work_pending()) return true;
+  for (LocalHeld& h : held) {
+    if (!h.used || h.request == nullptr || h.request == except) continue;
+    if (region->call(h.request->area_, h.request->call_).room_wanted.load(std::memory_order_relaxed) == 0) continue;
+    if (room(*h.request) != ChannelResult::kWouldBlock) return true;
+  }
+  return false;
+}
+
 // --- answering ---------------------------------------------------------------------------------------
 
 ChannelResult ServiceServerEndpoint::client_state(const ServiceHandle& request) const noexcept {
@@ -289,14 +303,16 @@ ChannelResult ServiceServerEndpoint::wait_room(ServiceHandle& request, bool bloc
     if (r == ChannelResult::kWouldBlock) r = ChannelResult::kTimedOut;
   } else if (r == ChannelResult::kWouldBlock && descriptor != nullptr) {
     // Re-armed before kWouldBlock; the client's consume fires data_wake (room_wanted stays set).
+    // The descriptor serves every request held here and the queue: a re-arm that drained a
+    // wake-up leaves it readable when other work is there, whatever this stream answers.
     for (int round = 0; round < 4; ++round) {
       if (!prepare_to_block()) return ChannelResult::kWouldBlock;
       r = room(request);
-      if (r != ChannelResult::kWouldBlock) break;
-      if (work_pending()) {
+      if (other_work(&request)) {
         descriptor->wake_self();
-        return ChannelResult::kWouldBlock;
+        if (r == ChannelResult::kWouldBlock) return r;
       }
+      if (r != ChannelResult::kWouldBlock) break;
     }
     if (r == ChannelResult::kWouldBlock) descriptor->wake_self();
   }
@@ -442,12 +458,16 @@ ActiveRequest ServiceServer::take(std::span<std::byte> out, std::size_t* bytes, 
   } else if (!got) {
     request.result_ = ChannelResult::kWouldBlock;
     if (e->descriptor != nullptr && !e->free_held.empty()) {
-      // Re-armed before kWouldBlock (SYNC(wait_fd)).
+      // Re-armed before kWouldBlock (SYNC(wait_fd)). A re-arm may drain the wake-up of other
+      // work (more requests, room for a held stream): then the descriptor is left readable.
+      bool rearmed = false;
       for (int round = 0; round < 4 && !got; ++round) {
         if (!e->prepare_to_block()) break;
+        rearmed = true;
         got = e->take_one(request);
       }
-      if (!got && request.result_ == ChannelResult::kWouldBlock && e->work_pending()) e->descriptor->wake_self();
+      // Also when nothing was taken with requests left (stale refs passed, a ref being written).
+      if ((rearmed && e->other_work(nullptr)) || (!got && e->work_pending())) e->descriptor->wake_self();
     } else if (e->descriptor == nullptr) {
       e->after_empty_poll();
     }
