@@ -553,7 +553,12 @@ bool SharedMemory::do_attach(AccessMode mode, bool* not_found) {
     if (fd < 0) {
       const int saved = errno;
       *not_found = (saved == ENOENT);
-      return fail(error_from_errno(saved), "attach", "cannot open", saved);
+      std::string what = "cannot open";
+      struct stat st {};
+      if ((saved == EACCES || saved == EPERM) && lstat(path.c_str(), &st) == 0) {
+        what += " the file of " + detail::user_text(st.st_uid) + ", mode " + detail::mode_text(st.st_mode & 0777);
+      }
+      return fail(error_from_errno(saved), "attach", what, saved);
     }
     if (!check_trust(fd, "attach")) {
       close(fd);
@@ -833,7 +838,35 @@ int SharedMemory::num_attachments() const {
   return count;
 }
 
+namespace {
+
+// Whether this process may remove the name `path` (and so destroy the segment): in a sticky
+// directory (/dev/shm) only the file's owner, the directory's owner and root may. Checked before
+// anything is changed, so a user who could not remove the name destroys nothing either. Empty
+// when it may; otherwise why not.
+std::string cannot_unlink_because(const std::string& path) {
+  const std::string directory = path.substr(0, path.find_last_of('/') + 1);
+  struct stat dir {};
+  struct stat file {};
+  if (stat(directory.empty() ? "." : directory.c_str(), &dir) != 0 || lstat(path.c_str(), &file) != 0) {
+    return {};  // let the removal itself report what is wrong
+  }
+  const uid_t me = geteuid();
+  if ((dir.st_mode & S_ISVTX) != 0 && me != 0 && file.st_uid != me && dir.st_uid != me) {
+    return "only its owner (" + detail::user_text(file.st_uid) +
+           ") or root may remove its name from the sticky directory " + directory;
+  }
+  return {};
+}
+
+}  // namespace
+
 bool SharedMemory::destroy(DestroyMode mode) {
+  if (backend_ != Backend::kMemfd && native_key_problem(backend_, native_key_).empty()) {
+    if (const std::string why = cannot_unlink_because(path_for_open()); !why.empty()) {
+      return fail(SharedMemoryError::kPermissionDenied, "destroy", why);
+    }
+  }
   if (is_attached()) {
     if (mode == DestroyMode::kNoWait && !holds_lock_ && !lock()) return false;
     const bool named = backend_ != Backend::kMemfd;

@@ -191,7 +191,12 @@ TEST(CliBadInputTest, UnitsSuffixesAndRepeatsAreAccepted) {
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(stats->capacity, 1024u);
   EXPECT_EQ(stats->max_message, 2048u);
+  // The channel is looser (0640) than the default (0600) a pub accepts: it says so, and --mode
+  // accepts it.
   auto r = run_command({SHMRING_CLI_PATH, "pub", name, "--timeout", "1.5s"}, "one\n");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("mode 0640 grants more than the 0600"), std::string::npos) << r.err;
+  r = run_command({SHMRING_CLI_PATH, "pub", name, "--mode", "640", "--timeout", "1.5s"}, "one\n");
   EXPECT_EQ(r.status, 0) << r.err;
   sub.join();
   // --max-message 2K refuses a line of 2049 bytes (the channel's limit, not a parse error).

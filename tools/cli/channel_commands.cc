@@ -88,7 +88,12 @@ std::string stats_json(const ChannelStats& s, const ChannelStats* before, double
            json_string(std::string(role_name(p.role))) + ",\"pid\":" + std::to_string(p.pid) +
            ",\"alive\":" + (p.alive ? "true" : "false") + ",\"sent\":" + std::to_string(p.sent) +
            ",\"received\":" + std::to_string(p.received) + ",\"lost\":" + std::to_string(p.lost) +
-           ",\"lag\":" + std::to_string(p.lag) + ",\"blocked_ns\":" + std::to_string(p.blocked_ns) + "}";
+           ",\"lag\":" + std::to_string(p.lag) + ",\"blocked_ns\":" + std::to_string(p.blocked_ns);
+    if (!p.upstream_from.empty()) {  // a bridge import: where from, and its link
+      out += ",\"upstream_from\":" + json_string(p.upstream_from) + ",\"upstream_link\":\"" +
+             (p.upstream_up ? "up" : "down") + "\"";
+    }
+    out += "}";
   }
   out += "]";
   if (s.kind == ChannelKind::kService) out += service_json(s.name);
@@ -97,7 +102,7 @@ std::string stats_json(const ChannelStats& s, const ChannelStats* before, double
 
 void print_stats(const ChannelStats& s, const ChannelStats& before, double seconds) {
   std::printf("channel %s: %s%s, capacity %llu, max message %llu B, %d attachment(s)\n",
-              s.name.c_str(), std::string(kind_name(s.kind)).c_str(),
+              printable(s.name).c_str(), std::string(kind_name(s.kind)).c_str(),
               s.kind == ChannelKind::kTopic ? (s.lossless ? " (lossless)" : " (lossy)") : "",
               static_cast<unsigned long long>(s.capacity),
               static_cast<unsigned long long>(s.max_message), s.attachments);
@@ -126,6 +131,11 @@ void print_stats(const ChannelStats& s, const ChannelStats& before, double secon
                 static_cast<unsigned long long>(p.sent), static_cast<unsigned long long>(p.received),
                 static_cast<unsigned long long>(p.lost), static_cast<unsigned long long>(p.lag),
                 static_cast<double>(p.blocked_ns) / 1e9);
+  }
+  for (const PeerStats& p : s.peers) {  // bridge imports: where the channel's messages come from
+    if (p.upstream_from.empty()) continue;
+    std::printf("  slot %u imports from %s: %s\n", p.index, printable(p.upstream_from).c_str(),
+                !p.alive ? "the import is gone" : p.upstream_up ? "link up" : "link down");
   }
 }
 
@@ -203,8 +213,8 @@ int run_top(const TopOptions& o) {
     for (const std::string& name : names) {
       absl::StatusOr<ChannelStats> stats = read_stats(name);
       if (!stats.ok()) {
-        std::snprintf(line, sizeof line, "%-28s  ! %s\n", name.c_str(),
-                      std::string(stats.status().message()).c_str());
+        std::snprintf(line, sizeof line, "%-28s  ! %s\n", printable(name).c_str(),
+                      printable(std::string(stats.status().message())).c_str());
         screen += line;
         continue;
       }
@@ -218,7 +228,7 @@ int run_top(const TopOptions& o) {
       const bool have_before = before != previous.end();
       const std::string endpoints = std::to_string(alive) + (dead ? "+" + std::to_string(dead) + "!" : "");
       std::snprintf(line, sizeof line, "%-28s %-7s %9s %11s %11s %10llu %12llu %9llu\n",
-                    name.c_str(), std::string(kind_name(stats->kind)).c_str(), endpoints.c_str(),
+                    printable(name).c_str(), std::string(kind_name(stats->kind)).c_str(), endpoints.c_str(),
                     have_before ? rate_text(per_second(stats->sent, before->second.sent, seconds)).c_str() : "-",
                     have_before ? rate_text(per_second(stats->received, before->second.received, seconds)).c_str() : "-",
                     static_cast<unsigned long long>(stats->lost),
@@ -259,6 +269,7 @@ struct CreateOptions {
   std::uint64_t max_message = 0;
   bool lossless = false;
   mode_t mode = 0600;
+  std::vector<uid_t> trusted_owners;
 };
 
 // Declares --create, --kind, --capacity, --max-message, --lossless and --mode.
@@ -273,7 +284,12 @@ void add_create_options(CLI::App& app, CreateOptions* c) {
   add_size(app, "--max-message", &c->max_message, 1, std::uint64_t{1} << 30,
            "with --create: the largest message in bytes");
   app.add_flag("--lossless", c->lossless, "with --create: a lossless topic (the publisher waits)");
-  add_mode(app, "--mode", &c->mode, "with --create: permission bits of the channel (default 600)");
+  add_mode(app, "--mode", &c->mode,
+           "permission bits of a channel --create makes, and the loosest an existing channel may "
+           "have to be used (default 600; see docs/security.md)");
+  add_users(app, "--trust-owner", &c->trusted_owners,
+            "use an existing channel owned by this user (name or uid; repeatable): only the "
+            "caller's own channels are used otherwise");
 }
 
 // The kind of an existing channel, or the one --create asks for; an existing topic's lossless flag
@@ -298,6 +314,7 @@ Options options_from(const CreateOptions& c) {
   options.capacity = c.capacity;
   options.max_message = c.max_message;
   options.permissions = c.mode;
+  options.trusted_owners = c.trusted_owners;
   return options;
 }
 
@@ -403,7 +420,7 @@ int run_pub(PubOptions o) {
     rc = send_all(publisher->max_message(),
                   [&](std::span<const std::byte> m) { return publisher->send(m, timeout); });
   }
-  std::fprintf(stderr, "shmring pub: %s: %llu message(s) sent\n", name.c_str(),
+  std::fprintf(stderr, "shmring pub: %s: %llu message(s) sent\n", printable(name).c_str(),
                static_cast<unsigned long long>(sent));
   return rc;
 }

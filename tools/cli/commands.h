@@ -35,6 +35,9 @@ Verb add_serve(CLI::App& root);
 Verb add_bench(CLI::App& root);
 // bridge_command.cc (needs ZeroMQ; without it main.cc registers a stub that says so)
 Verb add_bridge(CLI::App& root);
+// record_command.cc (needs zstd; without it main.cc registers stubs that say so)
+Verb add_record(CLI::App& root);
+Verb add_replay(CLI::App& root);
 // completion_command.cc: `completion bash` and the hidden `manpage`, generated from the verbs
 Verb add_completion(CLI::App& root);
 Verb add_manpage(CLI::App& root);

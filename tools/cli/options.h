@@ -36,6 +36,9 @@ CLI::Option* add_size(CLI::App& app, const std::string& name, std::uint64_t* tar
 CLI::Option* add_duration(CLI::App& app, const std::string& name, std::chrono::milliseconds* target,
                           BareUnit bare, std::chrono::milliseconds max, const std::string& help);
 CLI::Option* add_mode(CLI::App& app, const std::string& name, mode_t* target, const std::string& help);
+// A user, by name or uid, resolved while parsing (repeatable: each adds one to *target).
+CLI::Option* add_users(CLI::App& app, const std::string& name, std::vector<uid_t>* target,
+                       const std::string& help);
 CLI::Option* add_choice(CLI::App& app, const std::string& name, std::string* target,
                         std::vector<std::string> choices, const std::string& help);
 // An existing directory this process can read (type DIR: completed as a directory).

@@ -103,12 +103,14 @@ int run_ls(const LsOptions& o) {
     if (!l.problem.empty()) state += " (!)";
     const std::string endpoints =
         c.kind == "segment" ? "-" : std::to_string(c.alive) + " alive" + (c.dead ? ", " + std::to_string(c.dead) + " dead" : "");
-    std::printf("%-32s %-8s %12llu %7d %-9s %-13s %9s %6s\n", c.name.c_str(), c.kind.c_str(),
+    std::printf("%-32s %-8s %12llu %7d %-9s %-13s %9s %6s\n", printable(c.name).c_str(), c.kind.c_str(),
                 static_cast<unsigned long long>(l.data_bytes), l.attachments, endpoints.c_str(),
                 state.c_str(), creator.c_str(), age_text(l.created_unix_ns).c_str());
-    if (!c.service.empty()) std::printf("  %s\n", c.service.c_str());
-    if (!l.problem.empty()) std::printf("  ! %s: %s\n", l.native_key.c_str(), l.problem.c_str());
-    if (!c.problem.empty()) std::printf("  ! %s: %s\n", c.name.c_str(), c.problem.c_str());
+    if (!c.service.empty()) std::printf("  %s\n", printable(c.service).c_str());
+    if (!l.problem.empty()) {
+      std::printf("  ! %s: %s\n", printable(l.native_key).c_str(), printable(l.problem).c_str());
+    }
+    if (!c.problem.empty()) std::printf("  ! %s: %s\n", printable(c.name).c_str(), printable(c.problem).c_str());
   }
   std::printf("%zu segment(s); '+' after a pid: that creator has exited\n", listings.size());
   return 0;
@@ -129,7 +131,7 @@ int run_rm(const RmOptions& o) {
         status = report_error("rm", name + ": " + std::string(removed.message()));
         continue;
       }
-      std::printf("removed channel %s (%s)\n", name.c_str(), channel.native_key().c_str());
+      std::printf("removed channel %s (%s)\n", printable(name).c_str(), printable(channel.native_key()).c_str());
       continue;
     }
     SharedMemory shm(name);
@@ -137,7 +139,7 @@ int run_rm(const RmOptions& o) {
       status = report_error("rm", name + ": " + shm.error_string());
       continue;
     }
-    std::printf("removed %s (%s)\n", name.c_str(), shm.native_key().c_str());
+    std::printf("removed %s (%s)\n", printable(name).c_str(), printable(shm.native_key()).c_str());
   }
   return status;
 }
@@ -167,13 +169,18 @@ int run_gc(const GcOptions& o) {
     for (const std::string& failure : report.failed) {
       std::printf("{\"action\":\"failed\",\"reason\":%s}\n", json_string(failure).c_str());
     }
+    for (const std::string& skipped : report.skipped) {
+      std::printf("{\"action\":\"skipped\",\"reason\":%s}\n", json_string(skipped).c_str());
+    }
   } else {
-    for (const std::string& path : report.removed) std::printf("%s %s\n", verb, path.c_str());
-    for (const std::string& failure : report.failed) std::printf("skipped %s\n", failure.c_str());
+    for (const std::string& path : report.removed) std::printf("%s %s\n", verb, printable(path).c_str());
+    for (const std::string& failure : report.failed) std::printf("failed %s\n", printable(failure).c_str());
+    for (const std::string& skipped : report.skipped) std::printf("skipped %s\n", printable(skipped).c_str());
     std::printf("%zu stale segment(s) %s, %d in use left alone; %zu stale descriptor file(s) %s\n",
                 report.removed.size() - wait_files, verb, report.live, wait_files, verb);
   }
-  return 0;
+  // Files left alone are information; a stale segment gc could not remove is a failure.
+  return report.failed.empty() ? 0 : 1;
 }
 
 }  // namespace

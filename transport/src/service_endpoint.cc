@@ -104,7 +104,7 @@ void fire_client(ChannelSegment& seg, const ServiceRegion& region, std::uint32_t
     return;
   }
   a.wake.waiters.fetch_sub(kArmedUnit, std::memory_order_relaxed);
-  send_wake(seg.channel_id(), load_name(slot.socket_name));  // SYNC(wait_name)
+  send_wake(seg.file_tag(), load_name(slot.socket_name));  // SYNC(wait_name)
 }
 
 absl::Status ServiceEndpoint::attach_ring() {

@@ -10,6 +10,7 @@
 #include "shmring/core/detail/liveness_file.h"
 #include "shmring/core/segment_directory.h"
 #include "shmring/core/shared_memory.h"
+#include "shmring/core/stable_hash.h"
 #include "shmring/transport/service.h"
 
 namespace shmring {
@@ -85,7 +86,8 @@ absl::StatusOr<ServiceStats> read_service_stats(std::string_view name) {
   // Live servers and clients, judged by the channel's liveness file (asked read-only), else by
   // (pid, start time).
   absl::StatusOr<detail::LivenessFile> opened =
-      detail::LivenessFile::open(info->liveness_id, file->listing().owner, /*writable=*/false);
+      detail::LivenessFile::open(stable_hash64(file->listing().native_key), info->liveness_id,
+                                 file->listing().owner, /*writable=*/false);
   const detail::LivenessFile liveness = opened.ok() ? *std::move(opened) : detail::LivenessFile();
   const PeerSlot* slots = peer_slots(&peers.as<ControlBlock>());
   for (std::uint32_t i = 0; i < info->max_peers; ++i) {

@@ -436,6 +436,27 @@ ChannelResult TopicPublisher::send(std::span<const std::byte> message,
   return r;
 }
 
+namespace {
+
+// Records in the channel that upstream message `at` is the one being sent (or, with nothing sent
+// after it, the next one expected): the copy not in use is written in full, then made current,
+// so a kill part-way leaves the old one. Relaxed/release suffice: only a later publisher reads it,
+// after it attached under the segment lock and read the tail (acquire) that the sends published.
+void write_upstream_mark(TopicEndpoint* e, const UpstreamPosition& at) {
+  ChannelMisc& misc = e->seg->control()->misc;
+  const std::uint32_t current = misc.upstream_current.load(std::memory_order_relaxed);
+  const std::uint32_t next_index = current == 1 ? 1 : 0;
+  UpstreamMark& mark = misc.upstream[next_index];
+  mark.origin.store(at.origin, std::memory_order_relaxed);
+  mark.incarnation.store(at.incarnation, std::memory_order_relaxed);
+  mark.sequence.store(at.sequence, std::memory_order_relaxed);
+  mark.ring_sequence.store(e->ring->next_sequence(), std::memory_order_relaxed);
+  // SYNC(upstream_mark): pairs with the acquire load in upstream_resume() (a later publisher's).
+  misc.upstream_current.store(next_index + 1, std::memory_order_release);
+}
+
+}  // namespace
+
 ChannelResult TopicPublisher::try_send_from(const UpstreamPosition& from,
                                             std::span<const std::byte> message) noexcept {
   TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
@@ -443,27 +464,23 @@ ChannelResult TopicPublisher::try_send_from(const UpstreamPosition& from,
   if (e->lease_busy()) return ChannelResult::kWouldBlock;
   // Written before the message: a publisher killed after the write but before the send leaves a
   // mark whose ring_sequence is the ring's next one, which upstream_resume() reads as "not sent".
-  // The copy not in use is written in full, then made current; a kill part-way leaves the old one.
-  // Relaxed/release suffice: only a later publisher reads it, after it attached under the segment
-  // lock and read the tail (acquire) that the sends published.
-  ChannelMisc& misc = e->seg->control()->misc;
-  const std::uint32_t current = misc.upstream_current.load(std::memory_order_relaxed);
-  const std::uint32_t next_index = current == 1 ? 1 : 0;
-  UpstreamMark& mark = misc.upstream[next_index];
-  mark.origin.store(from.origin, std::memory_order_relaxed);
-  mark.incarnation.store(from.incarnation, std::memory_order_relaxed);
-  mark.sequence.store(from.sequence, std::memory_order_relaxed);
-  mark.ring_sequence.store(e->ring->next_sequence(), std::memory_order_relaxed);
-  // SYNC(upstream_mark): pairs with the acquire load in upstream_resume() (a later publisher's).
-  misc.upstream_current.store(next_index + 1, std::memory_order_release);
+  write_upstream_mark(e, from);
   return try_send(message);
+}
+
+void TopicPublisher::mark_upstream(const UpstreamPosition& next) noexcept {
+  TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
+  if (e == nullptr || e->lease_busy()) return;
+  // Nothing is sent after it: the ring does not pass the mark's ring_sequence, so
+  // upstream_resume() reads `next` as the one expected.
+  write_upstream_mark(e, next);
 }
 
 UpstreamPosition TopicPublisher::upstream_resume() const noexcept {
   const TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
   if (e == nullptr) return {};
   const ChannelMisc& misc = e->seg->control()->misc;
-  // SYNC(upstream_mark): pairs with the release store in try_send_from().
+  // SYNC(upstream_mark): pairs with the release store in write_upstream_mark().
   const std::uint32_t current = misc.upstream_current.load(std::memory_order_acquire);
   if (current != 1 && current != 2) return {};
   const UpstreamMark& mark = misc.upstream[current - 1];
