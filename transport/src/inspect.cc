@@ -10,7 +10,7 @@
 #include "shmring/core/segment_directory.h"
 #include "shmring/core/shared_memory.h"
 #include "shmring/core/stable_hash.h"
-#include "shmring/queue/broadcast_ring.h"
+#include "shmring/queue/broadcast_publishers.h"
 #include "shmring/queue/mpmc_queue.h"
 #include "shmring/transport/channel.h"
 #include "wait.h"
@@ -18,6 +18,37 @@
 namespace shmring {
 
 namespace {
+
+// A topic's ring: its shape, abandoned messages, each publisher's id and each subscriber's lag
+// behind the claims (the ring is mapped read-only: only loads).
+void add_topic_stats(const void* ring, std::uint64_t ring_bytes, const ControlBlock* cb, ChannelStats* st) {
+  const PeerSlot* slots = peer_slots(cb);
+  absl::StatusOr<BroadcastPublishers> publishers =
+      BroadcastPublishers::attach(const_cast<void*>(ring), ring_bytes);  // views only
+  const std::uint64_t claimed = publishers.ok() ? publishers->claim_position_approx() : 0;
+  if (publishers.ok()) {
+    st->max_publishers = publishers->size();
+    st->abandoned = publishers->abandoned();
+    absl::StatusOr<BroadcastLayout> layout = BroadcastLayout::map(ring, ring_bytes);
+    st->history = layout.ok() ? layout->history : 0;
+  }
+  for (PeerStats& p : st->peers) {
+    const PeerSlot& s = slots[p.index];
+    const std::uint64_t position = p.lag;  // the subscriber's position, stored by stats_of
+    p.lag = 0;
+    if (!publishers.ok()) continue;
+    if (p.role == PeerRole::kSubscriber) {
+      p.lossless = (s.peer_flags.load(std::memory_order_relaxed) & kPeerLosslessSubscriber) != 0;
+      p.lag = static_cast<std::int64_t>(claimed - position) > 0 ? claimed - position : 0;
+    } else if (p.role == PeerRole::kPublisher) {
+      const std::uint64_t token = s.token.load(std::memory_order_relaxed);
+      for (std::uint32_t i = 0; i < publishers->size(); ++i) {
+        const BroadcastPublishers::View v = publishers->slot(i);
+        if (v.owner == token) p.publisher_id = v.id;
+      }
+    }
+  }
+}
 
 absl::StatusOr<ChannelStats> stats_of(SharedMemory& memory, std::string_view what) {
   absl::StatusOr<detail::ChannelInfo> info =
@@ -76,16 +107,7 @@ absl::StatusOr<ChannelStats> stats_of(SharedMemory& memory, std::string_view wha
     const absl::StatusOr<std::uint64_t> depth = MpmcQueue<>::depth_of(ring, info->ring_bytes);
     st.depth = depth.ok() ? std::min(*depth, info->capacity) : 0;
   }
-  absl::StatusOr<BroadcastReader> topic = info->kind == ChannelKind::kTopic
-                                              ? BroadcastReader::attach(ring, info->ring_bytes)
-                                              : absl::StatusOr<BroadcastReader>(absl::UnavailableError(""));
-  for (PeerStats& p : st.peers) {
-    const std::uint64_t position = p.lag;  // the subscriber's position, stored above
-    p.lag = 0;
-    if (!topic.ok() || p.role != PeerRole::kSubscriber) continue;
-    const std::uint64_t tail = topic->writer_tail_approx();
-    p.lag = static_cast<std::int64_t>(tail - position) > 0 ? tail - position : 0;
-  }
+  if (info->kind == ChannelKind::kTopic) add_topic_stats(ring, info->ring_bytes, cb, &st);
   return st;
 }
 

@@ -560,7 +560,7 @@ void bind_channels(py::module_& m) {
                   TopicOptions o;
                   common_options(o, capacity, max_message, max_peers, permissions, create, open_timeout);
                   o.lossless = lossless;
-                  o.start_at_latest = start_at_latest;
+                  o.start = start_at_latest ? TopicStart::latest() : TopicStart::live();
                   o.read_only = read_only;
                   return PyEndpoint<TopicSubscriber>{open_box<TopicSubscriber>("TopicSubscriber", name, o)};
                 }),

@@ -21,6 +21,40 @@ inline void store_word_release(std::byte* p, std::uint64_t value) noexcept {
   __atomic_store_n(reinterpret_cast<std::uint64_t*>(p), value, __ATOMIC_RELEASE);
 }
 
+// A pair of 64-bit words at a 16-byte aligned address, changed only by a 16-byte compare-and-swap
+// (cmpxchg16b on x86-64: the queue target compiles with -mcx16) and read either half at a time
+// (8-byte atomic loads, which work on a read-only mapping) or whole by a CAS that changes nothing.
+struct WordPair {
+  std::uint64_t low = 0;   // at the lower address
+  std::uint64_t high = 0;
+  friend bool operator==(const WordPair&, const WordPair&) = default;
+};
+
+// If *pair equals *expected, stores `desired` and returns true; otherwise loads the current value
+// into *expected and returns false. Sequentially consistent (a full barrier), like every locked
+// instruction.
+inline bool compare_exchange_pair(std::uint64_t* pair, WordPair* expected, WordPair desired) noexcept {
+  __extension__ using Wide = unsigned __int128;  // GCC and Clang; -Wpedantic knows it as an extension
+  const Wide e = (Wide{expected->high} << 64) | expected->low;
+  const Wide d = (Wide{desired.high} << 64) | desired.low;
+  const Wide old = __sync_val_compare_and_swap(reinterpret_cast<Wide*>(pair), e, d);
+  if (old == e) return true;
+  expected->low = static_cast<std::uint64_t>(old);
+  expected->high = static_cast<std::uint64_t>(old >> 64);
+  return false;
+}
+
+// The whole pair, atomically (a CAS that stores what it finds; needs a writable mapping).
+inline WordPair load_pair(std::uint64_t* pair) noexcept {
+  WordPair current{};
+  compare_exchange_pair(pair, &current, current);
+  return current;
+}
+
+inline std::uint64_t load_word_acquire(const std::uint64_t* p) noexcept {
+  return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
 // Fences for the seqlock edges where the other side's accesses are plain, not atomic: the caller's
 // stores into a broadcast claim (after the tail_intent announcement) and the caller's reads of a
 // lossy broadcast view (before the tail_intent re-check). GCC's ThreadSanitizer does not model
