@@ -159,6 +159,7 @@ inline RingResult BroadcastWriter::claim(std::uint64_t payload) noexcept {
     // would put a record's words past the end of the data area).
     if (position % kBroadcastGranule != 0) {
       frontier_ = current;
+      clear_attempt();  // a failed CAS may have noted one
       return RingResult::kCorrupt;
     }
     const std::uint64_t to_end = l_.capacity - l_.index_of(position);
@@ -166,6 +167,9 @@ inline RingResult BroadcastWriter::claim(std::uint64_t payload) noexcept {
     const std::uint64_t end = position + filler + size;
     if (static_cast<std::int64_t>(end - limit_) > 0 && refresh_limit(end) != RingResult::kOk) {
       frontier_ = current;
+      // A failed CAS may have noted a claim: a note left behind would hold the other writers back
+      // as if this writer were inside a claim.
+      clear_attempt();
       return RingResult::kFull;
     }
     // SYNC(bcast_attempt): what this writer is claiming, before the claim; the CAS below (a full
