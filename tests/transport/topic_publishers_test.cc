@@ -250,6 +250,7 @@ int order_subscriber(const std::string& name, TopicOptions o, OrderBoard* b, int
     last[w] = seq;
     note_order(b, sub->last_sequence(), id);
     b->received[index].fetch_add(1);
+    b->lost[index].store(sub->lost());
   }
   b->lost[index].store(sub->lost());
   return 0;
@@ -312,9 +313,13 @@ TEST(TopicPublishersMultiprocess, FourPublishersThreeSubscribersOneTotalOrder) {
     publishers.push_back(fork_child([&, w] { return order_publisher(name, o, b, w, per_publisher); }));
   }
   for (pid_t p : publishers) EXPECT_TRUE(wait_child(p, 120s).ok());
-  // The recorder gets every message; then the subscribers stop.
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (b->received[0].load() < 4 * per_publisher && std::chrono::steady_clock::now() < deadline) {
+  // Every subscriber gets to the last message (the recorder receives all; a display receives or
+  // counts lost each one); then they stop.
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  auto accounted = [&](int i) { return b->received[i].load() + b->lost[i].load(); };
+  while ((accounted(0) < 4 * per_publisher || accounted(1) < 4 * per_publisher ||
+          accounted(2) < 4 * per_publisher) &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(1ms);
   }
   b->stop.store(1);
