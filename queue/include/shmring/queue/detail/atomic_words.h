@@ -4,9 +4,10 @@
 // release stores are plain moves. Long records (kBulkCopyBytes, not under ThreadSanitizer): memcpy
 // bracketed by the seqlock fences, as the zero-copy claim and view already are. Internal;
 // stateless, never block. They order the copy, not its atomicity: the caller's protocol
-// (tail_intent re-check) detects an overwrite.
+// (intent re-check) detects an overwrite.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -24,6 +25,8 @@ inline void store_word_release(std::byte* p, std::uint64_t value) noexcept {
 // A pair of 64-bit words at a 16-byte aligned address, changed only by a 16-byte compare-and-swap
 // (cmpxchg16b on x86-64: the queue target compiles with -mcx16) and read either half at a time
 // (8-byte atomic loads, which work on a read-only mapping) or whole by a CAS that changes nothing.
+static_assert(std::endian::native == std::endian::little,
+              "WordPair's low word is the one at the lower address: little-endian targets only");
 struct WordPair {
   std::uint64_t low = 0;   // at the lower address
   std::uint64_t high = 0;
@@ -56,8 +59,8 @@ inline std::uint64_t load_word_acquire(const std::uint64_t* p) noexcept {
 }
 
 // Fences for the seqlock edges where the other side's accesses are plain, not atomic: the caller's
-// stores into a broadcast claim (after the tail_intent announcement) and the caller's reads of a
-// lossy broadcast view (before the tail_intent re-check). GCC's ThreadSanitizer does not model
+// stores into a broadcast claim (after the intent announcement) and the caller's reads of a
+// lossy broadcast view (before the intent re-check). GCC's ThreadSanitizer does not model
 // fences and warns (-Wtsan); the fence still runs, and what TSan checks (threads of one process)
 // never relies on it: those edges only matter against a writer in another process.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -96,8 +99,8 @@ inline constexpr bool kBulkCopies = true;
 
 // Copies `n` bytes from `src` (8-byte aligned; readable up to n rounded up to 8) to `dst`: one
 // acquire load per word, or (bulk) plain loads followed by an acquire fence. Either way every byte
-// loaded is loaded before anything the caller loads afterwards (its tail_intent check):
-// SYNC(bcast_data) word by word, SYNC(bcast_bulk) in bulk.
+// loaded is loaded before anything the caller loads afterwards (its intent check):
+// SYNC(bcast_intent) word by word, SYNC(bcast_bulk) in bulk.
 inline void copy_words_acquire(std::byte* dst, const std::byte* src, std::size_t n) noexcept {
   if (kBulkCopies && n >= kBulkCopyBytes) {
     std::memcpy(dst, src, n);  // may race with an overwriting writer: the caller validates after
@@ -117,8 +120,8 @@ inline void copy_words_acquire(std::byte* dst, const std::byte* src, std::size_t
 
 // Copies `n` bytes from `src` to `dst` (8-byte aligned; writable up to n rounded up to 8); the
 // bytes after `n` in the last word are zero. One release store per word, or (bulk) a release
-// fence and plain stores: either way the tail_intent the writer announced before is ordered
-// before every byte stored (SYNC(bcast_data) / SYNC(bcast_bulk)), and the record header's release
+// fence and plain stores: either way the intent the writer announced before is ordered
+// before every byte stored (SYNC(bcast_intent) / SYNC(bcast_bulk)), and the record header's release
 // stores that follow order the bytes before the header.
 inline void copy_words_release(std::byte* dst, const std::byte* src, std::size_t n) noexcept {
   std::size_t i = 0;
