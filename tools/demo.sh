@@ -2,7 +2,9 @@
 # The README's first command: builds shmring and runs the live fan-out demo: one publisher and three
 # subscriber processes (one deliberately slow) on a topic, for about 10 seconds, printing one line
 # per second with messages/s, latency p50/p99/p99.9 and messages lost per subscriber, then a summary.
-# Usage: tools/demo.sh [--seconds N] [--rate MSGS_PER_S]
+# How the processes wait suits the cores there are (busy-spin with a core each, futex parking when
+# processes outnumber cores); the demo says what it chose and why (transport/examples/fanout.cc).
+# Usage: tools/demo.sh [--seconds N] [--rate MSGS_PER_S] [--wait auto|spin|hybrid|park|fd]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

@@ -6,6 +6,9 @@ run. Two processes (fork), pinned to two cores; medians of --reps repetitions.
   PYTHONPATH=build/plain/python python3 bench/python/bench.py [--quick] [--json out.jsonl]
 
 Round trip: A sends a message, B sends it back; A times N round trips (p50 of per-trip times).
+One-CPU round trip (rtt-1cpu, 64 B): the same with both processes pinned to one CPU, where a
+waiter that spins takes the time its peer needs (shmring's Python default must not lose to a pipe
+there; shmring-hybrid is the C++ default wait, 2000 spins before sleeping).
 Throughput: A sends N messages, B receives them; B's rate. Sizes: 64 B, 1 MiB, 6 MiB (a 1920x1080
 RGB frame). Zero-copy rows (shmring-zc) write and read the first 8 bytes in place (loan/view), the
 rest of the frame untouched, which is what zero-copy is for; every other row moves every byte.
@@ -39,12 +42,13 @@ class ShmringTopic:
     """Two lossless topics (ab, ba); copy: send/receive; zero-copy: loan/view; spin: try_send /
     try_receive in a loop (busy-polling, as the C++ benchmark's "spin" rows do)."""
 
-    def __init__(self, tag, size, zero_copy, spin=False):
+    def __init__(self, tag, size, zero_copy, spin=False, **wait):
         self.names = (f"pybench-{tag}-ab", f"pybench-{tag}-ba")
         self.size, self.zero_copy, self.spin = size, zero_copy, spin
         # The smallest ring that holds two messages: a ring much larger than the caches would make
         # every copy a trip to memory, which the one-slot alternatives do not pay.
-        self.options = dict(capacity=1 << max(16, (2 * size + 64).bit_length()), max_message=size, lossless=True)
+        self.options = dict(capacity=1 << max(16, (2 * size + 64).bit_length()), max_message=size, lossless=True,
+                            **wait)
 
     def open(self, side):
         out_name, in_name = self.names if side == 0 else self.names[::-1]
@@ -185,6 +189,9 @@ TRANSPORTS = {
     "shmring": lambda t, s: ShmringTopic(t, s, False),
     "shmring-zc": lambda t, s: ShmringTopic(t, s, True),
     "shmring-spin": lambda t, s: ShmringTopic(t, s, False, spin=True),
+    "shmring-hybrid": lambda t, s: ShmringTopic(t, s, False, wait_strategy=shmring.WaitStrategy.HYBRID,
+                                                spin_iterations=2000),
+    "shmring-park": lambda t, s: ShmringTopic(t, s, False, wait_strategy=shmring.WaitStrategy.PARK),
     "mp.Queue": lambda t, s: MpQueue(t, s, False),
     "mp.Pipe": lambda t, s: MpPipe(t, s, False),
     "shared_memory+lock": lambda t, s: SharedMemoryLock(t, s, False),
@@ -194,11 +201,19 @@ TRANSPORTS = {
 
 # --- the two sides --------------------------------------------------------------------------------
 
+# Rows that only some transports run: the one-CPU round trip, 64 B.
+ONE_CPU = ("shmring", "shmring-hybrid", "shmring-park", "mp.Pipe")
+
+
+def cpus_for(mode):
+    return (0, 0) if mode == "rtt-1cpu" else (0, 1)
+
+
 def side_b(transport, mode, count, warmup, size, barrier, results):
-    pin(1)
+    pin(cpus_for(mode)[1])
     transport.open(1)
     barrier.wait()
-    if mode == "rtt":
+    if mode.startswith("rtt"):
         for _ in range(count + warmup):
             transport.send(transport.receive())
     else:
@@ -218,11 +233,11 @@ def run(name, mode, size, count):
     warmup = max(count // 10, 5)
     other = mp.Process(target=side_b, args=(transport, mode, count, warmup, size, barrier, results))
     other.start()
-    pin(0)
+    pin(cpus_for(mode)[0])
     transport.open(0)
     barrier.wait()
     message = os.urandom(size) if size <= 1 << 16 else bytes(size)
-    if mode == "rtt":
+    if mode.startswith("rtt"):
         trips = []
         for i in range(count + warmup):
             t0 = time.perf_counter_ns()
@@ -249,24 +264,30 @@ def main():
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--json", help="append one JSON object per row to this file")
     parser.add_argument("--only", help="comma-separated transports")
+    parser.add_argument("--modes", default="rtt,throughput,rtt-1cpu", help="comma-separated: rtt, throughput, rtt-1cpu")
     args = parser.parse_args()
     mp.set_start_method("fork")
     reps = 1 if args.quick else args.reps
-    names = args.only.split(",") if args.only else list(TRANSPORTS)
+    names = args.only.split(",") if args.only else [n for n in TRANSPORTS if n not in ("shmring-hybrid", "shmring-park")]
+    modes = args.modes.split(",")
     rows = []
     for size in SIZES:
-        for mode in ("rtt", "throughput"):
+        for mode in modes:
+            if mode == "rtt-1cpu" and size != 64:
+                continue
             base = {64: 20000, 1 << 20: 200, FRAME: 60}[size] if mode == "rtt" else {64: 200000, 1 << 20: 600, FRAME: 150}[size]
+            if mode == "rtt-1cpu":
+                base = 4000
             if args.quick:
                 base = max(base // 10, 20)
-            for name in names:
+            for name in (n for n in TRANSPORTS if n in ONE_CPU) if mode == "rtt-1cpu" else names:
                 count = base // 4 if name in ("mp.Queue", "pyzmq-ipc") and size == 64 else base
                 values = [run(name, mode, size, count) for _ in range(reps)]
                 row = {"transport": name, "mode": mode, "size": size, "median": statistics.median(values),
                        "min": min(values), "max": max(values), "reps": reps, "count": count,
-                       "cpus": "0,1", "python": sys.version.split()[0]}
+                       "cpus": ",".join(map(str, cpus_for(mode))), "python": sys.version.split()[0]}
                 rows.append(row)
-                unit = "ns" if mode == "rtt" else "msg/s"
+                unit = "ns" if mode.startswith("rtt") else "msg/s"
                 print(f"{name:20} {mode:10} {size:>8} B  median {row['median']:12.0f} {unit}  "
                       f"(min {row['min']:.0f}, max {row['max']:.0f})", flush=True)
                 if args.json:

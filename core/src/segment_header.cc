@@ -40,6 +40,7 @@ absl::Status read_segment_header(const void* mapping, std::size_t mapped_bytes, 
   out->user_size = user_size;
   out->lock_semaphore_id = header->lock_semaphore_id;
   out->lock_semaphore_ctime = header->lock_semaphore_ctime;
+  out->lock_semaphore_key = header->lock_semaphore_key;
   out->permissions = header->permissions & 0777;
   out->creator_pid = header->creator_pid;
   out->creator_start_time = header->creator_start_time;

@@ -45,7 +45,6 @@ using detail::Mapping;
 using detail::Reclaim;
 using detail::map_file;
 using detail::reclaim_if_stale;
-using detail::remove_recorded_semaphore;
 using detail::unmap;
 
 // Bounds on the retry loops that resolve races with concurrent creators and removers.
@@ -171,6 +170,8 @@ SharedMemory& SharedMemory::operator=(SharedMemory&& other) noexcept {
   key_ = std::move(other.key_);
   native_key_ = std::move(other.native_key_);
   permissions_ = other.permissions_;
+  group_ = other.group_;
+  trust_ = std::move(other.trust_);
   fd_ = std::exchange(other.fd_, -1);
   lock_fd_ = std::exchange(other.lock_fd_, -1);
   mapping_ = std::exchange(other.mapping_, nullptr);
@@ -329,7 +330,15 @@ SharedMemory::CreateStep SharedMemory::create_file(const std::string& path, bool
       return CreateStep::kFailed;
     }
     int reclaim_errno = 0;
-    switch (reclaim_if_stale(path, &reclaim_errno)) {
+    uid_t owner = 0;
+    switch (reclaim_if_stale(path, &reclaim_errno, &owner)) {
+      case Reclaim::kNotOurs:
+        *already_exists = true;
+        fail(SharedMemoryError::kAlreadyExists, "create",
+             "the name is held by a file of uid " + std::to_string(owner) +
+                 ", not this user's: it is neither used nor removed",
+             EEXIST);
+        return CreateStep::kFailed;
       case Reclaim::kLive:
         *already_exists = true;
         fail(SharedMemoryError::kAlreadyExists, "create", "a live segment already has this key", EEXIST);
@@ -395,21 +404,29 @@ std::optional<BuildError> size_new_file(int data_fd, bool named, std::size_t siz
   return std::nullopt;
 }
 
-// Fills the segment header of a new segment and publishes it (state kReady).
-void write_new_header(void* address, const std::string& key, std::size_t size, mode_t permissions,
-                      const SystemSemaphore& lock) {
+// Starts the header of a new segment: the magic, then the key its lock set will have. The
+// compiler may not move either store after the set's creation, nor the key before the magic: a
+// creator killed in the middle must leave zeros, the magic alone, or the magic and the key, which
+// is what the stale-segment reclaim recognises as a half-made segment of ours (anything else is a
+// foreign file it never removes); with the key, the reclaim also finds and removes the set. A
+// signal fence only restrains the compiler; the stores are to this process's mapping, which the
+// kernel keeps whatever the process did before it was killed.
+void begin_new_header(void* address, key_t lock_key) {
+  auto* header = static_cast<SegmentHeader*>(address);
+  header->magic = kSegmentMagic;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  header->lock_semaphore_id = -1;
+  header->lock_semaphore_key = static_cast<std::int32_t>(lock_key);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+
+// Fills the rest of a new segment's header and publishes it (state kReady).
+void finish_new_header(void* address, const std::string& key, std::size_t size, mode_t permissions,
+                       const SystemSemaphore& lock) {
   auto* header = static_cast<SegmentHeader*>(address);
   const ProcessIdentity me = current_process();
   timespec now{};
   clock_gettime(CLOCK_REALTIME, &now);
-  // Magic first, and the compiler may not move the other fields' stores before it: a creator
-  // killed in the middle must leave either zeros or the magic, which is what the stale-segment
-  // reclaim recognises as a half-made segment of ours (anything else is a foreign file it never
-  // removes, and the key stayed wedged: seen as a rare RandomKillsDuringCreateOrAttach failure).
-  // A signal fence only restrains the compiler; the stores are to this process's mapping, which
-  // the kernel keeps whatever the process did before it was killed.
-  header->magic = kSegmentMagic;
-  std::atomic_signal_fence(std::memory_order_seq_cst);
   header->layout_version = kSegmentLayoutVersion;
   header->header_size = kSegmentHeaderSize;
   header->user_size = size;
@@ -425,6 +442,19 @@ void write_new_header(void* address, const std::string& key, std::size_t size, m
   // SYNC(segment_ready): publishes every field above; pairs with the acquire load in
   // read_segment_header().
   header->state.store(static_cast<std::uint32_t>(SegmentState::kReady), std::memory_order_release);
+}
+
+// The segment's lock: a set under a random key, recorded in the header before the set exists
+// (begin_new_header). A key another set has already is replaced by a fresh one.
+SystemSemaphore make_segment_lock(void* header, mode_t permissions) {
+  SystemSemaphore lock;
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    const key_t key = SystemSemaphore::random_segment_key();
+    begin_new_header(header, key);
+    lock = SystemSemaphore::create_exclusive(key, 1, permissions);
+    if (lock.error() != SystemSemaphoreError::kAlreadyExists) break;
+  }
+  return lock;
 }
 
 }  // namespace
@@ -448,16 +478,19 @@ bool SharedMemory::build_segment(int fd, const std::string& path, bool named, st
   void* address = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, data_fd, 0);
   if (address == MAP_FAILED) return abandon(error_from_errno(errno), "cannot map", errno);
 
-  SystemSemaphore lock = SystemSemaphore::create_private(1, permissions_);
+  SystemSemaphore lock = make_segment_lock(address, permissions_);
   if (lock.is_valid() && group_ != static_cast<gid_t>(-1) && !lock.set_group(group_)) {
     lock.remove();
   }
   if (!lock.is_valid()) {
     munmap(address, total);
-    return abandon(SharedMemoryError::kLockError,
-                   "cannot create the segment lock: " + lock.error_string(), 0);
+    // The system's semaphore sets (or this user's share of them) may be used up: say so.
+    const SharedMemoryError error = lock.error() == SystemSemaphoreError::kOutOfResources
+                                        ? SharedMemoryError::kOutOfResources
+                                        : SharedMemoryError::kLockError;
+    return abandon(error, "cannot create the segment lock: " + lock.error_string(), 0);
   }
-  write_new_header(address, key_, size, permissions_, lock);
+  finish_new_header(address, key_, size, permissions_, lock);
   if (mode == AccessMode::kReadOnly) mprotect(address, total, PROT_READ);
   adopt_attachment(fd, data_fd, address, total, size, mode, std::move(lock));
   return succeed();
@@ -520,7 +553,16 @@ bool SharedMemory::do_attach(AccessMode mode, bool* not_found) {
     if (fd < 0) {
       const int saved = errno;
       *not_found = (saved == ENOENT);
-      return fail(error_from_errno(saved), "attach", "cannot open", saved);
+      std::string what = "cannot open";
+      struct stat st {};
+      if ((saved == EACCES || saved == EPERM) && lstat(path.c_str(), &st) == 0) {
+        what += " the file of " + detail::user_text(st.st_uid) + ", mode " + detail::mode_text(st.st_mode & 0777);
+      }
+      return fail(error_from_errno(saved), "attach", what, saved);
+    }
+    if (!check_trust(fd, "attach")) {
+      close(fd);
+      return false;
     }
     const detail::LockAttempt locked = detail::try_lock_shared(fd);
     if (locked == detail::LockAttempt::kError) {
@@ -539,6 +581,31 @@ bool SharedMemory::do_attach(AccessMode mode, bool* not_found) {
   }
   return fail(SharedMemoryError::kUnknownError, "attach",
               "gave up after too many races with concurrent creators and removers");
+}
+
+bool SharedMemory::check_trust(int fd, std::string_view operation) const {
+  struct stat st {};
+  if (fstat(fd, &st) != 0) return fail(error_from_errno(errno), operation, "cannot stat", errno);
+  if (!S_ISREG(st.st_mode)) {
+    return fail(SharedMemoryError::kUnknownError, operation, "not a regular file: not a segment");
+  }
+  if (trust_.any_owner) return true;
+  const uid_t me = geteuid();
+  const bool trusted_owner =
+      st.st_uid == me || std::find(trust_.trusted_owners.begin(), trust_.trusted_owners.end(),
+                                   st.st_uid) != trust_.trusted_owners.end();
+  if (!trusted_owner) {
+    return fail(SharedMemoryError::kPermissionDenied, operation,
+                "the segment is owned by " + detail::user_text(st.st_uid) + ", not by this user (" +
+                    detail::user_text(me) + ") or an owner it trusts: not used");
+  }
+  const mode_t mode = st.st_mode & 0777;
+  if ((mode & ~trust_.max_mode) != 0) {
+    return fail(SharedMemoryError::kPermissionDenied, operation,
+                "the segment's mode " + detail::mode_text(mode) + " grants more than the " +
+                    detail::mode_text(trust_.max_mode) + " asked for: not used");
+  }
+  return true;
 }
 
 bool SharedMemory::attach_fd(int fd, AccessMode mode) {
@@ -566,10 +633,12 @@ bool SharedMemory::finish_attach(int fd, AccessMode mode, bool /*created*/) {
   // Nobody else attached means every other user is gone (or detached as we arrived): the segment is
   // stale. Remove it if we can (we hold the only lock), and report kNotFound.
   auto give_up_stale = [&](std::string_view why) {
+    detail::FileHeader header;
     if (named && detail::try_lock_exclusive(fd) == detail::LockAttempt::kTaken &&
-        detail::same_file(fd, path.c_str())) {
-      bool is_segment = false;
-      if (remove_recorded_semaphore(fd, &is_segment) && is_segment) unlink(path.c_str());
+        detail::same_file(fd, path.c_str()) && detail::read_file_header(fd, &header) &&
+        header.kind != detail::FileKind::kForeign && detail::may_act_on(header.owner)) {
+      detail::remove_lock_set(header);
+      unlink(path.c_str());
     }
     close(fd);
     return fail(SharedMemoryError::kNotFound, "attach", why);
@@ -627,8 +696,12 @@ bool SharedMemory::finish_attach(int fd, AccessMode mode, bool /*created*/) {
     close(data_fd);
     return give_up_stale("every process attached to it has died (stale; removed)");
   }
+  struct stat st {};
+  const uid_t file_owner = fstat(fd, &st) == 0 ? st.st_uid : static_cast<uid_t>(-1);
   adopt_attachment(fd, data_fd, mapping.address, mapping.bytes, static_cast<std::size_t>(info.user_size),
-                   mode, SystemSemaphore::adopt(info.lock_semaphore_id, info.lock_semaphore_ctime));
+                   mode,
+                   SystemSemaphore::adopt(info.lock_semaphore_id, info.lock_semaphore_ctime,
+                                          static_cast<key_t>(info.lock_semaphore_key), file_owner));
   return succeed();
 }
 
@@ -765,7 +838,35 @@ int SharedMemory::num_attachments() const {
   return count;
 }
 
+namespace {
+
+// Whether this process may remove the name `path` (and so destroy the segment): in a sticky
+// directory (/dev/shm) only the file's owner, the directory's owner and root may. Checked before
+// anything is changed, so a user who could not remove the name destroys nothing either. Empty
+// when it may; otherwise why not.
+std::string cannot_unlink_because(const std::string& path) {
+  const std::string directory = path.substr(0, path.find_last_of('/') + 1);
+  struct stat dir {};
+  struct stat file {};
+  if (stat(directory.empty() ? "." : directory.c_str(), &dir) != 0 || lstat(path.c_str(), &file) != 0) {
+    return {};  // let the removal itself report what is wrong
+  }
+  const uid_t me = geteuid();
+  if ((dir.st_mode & S_ISVTX) != 0 && me != 0 && file.st_uid != me && dir.st_uid != me) {
+    return "only its owner (" + detail::user_text(file.st_uid) +
+           ") or root may remove its name from the sticky directory " + directory;
+  }
+  return {};
+}
+
+}  // namespace
+
 bool SharedMemory::destroy(DestroyMode mode) {
+  if (backend_ != Backend::kMemfd && native_key_problem(backend_, native_key_).empty()) {
+    if (const std::string why = cannot_unlink_because(path_for_open()); !why.empty()) {
+      return fail(SharedMemoryError::kPermissionDenied, "destroy", why);
+    }
+  }
   if (is_attached()) {
     if (mode == DestroyMode::kNoWait && !holds_lock_ && !lock()) return false;
     const bool named = backend_ != Backend::kMemfd;
@@ -779,8 +880,12 @@ bool SharedMemory::destroy(DestroyMode mode) {
       lock_.reset();
       holds_lock_ = false;
     }
-    if (named && detail::same_file(fd_, path.c_str())) unlink(path.c_str());
+    // In a sticky directory (/dev/shm) only the file's owner (or root) may remove its name: say
+    // so instead of reporting a removal that did not happen.
+    const bool unlinked = !named || !detail::same_file(fd_, path.c_str()) || unlink(path.c_str()) == 0;
+    const int saved = errno;
     detach();
+    if (!unlinked) return fail(error_from_errno(saved), "destroy", "cannot remove the name", saved);
     return succeed();
   }
   // Not attached: destroy by key.
@@ -794,13 +899,21 @@ bool SharedMemory::destroy(DestroyMode mode) {
   const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return fail(error_from_errno(errno), "destroy", "cannot open", errno);
   if (detail::try_lock_exclusive(fd) == detail::LockAttempt::kTaken) {
-    bool is_segment = false;
-    if (remove_recorded_semaphore(fd, &is_segment) && !is_segment) {
+    detail::FileHeader header;
+    if (!detail::read_file_header(fd, &header) || header.kind == detail::FileKind::kForeign) {
       close(fd);
       return fail(SharedMemoryError::kUnknownError, "destroy", "not a shmring segment");
     }
-    if (detail::same_file(fd, path.c_str())) unlink(path.c_str());
+    if (!detail::may_act_on(header.owner)) {
+      close(fd);
+      return fail(SharedMemoryError::kPermissionDenied, "destroy",
+                  "the segment belongs to " + detail::user_text(header.owner));
+    }
+    detail::remove_lock_set(header);
+    const bool removed = !detail::same_file(fd, path.c_str()) || unlink(path.c_str()) == 0;
+    const int saved = errno;
     close(fd);
+    if (!removed) return fail(error_from_errno(saved), "destroy", "cannot remove the name", saved);
     return succeed();
   }
   // Still attached elsewhere: attach briefly so the usual path does the work.

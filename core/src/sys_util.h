@@ -7,6 +7,8 @@
 #include <ctime>
 #include <string>
 
+#include <sys/types.h>
+
 #include "shmring/core/clock.h"
 
 namespace shmring::detail {
@@ -18,6 +20,11 @@ inline std::string errno_text(int errno_value) {
   const char* text = strerror_r(errno_value, buffer, sizeof buffer);
   return std::string(text) + " (errno " + std::to_string(errno_value) + ")";
 }
+
+// "uid 1001 (bob)" (the name when the system knows one).
+std::string user_text(uid_t uid);
+// "0644".
+std::string mode_text(mode_t mode);
 
 // What a failed system call's errno says, in the classes every error code of core/ is made from
 // (SharedMemoryError, SystemSemaphoreError and through them absl::Status): one table for all.

@@ -1,6 +1,7 @@
 #include "shmring/core/system_semaphore.h"
 
 #include <sys/ipc.h>
+#include <sys/random.h>
 #include <sys/sem.h>
 #include <unistd.h>
 
@@ -173,6 +174,7 @@ bool SystemSemaphore::open_or_create(int initial_count, SemaphoreAccessMode mode
       if (errno == EIDRM || errno == EINVAL) continue;
       return fail(error_from_errno(errno), "open", errno);
     }
+    if (!check_keyed_set(id)) return false;
     if (mode == SemaphoreAccessMode::kCreate && !initialise_set(id, initial_count)) {
       return fail(error_from_errno(errno), "reset", errno);
     }
@@ -186,22 +188,63 @@ bool SystemSemaphore::open_or_create(int initial_count, SemaphoreAccessMode mode
                       "the semaphore kept disappearing while being opened");
 }
 
-SystemSemaphore SystemSemaphore::create_private(int initial_count, mode_t mode_bits) {
+namespace {
+
+// The kernel's view of set `id` (IPC_STAT); false if it is gone or cannot be read.
+bool stat_set(int id, semid_ds* ds) {
+  SemArg arg{};
+  arg.buf = ds;
+  return semctl(id, 0, IPC_STAT, arg) == 0;
+}
+
+// Whether `ds` describes what create_exclusive() makes: `key`, three counters, created by
+// `creator`.
+// The key space of segment locks (random_segment_key): the top bit set.
+constexpr std::uint32_t kSegmentKeyBit = 0x80000000u;
+
+bool is_segment_set(const semid_ds& ds, key_t key, uid_t creator) {
+  return (static_cast<std::uint32_t>(key) & kSegmentKeyBit) != 0 && ds.sem_perm.__key == key && ds.sem_nsems == static_cast<unsigned long>(kSetSize) &&
+         ds.sem_perm.cuid == creator;
+}
+
+}  // namespace
+
+bool SystemSemaphore::check_keyed_set(int id) {
+  semid_ds ds{};
+  if (!stat_set(id, &ds)) return fail(error_from_errno(errno), "open", errno);
+  const uid_t me = geteuid();
+  if (ds.sem_perm.cuid != me && ds.sem_perm.uid != me) {
+    return fail_message(SystemSemaphoreError::kPermissionDenied, "open",
+                        "the set under this key (id " + std::to_string(id) + ") belongs to uid " +
+                            std::to_string(ds.sem_perm.uid) + ", not to this user (uid " +
+                            std::to_string(me) + "); a semaphore must be the caller's own");
+  }
+  if (ds.sem_nsems != static_cast<unsigned long>(kSetSize)) {
+    return fail_message(SystemSemaphoreError::kKeyError, "open",
+                        "the set under this key has " + std::to_string(ds.sem_nsems) +
+                            " semaphores, not a SystemSemaphore's 3");
+  }
+  return true;
+}
+
+SystemSemaphore SystemSemaphore::create_exclusive(key_t key, int initial_count, mode_t mode_bits) {
   SystemSemaphore sem;
   sem.key_.clear();
-  if (initial_count < 0 || initial_count > kMaxCount) {
-    sem.fail_message(SystemSemaphoreError::kUnknownError, "create_private", "bad initial count");
+  if (key == IPC_PRIVATE || initial_count < 0 || initial_count > kMaxCount) {
+    sem.fail_message(SystemSemaphoreError::kKeyError, "create_exclusive",
+                     "bad key or initial count");
     return sem;
   }
-  const int id = semget(IPC_PRIVATE, kSetSize, IPC_CREAT | static_cast<int>(mode_bits & 0777));
+  const int id =
+      semget(key, kSetSize, IPC_CREAT | IPC_EXCL | static_cast<int>(mode_bits & 0777));
   if (id < 0) {
-    sem.fail(error_from_errno(errno), "create_private", errno);
+    sem.fail(error_from_errno(errno), "create_exclusive", errno);
     return sem;
   }
   if (!initialise_set(id, initial_count)) {
     const int saved = errno;
     semctl(id, 0, IPC_RMID);
-    sem.fail(error_from_errno(saved), "create_private", saved);
+    sem.fail(error_from_errno(saved), "create_exclusive", saved);
     return sem;
   }
   sem.id_ = id;
@@ -210,24 +253,48 @@ SystemSemaphore SystemSemaphore::create_private(int initial_count, mode_t mode_b
   return sem;
 }
 
-SystemSemaphore SystemSemaphore::adopt(int id, std::int64_t expected_ctime) {
+SystemSemaphore SystemSemaphore::adopt(int id, std::int64_t expected_ctime, key_t key,
+                                       uid_t creator) {
   SystemSemaphore sem;
-  const std::int64_t ctime = id >= 0 ? change_time(id) : -1;
-  if (ctime < 0) {
+  semid_ds ds{};
+  if (id < 0 || !stat_set(id, &ds)) {
     sem.fail(id < 0 ? SystemSemaphoreError::kNotFound : error_from_errno(errno), "adopt",
              id < 0 ? EINVAL : errno);
     return sem;
   }
-  if (ctime != expected_ctime) {
+  if (static_cast<std::int64_t>(ds.sem_ctime) != expected_ctime || !is_segment_set(ds, key, creator)) {
     sem.fail_message(SystemSemaphoreError::kNotFound, "adopt",
                      "semaphore id " + std::to_string(id) +
-                         " now belongs to another set (creation stamp differs)");
+                         " is not the set the segment recorded (key, size, creator or creation "
+                         "stamp differ)");
     return sem;
   }
   sem.id_ = id;
-  sem.ctime_ = ctime;
+  sem.ctime_ = static_cast<std::int64_t>(ds.sem_ctime);
   sem.succeed();
   return sem;
+}
+
+SystemSemaphore SystemSemaphore::find(key_t key, uid_t creator) {
+  SystemSemaphore sem;
+  const int id = key == IPC_PRIVATE ? -1 : semget(key, 0, 0);
+  semid_ds ds{};
+  if (id < 0 || !stat_set(id, &ds) || !is_segment_set(ds, key, creator)) {
+    sem.fail_message(SystemSemaphoreError::kNotFound, "find", "no segment lock under that key");
+    return sem;
+  }
+  sem.id_ = id;
+  sem.ctime_ = static_cast<std::int64_t>(ds.sem_ctime);
+  sem.succeed();
+  return sem;
+}
+
+key_t SystemSemaphore::random_segment_key() {
+  std::uint32_t bits = 0;
+  while (getrandom(&bits, sizeof bits, 0) != static_cast<ssize_t>(sizeof bits)) {
+  }
+  // Top bit set: sysv_key_for() clears it, so the two never meet; never IPC_PRIVATE (0).
+  return static_cast<key_t>(bits | kSegmentKeyBit);
 }
 
 bool SystemSemaphore::acquire() { return acquire_until(-1); }

@@ -91,9 +91,13 @@ absl::StatusOr<MpmcQueue<void>> MpmcQueue<void>::attach(void* region, std::size_
 }
 
 RingResult MpmcQueue<void>::abort(const Claim& claim) noexcept {
+  MpmcSlotHeader* s = slot(claim.ticket);
+  // Fenced already (a recovery skipped the claim): the slot may serve a later lap; leave it.
+  if (s->sequence.load(std::memory_order_relaxed) != mpmc::free_seq(claim.ticket)) return RingResult::kFenced;
+  s->length = mpmc::kGivenUpLength;  // still the claim's own slot; published by the CAS below
   std::uint64_t expected = mpmc::free_seq(claim.ticket);
   // SYNC(mpmc_full): a release like commit(); consumers pass the slot.
-  if (slot(claim.ticket)->sequence.compare_exchange_strong(expected, mpmc::skipped_seq(claim.ticket),
+  if (s->sequence.compare_exchange_strong(expected, mpmc::skipped_seq(claim.ticket),
                                                            std::memory_order_release,
                                                            std::memory_order_relaxed)) {
     cfg_.control->counters.aborted.fetch_add(1, std::memory_order_relaxed);
@@ -107,9 +111,13 @@ RingResult MpmcQueue<void>::skip_stalled(std::uint64_t ticket) noexcept {
   // ticket no producer has claimed yet (enqueue_pos only grows).
   const std::uint64_t enqueue = cfg_.control->enqueue_pos.value.load(std::memory_order_relaxed);
   if (mpmc::distance(enqueue, ticket) <= 0) return RingResult::kBusy;
+  MpmcSlotHeader* s = slot(ticket);
+  if (s->sequence.load(std::memory_order_relaxed) != mpmc::free_seq(ticket)) return RingResult::kBusy;
+  // The claimer is dead (the caller's precondition): nobody else writes this slot's length now.
+  s->length = mpmc::kGivenUpLength;
   std::uint64_t expected = mpmc::free_seq(ticket);
   // Release: consumers that acquire skipped(t) pass it (SYNC(mpmc_full)).
-  if (slot(ticket)->sequence.compare_exchange_strong(expected, mpmc::skipped_seq(ticket),
+  if (s->sequence.compare_exchange_strong(expected, mpmc::skipped_seq(ticket),
                                                      std::memory_order_release,
                                                      std::memory_order_relaxed)) {
     cfg_.control->counters.skipped.fetch_add(1, std::memory_order_relaxed);

@@ -9,10 +9,10 @@ namespace shmring {
 namespace {
 
 TEST(SegmentLayoutTest, HeaderLayoutMatchesItsVersion) {
-  ASSERT_EQ(kSegmentLayoutVersion, 1u) << "layout version changed: update the pins below";
+  ASSERT_EQ(kSegmentLayoutVersion, 2u) << "layout version changed: update the pins below";
   EXPECT_EQ(kSegmentMagic, 0x31474553524d4853ULL);
   EXPECT_EQ(kSegmentHeaderSize, 4096u);
-  EXPECT_EQ(sizeof(SegmentHeader), 328u);
+  EXPECT_EQ(sizeof(SegmentHeader), 336u);
   EXPECT_EQ(offsetof(SegmentHeader, magic), 0u);
   EXPECT_EQ(offsetof(SegmentHeader, state), 8u);
   EXPECT_EQ(offsetof(SegmentHeader, layout_version), 12u);
@@ -26,6 +26,7 @@ TEST(SegmentLayoutTest, HeaderLayoutMatchesItsVersion) {
   EXPECT_EQ(offsetof(SegmentHeader, creator_start_time), 56u);
   EXPECT_EQ(offsetof(SegmentHeader, created_unix_ns), 64u);
   EXPECT_EQ(offsetof(SegmentHeader, key), 72u);
+  EXPECT_EQ(offsetof(SegmentHeader, lock_semaphore_key), 328u);
 }
 
 TEST(SegmentLayoutTest, HeaderValidationRejectsGarbage) {

@@ -1,6 +1,10 @@
 // SystemSemaphore: the QSystemSemaphore contract, and holds released when a holder dies.
 #include "shmring/core/system_semaphore.h"
 
+#include <sys/ipc.h>
+#include <sys/sem.h>
+#include <unistd.h>
+
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -77,28 +81,87 @@ TEST(SystemSemaphoreTest, CreatorRemovesOnDestructionOpenerDoesNot) {
     SystemSemaphore creator(key, 1, SemaphoreAccessMode::kCreate);
     id = creator.id();
     { SystemSemaphore opener(key); }
-    EXPECT_GE(SystemSemaphore::adopt(id, creator.creation_time()).id(), 0);
+    EXPECT_EQ(semget(SystemSemaphore::sysv_key_for(key), 0, 0), id);  // the opener left it
   }
-  SystemSemaphore gone = SystemSemaphore::adopt(id, 0);
-  EXPECT_FALSE(gone.is_valid());
-  EXPECT_EQ(gone.error(), SystemSemaphoreError::kNotFound);
+  EXPECT_EQ(semget(SystemSemaphore::sysv_key_for(key), 0, 0), -1);  // the creator removed it
+  EXPECT_EQ(errno, ENOENT);
 }
 
 TEST(SystemSemaphoreTest, RemovedSemaphoreFailsWithNotFound) {
-  SystemSemaphore sem(unique_key("removed"), 1, SemaphoreAccessMode::kCreate);
-  SystemSemaphore other = SystemSemaphore::adopt(sem.id(), sem.creation_time());
+  const std::string key = unique_key("removed");
+  SystemSemaphore sem(key, 1, SemaphoreAccessMode::kCreate);
+  SystemSemaphore other(key);
   ASSERT_TRUE(sem.remove());
   EXPECT_FALSE(other.acquire());
   EXPECT_EQ(other.error(), SystemSemaphoreError::kNotFound);
 }
 
 TEST(SystemSemaphoreTest, AdoptRefusesARecycledId) {
-  SystemSemaphore sem = SystemSemaphore::create_private(1, 0600);
+  const key_t key = SystemSemaphore::random_segment_key();
+  SystemSemaphore sem = SystemSemaphore::create_exclusive(key, 1, 0600);
   ASSERT_TRUE(sem.is_valid());
-  SystemSemaphore wrong = SystemSemaphore::adopt(sem.id(), sem.creation_time() + 1);
+  SystemSemaphore wrong = SystemSemaphore::adopt(sem.id(), sem.creation_time() + 1, key, geteuid());
   EXPECT_FALSE(wrong.is_valid());
   EXPECT_EQ(wrong.error(), SystemSemaphoreError::kNotFound);
+  EXPECT_TRUE(SystemSemaphore::adopt(sem.id(), sem.creation_time(), key, geteuid()).is_valid());
   sem.remove();
+}
+
+// What a segment header names is adopted (and so removed) only if it is exactly the set its
+// owner made under the recorded key: a forged header naming another set gets nothing.
+TEST(SystemSemaphoreTest, AdoptRefusesASetOfAnotherKeySizeOrCreator) {
+  const key_t key = SystemSemaphore::random_segment_key();
+  SystemSemaphore sem = SystemSemaphore::create_exclusive(key, 1, 0600);
+  ASSERT_TRUE(sem.is_valid());
+  EXPECT_FALSE(SystemSemaphore::adopt(sem.id(), sem.creation_time(), key + 1, geteuid()).is_valid());
+  EXPECT_FALSE(SystemSemaphore::adopt(sem.id(), sem.creation_time(), key, geteuid() + 1).is_valid());
+  // A keyed QSystemSemaphore-style set is not a segment lock either (another key space).
+  const std::string name = unique_key("not-a-segment-lock");
+  SystemSemaphore keyed(name, 1, SemaphoreAccessMode::kCreate);
+  ASSERT_TRUE(keyed.is_valid());
+  EXPECT_FALSE(SystemSemaphore::find(SystemSemaphore::sysv_key_for(name), geteuid()).is_valid());
+  // A set of another size under the key.
+  const key_t other_key = SystemSemaphore::random_segment_key();
+  const int four = semget(other_key, 4, IPC_CREAT | IPC_EXCL | 0600);
+  ASSERT_GE(four, 0);
+  EXPECT_FALSE(SystemSemaphore::find(other_key, geteuid()).is_valid());
+  semctl(four, 0, IPC_RMID);
+  sem.remove();
+}
+
+TEST(SystemSemaphoreTest, FindLocatesASegmentLockByItsKey) {
+  const key_t key = SystemSemaphore::random_segment_key();
+  EXPECT_EQ(SystemSemaphore::create_exclusive(key, 1, 0600).is_valid(), true);
+  EXPECT_EQ(SystemSemaphore::create_exclusive(key, 1, 0600).error(), SystemSemaphoreError::kAlreadyExists);
+  SystemSemaphore found = SystemSemaphore::find(key, geteuid());
+  ASSERT_TRUE(found.is_valid());
+  EXPECT_TRUE(found.remove());
+  EXPECT_FALSE(SystemSemaphore::find(key, geteuid()).is_valid());
+}
+
+// A QSystemSemaphore user expects a keyed mutex to be its own: a set another user made under the
+// key first (with tokens of its choosing) is refused, not joined.
+TEST(SystemSemaphoreTest, KeyedSemaphoreRefusesASetAnotherUserMade) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to act as another user";
+  const std::string key = unique_key("squatted");
+  const auto squatter = testing::run_as_nobody([&] {
+    const int id = semget(SystemSemaphore::sysv_key_for(key), 3, IPC_CREAT | IPC_EXCL | 0666);
+    if (id < 0) return 1;
+    unsigned short values[3] = {5, 0, 5};
+    union { int val; semid_ds* buf; unsigned short* array; } arg{};
+    arg.array = values;
+    semctl(id, 0, SETALL, arg);
+    sembuf touch[2] = {{2, 1, 0}, {2, -1, 0}};  // sets sem_otime: "initialised"
+    semop(id, touch, 2);
+    return 0;
+  });
+  ASSERT_TRUE(squatter.ok());
+  SystemSemaphore mine(key, 1);
+  EXPECT_FALSE(mine.is_valid());
+  EXPECT_EQ(mine.error(), SystemSemaphoreError::kPermissionDenied) << mine.error_string();
+  EXPECT_NE(mine.error_string().find("belongs to uid"), std::string::npos) << mine.error_string();
+  const int id = semget(SystemSemaphore::sysv_key_for(key), 0, 0);
+  if (id >= 0) semctl(id, 0, IPC_RMID);
 }
 
 TEST(SystemSemaphoreTest, BlockedAcquireIsWokenByReleaseInAnotherProcess) {
@@ -153,12 +216,13 @@ TEST(SystemSemaphoreTest, ReleaseInForkedChildDoesNotGiveBackParentsToken) {
 }
 
 TEST(SystemSemaphoreTest, OtherUserWithoutRightsIsPermissionDenied) {
-  SystemSemaphore sem = SystemSemaphore::create_private(1, 0600);
+  const key_t key = SystemSemaphore::random_segment_key();
+  SystemSemaphore sem = SystemSemaphore::create_exclusive(key, 1, 0600);
   ASSERT_TRUE(sem.is_valid());
   const int id = sem.id();
   const std::int64_t stamp = sem.creation_time();
   const auto result = testing::run_as_nobody([&] {
-    SystemSemaphore other = SystemSemaphore::adopt(id, stamp);
+    SystemSemaphore other = SystemSemaphore::adopt(id, stamp, key, 0);
     return other.error() == SystemSemaphoreError::kPermissionDenied ? 0 : 1;
   });
   EXPECT_TRUE(result.ok()) << result.code;

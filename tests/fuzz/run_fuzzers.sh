@@ -13,8 +13,8 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link \
   -DSHMRING_SANITIZE='address;undefined' -DSHMRING_LIBFUZZER=ON \
   -DSHMRING_BUILD_TOOLS=OFF -DSHMRING_BUILD_BENCHMARKS=OFF >/dev/null
-cmake --build "$build" -j"$jobs" --target header_fuzzer record_fuzzer segment_fuzzer channel_fuzzer
-for target in header_fuzzer record_fuzzer segment_fuzzer channel_fuzzer; do
+cmake --build "$build" -j"$jobs" --target header_fuzzer record_fuzzer segment_fuzzer channel_fuzzer mcap_fuzzer
+for target in header_fuzzer record_fuzzer segment_fuzzer channel_fuzzer mcap_fuzzer; do
   corpus="$build/corpus/$target"
   mkdir -p "$corpus"
   seeds="$root/tests/fuzz/corpus/$target"

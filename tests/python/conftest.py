@@ -24,6 +24,10 @@ def name():
         shmring.remove_channel(channel)
     except FileNotFoundError:
         pass
+    # What a child that exited with endpoints or segments still attached left (a daemon thread
+    # held them): the channel's segment and the tests' "<name>_seg*" segments, by key.
+    for key in ["chan." + channel] + [f"{channel}_seg{i}" for i in range(8)] + [channel + "_seg"]:
+        shmring.SharedMemory(key).destroy(shmring.DestroyMode.FORCE_NO_WAIT)
 
 
 @pytest.fixture
@@ -41,6 +45,24 @@ def python_process(code, *args, **popen):
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
                             env=env, **popen)
+
+
+def run_python(code, *args, timeout=120):
+    """Runs `code` (dedented) in a new Python process and returns the CompletedProcess (stdout and
+    stderr as text). A crash (SIGSEGV, SIGABRT) shows as a negative returncode: the test fails
+    instead of the test run dying."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_clean_exit(result, expected_stdout=None):
+    """The child exited with 0 (no signal), and printed `expected_stdout` if given."""
+    assert result.returncode == 0, (
+        f"child exited with {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}")
+    if expected_stdout is not None:
+        assert result.stdout.strip() == expected_stdout, result.stdout + result.stderr
 
 
 @pytest.fixture

@@ -86,16 +86,20 @@ def test_loan_published_by_the_block_abandoned_on_exception(name):
             loan.publish()
 
 
-def test_loan_with_a_live_array_is_refused_not_published(name):
+def test_loan_with_a_live_array_is_refused_and_stays_lent(name):
     with shmring.QueueProducer(name, capacity=4, max_message=64) as producer, \
             shmring.QueueConsumer(name) as consumer:
         loan = producer.loan(8)
         array = np.frombuffer(loan.buffer, np.uint8)
         array[:] = 7
-        with pytest.raises(BufferError, match="abandoned"):
+        with pytest.raises(BufferError, match="not published"):
             loan.publish()
         assert consumer.try_receive() is None
+        with pytest.raises(BufferError, match="still in use"):
+            producer.send(b"other")  # one lease at a time: the loan is still out
         del array
+        loan.publish()  # now it goes
+        assert consumer.receive(timeout=1) == bytes([7]) * 8
         with producer.loan(8) as buffer:
             buffer[:] = b"12345678"
         assert consumer.receive(timeout=1) == b"12345678"

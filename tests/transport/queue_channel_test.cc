@@ -526,7 +526,12 @@ TEST(QueueChannelTest, GroupAtCreationLetsThatGroupUseTheChannel) {
   const pid_t child = fork();
   if (child == 0) {
     if (setgid(65534) != 0 || setuid(65534) != 0) _exit(98);
-    auto consumer = QueueConsumer::open(name);
+    // Without trusting the creator, a channel another user made is not used.
+    if (QueueConsumer::open(name).status().code() != absl::StatusCode::kPermissionDenied) _exit(3);
+    QueueOptions trusting;
+    trusting.trusted_owners = {0};  // root made it
+    trusting.permissions = 0660;    // and group members may use it
+    auto consumer = QueueConsumer::open(name, trusting);
     if (!consumer.ok()) _exit(1);
     std::vector<std::byte> buf(32);
     std::size_t n = 0;
@@ -542,7 +547,7 @@ TEST(QueueChannelTest, StatsListAndRemoveFromOutside) {
   QueueOptions o = small(16, 32);
   o.permissions = 0640;
   auto producer = QueueProducer::open(name, o);
-  auto consumer = QueueConsumer::open(name);
+  auto consumer = QueueConsumer::open(name, o);
   ASSERT_TRUE(producer.ok() && consumer.ok());
   for (int i = 0; i < 5; ++i) ASSERT_EQ(producer->try_send(bytes_of("s")), ChannelResult::kOk);
   std::vector<std::byte> buf(32);

@@ -277,6 +277,8 @@ TEST(TopicTest, ReadOnlySubscriberWorksWhereItMayNotWrite) {
     TopicOptions ro;
     ro.read_only = true;
     ro.start = TopicStart::latest();
+    ro.trusted_owners = {0};  // root made it, 0644
+    ro.permissions = 0644;
     auto sub = TopicSubscriber::open(name, ro);
     if (!sub.ok()) return 3;
     std::vector<std::byte> buf(32);

@@ -678,6 +678,7 @@ TEST(WaitSetTest, ServesManyChannelsAndReportsDataPeerDeathAndRemoval) {
   ASSERT_EQ(ready->size(), 1u);
   EXPECT_EQ((*ready)[0].tag, 3u);
   EXPECT_TRUE(has((*ready)[0].events, WaitEvent::kPeerGone)) << to_string((*ready)[0].events);
+  EXPECT_EQ(drain(moved[3]), 0);  // the protocol: try_ calls after any event (they run the recovery)
 
   ASSERT_TRUE(remove_channel(base + "_5").ok());
   ready = set->wait(5s);

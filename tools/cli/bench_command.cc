@@ -6,8 +6,8 @@
 #include <set>
 #include <string>
 
-#include "args.h"
 #include "commands.h"
+#include "options.h"
 #include "harness.h"
 #ifdef SHMRING_HAVE_BRIDGE_BENCH
 #include "bridge_bench.h"
@@ -15,35 +15,6 @@
 
 namespace shmring::cli {
 namespace {
-
-constexpr const char* kBenchHelp =
-    "usage: shmring bench [options]\n"
-    "Runs a writer and a reader as two processes pinned to two cores and reports latency\n"
-    "percentiles (p50/p99/p99.9/max) or throughput, next to the physical floor (one cache line\n"
-    "bounced between the two cores) probed right before and after the run.\n"
-    "  --transport NAME   floor, shmring-spsc, shmring-topic(-zc), shmring-queue(-zc),\n"
-    "                     shmring-frames(-copy), pipe, uds, boost-mq, zmq, iceoryx\n"
-    "                     (default shmring-spsc; -zc: loan/view in place, frames: zero-copy);\n"
-    "                     names not built here are reported as skipped\n"
-    "  --mode MODE        pingpong | throughput | wake | wake-cost | fanout | pipeline | frames |\n"
-    "                     bridge-latency | bridge-throughput\n"
-    "                     (default pingpong). wake: round trips to a receiver that sleeps\n"
-    "                     (200 us idle before each); wake-cost: a publisher's rate into a topic\n"
-    "                     whose --subscribers N (0..) sleep in epoll on their wait_fd\n"
-    "  --size BYTES       message size (default 64)\n"
-    "  --count N          messages or round trips per repetition (default 200000)\n"
-    "  --wait W           spin | hybrid | park | fd (default spin; fd: shmring channels, try_\n"
-    "                     calls then epoll on wait_fd)\n"
-    "  --cpus A,B         the two cores (default 0,1)\n"
-    "  --rate R           open loop: R messages per second, latency from the scheduled send time\n"
-    "  --subscribers N    fan-out width (fanout mode), sleeping subscribers (wake-cost)\n"
-    "  --reps N           repetitions; medians are reported with min..max (default 3)\n"
-    "  --json             one JSON object per run on one line\n"
-    "bridge-latency / bridge-throughput: host A -> host B through a veth pair between two network\n"
-    "namespaces (made and removed by the run; root; loopback otherwise), the bridge (publisher,\n"
-    "export, import, subscriber) next to raw ZeroMQ PUB/SUB, at 64 B, 4 KiB and 1 MiB unless\n"
-    "--size is given; --count and --rate (latency) default per size; --transport and --cpus do\n"
-    "not apply (unpinned).\n";
 
 bool parse_cpus(const std::string& text, std::vector<int>* cpus) {
   cpus->clear();
@@ -58,33 +29,33 @@ bool parse_cpus(const std::string& text, std::vector<int>* cpus) {
   return cpus->size() == 2;
 }
 
-}  // namespace
-
-int run_bench(const std::vector<std::string>& argv) {
-  Args args(argv, {"json", "help"},
-            {"transport", "mode", "size", "count", "wait", "cpus", "rate", "subscribers", "reps"});
-  if (args.has("help")) return std::fputs(kBenchHelp, stdout), 0;
+struct BenchOptions {
   bench::BenchConfig config;
-  const std::vector<std::string> known = bench::known_transports();
-  config.transport = args.choice("transport", config.transport,
-                                 std::set<std::string>(known.begin(), known.end()));
-  config.mode = args.choice("mode", config.mode,
-                            {"pingpong", "throughput", "wake", "wake-cost", "fanout", "pipeline",
-                             "frames", "bridge-latency", "bridge-throughput"});
-  config.size = static_cast<std::size_t>(args.bytes("size", 64, 1, std::uint64_t{1} << 30));
-  config.count = static_cast<std::uint64_t>(args.integer("count", 200000, 1, std::int64_t{1} << 40));
-  config.subscribers = static_cast<int>(args.integer("subscribers", 1, 0, 64));
-  config.repetitions = static_cast<int>(args.integer("reps", 3, 1, 1000));
-  config.rate = static_cast<double>(args.integer("rate", 0, 0, 1'000'000'000));
-  config.json = args.has("json");
-  const std::string wait = args.choice("wait", "spin", {"spin", "hybrid", "park", "fd"});
-  if (!args.ok()) return report_error("bench", args.error(), 2);
+  std::uint64_t size = 64;
+  std::int64_t count = 200000;
+  std::int64_t subscribers = 1;
+  std::int64_t repetitions = 3;
+  std::int64_t rate = 0;
+  std::string wait = "spin";
+  std::vector<int> cpus = {0, 1};
+  bool size_given = false;
+  bool count_given = false;
+};
+
+int run_bench(BenchOptions& o) {
+  bench::BenchConfig& config = o.config;
+  config.size = static_cast<std::size_t>(o.size);
+  config.count = static_cast<std::uint64_t>(o.count);
+  config.subscribers = static_cast<int>(o.subscribers);
+  config.repetitions = static_cast<int>(o.repetitions);
+  config.rate = static_cast<double>(o.rate);
+  config.cpus = o.cpus;
   if (config.mode.rfind("bridge-", 0) == 0) {
 #ifdef SHMRING_HAVE_BRIDGE_BENCH
     bench::BridgeBenchConfig bridge;
     bridge.latency = config.mode == "bridge-latency";
-    if (args.value("size")) bridge.sizes = {config.size};
-    if (args.value("count")) bridge.count = config.count;
+    if (o.size_given) bridge.sizes = {config.size};
+    if (o.count_given) bridge.count = config.count;
     bridge.rate = config.rate;
     bridge.repetitions = config.repetitions;
     bridge.json = config.json;
@@ -93,17 +64,14 @@ int run_bench(const std::vector<std::string>& argv) {
     return report_error("bench", "this shmring was built without the bridge (libzmq3-dev)", 1);
 #endif
   }
-  if (wait == "spin") {
+  if (o.wait == "spin") {
     config.wait = bench::WaitMode::kSpin;
-  } else if (wait == "hybrid") {
+  } else if (o.wait == "hybrid") {
     config.wait = bench::WaitMode::kHybrid;
-  } else if (wait == "park") {
+  } else if (o.wait == "park") {
     config.wait = bench::WaitMode::kPark;
   } else {
     config.wait = bench::WaitMode::kDescriptor;
-  }
-  if (!parse_cpus(args.value("cpus").value_or("0,1"), &config.cpus)) {
-    return report_error("bench", "--cpus needs two core numbers, e.g. --cpus 0,1", 2);
   }
   const long online = sysconf(_SC_NPROCESSORS_ONLN);
   for (int cpu : config.cpus) {
@@ -115,10 +83,59 @@ int run_bench(const std::vector<std::string>& argv) {
   if (config.subscribers == 0 && config.mode != "wake-cost") {
     return report_error("bench", "--subscribers 0 is only for --mode wake-cost (the others need a receiver)", 2);
   }
-  if (config.size == 0 || config.count == 0 || config.repetitions < 1) {
-    return report_error("bench", "--size, --count and --reps must be positive", 2);
-  }
   return bench::run_benchmark(config, stdout);
+}
+
+}  // namespace
+
+Verb add_bench(CLI::App& root) {
+  auto o = std::make_shared<BenchOptions>();
+  bench::BenchConfig& config = o->config;
+  CLI::App* app = root.add_subcommand("bench", "cross-process benchmark against the physical floor and other IPC");
+  set_long_description(app,
+      "Runs a writer and a reader as two processes pinned to two cores and reports latency\n"
+      "percentiles (p50/p99/p99.9/max) or throughput, next to the physical floor (one cache line\n"
+      "bounced between the two cores) probed right before and after the run.");
+  app->footer(
+      "Modes: wake: round trips to a receiver that sleeps (200 us idle before each); wake-cost: a\n"
+      "publisher's rate into a topic whose --subscribers N (0..) sleep in epoll on their wait_fd.\n"
+      "bridge-latency / bridge-throughput: host A -> host B through a veth pair between two network\n"
+      "namespaces (made and removed by the run; root; loopback otherwise), the bridge (publisher,\n"
+      "export, import, subscriber) next to raw ZeroMQ PUB/SUB, at 64 B, 4 KiB and 1 MiB unless\n"
+      "--size is given; --count and --rate (latency) default per size; --transport and --cpus do\n"
+      "not apply (unpinned). Transports not built here are reported as skipped.");
+  add_choice(*app, "--transport", &config.transport, bench::known_transports(),
+             "what to measure (default shmring-spsc; -zc: loan/view in place; frames: zero-copy)");
+  add_choice(*app, "--mode", &config.mode,
+             {"pingpong", "throughput", "wake", "wake-cost", "fanout", "pipeline", "frames",
+              "bridge-latency", "bridge-throughput"},
+             "what to run (default pingpong)");
+  CLI::Option* size = add_size(*app, "--size", &o->size, 1, std::uint64_t{1} << 30, "message size (default 64)");
+  CLI::Option* count = add_integer(*app, "--count", &o->count, 1, std::int64_t{1} << 40,
+                                   "messages or round trips per repetition (default 200000)");
+  add_choice(*app, "--wait", &o->wait, {"spin", "hybrid", "park", "fd"},
+             "spin (default), hybrid, park or fd (shmring channels: try_ calls, then epoll on wait_fd)");
+  app->add_option_function<std::string>(
+         "--cpus", [o](const std::string& text) { parse_cpus(text, &o->cpus); },
+         "the two cores (default 0,1)")
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            std::vector<int> cpus;
+            return parse_cpus(text, &cpus) ? std::string() : "needs two core numbers such as 0,1, not '" + text + "'";
+          },
+          ""))
+      ->type_name("A,B");
+  add_integer(*app, "--rate", &o->rate, 0, 1'000'000'000,
+              "open loop: R messages per second, latency from the scheduled send time");
+  add_integer(*app, "--subscribers", &o->subscribers, 0, 64,
+              "fan-out width (fanout mode), sleeping subscribers (wake-cost); default 1");
+  add_integer(*app, "--reps", &o->repetitions, 1, 1000, "repetitions; medians are reported with min..max (default 3)");
+  app->add_flag("--json", config.json, "one JSON object per run on one line");
+  return {app, [o, size, count] {
+            o->size_given = size->count() > 0;
+            o->count_given = count->count() > 0;
+            return run_bench(*o);
+          }};
 }
 
 }  // namespace shmring::cli

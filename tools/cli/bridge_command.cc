@@ -8,47 +8,39 @@
 #include <string>
 #include <vector>
 
-#include "args.h"
 #include "commands.h"
+#include "options.h"
 #include "shmring/bridge/bridge.h"
 
 namespace shmring::cli {
 namespace {
 
-constexpr const char* kBridgeUsage =
-    "usage: shmring bridge export CHANNEL... --bind ADDRESS [export options]\n"
-    "                      [import CHANNEL... --connect ADDRESS [import options]] ...\n"
-    "       shmring bridge import CHANNEL... --connect ADDRESS [import options] [export ...]\n"
-    "       shmring bridge --config FILE\n"
-    "       shmring bridge keygen [--out PREFIX]\n"
-    "\n"
-    "Carries channels to other hosts over ZeroMQ (docs/bridge.md). `export` reads local channels\n"
-    "and sends them to every import connected to ADDRESS; `import` connects to an export and\n"
-    "publishes (or produces) what arrives into same-named local channels, so local subscribers\n"
-    "and consumers need no change. Any number of exports and imports run in one process.\n"
-    "\n"
-    "  ADDRESS                  tcp://HOST:PORT; a bare PORT binds tcp://127.0.0.1:PORT (loopback\n"
-    "                           unless told otherwise)\n"
-    "  import CHANNEL           REMOTE=LOCAL imports channel REMOTE under the name LOCAL\n"
-    "export options:\n"
-    "  --max-rate N             frames: send at most N frames per second per channel\n"
-    "  --queue-window N         queues: items in flight per channel, held until acknowledged\n"
-    "                           (16; 1..256, each one a consumer endpoint of the queue)\n"
-    "  --curve-secret-key KEY   turn on CURVE (authentication and encryption) with this secret key\n"
-    "  --curve-authorized KEYS  accept only these client public keys (comma separated; each key\n"
-    "                           as text or a file); default: any client holding the server key\n"
-    "import options:\n"
-    "  --curve-server-key KEY   the export's public key (turns CURVE on)\n"
-    "  --curve-secret-key KEY   this client's secret key (default: a fresh one per run)\n"
-    "  --queue-window N         queues: items this side accepts in flight per channel (16)\n"
-    "both:\n"
-    "  --high-water-mark N      messages queued per connection before back-pressure (1000)\n"
-    "  --json                   status lines as JSON (one object per line)\n"
-    "  --interval DURATION      status every DURATION (1s); 0: only at exit\n"
-    "  --config FILE            read exports and imports from FILE (docs/bridge.md)\n"
-    "Keys are 40 characters of Z85 text or the path of a file holding one (`keygen` writes\n"
-    "PREFIX.key, the secret, mode 0600, and PREFIX.pub). SIGINT or SIGTERM stops it cleanly.\n"
-    "Exit status: 0 stopped by a signal, 1 could not start (bind, keys), 2 bad usage.\n";
+// What the command line says. The bridge's words are split at each `export` and `import`; each
+// section is parsed by that word's command line into `section`, reset before each; the options
+// allowed anywhere (--json, --interval, --config) keep the last value given.
+struct SectionOptions {
+  std::vector<std::string> channels;
+  std::string bind;
+  std::string connect;
+  std::int64_t max_rate = 0;
+  std::int64_t queue_window = 16;
+  std::int64_t high_water_mark = 1000;
+  std::string curve_secret_key;
+  std::string curve_server_key;
+  std::string curve_authorized;
+};
+
+struct BridgeOptions {
+  bool json = false;
+  std::chrono::milliseconds interval{1000};
+  std::string config_file;
+  SectionOptions section;
+  std::string keygen_out;
+  CLI::App* command = nullptr;
+  CLI::App* export_words = nullptr;
+  CLI::App* import_words = nullptr;
+  CLI::App* keygen_words = nullptr;
+};
 
 std::atomic<bridge::Bridge*> running_bridge{nullptr};
 
@@ -56,17 +48,12 @@ extern "C" void stop_bridge(int) {
   if (bridge::Bridge* b = running_bridge.load()) b->stop();
 }
 
-int keygen(const std::vector<std::string>& argv) {
-  Args args(argv, {"help"}, {"out"});
-  if (args.has("help")) {
-    std::fputs(kBridgeUsage, stdout);
-    return 0;
-  }
-  if (!args.ok()) return report_error("bridge keygen", args.error(), 2);
-  if (!args.positional().empty()) return report_error("bridge keygen", "unexpected " + args.positional()[0], 2);
+int keygen(BridgeOptions& o, const std::vector<std::string>& words) {
+  if (std::optional<int> done = parse_words(*o.keygen_words, "bridge keygen", words)) return *done;
   absl::StatusOr<bridge::CurveKeys> keys = bridge::generate_curve_keys();
   if (!keys.ok()) return report_error("bridge keygen", std::string(keys.status().message()));
-  const std::optional<std::string> out = args.value("out");
+  const std::optional<std::string> out =
+      o.keygen_out.empty() ? std::nullopt : std::optional<std::string>(o.keygen_out);
   if (!out) {
     std::printf("public %s\nsecret %s\n", keys->public_key.c_str(), keys->secret_key.c_str());
     return 0;
@@ -108,14 +95,19 @@ std::string human_status(const bridge::ChannelStatus& c) {
   return line;
 }
 
-}  // namespace
-
-int run_bridge(const std::vector<std::string>& argv) {
-  if (!argv.empty() && argv[0] == "keygen") return keygen({argv.begin() + 1, argv.end()});
-  const std::set<std::string> flags = {"help", "json"};
-  const std::set<std::string> common = {"config", "interval", "high-water-mark", "curve-secret-key", "queue-window"};
-  std::vector<Section> sections(1);
-  for (const std::string& w : argv) {
+int run_bridge(BridgeOptions& o, const std::vector<std::string>& words) {
+  if (!words.empty() && words[0] == "keygen") return keygen(o, {words.begin() + 1, words.end()});
+  if (!words.empty() && words[0] != "export" && words[0] != "import") {
+    const std::string option = words[0].substr(0, words[0].find('='));
+    if (option == "--high-water-mark" || option == "--queue-window" || option == "--curve-secret-key") {
+      return report_error("bridge", option + " belongs to an export or import: put it after that word (or in "
+                                             "the configuration file's section)", 2);
+    }
+    if (option.rfind("-", 0) == 0) return report_error("bridge", "unknown option " + option, 2);
+    return report_error("bridge", "want `export`, `import`, `keygen` or --config (see --help)", 2);
+  }
+  std::vector<Section> sections;
+  for (const std::string& w : words) {
     if (w == "export" || w == "import") {
       sections.push_back(Section{w, {}});
     } else {
@@ -123,30 +115,18 @@ int run_bridge(const std::vector<std::string>& argv) {
     }
   }
   bridge::BridgeConfig config;
-  bool json = false;
-  std::chrono::milliseconds interval{1000};
-  std::optional<std::string> config_file;
   for (const Section& s : sections) {
-    std::set<std::string> options = common;
-    if (s.verb == "export") options.insert({"bind", "max-rate", "curve-authorized"});
-    if (s.verb == "import") options.insert({"connect", "curve-server-key"});
-    Args args(s.words, flags, options);
-    if (args.has("help")) {
-      std::fputs(kBridgeUsage, stdout);
-      return 0;
-    }
-    const std::string where = s.verb.empty() ? "bridge" : "bridge " + s.verb;
-    if (!args.ok()) return report_error(where, args.error(), 2);
-    json = json || args.has("json");
-    if (args.value("interval")) interval = args.duration("interval", interval, "s", std::chrono::hours(24));
-    if (args.value("config")) config_file = args.value("config");
+    const std::string where = "bridge " + s.verb;
+    o.section = SectionOptions{};
+    CLI::App& command_line = s.verb == "export" ? *o.export_words : *o.import_words;
+    if (std::optional<int> done = parse_words(command_line, where, s.words)) return *done;
+    const SectionOptions& args = o.section;
     bridge::CarrierOptions carrier;
-    carrier.high_water_mark = static_cast<int>(args.integer("high-water-mark", 1000, 1, 1 << 20));
-    const auto window = static_cast<std::uint32_t>(args.integer("queue-window", 16, 1, bridge::kMaxQueueWindow));
-    if (!args.ok()) return report_error(where, args.error(), 2);
-    auto key = [&](const std::string& option, std::string* out) -> bool {
-      if (!args.value(option)) return true;
-      absl::StatusOr<std::string> k = bridge::read_key(*args.value(option));
+    carrier.high_water_mark = static_cast<int>(args.high_water_mark);
+    const auto window = static_cast<std::uint32_t>(args.queue_window);
+    auto key = [&](const std::string& option, const std::string& text, std::string* out) -> bool {
+      if (text.empty()) return true;
+      absl::StatusOr<std::string> k = bridge::read_key(text);
       if (!k.ok()) {
         report_error(where, "--" + option + ": " + std::string(k.status().message()), 2);
         return false;
@@ -154,30 +134,15 @@ int run_bridge(const std::vector<std::string>& argv) {
       *out = *k;
       return true;
     };
-    if (!key("curve-secret-key", &carrier.security.secret_key)) return 2;
-    if (s.verb.empty()) {
-      if (!args.positional().empty()) {
-        return report_error("bridge", "want `export`, `import`, `keygen` or --config (see --help)", 2);
-      }
-      for (const char* option : {"high-water-mark", "queue-window", "curve-secret-key"}) {
-        if (args.value(option)) {
-          return report_error("bridge", std::string("--") + option +
-                                            " belongs to an export or import: put it after that word "
-                                            "(or in the configuration file's section)", 2);
-        }
-      }
-      continue;
-    }
-    if (args.positional().empty()) return report_error(where, "name at least one channel", 2);
+    if (!key("curve-secret-key", args.curve_secret_key, &carrier.security.secret_key)) return 2;
     if (s.verb == "export") {
       bridge::ExportSpec e;
-      if (!args.value("bind")) return report_error(where, "--bind ADDRESS is required", 2);
-      e.bind = address(*args.value("bind"));
-      e.channels = args.positional();
+      e.bind = address(args.bind);
+      e.channels = args.channels;
       e.queue_window = window;
-      e.max_rate = static_cast<double>(args.integer("max-rate", 0, 0, 1'000'000));
-      if (args.value("curve-authorized")) {
-        std::string list = *args.value("curve-authorized");
+      e.max_rate = static_cast<double>(args.max_rate);
+      if (!args.curve_authorized.empty()) {
+        const std::string& list = args.curve_authorized;
         for (std::size_t start = 0; start <= list.size();) {
           const std::size_t end = std::min(list.find(',', start), list.size());
           if (end > start) {
@@ -188,24 +153,26 @@ int run_bridge(const std::vector<std::string>& argv) {
           start = end + 1;
         }
       }
-      if (!args.ok()) return report_error(where, args.error(), 2);
       e.carrier = carrier;
       config.exports.push_back(std::move(e));
     } else {
       bridge::ImportSpec i;
-      if (!args.value("connect")) return report_error(where, "--connect ADDRESS is required", 2);
-      i.connect = address(*args.value("connect"));
-      for (const std::string& p : args.positional()) {
+      i.connect = address(args.connect);
+      for (const std::string& p : args.channels) {
         absl::StatusOr<bridge::ChannelRoute> r = bridge::parse_route(p);
         if (!r.ok()) return report_error(where, std::string(r.status().message()), 2);
         i.channels.push_back(*r);
       }
       i.queue_window = window;
-      if (!key("curve-server-key", &carrier.security.server_public_key)) return 2;
+      if (!key("curve-server-key", args.curve_server_key, &carrier.security.server_public_key)) return 2;
       i.carrier = carrier;
       config.imports.push_back(std::move(i));
     }
   }
+  const bool json = o.json;
+  const std::chrono::milliseconds interval = o.interval;
+  const std::optional<std::string> config_file =
+      o.config_file.empty() ? std::nullopt : std::optional<std::string>(o.config_file);
   if (config_file) {
     absl::StatusOr<bridge::BridgeConfig> from_file = bridge::load_bridge_config(*config_file);
     if (!from_file.ok()) return report_error("bridge", std::string(from_file.status().message()), 2);
@@ -213,7 +180,7 @@ int run_bridge(const std::vector<std::string>& argv) {
     for (auto& i : from_file->imports) config.imports.push_back(std::move(i));
   }
   if (config.exports.empty() && config.imports.empty()) {
-    std::fputs(kBridgeUsage, stderr);
+    std::fputs(o.command->help("shmring", CLI::AppFormatMode::All).c_str(), stderr);
     return 2;
   }
   absl::StatusOr<std::unique_ptr<bridge::Bridge>> b = bridge::Bridge::create(config);
@@ -253,6 +220,95 @@ int run_bridge(const std::vector<std::string>& argv) {
   running_bridge.store(nullptr);
   if (!s.ok()) return report_error("bridge", std::string(s.message()));
   return 0;
+}
+
+// The options allowed anywhere on a bridge's command line.
+void add_global_options(CLI::App& app, BridgeOptions* o) {
+  app.add_flag("--json", o->json, "status lines as JSON (one object per line)");
+  add_duration(app, "--interval", &o->interval, BareUnit::kSeconds, std::chrono::hours(24),
+               "status every DURATION (default 1s; 0: only at exit)");
+  app.add_option("--config", o->config_file, "read exports and imports from FILE (docs/bridge.md)")
+      ->type_name("FILE");
+}
+
+// The options both an export and an import take (after their word).
+void add_section_options(CLI::App& app, SectionOptions* s, const std::string& window_help) {
+  add_integer(app, "--queue-window", &s->queue_window, 1, bridge::kMaxQueueWindow, window_help);
+  add_integer(app, "--high-water-mark", &s->high_water_mark, 1, 1 << 20,
+              "messages queued per connection before back-pressure (default 1000)");
+}
+
+CLI::App* add_words(CLI::App& bridge_app, const std::string& name, const std::string& help) {
+  CLI::App* app = bridge_app.add_subcommand(name, help);
+  app->disabled();  // never parsed as a subcommand: run_bridge parses each section with it
+  app->prefix_command(false);
+  app->allow_extras(false);
+  return app;
+}
+
+}  // namespace
+
+Verb add_bridge(CLI::App& root) {
+  auto o = std::make_shared<BridgeOptions>();
+  CLI::App* app = root.add_subcommand("bridge", "carry channels to and from other hosts over ZeroMQ");
+  o->command = app;
+  set_long_description(app,
+      "Carries channels to other hosts over ZeroMQ (docs/bridge.md). `export` reads local channels\n"
+      "and sends them to every import connected to ADDRESS; `import` connects to an export and\n"
+      "publishes (or produces) what arrives into same-named local channels, so local subscribers\n"
+      "and consumers need no change. Any number of exports and imports run in one process:\n"
+      "  shmring bridge export CHANNEL... --bind ADDRESS [export options]\n"
+      "                 [import CHANNEL... --connect ADDRESS [import options]] ...\n"
+      "  shmring bridge --config FILE\n"
+      "  shmring bridge keygen [--out PREFIX]");
+  app->footer(
+      "ADDRESS is tcp://HOST:PORT; a bare PORT binds tcp://127.0.0.1:PORT (loopback unless told\n"
+      "otherwise). Keys are 40 characters of Z85 text or the path of a file holding one (`keygen`\n"
+      "writes PREFIX.key, the secret, mode 0600, and PREFIX.pub). SIGINT or SIGTERM stops it\n"
+      "cleanly. Exit status: 0 stopped by a signal, 1 could not start (bind, keys), 2 bad usage.");
+  // Everything from the first word that is not an option on is run_bridge's to split and parse.
+  app->prefix_command();
+  add_global_options(*app, o.get());
+  // Unknown options before the first word reach run_bridge too: it names the misplaced ones.
+  app->allow_extras();
+
+  o->export_words = add_words(*app, "export", "export CHANNEL... --bind ADDRESS: send local channels");
+  CLI::App& e = *o->export_words;
+  e.add_option("CHANNEL", o->section.channels, "local channels to send")->required();
+  e.add_option("--bind", o->section.bind, "where imports connect")->type_name("ADDRESS")->required();
+  add_integer(e, "--max-rate", &o->section.max_rate, 0, 1'000'000,
+              "frames: send at most N frames per second per channel");
+  add_section_options(e, &o->section,
+                      "queues: items in flight per channel, held until acknowledged (16; each one a "
+                      "consumer endpoint of the queue)");
+  e.add_option("--curve-secret-key", o->section.curve_secret_key,
+               "turn on CURVE (authentication and encryption) with this secret key")
+      ->type_name("KEY");
+  e.add_option("--curve-authorized", o->section.curve_authorized,
+               "accept only these client public keys (comma separated; each key as text or a file); "
+               "default: any client holding the server key")
+      ->type_name("KEYS");
+  add_global_options(e, o.get());
+
+  o->import_words = add_words(*app, "import", "import CHANNEL... --connect ADDRESS: receive channels");
+  CLI::App& i = *o->import_words;
+  i.add_option("CHANNEL", o->section.channels,
+               "channels to receive; REMOTE=LOCAL imports channel REMOTE under the name LOCAL")
+      ->required();
+  i.add_option("--connect", o->section.connect, "the export's address")->type_name("ADDRESS")->required();
+  i.add_option("--curve-server-key", o->section.curve_server_key, "the export's public key (turns CURVE on)")
+      ->type_name("KEY");
+  i.add_option("--curve-secret-key", o->section.curve_secret_key,
+               "this client's secret key (default: a fresh one per run)")
+      ->type_name("KEY");
+  add_section_options(i, &o->section, "queues: items this side accepts in flight per channel (16)");
+  add_global_options(i, o.get());
+
+  o->keygen_words = add_words(*app, "keygen", "keygen [--out PREFIX]: make a CURVE key pair");
+  o->keygen_words->add_option("--out", o->keygen_out,
+                              "write PREFIX.key (secret, 0600) and PREFIX.pub instead of printing them")
+      ->type_name("PREFIX");
+  return {app, [o] { return run_bridge(*o, o->command->remaining()); }};
 }
 
 }  // namespace shmring::cli

@@ -14,8 +14,9 @@
 #include <thread>
 #include <vector>
 
-#include "args.h"
 #include "commands.h"
+#include "options.h"
+#include "text.h"
 #include "shmring/transport/channel.h"
 #include "shmring/transport/frame.h"
 #include "shmring/transport/queue.h"
@@ -93,7 +94,7 @@ std::string stats_json(const ChannelStats& s, const ChannelStats* before, double
 
 void print_stats(const ChannelStats& s, const ChannelStats& before, double seconds) {
   std::printf("channel %s: %s%s, capacity %llu, max message %llu B, %d attachment(s)\n",
-              s.name.c_str(), std::string(kind_name(s.kind)).c_str(),
+              printable(s.name).c_str(), std::string(kind_name(s.kind)).c_str(),
               s.kind == ChannelKind::kTopic ? (s.lossless ? " (lossless)" : " (lossy)") : "",
               static_cast<unsigned long long>(s.capacity),
               static_cast<unsigned long long>(s.max_message), s.attachments);
@@ -125,45 +126,18 @@ void print_stats(const ChannelStats& s, const ChannelStats& before, double secon
   }
 }
 
-constexpr const char* kStatHelp =
-    "usage: shmring stat NAME [--json] [--interval MS]\n"
-    "Shows a channel: kind, capacity, counters (sent, received, lost, time blocked), queue depth,\n"
-    "recoveries, and every endpoint (role, pid, alive or dead, its counters and lag). Rates come\n"
-    "from two snapshots --interval ms apart (default 500). Reading never disturbs the channel.\n";
-
-constexpr const char* kTopHelp =
-    "usage: shmring top [--interval MS] [--iterations N]\n"
-    "A live view of every channel on the machine, redrawn in place: kind, endpoints alive/dead,\n"
-    "message rates, loss and the largest subscriber lag. Quit with q or Ctrl-C.\n"
-    "  --iterations N   redraw N times, then exit (for scripts)\n";
-
-constexpr const char* kPubHelp =
-    "usage: shmring pub NAME [--binary] [--create --kind topic|queue|frames [--capacity N]\n"
-    "                    [--max-message BYTES] [--lossless] [--mode OCTAL]] [--timeout S]\n"
-    "Publishes each line read from stdin (without its newline) to the channel, or with --binary\n"
-    "each record framed as a 4-byte little-endian length followed by that many bytes. Without\n"
-    "--create the channel must exist. Blocking sends wait at most --timeout seconds (default 5).\n";
-
-constexpr const char* kSubHelp =
-    "usage: shmring sub NAME [--count N] [--timeout S] [--format text|hex|json]\n"
-    "                    [--create --kind topic|queue|frames ...]\n"
-    "Prints each message that arrives: as text lines (default), hex, or one JSON object per\n"
-    "message. Stops after --count messages, or when --timeout seconds pass (exit 1 if --count\n"
-    "was not reached). Without --create the channel must exist.\n";
-
 volatile sig_atomic_t g_interrupted = 0;
 void on_interrupt(int) { g_interrupted = 1; }
 
-}  // namespace
+struct StatOptions {
+  std::string name;
+  bool json = false;
+  std::chrono::milliseconds interval{500};
+};
 
-int run_stat(const std::vector<std::string>& argv) {
-  Args args(argv, {"json", "help"}, {"interval"});
-  if (args.has("help")) return std::fputs(kStatHelp, stdout), 0;
-  const std::int64_t interval_ms =
-      args.duration("interval", std::chrono::milliseconds(500), "ms", std::chrono::hours(1)).count();
-  if (!args.ok()) return report_error("stat", args.error(), 2);
-  if (args.positional().size() != 1) return report_error("stat", "which channel? (shmring stat NAME)", 2);
-  const std::string& name = args.positional()[0];
+int run_stat(const StatOptions& o) {
+  const std::string& name = o.name;
+  const std::int64_t interval_ms = o.interval.count();
   absl::StatusOr<ChannelStats> before = read_stats(name);
   if (!before.ok()) return channel_error("stat", name, before.status());
   const auto start = Clock::now();
@@ -171,7 +145,7 @@ int run_stat(const std::vector<std::string>& argv) {
   absl::StatusOr<ChannelStats> after = read_stats(name);
   if (!after.ok()) return channel_error("stat", name, after.status());
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  if (args.has("json")) {
+  if (o.json) {
     std::printf("%s\n", stats_json(*after, &*before, seconds).c_str());
   } else {
     print_stats(*after, *before, seconds);
@@ -179,13 +153,14 @@ int run_stat(const std::vector<std::string>& argv) {
   return 0;
 }
 
-int run_top(const std::vector<std::string>& argv) {
-  Args args(argv, {"help"}, {"interval", "iterations"});
-  if (args.has("help")) return std::fputs(kTopHelp, stdout), 0;
-  const std::int64_t interval_ms = std::max<std::int64_t>(
-      args.duration("interval", std::chrono::milliseconds(1000), "ms", std::chrono::hours(1)).count(), 50);
-  const std::int64_t iterations = args.integer("iterations", 0, 0, 1'000'000'000);
-  if (!args.ok()) return report_error("top", args.error(), 2);
+struct TopOptions {
+  std::chrono::milliseconds interval{1000};
+  std::int64_t iterations = 0;
+};
+
+int run_top(const TopOptions& o) {
+  const std::int64_t interval_ms = std::max<std::int64_t>(o.interval.count(), 50);
+  const std::int64_t iterations = o.iterations;
 
   // Raw keyboard input (no echo, no line buffering) while we run, restored on every exit path.
   termios saved{};
@@ -220,8 +195,8 @@ int run_top(const std::vector<std::string>& argv) {
     for (const std::string& name : names) {
       absl::StatusOr<ChannelStats> stats = read_stats(name);
       if (!stats.ok()) {
-        std::snprintf(line, sizeof line, "%-28s  ! %s\n", name.c_str(),
-                      std::string(stats.status().message()).c_str());
+        std::snprintf(line, sizeof line, "%-28s  ! %s\n", printable(name).c_str(),
+                      printable(std::string(stats.status().message())).c_str());
         screen += line;
         continue;
       }
@@ -235,7 +210,7 @@ int run_top(const std::vector<std::string>& argv) {
       const bool have_before = before != previous.end();
       const std::string endpoints = std::to_string(alive) + (dead ? "+" + std::to_string(dead) + "!" : "");
       std::snprintf(line, sizeof line, "%-28s %-7s %9s %11s %11s %10llu %12llu %9llu\n",
-                    name.c_str(), std::string(kind_name(stats->kind)).c_str(), endpoints.c_str(),
+                    printable(name).c_str(), std::string(kind_name(stats->kind)).c_str(), endpoints.c_str(),
                     have_before ? rate_text(per_second(stats->sent, before->second.sent, seconds)).c_str() : "-",
                     have_before ? rate_text(per_second(stats->received, before->second.received, seconds)).c_str() : "-",
                     static_cast<unsigned long long>(stats->lost),
@@ -267,8 +242,6 @@ int run_top(const std::vector<std::string>& argv) {
   return 0;
 }
 
-namespace {
-
 // Options shared by pub and sub for --create.
 struct CreateOptions {
   bool create = false;
@@ -277,27 +250,27 @@ struct CreateOptions {
   std::uint64_t max_message = 0;
   bool lossless = false;
   mode_t mode = 0600;
+  std::vector<uid_t> trusted_owners;
 };
 
-std::optional<CreateOptions> create_options(Args& args, const std::string& command, int* status) {
-  CreateOptions c;
-  c.create = args.has("create");
-  c.kind = args.choice("kind", "", {"topic", "queue", "frames"});
+// Declares --create, --kind, --capacity, --max-message, --lossless and --mode.
+void add_create_options(CLI::App& app, CreateOptions* c) {
+  CLI::Option* kind = add_choice(app, "--kind", &c->kind, {"topic", "queue", "frames"},
+                                 "the kind of channel --create makes");
+  app.add_flag("--create", c->create, "create the channel if it does not exist")->needs(kind);
   // Ranges: a topic's ring bytes, a queue's slots or a frame channel's buffers (each kind checks
   // its own rules when it creates the channel); a message of at most 1 GiB.
-  c.capacity = args.bytes("capacity", 0, 1, std::uint64_t{1} << 40);
-  c.max_message = args.bytes("max-message", 0, 1, std::uint64_t{1} << 30);
-  c.lossless = args.has("lossless");
-  c.mode = args.mode("mode", 0600);
-  if (!args.ok()) {
-    *status = report_error(command, args.error(), 2);
-    return std::nullopt;
-  }
-  if (c.create && c.kind != "topic" && c.kind != "queue" && c.kind != "frames") {
-    *status = report_error(command, "--create needs --kind topic, queue or frames", 2);
-    return std::nullopt;
-  }
-  return c;
+  add_size(app, "--capacity", &c->capacity, 1, std::uint64_t{1} << 40,
+           "with --create: ring bytes (topic), slots (queue) or buffers (frames)");
+  add_size(app, "--max-message", &c->max_message, 1, std::uint64_t{1} << 30,
+           "with --create: the largest message in bytes");
+  app.add_flag("--lossless", c->lossless, "with --create: a lossless topic (the publisher waits)");
+  add_mode(app, "--mode", &c->mode,
+           "permission bits of a channel --create makes, and the loosest an existing channel may "
+           "have to be used (default 600; see docs/security.md)");
+  add_users(app, "--trust-owner", &c->trusted_owners,
+            "use an existing channel owned by this user (name or uid; repeatable): only the "
+            "caller's own channels are used otherwise");
 }
 
 // The kind of an existing channel, or the one --create asks for; an existing topic's lossless flag
@@ -322,6 +295,7 @@ Options options_from(const CreateOptions& c) {
   options.capacity = c.capacity;
   options.max_message = c.max_message;
   options.permissions = c.mode;
+  options.trusted_owners = c.trusted_owners;
   return options;
 }
 
@@ -375,26 +349,24 @@ void print_message(const std::string& format, std::span<const std::byte> message
   std::fflush(stdout);
 }
 
-}  // namespace
+struct PubOptions {
+  std::string name;
+  bool binary = false;
+  std::chrono::milliseconds timeout{5000};
+  CreateOptions create;
+};
 
-int run_pub(const std::vector<std::string>& argv) {
-  Args args(argv, {"binary", "create", "lossless", "help"},
-            {"kind", "capacity", "max-message", "mode", "timeout"});
-  if (args.has("help")) return std::fputs(kPubHelp, stdout), 0;
-  int status = 0;
-  const std::chrono::milliseconds timeout =
-      args.duration("timeout", std::chrono::seconds(5), "s", std::chrono::hours(24));
-  std::optional<CreateOptions> c = create_options(args, "pub", &status);
-  if (!c) return status;
-  if (args.positional().size() != 1) return report_error("pub", "which channel? (shmring pub NAME)", 2);
-  const std::string& name = args.positional()[0];
-  const absl::StatusOr<ChannelKind> kind = kind_of(name, &*c);
+int run_pub(PubOptions o) {
+  const std::string& name = o.name;
+  const std::chrono::milliseconds timeout = o.timeout;
+  CreateOptions* c = &o.create;
+  const absl::StatusOr<ChannelKind> kind = kind_of(name, c);
   if (!kind.ok()) return channel_error("pub", name, kind.status());
   std::string record;
   std::string problem;
   std::uint64_t sent = 0;
   auto send_all = [&](std::uint64_t max_message, auto&& send_one) -> int {
-    while (read_record(args.has("binary"), max_message, &record, &problem)) {
+    while (read_record(o.binary, max_message, &record, &problem)) {
       const ChannelResult result = send_one(std::as_bytes(std::span(record.data(), record.size())));
       if (result != ChannelResult::kOk) {
         return report_error("pub", name + ": message " + std::to_string(sent + 1) + ": " +
@@ -428,28 +400,26 @@ int run_pub(const std::vector<std::string>& argv) {
     rc = send_all(publisher->max_message(),
                   [&](std::span<const std::byte> m) { return publisher->send(m, timeout); });
   }
-  std::fprintf(stderr, "shmring pub: %s: %llu message(s) sent\n", name.c_str(),
+  std::fprintf(stderr, "shmring pub: %s: %llu message(s) sent\n", printable(name).c_str(),
                static_cast<unsigned long long>(sent));
   return rc;
 }
 
-int run_sub(const std::vector<std::string>& argv) {
-  Args args(argv, {"create", "lossless", "help"},
-            {"count", "timeout", "format", "kind", "capacity", "max-message", "mode"});
-  if (args.has("help")) return std::fputs(kSubHelp, stdout), 0;
-  int status = 0;
-  const std::int64_t count = args.integer("count", 0, 0, std::int64_t{1} << 50);
-  const std::chrono::milliseconds timeout =
-      args.duration("timeout", std::chrono::milliseconds(0), "s", std::chrono::hours(24 * 365));
-  const std::string format = args.choice("format", "text", {"text", "hex", "json"});
-  std::optional<CreateOptions> c = create_options(args, "sub", &status);
-  if (!c) return status;
-  if (format != "text" && format != "hex" && format != "json") {
-    return report_error("sub", "--format must be text, hex or json", 2);
-  }
-  if (args.positional().size() != 1) return report_error("sub", "which channel? (shmring sub NAME)", 2);
-  const std::string& name = args.positional()[0];
-  const absl::StatusOr<ChannelKind> kind = kind_of(name, &*c);
+struct SubOptions {
+  std::string name;
+  std::int64_t count = 0;
+  std::chrono::milliseconds timeout{0};
+  std::string format = "text";
+  CreateOptions create;
+};
+
+int run_sub(SubOptions o) {
+  const std::string& name = o.name;
+  const std::int64_t count = o.count;
+  const std::chrono::milliseconds timeout = o.timeout;
+  const std::string& format = o.format;
+  CreateOptions* c = &o.create;
+  const absl::StatusOr<ChannelKind> kind = kind_of(name, c);
   if (!kind.ok()) return channel_error("sub", name, kind.status());
 
   struct sigaction action {};
@@ -503,6 +473,68 @@ int run_sub(const std::vector<std::string>& argv) {
   return receive_all(subscriber->max_message(), [&](std::span<std::byte> out, std::size_t* n) {
     return subscriber->receive(out, n, slice);
   });
+}
+
+}  // namespace
+
+Verb add_stat(CLI::App& root) {
+  auto o = std::make_shared<StatOptions>();
+  CLI::App* app = root.add_subcommand("stat", "show a channel: counters, rates, every endpoint and its lag");
+  set_long_description(app,
+      "Shows a channel: kind, capacity, counters (sent, received, lost, time blocked), queue depth,\n"
+      "recoveries, and every endpoint (role, pid, alive or dead, its counters and lag). Rates come\n"
+      "from two snapshots --interval apart. Reading never disturbs the channel.");
+  app->add_option("NAME", o->name, "the channel")->required();
+  app->add_flag("--json", o->json, "one JSON object");
+  add_duration(*app, "--interval", &o->interval, BareUnit::kMilliseconds, std::chrono::hours(1),
+               "time between the two snapshots (default 500ms; a bare number is in ms)");
+  return {app, [o] { return run_stat(*o); }};
+}
+
+Verb add_top(CLI::App& root) {
+  auto o = std::make_shared<TopOptions>();
+  CLI::App* app = root.add_subcommand("top", "live view of all channels (q or Ctrl-C to quit)");
+  set_long_description(app,
+      "A live view of every channel on the machine, redrawn in place: kind, endpoints alive/dead,\n"
+      "message rates, loss and the largest subscriber lag. Quit with q or Ctrl-C.");
+  add_duration(*app, "--interval", &o->interval, BareUnit::kMilliseconds, std::chrono::hours(1),
+               "time between redraws (default 1s, at least 50ms; a bare number is in ms)");
+  add_integer(*app, "--iterations", &o->iterations, 0, 1'000'000'000,
+              "redraw N times, then exit (for scripts; default 0: until q)");
+  return {app, [o] { return run_top(*o); }};
+}
+
+Verb add_pub(CLI::App& root) {
+  auto o = std::make_shared<PubOptions>();
+  CLI::App* app = root.add_subcommand("pub", "publish lines (or length-prefixed records) from stdin to a channel");
+  set_long_description(app,
+      "Publishes each line read from stdin (without its newline) to the channel, or with --binary\n"
+      "each record framed as a 4-byte little-endian length followed by that many bytes: as a topic\n"
+      "publisher, a queue producer or a frame publisher, whichever the channel is. Without --create\n"
+      "the channel must exist. Prints `N message(s) sent` on stderr.");
+  app->add_option("NAME", o->name, "the channel")->required();
+  app->add_flag("--binary", o->binary, "records are a 4-byte little-endian length and that many bytes");
+  add_duration(*app, "--timeout", &o->timeout, BareUnit::kSeconds, std::chrono::hours(24),
+               "how long a blocking send (full queue, lossless topic) waits (default 5s; bare: s)");
+  add_create_options(*app, &o->create);
+  return {app, [o] { return run_pub(*o); }};
+}
+
+Verb add_sub(CLI::App& root) {
+  auto o = std::make_shared<SubOptions>();
+  CLI::App* app = root.add_subcommand("sub", "print what arrives on a channel");
+  set_long_description(app,
+      "Prints each message that arrives: as text lines (default), hex, or one JSON object per\n"
+      "message. Stops after --count messages, or when --timeout passes (exit 1 if --count was not\n"
+      "reached), or on Ctrl-C. On an existing lossy topic it subscribes read-only. Without --create\n"
+      "the channel must exist.");
+  app->add_option("NAME", o->name, "the channel")->required();
+  add_integer(*app, "--count", &o->count, 0, std::int64_t{1} << 50, "stop after N messages (default 0: no limit)");
+  add_duration(*app, "--timeout", &o->timeout, BareUnit::kSeconds, std::chrono::hours(24 * 365),
+               "stop after this long (default 0: no limit; a bare number is in s)");
+  add_choice(*app, "--format", &o->format, {"text", "hex", "json"}, "text (default), hex or json");
+  add_create_options(*app, &o->create);
+  return {app, [o] { return run_sub(*o); }};
 }
 
 }  // namespace shmring::cli

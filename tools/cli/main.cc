@@ -1,52 +1,81 @@
-// shmring: the command line for shmring segments and channels.
+// shmring: the command line for shmring segments and channels (docs/cli.md). The verbs declare
+// themselves (commands.h); this file lists them, parses with CLI11 and maps every parse error to
+// one line on stderr and exit status 2.
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "commands.h"
+#include "options.h"
+#include "text.h"
 
+namespace shmring::cli {
 namespace {
 
-constexpr const char* kUsage =
-    "usage: shmring COMMAND [options]\n"
-    "\n"
-    "commands:\n"
-    "  ls     list segments and channels on this machine (live / stale)\n"
-    "  stat   show a channel: counters, rates, every endpoint and its lag\n"
-    "  top    live view of all channels (q or Ctrl-C to quit)\n"
-    "  pub    publish lines (or length-prefixed records) from stdin to a channel\n"
-    "  sub    print what arrives on a channel\n"
-    "  rm     remove a segment or channel by name\n"
-    "  gc     remove every stale segment (all users dead); --dry-run to preview\n"
-    "  bridge carry channels to and from other hosts over ZeroMQ (export, import, keygen)\n"
-    "  bench  cross-process benchmark against the physical floor and other IPC mechanisms\n"
-    "\n"
-    "`shmring COMMAND --help` describes each command.\n";
+// Every verb, in the order --help lists them. Adding a verb: its add_ function, and one line here.
+constexpr Verb (*kVerbs[])(CLI::App&) = {
+    add_ls,  add_stat, add_top,    add_pub,   add_sub,  add_rm,
+    add_gc,  add_bridge, add_record, add_replay, add_bench, add_completion, add_manpage,
+};
+
+std::unique_ptr<CLI::App> make_root(std::vector<Verb>* verbs) {
+  auto root = std::make_unique<CLI::App>(
+      "Lists, inspects, feeds and cleans up shmring segments and channels on this machine, carries\n"
+      "channels to other hosts and runs the cross-process benchmark.",
+      "shmring");
+  root->formatter(make_formatter());
+  root->set_version_flag("--version", "shmring " SHMRING_VERSION, "print the version and exit");
+  // Repeating an option keeps its last value (as most command lines do).
+  root->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  root->require_subcommand(1, 1);
+  for (auto add : kVerbs) verbs->push_back(add(*root));
+  // After the verbs: they would inherit it.
+  root->footer("`shmring VERB --help` describes each verb; docs/cli.md has them all.\n"
+               "Exit status: 0 success, 1 failure (one line on stderr), 2 usage error.");
+  return root;
+}
 
 }  // namespace
+}  // namespace shmring::cli
 
 int main(int argc, char** argv) {
-  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "help") == 0) {
-    std::fputs(kUsage, argc < 2 ? stderr : stdout);
-    return argc < 2 ? 2 : 0;
+  using namespace shmring::cli;
+  std::vector<Verb> verbs;
+  const std::unique_ptr<CLI::App> root = make_root(&verbs);
+  if (argc < 2) {
+    std::fputs(root->help().c_str(), stderr);
+    return 2;
   }
-  const std::string command = argv[1];
-  const std::vector<std::string> args(argv + 2, argv + argc);
-  if (command == "ls") return shmring::cli::run_ls(args);
-  if (command == "rm") return shmring::cli::run_rm(args);
-  if (command == "gc") return shmring::cli::run_gc(args);
-  if (command == "bench") return shmring::cli::run_bench(args);
-  if (command == "stat") return shmring::cli::run_stat(args);
-  if (command == "top") return shmring::cli::run_top(args);
-  if (command == "pub") return shmring::cli::run_pub(args);
-  if (command == "sub") return shmring::cli::run_sub(args);
-  if (command == "bridge") {
-#ifdef SHMRING_HAVE_BRIDGE
-    return shmring::cli::run_bridge(args);
-#else
-    return shmring::cli::report_error(command, "this shmring was built without ZeroMQ (libzmq3-dev)", 1);
-#endif
+  std::vector<std::string> words(argv + 1, argv + argc);
+  if (words[0] == "help") {  // `shmring help [VERB]` is `shmring [VERB] --help`
+    words.erase(words.begin());
+    words.push_back("--help");
   }
-  return shmring::cli::report_error(command, "unknown command (see shmring --help)", 2);
+  const std::string first = words[0];
+  std::reverse(words.begin(), words.end());  // CLI11 takes them last first
+  try {
+    root->parse(words);
+  } catch (const CLI::CallForHelp&) {
+    // A verb with sections of its own (bridge export/import/keygen) shows them all.
+    const std::vector<CLI::App*> chosen = root->get_subcommands();
+    const bool sections = !chosen.empty() && !chosen.front()->get_subcommands({}).empty();
+    std::fputs(root->help("", sections ? CLI::AppFormatMode::All : CLI::AppFormatMode::Normal).c_str(), stdout);
+    return 0;
+  } catch (const CLI::CallForVersion& version) {
+    std::printf("%s\n", version.what());
+    return 0;
+  } catch (const CLI::ParseError& error) {
+    const std::vector<CLI::App*> chosen = root->get_subcommands();
+    if (!chosen.empty()) return report_error(chosen.front()->get_name(), usage_message(error), 2);
+    if (first.rfind("-", 0) != 0) return report_error(first, "unknown command (see shmring --help)", 2);
+    const std::string option = first.substr(0, first.find('='));  // before a verb: not ours
+    std::fprintf(stderr, "shmring: unknown option %s (see shmring --help)\n", printable(option).c_str());
+    return 2;
+  }
+  for (const Verb& verb : verbs) {
+    if (verb.command->parsed()) return verb.run();
+  }
+  return report_error(first, "unknown command (see shmring --help)", 2);
 }

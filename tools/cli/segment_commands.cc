@@ -6,8 +6,9 @@
 #include <ctime>
 #include <string>
 
-#include "args.h"
 #include "commands.h"
+#include "options.h"
+#include "text.h"
 #include "shmring/core/segment_directory.h"
 #include "shmring/core/shared_memory.h"
 #include "shmring/transport/channel.h"
@@ -77,62 +78,14 @@ std::string listing_json(const SegmentListing& l) {
          ",\"problem\":" + json_string(l.problem) + "}";
 }
 
-constexpr const char* kLsHelp =
-    "usage: shmring ls [--json] [--dir DIR]\n"
-    "Lists every shmring segment on the machine: name, size, live attachments, state\n"
-    "(live / stale / being-removed), creator pid (alive or dead) and age. Stale segments (all\n"
-    "users dead) can be removed with `shmring gc`.\n"
-    "  --json      one JSON object per segment, one per line\n"
-    "  --dir DIR   look in DIR instead of /dev/shm\n";
+struct LsOptions {
+  bool json = false;
+  std::string dir = std::string(kDefaultSegmentDirectory);
+};
 
-constexpr const char* kRmHelp =
-    "usage: shmring rm [--force] NAME...\n"
-    "Removes the segment (or channel) with each key NAME: the name and its lock go now, processes\n"
-    "still attached keep their mapping until they detach. Without --force the segment's lock is\n"
-    "taken first (waits for a holder); with --force it is not.\n";
-
-constexpr const char* kGcHelp =
-    "usage: shmring gc [--dry-run] [--json] [--dir DIR]\n"
-    "Removes every stale shmring segment (all attached processes dead) and prints each one it\n"
-    "removed, and the files of pollable descriptors (shmring-l.*, shmring-w.*) whose endpoints\n"
-    "died. Never touches a segment or file in use, nor a file that is not shmring's.\n"
-    "  --dry-run   only print what would be removed\n";
-
-}  // namespace
-
-int report_error(const std::string& command, const std::string& message, int status) {
-  // One line, whatever the message quotes (a name with a newline, a key with control bytes).
-  std::fprintf(stderr, "shmring %s: %s\n", printable(command).c_str(), printable(message).c_str());
-  return status;
-}
-
-namespace {
-
-// --dir: an existing directory this process can read, or a usage error (status 2).
-bool directory_ok(const std::string& command, const std::string& dir, int* status) {
-  struct stat st {};
-  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    *status = report_error(command, "--dir " + dir + ": no such directory", 2);
-    return false;
-  }
-  if (access(dir.c_str(), R_OK | X_OK) != 0) {
-    *status = report_error(command, "--dir " + dir + ": cannot read it", 2);
-    return false;
-  }
-  return true;
-}
-
-}  // namespace
-
-int run_ls(const std::vector<std::string>& argv) {
-  Args args(argv, {"json", "help"}, {"dir"});
-  if (args.has("help")) return std::fputs(kLsHelp, stdout), 0;
-  if (!args.ok()) return report_error("ls", args.error(), 2);
-  const std::string dir = args.value("dir").value_or(std::string(kDefaultSegmentDirectory));
-  int status = 0;
-  if (!directory_ok("ls", dir, &status)) return status;
-  const std::vector<SegmentListing> listings = list_segments(dir);
-  if (args.has("json")) {
+int run_ls(const LsOptions& o) {
+  const std::vector<SegmentListing> listings = list_segments(o.dir);
+  if (o.json) {
     for (const SegmentListing& l : listings) std::printf("%s\n", listing_json(l).c_str());
     return 0;
   }
@@ -146,23 +99,26 @@ int run_ls(const std::vector<std::string>& argv) {
     if (!l.problem.empty()) state += " (!)";
     const std::string endpoints =
         c.kind == "segment" ? "-" : std::to_string(c.alive) + " alive" + (c.dead ? ", " + std::to_string(c.dead) + " dead" : "");
-    std::printf("%-32s %-8s %12llu %7d %-9s %-13s %9s %6s\n", c.name.c_str(), c.kind.c_str(),
+    std::printf("%-32s %-8s %12llu %7d %-9s %-13s %9s %6s\n", printable(c.name).c_str(), c.kind.c_str(),
                 static_cast<unsigned long long>(l.data_bytes), l.attachments, endpoints.c_str(),
                 state.c_str(), creator.c_str(), age_text(l.created_unix_ns).c_str());
-    if (!l.problem.empty()) std::printf("  ! %s: %s\n", l.native_key.c_str(), l.problem.c_str());
-    if (!c.problem.empty()) std::printf("  ! %s: %s\n", c.name.c_str(), c.problem.c_str());
+    if (!l.problem.empty()) {
+      std::printf("  ! %s: %s\n", printable(l.native_key).c_str(), printable(l.problem).c_str());
+    }
+    if (!c.problem.empty()) std::printf("  ! %s: %s\n", printable(c.name).c_str(), printable(c.problem).c_str());
   }
   std::printf("%zu segment(s); '+' after a pid: that creator has exited\n", listings.size());
   return 0;
 }
 
-int run_rm(const std::vector<std::string>& argv) {
-  Args args(argv, {"force", "help"}, {});
-  if (args.has("help")) return std::fputs(kRmHelp, stdout), 0;
-  if (!args.ok()) return report_error("rm", args.error(), 2);
-  if (args.positional().empty()) return report_error("rm", "which channel or segment? (shmring rm NAME)", 2);
+struct RmOptions {
+  bool force = false;
+  std::vector<std::string> names;
+};
+
+int run_rm(const RmOptions& o) {
   int status = 0;
-  for (const std::string& name : args.positional()) {
+  for (const std::string& name : o.names) {
     // A channel by its name (what ls and stat show), else a segment by its key.
     SharedMemory channel(channel_key(name));
     if (validate_channel_name(name).ok() && channel.exists()) {
@@ -170,38 +126,37 @@ int run_rm(const std::vector<std::string>& argv) {
         status = report_error("rm", name + ": " + std::string(removed.message()));
         continue;
       }
-      std::printf("removed channel %s (%s)\n", name.c_str(), channel.native_key().c_str());
+      std::printf("removed channel %s (%s)\n", printable(name).c_str(), printable(channel.native_key()).c_str());
       continue;
     }
     SharedMemory shm(name);
-    if (!shm.destroy(args.has("force") ? DestroyMode::kForceNoWait : DestroyMode::kNoWait)) {
+    if (!shm.destroy(o.force ? DestroyMode::kForceNoWait : DestroyMode::kNoWait)) {
       status = report_error("rm", name + ": " + shm.error_string());
       continue;
     }
-    std::printf("removed %s (%s)\n", name.c_str(), shm.native_key().c_str());
+    std::printf("removed %s (%s)\n", printable(name).c_str(), printable(shm.native_key()).c_str());
   }
   return status;
 }
 
-int run_gc(const std::vector<std::string>& argv) {
-  Args args(argv, {"dry-run", "json", "help"}, {"dir"});
-  if (args.has("help")) return std::fputs(kGcHelp, stdout), 0;
-  if (!args.ok()) return report_error("gc", args.error(), 2);
-  const std::string dir = args.value("dir").value_or(std::string(kDefaultSegmentDirectory));
-  int status = 0;
-  if (!directory_ok("gc", dir, &status)) return status;
-  const bool dry_run = args.has("dry-run");
-  GcReport report = collect_stale_segments(dry_run, dir);
+struct GcOptions {
+  bool dry_run = false;
+  bool json = false;
+  std::string dir = std::string(kDefaultSegmentDirectory);
+};
+
+int run_gc(const GcOptions& o) {
+  GcReport report = collect_stale_segments(o.dry_run, o.dir);
   // The files of pollable descriptors whose endpoints died (they live in the default directory).
   std::size_t wait_files = 0;
-  if (dir == kDefaultSegmentDirectory) {
-    for (std::string& path : collect_stale_wait_files(dry_run)) {
+  if (o.dir == kDefaultSegmentDirectory) {
+    for (std::string& path : collect_stale_wait_files(o.dry_run)) {
       report.removed.push_back(std::move(path));
       ++wait_files;
     }
   }
-  const char* verb = dry_run ? "would remove" : "removed";
-  if (args.has("json")) {
+  const char* verb = o.dry_run ? "would remove" : "removed";
+  if (o.json) {
     for (const std::string& path : report.removed) {
       std::printf("{\"action\":%s,\"path\":%s}\n", json_string(verb).c_str(),
                   json_string(path).c_str());
@@ -210,12 +165,51 @@ int run_gc(const std::vector<std::string>& argv) {
       std::printf("{\"action\":\"failed\",\"reason\":%s}\n", json_string(failure).c_str());
     }
   } else {
-    for (const std::string& path : report.removed) std::printf("%s %s\n", verb, path.c_str());
-    for (const std::string& failure : report.failed) std::printf("skipped %s\n", failure.c_str());
+    for (const std::string& path : report.removed) std::printf("%s %s\n", verb, printable(path).c_str());
+    for (const std::string& failure : report.failed) std::printf("skipped %s\n", printable(failure).c_str());
     std::printf("%zu stale segment(s) %s, %d in use left alone; %zu stale descriptor file(s) %s\n",
                 report.removed.size() - wait_files, verb, report.live, wait_files, verb);
   }
   return 0;
+}
+
+}  // namespace
+
+Verb add_ls(CLI::App& root) {
+  auto o = std::make_shared<LsOptions>();
+  CLI::App* app = root.add_subcommand("ls", "list segments and channels on this machine (live / stale)");
+  set_long_description(app,
+      "Lists every shmring segment on the machine: name, kind (segment, or the channel's kind),\n"
+      "size, live attachments, endpoints, state (live / stale / being-removed), creator pid (alive\n"
+      "or dead) and age. Stale segments (all users dead) can be removed with `shmring gc`.");
+  app->add_flag("--json", o->json, "one JSON object per segment, one per line");
+  add_directory(*app, "--dir", &o->dir, "look in DIR instead of /dev/shm");
+  return {app, [o] { return run_ls(*o); }};
+}
+
+Verb add_rm(CLI::App& root) {
+  auto o = std::make_shared<RmOptions>();
+  CLI::App* app = root.add_subcommand("rm", "remove a segment or channel by name");
+  set_long_description(app,
+      "Removes the channel named NAME (what ls and stat show), or else the segment with key NAME:\n"
+      "the name and its lock go now, processes still attached keep their mapping until they\n"
+      "detach. Without --force the segment's lock is taken first (waits for a holder).");
+  app->add_flag("--force", o->force, "do not take the segment's lock first");
+  app->add_option("NAME", o->names, "channel names or segment keys")->required();
+  return {app, [o] { return run_rm(*o); }};
+}
+
+Verb add_gc(CLI::App& root) {
+  auto o = std::make_shared<GcOptions>();
+  CLI::App* app = root.add_subcommand("gc", "remove every stale segment (all users dead)");
+  set_long_description(app,
+      "Removes every stale shmring segment (all attached processes dead) and prints each one it\n"
+      "removed, and the files of pollable descriptors (shmring-l.*, shmring-w.*) whose endpoints\n"
+      "died. Never touches a segment or file in use, nor a file that is not shmring's.");
+  app->add_flag("--dry-run", o->dry_run, "only print what would be removed");
+  app->add_flag("--json", o->json, "one JSON object per removal, one per line");
+  add_directory(*app, "--dir", &o->dir, "look in DIR instead of /dev/shm");
+  return {app, [o] { return run_gc(*o); }};
 }
 
 }  // namespace shmring::cli

@@ -79,6 +79,8 @@ absl::StatusOr<ChannelInfo> read_channel_header(const void* base, std::size_t ma
   info.ring_bytes = copy.ring_bytes;
   info.total_bytes = copy.total_bytes;
   info.created_unix_ns = copy.created_unix_ns;
+  info.liveness_id.words[0] = copy.liveness_id[0];
+  info.liveness_id.words[1] = copy.liveness_id[1];
   info.name.assign(copy.name, copy.name_length);
   return info;
 }
@@ -104,7 +106,8 @@ void sweep_stale_channels() noexcept {
   collect_some_stale_segments(kSweepFiles, kDefaultSegmentDirectory,
                               cat(kSegmentNamePrefix, kChannelKeyPrefix));
   try {
-    collect_stale_wait_files(kSweepFiles);
+    // Lifelines, wake-up sockets and liveness files of channels whose endpoints all died.
+    shmring::collect_stale_wait_files(false);
   } catch (...) {  // best effort, like the segment sweep
   }
 }
@@ -138,6 +141,8 @@ absl::StatusOr<std::unique_ptr<ChannelSegment>> ChannelSegment::open(std::string
   seg->memory_.set_key(channel_key(name));
   seg->memory_.set_permissions(spec.permissions);
   seg->memory_.set_group(spec.group);
+  // Never use a look-alike another user made first (or a segment looser than asked for).
+  seg->memory_.set_trust({/*any_owner=*/false, spec.trusted_owners, spec.permissions & 0777});
   const std::uint64_t deadline =
       monotonic_ns() + static_cast<std::uint64_t>(spec.open_timeout.count()) * 1'000'000ULL;
   bool created = false;
@@ -216,6 +221,19 @@ absl::StatusOr<std::unique_ptr<ChannelSegment>> ChannelSegment::open(std::string
   }
   seg->channel_id_ = stable_hash64(seg->memory_.native_key(),
                                    static_cast<std::uint64_t>(seg->info_.created_unix_ns));
+  if (!spec.read_only && !seg->liveness_.is_open()) {
+    // Endpoints that register hold their liveness lock there; it must be the segment owner's file.
+    struct stat st {};
+    if (fstat(seg->memory_.fd(), &st) != 0) {
+      return absl::InternalError(cat(what, ": cannot stat its segment: ", std::strerror(errno)));
+    }
+    absl::StatusOr<LivenessFile> liveness = LivenessFile::open(i.liveness_id, st.st_uid, true);
+    if (!liveness.ok()) {
+      return absl::Status(liveness.status().code(),
+                          cat(what, ": its liveness file: ", std::string(liveness.status().message())));
+    }
+    seg->liveness_ = *std::move(liveness);
+  }
   sweep_stale_channels();
   prepare_wake_sender();
   return seg;
@@ -247,6 +265,22 @@ absl::Status ChannelSegment::initialise_locked(const ChannelSpec& spec, std::uin
   h.total_bytes = ring_offset + ring_bytes;
   h.created_unix_ns = realtime_ns();
   control_->misc.next_token.store(1, std::memory_order_relaxed);
+  // The liveness file, under a random name only this header tells (nobody can make it first).
+  absl::StatusOr<LivenessFile> liveness = absl::UnknownError("");
+  RandomId liveness_id;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    liveness_id = random_id();
+    liveness = LivenessFile::create(liveness_id, spec.permissions, spec.group);
+    if (liveness.ok() || !absl::IsAlreadyExists(liveness.status())) break;
+  }
+  if (!liveness.ok()) {
+    return absl::Status(liveness.status().code(),
+                        cat("channel '", channel_name, "': cannot make its liveness file: ",
+                            std::string(liveness.status().message())));
+  }
+  liveness_ = *std::move(liveness);
+  h.liveness_id[0] = liveness_id.words[0];
+  h.liveness_id[1] = liveness_id.words[1];
   // SYNC(channel_ready): publishes every field above and the ring.
   h.state.store(static_cast<std::uint32_t>(ChannelState::kReady), std::memory_order_release);
   return absl::OkStatus();
@@ -269,7 +303,12 @@ ChannelSegment::~ChannelSegment() {
     const std::string path = cat(kDefaultSegmentDirectory, "/", memory_.native_key());
     memory_.detach();
     struct stat st{};
-    if (stat(path.c_str(), &st) != 0 && errno == ENOENT) collect_stale_wait_files_of(channel_id_);
+    if (stat(path.c_str(), &st) != 0 && errno == ENOENT) {
+      collect_stale_wait_files_of(channel_id_);
+      // The channel's name is gone: its liveness file goes with the last endpoint that holds a
+      // lock there (a channel created again under the name has a file of its own).
+      if (liveness_.any_held() == LivenessFile::State::kFree) remove_liveness_file(info_.liveness_id);
+    }
   }
   // memory_'s destructor detaches (a forked child's copy only unmaps).
 }
@@ -288,7 +327,7 @@ void ChannelSegment::leave_to_recovery() noexcept {
     // SYNC(recovery_hint): after the slot's CAS, both seq_cst (see QueueRecovery::run_locked).
     control_->misc.recovery_hint.store(1, std::memory_order_seq_cst);
   }
-  memory_.release_liveness(self_index_);  // as a dead process's would be
+  liveness_.release(self_index_);  // as a dead process's would be
   self_ = nullptr;
 }
 
@@ -310,7 +349,7 @@ absl::Status ChannelSegment::register_locked(PeerRole role, std::uint32_t flags)
     }
     // The slot's liveness lock: held for as long as this endpoint lives (its attachment drops it
     // when the process dies). A free slot whose lock someone still holds is skipped.
-    if (!memory_.hold_liveness(i)) continue;
+    if (!liveness_.hold(i)) continue;
     const std::uint64_t token = control_->misc.next_token.fetch_add(1, std::memory_order_relaxed);
     s.role.store(static_cast<std::uint32_t>(role), std::memory_order_relaxed);
     s.token.store(token, std::memory_order_relaxed);
@@ -332,10 +371,8 @@ absl::Status ChannelSegment::register_locked(PeerRole role, std::uint32_t flags)
     s.wait_armed.store(0, std::memory_order_relaxed);
     s.wait_events.store(0, std::memory_order_relaxed);
     s.uid.store(static_cast<std::uint32_t>(geteuid()), std::memory_order_relaxed);
-    for (int w = 0; w < 2; ++w) {
-      s.lifeline_name[w].store(0, std::memory_order_relaxed);
-      s.socket_name[w].store(0, std::memory_order_relaxed);
-    }
+    clear_name(s.lifeline_name);
+    clear_name(s.socket_name);
     std::memset(s.pattern_reserved, 0, sizeof(s.pattern_reserved));
     // SYNC(peer_slot): publishes the identity above to slot readers (acquire of state).
     s.state.store(static_cast<std::uint32_t>(PeerState::kActive), std::memory_order_release);
@@ -373,7 +410,7 @@ void ChannelSegment::unregister_locked() noexcept {
     fold_counters_locked(control_, *self_);
     free_slot_locked(*self_);
   }
-  memory_.release_liveness(self_index_);
+  liveness_.release(self_index_);
   self_ = nullptr;
 }
 
@@ -396,15 +433,31 @@ mode_t ChannelSegment::file_mode() const noexcept {
   return st.st_mode & 0777;
 }
 
-void ChannelSegment::create_lifeline() noexcept {
-  if (self_ == nullptr || lifeline_fd_ >= 0) return;
-  lifeline_fd_ = detail::create_lifeline(channel_id_, self_token_, file_mode());
+absl::Status ChannelSegment::create_lifeline() noexcept {
+  if (self_ == nullptr || lifeline_fd_ >= 0) return absl::OkStatus();
+  RandomId name;
+  lifeline_fd_ = detail::create_lifeline(channel_id_, file_mode(), &name);
+  if (lifeline_fd_ < 0) {
+    const int saved = errno;
+    try {
+      return absl::ResourceExhaustedError(cat("channel '", info_.name,
+                                              "': cannot make this endpoint's lifeline: ",
+                                              std::strerror(saved)));
+    } catch (...) {
+      return absl::ResourceExhaustedError("cannot make a lifeline");
+    }
+  }
+  publish_name(self_->lifeline_name, name);  // SYNC(wait_name)
+  return absl::OkStatus();
 }
 
 void ChannelSegment::free_slot_locked(PeerSlot& slot) noexcept {
   disarm_slot(control_, slot);
   slot.wait_events.store(0, std::memory_order_relaxed);
-  remove_wait_files(channel_id_, slot.token.load(std::memory_order_relaxed));
+  remove_wait_file(kLifelinePrefix, channel_id_, load_name(slot.lifeline_name));
+  remove_wait_file(kWaitSocketPrefix, channel_id_, load_name(slot.socket_name));
+  clear_name(slot.lifeline_name);
+  clear_name(slot.socket_name);
   slot.op_state.store(static_cast<std::uint32_t>(PeerOp::kIdle), std::memory_order_relaxed);
   slot.role.store(static_cast<std::uint32_t>(PeerRole::kNone), std::memory_order_relaxed);
   slot.state.store(static_cast<std::uint32_t>(PeerState::kFree), std::memory_order_release);
@@ -429,14 +482,14 @@ std::uint32_t ChannelSegment::mark_dead_locked() noexcept {
 }
 
 bool ChannelSegment::peer_alive(std::uint32_t index, const PeerSlot& slot) const noexcept {
-  return peer_alive_in(memory_, index, slot);
+  return peer_alive_in(liveness_, index, slot);
 }
 
-bool peer_alive_in(const SharedMemory& memory, std::uint32_t index, const PeerSlot& slot) noexcept {
-  switch (memory.liveness_of(index)) {
-    case SharedMemory::Liveness::kHeld: return true;
-    case SharedMemory::Liveness::kFree: return false;
-    case SharedMemory::Liveness::kUnknown: break;
+bool peer_alive_in(const LivenessFile& liveness, std::uint32_t index, const PeerSlot& slot) noexcept {
+  switch (liveness.state_of(index)) {
+    case LivenessFile::State::kHeld: return true;
+    case LivenessFile::State::kFree: return false;
+    case LivenessFile::State::kUnknown: break;
   }
   // The kernel could not be asked: judge by (pid, start time), which holds in one PID namespace.
   const ProcessIdentity who{slot.pid.load(std::memory_order_relaxed),

@@ -9,10 +9,12 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "shmring/core/clock.h"
+#include "shmring/core/detail/liveness_file.h"
 #include "shmring/core/detail/message.h"
 #include "shmring/core/fork_generation.h"
 #include "shmring/core/shared_memory.h"
@@ -32,6 +34,7 @@ struct ChannelInfo {
   std::uint64_t ring_bytes = 0;
   std::uint64_t total_bytes = 0;
   std::int64_t created_unix_ns = 0;
+  RandomId liveness_id;  // names the channel's liveness file
   std::string name;
 };
 
@@ -75,7 +78,8 @@ struct ChannelSpec {
   std::uint64_t default_capacity = 1024;
   std::uint64_t default_max_message = 256;
   std::uint32_t default_max_peers = 64;
-  mode_t permissions = 0600;
+  mode_t permissions = 0600;  // of a channel this creates; the loosest mode it opens
+  std::vector<uid_t> trusted_owners;  // who else may own a channel it opens (SharedMemory::Trust)
   gid_t group = static_cast<gid_t>(-1);
   bool create = true;
   bool read_only = false;  // attach the whole segment read-only (never creates, never registers)
@@ -94,6 +98,7 @@ void copy_common_options(const Options& options, ChannelSpec* spec) {
   spec->max_message = options.max_message;
   spec->max_peers = options.max_peers;
   spec->permissions = options.permissions;
+  spec->trusted_owners = options.trusted_owners;
   spec->group = options.group;
   spec->create = options.create;
   spec->open_timeout = options.open_timeout;
@@ -123,9 +128,9 @@ class ChannelSegment {
   // The segment file's permission bits (what the channel's wait files get). One fstat.
   mode_t file_mode() const noexcept;
   // After registration, without the lock: this endpoint's lifeline FIFO (wait_files.h), which
-  // its watchers see hang up when it closes or dies. Best effort: without it (no file
-  // descriptors left) the endpoint works, only its death is noticed by polling instead.
-  void create_lifeline() noexcept;
+  // its watchers see hang up when it closes or dies; its random name goes into the peer slot
+  // (SYNC(wait_name)). An error says why it could not be made (the endpoint then does not open).
+  absl::Status create_lifeline() noexcept;
   // True in the process that opened it (false in a forked child that inherited it). No system
   // call: compares fork generations.
   bool owned_here() const noexcept { return fork_generation() == fork_generation_; }
@@ -142,7 +147,7 @@ class ChannelSegment {
   // the retired totals). Returns how many were found.
   std::uint32_t mark_dead_locked() noexcept;
   // Whether the endpoint in peer slot `index` lives: it holds that slot's liveness lock (an OFD
-  // lock the kernel drops with its process; see SharedMemory::hold_liveness), which holds across
+  // lock in the channel's liveness file that the kernel drops with its process), which holds across
   // PID namespaces and pid reuse. (pid, start time) only if the kernel cannot be asked.
   bool peer_alive(std::uint32_t index, const PeerSlot& slot) const noexcept;
   // Under the lock: frees a slot (after its pending state is settled): its armed descriptor is
@@ -182,6 +187,7 @@ class ChannelSegment {
   std::uint64_t self_token_ = 0;
   std::uint64_t fork_generation_ = 0;  // fork_generation() of the opening process
   std::uint64_t channel_id_ = 0;
+  LivenessFile liveness_;  // the channel's liveness file (registered endpoints only)
   int lifeline_fd_ = -1;
   bool read_only_ = false;
 };
@@ -190,8 +196,9 @@ class ChannelSegment {
 // notifier's CAS takes the armed count down).
 void disarm_slot(ControlBlock* control, PeerSlot& slot) noexcept;
 
-// peer_alive for a segment attached by other means (read_stats' read-only attachment).
-bool peer_alive_in(const SharedMemory& memory, std::uint32_t index, const PeerSlot& slot) noexcept;
+// peer_alive with a liveness file opened by other means (read_stats: read-only, or not at all when
+// the caller may not open it; then (pid, start time) decide).
+bool peer_alive_in(const LivenessFile& liveness, std::uint32_t index, const PeerSlot& slot) noexcept;
 
 // A peer slot's counters (relaxed loads).
 struct PeerCounters {

@@ -8,7 +8,7 @@
 //   [512, 640)   WakeBlock space_wake  senders park here (queue full / lossless topic full)
 //   [640, 768)   ChannelMisc     token generator, recovery hint
 //   [768, ...)   PeerSlot[max_peers], 128 bytes each
-//   [ring_offset, ring_offset + ring_bytes)  the ring (MpmcQueue, BroadcastRing, frame pool)
+//   [ring_offset, ring_offset + ring_bytes)  the ring (MpmcQueue, broadcast ring, frame pool)
 //
 // Nothing here is trusted by a reader: the header is copied once and validated
 // (read_channel_header in channel_segment.cc), every peer slot field is range-checked before use.
@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "shmring/core/detail/random_id.h"
 #include "shmring/core/layout.h"
 #include "shmring/transport/channel.h"
 
@@ -234,6 +235,25 @@ static_assert(offsetof(ControlBlock, counters) == 256);
 static_assert(offsetof(ControlBlock, data_wake) == 384);
 static_assert(offsetof(ControlBlock, space_wake) == 512);
 static_assert(offsetof(ControlBlock, misc) == 640);
+
+// SYNC(wait_name): a file's random name (lifeline_name, socket_name) is published by its owner after
+// the file exists: word 0 relaxed, then word 1 (never 0 in a made name) release. A reader
+// acquire-loads word 1 first (0: not made yet), then word 0; a name read while its slot changes
+// hands may be torn, which only makes the open fail (ENOENT) and the reader look again later.
+inline void publish_name(std::atomic<std::uint64_t> (&words)[2], const detail::RandomId& name) noexcept {
+  words[0].store(name.words[0], std::memory_order_relaxed);
+  words[1].store(name.words[1], std::memory_order_release);
+}
+inline detail::RandomId load_name(const std::atomic<std::uint64_t> (&words)[2]) noexcept {
+  detail::RandomId name;
+  name.words[1] = words[1].load(std::memory_order_acquire);
+  name.words[0] = words[0].load(std::memory_order_relaxed);
+  return name;
+}
+inline void clear_name(std::atomic<std::uint64_t> (&words)[2]) noexcept {
+  words[1].store(0, std::memory_order_relaxed);
+  words[0].store(0, std::memory_order_relaxed);
+}
 
 inline PeerSlot* peer_slots(ControlBlock* control) noexcept {
   return reinterpret_cast<PeerSlot*>(reinterpret_cast<std::byte*>(control) + sizeof(ControlBlock));

@@ -30,12 +30,15 @@ absl::Status Endpoint::open(std::string_view name, const ChannelSpec& spec, cons
   }
   seg->unlock();
   if (!s.ok()) return s;
-  seg->create_lifeline();
+  // Without a lifeline its watchers could not see it die: the endpoint does not open (its slot is
+  // given back when the segment closes).
+  if (absl::Status lifeline = seg->create_lifeline(); !lifeline.ok()) return lifeline;
   // Armed endpoints that watch peers like this one start watching it at their next arming, and
   // what this open's recovery freed may be what they wait for: fire them (slow path; nothing
   // when none is armed).
   notify_receivers(*seg);
   notify_senders(*seg);
+  announce_membership(*seg, plan.role);
   return opened();
 }
 
@@ -154,12 +157,16 @@ ChannelEndpoint& ChannelEndpoint::operator=(ChannelEndpoint&& other) noexcept {
 }
 ChannelEndpoint::~ChannelEndpoint() { close(); }
 
+bool ChannelEndpoint::is_open() const noexcept {
+  return impl_ != nullptr && impl_->seg->owned_here();
+}
+
 PeerStats ChannelEndpoint::stats() const noexcept {
-  return impl_ ? detail::peer_stats(*impl_->seg) : PeerStats{};
+  return is_open() ? detail::peer_stats(*impl_->seg) : PeerStats{};
 }
 
 std::uint64_t ChannelEndpoint::channel_incarnation() const noexcept {
-  return impl_ ? impl_->seg->channel_id() : 0;
+  return is_open() ? impl_->seg->channel_id() : 0;
 }
 
 int ChannelEndpoint::wait_fd() const noexcept {
@@ -183,7 +190,7 @@ int ChannelEndpoint::wait_fd() const noexcept {
 }
 
 WaitEvent ChannelEndpoint::take_wait_events() noexcept {
-  if (!impl_ || !impl_->descriptor) return WaitEvent::kNone;
+  if (!is_open() || !impl_->descriptor) return WaitEvent::kNone;
   const WaitEvent events = impl_->descriptor->take_events();
   if (impl_->descriptor->take_peer_gone_news()) impl_->peer_gone();
   return events;

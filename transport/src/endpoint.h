@@ -178,9 +178,13 @@ struct Endpoint {
   const PeerSlot* live_peer_with(PeerRole role) const noexcept;
 };
 
-// A handle's endpoint as its pattern's type.
+// A handle's endpoint as its pattern's type; nullptr when closed, and in a forked child: a child's
+// copy of an endpoint is inert (every data-path call answers kClosed) and never touches what
+// belongs to the parent (its claims, cursors, positions, loans and views). One relaxed load and a
+// compare (fork_generation()), no system call.
 template <typename E>
 E* endpoint_as(const std::unique_ptr<Endpoint>& impl) noexcept {
+  if (impl == nullptr || !impl->seg->owned_here()) return nullptr;
   return static_cast<E*>(impl.get());
 }
 

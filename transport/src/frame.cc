@@ -213,7 +213,7 @@ void FramePublisher::abandon(FrameLoan& loan) noexcept {
 
 ChannelResult FramePublisher::send(std::span<const std::byte> frame,
                                    std::chrono::nanoseconds timeout) noexcept {
-  if (!impl_) return ChannelResult::kClosed;
+  if (!is_open()) return ChannelResult::kClosed;
   if (frame.size() > max_message()) return ChannelResult::kTooLarge;
   FrameLoan l = loan(timeout);
   if (!l.ok()) return l.result();
@@ -226,10 +226,12 @@ ChannelResult FramePublisher::try_send(std::span<const std::byte> frame) noexcep
 }
 
 std::uint64_t FramePublisher::max_message() const noexcept {
-  return impl_ ? endpoint_as<FrameEndpoint>(impl_)->pool->frame_bytes() : 0;
+  const auto* e = endpoint_as<FrameEndpoint>(impl_);
+  return e != nullptr ? e->pool->frame_bytes() : 0;
 }
 std::uint64_t FramePublisher::frames_published() const noexcept {
-  return impl_ ? endpoint_as<FrameEndpoint>(impl_)->published : 0;
+  const auto* e = endpoint_as<FrameEndpoint>(impl_);
+  return e != nullptr ? e->published : 0;
 }
 // --- FrameSubscriber -------------------------------------------------------------------------------
 
@@ -294,7 +296,7 @@ FrameView FrameSubscriber::receive_view(std::chrono::nanoseconds timeout) noexce
 
 ChannelResult FrameSubscriber::receive(std::span<std::byte> out, std::size_t* bytes,
                                        std::chrono::nanoseconds timeout) noexcept {
-  if (!impl_) return ChannelResult::kClosed;
+  if (!is_open()) return ChannelResult::kClosed;
   if (out.size() < max_message()) return ChannelResult::kTooLarge;
   FrameView v = take(timeout.count() > 0, timeout);
   if (!v.ok()) return v.result();
@@ -320,12 +322,15 @@ std::size_t FrameSubscriber::poll(const std::function<void(std::span<const std::
 }
 
 std::uint64_t FrameSubscriber::lost() const noexcept {
-  return impl_ ? endpoint_as<FrameEndpoint>(impl_)->lost : 0;
+  const auto* e = endpoint_as<FrameEndpoint>(impl_);
+  return e != nullptr ? e->lost : 0;
 }
 std::uint64_t FrameSubscriber::received() const noexcept {
-  return impl_ ? endpoint_as<FrameEndpoint>(impl_)->received : 0;
+  const auto* e = endpoint_as<FrameEndpoint>(impl_);
+  return e != nullptr ? e->received : 0;
 }
 std::uint64_t FrameSubscriber::max_message() const noexcept {
-  return impl_ ? endpoint_as<FrameEndpoint>(impl_)->pool->frame_bytes() : 0;
+  const auto* e = endpoint_as<FrameEndpoint>(impl_);
+  return e != nullptr ? e->pool->frame_bytes() : 0;
 }
 }  // namespace shmring

@@ -1,16 +1,26 @@
 // Inspection of channels from outside, declared in channel.h: read_stats (counters without
 // disturbing the channel), list_channels, remove_channel, and the clean-up of stale wait files.
+//
+// Channels of any owner are read with pread through core's SegmentFile, never mapped: a file its
+// owner (or anyone with write access) keeps resizing cannot kill the tool that looks at it, and
+// reading is not an attachment, so it keeps nothing alive.
+#include <sys/stat.h>
+#include <time.h>
+
 #include <algorithm>
+#include <cstring>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "channel_segment.h"
 #include "control_block.h"
+#include "shmring/core/detail/liveness_file.h"
 #include "shmring/core/detail/wait_files.h"
 #include "shmring/core/segment_directory.h"
 #include "shmring/core/shared_memory.h"
 #include "shmring/core/stable_hash.h"
-#include "shmring/queue/broadcast_publishers.h"
+#include "shmring/queue/broadcast_layout.h"
 #include "shmring/queue/mpmc_queue.h"
 #include "shmring/transport/channel.h"
 #include "wait.h"
@@ -19,67 +29,146 @@ namespace shmring {
 
 namespace {
 
-// A topic's ring: its shape, abandoned messages, each publisher's id and each subscriber's lag
-// behind the claims (the ring is mapped read-only: only loads).
-void add_topic_stats(const void* ring, std::uint64_t ring_bytes, const ControlBlock* cb, ChannelStats* st) {
-  const PeerSlot* slots = peer_slots(cb);
-  absl::StatusOr<BroadcastPublishers> publishers =
-      BroadcastPublishers::attach(const_cast<void*>(ring), ring_bytes);  // views only
-  const std::uint64_t claimed = publishers.ok() ? publishers->claim_position_approx() : 0;
-  if (publishers.ok()) {
-    st->max_publishers = publishers->size();
-    st->abandoned = publishers->abandoned();
-    absl::StatusOr<BroadcastLayout> layout = BroadcastLayout::map(ring, ring_bytes);
-    st->history = layout.ok() ? layout->history : 0;
-  }
-  for (PeerStats& p : st->peers) {
-    const PeerSlot& s = slots[p.index];
-    const std::uint64_t position = p.lag;  // the subscriber's position, stored by stats_of
-    p.lag = 0;
-    if (!publishers.ok()) continue;
-    if (p.role == PeerRole::kSubscriber) {
-      p.lossless = (s.peer_flags.load(std::memory_order_relaxed) & kPeerLosslessSubscriber) != 0;
-      p.lag = static_cast<std::int64_t>(claimed - position) > 0 ? claimed - position : 0;
-    } else if (p.role == PeerRole::kPublisher) {
-      const std::uint64_t token = s.token.load(std::memory_order_relaxed);
-      for (std::uint32_t i = 0; i < publishers->size(); ++i) {
-        const BroadcastPublishers::View v = publishers->slot(i);
-        if (v.owner == token) p.publisher_id = v.id;
-      }
-    }
-  }
+using detail::ChannelInfo;
+using detail::LivenessFile;
+using detail::RandomId;
+
+// How much of a ring region a tool reads: its header and positions (every ring keeps them in its
+// first bytes; nothing past them is needed for stats). A topic's ring: its fixed blocks and as
+// many publisher slots as a ring can have.
+constexpr std::size_t kRingPeekBytes = 1024;
+constexpr std::size_t kTopicPeekBytes =
+    sizeof(BroadcastControl) + std::size_t{kMaxBroadcastPublishers} * sizeof(BroadcastPublisherSlot);
+
+std::string channel_path(std::string_view name) {
+  return std::string(kDefaultSegmentDirectory) + "/" + SharedMemory::native_key_for(channel_key(name));
 }
 
-absl::StatusOr<ChannelStats> stats_of(SharedMemory& memory, std::string_view what) {
-  absl::StatusOr<detail::ChannelInfo> info =
-      detail::read_channel_header(memory.const_data(), memory.size(), what);
+// The copy's storage: 128-byte blocks, so the control block and ring structs in it are aligned.
+struct alignas(kFalseSharingRange) Block {
+  std::byte b[kFalseSharingRange];
+};
+
+// A channel's control block (with its peer slots) and the start of its ring, read with pread.
+struct ChannelCopy {
+  ChannelInfo info;
+  std::vector<Block> storage;  // [0, ring_offset + ring peek) of the user data
+  std::size_t size = 0;
+  const std::byte* data() const { return reinterpret_cast<const std::byte*>(storage.data()); }
+  const ControlBlock* control() const { return reinterpret_cast<const ControlBlock*>(data()); }
+  const std::byte* ring() const { return data() + info.ring_offset; }
+  std::size_t ring_peek() const { return size - info.ring_offset; }
+};
+
+absl::StatusOr<ChannelCopy> copy_channel(const SegmentFile& file, std::string_view what) {
+  const std::uint64_t data_bytes = file.listing().data_bytes;
+  if (data_bytes < sizeof(ControlBlock)) {
+    return absl::DataLossError(detail::cat(what, ": too small for a channel"));
+  }
+  ChannelCopy copy;
+  copy.storage.resize(sizeof(ControlBlock) / sizeof(Block));
+  copy.size = sizeof(ControlBlock);
+  auto bytes = [&] {
+    return std::span<std::byte>(reinterpret_cast<std::byte*>(copy.storage.data()), copy.size);
+  };
+  if (absl::Status s = file.read(0, bytes()); !s.ok()) return s;
+  absl::StatusOr<ChannelInfo> info = detail::read_channel_header(copy.data(), data_bytes, what);
   if (!info.ok()) return info.status();
-  const auto* cb = static_cast<const ControlBlock*>(memory.const_data());
+  copy.size = copy.info.ring_offset = info->ring_offset;  // (checked against data_bytes)
+  copy.size += std::min<std::uint64_t>(info->ring_bytes,
+                                       info->kind == ChannelKind::kTopic ? kTopicPeekBytes : kRingPeekBytes);
+  copy.storage.resize((copy.size + sizeof(Block) - 1) / sizeof(Block));
+  if (absl::Status s = file.read(0, bytes()); !s.ok()) return s;
+  // Checked once more from the full copy: a header that changed between the reads is refused.
+  absl::StatusOr<ChannelInfo> again = detail::read_channel_header(copy.data(), data_bytes, what);
+  if (!again.ok()) return again.status();
+  if (again->ring_offset != info->ring_offset || again->max_peers != info->max_peers) {
+    return absl::UnavailableError(detail::cat(what, ": changed while it was read"));
+  }
+  copy.info = *std::move(again);
+  return copy;
+}
+
+// Queue depth and a topic's writer tail, from the ring's first bytes.
+std::uint64_t queue_depth(const ChannelCopy& c) {
+  if (c.ring_peek() < sizeof(MpmcControl)) return 0;
+  alignas(MpmcControl) std::byte control[sizeof(MpmcControl)];
+  std::memcpy(control, c.ring(), sizeof control);
+  if (!read_ring_header(control, c.info.ring_bytes, RingKind::kMpmc).ok()) return 0;
+  const auto* q = reinterpret_cast<const MpmcControl*>(control);
+  const std::uint64_t enqueue = q->enqueue_pos.value.load(std::memory_order_relaxed);
+  const std::uint64_t dequeue = q->dequeue_pos.value.load(std::memory_order_relaxed);
+  const auto depth = static_cast<std::int64_t>(enqueue - dequeue);
+  return depth <= 0 ? 0 : std::min<std::uint64_t>(static_cast<std::uint64_t>(depth), c.info.capacity);
+}
+
+// What a tool shows of a topic's ring, from its first bytes: where the writers are (lag), its
+// shape, the dead publishers' messages skipped, and each publisher slot's owner token and id.
+struct TopicPeek {
+  std::uint64_t claimed = 0;
+  std::uint32_t max_publishers = 0;
+  std::uint64_t history = 0;
+  std::uint64_t abandoned = 0;
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> publishers;  // (owner token, id)
+};
+
+std::optional<TopicPeek> topic_peek(const ChannelCopy& c) {
+  if (c.ring_peek() < sizeof(BroadcastControl)) return std::nullopt;
+  if (!read_ring_header(c.ring(), c.info.ring_bytes, RingKind::kBroadcast).ok()) return std::nullopt;
+  const auto* control = reinterpret_cast<const BroadcastControl*>(c.ring());
+  TopicPeek peek;
+  peek.claimed = control->claim.position;
+  peek.max_publishers = control->descriptor.max_publishers;
+  peek.history = control->descriptor.history;
+  peek.abandoned = control->rare.abandoned.load(std::memory_order_relaxed);
+  const auto* slots = reinterpret_cast<const BroadcastPublisherSlot*>(control + 1);
+  const std::size_t fit = (c.ring_peek() - sizeof(BroadcastControl)) / sizeof(BroadcastPublisherSlot);
+  for (std::uint32_t i = 0; i < peek.max_publishers && i < fit; ++i) {
+    peek.publishers.emplace_back(slots[i].owner.load(std::memory_order_relaxed),
+                                 slots[i].id.load(std::memory_order_relaxed));
+  }
+  return peek;
+}
+
+ChannelStats stats_of(const SegmentFile& file, const ChannelCopy& c) {
+  const ChannelInfo& info = c.info;
+  const ControlBlock* cb = c.control();
   ChannelStats st;
-  st.name = info->name;
-  st.kind = info->kind;
-  st.lossless = (info->flags & kChannelLossless) != 0;
-  st.capacity = info->capacity;
-  st.max_message = info->max_message;
-  st.max_peers = info->max_peers;
-  st.attachments = memory.num_attachments();
-  const ChannelCounters& c = cb->counters;
-  st.sent = c.retired_sent.load(std::memory_order_relaxed);
-  st.received = c.retired_received.load(std::memory_order_relaxed);
-  st.lost = c.retired_lost.load(std::memory_order_relaxed);
-  st.blocked_ns = c.retired_blocked_ns.load(std::memory_order_relaxed);
-  st.peers_reclaimed = c.peers_reclaimed.load(std::memory_order_relaxed);
-  st.claims_skipped = c.claims_skipped.load(std::memory_order_relaxed);
-  st.items_redelivered = c.items_redelivered.load(std::memory_order_relaxed);
-  st.evictions = c.evictions.load(std::memory_order_relaxed);
+  st.name = info.name;
+  st.kind = info.kind;
+  st.lossless = (info.flags & kChannelLossless) != 0;
+  st.capacity = info.capacity;
+  st.max_message = info.max_message;
+  st.max_peers = info.max_peers;
+  st.attachments = file.listing().attachments;
+  const ChannelCounters& counters = cb->counters;
+  st.sent = counters.retired_sent.load(std::memory_order_relaxed);
+  st.received = counters.retired_received.load(std::memory_order_relaxed);
+  st.lost = counters.retired_lost.load(std::memory_order_relaxed);
+  st.blocked_ns = counters.retired_blocked_ns.load(std::memory_order_relaxed);
+  st.peers_reclaimed = counters.peers_reclaimed.load(std::memory_order_relaxed);
+  st.claims_skipped = counters.claims_skipped.load(std::memory_order_relaxed);
+  st.items_redelivered = counters.items_redelivered.load(std::memory_order_relaxed);
+  st.evictions = counters.evictions.load(std::memory_order_relaxed);
   const std::uint32_t data_waiters = cb->data_wake.waiters.load(std::memory_order_relaxed);
   const std::uint32_t space_waiters = cb->space_wake.waiters.load(std::memory_order_relaxed);
   st.receivers_parked = data_waiters & kParkedMask;
   st.senders_parked = space_waiters & kParkedMask;
   st.receivers_armed = data_waiters >> kArmedShift;
   st.senders_armed = space_waiters >> kArmedShift;
+  // Liveness from the channel's liveness file, if this user may open it (read-only: only asked);
+  // otherwise each peer's (pid, start time) decides.
+  absl::StatusOr<LivenessFile> opened =
+      LivenessFile::open(info.liveness_id, file.listing().owner, /*writable=*/false);
+  const LivenessFile liveness = opened.ok() ? *std::move(opened) : LivenessFile();
+  const std::optional<TopicPeek> topic = info.kind == ChannelKind::kTopic ? topic_peek(c) : std::nullopt;
+  if (topic.has_value()) {
+    st.max_publishers = topic->max_publishers;
+    st.history = topic->history;
+    st.abandoned = topic->abandoned;
+  }
   const PeerSlot* slots = peer_slots(cb);
-  for (std::uint32_t i = 0; i < info->max_peers; ++i) {
+  for (std::uint32_t i = 0; i < info.max_peers; ++i) {
     const PeerSlot& s = slots[i];
     const std::uint32_t state = s.state.load(std::memory_order_acquire);
     if (state == static_cast<std::uint32_t>(PeerState::kFree)) continue;
@@ -88,12 +177,22 @@ absl::StatusOr<ChannelStats> stats_of(SharedMemory& memory, std::string_view wha
     p.state = static_cast<PeerState>(state);
     p.role = static_cast<PeerRole>(s.role.load(std::memory_order_relaxed));
     p.pid = s.pid.load(std::memory_order_relaxed);
-    p.alive = detail::peer_alive_in(memory, i, s);
+    p.alive = detail::peer_alive_in(liveness, i, s);
     p.sent = s.sent.load(std::memory_order_relaxed);
     p.received = s.received.load(std::memory_order_relaxed);
     p.lost = s.lost.load(std::memory_order_relaxed);
     p.blocked_ns = s.blocked_ns.load(std::memory_order_relaxed);
-    p.lag = s.position.load(std::memory_order_relaxed);
+    if (topic.has_value() && p.role == PeerRole::kSubscriber) {
+      const std::uint64_t position = s.position.load(std::memory_order_relaxed);
+      p.lag = static_cast<std::int64_t>(topic->claimed - position) > 0 ? topic->claimed - position : 0;
+      p.lossless = (s.peer_flags.load(std::memory_order_relaxed) & kPeerLosslessSubscriber) != 0;
+    }
+    if (topic.has_value() && p.role == PeerRole::kPublisher) {
+      const std::uint64_t token = s.token.load(std::memory_order_relaxed);
+      for (const auto& [owner, id] : topic->publishers) {
+        if (owner == token) p.publisher_id = id;
+      }
+    }
     if (p.state == PeerState::kActive) {  // dead peers' counters are in the retired totals already
       st.sent += p.sent;
       st.received += p.received;
@@ -102,22 +201,70 @@ absl::StatusOr<ChannelStats> stats_of(SharedMemory& memory, std::string_view wha
     }
     st.peers.push_back(p);
   }
-  const void* ring = static_cast<const std::byte*>(memory.const_data()) + info->ring_offset;
-  if (info->kind == ChannelKind::kQueue) {
-    const absl::StatusOr<std::uint64_t> depth = MpmcQueue<>::depth_of(ring, info->ring_bytes);
-    st.depth = depth.ok() ? std::min(*depth, info->capacity) : 0;
-  }
-  if (info->kind == ChannelKind::kTopic) add_topic_stats(ring, info->ring_bytes, cb, &st);
+  if (info.kind == ChannelKind::kQueue) st.depth = queue_depth(c);
   return st;
+}
+
+// The liveness ids every channel segment file in the directory names (live or not: a stale
+// channel's file goes with its segment, in gc's second pass).
+std::set<std::string> liveness_files_in_use() {
+  std::set<std::string> in_use;
+  const std::string prefix = detail::cat(kSegmentNamePrefix, kChannelKeyPrefix);
+  for (const std::string& path : segment_paths(kDefaultSegmentDirectory, prefix)) {
+    absl::StatusOr<SegmentFile> file = SegmentFile::open(path);
+    if (!file.ok()) continue;
+    absl::StatusOr<ChannelCopy> copy = copy_channel(*file, path);
+    if (copy.ok()) in_use.insert(detail::liveness_path(copy->info.liveness_id));
+  }
+  return in_use;
+}
+
+// A liveness file younger than this may belong to a channel whose creator has not published its
+// header yet.
+constexpr time_t kLivenessGraceSeconds = 10;
+
+std::vector<std::string> collect_stale_liveness_files(bool dry_run) {
+  std::vector<std::string> removed;
+  std::vector<std::string> candidates = segment_paths(kDefaultSegmentDirectory, detail::kLivenessPrefix);
+  if (candidates.empty()) return removed;
+  const std::set<std::string> in_use = liveness_files_in_use();
+  const uid_t me = geteuid();
+  for (const std::string& path : candidates) {
+    if (in_use.count(path) != 0) continue;
+    struct stat st {};
+    if (lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (me != 0 && st.st_uid != me) continue;  // other users' files are theirs to clean
+    if (time(nullptr) - st.st_mtime < kLivenessGraceSeconds) continue;
+    RandomId id;
+    const std::string_view name =
+        std::string_view(path).substr(kDefaultSegmentDirectory.size() + 1 + detail::kLivenessPrefix.size());
+    if (!detail::from_hex(name, &id)) continue;
+    absl::StatusOr<LivenessFile> file = LivenessFile::open(id, st.st_uid, false);
+    if (file.ok() && file->any_held() != LivenessFile::State::kFree) continue;  // someone lives
+    if (dry_run || detail::remove_liveness_file(id)) removed.push_back(path);
+  }
+  return removed;
 }
 
 }  // namespace
 
 absl::StatusOr<ChannelStats> read_stats(std::string_view name) {
   if (absl::Status s = validate_channel_name(name); !s.ok()) return s;
-  SharedMemory memory(channel_key(name));
-  if (!memory.attach(AccessMode::kReadOnly)) return memory.status();
-  return stats_of(memory, detail::cat("channel '", name, "'"));
+  const std::string what = detail::cat("channel '", name, "'");
+  absl::StatusOr<SegmentFile> file = SegmentFile::open(channel_path(name));
+  if (!file.ok()) {
+    if (absl::IsNotFound(file.status())) {
+      return absl::NotFoundError(detail::cat(what, ": no such channel"));
+    }
+    return file.status();
+  }
+  if (file->listing().liveness == SegmentLiveness::kStale) {
+    return absl::NotFoundError(detail::cat(what, ": no live channel (every endpoint is gone)"));
+  }
+  absl::StatusOr<ChannelCopy> copy = copy_channel(*file, what);
+  if (!copy.ok()) return copy.status();
+  if (copy->info.name != name) return absl::DataLossError(detail::cat(what, ": names another channel"));
+  return stats_of(*file, *copy);
 }
 
 std::vector<std::string> list_channels() {
@@ -126,36 +273,53 @@ std::vector<std::string> list_channels() {
   const std::string prefix = detail::cat(kSegmentNamePrefix, kChannelKeyPrefix);
   for (const std::string& path : segment_paths(kDefaultSegmentDirectory, prefix)) {
     const std::string entry = path.substr(kDefaultSegmentDirectory.size() + 1);
-    SharedMemory memory;
-    memory.set_native_key(entry);
-    if (!memory.attach(AccessMode::kReadOnly)) continue;  // stale, foreign or not permitted
-    absl::StatusOr<detail::ChannelInfo> info =
-        detail::read_channel_header(memory.const_data(), memory.size(), entry);
-    if (!info.ok()) continue;
+    absl::StatusOr<SegmentFile> file = SegmentFile::open(path);
+    if (!file.ok() || file->listing().liveness == SegmentLiveness::kStale) continue;
+    absl::StatusOr<ChannelCopy> copy = copy_channel(*file, entry);
+    if (!copy.ok()) continue;
     // Only a segment whose name really is this channel's (not a look-alike).
-    if (SharedMemory::native_key_for(channel_key(info->name)) != entry) continue;
-    names.push_back(info->name);
+    if (SharedMemory::native_key_for(channel_key(copy->info.name)) != entry) continue;
+    names.push_back(copy->info.name);
   }
   return names;
 }
 
 std::vector<std::string> collect_stale_wait_files(bool dry_run) {
-  return detail::collect_stale_wait_files(0, dry_run);
+  std::vector<std::string> removed = detail::collect_stale_wait_files(0, dry_run);
+  for (std::string& path : collect_stale_liveness_files(dry_run)) removed.push_back(std::move(path));
+  return removed;
 }
 
 absl::Status remove_channel(std::string_view name) {
   if (absl::Status s = validate_channel_name(name); !s.ok()) return s;
+  const std::string what = detail::cat("remove_channel: channel '", name, "'");
+  // The liveness file goes with the name (endpoints still open keep theirs open).
+  RandomId liveness_id;
+  if (absl::StatusOr<SegmentFile> file = SegmentFile::open(channel_path(name)); file.ok()) {
+    if (absl::StatusOr<ChannelCopy> copy = copy_channel(*file, what); copy.ok()) {
+      liveness_id = copy->info.liveness_id;
+    }
+  } else if (absl::IsNotFound(file.status())) {
+    return absl::NotFoundError(detail::cat(what, ": no such channel"));
+  }
   SharedMemory memory(channel_key(name));
   if (!memory.exists()) {
-    return absl::NotFoundError(detail::cat("remove_channel: no channel '", name, "'"));
+    // Every endpoint died (stale): its file and lock go now, as gc would remove them.
+    if (!memory.destroy(DestroyMode::kForceNoWait)) return memory.status();
+    if (!liveness_id.empty()) detail::remove_liveness_file(liveness_id);
+    return absl::OkStatus();
   }
   // Endpoints that wait on descriptors hear about it (WaitEvent::kRemoved): attached before the
   // name goes, signalled after. Best effort: without write access nobody is told.
+  // Only a channel this user owns is attached for that: mapping another user's file would let its
+  // owner kill this process (SIGBUS) by resizing it.
   SharedMemory notifier(channel_key(name));
+  notifier.set_trust({/*any_owner=*/false, {}, 0777});
   const bool attached = notifier.attach(AccessMode::kReadWrite);
   if (!memory.destroy(DestroyMode::kForceNoWait)) return memory.status();
+  if (!liveness_id.empty()) detail::remove_liveness_file(liveness_id);
   if (attached) {
-    absl::StatusOr<detail::ChannelInfo> info =
+    absl::StatusOr<ChannelInfo> info =
         detail::read_channel_header(notifier.data(), notifier.size(), "remove_channel");
     if (info.ok()) {
       auto* control = static_cast<ControlBlock*>(notifier.data());

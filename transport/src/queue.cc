@@ -172,13 +172,16 @@ absl::StatusOr<QueueProducer> QueueProducer::open(std::string_view name,
 }
 
 std::uint64_t QueueProducer::max_message() const noexcept {
-  return impl_ ? endpoint_as<QueueEndpoint>(impl_)->q->slot_size() : 0;
+  const auto* e = endpoint_as<QueueEndpoint>(impl_);
+  return e != nullptr ? e->q->slot_size() : 0;
 }
 std::uint64_t QueueProducer::capacity() const noexcept {
-  return impl_ ? endpoint_as<QueueEndpoint>(impl_)->q->capacity() : 0;
+  const auto* e = endpoint_as<QueueEndpoint>(impl_);
+  return e != nullptr ? e->q->capacity() : 0;
 }
 std::uint64_t QueueProducer::size_approx() const noexcept {
-  return impl_ ? endpoint_as<QueueEndpoint>(impl_)->q->size_approx() : 0;
+  const auto* e = endpoint_as<QueueEndpoint>(impl_);
+  return e != nullptr ? e->q->size_approx() : 0;
 }
 ChannelResult QueueProducer::try_send(std::span<const std::byte> message) noexcept {
   return send(message, std::chrono::nanoseconds(0));
@@ -289,13 +292,16 @@ absl::StatusOr<QueueConsumer> QueueConsumer::open(std::string_view name,
 }
 
 std::uint64_t QueueConsumer::max_message() const noexcept {
-  return impl_ ? endpoint_as<QueueEndpoint>(impl_)->q->slot_size() : 0;
+  const auto* e = endpoint_as<QueueEndpoint>(impl_);
+  return e != nullptr ? e->q->slot_size() : 0;
 }
 std::uint64_t QueueConsumer::capacity() const noexcept {
-  return impl_ ? endpoint_as<QueueEndpoint>(impl_)->q->capacity() : 0;
+  const auto* e = endpoint_as<QueueEndpoint>(impl_);
+  return e != nullptr ? e->q->capacity() : 0;
 }
 std::uint64_t QueueConsumer::size_approx() const noexcept {
-  return impl_ ? endpoint_as<QueueEndpoint>(impl_)->q->size_approx() : 0;
+  const auto* e = endpoint_as<QueueEndpoint>(impl_);
+  return e != nullptr ? e->q->size_approx() : 0;
 }
 bool QueueConsumer::recover(QueueView* view) noexcept {
   QueueEndpoint* e = endpoint_as<QueueEndpoint>(impl_);
@@ -395,7 +401,7 @@ QueueView QueueConsumer::receive_view(std::chrono::nanoseconds timeout) noexcept
 
 ChannelResult QueueConsumer::receive(std::span<std::byte> out, std::size_t* bytes,
                                      std::chrono::nanoseconds timeout) noexcept {
-  if (!impl_) return ChannelResult::kClosed;
+  if (!is_open()) return ChannelResult::kClosed;
   if (out.size() < max_message()) return ChannelResult::kTooLarge;
   const std::uint64_t deadline = detail::deadline_after(timeout);
   for (;;) {

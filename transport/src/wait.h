@@ -56,6 +56,11 @@ void fire_armed(ChannelSegment& seg, std::uint32_t armed_on) noexcept;
 void signal_peer(ChannelSegment& seg, PeerSlot& slot, WaitEvent events) noexcept;
 void signal_peer(std::uint64_t channel_id, ControlBlock* control, PeerSlot& slot,
                  WaitEvent events) noexcept;
+// A new endpoint with `role` (registered, its lifeline made) tells the descriptors that watch its
+// role but are not armed (armed ones are fired by notify_*) to look at the peers again, so a sender
+// that never blocks still watches receivers that joined after its descriptor was made. One
+// datagram (kMembershipNotice) per such descriptor; the slow path of open.
+void announce_membership(ChannelSegment& seg, PeerRole role) noexcept;
 
 inline void notify(ChannelSegment& seg, WakeBlock& wake, std::uint32_t armed_on) noexcept {
   // SYNC(wake): see the comment at the top of this file. SYNC(wait_fd): the same RMW.

@@ -25,6 +25,14 @@ bool is_receiver(PeerRole role) { return role == PeerRole::kSubscriber || role =
 
 }  // namespace
 
+bool watches(PeerRole watcher, PeerRole peer) noexcept {
+  if (is_receiver(watcher)) {
+    return peer == PeerRole::kPublisher || peer == PeerRole::kProducer ||
+           (watcher == PeerRole::kConsumer && peer == PeerRole::kConsumer);
+  }
+  return peer == PeerRole::kSubscriber || peer == PeerRole::kConsumer;
+}
+
 std::shared_ptr<WaitDescriptor> WaitDescriptor::create(ChannelSegment& seg, PeerRole role,
                                                        int* error) noexcept {
   *error = 0;
@@ -64,7 +72,7 @@ std::shared_ptr<WaitDescriptor> WaitDescriptor::create(ChannelSegment& seg, Peer
     d->close();
     return nullptr;
   }
-  d->socket_fd_ = create_wait_socket(seg.channel_id(), d->token_, seg.file_mode());
+  d->socket_fd_ = create_wait_socket(seg.channel_id(), seg.file_mode(), &d->socket_name_);
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = kSocketTag;
@@ -73,10 +81,11 @@ std::shared_ptr<WaitDescriptor> WaitDescriptor::create(ChannelSegment& seg, Peer
     d->close();
     return nullptr;
   }
+  publish_name(d->slot_->socket_name, d->socket_name_);  // SYNC(wait_name): notifiers find it
   d->refresh_watches();
   // A receiver starts readable: the application's first wait returns and its first drain arms it
   // (messages may be waiting already). A sender starts quiet: it arms on its first kWouldBlock.
-  if (d->armed_on_ == kArmedOnData && !send_wake(seg.channel_id(), d->token_)) {
+  if (d->armed_on_ == kArmedOnData && !send_wake(seg.channel_id(), d->socket_name_)) {
     *error = errno != 0 ? errno : EIO;
     d->close();
     return nullptr;
@@ -116,19 +125,79 @@ bool WaitDescriptor::poll_set(bool* any) noexcept {
       socket_ready = true;
       continue;
     }
-    if (tag == kTimerTag) {  // the endpoint's own deadline passed: its try_ calls have work
+    if (tag == kTimerTag) {
       std::uint64_t expirations = 0;
       [[maybe_unused]] const ssize_t got = ::read(timer_fd_, &expirations, sizeof(expirations));
-      deadline_ns_ = 0;
-      pending_ |= ready_event_;
+      timer_ns_ = 0;
+      // The endpoint's own deadline passed: its try_ calls have work. (A suspect's time is looked
+      // at by check_suspects.)
+      if (endpoint_deadline_ns_ != 0 && monotonic_ns() >= endpoint_deadline_ns_) {
+        endpoint_deadline_ns_ = 0;
+        pending_ |= ready_event_;
+      }
       continue;
     }
-    // A lifeline: registered for hang-ups only (events 0). Its owner closed or died.
+    // A lifeline: registered for hang-ups only (events 0). Its owner closed or died; if it still
+    // looks alive, it is looked at again (see Suspect).
+    for (const Watch& w : watches_) {
+      if (w.token != tag) continue;
+      std::erase_if(suspects_, [&](const Suspect& x) { return x.token == tag; });
+      try {
+        suspects_.push_back({w.token, w.index, monotonic_ns() + 1'000'000, 1'000'000});
+      } catch (...) {
+      }
+      break;
+    }
     drop_watch(tag);
     pending_ |= WaitEvent::kPeerGone;
     peer_gone_news_ = true;
   }
+  if (socket_ready && take_membership_notices()) {
+    membership_seen_ = ~std::uint64_t{0};  // look at the peers again (refresh_watches)
+    char byte = 0;  // what is left (a wake-up) keeps the socket ready
+    socket_ready = recv(socket_fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+  }
   return socket_ready;
+}
+
+bool WaitDescriptor::take_membership_notices() noexcept {
+  bool any = false;
+  for (int i = 0; i < 64; ++i) {  // bounded: a flood of notices waits for the next look
+    char byte = 0;
+    if (recv(socket_fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT) != 1 || byte != kMembershipNotice) break;
+    [[maybe_unused]] const ssize_t taken = recv(socket_fd_, &byte, 1, MSG_DONTWAIT);
+    any = true;
+  }
+  return any;
+}
+
+void WaitDescriptor::check_suspects(std::uint64_t now_ns) noexcept {
+  const PeerSlot* slots = seg_->peers();
+  for (auto it = suspects_.begin(); it != suspects_.end();) {
+    if (now_ns < it->due_ns) {
+      ++it;
+      continue;
+    }
+    const PeerSlot& s = slots[it->index];
+    if (state_of(s) != PeerState::kActive || s.token.load(std::memory_order_relaxed) != it->token) {
+      it = suspects_.erase(it);  // its slot was freed (or given to another endpoint): done
+      continue;
+    }
+    // Still registered. Dead now (its liveness lock is free): the try_ calls run the recovery
+    // (prepare_to_block takes the news), so the application is told to make one ("may have
+    // work", also through a WaitSet, which reports only events), and that recovery frees the
+    // slot. Alive: the dying process has not let its lock go yet (or it closed its lifeline and
+    // is unregistering): look again later.
+    if (!seg_->peer_alive(it->index, s)) {
+      peer_gone_news_ = true;
+      pending_ |= ready_event_;
+      it = suspects_.erase(it);
+      continue;
+    }
+    it->backoff_ns = std::min<std::uint64_t>(it->backoff_ns * 2, 64'000'000);
+    it->due_ns = now_ns + it->backoff_ns;
+    ++it;
+  }
 }
 
 void WaitDescriptor::drain_socket() noexcept {
@@ -173,17 +242,31 @@ void WaitDescriptor::refresh_watches() noexcept {
     if (std::any_of(watches_.begin(), watches_.end(), [&](const Watch& w) { return w.token == token; })) {
       continue;
     }
-    const int fd = open_lifeline(seg_->channel_id(), token);
+    // SYNC(wait_name): the peer records its lifeline's random name after making it.
+    const RandomId name = load_name(s.lifeline_name);
+    const int fd = name.empty() ? -1
+                                : open_lifeline(seg_->channel_id(), name,
+                                                static_cast<uid_t>(s.uid.load(std::memory_order_relaxed)));
     if (fd < 0) {
-      missing = missing || errno == ENOENT;  // not made yet: look again on the next arming
+      // Not made (or recorded) yet: look again on the next arming. A file that is not the peer's
+      // own FIFO (EPERM) is never watched.
+      missing = missing || name.empty() || errno == ENOENT;
       continue;
     }
     // A FIFO opened after its last writer left never reports the hang-up (Linux waits for a
-    // writer first): a peer that died before this look is reported now instead.
-    if (!seg_->peer_alive(i, s)) {
+    // writer first). Its owner holds it read-write and never writes, so a read says which: 0 (end
+    // of file) means no writer is left, the owner closed it or died, and that is reported now
+    // (looked at again while its liveness lock is still held, as after a hang-up); EAGAIN means
+    // the owner holds it, and its hang-up will be reported.
+    char byte = 0;
+    if (::read(fd, &byte, 1) == 0) {
       ::close(fd);
       pending_ |= WaitEvent::kPeerGone;
       peer_gone_news_ = true;
+      try {
+        suspects_.push_back({token, i, monotonic_ns() + 1'000'000, 1'000'000});
+      } catch (...) {
+      }
       continue;
     }
     epoll_event ev{};
@@ -194,7 +277,7 @@ void WaitDescriptor::refresh_watches() noexcept {
       continue;
     }
     try {
-      watches_.push_back({token, fd});
+      watches_.push_back({token, i, fd});
     } catch (...) {
       epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
       ::close(fd);
@@ -208,6 +291,10 @@ bool WaitDescriptor::prepare_to_block() noexcept {
   collect_slot_events();
   bool any = false;
   const bool socket_ready = poll_set(&any);
+  if (!suspects_.empty()) {
+    check_suspects(monotonic_ns());
+    any = any || peer_gone_news_;
+  }
   // SYNC(wait_fd): block only when armed with nothing pending. seq_cst: after the epoll look, so
   // a notifier that disarms after this load sends after it, and the descriptor turns readable.
   if (!any && slot_->wait_armed.load(std::memory_order_seq_cst) == armed_on_) return false;
@@ -229,9 +316,19 @@ bool WaitDescriptor::prepare_to_block() noexcept {
 }
 
 void WaitDescriptor::set_deadline(std::uint64_t deadline_ns) noexcept {
-  if (closed_ || deadline_ns == deadline_ns_) return;
+  endpoint_deadline_ns_ = deadline_ns;
+  arm_timer();
+}
+
+void WaitDescriptor::arm_timer() noexcept {
+  if (closed_) return;
+  std::uint64_t when = endpoint_deadline_ns_;
+  for (const Suspect& suspect : suspects_) {
+    if (when == 0 || suspect.due_ns < when) when = suspect.due_ns;
+  }
+  if (when == timer_ns_) return;
   if (timer_fd_ < 0) {
-    if (deadline_ns == 0) return;
+    if (when == 0) return;
     timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -244,15 +341,15 @@ void WaitDescriptor::set_deadline(std::uint64_t deadline_ns) noexcept {
     }
   }
   itimerspec spec{};  // all zero: disarm
-  if (deadline_ns != 0) {
-    spec.it_value.tv_sec = static_cast<time_t>(deadline_ns / 1'000'000'000);
-    spec.it_value.tv_nsec = static_cast<long>(deadline_ns % 1'000'000'000);
+  if (when != 0) {
+    spec.it_value.tv_sec = static_cast<time_t>(when / 1'000'000'000);
+    spec.it_value.tv_nsec = static_cast<long>(when % 1'000'000'000);
   }
-  if (timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &spec, nullptr) == 0) deadline_ns_ = deadline_ns;
+  if (timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &spec, nullptr) == 0) timer_ns_ = when;
 }
 
 void WaitDescriptor::wake_self() noexcept {
-  if (!closed_) send_wake(seg_->channel_id(), token_);
+  if (!closed_) send_wake(seg_->channel_id(), socket_name_);
 }
 
 WaitEvent WaitDescriptor::take_events() noexcept {
@@ -260,6 +357,9 @@ WaitEvent WaitDescriptor::take_events() noexcept {
   collect_slot_events();
   bool any = false;
   const bool socket_ready = poll_set(&any);
+  if (!suspects_.empty()) check_suspects(monotonic_ns());
+  refresh_watches();  // a membership notice (or a missing lifeline) asks for a look
+  arm_timer();
   WaitEvent events = pending_ | sticky_;
   pending_ = WaitEvent::kNone;
   if (socket_ready) events |= ready_event_;
@@ -274,26 +374,22 @@ void WaitDescriptor::close() noexcept {
   // Emptied, not closed: the epoll instance stays (never readable again) until the last holder
   // (a WaitSet entry) lets go, so a WaitSet can always take it out of its own set, even when a
   // forked child still holds copies of the descriptors.
-  for (const Watch& w : watches_) {
-    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w.fd, nullptr);
-    ::close(w.fd);
-  }
+  // A forked child shares the epoll instance with its parent: it must take nothing out of it
+  // (the parent's descriptor would go deaf). Closing its own copies changes nothing there.
+  auto forget = [&](int fd) {
+    if (owner) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+    ::close(fd);
+  };
+  for (const Watch& w : watches_) forget(w.fd);
   watches_.clear();
-  if (socket_fd_ >= 0) {
-    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, socket_fd_, nullptr);
-    ::close(socket_fd_);
-  }
+  suspects_.clear();
+  if (socket_fd_ >= 0) forget(socket_fd_);
   socket_fd_ = -1;
-  if (timer_fd_ >= 0) {
-    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, timer_fd_, nullptr);
-    ::close(timer_fd_);
-  }
+  if (timer_fd_ >= 0) forget(timer_fd_);
   timer_fd_ = -1;
-  if (owner && seg_ != nullptr) {
-    try {
-      unlink(wait_file_path(kWaitSocketPrefix, seg_->channel_id(), token_).c_str());
-    } catch (...) {
-    }
+  if (owner && seg_ != nullptr && !socket_name_.empty()) {
+    if (slot_ != nullptr && slot_is_mine()) clear_name(slot_->socket_name);
+    remove_wait_file(kWaitSocketPrefix, seg_->channel_id(), socket_name_);
   }
 }
 

@@ -83,7 +83,8 @@ class WaitDescriptor {
 
   // Makes the descriptor readable at `deadline_ns` (CLOCK_MONOTONIC; 0: never) through a timer in
   // its epoll set: for work the endpoint has to do at a time of its own (a lossless publisher's
-  // evict_after), not at a peer's action. A system call only when the deadline changes.
+  // evict_after), not at a peer's action. The same timer also brings the endpoint back to look at
+  // watched peers again (see Suspect). A system call only when the timer's time changes.
   void set_deadline(std::uint64_t deadline_ns) noexcept;
 
   // Makes the descriptor readable (a datagram to itself): what a try_ call does when it stops
@@ -92,7 +93,9 @@ class WaitDescriptor {
 
   // Disarms the slot (when this process still owns it), closes the socket and the watched
   // lifelines and unlinks the socket; the (now empty) epoll instance stays until destruction.
-  // The endpoint calls it before it unregisters; later calls are no-ops.
+  // The endpoint calls it before it unregisters; later calls are no-ops. In a forked child (whose
+  // copy shares the epoll instance with the parent's) it only closes the child's descriptors: it
+  // never takes anything out of the parent's set.
   void close() noexcept;
 
  private:
@@ -107,10 +110,30 @@ class WaitDescriptor {
   // Adds the lifelines of peers with a watched role that joined since the last scan.
   void refresh_watches() noexcept;
   void collect_slot_events() noexcept;
+  // Takes membership notices (datagrams kMembershipNotice, sent by an endpoint that joined) off
+  // the front of the socket's queue; true if any was there.
+  bool take_membership_notices() noexcept;
+  // Looks again at the watched peers in suspects_ that are due (see Suspect).
+  void check_suspects(std::uint64_t now_ns) noexcept;
+  // Sets the timer to the earlier of the endpoint's deadline and the next suspect's.
+  void arm_timer() noexcept;
 
   struct Watch {
     std::uint64_t token = 0;
+    std::uint32_t index = 0;  // its peer slot
     int fd = -1;
+  };
+  // A watched peer to look at again. A lifeline hangs up as its process dies, but the kernel
+  // closes a dying process's descriptors one at a time, so its liveness lock may still be held
+  // when the hang-up is seen: the recovery that hang-up runs then finds the peer alive and frees
+  // nothing, and nothing else would ever wake this descriptor. Such a peer is looked at again
+  // (1 ms, then doubling up to 64 ms, through the descriptor's timer) until its slot is freed or
+  // changes hands, each look that finds it dead running the recovery again.
+  struct Suspect {
+    std::uint64_t token = 0;
+    std::uint32_t index = 0;
+    std::uint64_t due_ns = 0;
+    std::uint64_t backoff_ns = 0;
   };
 
   ChannelSegment* seg_ = nullptr;
@@ -121,10 +144,13 @@ class WaitDescriptor {
   PeerRole watched_[3] = {PeerRole::kNone, PeerRole::kNone, PeerRole::kNone};
   int epoll_fd_ = -1;
   int socket_fd_ = -1;
-  int timer_fd_ = -1;              // made by the first set_deadline
-  std::uint64_t deadline_ns_ = 0;  // what the timer is set to (0: disarmed)
+  int timer_fd_ = -1;                       // made when first needed
+  std::uint64_t endpoint_deadline_ns_ = 0;  // set_deadline's (0: none)
+  std::uint64_t timer_ns_ = 0;              // what the timer is set to (0: disarmed)
   std::vector<Watch> watches_;
+  std::vector<Suspect> suspects_;
   std::uint64_t token_ = 0;
+  RandomId socket_name_;  // its wait socket's random name (also in the peer slot)
   std::uint64_t membership_seen_ = 0;  // ChannelMisc::next_token at the last scan
   int rescans_left_ = 0;  // a watched peer had no lifeline yet: scans left before it is given up
   WaitEvent pending_ = WaitEvent::kNone;
@@ -132,6 +158,16 @@ class WaitDescriptor {
   bool peer_gone_news_ = false;
   bool closed_ = false;
 };
+
+// The byte of a datagram that says "an endpoint joined: watch it" (a wake-up is 1). Sent by a new
+// endpoint to the descriptors of peers that watch its role but are not armed (armed ones are fired
+// anyway), so a sender that never blocks still learns of, and watches, receivers that join later.
+inline constexpr char kMembershipNotice = 2;
+
+// Whether an endpoint with role `watcher` watches peers with role `peer` through its descriptor
+// (their lifelines): receivers watch senders (a queue consumer also the other consumers), senders
+// watch receivers. What WaitDescriptor::create sets up, and whom announce_membership tells.
+bool watches(PeerRole watcher, PeerRole peer) noexcept;
 
 // Most peers one descriptor watches (each costs a file descriptor); peers beyond it are not
 // watched (their death is then found by the polling recovery only).

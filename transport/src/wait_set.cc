@@ -15,6 +15,7 @@
 
 #include "endpoint.h"
 #include "shmring/core/clock.h"
+#include "shmring/core/fork_generation.h"
 #include "shmring/core/detail/message.h"
 #include "wait_descriptor.h"
 
@@ -78,7 +79,8 @@ absl::StatusOr<WaitSet> WaitSet::create() {
 }
 
 WaitSet::WaitSet(WaitSet&& other) noexcept
-    : epoll_fd_(std::exchange(other.epoll_fd_, -1)),
+    : fork_generation_(other.fork_generation_),
+      epoll_fd_(std::exchange(other.epoll_fd_, -1)),
       stop_fd_(std::exchange(other.stop_fd_, -1)),
       entries_(std::move(other.entries_)),
       ready_(std::move(other.ready_)) {}
@@ -86,6 +88,7 @@ WaitSet::WaitSet(WaitSet&& other) noexcept
 WaitSet& WaitSet::operator=(WaitSet&& other) noexcept {
   if (this != &other) {
     close_all();
+    fork_generation_ = other.fork_generation_;
     epoll_fd_ = std::exchange(other.epoll_fd_, -1);
     stop_fd_ = std::exchange(other.stop_fd_, -1);
     entries_ = std::move(other.entries_);
@@ -114,8 +117,18 @@ WaitSet::Entry* WaitSet::find(std::uint64_t tag) noexcept {
   return nullptr;
 }
 
-absl::Status WaitSet::add_entry(Entry entry, std::uint32_t epoll_events) {
+absl::Status WaitSet::usable() const {
   if (epoll_fd_ < 0) return absl::FailedPreconditionError("WaitSet: not created (use WaitSet::create)");
+  if (fork_generation() != fork_generation_) {
+    return absl::FailedPreconditionError(
+        "WaitSet: this set was inherited through fork() and belongs to the parent (it shares the "
+        "parent's epoll instance); make a new one in the child");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WaitSet::add_entry(Entry entry, std::uint32_t epoll_events) {
+  if (absl::Status s = usable(); !s.ok()) return s;
   if (find(entry.tag) != nullptr) {
     return absl::AlreadyExistsError(detail::cat("WaitSet: tag ", entry.tag, " is taken"));
   }
@@ -123,13 +136,23 @@ absl::Status WaitSet::add_entry(Entry entry, std::uint32_t epoll_events) {
   epoll_event ev{};
   ev.events = epoll_events;
   ev.data.ptr = owned.get();
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, owned->fd, &ev) != 0) return errno_status("epoll_ctl", errno);
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, owned->fd, &ev) != 0) {
+    if (errno == EEXIST) {
+      return absl::AlreadyExistsError(
+          detail::cat("WaitSet: descriptor ", owned->fd, " is in the set already (under another tag)"));
+    }
+    return errno_status("epoll_ctl", errno);
+  }
   entries_.push_back(std::move(owned));
   return absl::OkStatus();
 }
 
 absl::Status WaitSet::add(ChannelEndpoint& endpoint, std::uint64_t tag) {
-  if (!endpoint.is_open()) return absl::FailedPreconditionError("WaitSet: the endpoint is closed");
+  if (absl::Status s = usable(); !s.ok()) return s;
+  if (!endpoint.is_open()) {
+    return absl::FailedPreconditionError(
+        "WaitSet: the endpoint is closed (or a forked child's copy of the parent's)");
+  }
   if (find(tag) != nullptr) return absl::AlreadyExistsError(detail::cat("WaitSet: tag ", tag, " is taken"));
   const int fd = endpoint.wait_fd();
   if (fd < 0) {
@@ -139,6 +162,12 @@ absl::Status WaitSet::add(ChannelEndpoint& endpoint, std::uint64_t tag) {
           "can wake it); poll it with a timer entry instead");
     }
     return errno_status("wait_fd", errno);
+  }
+  for (const auto& entry : entries_) {
+    if (entry->descriptor != nullptr && entry->descriptor == endpoint.impl_->descriptor) {
+      return absl::AlreadyExistsError(
+          detail::cat("WaitSet: this endpoint is in the set already (tag ", entry->tag, ")"));
+    }
   }
   Entry e;
   e.tag = tag;
@@ -159,6 +188,7 @@ absl::Status WaitSet::add_fd(int fd, std::uint64_t tag, std::uint32_t epoll_even
 
 absl::Status WaitSet::add_timer(std::uint64_t tag, std::chrono::nanoseconds first,
                                 std::chrono::nanoseconds period) {
+  if (absl::Status s = usable(); !s.ok()) return s;
   if (first.count() <= 0 || period.count() < 0) {
     return absl::InvalidArgumentError(detail::cat("WaitSet: timer ", tag, " needs first > 0 and period >= 0"));
   }
@@ -188,15 +218,16 @@ absl::Status WaitSet::remove(std::uint64_t tag) {
   if (it == entries_.end()) return absl::NotFoundError(detail::cat("WaitSet: no entry with tag ", tag));
   Entry& e = **it;
   // An endpoint's descriptor stays open while this entry holds it (even after the endpoint
-  // closed), so the number still names it.
-  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, e.fd, nullptr);
+  // closed), so the number still names it. A forked child's copy shares the parent's epoll
+  // instance: it takes nothing out of it.
+  if (fork_generation() == fork_generation_) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, e.fd, nullptr);
   if (e.kind == Entry::Kind::kTimer) close(e.fd);
   entries_.erase(it);
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::span<const WaitSet::Ready>> WaitSet::wait(std::chrono::nanoseconds timeout) {
-  if (epoll_fd_ < 0) return absl::FailedPreconditionError("WaitSet: not created (use WaitSet::create)");
+  if (absl::Status s = usable(); !s.ok()) return s;
   ready_.clear();
   const bool forever = timeout.count() < 0;
   const std::uint64_t deadline = forever ? 0 : monotonic_ns() + static_cast<std::uint64_t>(timeout.count());

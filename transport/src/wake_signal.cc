@@ -1,6 +1,7 @@
 // The sender side of descriptor wake-ups (notify() in wait.h calls fire_armed only when the
 // WakeBlock counts armed descriptors). SYNC(wait_fd) in wait_descriptor.h has the protocol.
 #include "wait.h"
+#include "wait_descriptor.h"
 #include "shmring/core/detail/wait_files.h"
 
 namespace shmring::detail {
@@ -34,7 +35,7 @@ void fire_armed(ChannelSegment& seg, std::uint32_t armed_on) noexcept {
     // still on its way, but never one that belongs to an arming it has not made yet (it
     // checks its socket before it blocks: WaitDescriptor::prepare_to_block).
     if (!take_armed(control, slot, armed_on)) continue;
-    send_wake(seg.channel_id(), slot.token.load(std::memory_order_relaxed));
+    send_wake(seg.channel_id(), load_name(slot.socket_name));  // SYNC(wait_name)
   }
 }
 
@@ -44,11 +45,22 @@ void signal_peer(std::uint64_t channel_id, ControlBlock* control, PeerSlot& slot
   slot.wait_events.fetch_or(static_cast<std::uint32_t>(events), std::memory_order_release);
   const std::uint32_t armed = slot.wait_armed.load(std::memory_order_acquire);
   if (armed == 0 || !take_armed(control, slot, armed)) return;
-  send_wake(channel_id, slot.token.load(std::memory_order_relaxed));
+  send_wake(channel_id, load_name(slot.socket_name));  // SYNC(wait_name)
 }
 
 void signal_peer(ChannelSegment& seg, PeerSlot& slot, WaitEvent events) noexcept {
   signal_peer(seg.channel_id(), seg.control(), slot, events);
+}
+
+void announce_membership(ChannelSegment& seg, PeerRole role) noexcept {
+  PeerSlot* slots = seg.peers();
+  for (std::uint32_t i = 0; i < seg.info().max_peers; ++i) {
+    PeerSlot& slot = slots[i];
+    if (&slot == seg.self() || state_of(slot) != PeerState::kActive) continue;
+    if (!watches(role_of(slot), role) || slot.wait_armed.load(std::memory_order_relaxed) != 0) continue;
+    const RandomId name = load_name(slot.socket_name);  // SYNC(wait_name); empty: no descriptor
+    if (!name.empty()) send_wake(seg.channel_id(), name, kMembershipNotice);
+  }
 }
 
 }  // namespace shmring::detail

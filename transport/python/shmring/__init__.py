@@ -11,90 +11,108 @@ Rules (docs/python.md):
 * a call that waits takes ``timeout`` in seconds (None: no limit) and raises TimeoutError when it
   runs out; a ``try_`` call never waits and returns None (False for sends) when there is nothing;
 * every call that can wait releases the GIL, and Ctrl-C interrupts it within 50 ms;
-* a loan's or view's memory is never reachable after it was given back: its memoryview raises
-  ValueError once released, and a numpy array made from a view keeps the view (and the channel's
-  memory) until the array is gone.
+* memory a Python object can still reach is never given back: a numpy array made from a view or
+  a loan keeps it lent, and keeps the channel mapped, until the array is gone.
 """
 
 from __future__ import annotations
 
+import atexit as _atexit
 import enum as _enum
-import sys
+import sys as _sys
+from typing import Any as _Any, Iterator as _Iterator
 
-from . import _shmring
+from . import _build
+
+try:
+    from . import _shmring
+except ImportError as _error:  # e.g. the extension was built for another Python
+    _here = f"{_sys.version_info.major}.{_sys.version_info.minor}"
+    if _here != _build.PYTHON:
+        raise ImportError(
+            f"shmring {_build.VERSION} was built for Python {_build.PYTHON}, and this is Python "
+            f"{_here} ({_sys.executable}): install shmring with this interpreter "
+            f"(python{_here} -m pip install ...) or run Python {_build.PYTHON}") from _error
+    raise
+
 from ._shmring import (  # noqa: F401  (re-exported)
     AccessMode,
     BusyError,
     CorruptError,
+    DestroyMode,
     Error,
     EvictedError,
-    FramePublisher,
-    FrameSubscriber,
     MismatchError,
     OverwrittenError,
-    QueueConsumer,
-    QueueProducer,
     ResourceExhaustedError,
     SemaphoreAccessMode,
-    SharedMemory,
     SharedMemoryError,
-    SystemSemaphore,
     SystemSemaphoreError,
-    TopicPublisher,
-    TopicSubscriber,
+    WaitStrategy,
+    collect_garbage,
     list_channels,
     remove_channel,
     stats,
 )
 from . import _aio
 
+# Daemon threads still waiting in shmring when the interpreter exits park for good instead of
+# taking the GIL back during finalization (box.h, park_forever).
+_atexit.register(_shmring._interpreter_exiting)
+
 __all__ = [
-    "AccessMode", "BusyError", "CorruptError", "Error", "EvictedError", "FramePublisher",
+    "AccessMode", "BusyError", "CorruptError", "DestroyMode", "Error", "EvictedError", "FramePublisher",
     "FrameSubscriber", "Loan", "MismatchError", "OverwrittenError", "QueueConsumer",
     "QueueProducer", "ResourceExhaustedError", "SemaphoreAccessMode", "SharedMemory",
     "SharedMemoryError", "SystemSemaphore", "SystemSemaphoreError", "TopicPublisher",
-    "TopicSubscriber", "View", "WaitEvent", "list_channels", "remove_channel", "stats",
+    "TopicSubscriber", "View", "WaitEvent", "WaitStrategy", "collect_garbage", "list_channels",
+    "remove_channel", "stats",
 ]
 
-__version__ = "0.3.0"
+__version__: str = _build.VERSION
+
+_BITS = _shmring._WAIT_EVENT_BITS
 
 
 class WaitEvent(_enum.IntFlag):
-    """Why an endpoint's wait_fd() woke (take_wait_events())."""
+    """Why an endpoint's wait_fd() woke (take_wait_events()). DATA and ROOM say "may have work":
+    the try_ calls tell for sure."""
 
     NONE = 0
-    DATA = 1 << 0
-    ROOM = 1 << 1
-    PEER_GONE = 1 << 2
-    EVICTED = 1 << 3
-    REMOVED = 1 << 4
-
-
-def _still_viewed(lease) -> bool:
-    """Whether a memoryview other than ours still shares `lease`'s buffer. numpy.frombuffer,
-    slicing and memoryview() make views that share our memoryview's managed buffer; releasing ours
-    leaves theirs working, and that managed buffer keeps a reference to the lease, which is how it
-    shows here."""
-    # The caller's local, this parameter and getrefcount's argument; any more is a shared buffer.
-    return sys.getrefcount(lease) > 3
+    DATA = _BITS["DATA"]
+    ROOM = _BITS["ROOM"]
+    PEER_GONE = _BITS["PEER_GONE"]
+    EVICTED = _BITS["EVICTED"]
+    REMOVED = _BITS["REMOVED"]
 
 
 class View:
     """A message lent in place, read-only, until release() (or the end of a ``with`` block).
 
-    ``with sub.view() as data:`` gives ``data``, a read-only memoryview. After the block the
-    memoryview raises ValueError. A numpy array made from it (numpy.frombuffer) keeps the message
-    lent (a queue item is then consumed, and a lossless publisher held, only once the array is
-    gone), so the array never reads memory the channel reuses.
+    ``with sub.view() as data:`` gives ``data``, a read-only memoryview; after the block it raises
+    ValueError. A numpy array (or slice, or memoryview) made from it keeps the message lent until
+    the array is gone: a queue item is consumed, a lossless publisher let go and a frame unpinned
+    only then, so the array never reads memory the channel reuses. A lossy topic's publisher never
+    waits: release() tells whether the message was overwritten so far (OverwrittenError), and an
+    array kept past it can change; copy what you keep.
     """
 
-    __slots__ = ("_lease", "_data", "number", "redelivered")
+    __slots__ = ("_lease", "_data", "sequence", "redelivered")
 
-    def __init__(self, lease):
+    def __init__(self, lease: _Any) -> None:
         self._lease = lease
-        self._data = memoryview(lease)
-        self.number = lease.number          # queue: ticket; frames: frame number
-        self.redelivered = lease.redelivered  # queue: taken over from a dead consumer
+        self._data: memoryview | None = memoryview(lease)
+        #: topic: the message's sequence number; queue: the item's ticket; frames: frame number.
+        self.sequence: int = lease.sequence
+        #: queue: the item was taken over from a consumer that died holding it.
+        self.redelivered: bool = lease.redelivered
+
+    @property
+    def number(self) -> int:
+        """The old name of ``sequence`` (0.2; it was 0 for topics)."""
+        import warnings
+        warnings.warn("View.number is deprecated, use View.sequence", DeprecationWarning, stacklevel=2)
+        return self.sequence
 
     @property
     def data(self) -> memoryview:
@@ -108,27 +126,31 @@ class View:
     def __bytes__(self) -> bytes:
         return bytes(self.data)
 
+    def __repr__(self) -> str:
+        state = "released" if self._data is None else f"{len(self._data)} bytes"
+        return f"<shmring.View sequence={self.sequence} {state}>"
+
     def release(self) -> None:
         """Gives the message back. Raises OverwrittenError when a lossy topic's message was
         overwritten while viewed (discard what was computed from it), EvictedError when this
         lossless subscriber was evicted meanwhile. If an array made from the view is still alive,
-        the message is given back when the last one goes (and those errors are not reported)."""
+        the message is given back when the last one goes (and those errors are not reported),
+        except for a lossy topic, which is checked now."""
         data, self._data = self._data, None
         lease, self._lease = self._lease, None
         if lease is None:
             return
         try:
-            data.release()  # our memoryview (the with block's) raises ValueError from now on
+            if data is not None:
+                data.release()  # the with block's memoryview raises ValueError from now on
         except BufferError:
-            return  # something holds an export of it: the lease ends with the last one
-        if _still_viewed(lease):
-            return  # an array made from it is alive: the lease ends with the last one
+            pass  # an array made from it holds an export: the lease counts it
         lease.release()
 
     def __enter__(self) -> memoryview:
         return self.data
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
         if exc_type is None:
             self.release()
         else:
@@ -143,119 +165,183 @@ class Loan:
     """Room for a message lent to a sender, writable in place, until publish() or abandon().
 
     ``with pub.loan(n) as buffer:`` gives ``buffer``, a writable memoryview of ``n`` bytes. The
-    block publishes all of it when it ends normally and abandons it on an exception. Use
-    ``loan.publish(k)`` to send fewer bytes. Arrays made from the buffer must be gone before it is
-    published (``del array``): the memory belongs to the channel afterwards, so a loan whose buffer
-    is still referenced is abandoned and BufferError raised.
+    block publishes all of it when it ends normally and abandons it on an exception;
+    ``loan.publish(k)`` sends fewer bytes. The memory belongs to the channel once published, so a
+    loan whose buffer is still used by a numpy array (or slice, or memoryview) is never published:
+    publish() raises BufferError and the loan stays lent (``del`` the array, publish again). A
+    ``with`` block that ends like that abandons the loan once the array is gone.
     """
 
     __slots__ = ("_lease", "_buffer")
 
-    def __init__(self, lease):
+    def __init__(self, lease: _Any) -> None:
         self._lease = lease
-        self._buffer = memoryview(lease)
+        self._buffer: memoryview | None = memoryview(lease)
 
     @property
     def buffer(self) -> memoryview:
-        if self._buffer is None:
+        if self._lease is None:
             raise ValueError("the loan was published or abandoned")
+        if self._buffer is None:
+            self._buffer = memoryview(self._lease)
         return self._buffer
 
     def __len__(self) -> int:
         return len(self.buffer)
 
-    def _give_back(self):
+    def __repr__(self) -> str:
+        state = "settled" if self._lease is None else f"{self._lease.nbytes} bytes"
+        return f"<shmring.Loan {state}>"
+
+    def _release_ours(self) -> None:
         buffer, self._buffer = self._buffer, None
-        lease, self._lease = self._lease, None
-        if lease is None:
-            raise ValueError("the loan was published or abandoned")
-        try:
-            buffer.release()
-            busy = _still_viewed(lease)
-        except BufferError:
-            busy = True
-        if busy:
-            lease.abandon()
-            raise BufferError(
-                "the loan's buffer is still in use (a numpy array or memoryview made from it is "
-                "alive): the loan was abandoned; drop those objects before publishing")
-        return lease
+        if buffer is not None:
+            try:
+                buffer.release()
+            except BufferError:
+                self._buffer = buffer  # an array made from it holds an export: still ours
 
     def publish(self, nbytes: int | None = None) -> None:
-        """Sends the first ``nbytes`` (default: all) of the buffer as the next message."""
-        size = len(self.buffer) if nbytes is None else nbytes
-        self._give_back().publish(size)
+        """Sends the first ``nbytes`` (default: all) of the buffer as the next message.
+        BufferError while an array made from the buffer is alive (the loan stays lent)."""
+        if self._lease is None:
+            raise ValueError("the loan was published or abandoned")
+        size = self._lease.nbytes if nbytes is None else nbytes
+        self._release_ours()
+        self._lease.publish(size)
+        self._lease = None
+        self._buffer = None
 
     def abandon(self) -> None:
-        """Gives the room back unsent."""
-        if self._lease is not None:
-            try:
-                self._give_back()
-            except BufferError:
-                pass  # abandoned all the same
+        """Gives the room back unsent (once no array made from the buffer is alive)."""
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            self._release_ours()
+            self._buffer = None
+            lease.abandon()
 
     def __enter__(self) -> memoryview:
         return self.buffer
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
         if self._lease is None:
             return False  # published or abandoned inside the block
-        if exc_type is None:
-            size = len(self._buffer)
-            self._give_back().publish(size)
-        else:
-            try:
-                self._give_back()
-            except BufferError:
-                pass
+        if exc_type is not None:
+            self.abandon()
+            return False
+        try:
+            self.publish()
+        except BufferError:
+            self.abandon()
+            raise BufferError(
+                "the loan's buffer is still in use (a numpy array, memoryview or slice made from "
+                "it is alive) at the end of the with block: it was not published, and it is "
+                "abandoned once those objects are gone; del them inside the block") from None
         return False
 
 
-def _view(self, timeout: float | None = None) -> View:
-    """The next message in place (zero-copy), waiting up to ``timeout`` seconds (None: no limit).
-    TimeoutError when the time runs out. One view at a time per endpoint."""
-    return View(self._view(timeout))
+class _Endpoint:
+    """What every endpoint class adds to its compiled base (mixed in first)."""
+
+    _closed: bool
+    name: str
+
+    def fileno(self) -> int:
+        """The pollable descriptor (wait_fd()), so select and selectors take the endpoint."""
+        return self.wait_fd()  # type: ignore[attr-defined, no-any-return]
+
+    def take_wait_events(self) -> WaitEvent:
+        """Why the descriptor woke: WaitEvent bits (DATA, ROOM, PEER_GONE, EVICTED, REMOVED)."""
+        return WaitEvent(super().take_wait_events())  # type: ignore[misc]
+
+    def close(self) -> None:
+        """Closes the endpoint (also on leaving a with block); tasks awaiting it in asyncio end
+        (receive_async raises ValueError, async for ends). Calling it again does nothing."""
+        _aio.wake_on_close(self)
+        super().close()  # type: ignore[misc]
+
+    def __exit__(self, *exc: object) -> bool:
+        self.close()
+        return False
+
+    def _stopped_by_close(self) -> bool:
+        """The endpoint was closed here (not merely inherited through fork())."""
+        return bool(self.closed) and not self._forked  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        if self._forked:  # type: ignore[attr-defined]
+            state = "inherited through fork(), inert"
+        else:
+            state = "closed" if self.closed else "open"  # type: ignore[attr-defined]
+        return f"<shmring.{type(self).__name__} {self.name!r} {state}>"
 
 
-def _try_view(self) -> View | None:
-    """The next message in place, or None when there is none."""
-    lease = self._try_view()
-    return None if lease is None else View(lease)
+class _Sender(_Endpoint):
+    def loan(self, nbytes: int = 0, timeout: float | None = None) -> Loan:
+        """Room for a message of ``nbytes`` (0: max_message) in the channel, waiting up to
+        ``timeout`` seconds (None: no limit) for it; TimeoutError when the time runs out. One
+        loan at a time per endpoint."""
+        return Loan(self._loan(nbytes, timeout))  # type: ignore[attr-defined]
+
+    def try_loan(self, nbytes: int = 0) -> Loan | None:
+        """As loan() without waiting: None when there is no room."""
+        lease = self._try_loan(nbytes)  # type: ignore[attr-defined]
+        return None if lease is None else Loan(lease)
+
+    send_async = _aio.send_async
 
 
-def _loan(self, nbytes: int = 0, timeout: float | None = None) -> Loan:
-    """Room for a message of ``nbytes`` (0: max_message) in the channel, waiting up to
-    ``timeout`` seconds for it. One loan at a time per endpoint."""
-    return Loan(self._loan(nbytes, timeout))
+class _Receiver(_Endpoint):
+    def view(self, timeout: float | None = None) -> View:
+        """The next message in place (zero-copy), waiting up to ``timeout`` seconds (None: no
+        limit); TimeoutError when the time runs out. One view at a time per endpoint."""
+        return View(self._view(timeout))  # type: ignore[attr-defined]
+
+    def try_view(self) -> View | None:
+        """The next message in place, or None when there is none."""
+        lease = self._try_view()  # type: ignore[attr-defined]
+        return None if lease is None else View(lease)
+
+    def __iter__(self) -> _Iterator[bytes]:
+        return self  # type: ignore[return-value]
+
+    def __next__(self) -> bytes:
+        """Blocking iteration: the next message; ends when the endpoint is closed (also by
+        another thread while this one waits)."""
+        try:
+            return self.receive()  # type: ignore[attr-defined, no-any-return]
+        except ValueError:
+            if self._stopped_by_close():
+                raise StopIteration from None
+            raise
+
+    receive_async = _aio.receive_async
+    __aiter__ = _aio.async_iter
+    __anext__ = _aio.async_next
 
 
-def _try_loan(self, nbytes: int = 0) -> Loan | None:
-    """As loan() without waiting: None when there is no room."""
-    lease = self._try_loan(nbytes)
-    return None if lease is None else Loan(lease)
+class TopicPublisher(_Sender, _shmring.TopicPublisher):
+    __doc__ = _shmring.TopicPublisher.__doc__
 
 
-def _iter(self):
-    return self
+class TopicSubscriber(_Receiver, _shmring.TopicSubscriber):
+    __doc__ = _shmring.TopicSubscriber.__doc__
 
 
-def _next(self):
-    """Blocking iteration: the next message (bytes); stops when the endpoint is closed."""
-    if self.closed:
-        raise StopIteration
-    return self.receive()
+class QueueProducer(_Sender, _shmring.QueueProducer):
+    __doc__ = _shmring.QueueProducer.__doc__
 
 
-for _cls in (TopicSubscriber, QueueConsumer, FrameSubscriber):
-    _cls.view = _view
-    _cls.try_view = _try_view
-    _cls.__iter__ = _iter
-    _cls.__next__ = _next
-    _cls.receive_async = _aio.receive_async
-    _cls.__aiter__ = _aio.aiter
-    _cls.__anext__ = _aio.anext
-for _cls in (TopicPublisher, QueueProducer, FramePublisher):
-    _cls.loan = _loan
-    _cls.try_loan = _try_loan
-    _cls.send_async = _aio.send_async
-del _cls
+class QueueConsumer(_Receiver, _shmring.QueueConsumer):
+    __doc__ = _shmring.QueueConsumer.__doc__
+
+
+class FramePublisher(_Sender, _shmring.FramePublisher):
+    __doc__ = _shmring.FramePublisher.__doc__
+
+
+class FrameSubscriber(_Receiver, _shmring.FrameSubscriber):
+    __doc__ = _shmring.FrameSubscriber.__doc__
+
+
+from ._segment import SharedMemory, SystemSemaphore  # noqa: E402

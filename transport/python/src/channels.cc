@@ -1,19 +1,31 @@
-// The channel endpoints for Python: TopicPublisher/TopicSubscriber, QueueProducer/QueueConsumer,
-// FramePublisher/FrameSubscriber, their leases (_Lease), stats and the module-level channel calls.
-// The Pythonic wrappers (Loan, View, context managers, asyncio) are in shmring/__init__.py.
+// The channel endpoint classes of _shmring: TopicPublisher/TopicSubscriber,
+// QueueProducer/QueueConsumer, FramePublisher/FrameSubscriber, their options and WaitStrategy.
+// The calls themselves are calls.h's templates; shmring/__init__.py subclasses these classes with
+// the Pythonic parts (loan()/view() wrappers, iteration, asyncio).
+#include <grp.h>
+#include <pwd.h>
+#include <sched.h>
 #include <pybind11/stl.h>
 
 #include <cmath>
-#include <cstring>
+#include <deque>
+#include <vector>
 
-#include "box.h"
-#include "errors.h"
+#include "calls.h"
+#include "stats.h"
 
 namespace shmring::python {
 
 namespace {
 
-// --- small conversions ------------------------------------------------------------------------------
+// --- options ------------------------------------------------------------------------------------
+
+// Whether this process may run on more than one CPU now.
+bool several_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  return sched_getaffinity(0, sizeof(set), &set) != 0 || CPU_COUNT(&set) > 1;
+}
 
 std::chrono::milliseconds millis(double seconds, const char* what) {
   if (!(seconds >= 0) || !std::isfinite(seconds)) {
@@ -22,377 +34,217 @@ std::chrono::milliseconds millis(double seconds, const char* what) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(seconds * 1000.0)));
 }
 
-py::dict peer_stats_dict(const PeerStats& p) {
-  py::dict d;
-  d["index"] = p.index;
-  d["role"] = std::string(to_string(p.role));
-  d["state"] = std::string(to_string(p.state));
-  d["pid"] = p.pid;
-  d["alive"] = p.alive;
-  d["sent"] = p.sent;
-  d["received"] = p.received;
-  d["lost"] = p.lost;
-  d["blocked_s"] = static_cast<double>(p.blocked_ns) / 1e9;
-  d["lag"] = p.lag;
-  return d;
+// A numeric id (uid, gid) given as an int or as a name that `lookup(name, &entry, buffer, size,
+// &found)` (getpwnam_r, getgrnam_r) resolves; `what` names it in errors ("user", "group").
+template <typename Id, typename Entry, typename Lookup, typename IdOf>
+Id id_of(const py::handle& given, const char* what, Lookup lookup, IdOf id_of_entry) {
+  if (py::isinstance<py::str>(given)) {
+    const std::string name = given.cast<std::string>();
+    std::vector<char> buffer(16384);
+    Entry entry{};
+    Entry* found = nullptr;
+    if (lookup(name.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) {
+      throw py::value_error(std::string("no ") + what + " named '" + name + "'");
+    }
+    return id_of_entry(*found);
+  }
+  if (!py::isinstance<py::int_>(given)) {
+    throw py::type_error(std::string("a ") + what + " is an id (int) or a name (str)");
+  }
+  const long long id = given.cast<long long>();
+  if (id < 0 || id >= static_cast<long long>(static_cast<Id>(-1))) throw py::value_error(std::string("not a valid ") + what + " id");
+  return static_cast<Id>(id);
 }
 
-py::dict channel_stats_dict(const ChannelStats& s) {
-  py::dict d;
-  d["name"] = s.name;
-  d["kind"] = std::string(to_string(s.kind));
-  d["lossless"] = s.lossless;
-  d["capacity"] = s.capacity;
-  d["max_message"] = s.max_message;
-  d["max_peers"] = s.max_peers;
-  d["attachments"] = s.attachments;
-  d["sent"] = s.sent;
-  d["received"] = s.received;
-  d["lost"] = s.lost;
-  d["blocked_s"] = static_cast<double>(s.blocked_ns) / 1e9;
-  d["peers_reclaimed"] = s.peers_reclaimed;
-  d["claims_skipped"] = s.claims_skipped;
-  d["items_redelivered"] = s.items_redelivered;
-  d["evictions"] = s.evictions;
-  d["depth"] = s.depth;
-  d["receivers_parked"] = s.receivers_parked;
-  d["senders_parked"] = s.senders_parked;
-  d["receivers_armed"] = s.receivers_armed;
-  d["senders_armed"] = s.senders_armed;
-  py::list peers;
-  for (const PeerStats& p : s.peers) peers.append(peer_stats_dict(p));
-  d["peers"] = peers;
-  return d;
+// None (the creator's group), a gid, or a group name.
+gid_t group_id(const py::object& group) {
+  if (group.is_none()) return static_cast<gid_t>(-1);
+  return id_of<gid_t, struct group>(group, "group", getgrnam_r, [](const struct group& g) { return g.gr_gid; });
 }
 
-// A buffer-protocol object's bytes, exported while this lives (Py_buffer directly: no shape or
-// stride vectors to allocate on every send). Raises TypeError for objects without the protocol
-// (and BufferError for a read-only one when `writable`).
-class BufferRef {
- public:
-  BufferRef(const py::handle& object, bool writable) {
-    if (PyObject_GetBuffer(object.ptr(), &view_, writable ? PyBUF_WRITABLE : PyBUF_SIMPLE) != 0) {
-      throw py::error_already_set();
+// A uid, or a user name.
+uid_t user_id(const py::handle& user) {
+  return id_of<uid_t, struct passwd>(user, "user", getpwnam_r, [](const struct passwd& p) { return p.pw_uid; });
+}
+
+std::vector<uid_t> user_ids(const py::object& users) {
+  std::vector<uid_t> ids;
+  if (py::isinstance<py::str>(users)) throw py::type_error("trusted_owners must be a sequence of uids or user names");
+  for (const py::handle user : py::iter(users)) ids.push_back(user_id(user));
+  return ids;
+}
+
+// The options every pattern shares, as keyword arguments (in this order after the name).
+struct CommonArgs {
+  std::uint64_t capacity = 0;
+  std::uint64_t max_message = 0;
+  std::uint32_t max_peers = 0;
+  int permissions = 0600;
+  py::object group = py::none();
+  py::object trusted_owners = py::tuple();
+  bool create = true;
+  double open_timeout = 2.0;
+  py::object wait_strategy = py::none();  // None: Python's default wait (see yield_phase)
+  std::uint32_t spin_iterations = WaitOptions{}.spin_iterations;
+
+  template <typename Options>
+  void apply(Options& o) const {
+    o.capacity = capacity;
+    o.max_message = max_message;
+    o.max_peers = max_peers;
+    if (permissions < 0 || permissions > 0777) throw py::value_error("permissions must be within 0o000..0o777");
+    o.permissions = static_cast<mode_t>(permissions);
+    o.group = group_id(group);
+    o.trusted_owners = user_ids(trusted_owners);
+    o.create = create;
+    o.open_timeout = millis(open_timeout, "open_timeout");
+    o.wait.spin_iterations = spin_iterations;
+    if (wait_strategy.is_none()) {
+      o.wait.strategy = yield_phase() ? WaitStrategy::kPark : WaitOptions{}.strategy;
+      return;
+    }
+    try {
+      o.wait.strategy = wait_strategy.cast<WaitStrategy>();
+    } catch (const py::cast_error&) {
+      throw py::type_error("wait_strategy must be None or a shmring.WaitStrategy");
     }
   }
-  ~BufferRef() { PyBuffer_Release(&view_); }
-  BufferRef(const BufferRef&) = delete;
-  BufferRef& operator=(const BufferRef&) = delete;
-  std::span<std::byte> bytes() const {
-    return {static_cast<std::byte*>(view_.buf), static_cast<std::size_t>(view_.len)};
-  }
-
- private:
-  Py_buffer view_{};
+  // Python's default wait (wait_strategy None), chosen when the endpoint opens: with more than
+  // one CPU to run on, C++'s default (HYBRID: spin, then sleep); on one CPU, where a spinning
+  // waiter takes the time its peer needs, the yield phase (calls.h, timed_call), then sleep
+  // (PARK). Any WaitStrategy given is C++'s, exactly.
+  bool yield_phase() const { return wait_strategy.is_none() && !several_cpus(); }
 };
 
-[[noreturn]] void raise_lease_busy(const EndpointBox& box) {
-  PyErr_SetString(PyExc_BufferError,
-                  (box.what + ": its previous loan or view is still in use (a memoryview or numpy "
-                              "array made from it is alive); release it first")
-                      .c_str());
-  throw py::error_already_set();
+// The keyword arguments of CommonArgs with their defaults (shown in help() as Python writes them).
+std::vector<py::arg_v> common_args() {
+  const CommonArgs d;
+  return {py::arg_v("capacity", d.capacity), py::arg_v("max_message", d.max_message),
+          py::arg_v("max_peers", d.max_peers), py::arg_v("permissions", d.permissions, "0o600"),
+          py::arg_v("group", py::none(), "None"), py::arg_v("trusted_owners", py::tuple(), "()"),
+          py::arg_v("create", d.create),
+          py::arg_v("open_timeout", d.open_timeout),
+          py::arg_v("wait_strategy", py::none(), "None"),
+          py::arg_v("spin_iterations", d.spin_iterations)};
 }
 
-// Options every pattern shares, as keyword arguments.
-template <typename Options>
-void common_options(Options& o, std::uint64_t capacity, std::uint64_t max_message, std::uint32_t max_peers,
-                    int permissions, bool create, double open_timeout) {
-  o.capacity = capacity;
-  o.max_message = max_message;
-  o.max_peers = max_peers;
-  if (permissions < 0 || permissions > 0777) throw py::value_error("permissions must be within 0o000..0o777");
-  o.permissions = static_cast<mode_t>(permissions);
-  o.create = create;
-  o.open_timeout = millis(open_timeout, "open_timeout");
-}
+const char* const kCommonOptionsDoc =
+    "max_message: the largest message in bytes. max_peers: endpoints at once. These three are "
+    "the creator's; an opener that gives a non-zero value different from the channel's gets "
+    "MismatchError. permissions (e.g. 0o660) and group (None: the creator's; a gid or a group "
+    "name) apply to a channel this call creates; a channel it opens must be owned by this user "
+    "or one of trusted_owners (uids or user names) and grant no more than permissions "
+    "(PermissionError otherwise). create=False only opens an existing channel "
+    "(FileNotFoundError otherwise). open_timeout: seconds to wait for the channel's lock and for "
+    "its creator. wait_strategy: how a blocking call waits once it cannot go on. None (the "
+    "default) chooses when the endpoint opens: with several CPUs to run on, HYBRID (spin "
+    "spin_iterations times, then sleep); on one CPU, yield the CPU between tries for up to "
+    "50 us, then sleep, so that it never loses to a pipe there. A WaitStrategy is C++'s "
+    "(HYBRID, BUSY_SPIN, YIELD, PARK).";
 
 // Opens the endpoint with the GIL released (opening may wait for the channel's lock).
 template <typename T, typename Options>
-std::shared_ptr<EndpointBox> open_box(const std::string& type, const std::string& name, const Options& o) {
-  absl::StatusOr<T> opened = [&] {
-    py::gil_scoped_release nogil;
-    return T::open(name, o);
-  }();
+PyEndpoint<T> open_endpoint(const char* type, const std::string& name, const Options& o, const CommonArgs& args) {
+  absl::StatusOr<T> opened = without_gil([&] { return T::open(name, o); });
   if (!opened.ok()) raise_status(opened.status());
-  auto box = std::make_shared<EndpointBox>();
-  box->endpoint = *std::move(opened);
-  box->what = type + "('" + name + "')";
-  return box;
+  auto box = std::make_shared<EndpointBox>(*std::move(opened), type, name);
+  box->yield_phase = args.yield_phase();
+  return PyEndpoint<T>{std::move(box)};
 }
 
-// --- the Python-facing endpoint ---------------------------------------------------------------------
-
-// What every endpoint class holds; T says which C++ endpoint is inside.
-template <typename T>
-struct PyEndpoint {
-  std::shared_ptr<EndpointBox> box;
-
-  T& require() {
-    T* e = box->get<T>();
-    if (e == nullptr) throw py::value_error(box->what + " is closed");
-    return *e;
-  }
-  void close() { box->close(); }
-  bool closed() const { return box->closed; }
-  int wait_fd() {
-    require();
-    const int fd = locked<T>(*box, [](T* e) { return e == nullptr ? -1 : e->wait_fd(); });
-    if (fd < 0) {
-      if (errno == ENOTSUP) {
-        throw py::value_error(box->what + ": a read_only subscriber has no descriptor (nobody can wake it)");
-      }
-      PyErr_SetFromErrno(PyExc_OSError);
-      throw py::error_already_set();
-    }
-    return fd;
-  }
-  std::uint32_t take_wait_events() {
-    return static_cast<std::uint32_t>(
-        locked<T>(*box, [](T* e) { return e == nullptr ? WaitEvent::kNone : e->take_wait_events(); }));
-  }
-  py::dict stats() { return peer_stats_dict(locked<T>(*box, [](T* e) { return e == nullptr ? PeerStats{} : e->stats(); })); }
-};
-
-// One try with the GIL kept (most calls find a message or room at once: no GIL round trip), then,
-// with a deadline, the wait in slices with the GIL released.
-template <typename Attempt>
-ChannelResult try_then_wait(const std::optional<Deadline>& deadline, Attempt& attempt) {
-  const ChannelResult first = attempt(std::chrono::nanoseconds(0));
-  if (!deadline || (first != ChannelResult::kWouldBlock && first != ChannelResult::kTimedOut)) return first;
-  return wait_loop(*deadline, attempt);
-}
-
-// Copying send: `data` is any buffer-protocol object; the GIL is released during the wait and the
-// copy. timeout None: no limit; try_ (no deadline): returns false when it would block.
-template <typename T>
-bool send_buffer(PyEndpoint<T>& self, const py::object& data, const std::optional<Deadline>& deadline) {
-  self.require();
-  const BufferRef buffer(data, false);
-  const std::span<const std::byte> bytes = buffer.bytes();
-  EndpointBox& box = *self.box;
-  auto attempt = [&](std::chrono::nanoseconds slice) {
-    return locked<T>(box, [&](T* e) {
-      if (e == nullptr) return ChannelResult::kClosed;
-      return slice.count() > 0 ? e->send(bytes, slice) : e->try_send(bytes);
-    }, slice.count() == 0 && bytes.size() < kReleaseGilBytes);
-  };
-  const ChannelResult r = try_then_wait(deadline, attempt);
-  if (r == ChannelResult::kOk) return true;
-  if (!deadline && r == ChannelResult::kWouldBlock) return false;
-  raise_result(r, box.what + ".send");
-}
-
-// Copying receive into a new bytes object of the message's size. A try that finds a small message
-// copies and releases it under one lock with the GIL kept (the common case, cheapest); otherwise
-// the message is viewed in place (waiting with the GIL released), the bytes object made, the
-// message copied (without the GIL when large) and the view released. While the view is out, other
-// threads' calls on this endpoint are refused (one lease at a time), so the copy needs no lock. A
-// lossy topic's message overwritten while copied is skipped (the next one is taken).
-template <typename T>
-py::object receive_bytes(PyEndpoint<T>& self, const std::optional<Deadline>& deadline) {
-  using View = decltype(std::declval<T&>().try_receive_view());
-  self.require();
-  EndpointBox& box = *self.box;
-  if (box.lease_out) raise_lease_busy(box);
-  for (int laps = 0;; ++laps) {
-    View view;
-    py::object out;
-    auto attempt = [&](std::chrono::nanoseconds slice) {
-      const bool try_call = slice.count() == 0;
-      return locked<T>(box, [&](T* e) {
-        if (e == nullptr) return ChannelResult::kClosed;
-        view = try_call ? e->try_receive_view() : e->receive_view(slice);
-        if (!view.ok()) return view.result();
-        const std::span<const std::byte> data = view.data();
-        if (try_call && data.size() < kReleaseGilBytes) {  // the GIL is held here
-          out = py::reinterpret_steal<py::object>(PyBytes_FromStringAndSize(
-              reinterpret_cast<const char*>(data.data()), static_cast<Py_ssize_t>(data.size())));
-          return view.release();
-        }
-        return ChannelResult::kOk;  // copied below
-      }, try_call);
-    };
-    ChannelResult r = try_then_wait(deadline, attempt);
-    if (r == ChannelResult::kOk && !view.ok() && !out) throw py::error_already_set();  // no memory
-    if (r == ChannelResult::kOk && out) return out;
-    if (r == ChannelResult::kOk) {
-      const std::span<const std::byte> data = view.data();
-      out = py::reinterpret_steal<py::object>(PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(data.size())));
-      if (out) {
-        char* target = PyBytes_AS_STRING(out.ptr());  // ours alone until returned
-        py::gil_scoped_release nogil;
-        std::memcpy(target, data.data(), data.size());
-      }
-      r = locked<T>(box, [&](T*) { return view.release(); }, true);
-      if (!out) throw py::error_already_set();
-      if (r == ChannelResult::kOk) return out;
-    }
-    if (r == ChannelResult::kOverwritten && laps < 64) continue;
-    if (!deadline && r == ChannelResult::kWouldBlock) return py::none();
-    raise_result(r, box.what + ".receive");
-  }
-}
-
-// Copying receive into the caller's writable buffer; returns the message's size.
-template <typename T>
-py::object receive_into(PyEndpoint<T>& self, const py::object& buffer, const std::optional<Deadline>& deadline) {
-  self.require();
-  EndpointBox& box = *self.box;
-  if (box.lease_out) raise_lease_busy(box);
-  const BufferRef target(buffer, true);
-  const std::span<std::byte> out = target.bytes();
-  std::size_t n = 0;
-  auto attempt = [&](std::chrono::nanoseconds slice) {
-    return locked<T>(box, [&](T* e) {
-      if (e == nullptr) return ChannelResult::kClosed;
-      return slice.count() > 0 ? e->receive(out, &n, slice) : e->try_receive(out, &n);
-    }, slice.count() == 0 && out.size() < kReleaseGilBytes);
-  };
-  const ChannelResult r = try_then_wait(deadline, attempt);
-  if (r == ChannelResult::kOk) return py::int_(n);
-  if (!deadline && r == ChannelResult::kWouldBlock) return py::none();
-  if (r == ChannelResult::kTooLarge) {
-    throw py::value_error(box.what + ".receive_into: a buffer of " + std::to_string(out.size()) +
-                          " bytes is too small (the next message has " + std::to_string(n) +
-                          " bytes; a buffer of max_message bytes always fits)");
-  }
-  raise_result(r, box.what + ".receive_into");
-}
-
-// A view (receivers) as a _Lease; None from the try_ form when there is nothing.
-template <typename T>
-py::object take_view(PyEndpoint<T>& self, const std::optional<Deadline>& deadline) {
-  self.require();
-  EndpointBox& box = *self.box;
-  if (box.lease_out) raise_lease_busy(box);
-  auto lease = std::make_unique<PyLease>();
-  auto attempt = [&](std::chrono::nanoseconds slice) {
-    return locked<T>(box, [&](T* e) {
-      if (e == nullptr) return ChannelResult::kClosed;
-      auto view = slice.count() > 0 ? e->receive_view(slice) : e->try_receive_view();
-      if (!view.ok()) return view.result();
-      const std::span<const std::byte> data = view.data();
-      lease->bytes = std::span<std::byte>(const_cast<std::byte*>(data.data()), data.size());
-      if constexpr (std::is_same_v<T, QueueConsumer>) {
-        lease->number = view.sequence();
-        lease->redelivered = view.redelivered();
-      } else if constexpr (std::is_same_v<T, FrameSubscriber>) {
-        lease->number = view.sequence();
-      }
-      lease->lease = std::move(view);
-      box.lease_out = true;
-      return ChannelResult::kOk;
-    }, slice.count() == 0);
-  };
-  const ChannelResult r = try_then_wait(deadline, attempt);
-  if (r != ChannelResult::kOk) {
-    if (!deadline && r == ChannelResult::kWouldBlock) return py::none();
-    raise_result(r, box.what + ".view");
-  }
-  lease->box = self.box;
-  return py::cast(std::move(lease));
-}
-
-// A loan (senders) of `nbytes` (0: max_message) as a _Lease; None from the try_ form.
-template <typename T>
-py::object take_loan(PyEndpoint<T>& self, std::size_t nbytes, const std::optional<Deadline>& deadline) {
-  T& endpoint = self.require();
-  EndpointBox& box = *self.box;
-  if (box.lease_out) raise_lease_busy(box);
-  if (nbytes > endpoint.max_message()) {
-    throw py::value_error(box.what + ".loan: " + std::to_string(nbytes) + " bytes exceed max_message " +
-                          std::to_string(endpoint.max_message()));
-  }
-  auto lease = std::make_unique<PyLease>();
-  auto attempt = [&](std::chrono::nanoseconds slice) {
-    return locked<T>(box, [&](T* e) {
-      if (e == nullptr) return ChannelResult::kClosed;
-      auto loan = [&] {
-        if constexpr (std::is_same_v<T, TopicPublisher>) {
-          return slice.count() > 0 ? e->loan(nbytes, slice) : e->try_loan(nbytes);
-        } else {
-          return slice.count() > 0 ? e->loan(slice) : e->try_loan();
-        }
-      }();
-      if (!loan.ok()) return loan.result();
-      const std::span<std::byte> buffer = loan.buffer();
-      lease->bytes = buffer.first(nbytes == 0 ? buffer.size() : std::min(nbytes, buffer.size()));
-      lease->writable = true;
-      lease->lease = std::move(loan);
-      box.lease_out = true;
-      return ChannelResult::kOk;
-    }, slice.count() == 0);
-  };
-  const ChannelResult r = try_then_wait(deadline, attempt);
-  if (r != ChannelResult::kOk) {
-    if (!deadline && r == ChannelResult::kWouldBlock) return py::none();
-    raise_result(r, box.what + ".loan");
-  }
-  lease->box = self.box;
-  return py::cast(std::move(lease));
-}
-
-std::optional<Deadline> no_deadline() { return std::nullopt; }
-
-// The constructor of an endpoint whose options are only the common ones (queues, frames).
-template <typename T, typename Options>
-void bind_common_init(py::class_<PyEndpoint<T>>& c, const char* type) {
-  c.def(py::init([type](const std::string& name, std::uint64_t capacity, std::uint64_t max_message,
-                        std::uint32_t max_peers, int permissions, bool create, double open_timeout) {
-          Options o;
-          common_options(o, capacity, max_message, max_peers, permissions, create, open_timeout);
-          return PyEndpoint<T>{open_box<T>(type, name, o)};
-        }),
-        py::arg("name"), py::kw_only(), py::arg("capacity") = 0, py::arg("max_message") = 0,
-        py::arg("max_peers") = 0, py::arg("permissions") = 0600, py::arg("create") = true,
-        py::arg("open_timeout") = 2.0);
-}
+// --- the classes ----------------------------------------------------------------------------------
 
 template <typename T>
-py::class_<PyEndpoint<T>> bind_common(py::module_& m, const char* name, const char* doc) {
-  py::class_<PyEndpoint<T>> c(m, name, doc);
-  c.def("close", &PyEndpoint<T>::close,
+using Class = py::class_<PyEndpoint<T>>;
+
+template <typename T>
+Class<T> bind_common(py::module_& m, const char* name, const char* doc) {
+  Class<T> c(m, name, doc);
+  c.def("close", [](PyEndpoint<T>& self) { self.box->close(); },
         "Closes the endpoint (also on leaving a with block). A loan or view still in use keeps "
-        "the channel mapped until it is released.")
-      .def_property_readonly("closed", &PyEndpoint<T>::closed)
-      .def_property_readonly("name", [](PyEndpoint<T>& self) { return self.box->what; })
-      .def("wait_fd", &PyEndpoint<T>::wait_fd,
-           "A descriptor that turns readable when this endpoint may have work (docs/events.md): "
-           "for selectors, asyncio's add_reader, GLib. Drain with try_ calls until they find "
-           "nothing (which re-arms it).")
-      .def("take_wait_events", &PyEndpoint<T>::take_wait_events,
-           "Why the descriptor woke, as WaitEvent bits (data, room, peer gone, evicted, removed).")
-      .def("stats", &PyEndpoint<T>::stats, "This endpoint's counters (a dict).")
+        "the channel mapped until it is released. Calling it again does nothing.")
+      .def_property_readonly("closed", [](PyEndpoint<T>& self) {
+        return self.box->closed.load(std::memory_order_relaxed) || self.box->forked();
+      }, "True once close() was called (and in a forked child, where an inherited endpoint is inert).")
+      .def_property_readonly("_forked", [](PyEndpoint<T>& self) { return self.box->forked(); })
+      .def_property_readonly("name", [](PyEndpoint<T>& self) { return self.box->channel_name; },
+                             "The channel's name.")
+      .def("wait_fd", [](PyEndpoint<T>& self) {
+        EndpointBox& box = self.usable();
+        const std::pair<int, int> fd = locked<T>(box, [](T* e, bool) {
+          const int got = e == nullptr ? -1 : e->wait_fd();
+          return std::pair<int, int>(got, got < 0 ? errno : 0);
+        }, true);
+        if (fd.first >= 0) return fd.first;
+        if (fd.second == ENOTSUP) {
+          throw py::value_error(box.what() + ": a read_only subscriber has no descriptor (nobody can wake it)");
+        }
+        if (fd.second == EBADF) box.raise_unusable();
+        errno = fd.second;
+        PyErr_SetFromErrno(PyExc_OSError);
+        throw py::error_already_set();
+      }, "A descriptor that turns readable when this endpoint may have work (docs/events.md): for "
+         "select, selectors, asyncio's add_reader, GLib. Drain with try_ calls until they find "
+         "nothing (which re-arms it). Closed with the endpoint; do not close it yourself.")
+      .def("take_wait_events", [](PyEndpoint<T>& self) {
+        return static_cast<std::uint32_t>(self.read([](T& e) { return e.take_wait_events(); }));
+      }, "Why the descriptor woke (WaitEvent bits: data, room, peer gone, evicted, removed).")
+      .def("stats", [](PyEndpoint<T>& self) { return peer_stats_dict(self.read([](T& e) { return e.stats(); })); },
+           "This endpoint's counters (a dict).")
+      .def_property_readonly("channel_incarnation", [](PyEndpoint<T>& self) {
+        return self.read([](T& e) { return e.channel_incarnation(); });
+      }, "Names this incarnation of the channel (changes when it is removed and created again).")
       .def("__enter__", [](py::object self) { return self; })
-      .def("__exit__", [](PyEndpoint<T>& self, py::args) {
-        self.close();
+      .def("__exit__", [](PyEndpoint<T>& self, const py::args&) {
+        self.box->close();
         return false;
       });
   return c;
 }
 
 template <typename T>
-void bind_sender(py::class_<PyEndpoint<T>>& c) {
+void bind_sender(Class<T>& c) {
   c.def("send", [](PyEndpoint<T>& self, const py::object& data, const py::object& timeout) {
           send_buffer(self, data, Deadline::from(timeout));
         }, py::arg("data"), py::arg("timeout") = py::none(),
         "Copies `data` (any bytes-like object) in, waiting up to `timeout` seconds (None: no "
         "limit) while the channel is full. TimeoutError when the time runs out; ValueError when "
         "it is larger than max_message.")
-      .def("try_send", [](PyEndpoint<T>& self, const py::object& data) { return send_buffer(self, data, no_deadline()); },
-           py::arg("data"), "As send() without waiting: False when the channel is full.")
-      .def_property_readonly("max_message", [](PyEndpoint<T>& self) { return self.require().max_message(); });
+      .def("try_send", [](PyEndpoint<T>& self, const py::object& data) {
+        return send_buffer(self, data, std::nullopt);
+      }, py::arg("data"), "As send() without waiting: False when the channel is full.")
+      .def_property_readonly("max_message", [](PyEndpoint<T>& self) { return self.read([](T& e) { return e.max_message(); }); })
+      .def("_loan", [](PyEndpoint<T>& self, std::size_t nbytes, const py::object& timeout) {
+        return take_lease(self, Deadline::from(timeout), nbytes, "loan", [nbytes](T& e, std::chrono::nanoseconds slice) {
+          if constexpr (std::is_same_v<T, TopicPublisher>) {
+            return timed_call(slice, [&] { return e.try_loan(nbytes); }, [&](auto t) { return e.loan(nbytes, t); });
+          } else {
+            return timed_call(slice, [&] { return e.try_loan(); }, [&](auto t) { return e.loan(t); });
+          }
+        });
+      }, py::arg("nbytes") = 0, py::arg("timeout") = py::none())
+      .def("_try_loan", [](PyEndpoint<T>& self, std::size_t nbytes) {
+        return take_lease(self, std::nullopt, nbytes, "loan", [nbytes](T& e, std::chrono::nanoseconds) {
+          if constexpr (std::is_same_v<T, TopicPublisher>) {
+            return e.try_loan(nbytes);
+          } else {
+            return e.try_loan();
+          }
+        });
+      }, py::arg("nbytes") = 0);
 }
 
 template <typename T>
-void bind_receiver(py::class_<PyEndpoint<T>>& c) {
+void bind_receiver(Class<T>& c) {
+  auto take_view = [](T& e, std::chrono::nanoseconds slice) {
+    return timed_call(slice, [&] { return e.try_receive_view(); }, [&](auto t) { return e.receive_view(t); });
+  };
   c.def("receive", [](PyEndpoint<T>& self, const py::object& timeout) {
           return receive_bytes(self, Deadline::from(timeout));
         }, py::arg("timeout") = py::none(),
         "The next message as bytes, waiting up to `timeout` seconds (None: no limit); "
         "TimeoutError when the time runs out. The GIL is released while it waits and copies.")
-      .def("try_receive", [](PyEndpoint<T>& self) { return receive_bytes(self, no_deadline()); },
+      .def("try_receive", [](PyEndpoint<T>& self) { return receive_bytes(self, std::nullopt); },
            "The next message as bytes, or None when there is none (re-arms wait_fd()).")
       .def("receive_into", [](PyEndpoint<T>& self, const py::object& buffer, const py::object& timeout) {
              return receive_into(self, buffer, Deadline::from(timeout));
@@ -400,230 +252,175 @@ void bind_receiver(py::class_<PyEndpoint<T>>& c) {
            "Copies the next message into `buffer` (writable, e.g. a bytearray or numpy array) and "
            "returns its size.")
       .def("try_receive_into", [](PyEndpoint<T>& self, const py::object& buffer) {
-             return receive_into(self, buffer, no_deadline());
+             return receive_into(self, buffer, std::nullopt);
            }, py::arg("buffer"), "As receive_into() without waiting: None when there is nothing.")
-      .def("_view", [](PyEndpoint<T>& self, const py::object& timeout) { return take_view(self, Deadline::from(timeout)); },
-           py::arg("timeout") = py::none())
-      .def("_try_view", [](PyEndpoint<T>& self) { return take_view(self, no_deadline()); })
-      .def_property_readonly("max_message", [](PyEndpoint<T>& self) { return self.require().max_message(); });
+      .def("_view", [take_view](PyEndpoint<T>& self, const py::object& timeout) {
+        return take_lease(self, Deadline::from(timeout), 0, "view", take_view);
+      }, py::arg("timeout") = py::none())
+      .def("_try_view", [take_view](PyEndpoint<T>& self) { return take_lease(self, std::nullopt, 0, "view", take_view); })
+      .def_property_readonly("max_message", [](PyEndpoint<T>& self) { return self.read([](T& e) { return e.max_message(); }); });
 }
 
-template <typename T>
-void bind_loans(py::class_<PyEndpoint<T>>& c) {
-  c.def("_loan", [](PyEndpoint<T>& self, std::size_t nbytes, const py::object& timeout) {
-          return take_loan(self, nbytes, Deadline::from(timeout));
-        }, py::arg("nbytes") = 0, py::arg("timeout") = py::none())
-      .def("_try_loan", [](PyEndpoint<T>& self, std::size_t nbytes) { return take_loan(self, nbytes, no_deadline()); },
-           py::arg("nbytes") = 0);
+// The constructor of the queue and frame classes (only the common options).
+template <typename T, typename Options>
+void bind_common_init(Class<T>& c, const char* type, const char* doc) {
+  std::vector<py::arg_v> kw = common_args();
+  c.def(py::init([type](const std::string& name, std::uint64_t capacity, std::uint64_t max_message,
+                        std::uint32_t max_peers, int permissions, const py::object& group,
+                        const py::object& trusted_owners, bool create,
+                        double open_timeout, const py::object& wait_strategy, std::uint32_t spin_iterations) {
+          Options o;
+          const CommonArgs args{capacity, max_message, max_peers, permissions, group, trusted_owners, create, open_timeout,
+                                wait_strategy, spin_iterations};
+          args.apply(o);
+          return open_endpoint<T>(type, name, o, args);
+        }),
+        py::arg("name"), py::kw_only(), kw[0], kw[1], kw[2], kw[3], kw[4], kw[5], kw[6], kw[7], kw[8], kw[9], doc);
+}
+
+// A constructor's docstring (kept for the module's lifetime: pybind11 keeps the pointer).
+const char* constructor_doc(const std::string& what, const std::string& capacity) {
+  static std::deque<std::string> docs;
+  return docs.emplace_back(what + "\n\ncapacity: " + capacity + " " + kCommonOptionsDoc).c_str();
 }
 
 }  // namespace
 
-// --- EndpointBox, Deadline, PyLease ---------------------------------------------------------------
-
-void EndpointBox::close() {
-  closed = true;
-  py::gil_scoped_release nogil;
-  std::lock_guard<std::mutex> guard(mutex);
-  if (!lease_out) endpoint = std::monostate{};
-}
-
-Deadline Deadline::from(const py::object& timeout) {
-  if (timeout.is_none()) return Deadline(true, {});
-  const double seconds = timeout.cast<double>();
-  if (!(seconds >= 0) || std::isnan(seconds)) throw py::value_error("timeout must be None or a number of seconds >= 0");
-  const auto ns = std::chrono::nanoseconds(static_cast<std::int64_t>(std::min(seconds, 1e9) * 1e9));
-  return Deadline(false, std::chrono::steady_clock::now() + ns);
-}
-
-std::chrono::nanoseconds Deadline::next_slice() const {
-  if (forever_) return kSignalSlice;
-  const auto left = at_ - std::chrono::steady_clock::now();
-  if (left <= std::chrono::nanoseconds(0)) return std::chrono::nanoseconds(0);
-  return std::min<std::chrono::nanoseconds>(left, kSignalSlice);
-}
-
-template <typename Fn>
-ChannelResult PyLease::finish(Fn&& fn) {
-  if (box == nullptr) return ChannelResult::kClosed;
-  ChannelResult r = ChannelResult::kOk;
-  {
-    py::gil_scoped_release nogil;
-    std::lock_guard<std::mutex> guard(box->mutex);
-    if (!settled()) r = fn();
-    lease = std::monostate{};
-    bytes = {};
-    box->lease_out = false;
-    if (box->closed) box->endpoint = std::monostate{};
-  }
-  return r;
-}
-
-ChannelResult PyLease::release() {
-  return finish([&] {
-    return std::visit([](auto& l) -> ChannelResult {
-      using L = std::decay_t<decltype(l)>;
-      if constexpr (std::is_same_v<L, TopicView> || std::is_same_v<L, QueueView> || std::is_same_v<L, FrameView>) {
-        return l.release();
-      } else {
-        return ChannelResult::kOk;  // a loan given up (its destructor)
-      }
-    }, lease);
-  });
-}
-
-ChannelResult PyLease::publish(std::size_t n) {
-  return finish([&] {
-    return std::visit([&](auto& l) -> ChannelResult {
-      using L = std::decay_t<decltype(l)>;
-      if constexpr (std::is_same_v<L, TopicLoan>) {
-        TopicPublisher* p = std::get_if<TopicPublisher>(&box->endpoint);
-        return p == nullptr ? ChannelResult::kClosed : p->publish(l, n);
-      } else if constexpr (std::is_same_v<L, QueueLoan>) {
-        QueueProducer* p = std::get_if<QueueProducer>(&box->endpoint);
-        return p == nullptr ? ChannelResult::kClosed : p->publish(l, n);
-      } else if constexpr (std::is_same_v<L, FrameLoan>) {
-        FramePublisher* p = std::get_if<FramePublisher>(&box->endpoint);
-        return p == nullptr ? ChannelResult::kClosed : p->publish(l, n);
-      } else {
-        return ChannelResult::kClosed;  // not a loan
-      }
-    }, lease);
-  });
-}
-
-void PyLease::abandon() {
-  finish([] { return ChannelResult::kOk; });  // the loan's / view's destructor settles it
-}
-
-PyLease::~PyLease() {
-  if (box != nullptr && !settled()) abandon();
-}
-
 void bind_channels(py::module_& m) {
-  py::class_<PyLease>(m, "_Lease", py::buffer_protocol(),
-                      "A loan or view's memory (use shmring.Loan / shmring.View).")
-      .def_buffer([](PyLease& l) {
-        static std::byte empty = std::byte{0};
-        // Settled: no bytes (the wrappers never export a settled lease; this keeps a stray
-        // memoryview(lease) from reaching given-back memory).
-        void* ptr = l.settled() ? static_cast<void*>(&empty) : static_cast<void*>(l.bytes.data());
-        const auto size = static_cast<py::ssize_t>(l.settled() ? 0 : l.bytes.size());
-        return py::buffer_info(ptr, 1, py::format_descriptor<std::uint8_t>::format(), 1, {size}, {1},
-                               /*readonly=*/!l.writable || l.settled());
-      })
-      .def_property_readonly("nbytes", [](PyLease& l) { return l.bytes.size(); })
-      .def_property_readonly("number", [](PyLease& l) { return l.number; })
-      .def_property_readonly("redelivered", [](PyLease& l) { return l.redelivered; })
-      .def_property_readonly("settled", &PyLease::settled)
-      .def("release", [](PyLease& l) {
-        const ChannelResult r = l.release();
-        if (r != ChannelResult::kOk) raise_result(r, "view.release");
-      })
-      .def("publish", [](PyLease& l, std::size_t n) {
-        if (n > l.bytes.size()) throw py::value_error("publish: more bytes than the loan holds");
-        const ChannelResult r = l.publish(n);
-        if (r != ChannelResult::kOk) raise_result(r, "loan.publish");
-      })
-      .def("abandon", &PyLease::abandon);
+  py::enum_<WaitStrategy>(m, "WaitStrategy", "How a blocking call waits once it cannot go on.")
+      .value("BUSY_SPIN", WaitStrategy::kBusySpin, "spin until the deadline (lowest latency, burns a core)")
+      .value("YIELD", WaitStrategy::kYield, "sched_yield between attempts until the deadline")
+      .value("PARK", WaitStrategy::kPark, "sleep on the channel's wake word at once")
+      .value("HYBRID", WaitStrategy::kHybrid, "spin spin_iterations times, then sleep");
+
+  bind_lease(m);
 
   // Topic.
   auto topic_pub = bind_common<TopicPublisher>(m, "TopicPublisher",
       "The one publisher of a topic: every subscriber gets every message (lossy: a slow one skips "
       "ahead and counts what it lost; lossless: the publisher waits for the slowest).");
+  std::vector<py::arg_v> common = common_args();
   topic_pub.def(py::init([](const std::string& name, std::uint64_t capacity, std::uint64_t max_message,
-                            std::uint32_t max_peers, bool lossless, int permissions, bool create,
-                            double open_timeout, double dead_check_interval, double evict_after,
-                            std::uint64_t evict_lag) {
+                            std::uint32_t max_peers, int permissions, const py::object& group,
+                        const py::object& trusted_owners, bool create,
+                            double open_timeout, const py::object& wait_strategy, std::uint32_t spin_iterations,
+                            bool lossless, double dead_check_interval, double evict_after, std::uint64_t evict_lag) {
                   TopicOptions o;
-                  common_options(o, capacity, max_message, max_peers, permissions, create, open_timeout);
+                  const CommonArgs args{capacity, max_message, max_peers, permissions, group, trusted_owners, create, open_timeout,
+                                        wait_strategy, spin_iterations};
+                  args.apply(o);
                   o.lossless = lossless;
                   o.dead_check_interval = millis(dead_check_interval, "dead_check_interval");
                   o.evict_after = millis(evict_after, "evict_after");
                   o.evict_lag = evict_lag;
-                  return PyEndpoint<TopicPublisher>{open_box<TopicPublisher>("TopicPublisher", name, o)};
+                  return open_endpoint<TopicPublisher>("TopicPublisher", name, o, args);
                 }),
-                py::arg("name"), py::kw_only(), py::arg("capacity") = 0, py::arg("max_message") = 0,
-                py::arg("max_peers") = 0, py::arg("lossless") = false, py::arg("permissions") = 0600,
-                py::arg("create") = true, py::arg("open_timeout") = 2.0,
-                py::arg("dead_check_interval") = 0.005, py::arg("evict_after") = 0.0,
-                py::arg("evict_lag") = 0)
-      .def_property_readonly("lossless", [](PyEndpoint<TopicPublisher>& s) { return s.require().lossless(); })
-      .def_property_readonly("evictions", [](PyEndpoint<TopicPublisher>& s) { return s.require().evictions(); });
+                py::arg("name"), py::kw_only(), common[0], common[1], common[2], common[3], common[4],
+                common[5], common[6], common[7], common[8], common[9], py::arg("lossless") = false,
+                py::arg("dead_check_interval") = 0.005, py::arg("evict_after") = 0.0, py::arg("evict_lag") = 0,
+                constructor_doc(
+                    "Opens (or creates) topic `name` as its one publisher.",
+                    "bytes of the ring, a power of two (creator default 1 MiB). lossless: the "
+                    "publisher waits for the slowest subscriber instead of overwriting (the creator "
+                    "chooses; everyone must agree). Lossless only: dead_check_interval (seconds held "
+                    "back before looking for dead subscribers, and how often), evict_after (seconds "
+                    "held back before evicting the slowest live subscriber; 0: never), evict_lag "
+                    "(bytes behind at which a subscriber is evicted; 0: never)."))
+      .def_property_readonly("lossless", [](PyEndpoint<TopicPublisher>& s) { return s.read([](auto& e) { return e.lossless(); }); })
+      .def_property_readonly("evictions", [](PyEndpoint<TopicPublisher>& s) { return s.read([](auto& e) { return e.evictions(); }); },
+                             "Live subscribers this publisher evicted.")
+      .def_property_readonly("next_sequence", [](PyEndpoint<TopicPublisher>& s) { return s.read([](auto& e) { return e.next_sequence(); }); },
+                             "The sequence number the next message will carry.");
   bind_sender(topic_pub);
-  bind_loans(topic_pub);
 
   auto topic_sub = bind_common<TopicSubscriber>(m, "TopicSubscriber", "A subscriber of a topic.");
   topic_sub.def(py::init([](const std::string& name, std::uint64_t capacity, std::uint64_t max_message,
-                            std::uint32_t max_peers, bool lossless, int permissions, bool create,
-                            double open_timeout, bool start_at_latest, bool read_only) {
+                            std::uint32_t max_peers, int permissions, const py::object& group,
+                        const py::object& trusted_owners, bool create,
+                            double open_timeout, const py::object& wait_strategy, std::uint32_t spin_iterations,
+                            bool lossless, bool start_at_latest, bool read_only) {
                   TopicOptions o;
-                  common_options(o, capacity, max_message, max_peers, permissions, create, open_timeout);
+                  const CommonArgs args{capacity, max_message, max_peers, permissions, group, trusted_owners, create, open_timeout,
+                                        wait_strategy, spin_iterations};
+                  args.apply(o);
                   o.lossless = lossless;
                   o.start = start_at_latest ? TopicStart::latest() : TopicStart::live();
                   o.read_only = read_only;
-                  return PyEndpoint<TopicSubscriber>{open_box<TopicSubscriber>("TopicSubscriber", name, o)};
+                  return open_endpoint<TopicSubscriber>("TopicSubscriber", name, o, args);
                 }),
-                py::arg("name"), py::kw_only(), py::arg("capacity") = 0, py::arg("max_message") = 0,
-                py::arg("max_peers") = 0, py::arg("lossless") = false, py::arg("permissions") = 0600,
-                py::arg("create") = true, py::arg("open_timeout") = 2.0,
-                py::arg("start_at_latest") = false, py::arg("read_only") = false)
-      .def_property_readonly("lossless", [](PyEndpoint<TopicSubscriber>& s) { return s.require().lossless(); })
-      .def_property_readonly("lost", [](PyEndpoint<TopicSubscriber>& s) { return s.require().lost(); })
-      .def_property_readonly("received", [](PyEndpoint<TopicSubscriber>& s) { return s.require().received(); });
+                py::arg("name"), py::kw_only(), common[0], common[1], common[2], common[3], common[4],
+                common[5], common[6], common[7], common[8], common[9], py::arg("lossless") = false,
+                py::arg("start_at_latest") = false, py::arg("read_only") = false,
+                constructor_doc(
+                    "Opens (or creates) topic `name` as a subscriber.",
+                    "bytes of the ring, a power of two (creator default 1 MiB). lossless must match "
+                    "the channel's. start_at_latest: begin with the newest message instead of the "
+                    "oldest one kept. read_only: attach the segment read-only (lossy topics; works "
+                    "with 0o644-style permissions for other users; not registered, so it polls and "
+                    "has no wait_fd())."))
+      .def_property_readonly("lossless", [](PyEndpoint<TopicSubscriber>& s) { return s.read([](auto& e) { return e.lossless(); }); })
+      .def_property_readonly("lost", [](PyEndpoint<TopicSubscriber>& s) { return s.read([](auto& e) { return e.lost(); }); },
+                             "Messages skipped after being lapped (exact).")
+      .def_property_readonly("received", [](PyEndpoint<TopicSubscriber>& s) { return s.read([](auto& e) { return e.received(); }); })
+      .def_property_readonly("last_sequence", [](PyEndpoint<TopicSubscriber>& s) { return s.read([](auto& e) { return e.last_sequence(); }); },
+                             "The sequence number of the message most recently received or viewed (0 before the first).")
+      .def_property_readonly("next_sequence", [](PyEndpoint<TopicSubscriber>& s) {
+        return s.read([](auto& e) { return e.next_sequence(); });
+      }, "The sequence number the next message will carry if none is lost; None when unknown.");
   bind_receiver(topic_sub);
 
   // Queue.
   auto producer = bind_common<QueueProducer>(m, "QueueProducer",
       "A producer of a work queue: every item goes to exactly one consumer.");
-  bind_common_init<QueueProducer, QueueOptions>(producer, "QueueProducer");
-  producer.def_property_readonly("capacity", [](PyEndpoint<QueueProducer>& s) { return s.require().capacity(); })
-      .def_property_readonly("size", [](PyEndpoint<QueueProducer>& s) { return s.require().size_approx(); });
+  bind_common_init<QueueProducer, QueueOptions>(producer, "QueueProducer",
+      constructor_doc("Opens (or creates) work queue `name` as a producer.",
+                      "items the queue holds, a power of two (creator default 1024; max_message "
+                      "default 256)."));
+  producer.def_property_readonly("capacity", [](PyEndpoint<QueueProducer>& s) { return s.read([](auto& e) { return e.capacity(); }); })
+      .def_property_readonly("size", [](PyEndpoint<QueueProducer>& s) { return s.read([](auto& e) { return e.size_approx(); }); },
+                             "Items waiting (approximate).");
   bind_sender(producer);
-  bind_loans(producer);
 
   auto consumer = bind_common<QueueConsumer>(m, "QueueConsumer",
       "A consumer of a work queue (consumers compete for the items).");
-  bind_common_init<QueueConsumer, QueueOptions>(consumer, "QueueConsumer");
-  consumer.def_property_readonly("capacity", [](PyEndpoint<QueueConsumer>& s) { return s.require().capacity(); })
-      .def_property_readonly("size", [](PyEndpoint<QueueConsumer>& s) { return s.require().size_approx(); });
+  bind_common_init<QueueConsumer, QueueOptions>(consumer, "QueueConsumer",
+      constructor_doc("Opens (or creates) work queue `name` as a consumer.",
+                      "items the queue holds, a power of two (creator default 1024; max_message "
+                      "default 256)."));
+  consumer.def_property_readonly("capacity", [](PyEndpoint<QueueConsumer>& s) { return s.read([](auto& e) { return e.capacity(); }); })
+      .def_property_readonly("size", [](PyEndpoint<QueueConsumer>& s) { return s.read([](auto& e) { return e.size_approx(); }); },
+                             "Items waiting (approximate).");
   bind_receiver(consumer);
 
   // Frames.
   auto frame_pub = bind_common<FramePublisher>(m, "FramePublisher",
       "The publisher of a frames channel: large frames written in place, subscribers take the newest.");
-  bind_common_init<FramePublisher, FrameOptions>(frame_pub, "FramePublisher");
-  frame_pub.def_property_readonly("frames_published", [](PyEndpoint<FramePublisher>& s) { return s.require().frames_published(); });
+  bind_common_init<FramePublisher, FrameOptions>(frame_pub, "FramePublisher",
+      constructor_doc("Opens (or creates) frames channel `name` as its one publisher.",
+                      "frame buffers, 3 to 64 (creator default 4; max_message: bytes per frame, "
+                      "default 4 MiB)."));
+  frame_pub.def_property_readonly("frames_published", [](PyEndpoint<FramePublisher>& s) {
+    return s.read([](auto& e) { return e.frames_published(); });
+  });
   bind_sender(frame_pub);
-  bind_loans(frame_pub);
 
   auto frame_sub = bind_common<FrameSubscriber>(m, "FrameSubscriber",
       "A subscriber of a frames channel: each receive takes the newest frame (older ones are skipped).");
-  bind_common_init<FrameSubscriber, FrameOptions>(frame_sub, "FrameSubscriber");
-  frame_sub.def_property_readonly("lost", [](PyEndpoint<FrameSubscriber>& s) { return s.require().lost(); })
-      .def_property_readonly("received", [](PyEndpoint<FrameSubscriber>& s) { return s.require().received(); });
+  bind_common_init<FrameSubscriber, FrameOptions>(frame_sub, "FrameSubscriber",
+      constructor_doc("Opens (or creates) frames channel `name` as a subscriber.",
+                      "frame buffers, 3 to 64 (creator default 4; max_message: bytes per frame, "
+                      "default 4 MiB)."));
+  frame_sub.def_property_readonly("lost", [](PyEndpoint<FrameSubscriber>& s) { return s.read([](auto& e) { return e.lost(); }); })
+      .def_property_readonly("received", [](PyEndpoint<FrameSubscriber>& s) { return s.read([](auto& e) { return e.received(); }); });
   bind_receiver(frame_sub);
 
-  // Module-level calls.
-  m.def("list_channels", [] {
-    py::gil_scoped_release nogil;
-    return list_channels();
-  }, "Names of the live channels on this machine.");
-  m.def("stats", [](const std::string& name) {
-    absl::StatusOr<ChannelStats> s = [&] {
-      py::gil_scoped_release nogil;
-      return read_stats(name);
-    }();
-    if (!s.ok()) raise_status(s.status());
-    return channel_stats_dict(*s);
-  }, py::arg("name"), "A channel's counters and peers (a dict), read without disturbing it.");
-  m.def("remove_channel", [](const std::string& name) {
-    const absl::Status s = [&] {
-      py::gil_scoped_release nogil;
-      return remove_channel(name);
-    }();
-    if (!s.ok()) raise_status(s);
-  }, py::arg("name"), "Removes a channel's name now (open endpoints keep working).");
+  // The WaitEvent bits, for shmring.WaitEvent.
+  m.attr("_WAIT_EVENT_BITS") = py::dict(
+      py::arg("DATA") = static_cast<std::uint32_t>(WaitEvent::kData),
+      py::arg("ROOM") = static_cast<std::uint32_t>(WaitEvent::kRoom),
+      py::arg("PEER_GONE") = static_cast<std::uint32_t>(WaitEvent::kPeerGone),
+      py::arg("EVICTED") = static_cast<std::uint32_t>(WaitEvent::kEvicted),
+      py::arg("REMOVED") = static_cast<std::uint32_t>(WaitEvent::kRemoved));
 }
 
 }  // namespace shmring::python

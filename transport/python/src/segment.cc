@@ -2,6 +2,9 @@
 // results, error() and error_string()), with the waits made interruptible and the segment's memory
 // exported as a memoryview that cannot outlive the mapping.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <chrono>
 
 #include <memory>
 #include <mutex>
@@ -55,18 +58,10 @@ void refuse_while_exported(const SegmentBox& box, const char* call) {
 // try_lock_for / try_acquire_for. timeout None: no limit.
 template <typename TryFor>
 bool interruptible(const py::object& timeout, TryFor&& try_for) {
-  const Deadline deadline = Deadline::from(timeout);
-  for (;;) {
-    const auto slice = std::chrono::duration_cast<std::chrono::milliseconds>(deadline.next_slice());
-    bool done = false;
-    {
-      py::gil_scoped_release nogil;
-      done = try_for(slice.count());
-    }
-    if (done) return true;
-    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-    if (deadline.passed()) return false;
-  }
+  return wait_in_slices(Deadline::from(timeout), [&](std::chrono::nanoseconds slice) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(slice).count();
+    return without_gil([&] { return try_for(ms); });
+  });
 }
 
 }  // namespace
@@ -86,6 +81,11 @@ void bind_segment(py::module_& m) {
       .value("OUT_OF_RESOURCES", SharedMemoryError::kOutOfResources)
       .value("UNKNOWN_ERROR", SharedMemoryError::kUnknownError);
 
+  py::enum_<DestroyMode>(m, "DestroyMode", "How SharedMemory.destroy() removes a segment.")
+      .value("NO_WAIT", DestroyMode::kNoWait, "take the lock, remove the name and the lock now")
+      .value("FORCE_NO_WAIT", DestroyMode::kForceNoWait, "remove the name and the lock now, without the lock")
+      .value("WAIT", DestroyMode::kWait, "remove the name now; the lock and memory go with the last detach");
+
   py::class_<PyMapping>(m, "_Mapping", py::buffer_protocol())
       .def_buffer([](PyMapping& mapping) {
         return py::buffer_info(mapping.ptr, 1, py::format_descriptor<std::uint8_t>::format(), 1,
@@ -101,7 +101,9 @@ void bind_segment(py::module_& m) {
              if (!native_key.is_none()) s.box->shm.set_native_key(native_key.cast<std::string>());
              return s;
            }),
-           py::arg("key") = py::none(), py::kw_only(), py::arg("native_key") = py::none())
+           py::arg("key") = py::none(), py::kw_only(), py::arg("native_key") = py::none(),
+           "A segment handle for `key` (the QSharedMemory contract: nothing is attached until "
+           "create() or attach()). shmring.SharedMemory adds the standard library's habits.")
       .def("set_key", [](PySharedMemory& s, const std::string& key) {
         refuse_while_exported(*s.box, "set_key");
         s.box->shm.set_key(key);
@@ -112,21 +114,33 @@ void bind_segment(py::module_& m) {
         s.box->shm.set_native_key(key);
       }, py::arg("native_key"))
       .def_property_readonly("native_key", [](PySharedMemory& s) { return s.box->shm.native_key(); })
-      .def("set_permissions", [](PySharedMemory& s, int mode) { s.box->shm.set_permissions(static_cast<mode_t>(mode)); })
+      .def("set_permissions", [](PySharedMemory& s, int mode) {
+        if (mode < 0 || mode > 07777) throw py::value_error("mode must be within 0o0000..0o7777");
+        s.box->shm.set_permissions(static_cast<mode_t>(mode));
+      }, py::arg("mode"), "Mode bits (e.g. 0o660) of a segment create() makes from now on.")
+      .def("set_group", [](PySharedMemory& s, int gid) {
+        s.box->shm.set_group(static_cast<gid_t>(gid));
+      }, py::arg("gid"), "Group of a segment create() makes from now on (-1: the creator's).")
+      .def_property_readonly("group", [](PySharedMemory& s) { return static_cast<int>(s.box->shm.group()); })
+      .def("set_trust", [](PySharedMemory& s, bool any_owner, const std::vector<uid_t>& trusted_owners, int max_mode) {
+        if (max_mode < 0 || max_mode > 07777) throw py::value_error("max_mode must be within 0o0000..0o7777");
+        s.box->shm.set_trust(SharedMemory::Trust{any_owner, trusted_owners, static_cast<mode_t>(max_mode)});
+      }, py::kw_only(), py::arg("any_owner") = true, py::arg("trusted_owners") = std::vector<uid_t>{},
+         py::arg_v("max_mode", 0777, "0o777"),
+         "Which existing segments attach() accepts: with any_owner=False, only "
+         "one owned by this user or one of trusted_owners (uids) whose mode grants nothing outside "
+         "max_mode; others fail with PERMISSION_DENIED before anything is mapped.")
       .def("create", [](PySharedMemory& s, std::size_t size, AccessMode mode) {
-        py::gil_scoped_release nogil;
-        return s.box->shm.create(size, mode);
+        return without_gil([&] { return s.box->shm.create(size, mode); });
       }, py::arg("size"), py::arg("mode") = AccessMode::kReadWrite,
          "Creates and attaches a segment of `size` bytes (zeroed). False if it exists (ALREADY_EXISTS) "
          "or on another error (see error()).")
       .def("attach", [](PySharedMemory& s, AccessMode mode) {
-        py::gil_scoped_release nogil;
-        return s.box->shm.attach(mode);
+        return without_gil([&] { return s.box->shm.attach(mode); });
       }, py::arg("mode") = AccessMode::kReadWrite)
       .def("detach", [](PySharedMemory& s) {
         refuse_while_exported(*s.box, "detach");
-        py::gil_scoped_release nogil;
-        return s.box->shm.detach();
+        return without_gil([&] { return s.box->shm.detach(); });
       }, "Detaches (the last one out removes the segment). BufferError while data() memoryviews live.")
       .def("is_attached", [](PySharedMemory& s) { return s.box->shm.is_attached(); })
       .def_property_readonly("size", [](PySharedMemory& s) { return s.box->shm.size(); })
@@ -146,6 +160,13 @@ void bind_segment(py::module_& m) {
          "Takes the segment's lock, waiting up to `timeout` seconds (None: no limit; Ctrl-C "
          "interrupts). False on timeout or error (see error()).")
       .def("unlock", [](PySharedMemory& s) { return s.box->shm.unlock(); })
+      .def("destroy", [](PySharedMemory& s, DestroyMode mode) {
+        refuse_while_exported(*s.box, "destroy");
+        return without_gil([&] { return s.box->shm.destroy(mode); });
+      }, py::arg("mode") = DestroyMode::kNoWait,
+         "Removes the segment's name now (Qt Solutions' destroy; see DestroyMode) and detaches this "
+         "object. Attachments elsewhere keep their mapping until they detach. BufferError while "
+         "data() memoryviews live.")
       .def("exists", [](PySharedMemory& s) { return s.box->shm.exists(); })
       .def("num_attachments", [](PySharedMemory& s) { return s.box->shm.num_attachments(); })
       .def("error", [](PySharedMemory& s) { return s.box->shm.error(); })
@@ -173,10 +194,10 @@ void bind_segment(py::module_& m) {
       "A named counting semaphore with the QSystemSemaphore contract; tokens a process holds are "
       "given back when it dies.")
       .def(py::init([](const std::string& key, int initial, SemaphoreAccessMode mode) {
-             py::gil_scoped_release nogil;
-             return std::make_unique<SystemSemaphore>(key, initial, mode);
+             return without_gil([&] { return std::make_unique<SystemSemaphore>(key, initial, mode); });
            }),
-           py::arg("key"), py::arg("initial") = 0, py::arg("mode") = SemaphoreAccessMode::kOpen)
+           py::arg("key"), py::arg("initial") = 0, py::arg("mode") = SemaphoreAccessMode::kOpen,
+           "Opens (OPEN) or creates (CREATE, with `initial` tokens) the semaphore `key`.")
       .def_property_readonly("key", &SystemSemaphore::key)
       .def("acquire", [](SystemSemaphore& s, const py::object& timeout) {
         return interruptible(timeout, [&](std::int64_t ms) { return s.try_acquire_for(ms); });

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,6 +52,33 @@ struct SegmentListing {
 // directory cannot be read.
 std::vector<std::string> segment_paths(std::string_view directory = kDefaultSegmentDirectory,
                                        std::string_view prefix = kSegmentNamePrefix);
+
+// A segment file opened the way tools read one: with pread, never mapped (whoever resizes the
+// file cannot kill the reader with SIGBUS) and not as an attachment (it keeps nothing alive). What
+// read_stats and `shmring stat` use to look at channels of any owner.
+class SegmentFile {
+ public:
+  // Opens the file at `path` (never through a link) and reads its header. kNotFound (also for a
+  // destroyed segment), kPermissionDenied, kUnavailable (its creator is still at work, or died
+  // first), kDataLoss (not a shmring segment).
+  static absl::StatusOr<SegmentFile> open(const std::string& path);
+  SegmentFile(SegmentFile&& other) noexcept;
+  SegmentFile& operator=(SegmentFile&& other) noexcept;
+  SegmentFile(const SegmentFile&) = delete;
+  SegmentFile& operator=(const SegmentFile&) = delete;
+  ~SegmentFile();
+
+  // Owner, mode, sizes, liveness and attachments, as inspect_segment() reports them.
+  const SegmentListing& listing() const { return listing_; }
+  // Copies out.size() bytes of the user data (SharedMemory::data()) from `offset`. kOutOfRange past
+  // data_bytes; kDataLoss if the file shrank meanwhile.
+  absl::Status read(std::uint64_t offset, std::span<std::byte> out) const;
+
+ private:
+  SegmentFile() = default;
+  int fd_ = -1;
+  SegmentListing listing_;
+};
 
 // Inspects one segment file. Errors: kNotFound, kPermissionDenied (it exists but cannot be opened).
 // A file whose header is invalid is returned with `problem` set, not as an error.

@@ -17,7 +17,8 @@
 namespace shmring {
 
 inline constexpr std::uint64_t kSegmentMagic = 0x31474553524d4853ULL;  // "SHMRSEG1" little-endian
-inline constexpr std::uint32_t kSegmentLayoutVersion = 1;
+// 1: first layout. 2: the lock's System V key (lock_semaphore_key), recorded before the set exists.
+inline constexpr std::uint32_t kSegmentLayoutVersion = 2;
 inline constexpr std::size_t kSegmentKeyCapacity = 256;
 
 enum class SegmentState : std::uint32_t {
@@ -32,7 +33,7 @@ struct SegmentHeader {
   std::uint32_t layout_version;       // kSegmentLayoutVersion
   std::uint64_t header_size;          // bytes before the user's data (kSegmentHeaderSize)
   std::uint64_t user_size;            // bytes the creator asked for
-  std::int32_t lock_semaphore_id;     // private System V set holding the segment lock
+  std::int32_t lock_semaphore_id;     // System V set holding the segment lock (-1: not made yet)
   std::uint32_t permissions;          // mode bits given at create
   std::int64_t lock_semaphore_ctime;  // its creation stamp (guards against a recycled id)
   std::int32_t creator_pid;
@@ -40,16 +41,22 @@ struct SegmentHeader {
   std::uint64_t creator_start_time;   // the creator's start time (clock ticks since boot)
   std::int64_t created_unix_ns;       // CLOCK_REALTIME at create, for tools
   char key[kSegmentKeyCapacity];      // the user's key (truncated), for tools; not NUL-terminated
+  // The lock set's System V key (SystemSemaphore::random_segment_key), written right after the
+  // magic and before the set is created: a creator killed before it recorded the id still leaves
+  // the set findable (SystemSemaphore::find). 0: none yet.
+  std::int32_t lock_semaphore_key;
+  std::uint32_t reserved;             // written 0
 };
 
 static_assert(std::is_standard_layout_v<SegmentHeader>);
-static_assert(sizeof(SegmentHeader) == 328);
+static_assert(sizeof(SegmentHeader) == 336);
 static_assert(offsetof(SegmentHeader, state) == 8);
 static_assert(offsetof(SegmentHeader, user_size) == 24);
 static_assert(offsetof(SegmentHeader, lock_semaphore_id) == 32);
 static_assert(offsetof(SegmentHeader, lock_semaphore_ctime) == 40);
 static_assert(offsetof(SegmentHeader, creator_start_time) == 56);
 static_assert(offsetof(SegmentHeader, key) == 72);
+static_assert(offsetof(SegmentHeader, lock_semaphore_key) == 328);
 static_assert(sizeof(SegmentHeader) <= kSegmentHeaderSize);
 
 // A copy of the header's fields, taken once and validated; the only form code should use.
@@ -58,6 +65,7 @@ struct SegmentInfo {
   std::uint64_t user_size = 0;
   std::int32_t lock_semaphore_id = -1;
   std::int64_t lock_semaphore_ctime = 0;
+  std::int32_t lock_semaphore_key = 0;
   std::uint32_t permissions = 0;
   std::int32_t creator_pid = 0;
   std::uint64_t creator_start_time = 0;

@@ -46,6 +46,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "shmring/core/system_semaphore.h"
@@ -133,6 +134,21 @@ class SharedMemory {
   // give files to makes create() fail with kPermissionDenied, leaving nothing behind.
   void set_group(gid_t group) { group_ = group; }
   gid_t group() const { return group_; }
+
+  // --- Trust (an extension of this library; docs/security.md) ------------------------------------
+  // Which existing segments attach() (and create_or_attach()) accept. By default, any file the
+  // mode bits let this process open, as QSharedMemory does. With `any_owner` false, a segment
+  // whose file is owned by neither the caller's effective uid nor one of `trusted_owners`, or whose
+  // mode grants any bit outside `max_mode`, is refused with kPermissionDenied (the message names
+  // the owner and the mode) before anything is mapped or locked. Channels always set this (a
+  // squatter's look-alike segment is never used).
+  struct Trust {
+    bool any_owner = true;
+    std::vector<uid_t> trusted_owners;  // besides the caller's effective uid
+    mode_t max_mode = 0777;
+  };
+  void set_trust(Trust trust) { trust_ = std::move(trust); }
+  const Trust& trust() const { return trust_; }
 
   // --- Lifecycle ----------------------------------------------------------------------------------
   // Creates a new segment of `size` bytes (zero-filled) and attaches to it in `mode`.
@@ -241,6 +257,7 @@ class SharedMemory {
   CreateStep create_file(const std::string& path, bool named, int* fd, bool* already_exists);
   bool build_segment(int fd, const std::string& path, bool named, std::size_t size, AccessMode mode);
   bool do_attach(AccessMode mode, bool* not_found);
+  bool check_trust(int fd, std::string_view operation) const;
   bool finish_attach(int fd, AccessMode mode, bool created);
   void release_mapping();
   bool is_last_to_leave();  // detach(): see shared_memory.cc
@@ -253,6 +270,7 @@ class SharedMemory {
   std::string native_key_;
   mode_t permissions_ = kDefaultPermissions;
   gid_t group_ = static_cast<gid_t>(-1);
+  Trust trust_;
 
   int fd_ = -1;       // the segment's file, for the user (fd()); holds no lock
   int lock_fd_ = -1;  // own open file description holding this attachment's shared OFD lock

@@ -11,8 +11,12 @@
 // (a lock, which is how SharedMemory uses it) the detection is exact; for larger counts it is a hint.
 //
 // Keyed semaphores map the key to a System V key with a 32-bit hash (see sysv_key_for()), so two
-// different keys can in principle collide; SharedMemory avoids keys altogether by creating a private
-// set and recording its id in the segment header (create_private() / adopt()).
+// different keys can in principle collide. A keyed semaphore is trusted only if the caller's
+// effective uid created it (or owns it): a set another user made under the same key is refused
+// with kPermissionDenied, as a mutex must be the caller's own. SharedMemory gives each segment a
+// set of its own under a random key it records in the segment header before the set exists
+// (create_exclusive() / adopt() / find()), so a creator killed at any instruction leaves its set
+// findable, and a forged header cannot make anyone remove a set that is not the segment's.
 //
 // Thread-safety: one object is used by one thread at a time; any number of objects in any processes
 // may use the same semaphore.
@@ -78,12 +82,22 @@ class SystemSemaphore {
                SemaphoreAccessMode mode = SemaphoreAccessMode::kOpen);
   std::string key() const { return key_; }
 
-  // A new semaphore set with no key (IPC_PRIVATE), reachable by id; `mode_bits` as for files.
-  static SystemSemaphore create_private(int initial_count, mode_t mode_bits);
-  // Adopts the private set `id` made by create_private() in any process. `expected_ctime` is the
-  // creation stamp (creation_time()) recorded next to the id; a recycled id with another stamp is
-  // refused with kNotFound.
-  static SystemSemaphore adopt(int id, std::int64_t expected_ctime);
+  // A new set under the System V key `key` (never IPC_PRIVATE), created exclusively with
+  // `mode_bits`: kAlreadyExists when a set has that key (the caller picks another key). This is how
+  // SharedMemory makes a segment's lock (see above).
+  static SystemSemaphore create_exclusive(key_t key, int initial_count, mode_t mode_bits);
+  // Adopts the set `id` recorded in a segment header, refusing (kNotFound) anything that is not
+  // exactly what create_exclusive() made for that segment: System V key `key`, three counters,
+  // created by `creator` (the segment file's owner), and the creation stamp `expected_ctime`
+  // (creation_time(); a recycled id has another). So a forged or stale header cannot name
+  // another set.
+  static SystemSemaphore adopt(int id, std::int64_t expected_ctime, key_t key, uid_t creator);
+  // Finds the set create_exclusive() made under `key` by `creator` (a creator that died before it
+  // recorded the id leaves only the key); kNotFound if there is none or it is not such a set.
+  static SystemSemaphore find(key_t key, uid_t creator);
+  // A random System V key for create_exclusive(): never IPC_PRIVATE, never a key sysv_key_for()
+  // can give (their top bit differs), so segment locks and keyed semaphores never meet.
+  static key_t random_segment_key();
 
   bool is_valid() const { return id_ >= 0; }
   int id() const { return id_; }
@@ -102,7 +116,8 @@ class SystemSemaphore {
   // first; the rest are added to the semaphore for good. kNotFound if the set was removed.
   // In a fork child, tokens the parent held are not the child's: they count as "the rest".
   bool release(int n = 1);
-  // Removes the set from the system; waiters in other processes fail with kNotFound.
+  // Removes the set from the system (only the set this object adopted: a set whose creation stamp
+  // changed is left alone); waiters in other processes fail with kNotFound.
   // kPermissionDenied unless this user owns or created the set (or has CAP_SYS_ADMIN).
   bool remove();
   // Gives the set to `group` (its owner keeps the mode bits). Needs the rights chown needs.
@@ -125,6 +140,9 @@ class SystemSemaphore {
 
  private:
   bool open_or_create(int initial_count, SemaphoreAccessMode mode);
+  // Whether the keyed set `id` is this user's: created by (or owned by) the effective uid, with
+  // three counters and no bits for others beyond what this user would give. Sets error() if not.
+  bool check_keyed_set(int id);
   bool fail(SystemSemaphoreError error, std::string_view operation, int errno_value) const;
   bool fail_message(SystemSemaphoreError error, std::string_view operation,
                     std::string_view message) const;

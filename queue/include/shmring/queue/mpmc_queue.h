@@ -12,6 +12,7 @@
 // The sequence word of the slot that serves ticket t (t & mask) moves through
 //     free(t) --commit--> full(t) --release--> free(t + capacity)
 //     free(t) --skip_stalled / abort--> skipped(t) --a consumer passes it--> free(t + capacity)
+// (a given-up slot's length says mpmc::kGivenUpLength until the next lap's commit)
 // with free(t) = 4t, full(t) = 4t + 1, skipped(t) = 4t + 2 (mod 2^64). Every transition is a CAS
 // from the exact expected value, so two parties can never both make one:
 //  * a producer that claimed ticket t and died leaves free(t) behind; after the transport decides it
@@ -97,6 +98,10 @@ static_assert(offsetof(MpmcControl, dequeue_pos) == 256);
 static_assert(offsetof(MpmcControl, counters) == 384);
 
 namespace mpmc {
+// The length a slot says once its claim was given up (abort, skip_stalled), written before the
+// release to skipped(t): no item is ever this long, so a reader that finds the slot already
+// passed (free(t + capacity)) can still tell a given-up claim from a consumed item (QueueTap).
+inline constexpr std::uint32_t kGivenUpLength = 0xFFFFFFFFu;
 constexpr std::uint64_t free_seq(std::uint64_t ticket) noexcept { return ticket << 2; }
 constexpr std::uint64_t full_seq(std::uint64_t ticket) noexcept { return (ticket << 2) | 1; }
 constexpr std::uint64_t skipped_seq(std::uint64_t ticket) noexcept { return (ticket << 2) | 2; }

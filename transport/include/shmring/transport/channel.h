@@ -191,26 +191,30 @@ constexpr bool has(WaitEvent set, WaitEvent event) noexcept {
 // "data|peer-gone", "none".
 std::string to_string(WaitEvent set);
 
-// Reads a channel's counters from another process without disturbing it: attaches read-only,
-// takes no lock, writes nothing. kNotFound if there is no such live channel; kDataLoss if the
-// segment does not hold a valid control block; kInvalidArgument for a bad name; kPermissionDenied.
-// Never waits on the channel; makes system calls (open, mmap, /proc reads for PeerStats::alive).
-// Thread-safe (uses its own attachment). Counters are read with relaxed loads (see ChannelStats).
+// Reads a channel's counters from another process without disturbing it: reads the segment file
+// with pread (never maps it, so whoever resizes it cannot kill the caller; not an attachment, so it
+// keeps nothing alive), takes no lock, writes nothing; works on channels of any owner the caller
+// may read. kNotFound if there is no such live channel; kDataLoss if the segment does not hold a
+// valid control block; kInvalidArgument for a bad name; kPermissionDenied. Never waits on the
+// channel; makes system calls (open, pread, fcntl lock probes, /proc reads for PeerStats::alive).
+// Thread-safe. Counters are read with relaxed loads (see ChannelStats).
 absl::StatusOr<ChannelStats> read_stats(std::string_view name);
 
 // Names of the live channels on this machine (scans /dev/shm for channel segments and reads each
-// one's name from its control block; stale and foreign segments are left out). Never fails: a
+// one's name from its control block with pread; stale and foreign segments are left out). Never fails: a
 // segment it cannot read is skipped. Thread-safe; file-system system calls only, no waiting.
 std::vector<std::string> list_channels();
 
 // Removes a channel's name now (SharedMemory::destroy kForceNoWait): open endpoints keep working,
-// new opens create a fresh channel. kNotFound if there is none. Does not take the segment lock, so
+// new opens create a fresh channel; a channel whose endpoints all died (stale) is removed with
+// its lock, as gc would. kNotFound if there is none; kPermissionDenied when this user may not
+// remove the name (in /dev/shm, a sticky directory, only its owner and root may). Does not take the segment lock, so
 // it never waits; it also removes the channel's lock, so endpoints still open on the old segment
 // can no longer run the dead-peer recovery or unregister (those steps fail quietly).
 absl::Status remove_channel(std::string_view name);
 
-// Removes the files behind pollable descriptors (wait_fd, docs/events.md: "shmring-l.*",
-// "shmring-w.*" in /dev/shm) that nobody owns any more: an endpoint killed before any recovery of
+// Removes the companion files of channels (docs/events.md, docs/security.md: "shmring-l.*",
+// "shmring-w.*", "shmring-a.*" in /dev/shm) that nobody owns any more: an endpoint killed before any recovery of
 // its channel ran leaves them. Returns the paths removed (dry_run: that would be). Never removes a
 // file an endpoint still holds. `shmring gc` calls it; opening a channel removes a few now and then.
 std::vector<std::string> collect_stale_wait_files(bool dry_run = false);

@@ -31,6 +31,7 @@
 #include <memory>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "shmring/transport/channel.h"
@@ -42,7 +43,12 @@ struct FrameOptions {
   std::uint64_t capacity = 0;     // frame buffers (creator default 4, at least 3, at most 64)
   std::uint64_t max_message = 0;  // bytes per frame (creator default 4 MiB)
   std::uint32_t max_peers = 0;    // creator default 16
-  mode_t permissions = 0600;
+  mode_t permissions = 0600;  // mode bits of a channel this call creates (and the loosest it opens)
+  // Trust (docs/security.md): a channel this endpoint opens (rather than creates) must be owned by
+  // the caller's effective uid or one of these uids, and its mode must not grant more than
+  // `permissions`; anything else is refused with kPermissionDenied (the message names the owner
+  // and the mode), so a look-alike another local user made first is never used.
+  std::vector<uid_t> trusted_owners;
   gid_t group = static_cast<gid_t>(-1);  // group of a channel this call creates (-1: the creator's)
   bool create = true;
   WaitOptions wait;

@@ -67,7 +67,10 @@ class ChannelEndpoint {
   ChannelEndpoint(const ChannelEndpoint&) = delete;
   ChannelEndpoint& operator=(const ChannelEndpoint&) = delete;
 
-  bool is_open() const noexcept { return impl_ != nullptr; }
+  // False when closed or moved-from, and in a forked child: a child's copy of an endpoint is inert
+  // (every data-path call returns kClosed, wait_fd() fails with EBADF, its loans and views are
+  // inert) and closing it only lets the child's copy go. Open a new endpoint in the child.
+  bool is_open() const noexcept;
   // This endpoint's counters, read from its peer slot; empty when closed or without a peer slot
   // (a read-only topic subscriber).
   PeerStats stats() const noexcept;

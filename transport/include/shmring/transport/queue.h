@@ -36,6 +36,7 @@
 #include <memory>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "shmring/transport/channel.h"
@@ -49,7 +50,12 @@ struct QueueOptions {
   std::uint64_t capacity = 0;     // slots, a power of two (creator default 1024)
   std::uint64_t max_message = 0;  // bytes per item (creator default 256)
   std::uint32_t max_peers = 0;    // endpoints at once (creator default 64)
-  mode_t permissions = 0600;      // mode bits of a channel this call creates
+  mode_t permissions = 0600;      // mode bits of a channel this call creates (and the loosest it opens)
+  // Trust (docs/security.md): a channel this endpoint opens (rather than creates) must be owned by
+  // the caller's effective uid or one of these uids, and its mode must not grant more than
+  // `permissions`; anything else is refused with kPermissionDenied (the message names the owner
+  // and the mode), so a look-alike another local user made first is never used.
+  std::vector<uid_t> trusted_owners;
   gid_t group = static_cast<gid_t>(-1);  // group of a channel this call creates (-1: the creator's)
   bool create = true;             // false: only open an existing channel (kNotFound otherwise)
   WaitOptions wait;
@@ -189,6 +195,63 @@ class QueueConsumer : public ChannelEndpoint {
  private:
   using ChannelEndpoint::ChannelEndpoint;
   QueueView take(bool blocking, std::chrono::nanoseconds timeout) noexcept;
+};
+
+// Where a QueueTap starts reading.
+enum class QueueTapStart : std::uint8_t {
+  kWaiting,  // the items consumers have not taken yet, then every later one (default)
+  kNext,     // only items claimed by producers after open
+};
+
+struct QueueTapOptions {
+  QueueTapStart start = QueueTapStart::kWaiting;
+  std::chrono::milliseconds open_timeout{2000};  // waiting for a creator to finish initialising
+};
+
+// A tap on a queue: reads the items producers commit, in ticket order, without consuming them
+// (a recorder's view of a pipeline: `shmring record`). It maps the channel read-only, takes no
+// lock and no peer slot, and writes nothing: consumers receive exactly what they would without
+// it, producers never wait for it, and a tap that dies leaves nothing behind. It never holds a
+// slot either, so it reads an item while it is still in the ring: until producers have claimed
+// `capacity` more tickets after it, whether or not a consumer took it meanwhile. A tap that falls
+// further behind than that is lapped: it jumps ahead (a quarter of the ring behind the producers)
+// and counts the tickets it passed unread in missed(), exactly.
+// A ticket whose claim a producer gave up (an abandoned loan, a dead producer's claim skipped by
+// the recovery) is no item: the tap passes it uncounted, as consumers do (its slot says so even
+// after consumers passed it); while lapped, such tickets count in missed() with the items.
+// Waiting: it cannot register for wake-ups, so read() polls (every 200 us at most); there is no
+// wait_fd (-1, ENOTSUP). Threads, closing: the conventions in channel.h. Memory ordering: an item
+// it returns happens-after the producer's commit (acquire of the slot's sequence, or of the
+// consumer's release that followed it), and it is validated after the copy: a producer can only
+// overwrite a slot after claiming the ticket a lap later, so the copy is good if the enqueue
+// position has not passed that ticket when the copy is done.
+class QueueTap : public ChannelEndpoint {
+ public:
+  // Attaches to an existing queue channel read-only. kNotFound if there is none; otherwise the
+  // errors of QueueProducer::open (no lock is taken, so no kAborted).
+  static absl::StatusOr<QueueTap> open(std::string_view name, const QueueTapOptions& options = {});
+  QueueTap() = default;
+
+  // Copies the next item into `out` (at least max_message bytes, else kTooLarge), sets *bytes and
+  // *ticket (the item's QueueView::sequence(); either may be null). kOk, kWouldBlock (nothing
+  // new, or the next ticket is claimed and not committed yet), kTooLarge, kClosed. Never waits,
+  // never writes shared memory.
+  ChannelResult try_read(std::span<std::byte> out, std::size_t* bytes,
+                         std::uint64_t* ticket = nullptr) noexcept;
+  // As try_read, polling up to `timeout` (kTimedOut).
+  ChannelResult read(std::span<std::byte> out, std::size_t* bytes, std::uint64_t* ticket,
+                     std::chrono::nanoseconds timeout) noexcept;
+
+  std::uint64_t missed() const noexcept;    // tickets passed unread (see above); 0 when closed
+  std::uint64_t read_count() const noexcept;  // items returned
+  std::uint64_t next_ticket() const noexcept;  // the ticket it looks at next
+  std::uint64_t max_message() const noexcept;
+  std::uint64_t capacity() const noexcept;
+  // is_open(), close(), channel_incarnation(): from ChannelEndpoint. stats() is empty (no
+  // peer slot).
+
+ private:
+  using ChannelEndpoint::ChannelEndpoint;
 };
 
 }  // namespace shmring

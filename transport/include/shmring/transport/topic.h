@@ -61,6 +61,7 @@
 #include <optional>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "shmring/transport/channel.h"
@@ -98,7 +99,12 @@ struct TopicOptions {
   // The default delivery for subscribers that do not choose (the creator's; openers need not
   // agree). For a subscriber with delivery kDefault, true also asks for lossless delivery.
   bool lossless = false;
-  mode_t permissions = 0600;
+  mode_t permissions = 0600;  // mode bits of a channel this call creates (and the loosest it opens)
+  // Trust (docs/security.md): a channel this endpoint opens (rather than creates) must be owned by
+  // the caller's effective uid or one of these uids, and its mode must not grant more than
+  // `permissions`; anything else is refused with kPermissionDenied (the message names the owner
+  // and the mode), so a look-alike another local user made first is never used.
+  std::vector<uid_t> trusted_owners;
   gid_t group = static_cast<gid_t>(-1);  // group of a channel this call creates (-1: the creator's)
   bool create = true;
   WaitOptions wait;

@@ -22,7 +22,9 @@
 // kReadable (plain descriptor), kTimer, kStop.
 //
 // Threads: a WaitSet and the endpoints in it belong to one thread, except stop(), which any
-// thread (or a signal handler) may call. Endpoints may be moved while in the set (the entry
+// thread (or a signal handler) may call. fork(): a child's copy of a set is the parent's (it shares
+// its epoll instance): add, remove and wait refuse with kFailedPrecondition, and destroying it
+// only lets the child's descriptors go; make a new set in the child. Endpoints may be moved while in the set (the entry
 // follows the endpoint's state, not the handle object). An endpoint closed while in the set is
 // never reported again, and remove() still drops its entry. Plain descriptors must be removed
 // before they are closed (epoll's rule).
@@ -40,6 +42,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "shmring/transport/channel.h"
+#include "shmring/core/fork_generation.h"
 #include "shmring/transport/lease.h"
 
 namespace shmring {
@@ -67,8 +70,9 @@ class WaitSet {
 
   // Adds an endpoint (TopicSubscriber, QueueConsumer, FrameSubscriber, TopicPublisher,
   // QueueProducer, FramePublisher) under `tag` (its wait_fd() is made if needed).
-  // kAlreadyExists: the tag is taken; kFailedPrecondition: the endpoint is closed or is a read_only
-  // subscriber; other errors from the system.
+  // kAlreadyExists: the tag is taken, or the endpoint is in the set already; kFailedPrecondition:
+  // the endpoint is closed (or a forked child's copy) or is a read_only subscriber; other errors
+  // from the system.
   absl::Status add(ChannelEndpoint& endpoint, std::uint64_t tag);
   // Adds a plain descriptor, reported as kReadable when epoll reports any of `epoll_events`
   // (EPOLLIN by default; hang-ups and errors always count). The caller keeps owning it.
@@ -102,9 +106,12 @@ class WaitSet {
     std::shared_ptr<detail::WaitDescriptor> descriptor;  // kEndpoint
   };
   Entry* find(std::uint64_t tag) noexcept;
+  // kFailedPrecondition when not created, or in a forked child (the set is the parent's).
+  absl::Status usable() const;
   absl::Status add_entry(Entry entry, std::uint32_t epoll_events);
   void close_all() noexcept;
 
+  std::uint64_t fork_generation_ = fork_generation();  // of the process that made it
   int epoll_fd_ = -1;
   int stop_fd_ = -1;
   std::vector<std::unique_ptr<Entry>> entries_;
