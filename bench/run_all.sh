@@ -127,6 +127,7 @@ echo "the bridge, host A -> host B (two network namespaces; loopback if they can
 for mode in bridge-latency bridge-throughput; do
   "$shmring" bench --json --mode "$mode" --reps "$([ $quick -eq 1 ] && echo 1 || echo 3)" >> "$out" || true
 done
+"$shmring" bench --json --mode bridge-stall --reps 1 >> "$out" || true  # 35 s: one of each scenario
 
 echo "system calls per message:" >&2
 tests/transport/syscall_count_test.sh build/plain/tests/transport/syscall_driver \

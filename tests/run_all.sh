@@ -76,6 +76,14 @@ if [ -x tests/fuzz/run_fuzzers.sh ]; then
   fi
 fi
 
+# Last of all: nothing any of it created may be left (segments, companion files, lock sets).
+echo "=== [leaks] after everything"
+if tests/leak_check.sh --final; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); failed_configs+=("leaks")
+fi
+
 echo
 if [ ${#failed_configs[@]} -gt 0 ]; then
   echo "failing: ${failed_configs[*]}"

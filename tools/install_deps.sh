@@ -19,6 +19,7 @@ packages=(
   strace                                        # counts system calls per message in a test
   iproute2                                      # the bridge tests' network namespaces (ip netns)
   libzstd-dev python3-zstandard                 # shmring record (zstd chunks; the Python reader)
+  dpkg-dev lintian file man-db groff-base       # the Debian packages (cpack, lintian, man pages)
 )
 
 missing=()

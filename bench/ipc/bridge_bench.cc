@@ -20,6 +20,7 @@
 #include <string>
 #include <thread>
 
+#include "bridge_hosts.h"
 #include "histogram.h"
 #include "shmring/bridge/bridge.h"
 #include "shmring/core/clock.h"
@@ -41,69 +42,6 @@ struct Shared {
   std::uint64_t first_ns = 0;
   std::uint64_t last_ns = 0;
   char error[200] = {};
-};
-
-// Two network namespaces joined by a veth pair, or loopback when they cannot be made.
-struct Hosts {
-  std::string ns[2];
-  std::string address[2] = {"127.0.0.1", "127.0.0.1"};
-  bool netns = false;
-
-  static int run(const std::vector<std::string>& args) {
-    const pid_t pid = fork();
-    if (pid == 0) {
-      const int null = open("/dev/null", O_WRONLY);
-      dup2(null, 1);
-      dup2(null, 2);
-      std::vector<char*> argv;
-      for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execvp(argv[0], argv.data());
-      _exit(127);
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
-  }
-
-  void make() {
-    const std::string tag = std::to_string(getpid() % 100000);
-    ns[0] = "srbenchA" + tag;
-    ns[1] = "srbenchB" + tag;
-    const std::string veth[2] = {"sbA" + tag, "sbB" + tag};
-    bool ok = geteuid() == 0 && run({"ip", "netns", "add", ns[0]}) == 0 && run({"ip", "netns", "add", ns[1]}) == 0 &&
-              run({"ip", "link", "add", veth[0], "type", "veth", "peer", "name", veth[1]}) == 0;
-    const char* addr[2] = {"10.78.0.1", "10.78.0.2"};
-    for (int i = 0; ok && i < 2; ++i) {
-      ok = run({"ip", "link", "set", veth[i], "netns", ns[i]}) == 0 &&
-           run({"ip", "-n", ns[i], "addr", "add", std::string(addr[i]) + "/24", "dev", veth[i]}) == 0 &&
-           run({"ip", "-n", ns[i], "link", "set", veth[i], "up"}) == 0 &&
-           run({"ip", "-n", ns[i], "link", "set", "lo", "up"}) == 0;
-    }
-    if (!ok) {
-      remove();
-      return;
-    }
-    netns = true;
-    address[0] = addr[0];
-    address[1] = addr[1];
-  }
-
-  void remove() {
-    for (const std::string& n : ns) {
-      if (!n.empty()) run({"ip", "netns", "del", n});
-    }
-  }
-
-  // In a child: moves this process into host `i`'s namespace.
-  bool enter(int i) const {
-    if (!netns) return true;
-    const int fd = open(("/run/netns/" + ns[i]).c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    const bool ok = setns(fd, CLONE_NEWNET) == 0;
-    close(fd);
-    return ok;
-  }
 };
 
 void fail(Shared* shared, const std::string& what) {
@@ -271,17 +209,6 @@ struct RunResult {
   double rate = 0;  // delivered messages per second
 };
 
-// The child returns from `body` (so its endpoints close and their channels go with the last one)
-// and then leaves without running the parent's exit handlers.
-pid_t spawn(const Hosts& hosts, int host, const std::function<int()>& body) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    if (!hosts.enter(host)) _exit(3);
-    _exit(body());
-  }
-  return pid;
-}
-
 RunResult run_once(const Hosts& hosts, bool use_bridge, bool latency, std::size_t size, std::uint64_t count,
                    double rate, int port) {
   void* memory = mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -364,6 +291,7 @@ int run_bridge_benchmark(const BridgeBenchConfig& config, std::FILE* out) {
       std::vector<std::uint64_t> p50, p99, p999;
       std::vector<double> rates;
       std::string error;
+      const std::string load_before = loadavg();
       for (int rep = 0; rep < config.repetitions; ++rep) {
         const RunResult r = run_once(hosts, use_bridge, config.latency, size, count, config.latency ? rate : 0, ++port);
         if (!r.ok || !r.error.empty()) {
@@ -386,20 +314,22 @@ int run_bridge_benchmark(const BridgeBenchConfig& config, std::FILE* out) {
                      "{\"bench\":\"bridge\",\"mode\":\"%s\",\"transport\":\"%s\",\"size\":%zu,\"count\":%llu,"
                      "\"netns\":%s,\"p50_ns\":%llu,\"p99_ns\":%llu,\"p999_ns\":%llu,\"p50_ns_min\":%llu,"
                      "\"p50_ns_max\":%llu,\"msgs_per_s\":%.0f,\"msgs_per_s_min\":%.0f,\"msgs_per_s_max\":%.0f,"
-                     "\"ratio_to_zmq\":%.3f,\"reps\":%d,\"error\":\"%s\"}\n",
+                     "\"ratio_to_zmq\":%.3f,\"reps\":%d,\"loadavg_before\":\"%s\",\"loadavg_after\":\"%s\","
+                     "\"error\":\"%s\"}\n",
                      config.latency ? "bridge-latency" : "bridge-throughput", name, size, static_cast<unsigned long long>(count),
                      hosts.netns ? "true" : "false", static_cast<unsigned long long>(median(p50)),
                      static_cast<unsigned long long>(median(p99)), static_cast<unsigned long long>(median(p999)),
                      static_cast<unsigned long long>(*lmin), static_cast<unsigned long long>(*lmax), median(rates),
-                     *rmin, *rmax, ratio, config.repetitions, error.c_str());
+                     *rmin, *rmax, ratio, config.repetitions, load_before.c_str(), loadavg().c_str(), error.c_str());
       } else if (config.latency) {
-        std::fprintf(out, "  %-10s %8zu B  p50 %7.1f us (%.1f..%.1f)  p99 %8.1f us  p99.9 %8.1f us  x%.2f of zmq%s%s\n",
+        std::fprintf(out,
+                     "  %-10s %8zu B  p50 %7.1f us (%.1f..%.1f)  p99 %8.1f us  p99.9 %8.1f us  x%.2f of zmq  load %s%s%s\n",
                      name, size, median(p50) / 1e3, *lmin / 1e3, *lmax / 1e3, median(p99) / 1e3, median(p999) / 1e3,
-                     ratio, error.empty() ? "" : "  ERROR: ", error.c_str());
+                     ratio, load_before.c_str(), error.empty() ? "" : "  ERROR: ", error.c_str());
       } else {
-        std::fprintf(out, "  %-10s %8zu B  %10.0f msgs/s (%.0f..%.0f)  %8.1f MB/s  x%.2f of zmq%s%s\n", name, size,
-                     median(rates), *rmin, *rmax, median(rates) * static_cast<double>(size) / 1e6, ratio,
-                     error.empty() ? "" : "  ERROR: ", error.c_str());
+        std::fprintf(out, "  %-10s %8zu B  %10.0f msgs/s (%.0f..%.0f)  %8.1f MB/s  x%.2f of zmq  load %s%s%s\n", name,
+                     size, median(rates), *rmin, *rmax, median(rates) * static_cast<double>(size) / 1e6, ratio,
+                     load_before.c_str(), error.empty() ? "" : "  ERROR: ", error.c_str());
       }
       std::fflush(out);
     }

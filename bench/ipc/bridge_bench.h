@@ -33,4 +33,12 @@ struct BridgeBenchConfig {
 // ratio bridge / zmq. Needs root for the namespaces. Returns 0, or 1 if a run failed.
 int run_bridge_benchmark(const BridgeBenchConfig& config, std::FILE* out);
 
+// `--mode bridge-stall` (bridge_stall_bench.cc): a lossless topic of 4 KiB messages at 5000/s for
+// 16 s through the bridge, twice per repetition: (1) its subscriber on host B stops reading for
+// 8 s; (2) a raw client also asks for the topic and never gives credit (the export evicts it
+// after 2 s). Prints what was lost, how long the publisher was held back, the bridges' peak heap
+// (RssAnon), the subscriber's rate and longest gap, when the bad peer was evicted, and the load
+// average before and after.
+int run_bridge_stall_benchmark(const BridgeBenchConfig& config, std::FILE* out);
+
 }  // namespace shmring::bench

@@ -39,8 +39,23 @@ absl::Status status_from(int errno_value, const std::string& what) {
 
 }  // namespace
 
-std::string liveness_path(const LivenessId& id) {
-  return std::string(kDefaultSegmentDirectory) + "/" + std::string(kLivenessPrefix) + to_hex(id);
+std::string liveness_path(std::uint64_t tag, const LivenessId& id) {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(tag));
+  return std::string(kDefaultSegmentDirectory) + "/" + std::string(kLivenessPrefix) + hex + "." +
+         to_hex(id);
+}
+
+bool parse_liveness_name(std::string_view file_name, std::uint64_t* tag, LivenessId* id) noexcept {
+  if (!file_name.starts_with(kLivenessPrefix)) return false;
+  file_name.remove_prefix(kLivenessPrefix.size());
+  if (file_name.size() != 16 + 1 + 32 || file_name[16] != '.') return false;
+  RandomId tag_words;
+  // The tag is 16 hex digits: parse it as the low word of a 32-digit id.
+  if (!from_hex(std::string(16, '0') + std::string(file_name.substr(0, 16)), &tag_words)) return false;
+  if (!from_hex(file_name.substr(17), id)) return false;
+  *tag = tag_words.words[1];
+  return true;
 }
 
 mode_t writers_only(mode_t channel_mode) noexcept {
@@ -63,15 +78,23 @@ LivenessFile& LivenessFile::operator=(LivenessFile&& other) noexcept {
 
 LivenessFile::~LivenessFile() { close_fork_closed(fd_); }
 
-absl::StatusOr<LivenessFile> LivenessFile::create(const LivenessId& id, mode_t channel_mode,
-                                                  gid_t group) {
-  const std::string path = liveness_path(id);
+absl::StatusOr<LivenessFile> LivenessFile::create(std::uint64_t tag, const LivenessId& id,
+                                                  mode_t channel_mode, gid_t group) {
+  const std::string path = liveness_path(tag, id);
   const mode_t mode = writers_only(channel_mode) | S_IRUSR | S_IWUSR;  // the creator holds locks too
   const int fd = open_closed_in_fork_children([&] {
     return ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
   });
   if (fd < 0) return status_from(errno, "create " + path);
   LivenessFile file(fd);
+  // Held from the start: a collector that found the file between its creation and this lock could
+  // have removed it (nobody held anything), so the name must still be this file afterwards.
+  struct stat made {};
+  struct stat named {};
+  if (!file.hold(kCreatorByte) || fstat(fd, &made) != 0 || stat(path.c_str(), &named) != 0 ||
+      made.st_ino != named.st_ino || made.st_dev != named.st_dev) {
+    return absl::AlreadyExistsError("create " + path + ": taken away as it was made");
+  }
   // Exact mode bits whatever the umask, and the channel's group.
   if (fchmod(fd, mode) != 0 ||
       (group != static_cast<gid_t>(-1) && fchown(fd, static_cast<uid_t>(-1), group) != 0)) {
@@ -82,8 +105,9 @@ absl::StatusOr<LivenessFile> LivenessFile::create(const LivenessId& id, mode_t c
   return file;
 }
 
-absl::StatusOr<LivenessFile> LivenessFile::open(const LivenessId& id, uid_t owner, bool writable) {
-  const std::string path = liveness_path(id);
+absl::StatusOr<LivenessFile> LivenessFile::open(std::uint64_t tag, const LivenessId& id, uid_t owner,
+                                                bool writable) {
+  const std::string path = liveness_path(tag, id);
   const int fd = open_closed_in_fork_children([&] {
     return ::open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   });
@@ -127,9 +151,9 @@ LivenessFile::State LivenessFile::any_held() const noexcept {
   return lock.l_type == F_UNLCK ? State::kFree : State::kHeld;
 }
 
-bool remove_liveness_file(const LivenessId& id) noexcept {
+bool remove_liveness_file(std::uint64_t tag, const LivenessId& id) noexcept {
   try {
-    return unlink(liveness_path(id).c_str()) == 0 || errno == ENOENT;
+    return unlink(liveness_path(tag, id).c_str()) == 0 || errno == ENOENT;
   } catch (...) {
     return false;
   }

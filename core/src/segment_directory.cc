@@ -223,9 +223,9 @@ GcReport collect_from(const std::vector<std::string>& paths, bool dry_run, bool 
       const bool readable = fd >= 0 && detail::read_file_header(fd, &header);
       if (fd >= 0) close(fd);
       if (!readable || header.kind == detail::FileKind::kForeign) {
-        report.failed.push_back(path + ": not a shmring segment; left alone");
+        report.skipped.push_back(path + ": not a shmring segment; left alone");
       } else if (!detail::may_act_on(header.owner)) {
-        report.failed.push_back(path + ": belongs to " + detail::user_text(header.owner) +
+        report.skipped.push_back(path + ": belongs to " + detail::user_text(header.owner) +
                                 "; left alone");
       } else {
         report.removed.push_back(path);
@@ -239,10 +239,10 @@ GcReport collect_from(const std::vector<std::string>& paths, bool dry_run, bool 
       case detail::Reclaim::kLive: ++report.live; break;
       case detail::Reclaim::kRetry: break;  // vanished or removed by someone else meanwhile
       case detail::Reclaim::kForeign:
-        report.failed.push_back(path + ": not a shmring segment; left alone");
+        report.skipped.push_back(path + ": not a shmring segment; left alone");
         break;
       case detail::Reclaim::kNotOurs:
-        report.failed.push_back(path + ": belongs to " + detail::user_text(owner) + "; left alone");
+        report.skipped.push_back(path + ": belongs to " + detail::user_text(owner) + "; left alone");
         break;
       case detail::Reclaim::kError:
         report.failed.push_back(path + ": " + detail::errno_text(errno_value));

@@ -62,8 +62,6 @@ std::string terminal_safe(std::string_view text) {
       out += "\\t";
     } else if (cp == '\r') {
       out += "\\r";
-    } else if (cp == '\\') {
-      out += "\\\\";
     } else if (cp < 0x20 || cp == 0x7F) {
       append_hex(&out, "\\x%02x", cp);
     } else if (cp >= 0x80 && cp <= 0x9F) {  // C1 controls: a terminal obeys them too

@@ -77,17 +77,17 @@ int sender_socket() noexcept {
 
 void prepare_wake_sender() noexcept { sender_socket(); }
 
-std::string wait_file_path(std::string_view prefix, std::uint64_t channel_id, const RandomId& name) {
-  return std::string(kDefaultSegmentDirectory) + "/" + std::string(prefix) + hex16(channel_id) + "." +
+std::string wait_file_path(std::string_view prefix, std::uint64_t tag, const RandomId& name) {
+  return std::string(kDefaultSegmentDirectory) + "/" + std::string(prefix) + hex16(tag) + "." +
          to_hex(name);
 }
 
-int create_lifeline(std::uint64_t channel_id, mode_t channel_mode, RandomId* name) noexcept {
+int create_lifeline(std::uint64_t tag, mode_t channel_mode, RandomId* name) noexcept {
   try {
     const mode_t mode = writers_only(channel_mode) | S_IRUSR | S_IWUSR;
     for (int attempt = 0; attempt < kNameAttempts; ++attempt) {
       *name = random_id();
-      const int fd = make_and_open_fifo(wait_file_path(kLifelinePrefix, channel_id, *name), mode);
+      const int fd = make_and_open_fifo(wait_file_path(kLifelinePrefix, tag, *name), mode);
       if (fd >= 0 || errno != EEXIST) return fd;
     }
     return -1;
@@ -99,9 +99,9 @@ int create_lifeline(std::uint64_t channel_id, mode_t channel_mode, RandomId* nam
 
 void close_lifeline(int fd) noexcept { close_fork_closed(fd); }
 
-int open_lifeline(std::uint64_t channel_id, const RandomId& name, uid_t owner) noexcept {
+int open_lifeline(std::uint64_t tag, const RandomId& name, uid_t owner) noexcept {
   try {
-    const std::string path = wait_file_path(kLifelinePrefix, channel_id, name);
+    const std::string path = wait_file_path(kLifelinePrefix, tag, name);
     const int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return -1;
     struct stat st{};
@@ -117,14 +117,14 @@ int open_lifeline(std::uint64_t channel_id, const RandomId& name, uid_t owner) n
   }
 }
 
-int create_wait_socket(std::uint64_t channel_id, mode_t channel_mode, RandomId* name) noexcept {
+int create_wait_socket(std::uint64_t tag, mode_t channel_mode, RandomId* name) noexcept {
   try {
     const mode_t mode = writers_only(channel_mode) | S_IRUSR | S_IWUSR;
     for (int attempt = 0; attempt < kNameAttempts; ++attempt) {
       const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
       if (fd < 0) return -1;
       *name = random_id();
-      const std::string path = wait_file_path(kWaitSocketPrefix, channel_id, *name);
+      const std::string path = wait_file_path(kWaitSocketPrefix, tag, *name);
       sockaddr_un addr{};
       socklen_t len = 0;
       if (fill_address(path, &addr, &len) && bind(fd, reinterpret_cast<sockaddr*>(&addr), len) == 0) {
@@ -147,7 +147,7 @@ int create_wait_socket(std::uint64_t channel_id, mode_t channel_mode, RandomId* 
   }
 }
 
-bool send_wake(std::uint64_t channel_id, const RandomId& name, char byte) noexcept {
+bool send_wake(std::uint64_t tag, const RandomId& name, char byte) noexcept {
   if (name.empty()) return false;
   // The path is built on the stack: this runs on a sender's path (once per armed waiter).
   sockaddr_un addr{};
@@ -156,7 +156,7 @@ bool send_wake(std::uint64_t channel_id, const RandomId& name, char byte) noexce
                               static_cast<int>(kDefaultSegmentDirectory.size()),
                               kDefaultSegmentDirectory.data(),
                               static_cast<int>(kWaitSocketPrefix.size()), kWaitSocketPrefix.data(),
-                              static_cast<unsigned long long>(channel_id),
+                              static_cast<unsigned long long>(tag),
                               static_cast<unsigned long long>(name.words[0]),
                               static_cast<unsigned long long>(name.words[1]));
   if (n <= 0 || static_cast<std::size_t>(n) >= sizeof(addr.sun_path)) return false;
@@ -178,10 +178,10 @@ bool send_wake(std::uint64_t channel_id, const RandomId& name, char byte) noexce
   return sent || queue_full;
 }
 
-void remove_wait_file(std::string_view prefix, std::uint64_t channel_id, const RandomId& name) noexcept {
+void remove_wait_file(std::string_view prefix, std::uint64_t tag, const RandomId& name) noexcept {
   if (name.empty()) return;
   try {
-    unlink(wait_file_path(prefix, channel_id, name).c_str());
+    unlink(wait_file_path(prefix, tag, name).c_str());
   } catch (...) {
   }
 }
@@ -245,9 +245,9 @@ std::vector<std::string> collect_stale_wait_files(std::size_t limit, bool dry_ru
   return collect(limit, dry_run, "");
 }
 
-void collect_stale_wait_files_of(std::uint64_t channel_id) noexcept {
+void collect_stale_wait_files_of(std::uint64_t tag) noexcept {
   try {
-    collect(0, false, "." + hex16(channel_id) + ".");
+    collect(0, false, "." + hex16(tag) + ".");
   } catch (...) {
   }
 }

@@ -2,8 +2,10 @@
 // publishers and producers that number and checksum what they send, and subscribers and
 // consumers that check it (the oracle). Each prints one JSON line with what it saw.
 //
-//   bridge_peer topic-pub NAME --count N [--lossless] [--capacity B] [--rate R] [--sizes mixed|N]
-//   bridge_peer topic-sub NAME [--lossless] [--capacity B] --idle S [--expect N]
+//   bridge_peer topic-pub NAME --count N [--lossless] [--capacity B] [--max-message B] [--rate R]
+//                         [--sizes mixed|N] [--no-last-pause]
+//   bridge_peer topic-sub NAME [--lossless] [--capacity B] [--max-message B] --idle S [--expect N]
+//                         [--stall-after N --stall S]   (stops reading for S seconds after N messages)
 //   bridge_peer queue-produce NAME --count N [--base ID] [--rate R]
 //   bridge_peer queue-consume NAME --idle S --out FILE [--pause-us N]
 //   bridge_peer frames-pub NAME --count N --size B --rate R
@@ -157,6 +159,7 @@ int topic_pub(const std::string& name, const Options& o) {
   shmring::TopicOptions t;
   t.lossless = o.has("lossless");
   t.capacity = static_cast<std::uint64_t>(o.number("capacity", 1 << 20));
+  t.max_message = static_cast<std::uint64_t>(o.number("max-message", 0));
   auto pub = shmring::TopicPublisher::open(name, t);
   if (!pub.ok()) return fail(std::string(pub.status().message()));
   wait_for_go(o);
@@ -165,15 +168,20 @@ int topic_pub(const std::string& name, const Options& o) {
   const Pacer pacer{o.number("rate", 0)};
   std::vector<std::byte> buffer(pub->max_message());
   for (std::uint64_t i = 0; i < count; ++i) {
-    // The last one after a pause: the link has drained, so it arrives and closes every gap.
-    if (i + 1 == count && count > 1) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    // The last one after a pause: the link has drained, so it arrives and closes every gap
+    // (--no-last-pause: not, so a test can lose the end of a stream).
+    if (i + 1 == count && count > 1 && !o.has("no-last-pause")) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
     const std::span<std::byte> m(buffer.data(), std::max(kHeader, size_for(i, fixed, buffer.size())));
     make_message(i, m);
     const ChannelResult r = pub->send(m, std::chrono::seconds(120));
     if (r != ChannelResult::kOk) return fail("send: " + std::string(shmring::to_string(r)));
     pacer.wait(i + 1);
   }
-  std::printf("{\"published\":%llu}\n", static_cast<unsigned long long>(count));
+  // blocked_ms: how long the publisher was held back (lossless back-pressure).
+  std::printf("{\"published\":%llu,\"blocked_ms\":%llu}\n", static_cast<unsigned long long>(count),
+              static_cast<unsigned long long>(pub->stats().blocked_ns / 1'000'000));
   std::fflush(stdout);
   // Stay (the channel stays) until told: a test may read the counters first.
   if (o.has("linger")) std::this_thread::sleep_for(std::chrono::duration<double>(o.number("linger", 0)));
@@ -184,6 +192,7 @@ int topic_sub(const std::string& name, const Options& o) {
   shmring::TopicOptions t;
   t.lossless = o.has("lossless");
   t.capacity = static_cast<std::uint64_t>(o.number("capacity", 0));
+  t.max_message = static_cast<std::uint64_t>(o.number("max-message", 0));
   auto sub = shmring::TopicSubscriber::open(name, t);
   if (!sub.ok()) return fail(std::string(sub.status().message()));
   std::printf("{\"ready\":true}\n");
@@ -195,7 +204,15 @@ int topic_sub(const std::string& name, const Options& o) {
   std::uint64_t last_ns = shmring::monotonic_ns();
   bool started = false;
   const auto start_ns = static_cast<std::uint64_t>(o.number("start-timeout", 60) * 1e9);
+  const auto stall_after = static_cast<std::uint64_t>(o.number("stall-after", 0));
+  bool stalled = false;
   while (expect == 0 || oracle.last + 1 < static_cast<std::int64_t>(expect)) {
+    if (stall_after != 0 && !stalled && oracle.received + oracle.corrupt + oracle.duplicates == stall_after) {
+      // A subscriber that stops reading for a while (its reader slot holds a lossless topic).
+      std::this_thread::sleep_for(std::chrono::duration<double>(o.number("stall", 8)));
+      last_ns = shmring::monotonic_ns();
+      stalled = true;
+    }
     std::size_t bytes = 0;
     const ChannelResult r = sub->receive(buffer, &bytes, std::chrono::milliseconds(50));
     const std::uint64_t now = shmring::monotonic_ns();

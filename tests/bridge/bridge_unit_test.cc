@@ -2,6 +2,7 @@
 // its loss accounting rests on (sequence numbers, the upstream mark across a publisher SIGKILL),
 // plus one export and one import in one Bridge over loopback (the sanitizer builds run it).
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "test_support.h"
 #include "shmring/bridge/bridge.h"
+#include "shmring/transport/queue.h"
 #include "shmring/transport/topic.h"
 #include "transport_test_util.h"
 #include "wire.h"
@@ -154,12 +156,59 @@ TEST(Config, RoutesAndKeys) {
   EXPECT_FALSE(curve_public_key("not a key").ok());
   const std::string path = ::testing::TempDir() + "/bridge_unit.key";
   std::ofstream(path) << keys->secret_key << "\n";
-  EXPECT_EQ(*read_key(path), keys->secret_key);
-  EXPECT_EQ(*read_key(keys->secret_key), keys->secret_key);
-  EXPECT_FALSE(read_key("/nonexistent/key").ok());
+  chmod(path.c_str(), 0600);  // a secret key others may read is refused
+  EXPECT_EQ(*read_key(path, KeyKind::kSecret), keys->secret_key);
+  EXPECT_EQ(*read_key(keys->secret_key, KeyKind::kSecret), keys->secret_key);
+  EXPECT_FALSE(read_key("/nonexistent/key", KeyKind::kSecret).ok());
   std::ofstream(path) << "short\n";
-  EXPECT_FALSE(read_key(path).ok());
+  EXPECT_FALSE(read_key(path, KeyKind::kSecret).ok());
   std::remove(path.c_str());
+}
+
+// A key option takes a file or the key's text: a missing file whose path happens to be 40
+// characters of Z85 (which holds '/', '.', '-') is an error, not a key; a public key where the
+// secret one belongs is refused.
+TEST(Config, KeysAreNotMistakenForPathsOrForTheOtherKind) {
+  auto keys = generate_curve_keys();
+  ASSERT_TRUE(keys.ok());
+  for (const std::string missing : {"/etc/shmring/keys/site-a-server-0001.key", "/etc/shmring/keys/site-a-ab12/x/y/zzzzzz",
+                                    "./keys/site-a-server-000000000000001.pub", "keys/site-a-server-00000000000000001.key"}) {
+    ASSERT_EQ(missing.size(), 40u) << missing;
+    absl::StatusOr<std::string> k = read_key(missing, KeyKind::kSecret);
+    EXPECT_EQ(k.status().code(), absl::StatusCode::kNotFound) << missing;
+  }
+  const std::string dir = ::testing::TempDir();
+  const std::string pub = dir + "/bridge_unit_kind.pub";
+  const std::string secret = dir + "/bridge_unit_kind.key";
+  const std::string unnamed = dir + "/bridge_unit_kind";
+  std::ofstream(pub) << keys->public_key << "\n";
+  std::ofstream(secret) << keys->secret_key << "\n";
+  chmod(secret.c_str(), 0600);
+  std::ofstream(unnamed) << kPublicKeyMarker << "\n" << keys->public_key << "\n";
+  chmod(unnamed.c_str(), 0600);  // so it is refused for what it holds, not for its mode
+  EXPECT_EQ(read_key(pub, KeyKind::kSecret).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(read_key(secret, KeyKind::kPublic).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(read_key(unnamed, KeyKind::kSecret).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(*read_key(unnamed, KeyKind::kPublic), keys->public_key);  // the marker line is skipped
+  EXPECT_EQ(*read_key(pub, KeyKind::kPublic), keys->public_key);
+  for (const std::string& p : {pub, secret, unnamed}) std::remove(p.c_str());
+  // The peer's public key given as this side's secret key (as text): refused at create.
+  BridgeConfig config;
+  ImportSpec i;
+  i.connect = "tcp://127.0.0.1:1";
+  i.channels = {ChannelRoute{"a", "a"}};
+  i.carrier.security.server_public_key = keys->public_key;
+  i.carrier.security.secret_key = keys->public_key;
+  config.imports.push_back(i);
+  EXPECT_EQ(Bridge::create(config).status().code(), absl::StatusCode::kInvalidArgument);
+  BridgeConfig exporting;
+  ExportSpec e;
+  e.bind = "tcp://127.0.0.1:0";
+  e.channels = {"a"};
+  e.carrier.security.secret_key = keys->public_key;
+  e.carrier.security.authorized_clients = {keys->public_key};
+  exporting.exports.push_back(e);
+  EXPECT_EQ(Bridge::create(exporting).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(Config, BadSpecsAreRefusedBeforeAnythingIsBound) {
@@ -183,9 +232,11 @@ TEST(Status, JsonEscapesNames) {
   ChannelStatus c;
   c.direction = "import";
   c.channel = "we\"ird\\name\n";
+  c.endpoint = "tcp://h\xff:1";  // not UTF-8: JSON stays valid UTF-8
   s.channels.push_back(c);
   const std::string json = status_json(s);
-  EXPECT_NE(json.find(R"("channel":"we\"ird\\name\u000a")"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("channel":"we\"ird\\name\n")"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("endpoint":"tcp://h\ufffd:1")"), std::string::npos) << json;
 }
 
 // --- the topic additions -------------------------------------------------------------------------
@@ -222,6 +273,71 @@ TEST(TopicUpstream, LostCountShowsInStats) {
   EXPECT_EQ(pub->stats().lost, 7u);
   EXPECT_EQ(read_stats(name)->lost, 7u);
   EXPECT_EQ(pub->upstream_resume().origin, 0u);  // nothing sent from upstream yet
+}
+
+// A gap learnt at the end of a stream (nothing after it to send) moves the resume point without a
+// message: the next publisher (after a crash) expects what comes after the gap.
+TEST(TopicUpstream, MarkWithoutSendingMovesTheResumePoint) {
+  const std::string name = channel_name("upmark");
+  const std::string text = "m";
+  const std::span<const std::byte> m = bytes_of(text);
+  {
+    auto pub = TopicPublisher::open(name, shmring::testing::topic(4096, 64));
+    ASSERT_TRUE(pub.ok());
+    ASSERT_EQ(pub->try_send_from(UpstreamPosition{7, 9, 5}, m), ChannelResult::kOk);
+    EXPECT_EQ(pub->upstream_resume().sequence, 6u);
+    pub->mark_upstream(UpstreamPosition{7, 9, 10});
+    EXPECT_EQ(pub->upstream_resume().sequence, 10u);
+    auto sub = TopicSubscriber::open(name, shmring::testing::topic(4096, 64));  // keeps the channel
+    ASSERT_TRUE(sub.ok());
+    pub->close();
+    auto next = TopicPublisher::open(name, shmring::testing::topic(4096, 64));
+    ASSERT_TRUE(next.ok());
+    const UpstreamPosition resume = next->upstream_resume();
+    EXPECT_EQ(resume.origin, 7u);
+    EXPECT_EQ(resume.incarnation, 9u);
+    EXPECT_EQ(resume.sequence, 10u);
+    ASSERT_EQ(next->try_send_from(UpstreamPosition{7, 9, 10}, m), ChannelResult::kOk);
+    EXPECT_EQ(next->upstream_resume().sequence, 11u);
+  }
+}
+
+// What `shmring stat` says of an imported channel: where it comes from and whether the link is
+// up, per importing endpoint; an address too long is cut, control characters are escaped.
+TEST(UpstreamLink, ShowsInStatsPerEndpoint) {
+  const std::string name = channel_name("uplink");
+  auto queue = QueueProducer::open(name);
+  ASSERT_TRUE(queue.ok());
+  auto find = [&] {
+    absl::StatusOr<ChannelStats> st = read_stats(name);
+    EXPECT_TRUE(st.ok());
+    for (const PeerStats& p : st->peers) {
+      if (p.role == PeerRole::kProducer) return p;
+    }
+    return PeerStats{};
+  };
+  EXPECT_EQ(find().upstream_from, "");  // not an import
+  queue->set_upstream_link("tcp://[fd77::1]:7001", true);
+  EXPECT_EQ(find().upstream_from, "tcp://[fd77::1]:7001");
+  EXPECT_TRUE(find().upstream_up);
+  queue->set_upstream_link("tcp://elsewhere:1", false);  // the address stays the first one
+  EXPECT_EQ(find().upstream_from, "tcp://[fd77::1]:7001");
+  EXPECT_FALSE(find().upstream_up);
+  auto other = QueueProducer::open(name);
+  ASSERT_TRUE(other.ok());
+  other->set_upstream_link("tcp://x\x1b]0;evil\n:1 and a long tail past the 35 bytes kept", true);
+  absl::StatusOr<ChannelStats> st = read_stats(name);
+  ASSERT_TRUE(st.ok());
+  int imports = 0;
+  for (const PeerStats& p : st->peers) {
+    if (p.upstream_from.empty()) continue;
+    ++imports;
+    EXPECT_EQ(p.upstream_from.find_first_of("\x1b\n"), std::string::npos) << p.upstream_from;
+    EXPECT_EQ(p.upstream_from.find("past"), std::string::npos) << p.upstream_from;  // cut
+  }
+  EXPECT_EQ(imports, 2);
+  queue->close();
+  other->close();
 }
 
 // A publisher sends upstream messages 1000, 1001, ... and is killed with SIGKILL at a varying

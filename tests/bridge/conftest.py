@@ -35,12 +35,13 @@ def run(*cmd, check=True):
 
 
 class Host:
-    """One simulated host: a namespace (or none) and its address."""
+    """One simulated host: a namespace (or none) and its addresses (IPv4, IPv6)."""
 
-    def __init__(self, label, netns, address):
+    def __init__(self, label, netns, address, address6):
         self.label = label
         self.netns = netns
         self.address = address
+        self.address6 = address6
 
     def prefix(self):
         return ["ip", "netns", "exec", self.netns] if self.netns else []
@@ -65,19 +66,22 @@ class Network:
             for ns in self.ns:
                 run("ip", "netns", "add", ns)
             run("ip", "link", "add", self.veth[0], "type", "veth", "peer", "name", self.veth[1])
-            for ns, dev, addr in zip(self.ns, self.veth, ["10.77.0.1/24", "10.77.0.2/24"]):
+            for ns, dev, addr, addr6 in zip(self.ns, self.veth, ["10.77.0.1/24", "10.77.0.2/24"],
+                                            ["fd77::1/64", "fd77::2/64"]):
                 run("ip", "link", "set", dev, "netns", ns)
                 run("ip", "-n", ns, "addr", "add", addr, "dev", dev)
+                # nodad: usable at once (duplicate address detection would hold it back ~1 s)
+                run("ip", "-n", ns, "-6", "addr", "add", addr6, "dev", dev, "nodad")
                 run("ip", "-n", ns, "link", "set", dev, "up")
                 run("ip", "-n", ns, "link", "set", "lo", "up")
-            self.a = Host("A", self.ns[0], "10.77.0.1")
-            self.b = Host("B", self.ns[1], "10.77.0.2")
+            self.a = Host("A", self.ns[0], "10.77.0.1", "fd77::1")
+            self.b = Host("B", self.ns[1], "10.77.0.2", "fd77::2")
         except (subprocess.CalledProcessError, FileNotFoundError) as e:
             self.close()
             detail = e.stderr.strip() if isinstance(e, subprocess.CalledProcessError) else str(e)
             self.fallback = f"network namespaces unavailable ({detail}); using loopback"
-            self.a = Host("A", None, "127.0.0.1")
-            self.b = Host("B", None, "127.0.0.1")
+            self.a = Host("A", None, "127.0.0.1", "::1")
+            self.b = Host("B", None, "127.0.0.1", "::1")
 
     def link(self, up):
         """Cuts (or restores) the link between the hosts: the veth on host A goes down (up)."""
@@ -115,6 +119,7 @@ class Bridge:
         self.wrapper = ["unshare", "--pid", "--fork", "--kill-child"] if pid_namespace else []
         self.status = None
         self.log = []
+        self.peak_heap_kb = 0  # the largest RssAnon seen (sampled every 50 ms)
         self.start()
 
     def start(self):
@@ -122,6 +127,20 @@ class Bridge:
         self.process = self.host.start([*self.wrapper, SHMRING, "bridge", *self.args, "--json", "--interval", "100ms"])
         threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
         threading.Thread(target=self._read_log, args=(self.process,), daemon=True).start()
+        threading.Thread(target=self._sample_memory, args=(self.process,), daemon=True).start()
+
+    def _sample_memory(self, process):
+        """The bridge's anonymous memory (heap, libzmq's queues): its buffers, not the channels it maps."""
+        while process.poll() is None:
+            pid = self.target()
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    for line in f:
+                        if line.startswith("RssAnon:"):
+                            self.peak_heap_kb = max(self.peak_heap_kb, int(line.split()[1]))
+            except (OSError, TypeError, ValueError):
+                pass
+            time.sleep(0.05)
 
     def _read(self, process):
         for line in process.stdout:
@@ -238,6 +257,33 @@ def bridge_pair(net, procs, port, a, b, go=None, export_args=(), pid_namespaces=
     if go:
         open(go, "w").close()
     return exporter, importer
+
+
+def settled_import(importer, name, published, received, timeout=30):
+    """The import's status for channel `name` once it accounts for every published message
+    (delivered + lost == published), given what the subscriber `received` (its result). Tells
+    apart the two ways a subscriber can miss messages that the import does not report:
+    - a stall at the end of the stream: the import gets there, but the subscriber's idle window
+      ran out before the last messages reached it;
+    - an accounting hole: the import never accounts for them (lost on the way, never counted).
+    The import's counts are read from its status lines, 100 ms apart: waiting for them to settle
+    also keeps a gap counted just before the subscriber saw the last message from being missed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        c = importer.channel(name) or {"messages": 0, "lost": 0}
+        accounted = c["messages"] + c["lost"]
+        if accounted >= published:
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"accounting hole: the import accounts for {accounted} of {published} messages "
+                                 f"({c['messages']} delivered, {c['lost']} lost) and never for the rest; "
+                                 f"the subscriber got {received}")
+        time.sleep(0.05)
+    if received["last"] < published - 1:
+        raise AssertionError(f"stall at the end of the stream: the import accounts for every message "
+                             f"({c['messages']} delivered, {c['lost']} lost), but the subscriber's idle window "
+                             f"ended at message {received['last']} of {published}: {received}")
+    return c
 
 
 def result(process, timeout=120):

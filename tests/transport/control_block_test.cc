@@ -48,7 +48,8 @@ std::string layout_fingerprint() {
        SHMRING_FIELD(PeerSlot, reader_slot) + SHMRING_FIELD(PeerSlot, pinned_buffer) +
        SHMRING_FIELD(PeerSlot, wait_armed) + SHMRING_FIELD(PeerSlot, wait_events) +
        SHMRING_FIELD(PeerSlot, uid) + SHMRING_FIELD(PeerSlot, lifeline_name) +
-       SHMRING_FIELD(PeerSlot, socket_name) + SHMRING_FIELD(PeerSlot, pattern_reserved) + "\n";
+       SHMRING_FIELD(PeerSlot, socket_name) + SHMRING_FIELD(PeerSlot, upstream_link) +
+       SHMRING_FIELD(PeerSlot, upstream_from) + SHMRING_FIELD(PeerSlot, pattern_reserved) + "\n";
   s += SHMRING_SIZE(ControlBlock) + SHMRING_FIELD(ControlBlock, counters) +
        SHMRING_FIELD(ControlBlock, data_wake) + SHMRING_FIELD(ControlBlock, space_wake) +
        SHMRING_FIELD(ControlBlock, misc) + "\n";
@@ -112,7 +113,8 @@ const std::map<std::uint32_t, std::string>& pinned_layouts() {
        "lossless_subscriber=1 ring_offset(64)=12288 armed_unit=65536 armed_on=12\n"},
       // 4 (0.3): trust. ChannelHeader::liveness_id@72 (v3's reserved0/1) names the channel's
       // liveness file; PeerSlot grows to 256 bytes: uid@128, the random names of the endpoint's
-      // wait files (lifeline_name@136, socket_name@152) and room for pattern fields@168.
+      // wait files (lifeline_name@136, socket_name@152), a bridge import's upstream_link@168 and
+      // upstream_from@172 (from room written 0), and room for pattern fields@208.
       {4,
        "ChannelHeader:256 magic@0 state@8 version@12 kind@16 flags@20 max_peers@24 name_length@28 "
        "capacity@32 max_message@40 ring_offset@48 ring_bytes@56 total_bytes@64 liveness_id@72 "
@@ -124,7 +126,8 @@ const std::map<std::uint32_t, std::string>& pinned_layouts() {
        "PeerSlot:256 state@0 role@4 token@8 pid@16 peer_flags@20 start_time@24 heartbeat_ns@32 "
        "sent@40 received@48 lost@56 blocked_ns@64 op_state@72 claim_barrier_set@76 op_ticket@80 "
        "claim_barrier@88 position@96 reader_slot@104 pinned_buffer@108 wait_armed@112 "
-       "wait_events@116 uid@128 lifeline_name@136 socket_name@152 pattern_reserved@168\n"
+       "wait_events@116 uid@128 lifeline_name@136 socket_name@152 upstream_link@168 upstream_from@172 "
+       "pattern_reserved@208\n"
        "ControlBlock:768 counters@256 data_wake@384 space_wake@512 misc@640\n"
        "magic=3552856610022705235 kinds=123 roles=1234 states=12 ops=12 lossless=1 "
        "lossless_subscriber=1 ring_offset(64)=20480 armed_unit=65536 armed_on=12\n"},

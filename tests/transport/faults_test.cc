@@ -21,6 +21,7 @@
 #include "shmring/core/segment_directory.h"
 #include "shmring/core/segment_header.h"
 #include "shmring/core/shared_memory.h"
+#include "shmring/core/stable_hash.h"
 #include "shmring/transport/frame.h"
 #include "shmring/transport/queue.h"
 #include "shmring/transport/topic.h"
@@ -406,14 +407,14 @@ TEST(FaultsTest, RemovingAChannelWhoseProcessesAllCrashedRemovesItsFileAndLock) 
   liveness.words[0] = channel->liveness_id[0];
   liveness.words[1] = channel->liveness_id[1];
   ASSERT_GE(lock_id, 0);
-  ASSERT_EQ(access(detail::liveness_path(liveness).c_str(), F_OK), 0);
+  ASSERT_EQ(access(detail::liveness_path(stable_hash64(SharedMemory::native_key_for(channel_key(name))), liveness).c_str(), F_OK), 0);
   kill_and_reap(child);
   EXPECT_EQ(read_stats(name).status().code(), absl::StatusCode::kNotFound);  // no live channel
   ASSERT_TRUE(remove_channel(name).ok());
   EXPECT_NE(access(path.c_str(), F_OK), 0) << "the file stays";
   semid_ds ds{};
   EXPECT_NE(semctl(lock_id, 0, IPC_STAT, &ds), 0) << "the lock set stays";
-  EXPECT_NE(access(detail::liveness_path(liveness).c_str(), F_OK), 0) << "the liveness file stays";
+  EXPECT_NE(access(detail::liveness_path(stable_hash64(SharedMemory::native_key_for(channel_key(name))), liveness).c_str(), F_OK), 0) << "the liveness file stays";
   EXPECT_EQ(remove_channel(name).code(), absl::StatusCode::kNotFound);
 }
 

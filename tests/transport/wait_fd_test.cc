@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "shmring/core/detail/liveness_file.h"
 #include "shmring/core/shared_memory.h"
 #include "shmring/core/stable_hash.h"
 #include "shmring/transport/frame.h"
@@ -43,15 +44,14 @@ ChannelStats stats_of(const std::string& name) {
   return st.ok() ? *st : ChannelStats{};
 }
 
-// ".<channel id>." as the channel's wait files spell it (wait_files.h); empty if it is gone.
+// ".<file tag>." as the channel's wait files spell it (wait_files.h): a hash of the segment's
+// native key (ChannelSegment::file_tag); empty if the channel is gone.
 std::string channel_id_hex(const std::string& name) {
   SharedMemory shm(channel_key(name));
   if (!shm.attach(AccessMode::kReadOnly)) return {};
-  const auto* header = static_cast<const ChannelHeader*>(shm.data());
-  const std::uint64_t id =
-      stable_hash64(shm.native_key(), static_cast<std::uint64_t>(header->created_unix_ns));
+  const std::uint64_t tag = stable_hash64(shm.native_key());
   char hex[20];
-  std::snprintf(hex, sizeof(hex), ".%016llx.", static_cast<unsigned long long>(id));
+  std::snprintf(hex, sizeof(hex), ".%016llx.", static_cast<unsigned long long>(tag));
   return hex;
 }
 
@@ -61,6 +61,8 @@ std::vector<std::string> wait_files_of(const std::string& name) {
   if (hex.empty()) return {};
   std::vector<std::string> out;
   for (const std::string& f : testing::dev_shm_entries("shmring-")) {
+    // Not the channel's liveness file (liveness_file.h), which carries the same tag.
+    if (f.rfind(shmring::detail::kLivenessPrefix, 0) == 0) continue;
     if (f.find(hex) != std::string::npos) out.push_back(f);
   }
   return out;

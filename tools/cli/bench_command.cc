@@ -59,6 +59,7 @@ int run_bench(BenchOptions& o) {
     bridge.rate = config.rate;
     bridge.repetitions = config.repetitions;
     bridge.json = config.json;
+    if (config.mode == "bridge-stall") return bench::run_bridge_stall_benchmark(bridge, stdout);
     return bench::run_bridge_benchmark(bridge, stdout);
 #else
     return report_error("bench", "this shmring was built without the bridge (libzmq3-dev)", 1);
@@ -103,12 +104,15 @@ Verb add_bench(CLI::App& root) {
       "namespaces (made and removed by the run; root; loopback otherwise), the bridge (publisher,\n"
       "export, import, subscriber) next to raw ZeroMQ PUB/SUB, at 64 B, 4 KiB and 1 MiB unless\n"
       "--size is given; --count and --rate (latency) default per size; --transport and --cpus do\n"
-      "not apply (unpinned). Transports not built here are reported as skipped.");
+      "not apply (unpinned). bridge-stall: a lossless topic (4 KiB at 5000/s for 16 s) whose\n"
+      "subscriber stops reading for 8 s, then one with a peer that never gives credit (evicted\n"
+      "after 2 s): lost, publisher held back, bridge heap, the subscriber's rate, --reps times.\n"
+      "Transports not built here are reported as skipped.");
   add_choice(*app, "--transport", &config.transport, bench::known_transports(),
              "what to measure (default shmring-spsc; -zc: loan/view in place; frames: zero-copy)");
   add_choice(*app, "--mode", &config.mode,
              {"pingpong", "throughput", "wake", "wake-cost", "fanout", "pipeline", "frames",
-              "bridge-latency", "bridge-throughput"},
+              "bridge-latency", "bridge-throughput", "bridge-stall"},
              "what to run (default pingpong)");
   CLI::Option* size = add_size(*app, "--size", &o->size, 1, std::uint64_t{1} << 30, "message size (default 64)");
   CLI::Option* count = add_integer(*app, "--count", &o->count, 1, std::int64_t{1} << 40,

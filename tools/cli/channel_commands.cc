@@ -87,7 +87,12 @@ std::string stats_json(const ChannelStats& s, const ChannelStats* before, double
            json_string(std::string(role_name(p.role))) + ",\"pid\":" + std::to_string(p.pid) +
            ",\"alive\":" + (p.alive ? "true" : "false") + ",\"sent\":" + std::to_string(p.sent) +
            ",\"received\":" + std::to_string(p.received) + ",\"lost\":" + std::to_string(p.lost) +
-           ",\"lag\":" + std::to_string(p.lag) + ",\"blocked_ns\":" + std::to_string(p.blocked_ns) + "}";
+           ",\"lag\":" + std::to_string(p.lag) + ",\"blocked_ns\":" + std::to_string(p.blocked_ns);
+    if (!p.upstream_from.empty()) {  // a bridge import: where from, and its link
+      out += ",\"upstream_from\":" + json_string(p.upstream_from) + ",\"upstream_link\":\"" +
+             (p.upstream_up ? "up" : "down") + "\"";
+    }
+    out += "}";
   }
   return out + "]}";
 }
@@ -123,6 +128,11 @@ void print_stats(const ChannelStats& s, const ChannelStats& before, double secon
                 static_cast<unsigned long long>(p.sent), static_cast<unsigned long long>(p.received),
                 static_cast<unsigned long long>(p.lost), static_cast<unsigned long long>(p.lag),
                 static_cast<double>(p.blocked_ns) / 1e9);
+  }
+  for (const PeerStats& p : s.peers) {  // bridge imports: where the channel's messages come from
+    if (p.upstream_from.empty()) continue;
+    std::printf("  slot %u imports from %s: %s\n", p.index, printable(p.upstream_from).c_str(),
+                !p.alive ? "the import is gone" : p.upstream_up ? "link up" : "link down");
   }
 }
 

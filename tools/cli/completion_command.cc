@@ -247,7 +247,7 @@ Verb add_completion(CLI::App& root) {
       "verbs, options, the values of options with a fixed set, directories, files and channel\n"
       "names. The package installs it; otherwise: . <(shmring completion bash)");
   add_choice(*app, "SHELL", shell.get(), {"bash"}, "the shell (bash)")->required();
-  return {app, [app] {
+  return {app, [app, shell] {  // `shell` is where the parser writes SHELL: it lives as long as this
             std::fputs(bash_script(*app->get_parent()).c_str(), stdout);
             return 0;
           }};

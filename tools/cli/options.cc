@@ -183,56 +183,54 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& text,
   return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
 }
 
-CLI::Option* add_integer(CLI::App& app, const std::string& name, std::int64_t* target, std::int64_t min,
-                         std::int64_t max, const std::string& help) {
-  const std::string what = "a whole number from " + std::to_string(min) + " to " + std::to_string(max);
+namespace {
+
+// An option whose text `parse` turns into a value (nullopt: malformed) that `accept` must like;
+// refused values are reported as needing `what`.
+template <typename T, typename Parse, typename Accept>
+CLI::Option* add_parsed(CLI::App& app, const std::string& name, T* target, Parse parse, Accept accept,
+                        const std::string& what, const std::string& type, const std::string& help) {
   return app
       .add_option_function<std::string>(
-          name, [target](const std::string& text) { *target = *parse_integer(text); }, help)
+          name, [target, parse](const std::string& text) { *target = *parse(text); }, help)
       ->check(checker([=](const std::string& text) {
-        const std::optional<std::int64_t> n = parse_integer(text);
-        return n && *n >= min && *n <= max ? std::string() : refusal(what, text);
+        const auto value = parse(text);
+        return value && accept(*value) ? std::string() : refusal(what, text);
       }))
-      ->type_name("N");
+      ->type_name(type);
+}
+
+}  // namespace
+
+CLI::Option* add_integer(CLI::App& app, const std::string& name, std::int64_t* target, std::int64_t min,
+                         std::int64_t max, const std::string& help) {
+  return add_parsed(
+      app, name, target, parse_integer, [=](std::int64_t n) { return n >= min && n <= max; },
+      "a whole number from " + std::to_string(min) + " to " + std::to_string(max), "N", help);
 }
 
 CLI::Option* add_size(CLI::App& app, const std::string& name, std::uint64_t* target, std::uint64_t min,
                       std::uint64_t max, const std::string& help) {
-  const std::string what = "a size from " + size_text(min) + " to " + size_text(max) +
-                           " bytes (a number with an optional K, M or G)";
-  return app
-      .add_option_function<std::string>(
-          name, [target](const std::string& text) { *target = *parse_size(text); }, help)
-      ->check(checker([=](const std::string& text) {
-        const std::optional<std::uint64_t> n = parse_size(text);
-        return n && *n >= min && *n <= max ? std::string() : refusal(what, text);
-      }))
-      ->type_name("SIZE");
+  return add_parsed(
+      app, name, target, parse_size, [=](std::uint64_t n) { return n >= min && n <= max; },
+      "a size from " + size_text(min) + " to " + size_text(max) + " bytes (a number with an optional K, M or G)",
+      "SIZE", help);
 }
 
 CLI::Option* add_duration(CLI::App& app, const std::string& name, std::chrono::milliseconds* target,
                           BareUnit bare, std::chrono::milliseconds max, const std::string& help) {
-  const std::string what = "a duration from 0 to " + duration_text(max) +
-                           " (a number with us, ms, s, m or h; a bare number is in " +
-                           (bare == BareUnit::kSeconds ? "s" : "ms") + ")";
-  return app
-      .add_option_function<std::string>(
-          name, [target, bare](const std::string& text) { *target = *parse_duration(text, bare); }, help)
-      ->check(checker([=](const std::string& text) {
-        const std::optional<std::chrono::milliseconds> d = parse_duration(text, bare);
-        return d && *d <= max ? std::string() : refusal(what, text);
-      }))
-      ->type_name("DURATION");
+  return add_parsed(
+      app, name, target, [bare](const std::string& text) { return parse_duration(text, bare); },
+      [=](std::chrono::milliseconds d) { return d <= max; },
+      "a duration from 0 to " + duration_text(max) + " (a number with us, ms, s, m or h; a bare number is in " +
+          (bare == BareUnit::kSeconds ? "s" : "ms") + ")",
+      "DURATION", help);
 }
 
 CLI::Option* add_mode(CLI::App& app, const std::string& name, mode_t* target, const std::string& help) {
-  return app
-      .add_option_function<std::string>(
-          name, [target](const std::string& text) { *target = *parse_mode(text); }, help)
-      ->check(checker([](const std::string& text) {
-        return parse_mode(text) ? std::string() : refusal("octal mode bits of at most 7777, such as 600 or 0644", text);
-      }))
-      ->type_name("MODE");
+  return add_parsed(
+      app, name, target, parse_mode, [](mode_t) { return true; },
+      "octal mode bits of at most 7777, such as 600 or 0644", "MODE", help);
 }
 
 namespace {

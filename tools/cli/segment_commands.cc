@@ -164,13 +164,18 @@ int run_gc(const GcOptions& o) {
     for (const std::string& failure : report.failed) {
       std::printf("{\"action\":\"failed\",\"reason\":%s}\n", json_string(failure).c_str());
     }
+    for (const std::string& skipped : report.skipped) {
+      std::printf("{\"action\":\"skipped\",\"reason\":%s}\n", json_string(skipped).c_str());
+    }
   } else {
     for (const std::string& path : report.removed) std::printf("%s %s\n", verb, printable(path).c_str());
-    for (const std::string& failure : report.failed) std::printf("skipped %s\n", printable(failure).c_str());
+    for (const std::string& failure : report.failed) std::printf("failed %s\n", printable(failure).c_str());
+    for (const std::string& skipped : report.skipped) std::printf("skipped %s\n", printable(skipped).c_str());
     std::printf("%zu stale segment(s) %s, %d in use left alone; %zu stale descriptor file(s) %s\n",
                 report.removed.size() - wait_files, verb, report.live, wait_files, verb);
   }
-  return 0;
+  // Files left alone are information; a stale segment gc could not remove is a failure.
+  return report.failed.empty() ? 0 : 1;
 }
 
 }  // namespace

@@ -9,7 +9,10 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <set>
 #include <thread>
+#include <vector>
 
 #include "shmring/core/fork_generation.h"
 #include "shmring/core/process.h"
@@ -139,6 +142,7 @@ absl::StatusOr<std::unique_ptr<ChannelSegment>> ChannelSegment::open(std::string
   seg->read_only_ = spec.read_only;
   const AccessMode mode = spec.read_only ? AccessMode::kReadOnly : AccessMode::kReadWrite;
   seg->memory_.set_key(channel_key(name));
+  seg->file_tag_ = stable_hash64(seg->memory_.native_key());
   seg->memory_.set_permissions(spec.permissions);
   seg->memory_.set_group(spec.group);
   // Never use a look-alike another user made first (or a segment looser than asked for).
@@ -155,6 +159,11 @@ absl::StatusOr<std::unique_ptr<ChannelSegment>> ChannelSegment::open(std::string
       if (seg->memory_.error() != SharedMemoryError::kAlreadyExists) return seg->memory_.status();
     }
     if (seg->memory_.attach(mode)) break;
+    // A channel whose endpoints all died (attach found it stale and removed it, or it is gone):
+    // what they left goes too (each file only if stale).
+    if (seg->memory_.error() == SharedMemoryError::kNotFound && !spec.read_only) {
+      seg->collect_companions();
+    }
     // Lost a race with the last endpoint detaching: create again.
     if (!create || seg->memory_.error() != SharedMemoryError::kNotFound ||
         monotonic_ns() > deadline) {
@@ -164,6 +173,9 @@ absl::StatusOr<std::unique_ptr<ChannelSegment>> ChannelSegment::open(std::string
   seg->control_ = static_cast<ControlBlock*>(seg->memory_.data());
 
   if (created) {
+    // A new incarnation: an earlier one may have been reclaimed as stale by create(); what its
+    // dead endpoints left goes now.
+    seg->collect_companions();
     // Bounded like every other wait in open(): only a process that attached in the instant after
     // create() can hold the lock, but a stuck one must not hang the creator.
     if (!seg->memory_.try_lock_for(std::max<std::int64_t>(1, spec.open_timeout.count()))) {
@@ -227,7 +239,8 @@ absl::StatusOr<std::unique_ptr<ChannelSegment>> ChannelSegment::open(std::string
     if (fstat(seg->memory_.fd(), &st) != 0) {
       return absl::InternalError(cat(what, ": cannot stat its segment: ", std::strerror(errno)));
     }
-    absl::StatusOr<LivenessFile> liveness = LivenessFile::open(i.liveness_id, st.st_uid, true);
+    absl::StatusOr<LivenessFile> liveness =
+        LivenessFile::open(seg->file_tag_, i.liveness_id, st.st_uid, true);
     if (!liveness.ok()) {
       return absl::Status(liveness.status().code(),
                           cat(what, ": its liveness file: ", std::string(liveness.status().message())));
@@ -270,7 +283,7 @@ absl::Status ChannelSegment::initialise_locked(const ChannelSpec& spec, std::uin
   RandomId liveness_id;
   for (int attempt = 0; attempt < 8; ++attempt) {
     liveness_id = random_id();
-    liveness = LivenessFile::create(liveness_id, spec.permissions, spec.group);
+    liveness = LivenessFile::create(file_tag_, liveness_id, spec.permissions, spec.group);
     if (liveness.ok() || !absl::IsAlreadyExists(liveness.status())) break;
   }
   if (!liveness.ok()) {
@@ -284,6 +297,14 @@ absl::Status ChannelSegment::initialise_locked(const ChannelSpec& spec, std::uin
   // SYNC(channel_ready): publishes every field above and the ring.
   h.state.store(static_cast<std::uint32_t>(ChannelState::kReady), std::memory_order_release);
   return absl::OkStatus();
+}
+
+void ChannelSegment::collect_companions() noexcept {
+  collect_stale_wait_files_of(file_tag_);
+  try {
+    collect_stale_liveness_files(file_tag_, false);
+  } catch (...) {  // best effort: gc and the sweeps get what is left
+  }
 }
 
 ChannelSegment::~ChannelSegment() {
@@ -304,10 +325,10 @@ ChannelSegment::~ChannelSegment() {
     memory_.detach();
     struct stat st{};
     if (stat(path.c_str(), &st) != 0 && errno == ENOENT) {
-      collect_stale_wait_files_of(channel_id_);
-      // The channel's name is gone: its liveness file goes with the last endpoint that holds a
-      // lock there (a channel created again under the name has a file of its own).
-      if (liveness_.any_held() == LivenessFile::State::kFree) remove_liveness_file(info_.liveness_id);
+      // The channel's name is gone (this was its last endpoint, or it was removed): what its dead
+      // peers left, of this incarnation or of earlier ones, goes now (each file only if stale).
+      liveness_ = LivenessFile();  // this endpoint's locks first
+      collect_companions();
     }
   }
   // memory_'s destructor detaches (a forked child's copy only unmaps).
@@ -373,6 +394,8 @@ absl::Status ChannelSegment::register_locked(PeerRole role, std::uint32_t flags)
     s.uid.store(static_cast<std::uint32_t>(geteuid()), std::memory_order_relaxed);
     clear_name(s.lifeline_name);
     clear_name(s.socket_name);
+    s.upstream_link.store(0, std::memory_order_relaxed);
+    std::memset(s.upstream_from, 0, sizeof(s.upstream_from));
     std::memset(s.pattern_reserved, 0, sizeof(s.pattern_reserved));
     // SYNC(peer_slot): publishes the identity above to slot readers (acquire of state).
     s.state.store(static_cast<std::uint32_t>(PeerState::kActive), std::memory_order_release);
@@ -436,7 +459,7 @@ mode_t ChannelSegment::file_mode() const noexcept {
 absl::Status ChannelSegment::create_lifeline() noexcept {
   if (self_ == nullptr || lifeline_fd_ >= 0) return absl::OkStatus();
   RandomId name;
-  lifeline_fd_ = detail::create_lifeline(channel_id_, file_mode(), &name);
+  lifeline_fd_ = detail::create_lifeline(file_tag_, file_mode(), &name);
   if (lifeline_fd_ < 0) {
     const int saved = errno;
     try {
@@ -454,8 +477,8 @@ absl::Status ChannelSegment::create_lifeline() noexcept {
 void ChannelSegment::free_slot_locked(PeerSlot& slot) noexcept {
   disarm_slot(control_, slot);
   slot.wait_events.store(0, std::memory_order_relaxed);
-  remove_wait_file(kLifelinePrefix, channel_id_, load_name(slot.lifeline_name));
-  remove_wait_file(kWaitSocketPrefix, channel_id_, load_name(slot.socket_name));
+  remove_wait_file(kLifelinePrefix, file_tag_, load_name(slot.lifeline_name));
+  remove_wait_file(kWaitSocketPrefix, file_tag_, load_name(slot.socket_name));
   clear_name(slot.lifeline_name);
   clear_name(slot.socket_name);
   slot.op_state.store(static_cast<std::uint32_t>(PeerOp::kIdle), std::memory_order_relaxed);
@@ -534,6 +557,60 @@ PeerStats peer_stats(const ChannelSegment& seg) {
   st.lost = s->lost.load(std::memory_order_relaxed);
   st.blocked_ns = s->blocked_ns.load(std::memory_order_relaxed);
   return st;
+}
+
+namespace {
+
+// The liveness files the channel segments in the directory name (with `tag`, when given): read
+// with pread through SegmentFile (live or stale segments alike: a stale one's file goes when the
+// segment does).
+std::set<std::string> liveness_files_in_use(std::optional<std::uint64_t> tag) {
+  std::set<std::string> in_use;
+  const std::string prefix = cat(kSegmentNamePrefix, kChannelKeyPrefix);
+  for (const std::string& path : segment_paths(kDefaultSegmentDirectory, prefix)) {
+    const std::string native_key = path.substr(kDefaultSegmentDirectory.size() + 1);
+    const std::uint64_t file_tag = stable_hash64(native_key);
+    if (tag.has_value() && *tag != file_tag) continue;
+    absl::StatusOr<SegmentFile> file = SegmentFile::open(path);
+    if (!file.ok() || file->listing().data_bytes < sizeof(ChannelHeader)) continue;
+    alignas(ChannelHeader) std::byte header[sizeof(ChannelHeader)];
+    if (!file->read(0, header).ok()) continue;
+    absl::StatusOr<ChannelInfo> info = read_channel_header(header, file->listing().data_bytes, path);
+    if (info.ok()) in_use.insert(liveness_path(file_tag, info->liveness_id));
+  }
+  return in_use;
+}
+
+}  // namespace
+
+std::vector<std::string> collect_stale_liveness_files(std::optional<std::uint64_t> tag, bool dry_run) {
+  std::vector<std::string> removed;
+  std::string prefix(kLivenessPrefix);
+  if (tag.has_value()) {
+    char hex[20];
+    std::snprintf(hex, sizeof hex, "%016llx.", static_cast<unsigned long long>(*tag));
+    prefix += hex;
+  }
+  const std::vector<std::string> candidates = segment_paths(kDefaultSegmentDirectory, prefix);
+  if (candidates.empty()) return removed;
+  const std::set<std::string> in_use = liveness_files_in_use(tag);
+  const uid_t me = geteuid();
+  for (const std::string& path : candidates) {
+    if (in_use.count(path) != 0) continue;
+    std::uint64_t file_tag = 0;
+    RandomId id;
+    if (!parse_liveness_name(std::string_view(path).substr(kDefaultSegmentDirectory.size() + 1), &file_tag, &id)) {
+      continue;
+    }
+    struct stat st {};
+    if (lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (me != 0 && st.st_uid != me) continue;  // other users' files are theirs to clean
+    // Nobody holds a byte of it: no endpoint lives there, and its creator is done (or dead).
+    absl::StatusOr<LivenessFile> file = LivenessFile::open(file_tag, id, st.st_uid, false);
+    if (!file.ok() || file->any_held() != LivenessFile::State::kFree) continue;
+    if (dry_run || remove_liveness_file(file_tag, id)) removed.push_back(path);
+  }
+  return removed;
 }
 
 }  // namespace detail

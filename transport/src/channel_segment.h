@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -125,6 +126,10 @@ class ChannelSegment {
   // Names this incarnation of the channel in its wait files (wait_files.h): a hash of the segment
   // key and the creation time.
   std::uint64_t channel_id() const noexcept { return channel_id_; }
+  // Names the channel's companion files (wait_files.h, liveness_file.h): a hash of the segment's
+  // native key, the same for every incarnation of the name, so the last endpoint to leave clears
+  // what dead peers of any incarnation left (each file is checked stale on its own).
+  std::uint64_t file_tag() const noexcept { return file_tag_; }
   // The segment file's permission bits (what the channel's wait files get). One fstat.
   mode_t file_mode() const noexcept;
   // After registration, without the lock: this endpoint's lifeline FIFO (wait_files.h), which
@@ -176,6 +181,10 @@ class ChannelSegment {
 
  private:
   ChannelSegment() = default;
+  // Removes the stale companion files (lifelines, sockets, liveness files) under this channel's
+  // name: what endpoints of any incarnation left when they died. The last endpoint to leave, an
+  // open that finds the channel stale and a creator call it (slow path: a directory scan).
+  void collect_companions() noexcept;
   absl::Status initialise_locked(const ChannelSpec& spec, std::uint64_t capacity,
                                  std::uint64_t max_message, std::uint32_t max_peers);
 
@@ -187,6 +196,7 @@ class ChannelSegment {
   std::uint64_t self_token_ = 0;
   std::uint64_t fork_generation_ = 0;  // fork_generation() of the opening process
   std::uint64_t channel_id_ = 0;
+  std::uint64_t file_tag_ = 0;
   LivenessFile liveness_;  // the channel's liveness file (registered endpoints only)
   int lifeline_fd_ = -1;
   bool read_only_ = false;
@@ -217,6 +227,11 @@ void fold_counters_locked(ControlBlock* control, const PeerSlot& slot) noexcept;
 // role. Shared by every endpoint kind.
 PeerState state_of(const PeerSlot& s);
 PeerRole role_of(const PeerSlot& s);
+
+// Removes the liveness files (liveness_file.h) no channel segment names and nobody holds a byte of
+// (with `tag`, only that channel name's): what channels whose endpoints all died leave. The
+// caller's own files only (any user's, for root). Returns the paths removed (dry_run: that would be).
+std::vector<std::string> collect_stale_liveness_files(std::optional<std::uint64_t> tag, bool dry_run);
 
 // The counters of this endpoint's own peer slot (empty when it has none).
 PeerStats peer_stats(const ChannelSegment& seg);

@@ -146,6 +146,10 @@ enum class PeerOp : std::uint32_t {
   kClaimed = 2,   // holds ticket `op_ticket`
 };
 
+// PeerSlot::upstream_link.
+inline constexpr std::uint32_t kUpstreamLinkUp = 1;
+inline constexpr std::uint32_t kUpstreamLinkDown = 2;
+
 // PeerSlot::peer_flags.
 inline constexpr std::uint32_t kPeerLosslessSubscriber = 1;  // topic: owns a lossless reader slot
 
@@ -196,8 +200,14 @@ struct alignas(kFalseSharingRange) PeerSlot {
   // a reader acquire-loads word 1 first (0: not made). SYNC(wait_name).
   std::atomic<std::uint64_t> lifeline_name[2];
   std::atomic<std::uint64_t> socket_name[2];
+  // A bridge import (shmring::bridge) feeding the channel through this endpoint: where from
+  // (the export's address, NUL-padded, written once before upstream_link first becomes non-zero)
+  // and the link's state (kUpstreamLinkUp / kUpstreamLinkDown; 0: not an import). SYNC(upstream_link).
+  // Carved from v4's pattern_reserved (written 0 at registration), so no layout version change.
+  std::atomic<std::uint32_t> upstream_link;
+  char upstream_from[36];
   // Written 0; room for fields of patterns to come (each with its own bytes).
-  std::uint8_t pattern_reserved[88];
+  std::uint8_t pattern_reserved[48];
 };
 static_assert(std::is_standard_layout_v<PeerSlot>);
 static_assert(sizeof(PeerSlot) == 256);
@@ -217,7 +227,9 @@ static_assert(offsetof(PeerSlot, wait_events) == 116);
 static_assert(offsetof(PeerSlot, uid) == 128);
 static_assert(offsetof(PeerSlot, lifeline_name) == 136);
 static_assert(offsetof(PeerSlot, socket_name) == 152);
-static_assert(offsetof(PeerSlot, pattern_reserved) == 168);
+static_assert(offsetof(PeerSlot, upstream_link) == 168);
+static_assert(offsetof(PeerSlot, upstream_from) == 172);
+static_assert(offsetof(PeerSlot, pattern_reserved) == 208);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 

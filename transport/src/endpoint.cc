@@ -1,6 +1,8 @@
 #include "endpoint.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <utility>
 
 namespace shmring {
@@ -167,6 +169,19 @@ PeerStats ChannelEndpoint::stats() const noexcept {
 
 std::uint64_t ChannelEndpoint::channel_incarnation() const noexcept {
   return is_open() ? impl_->seg->channel_id() : 0;
+}
+
+void ChannelEndpoint::set_upstream_link(std::string_view from, bool up) noexcept {
+  if (!impl_ || !impl_->seg->owned_here()) return;
+  PeerSlot* me = impl_->seg->self();
+  if (me == nullptr) return;
+  if (me->upstream_link.load(std::memory_order_relaxed) == 0) {
+    char text[sizeof me->upstream_from] = {};
+    std::memcpy(text, from.data(), std::min(from.size(), sizeof text - 1));
+    std::memcpy(me->upstream_from, text, sizeof text);
+  }
+  // SYNC(upstream_link): publishes upstream_from (written above, once) to read_stats' acquire.
+  me->upstream_link.store(up ? kUpstreamLinkUp : kUpstreamLinkDown, std::memory_order_release);
 }
 
 int ChannelEndpoint::wait_fd() const noexcept {

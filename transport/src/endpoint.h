@@ -147,11 +147,19 @@ struct Endpoint {
   // fired meanwhile (and its datagram may have been drained); after a few, the descriptor is made
   // readable again (a datagram to itself) so that the application comes back: it is never left
   // drained and disarmed. Returns attempt()'s last answer.
+  // When an attempt succeeds after the descriptor was (re)armed, the descriptor is armed with its
+  // socket drained while there may be more work behind this success (what arrived while it was
+  // armed): it is made readable again (a datagram to itself), so an application that stops before
+  // it sees kWouldBlock (a WaitSet handler that returns early) is called again, as level-triggered
+  // readiness promises. One datagram per such race, never per message.
   template <typename Attempt>
   bool attempt_before_blocking(Attempt&& attempt) {
     for (int round = 0; round < 4; ++round) {
       if (!prepare_to_block()) return false;
-      if (attempt()) return true;
+      if (attempt()) {
+        descriptor->wake_self();
+        return true;
+      }
     }
     descriptor->wake_self();
     return false;

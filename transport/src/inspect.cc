@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <set>
 #include <string>
@@ -159,7 +160,8 @@ ChannelStats stats_of(const SegmentFile& file, const ChannelCopy& c) {
   // Liveness from the channel's liveness file, if this user may open it (read-only: only asked);
   // otherwise each peer's (pid, start time) decides.
   absl::StatusOr<LivenessFile> opened =
-      LivenessFile::open(info.liveness_id, file.listing().owner, /*writable=*/false);
+      LivenessFile::open(stable_hash64(file.listing().native_key), info.liveness_id, file.listing().owner,
+                         /*writable=*/false);
   const LivenessFile liveness = opened.ok() ? *std::move(opened) : LivenessFile();
   const std::optional<TopicPeek> topic = info.kind == ChannelKind::kTopic ? topic_peek(c) : std::nullopt;
   if (topic.has_value()) {
@@ -182,6 +184,20 @@ ChannelStats stats_of(const SegmentFile& file, const ChannelCopy& c) {
     p.received = s.received.load(std::memory_order_relaxed);
     p.lost = s.lost.load(std::memory_order_relaxed);
     p.blocked_ns = s.blocked_ns.load(std::memory_order_relaxed);
+    // SYNC(upstream_link): pairs with the release in set_upstream_link (upstream_from first).
+    if (const std::uint32_t link = s.upstream_link.load(std::memory_order_acquire); link != 0) {
+      p.upstream_up = link == kUpstreamLinkUp;
+      for (std::size_t k = 0; k < sizeof s.upstream_from && s.upstream_from[k] != '\0'; ++k) {
+        const unsigned char byte = static_cast<unsigned char>(s.upstream_from[k]);
+        if (byte >= 0x20 && byte < 0x7f) {  // written by another process: nothing to a terminal
+          p.upstream_from += static_cast<char>(byte);
+        } else {
+          char escaped[8];
+          std::snprintf(escaped, sizeof escaped, "\\x%02x", byte);
+          p.upstream_from += escaped;
+        }
+      }
+    }
     if (topic.has_value() && p.role == PeerRole::kSubscriber) {
       const std::uint64_t position = s.position.load(std::memory_order_relaxed);
       p.lag = static_cast<std::int64_t>(topic->claimed - position) > 0 ? topic->claimed - position : 0;
@@ -203,47 +219,6 @@ ChannelStats stats_of(const SegmentFile& file, const ChannelCopy& c) {
   }
   if (info.kind == ChannelKind::kQueue) st.depth = queue_depth(c);
   return st;
-}
-
-// The liveness ids every channel segment file in the directory names (live or not: a stale
-// channel's file goes with its segment, in gc's second pass).
-std::set<std::string> liveness_files_in_use() {
-  std::set<std::string> in_use;
-  const std::string prefix = detail::cat(kSegmentNamePrefix, kChannelKeyPrefix);
-  for (const std::string& path : segment_paths(kDefaultSegmentDirectory, prefix)) {
-    absl::StatusOr<SegmentFile> file = SegmentFile::open(path);
-    if (!file.ok()) continue;
-    absl::StatusOr<ChannelCopy> copy = copy_channel(*file, path);
-    if (copy.ok()) in_use.insert(detail::liveness_path(copy->info.liveness_id));
-  }
-  return in_use;
-}
-
-// A liveness file younger than this may belong to a channel whose creator has not published its
-// header yet.
-constexpr time_t kLivenessGraceSeconds = 10;
-
-std::vector<std::string> collect_stale_liveness_files(bool dry_run) {
-  std::vector<std::string> removed;
-  std::vector<std::string> candidates = segment_paths(kDefaultSegmentDirectory, detail::kLivenessPrefix);
-  if (candidates.empty()) return removed;
-  const std::set<std::string> in_use = liveness_files_in_use();
-  const uid_t me = geteuid();
-  for (const std::string& path : candidates) {
-    if (in_use.count(path) != 0) continue;
-    struct stat st {};
-    if (lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-    if (me != 0 && st.st_uid != me) continue;  // other users' files are theirs to clean
-    if (time(nullptr) - st.st_mtime < kLivenessGraceSeconds) continue;
-    RandomId id;
-    const std::string_view name =
-        std::string_view(path).substr(kDefaultSegmentDirectory.size() + 1 + detail::kLivenessPrefix.size());
-    if (!detail::from_hex(name, &id)) continue;
-    absl::StatusOr<LivenessFile> file = LivenessFile::open(id, st.st_uid, false);
-    if (file.ok() && file->any_held() != LivenessFile::State::kFree) continue;  // someone lives
-    if (dry_run || detail::remove_liveness_file(id)) removed.push_back(path);
-  }
-  return removed;
 }
 
 }  // namespace
@@ -286,7 +261,9 @@ std::vector<std::string> list_channels() {
 
 std::vector<std::string> collect_stale_wait_files(bool dry_run) {
   std::vector<std::string> removed = detail::collect_stale_wait_files(0, dry_run);
-  for (std::string& path : collect_stale_liveness_files(dry_run)) removed.push_back(std::move(path));
+  for (std::string& path : detail::collect_stale_liveness_files(std::nullopt, dry_run)) {
+    removed.push_back(std::move(path));
+  }
   return removed;
 }
 
@@ -294,6 +271,7 @@ absl::Status remove_channel(std::string_view name) {
   if (absl::Status s = validate_channel_name(name); !s.ok()) return s;
   const std::string what = detail::cat("remove_channel: channel '", name, "'");
   // The liveness file goes with the name (endpoints still open keep theirs open).
+  const std::uint64_t tag = stable_hash64(SharedMemory::native_key_for(channel_key(name)));
   RandomId liveness_id;
   if (absl::StatusOr<SegmentFile> file = SegmentFile::open(channel_path(name)); file.ok()) {
     if (absl::StatusOr<ChannelCopy> copy = copy_channel(*file, what); copy.ok()) {
@@ -306,7 +284,7 @@ absl::Status remove_channel(std::string_view name) {
   if (!memory.exists()) {
     // Every endpoint died (stale): its file and lock go now, as gc would remove them.
     if (!memory.destroy(DestroyMode::kForceNoWait)) return memory.status();
-    if (!liveness_id.empty()) detail::remove_liveness_file(liveness_id);
+    if (!liveness_id.empty()) detail::remove_liveness_file(tag, liveness_id);
     return absl::OkStatus();
   }
   // Endpoints that wait on descriptors hear about it (WaitEvent::kRemoved): attached before the
@@ -317,18 +295,17 @@ absl::Status remove_channel(std::string_view name) {
   notifier.set_trust({/*any_owner=*/false, {}, 0777});
   const bool attached = notifier.attach(AccessMode::kReadWrite);
   if (!memory.destroy(DestroyMode::kForceNoWait)) return memory.status();
-  if (!liveness_id.empty()) detail::remove_liveness_file(liveness_id);
+  if (!liveness_id.empty()) detail::remove_liveness_file(tag, liveness_id);
   if (attached) {
     absl::StatusOr<ChannelInfo> info =
         detail::read_channel_header(notifier.data(), notifier.size(), "remove_channel");
     if (info.ok()) {
       auto* control = static_cast<ControlBlock*>(notifier.data());
-      const std::uint64_t id =
-          stable_hash64(notifier.native_key(), static_cast<std::uint64_t>(info->created_unix_ns));
+      // tag: ChannelSegment::file_tag, what the endpoints' wait files are named by.
       PeerSlot* slots = peer_slots(control);
       for (std::uint32_t i = 0; i < info->max_peers; ++i) {
         if (detail::state_of(slots[i]) != PeerState::kActive) continue;
-        detail::signal_peer(id, control, slots[i], WaitEvent::kRemoved);
+        detail::signal_peer(tag, control, slots[i], WaitEvent::kRemoved);
       }
     }
     notifier.detach();

@@ -486,6 +486,29 @@ ChannelResult TopicPublisher::send(std::span<const std::byte> message, std::chro
   return r;
 }
 
+namespace {
+
+// Records in the channel that upstream message `at` is the one being sent (or, with nothing sent
+// after it, the next one expected), its ring_sequence unknown (~0: "not sent"; try_send_from stores
+// its claim's sequence there once it has one). The copy not in use is written in full, then made
+// current, so a kill part-way leaves the old one. Relaxed/release suffice: only a later publisher
+// reads it, after it attached under the segment lock.
+UpstreamMark& write_upstream_mark(TopicEndpoint* e, const UpstreamPosition& at) {
+  ChannelMisc& misc = e->seg->control()->misc;
+  const std::uint32_t current = misc.upstream_current.load(std::memory_order_relaxed);
+  const std::uint32_t next_index = current == 1 ? 1 : 0;
+  UpstreamMark& mark = misc.upstream[next_index];
+  mark.origin.store(at.origin, std::memory_order_relaxed);
+  mark.incarnation.store(at.incarnation, std::memory_order_relaxed);
+  mark.sequence.store(at.sequence, std::memory_order_relaxed);
+  mark.ring_sequence.store(~std::uint64_t{0}, std::memory_order_relaxed);
+  // SYNC(upstream_mark): pairs with the acquire load in upstream_resume() (a later publisher's).
+  misc.upstream_current.store(next_index + 1, std::memory_order_release);
+  return mark;
+}
+
+}  // namespace
+
 ChannelResult TopicPublisher::try_send_from(const UpstreamPosition& from,
                                             std::span<const std::byte> message) noexcept {
   TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
@@ -495,19 +518,8 @@ ChannelResult TopicPublisher::try_send_from(const UpstreamPosition& from,
   // The mark is written before the message: a publisher killed after it but before its claim
   // leaves ring_sequence unknown (~0), which upstream_resume() reads as "not sent". The claim's
   // sequence goes into the mark before the record is committed; a claim the recovery later skips
-  // as a dead publisher's unfinished message is in the gap table. The copy not in use is written
-  // in full, then made current: a kill part-way leaves the old one. Relaxed/release suffice: only a
-  // later publisher reads it, after it attached under the segment lock.
-  ChannelMisc& misc = e->seg->control()->misc;
-  const std::uint32_t current = misc.upstream_current.load(std::memory_order_relaxed);
-  const std::uint32_t next_index = current == 1 ? 1 : 0;
-  UpstreamMark& mark = misc.upstream[next_index];
-  mark.origin.store(from.origin, std::memory_order_relaxed);
-  mark.incarnation.store(from.incarnation, std::memory_order_relaxed);
-  mark.sequence.store(from.sequence, std::memory_order_relaxed);
-  mark.ring_sequence.store(~std::uint64_t{0}, std::memory_order_relaxed);
-  // SYNC(upstream_mark): pairs with the acquire load in upstream_resume() (a later publisher's).
-  misc.upstream_current.store(next_index + 1, std::memory_order_release);
+  // as a dead publisher's unfinished message is in the gap table.
+  UpstreamMark& mark = write_upstream_mark(e, from);
   BroadcastWriter::Claim claim;
   const ChannelResult r = detail::write_with_wait(*e, std::chrono::nanoseconds(0), [&] {
     claim = e->writer->try_claim(message.size());
@@ -521,11 +533,19 @@ ChannelResult TopicPublisher::try_send_from(const UpstreamPosition& from,
   return ChannelResult::kOk;
 }
 
+void TopicPublisher::mark_upstream(const UpstreamPosition& next) noexcept {
+  TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
+  if (e == nullptr || e->lease_busy()) return;
+  // Nothing is sent after it: the mark's ring_sequence stays unknown (~0), so upstream_resume()
+  // reads `next` as the one expected.
+  write_upstream_mark(e, next);
+}
+
 UpstreamPosition TopicPublisher::upstream_resume() const noexcept {
   const TopicEndpoint* e = endpoint_as<TopicEndpoint>(impl_);
   if (e == nullptr) return {};
   const ChannelMisc& misc = e->seg->control()->misc;
-  // SYNC(upstream_mark): pairs with the release store in try_send_from().
+  // SYNC(upstream_mark): pairs with the release store in write_upstream_mark().
   const std::uint32_t current = misc.upstream_current.load(std::memory_order_acquire);
   if (current != 1 && current != 2) return {};
   const UpstreamMark& mark = misc.upstream[current - 1];

@@ -54,7 +54,7 @@ void fire_armed(ChannelSegment& seg, std::uint32_t armed_on) noexcept;
 // Leaves `events` in one peer slot (wait_events) and fires its descriptor if it is armed (on
 // either block): how an evicted subscriber or a removed channel's endpoints hear about it.
 void signal_peer(ChannelSegment& seg, PeerSlot& slot, WaitEvent events) noexcept;
-void signal_peer(std::uint64_t channel_id, ControlBlock* control, PeerSlot& slot,
+void signal_peer(std::uint64_t file_tag, ControlBlock* control, PeerSlot& slot,
                  WaitEvent events) noexcept;
 // A new endpoint with `role` (registered, its lifeline made) tells the descriptors that watch its
 // role but are not armed (armed ones are fired by notify_*) to look at the peers again, so a sender

@@ -72,7 +72,7 @@ std::shared_ptr<WaitDescriptor> WaitDescriptor::create(ChannelSegment& seg, Peer
     d->close();
     return nullptr;
   }
-  d->socket_fd_ = create_wait_socket(seg.channel_id(), seg.file_mode(), &d->socket_name_);
+  d->socket_fd_ = create_wait_socket(seg.file_tag(), seg.file_mode(), &d->socket_name_);
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = kSocketTag;
@@ -85,7 +85,7 @@ std::shared_ptr<WaitDescriptor> WaitDescriptor::create(ChannelSegment& seg, Peer
   d->refresh_watches();
   // A receiver starts readable: the application's first wait returns and its first drain arms it
   // (messages may be waiting already). A sender starts quiet: it arms on its first kWouldBlock.
-  if (d->armed_on_ == kArmedOnData && !send_wake(seg.channel_id(), d->socket_name_)) {
+  if (d->armed_on_ == kArmedOnData && !send_wake(seg.file_tag(), d->socket_name_)) {
     *error = errno != 0 ? errno : EIO;
     d->close();
     return nullptr;
@@ -245,7 +245,7 @@ void WaitDescriptor::refresh_watches() noexcept {
     // SYNC(wait_name): the peer records its lifeline's random name after making it.
     const RandomId name = load_name(s.lifeline_name);
     const int fd = name.empty() ? -1
-                                : open_lifeline(seg_->channel_id(), name,
+                                : open_lifeline(seg_->file_tag(), name,
                                                 static_cast<uid_t>(s.uid.load(std::memory_order_relaxed)));
     if (fd < 0) {
       // Not made (or recorded) yet: look again on the next arming. A file that is not the peer's
@@ -349,7 +349,7 @@ void WaitDescriptor::arm_timer() noexcept {
 }
 
 void WaitDescriptor::wake_self() noexcept {
-  if (!closed_) send_wake(seg_->channel_id(), socket_name_);
+  if (!closed_) send_wake(seg_->file_tag(), socket_name_);
 }
 
 WaitEvent WaitDescriptor::take_events() noexcept {
@@ -389,7 +389,7 @@ void WaitDescriptor::close() noexcept {
   timer_fd_ = -1;
   if (owner && seg_ != nullptr && !socket_name_.empty()) {
     if (slot_ != nullptr && slot_is_mine()) clear_name(slot_->socket_name);
-    remove_wait_file(kWaitSocketPrefix, seg_->channel_id(), socket_name_);
+    remove_wait_file(kWaitSocketPrefix, seg_->file_tag(), socket_name_);
   }
 }
 

@@ -35,21 +35,21 @@ void fire_armed(ChannelSegment& seg, std::uint32_t armed_on) noexcept {
     // still on its way, but never one that belongs to an arming it has not made yet (it
     // checks its socket before it blocks: WaitDescriptor::prepare_to_block).
     if (!take_armed(control, slot, armed_on)) continue;
-    send_wake(seg.channel_id(), load_name(slot.socket_name));  // SYNC(wait_name)
+    send_wake(seg.file_tag(), load_name(slot.socket_name));  // SYNC(wait_name)
   }
 }
 
-void signal_peer(std::uint64_t channel_id, ControlBlock* control, PeerSlot& slot,
+void signal_peer(std::uint64_t file_tag, ControlBlock* control, PeerSlot& slot,
                  WaitEvent events) noexcept {
   // Release: the event bits are visible to the endpoint that takes them (acquire exchange).
   slot.wait_events.fetch_or(static_cast<std::uint32_t>(events), std::memory_order_release);
   const std::uint32_t armed = slot.wait_armed.load(std::memory_order_acquire);
   if (armed == 0 || !take_armed(control, slot, armed)) return;
-  send_wake(channel_id, load_name(slot.socket_name));  // SYNC(wait_name)
+  send_wake(file_tag, load_name(slot.socket_name));  // SYNC(wait_name)
 }
 
 void signal_peer(ChannelSegment& seg, PeerSlot& slot, WaitEvent events) noexcept {
-  signal_peer(seg.channel_id(), seg.control(), slot, events);
+  signal_peer(seg.file_tag(), seg.control(), slot, events);
 }
 
 void announce_membership(ChannelSegment& seg, PeerRole role) noexcept {
@@ -59,7 +59,7 @@ void announce_membership(ChannelSegment& seg, PeerRole role) noexcept {
     if (&slot == seg.self() || state_of(slot) != PeerState::kActive) continue;
     if (!watches(role_of(slot), role) || slot.wait_armed.load(std::memory_order_relaxed) != 0) continue;
     const RandomId name = load_name(slot.socket_name);  // SYNC(wait_name); empty: no descriptor
-    if (!name.empty()) send_wake(seg.channel_id(), name, kMembershipNotice);
+    if (!name.empty()) send_wake(seg.file_tag(), name, kMembershipNotice);
   }
 }
 

@@ -14,6 +14,7 @@
 
 #include "shmring/core/detail/message.h"
 #include "shmring/core/clock.h"
+#include "shmring/core/detail/text.h"
 #include "shmring/core/stable_hash.h"
 #include "export_side.h"
 #include "import_side.h"
@@ -37,7 +38,9 @@ void log_event(const std::string& text) {
   localtime_r(&ts.tv_sec, &local);
   char when[32];
   std::strftime(when, sizeof when, "%H:%M:%S", &local);
-  std::fprintf(stderr, "%s.%03ld shmring bridge: %s\n", when, ts.tv_nsec / 1'000'000, text.c_str());
+  // Names and addresses may come from another user or another host: one printable line.
+  std::fprintf(stderr, "%s.%03ld shmring bridge: %s\n", when, ts.tv_nsec / 1'000'000,
+               shmring::detail::terminal_safe(text).c_str());
 }
 
 struct Bridge::Impl {
@@ -65,10 +68,21 @@ std::uint64_t host_origin() {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Bridge>> Bridge::create(const BridgeConfig& config) {
+absl::Status check_config(const BridgeConfig& config) {
   if (config.exports.empty() && config.imports.empty()) {
     return absl::InvalidArgumentError("nothing to bridge: no export and no import");
   }
+  for (const ExportSpec& e : config.exports) {
+    if (absl::Status s = check_export_spec(e); !s.ok()) return s;
+  }
+  for (const ImportSpec& i : config.imports) {
+    if (absl::Status s = check_import_spec(i); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Bridge>> Bridge::create(const BridgeConfig& config) {
+  if (absl::Status s = check_config(config); !s.ok()) return s;
   auto impl = std::make_unique<Impl>();
   const std::uint64_t origin = host_origin();
   for (const ExportSpec& e : config.exports) {
@@ -140,38 +154,22 @@ BridgeStatus Bridge::status() const {
   return s;
 }
 
-namespace {
-std::string json_string(std::string_view text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char hex[8];
-      std::snprintf(hex, sizeof hex, "\\u%04x", c);
-      out += hex;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-}  // namespace
 
 std::string status_json(const BridgeStatus& s) {
   std::string out = cat("{\"peers\":", s.peers, ",\"malformed\":", s.malformed,
                                  ",\"unknown_channel\":", s.unknown_channel, ",\"refused\":", s.refused, ",\"channels\":[");
   bool first = true;
   for (const ChannelStatus& c : s.channels) {
-    out += cat(first ? "" : ",", "{\"direction\":\"", c.direction, "\",\"channel\":", json_string(c.channel),
-                    ",\"remote\":", json_string(c.remote), ",\"endpoint\":", json_string(c.endpoint), ",\"kind\":\"",
+    out += cat(first ? "" : ",", "{\"direction\":\"", c.direction, "\",\"channel\":", shmring::detail::json_quote(c.channel),
+                    ",\"remote\":", shmring::detail::json_quote(c.remote), ",\"endpoint\":", shmring::detail::json_quote(c.endpoint), ",\"kind\":\"",
                     to_string(c.kind), "\",\"open\":", c.open ? "true" : "false",
                     ",\"lossless\":", c.lossless ? "true" : "false", ",\"peers\":", c.peers,
                     ",\"messages\":", c.messages, ",\"bytes\":", c.bytes, ",\"lost\":", c.lost,
                     ",\"duplicates\":", c.duplicates, ",\"dropped\":", c.dropped,
                     ",\"redelivered\":", c.redelivered, ",\"rejected\":", c.rejected,
-                    ",\"resets\":", c.resets, ",\"held_back_ms\":", c.held_back_ns / 1'000'000, "}");
+                    ",\"resets\":", c.resets, ",\"held_back_ms\":", c.held_back_ns / 1'000'000,
+               ",\"evictions\":", c.evictions, ",\"link\":", shmring::detail::json_quote(c.link),
+               ",\"link_changes\":", c.link_changes, ",\"link_ms\":", c.link_ms, "}");
     first = false;
   }
   out += cat("]}");

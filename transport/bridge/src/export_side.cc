@@ -1,24 +1,32 @@
-// The export side. One server carrier; per exported channel a local endpoint (topic and frames:
-// a subscriber; queues: a pool of consumers, one per item in flight); per import connected (a
-// peer) what it asked for and what it holds.
+// The export side: one server carrier, the imports connected to it (peers) and the exported
+// channels; each channel's pattern protocol is its link (link.h: topic_link.cc, queue_link.cc,
+// frame_link.cc).
 //
-// Each import says which channels it wants with a HELLO, repeated as a heartbeat; a peer not heard
-// from for peer_timeout is forgotten. A channel's first data to a peer follows its DESCRIBE, on
-// the same ordered connection.
+// Each import says which channels it wants with a HELLO, repeated as a heartbeat, and the export
+// answers each with an ALIVE: both sides know the other lives whatever the data does (a stalled
+// subscriber is not a dead link). A peer not heard from for peer_timeout is forgotten; when a
+// connection drops, every peer is probed (a send to a gone one fails at once), so what a dead
+// import held moves on within about 100 ms. A channel's first data to a peer follows its
+// DESCRIBE, on the same ordered connection.
 #include "export_side.h"
 
+#include <fnmatch.h>
+
 #include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <map>
-#include <optional>
+#include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
-#include "shmring/core/detail/message.h"
+#include "link.h"
 #include "shmring/core/clock.h"
-#include "shmring/transport/frame.h"
-#include "shmring/transport/queue.h"
-#include "shmring/transport/topic.h"
+#include "shmring/core/detail/message.h"
 #include "wire.h"
 
 namespace shmring::bridge {
@@ -26,52 +34,45 @@ namespace shmring::bridge {
 using shmring::detail::cat;
 namespace {
 
-constexpr std::uint64_t kMs = 1'000'000;
-constexpr std::uint64_t kOpenRetryNs = 500 * kMs;   // a channel that does not exist yet
-constexpr std::uint64_t kFullRetryNs = 1 * kMs;     // a link that said kFull
-constexpr int kBatch = 512;                         // messages per channel per step
-constexpr std::uint32_t kFrameCredit = 2;           // frames in flight per peer (newest first)
+constexpr std::uint64_t kOpenRetryNs = 500 * kMs;  // a channel that does not exist yet
+constexpr int kReceiveBatch = 2048;                // messages taken from the carrier per step
+constexpr std::uint64_t kProbeEveryNs = 100 * kMs;  // after a connection dropped: probe peers this often
+constexpr std::uint64_t kProbeForNs = 1000 * kMs;   // and for this long
+constexpr std::size_t kMaxPatternChannels = 1024;   // channels exported for patterns at once
 
-// A queue consumer of the pool and the item it holds for a peer.
-struct QueueSlot {
-  QueueConsumer consumer;
-  QueueView view;        // held until the peer acknowledges (or this process dies: redelivered)
-  bool sent = false;     // view sent to `peer`, waiting for its ack
-  bool resend = false;   // sent before to a peer that went away
-  PeerId peer;
-};
+// "md.*": a glob (fnmatch) pattern rather than a channel's name.
+bool is_pattern(std::string_view name) { return name.find_first_of("*?[") != std::string_view::npos; }
 
-struct Channel {
-  std::string name;
+struct Channel : ExportChannel {
+  bool from_pattern = false;  // added when an import asked for it (ExportSpec patterns)
   ChannelKind kind = ChannelKind::kTopic;
-  bool open = false;
-  std::uint64_t incarnation = 0;
   std::uint64_t next_open_ns = 0;
   wire::Description description;
-  std::optional<TopicSubscriber> topic;
-  std::optional<FrameSubscriber> frames;
-  std::vector<QueueSlot> queue;
-  std::size_t queue_probe = 0;  // the consumer whose descriptor is armed (it said kWouldBlock)
-  // A topic message refused by some peers' full links (lossless: sent again until taken).
-  std::vector<std::byte> buffer;
-  std::vector<std::byte> header;
-  std::vector<PeerId> pending;
-  std::uint64_t pending_since_ns = 0;
-  std::uint64_t next_frame_ns = 0;  // max_rate
-  ChannelStatus status;
+  std::unique_ptr<ExportLink> link;  // while the local channel is open
+  // Imports evicted from this channel: their hellos are not served until `until_ns`; the pause
+  // doubles with each eviction of the same import.
+  struct Banned {
+    std::uint64_t until_ns = 0;
+    unsigned count = 0;
+  };
+  std::map<PeerId, Banned> banned;
+
+  bool is_banned(const PeerId& id, std::uint64_t now) const {
+    const auto it = banned.find(id);
+    return it != banned.end() && now < it->second.until_ns;
+  }
 };
 
-struct PerChannel {
-  bool wants = false;
-  bool described = false;
-  std::uint32_t credit = 0;     // queue: items it accepts in flight; frames: kFrameCredit
-  std::uint32_t in_flight = 0;
-};
+std::string_view describe(wire::EvictReason why) {
+  switch (why) {
+    case wire::EvictReason::kHeldBack: return "it held the lossless topic back longer than --evict-after";
+    case wire::EvictReason::kAckLate: return "it did not acknowledge an item within --ack-timeout (the item went back to the queue)";
+  }
+  return "?";
+}
 
 struct Peer {
-  PeerId id;
   std::uint64_t last_seen_ns = 0;
-  std::vector<PerChannel> channels;
 };
 
 std::string printable(const PeerId& id) {
@@ -87,91 +88,47 @@ std::string printable(const PeerId& id) {
 class ExportSide final : public Side {
  public:
   ExportSide(const ExportSpec& spec, std::unique_ptr<Carrier> carrier, std::uint64_t origin)
-      : spec_(spec), carrier_(std::move(carrier)), origin_(origin) {
+      : spec_(spec), carrier_(std::move(carrier)), port_(*carrier_, origin), origin_(origin),
+        next_epoch_(monotonic_ns()) {
     for (const std::string& name : spec.channels) {
-      Channel c;
-      c.name = name;
-      c.status.direction = "export";
-      c.status.channel = name;
-      c.status.remote = name;
-      c.status.endpoint = carrier_->endpoint();
-      channels_.push_back(std::move(c));
+      if (is_pattern(name)) {
+        patterns_.push_back(name);
+        log_event(cat("export ", carrier_->endpoint(), ": channels matching '", name, "' are exported when an import asks"));
+      } else {
+        add_channel(name, /*from_pattern=*/false);
+      }
     }
   }
 
   void step(std::uint64_t now) override {
-    const CarrierEvents events = carrier_->take_events();
-    if (events.refused > 0) {
-      refused_ += events.refused;
-      log_event(cat("export ", carrier_->endpoint(), ": refused ", events.refused,
-                    " connection(s) that failed the handshake (CURVE key not authorised, or no CURVE)"));
-    }
-    if (events.disconnected > 0) {
-      // Some import's connection went (a ROUTER does not say whose): each peer must say hello
-      // within two heartbeats (live ones do every heartbeat), so what a dead one held (queue
-      // items in flight, lossless sends it was owed) moves on in about a second, not peer_timeout.
-      const std::uint64_t heartbeat = static_cast<std::uint64_t>(spec_.carrier.heartbeat_interval.count()) * kMs;
-      const std::uint64_t timeout = static_cast<std::uint64_t>(spec_.carrier.peer_timeout.count()) * kMs;
-      for (auto& [id, p] : peers_) {
-        if (timeout > 2 * heartbeat) p.last_seen_ns = std::min(p.last_seen_ns, now - (timeout - 2 * heartbeat));
-      }
-    }
+    take_carrier_events(now);
     receive_all(now);
+    probe_peers(now);
     expire_peers(now);
+    drop_unwanted();
     check_removed(now);
     for (Channel& c : channels_) {
-      if (!c.open) {
+      if (!c.link) {
         if (now >= c.next_open_ns) try_open(c, now);
-        if (!c.open) continue;
+        if (!c.link) continue;
       }
       describe_to_peers(c);
-      switch (c.kind) {
-        case ChannelKind::kTopic: move_topic(c, now); break;
-        case ChannelKind::kQueue: move_queue(c); break;
-        case ChannelKind::kFrames: move_frames(c, now); break;
-      }
+      if (absl::Status s = c.link->move(c, port_, now); !s.ok()) close_channel(c, std::string(s.message()));
+      apply_evictions(c, now);
+      drop_gone();
     }
   }
 
   void plan_wait(std::uint64_t now, WaitPlan* plan) override {
     plan->add(carrier_->descriptor());
-    if (carrier_->has_input()) plan->again = true;
+    if (carrier_->has_input() || std::exchange(again_, false)) plan->again = true;
     plan->until(now + spec_.carrier.heartbeat_interval.count() * kMs);  // peer expiry
+    if (now < probe_until_ns_) plan->until(next_probe_ns_);
     for (Channel& c : channels_) {
-      if (!c.open) {
+      if (c.link) {
+        c.link->plan_wait(c, now, plan);
+      } else {
         plan->until(c.next_open_ns);
-        continue;
-      }
-      switch (c.kind) {
-        case ChannelKind::kTopic:
-          if (!c.pending.empty()) {
-            plan->until(now + kFullRetryNs);  // a full link: retry soon
-          } else {
-            // Read even with no import connected (a lossless topic's publisher must not wait for
-            // nobody); what an import misses while away is counted as a gap when it is back.
-            plan->add(c.topic->wait_fd());
-          }
-          break;
-        case ChannelKind::kQueue: {
-          const bool room = peer_with_room(c) != nullptr;
-          if (room && has_unsent(c)) plan->until(now + kFullRetryNs);  // a full link: retry soon
-          // The probe said kWouldBlock, which armed its descriptor; one holding an item has not.
-          if (room && idle_slot(c) != nullptr && !c.queue[c.queue_probe].view.ok()) {
-            plan->add(c.queue[c.queue_probe].consumer.wait_fd());
-          } else if (room && idle_slot(c) != nullptr) {
-            plan->until(now + kFullRetryNs);
-          }
-          break;
-        }
-        case ChannelKind::kFrames:
-          if (peer_with_frame_credit(c)) {
-            if (now < c.next_frame_ns) {
-              plan->until(c.next_frame_ns);
-            } else {
-              plan->add(c.frames->wait_fd());
-            }
-          }
-          break;
       }
     }
   }
@@ -179,11 +136,10 @@ class ExportSide final : public Side {
   void append_status(BridgeStatus* status) const override {
     for (const Channel& c : channels_) {
       ChannelStatus s = c.status;
-      s.open = c.open;
+      s.open = c.link != nullptr;
       s.kind = c.kind;
-      s.peers = 0;
-      const std::size_t index = static_cast<std::size_t>(&c - channels_.data());
-      for (const auto& [id, p] : peers_) s.peers += p.channels[index].wants ? 1 : 0;
+      s.peers = static_cast<std::uint32_t>(c.peers.size());
+      s.link = c.peers.empty() ? "waiting" : "up";
       status->channels.push_back(std::move(s));
     }
     status->malformed += malformed_;
@@ -193,6 +149,225 @@ class ExportSide final : public Side {
   }
 
  private:
+  Channel& add_channel(const std::string& name, bool from_pattern) {
+    Channel& c = channels_.emplace_back();
+    c.name = name;
+    c.from_pattern = from_pattern;
+    c.status.direction = "export";
+    c.status.channel = name;
+    c.status.remote = name;
+    c.status.endpoint = carrier_->endpoint();
+    return c;
+  }
+
+  // A channel an import asks for that matches one of the patterns, added now (at most
+  // kMaxPatternChannels at once: a peer cannot make this side open every name it makes up).
+  Channel* add_matching(std::string_view name) {
+    const std::string text(name);
+    if (!validate_channel_name(text).ok()) return nullptr;
+    for (const std::string& pattern : patterns_) {
+      if (fnmatch(pattern.c_str(), text.c_str(), 0) != 0) continue;
+      if (channels_.size() >= static_cast<std::size_t>(spec_.channels.size()) + kMaxPatternChannels) return nullptr;
+      log_event(cat("export ", text, ": asked for, matching '", pattern, "'"));
+      return &add_channel(text, /*from_pattern=*/true);
+    }
+    return nullptr;
+  }
+
+  // Channels added for a pattern go when no import wants them any more.
+  void drop_unwanted() {
+    std::erase_if(channels_, [](const Channel& c) { return c.from_pattern && c.peers.empty() && c.banned.empty(); });
+  }
+
+  // --- the carrier ---
+
+  void take_carrier_events(std::uint64_t now) {
+    const CarrierEvents events = carrier_->take_events();
+    if (events.refused > 0) {
+      refused_ += events.refused;
+      log_event(cat("export ", carrier_->endpoint(), ": refused ", events.refused,
+                    " connection(s) that failed the handshake (CURVE key not authorised, or no CURVE)"));
+    }
+    if (events.disconnected > 0) {
+      // Some import's connection went (a ROUTER does not say whose): probe them all for a while.
+      probe_until_ns_ = now + kProbeForNs;
+      next_probe_ns_ = now;
+    }
+  }
+
+  // Sends each peer an ALIVE for a channel it wants: the carrier says kGone for one whose
+  // connection went (its pipe may take a moment to go, hence the repeats).
+  void probe_peers(std::uint64_t now) {
+    if (now >= probe_until_ns_ || now < next_probe_ns_) return;
+    next_probe_ns_ = now + kProbeEveryNs;
+    for (const auto& [id, p] : peers_) {
+      for (Channel& c : channels_) {
+        if (c.peers.count(id) == 0) continue;
+        send_alive(c, id);
+        break;
+      }
+    }
+    drop_gone();
+  }
+
+  void receive_all(std::uint64_t now) {
+    Incoming in;
+    for (int i = 0; i < kReceiveBatch && carrier_->try_receive(&in); ++i) handle(in, now);
+  }
+
+  void handle(const Incoming& in, std::uint64_t now) {
+    wire::Header h;
+    const wire::DecodeError error = in.parts != 1 ? wire::DecodeError::kShort : wire::decode(in.header, &h);
+    if (error == wire::DecodeError::kBadVersion && !version_reported_) {
+      version_reported_ = true;
+      log_event(cat("export ", carrier_->endpoint(), ": an import speaks another version of the bridge's protocol "
+                    "(this one speaks ", static_cast<unsigned>(wire::kVersion), "): upgrade both"));
+    }
+    if (error != wire::DecodeError::kNone || !wire::from_import(h.type)) {
+      ++malformed_;
+      return;
+    }
+    const PeerId id(reinterpret_cast<const char*>(in.peer.data()), in.peer.size());
+    auto it = peers_.find(id);
+    if (it == peers_.end()) {
+      it = peers_.emplace(id, Peer{}).first;
+      log_event(cat("export ", carrier_->endpoint(), ": import ", printable(id), " connected"));
+    }
+    it->second.last_seen_ns = now;
+    Channel* c = find(h.name);
+    if (c == nullptr && h.type == wire::Type::kHello) c = add_matching(h.name);
+    if (c == nullptr) {
+      ++unknown_channel_;
+      if (h.type == wire::Type::kHello) send_not_exported(id, h.name);
+      return;
+    }
+    if (h.type == wire::Type::kHello) {
+      if (c->is_banned(id, now)) {
+        send_alive(*c, id, /*evicted=*/true);
+        return;
+      }
+      PeerChannel& peer = c->peers[id];
+      peer.credit = static_cast<std::uint32_t>(std::min<std::uint64_t>(h.value, 1u << 20));
+      peer.window = std::min(h.sequence, kMaxTopicWindow);
+      send_alive(*c, id);
+      return;
+    }
+    if (!c->link) return;
+    const auto peer = c->peers.find(id);
+    c->link->on_message(*c, id, peer == c->peers.end() ? nullptr : &peer->second, h);
+  }
+
+  // "I hear you": the import's link stays up while this comes, whatever its data does.
+  void send_alive(const Channel& c, const PeerId& to, bool evicted = false) {
+    wire::Header h = port_.header(c, wire::Type::kAlive);
+    h.flags = static_cast<std::uint8_t>((c.link ? wire::kChannelOpen : 0) | (evicted ? wire::kEvictedNow : 0));
+    const auto peer = c.peers.find(to);
+    if (c.link && peer != c.peers.end()) {
+      if (const std::optional<std::uint64_t> position = c.link->position_for(to, peer->second)) {
+        h.flags |= wire::kHasPosition;
+        h.sequence = *position;
+      }
+    }
+    port_.send_control(to, h);
+  }
+
+  // The imports the link evicted: told, counted, forgotten for this channel, not served for a
+  // pause (their bound, at least a second, doubled per eviction, at most an hour).
+  void apply_evictions(Channel& c, std::uint64_t now) {
+    for (const ExportPort::Eviction& e : port_.take_evicted()) {
+      if (c.peers.count(e.id) == 0) continue;
+      Channel::Banned& b = c.banned[e.id];
+      const std::uint64_t pause_ms =
+          std::min<std::uint64_t>(std::max<std::uint64_t>(e.bound_ms, 1000) << std::min(b.count, 12u), 3'600'000);
+      ++b.count;
+      b.until_ns = now + pause_ms * kMs;
+      wire::Header h = port_.header(c, wire::Type::kEvicted);
+      h.value = static_cast<std::uint64_t>(e.why);
+      h.sequence = e.bound_ms;
+      port_.send_control(e.id, h);
+      c.peers.erase(e.id);
+      if (c.link) c.link->forget(c, e.id);
+      ++c.status.evictions;
+      again_ = true;  // what it held back can move now
+      log_event(cat("export ", c.name, ": evicted import ", printable(e.id), ": ", describe(e.why),
+                    " (", e.bound_ms, " ms); it may ask again in ", pause_ms, " ms"));
+    }
+  }
+
+  void send_not_exported(const PeerId& to, std::string_view name) {
+    wire::Header h;
+    h.type = wire::Type::kNotExported;
+    h.origin = origin_;
+    h.name = name;
+    wire::encode(h, &control_);
+    carrier_->try_send(to, control_, {});
+  }
+
+  void describe_to_peers(Channel& c) {
+    for (auto& [id, peer] : c.peers) {
+      if (peer.described) continue;
+      const std::uint64_t epoch = ++next_epoch_;
+      wire::Header h = port_.header(c, wire::Type::kDescribe);
+      h.value = epoch;
+      // A topic's baseline: the next message its subscriber reads has this number, so an import
+      // with no earlier position counts any loss from here, not from the first message it gets.
+      if (const std::optional<std::uint64_t> next = c.link->baseline()) {
+        h.flags = wire::kHasBaseline;
+        h.sequence = *next;
+      }
+      wire::encode(h, &control_);
+      wire::encode(c.description, &description_);
+      if (carrier_->try_send(id, control_, description_) != SendResult::kOk) continue;
+      // What it is sent from here on is counted against the credit it gives for this epoch.
+      peer.described = true;
+      peer.epoch = epoch;
+      peer.on_probation = c.banned.count(id) != 0;  // let back after an eviction
+      peer.sent = peer.delivered = peer.blocked_since_ns = 0;
+      peer.in_flight = 0;
+    }
+  }
+
+  // --- peers ---
+
+  void expire_peers(std::uint64_t now) {
+    const std::uint64_t timeout = static_cast<std::uint64_t>(spec_.carrier.peer_timeout.count()) * kMs;
+    for (auto it = peers_.begin(); it != peers_.end();) {
+      if (now - it->second.last_seen_ns > timeout) {
+        log_event(cat("export ", carrier_->endpoint(), ": import ", printable(it->first), " silent for ",
+                      spec_.carrier.peer_timeout.count(), " ms; forgotten"));
+        forget(it->first);
+        it = peers_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  // What a peer that went away held moves on (lossless topic sends it was owed, queue items).
+  void forget(const PeerId& id) {
+    for (Channel& c : channels_) {
+      c.banned.erase(id);
+      if (c.peers.erase(id) != 0 && c.link) c.link->forget(c, id);
+    }
+  }
+
+  // Peers the carrier said are gone while a link sent.
+  void drop_gone() {
+    for (const PeerId& id : port_.take_gone()) {
+      if (peers_.count(id) == 0) continue;
+      log_event(cat("export ", carrier_->endpoint(), ": import ", printable(id), " disconnected"));
+      forget(id);
+      peers_.erase(id);
+    }
+  }
+
+  Channel* find(std::string_view name) {
+    for (Channel& c : channels_) {
+      if (c.name == name) return &c;
+    }
+    return nullptr;
+  }
+
   // --- local channels ---
 
   void try_open(Channel& c, std::uint64_t now) {
@@ -204,65 +379,27 @@ class ExportSide final : public Side {
       }
       return;
     }
+    const Pattern* pattern = pattern_for(st->kind);
+    if (pattern == nullptr) return;  // a kind this bridge does not carry
     c.kind = st->kind;
     c.status.lossless = st->lossless;
     c.description = wire::Description{static_cast<std::uint32_t>(st->kind), st->lossless ? 1u : 0u,
-                                      st->capacity, st->max_message, st->max_peers};
-    absl::Status opened = absl::OkStatus();
+                                      st->capacity, st->max_message, st->max_peers, 0};
+    // The bound this export holds an import to, so it can keep within it (wire.h).
+    const std::chrono::milliseconds bound = st->kind == ChannelKind::kQueue ? spec_.ack_timeout
+                                            : st->lossless                  ? spec_.evict_after
+                                                                            : std::chrono::milliseconds(0);
+    c.description.deadline_ms = static_cast<std::uint32_t>(std::min<std::int64_t>(bound.count(), UINT32_MAX));
+    std::unique_ptr<ExportLink> link = pattern->make_export();
     std::uint64_t incarnation = 0;
-    switch (c.kind) {
-      case ChannelKind::kTopic: {
-        TopicOptions o;
-        o.create = false;
-        o.lossless = st->lossless;
-        auto s = TopicSubscriber::open(c.name, o);
-        if (s.ok()) {
-          incarnation = s->channel_incarnation();
-          c.topic.emplace(*std::move(s));
-          // Room for a batch: one message of the largest size, plus 64 KiB of smaller ones.
-          c.buffer.resize(wire::kRecordHeader + c.topic->max_message() + (64 << 10));
-        }
-        opened = s.status();
-        break;
-      }
-      case ChannelKind::kFrames: {
-        FrameOptions o;
-        o.create = false;
-        auto s = FrameSubscriber::open(c.name, o);
-        if (s.ok()) {
-          incarnation = s->channel_incarnation();
-          c.frames.emplace(*std::move(s));
-        }
-        opened = s.status();
-        break;
-      }
-      case ChannelKind::kQueue: {
-        QueueOptions o;
-        o.create = false;
-        c.queue.clear();
-        for (std::uint32_t i = 0; i < std::max<std::uint32_t>(1, spec_.queue_window) && opened.ok(); ++i) {
-          auto s = QueueConsumer::open(c.name, o);
-          if (s.ok()) {
-            incarnation = s->channel_incarnation();
-            c.queue.push_back(QueueSlot{*std::move(s), {}, false, false, {}});
-          }
-          opened = s.status();
-        }
-        if (!opened.ok()) c.queue.clear();
-        break;
-      }
-    }
-    if (!opened.ok()) {
-      if (c.status.rejected++ == 0) log_event(cat("export ", c.name, ": ", std::string(opened.message())));
+    if (absl::Status s = link->open(c.name, *st, spec_, &incarnation); !s.ok()) {
+      if (c.status.rejected++ == 0) log_event(cat("export ", c.name, ": ", std::string(s.message())));
       return;
     }
-    c.open = true;
+    c.link = std::move(link);
     c.incarnation = incarnation;
-    // The descriptor hears that the channel was removed (check_removed): made now for queues too.
-    if (!c.queue.empty()) c.queue.front().consumer.wait_fd();
-    for (auto& [id, p] : peers_) p.channels[index_of(c)].described = false;
-    log_event(cat("export ", c.name, ": open (", to_string(c.kind),
-                           c.status.lossless ? ", lossless" : "", ")"));
+    for (auto& [id, peer] : c.peers) peer.described = false;
+    log_event(cat("export ", c.name, ": open (", to_string(c.kind), c.status.lossless ? ", lossless" : "", ")"));
   }
 
   // A channel removed by name (shmring rm) goes on for endpoints already open, but its publisher
@@ -271,423 +408,80 @@ class ExportSide final : public Side {
     if (now < next_event_check_ns_) return;
     next_event_check_ns_ = now + 100 * kMs;
     for (Channel& c : channels_) {
-      if (!c.open) continue;
-      WaitEvent events = WaitEvent::kNone;
-      if (c.topic) events = c.topic->take_wait_events();
-      if (c.frames) events = c.frames->take_wait_events();
-      if (!c.queue.empty()) events = c.queue.front().consumer.take_wait_events();
-      if (has(events, WaitEvent::kRemoved)) close_channel(c, "the channel was removed");
+      if (c.link && has(c.link->take_wait_events(), WaitEvent::kRemoved)) {
+        close_channel(c, "the channel was removed");
+      }
     }
   }
 
+  // Closes the local endpoints (views still out go back to the channel) and reopens at once.
   void close_channel(Channel& c, std::string_view why) {
     log_event(cat("export ", c.name, ": ", why, "; reopening"));
-    c.topic.reset();
-    c.frames.reset();
-    c.queue.clear();  // views still out go back to the queue (redelivered there)
-    c.pending.clear();
-    c.open = false;
+    c.link.reset();
     c.next_open_ns = 0;
-    for (auto& [id, p] : peers_) p.channels[index_of(c)].in_flight = 0;
-  }
-
-  // --- peers ---
-
-  std::size_t index_of(const Channel& c) const { return static_cast<std::size_t>(&c - channels_.data()); }
-
-  void receive_all(std::uint64_t now) {
-    Incoming in;
-    for (int i = 0; i < 4 * kBatch && carrier_->try_receive(&in); ++i) handle(in, now);
-  }
-
-  void handle(const Incoming& in, std::uint64_t now) {
-    wire::Header h;
-    if (in.parts != 1 || wire::decode(in.header, &h) != wire::DecodeError::kNone ||
-        (h.type != wire::Type::kHello && h.type != wire::Type::kAck)) {
-      ++malformed_;
-      return;
-    }
-    const PeerId id(reinterpret_cast<const char*>(in.peer.data()), in.peer.size());
-    auto it = peers_.find(id);
-    if (it == peers_.end()) {
-      Peer p;
-      p.id = id;
-      p.channels.resize(channels_.size());
-      it = peers_.emplace(id, std::move(p)).first;
-      log_event(cat("export ", carrier_->endpoint(), ": import ", printable(id), " connected"));
-    }
-    Peer& peer = it->second;
-    peer.last_seen_ns = now;
-    Channel* c = find(h.name);
-    if (c == nullptr) {
-      ++unknown_channel_;
-      if (h.type == wire::Type::kHello) send_control(peer.id, wire::Type::kNotExported, h.name, 0, 0);
-      return;
-    }
-    PerChannel& pc = peer.channels[index_of(*c)];
-    if (h.type == wire::Type::kHello) {
-      pc.wants = true;
-      pc.credit = static_cast<std::uint32_t>(std::min<std::uint64_t>(h.value, 1u << 20));
-      return;
-    }
-    // kAck: of this incarnation of the channel (a late one of an earlier incarnation names a
-    // ticket that means another item now).
-    if (!c->open || h.incarnation != c->incarnation) return;
-    if (c->kind == ChannelKind::kQueue) {
-      for (QueueSlot& s : c->queue) {
-        if (!s.sent || s.peer != peer.id || s.view.sequence() != h.sequence) continue;
-        s.sent = false;
-        if (pc.in_flight > 0) --pc.in_flight;
-        if ((h.flags & wire::kNotTaken) != 0) {
-          // Not taken there (its local queue is not open): kept for another import; this one
-          // gets no more until its hello offers credit again.
-          pc.credit = 0;
-          return;
-        }
-        s.view.release();
-        s.resend = false;
-        if ((h.flags & wire::kRefused) != 0) ++c->status.rejected;  // too large over there: dropped
-        return;
-      }
-    } else if (c->kind == ChannelKind::kFrames) {
-      if (pc.in_flight > 0) --pc.in_flight;
-    }
-  }
-
-  void expire_peers(std::uint64_t now) {
-    const std::uint64_t timeout = static_cast<std::uint64_t>(spec_.carrier.peer_timeout.count()) * kMs;
-    for (auto it = peers_.begin(); it != peers_.end();) {
-      if (now - it->second.last_seen_ns > timeout) {
-        log_event(cat("export ", carrier_->endpoint(), ": import ", printable(it->first),
-                               " silent for ", spec_.carrier.peer_timeout.count(), " ms; forgotten"));
-        forget(it->first);
-        it = peers_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  }
-
-  // What a peer that went away held: lossless topic sends it was owed, queue items (sent again).
-  void forget(const PeerId& id) {
-    for (Channel& c : channels_) {
-      c.pending.erase(std::remove(c.pending.begin(), c.pending.end(), id), c.pending.end());
-      for (QueueSlot& s : c.queue) {
-        if (s.sent && s.peer == id) {
-          s.sent = false;
-          s.resend = true;
-        }
-      }
-    }
-  }
-
-  void drop_peer(const PeerId& id) {
-    if (peers_.count(id) == 0) return;
-    log_event(cat("export ", carrier_->endpoint(), ": import ", printable(id), " disconnected"));
-    forget(id);
-    peers_.erase(id);
-  }
-
-  Channel* find(std::string_view name) {
-    for (Channel& c : channels_) {
-      if (c.name == name) return &c;
-    }
-    return nullptr;
-  }
-
-  void send_control(const PeerId& to, wire::Type type, std::string_view name, std::uint64_t sequence,
-                    std::uint64_t value, std::span<const std::byte> payload = {}) {
-    wire::Header h;
-    h.type = type;
-    h.origin = origin_;
-    h.sequence = sequence;
-    h.value = value;
-    h.name = name;
-    wire::encode(h, &control_);
-    carrier_->try_send(to, control_, payload);
-  }
-
-  void describe_to_peers(Channel& c) {
-    for (auto& [id, p] : peers_) {
-      PerChannel& pc = p.channels[index_of(c)];
-      if (!pc.wants || pc.described) continue;
-      wire::Header h;
-      h.type = wire::Type::kDescribe;
-      h.origin = origin_;
-      h.incarnation = c.incarnation;
-      h.name = c.name;
-      // A topic's baseline: the next message its subscriber reads has this number, so an import
-      // with no earlier position counts any loss from here, not from the first message it gets.
-      if (c.topic) {
-        if (const std::optional<std::uint64_t> next = c.topic->next_sequence(); next && c.pending.empty()) {
-          h.flags = wire::kHasBaseline;
-          h.sequence = *next;
-        }
-      }
-      wire::encode(h, &control_);
-      wire::encode(c.description, &description_);
-      if (carrier_->try_send(id, control_, description_) == SendResult::kOk) pc.described = true;
-    }
-  }
-
-  // --- topics ---
-
-  // Packs what the subscriber has ready into one message (records, wire.h) and sends it to every
-  // peer that wants it; nothing waits to fill a batch. A lossy peer whose link is full misses the
-  // batch (the import counts the gap); a lossless one is owed it (back-pressure).
-  void move_topic(Channel& c, std::uint64_t now) {
-    if (!c.pending.empty()) {
-      retry_pending(c, now);
-      if (!c.pending.empty()) return;
-    }
-    const std::size_t max_message = static_cast<std::size_t>(c.topic->max_message());
-    for (int round = 0; round < kBatch; ++round) {
-      std::size_t used = 0;
-      std::size_t records = 0;
-      std::uint64_t first = 0;
-      bool drained = false;
-      while (used + wire::kRecordHeader + max_message <= c.buffer.size() && records < kBatch) {
-        std::size_t bytes = 0;
-        const ChannelResult r = c.topic->try_receive(
-            std::span<std::byte>(c.buffer.data() + used + wire::kRecordHeader, max_message), &bytes);
-        if (r == ChannelResult::kWouldBlock) {
-          drained = true;
-          break;
-        }
-        if (r != ChannelResult::kOk) {
-          close_channel(c, cat("receive said ", to_string(r)));
-          return;
-        }
-        const std::uint64_t sequence = c.topic->last_sequence();
-        if (records == 0) first = sequence;
-        wire::put_record_header(c.buffer.data() + used, sequence, static_cast<std::uint32_t>(bytes));
-        used += wire::kRecordHeader + bytes;
-        ++records;
-      }
-      if (records == 0) return;
-      wire::Header h;
-      h.type = wire::Type::kTopic;
-      h.origin = origin_;
-      h.incarnation = c.incarnation;
-      h.sequence = first;
-      h.value = used;
-      h.name = c.name;
-      wire::encode(h, &c.header);
-      const std::span<const std::byte> payload(c.buffer.data(), used);
-      bool any = false;
-      for (auto& [id, p] : peers_) {
-        const PerChannel& pc = p.channels[index_of(c)];
-        if (!pc.wants || !pc.described) continue;
-        switch (carrier_->try_send(id, c.header, payload)) {
-          case SendResult::kOk: any = true; break;
-          case SendResult::kFull:
-            if (c.status.lossless) {
-              c.pending.push_back(id);
-            } else {
-              c.status.dropped += records;  // the import counts them as a gap
-            }
-            break;
-          case SendResult::kGone: gone_.push_back(id); break;
-        }
-      }
-      drop_gone();
-      if (any || !c.pending.empty()) {
-        c.status.messages += records;
-        c.status.bytes += used - records * wire::kRecordHeader;
-      }
-      if (!c.pending.empty()) {
-        c.pending_since_ns = now;
-        return;  // lossless: nothing more until every peer took this one (back-pressure)
-      }
-      if (drained) return;
-    }
-  }
-
-  void retry_pending(Channel& c, std::uint64_t now) {
-    const std::span<const std::byte> payload(c.buffer.data(), wire_payload_bytes(c));
-    for (auto it = c.pending.begin(); it != c.pending.end();) {
-      const SendResult r = carrier_->try_send(*it, c.header, payload);
-      if (r == SendResult::kFull) {
-        ++it;
-        continue;
-      }
-      if (r == SendResult::kGone) gone_.push_back(*it);
-      it = c.pending.erase(it);
-    }
-    drop_gone();
-    if (c.pending.empty()) c.status.held_back_ns += now - c.pending_since_ns;
-  }
-
-  static std::size_t wire_payload_bytes(const Channel& c) {
-    wire::Header h;
-    wire::decode(c.header, &h);
-    return static_cast<std::size_t>(h.value);
-  }
-
-  void drop_gone() {
-    for (const PeerId& id : gone_) drop_peer(id);
-    gone_.clear();
-  }
-
-  // --- queues ---
-
-  QueueSlot* idle_slot(Channel& c) {
-    for (QueueSlot& s : c.queue) {
-      if (!s.view.ok()) return &s;
-    }
-    return nullptr;
-  }
-
-  bool has_unsent(const Channel& c) const {
-    for (const QueueSlot& s : c.queue) {
-      if (s.view.ok() && !s.sent) return true;
-    }
-    return false;
-  }
-
-  Peer* peer_with_room(Channel& c) {
-    Peer* best = nullptr;
-    for (auto& [id, p] : peers_) {
-      const PerChannel& pc = p.channels[index_of(c)];
-      if (!pc.wants || !pc.described || pc.in_flight >= pc.credit) continue;
-      if (best == nullptr || pc.in_flight < best->channels[index_of(c)].in_flight) best = &p;
-    }
-    return best;
-  }
-
-  // Sends a held item to the peer with the most room. False if no peer could take it now.
-  bool send_item(Channel& c, QueueSlot& s) {
-    Peer* p = peer_with_room(c);
-    if (p == nullptr) return false;
-    wire::Header h;
-    h.type = wire::Type::kItem;
-    h.flags = (s.resend || s.view.redelivered()) ? wire::kRedelivered : 0;
-    h.origin = origin_;
-    h.incarnation = c.incarnation;
-    h.sequence = s.view.sequence();
-    h.value = s.view.data().size();
-    h.name = c.name;
-    wire::encode(h, &c.header);
-    switch (carrier_->try_send(p->id, c.header, s.view.data())) {
-      case SendResult::kOk:
-        s.sent = true;
-        s.peer = p->id;
-        ++p->channels[index_of(c)].in_flight;
-        if (s.resend) ++c.status.redelivered;
-        ++c.status.messages;
-        c.status.bytes += s.view.data().size();
-        return true;
-      case SendResult::kFull: return false;
-      case SendResult::kGone: drop_peer(p->id); return false;
-    }
-    return false;
-  }
-
-  void move_queue(Channel& c) {
-    for (QueueSlot& s : c.queue) {  // items whose peer went away, or that found every link full
-      if (s.view.ok() && !s.sent && !send_item(c, s)) return;
-    }
-    for (int i = 0; i < kBatch; ++i) {
-      if (peer_with_room(c) == nullptr) return;
-      QueueSlot* s = idle_slot(c);
-      if (s == nullptr) return;
-      s->view = s->consumer.try_receive_view();
-      if (!s->view.ok()) {
-        const ChannelResult r = s->view.result();
-        if (r == ChannelResult::kWouldBlock) {
-          c.queue_probe = static_cast<std::size_t>(s - c.queue.data());
-        } else {
-          close_channel(c, cat("receive said ", to_string(r)));
-        }
-        return;
-      }
-      s->resend = false;
-      if (!send_item(c, *s)) return;
-    }
-  }
-
-  // --- frames ---
-
-  bool peer_with_frame_credit(const Channel& c) const {
-    for (const auto& [id, p] : peers_) {
-      const PerChannel& pc = p.channels[index_of(c)];
-      if (pc.wants && pc.described && pc.in_flight < kFrameCredit) return true;
-    }
-    return false;
-  }
-
-  void move_frames(Channel& c, std::uint64_t now) {
-    // Only when a peer can take a frame now: meanwhile the publisher goes on, and what is sent
-    // next is the newest frame (the ones in between are skipped, newest first).
-    if (!peer_with_frame_credit(c) || now < c.next_frame_ns) return;
-    FrameView v = c.frames->try_receive_view();
-    if (!v.ok()) {
-      if (v.result() != ChannelResult::kWouldBlock) close_channel(c, cat("receive said ", to_string(v.result())));
-      return;
-    }
-    wire::Header h;
-    h.type = wire::Type::kFrame;
-    h.origin = origin_;
-    h.incarnation = c.incarnation;
-    h.sequence = v.sequence();
-    h.value = v.data().size();
-    h.name = c.name;
-    wire::encode(h, &c.header);
-    bool any = false;
-    for (auto& [id, p] : peers_) {
-      PerChannel& pc = p.channels[index_of(c)];
-      if (!pc.wants || !pc.described) continue;
-      if (pc.in_flight >= kFrameCredit) {
-        ++c.status.dropped;  // this peer is still taking earlier frames
-        continue;
-      }
-      // The view pins the frame, so what is sent is never torn.
-      switch (carrier_->try_send(id, c.header, v.data())) {
-        case SendResult::kOk:
-          ++pc.in_flight;
-          any = true;
-          break;
-        case SendResult::kFull: ++c.status.dropped; break;
-        case SendResult::kGone: gone_.push_back(id); break;
-      }
-    }
-    v.release();
-    drop_gone();
-    if (any) {
-      ++c.status.messages;
-      c.status.bytes += h.value;
-    }
-    if (spec_.max_rate > 0) {
-      const double interval_ns = std::min(1e9 / spec_.max_rate, 3600e9);  // at least one an hour
-      c.next_frame_ns = now + static_cast<std::uint64_t>(interval_ns);
-    }
+    for (auto& [id, peer] : c.peers) peer.in_flight = 0;
   }
 
   ExportSpec spec_;
   std::unique_ptr<Carrier> carrier_;
+  ExportPort port_;
+  std::vector<std::string> patterns_;  // exported names that are patterns
   std::uint64_t origin_;
   std::vector<Channel> channels_;
   std::map<PeerId, Peer> peers_;
-  std::vector<PeerId> gone_;
   std::vector<std::byte> control_;
   std::vector<std::byte> description_;
   std::uint64_t malformed_ = 0;
   std::uint64_t unknown_channel_ = 0;
   std::uint64_t refused_ = 0;
   std::uint64_t next_event_check_ns_ = 0;
+  std::uint64_t probe_until_ns_ = 0;  // peers are probed until then (a connection dropped)
+  std::uint64_t next_probe_ns_ = 0;
+  std::uint64_t next_epoch_;          // epochs of descriptions (from the clock: unique per run)
+  bool again_ = false;                // an eviction freed something: step again at once
+  bool version_reported_ = false;
 };
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Side>> make_export_side(const ExportSpec& spec, std::uint64_t origin) {
+absl::Status check_export_spec(const ExportSpec& spec) {
   if (spec.channels.empty()) return absl::InvalidArgumentError("export: no channels");
   for (const std::string& name : spec.channels) {
     if (absl::Status s = validate_channel_name(name); !s.ok()) return s;
     if (name.size() > wire::kMaxName) return absl::InvalidArgumentError("channel name too long");
   }
   if (spec.max_rate < 0) return absl::InvalidArgumentError("max_rate must be >= 0");
+  if (spec.evict_after.count() < 0 || spec.ack_timeout.count() < 0) {
+    return absl::InvalidArgumentError("evict_after and ack_timeout must be >= 0");
+  }
+  if (spec.topic_window == 0 || spec.topic_window > kMaxTopicWindow) {
+    return absl::InvalidArgumentError(cat("topic_window must be 1..", kMaxTopicWindow, " bytes"));
+  }
   if (spec.queue_window == 0 || spec.queue_window > kMaxQueueWindow) {
     return absl::InvalidArgumentError(cat("queue_window must be 1..", kMaxQueueWindow));
+  }
+  return check_zmq_options(spec.bind, spec.carrier, /*server=*/true);
+}
+
+namespace {
+
+// Whether `endpoint` listens on this host's loopback only (tcp://127.x.x.x, [::1], localhost, lo;
+// ipc:// and inproc:// stay on the host).
+bool loopback_only(const std::string& endpoint) {
+  if (endpoint.rfind("tcp://", 0) != 0) return true;
+  std::string host = endpoint.substr(6, endpoint.rfind(':') > 6 ? endpoint.rfind(':') - 6 : std::string::npos);
+  if (host.size() > 1 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return host == "localhost" || host == "lo" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Side>> make_export_side(const ExportSpec& spec, std::uint64_t origin) {
+  if (absl::Status s = check_export_spec(spec); !s.ok()) return s;
+  if (spec.carrier.security.secret_key.empty() && !loopback_only(spec.bind)) {
+    log_event(cat("export ", spec.bind, ": warning: listening beyond this host without CURVE: anyone who can reach "
+                  "it receives every exported channel, and anyone in the path can read and change the traffic "
+                  "(--curve-secret-key, --curve-authorized)"));
   }
   CarrierOptions carrier_options = spec.carrier;
   carrier_options.max_message_bytes = wire::kMaxControlPart;  // imports send headers only

@@ -11,6 +11,8 @@
 
 namespace shmring::bridge {
 
+// What make_export_side checks before it binds (kInvalidArgument).
+absl::Status check_export_spec(const ExportSpec& spec);
 // `origin`: this bridge's id, sent with every topic message.
 absl::StatusOr<std::unique_ptr<Side>> make_export_side(const ExportSpec& spec, std::uint64_t origin);
 

@@ -10,6 +10,8 @@
 
 namespace shmring::bridge {
 
+// What make_import_side checks before it connects (kInvalidArgument).
+absl::Status check_import_spec(const ImportSpec& spec);
 absl::StatusOr<std::unique_ptr<Side>> make_import_side(const ImportSpec& spec);
 
 }  // namespace shmring::bridge

@@ -45,6 +45,7 @@ void encode(const Description& d, std::vector<std::byte>* out) {
   put<std::uint64_t>(p + 8, d.capacity);
   put<std::uint64_t>(p + 16, d.max_message);
   put<std::uint32_t>(p + 24, d.max_peers);
+  put<std::uint32_t>(p + 28, d.deadline_ms);
 }
 
 void put_record_header(std::byte* at, std::uint64_t sequence, std::uint32_t length) {
@@ -82,7 +83,7 @@ DecodeError decode(std::span<const std::byte> bytes, Header* out) {
   if (get<std::uint32_t>(p) != kMagic) return DecodeError::kBadMagic;
   if (get<std::uint8_t>(p + 4) != kVersion) return DecodeError::kBadVersion;
   const auto type = get<std::uint8_t>(p + 5);
-  if (type < static_cast<std::uint8_t>(Type::kHello) || type > static_cast<std::uint8_t>(Type::kNotExported)) {
+  if (type < static_cast<std::uint8_t>(Type::kHello) || type > kLastType) {
     return DecodeError::kBadType;
   }
   const std::size_t name_length = get<std::uint8_t>(p + 7);
@@ -106,6 +107,7 @@ bool decode(std::span<const std::byte> bytes, Description* out) {
   out->capacity = get<std::uint64_t>(p + 8);
   out->max_message = get<std::uint64_t>(p + 16);
   out->max_peers = get<std::uint32_t>(p + 24);
+  out->deadline_ms = get<std::uint32_t>(p + 28);
   return true;
 }
 

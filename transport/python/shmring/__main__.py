@@ -71,6 +71,8 @@ def _gc(args: argparse.Namespace) -> int:
             print(f"{verb} {path}")
         for failure in report["failed"]:
             print(f"failed: {failure}", file=sys.stderr)
+        for skipped in report["skipped"]:
+            print(f"skipped {skipped}")
         print(f"{len(report['removed'])} stale segment(s) {verb}, {report['live']} in use left alone; "
               f"{len(report['wait_files_removed'])} stale descriptor file(s) {verb}")
     return 1 if report["failed"] else 0

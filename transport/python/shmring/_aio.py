@@ -24,13 +24,16 @@ class _Waiters:
 
     def add(self) -> asyncio.Future[None]:
         future = self.loop.create_future()
-        if self.closed:
-            future.set_result(None)  # try again now: the endpoint says it is closed
-            return future
-        self.futures.add(future)
-        if not self.reading:
-            self.loop.add_reader(self.fd, self.wake)
-            self.reading = True
+        # Under the lock that close() takes to mark the endpoint closing (before its descriptor
+        # goes): either this registers first and close() then wakes it, or it sees `closed`.
+        with _lock:
+            if self.closed:
+                future.set_result(None)  # try again now: the endpoint says it is closed
+                return future
+            self.futures.add(future)
+            if not self.reading:
+                self.loop.add_reader(self.fd, self.wake)
+                self.reading = True
         return future
 
     def discard(self, future: asyncio.Future[None]) -> None:

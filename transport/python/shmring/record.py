@@ -160,6 +160,12 @@ def _decompress(compression, data, size, where):
     except ImportError:  # pragma: no cover - Debian: python3-zstandard
         raise McapError("zstd chunks need the zstandard module (Debian: python3-zstandard)") from None
     try:
+        declared = zstandard.frame_content_size(bytes(data[:18]))
+    except zstandard.ZstdError:
+        raise McapError(f"chunk at byte {where}: not a zstd frame") from None
+    if declared not in (-1, size):  # refused before anything is allocated for it
+        raise McapError(f"chunk at byte {where}: the zstd frame holds {declared} bytes, the chunk says {size}")
+    try:
         out = zstandard.ZstdDecompressor().decompress(bytes(data), max_output_size=size)
     except zstandard.ZstdError as e:
         raise McapError(f"chunk at byte {where}: {e}") from None

@@ -72,6 +72,7 @@ void bind_inspection(py::module_& m) {
     py::dict d;
     d["removed"] = report.removed;
     d["failed"] = report.failed;
+    d["skipped"] = report.skipped;
     d["live"] = report.live;
     d["wait_files_removed"] = wait_files;
     return d;

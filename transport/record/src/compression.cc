@@ -63,6 +63,13 @@ absl::Status Decompressor::decompress(std::string_view compression, std::span<co
     context_->dctx = ZSTD_createDCtx();
     if (context_->dctx == nullptr) return absl::ResourceExhaustedError("zstd: cannot make a context");
   }
+  // The frame header states its content size (every writer we know writes it): a chunk that
+  // says otherwise is refused before anything is allocated for it.
+  const unsigned long long declared = ZSTD_getFrameContentSize(in.data(), in.size());
+  if (declared == ZSTD_CONTENTSIZE_ERROR) return absl::DataLossError("zstd: not a zstd frame");
+  if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != size && ZSTD_findFrameCompressedSize(in.data(), in.size()) == in.size()) {
+    return absl::DataLossError(absl::StrCat("zstd frame holds ", declared, " bytes but the chunk says ", size));
+  }
   out->resize(static_cast<std::size_t>(size));
   // Decompresses into exactly `size` bytes: a frame that wants more fails (dstSize_tooSmall), so
   // the file's claim bounds the work and the memory.

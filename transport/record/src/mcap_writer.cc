@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -62,7 +63,6 @@ struct McapWriter::Impl {
   std::vector<std::byte> compressed;
   std::vector<std::byte> scratch;
   std::atomic<std::uint64_t> offset{0};  // bytes in the file (read by bytes_written())
-  std::uint32_t data_crc = 0;  // of every byte written so far (the data section, from the magic)
   std::vector<ChunkIndex> chunk_indexes;
   std::vector<MetadataIndex> metadata_indexes;
 
@@ -75,12 +75,14 @@ struct McapWriter::Impl {
   absl::Status error;      // the first error of the writing side
   std::uint64_t queued_bytes = 0;
   std::thread worker;
+  // Record buffers of written chunks, kept for the next chunks (their pages stay mapped: no
+  // page faults per chunk, which for video frames is per frame).
+  std::vector<std::vector<std::byte>> spare;
 
   Impl(const WriterOptions& o) : options(o), compressor(o.compression, o.zstd_level) {}
 
   absl::Status write_bytes(std::span<const std::byte> bytes) {
     if (absl::Status s = detail::write_all(fd.get(), bytes, path); !s.ok()) return s;
-    data_crc = detail::crc32_update(data_crc, bytes);
     offset.fetch_add(bytes.size(), std::memory_order_relaxed);
     return absl::OkStatus();
   }
@@ -93,33 +95,41 @@ struct McapWriter::Impl {
       return absl::OkStatus();
     }
     OpenChunk& c = job.chunk;
-    if (absl::Status s = compressor.compress(c.records, &compressed); !s.ok()) return s;
+    // Uncompressed records are written as they are (no copy); zstd output goes from `compressed`.
+    std::span<const std::byte> data(c.records);
+    if (!compressor.name().empty()) {
+      if (absl::Status s = compressor.compress(c.records, &compressed); !s.ok()) return s;
+      data = compressed;
+    }
+    const std::string_view compression = compressor.name();
     scratch.clear();
     Encoder e(&scratch);
-    const std::size_t r = e.begin_record(Opcode::kChunk);
+    e.u8(static_cast<std::uint8_t>(Opcode::kChunk));
+    e.u64(8 + 8 + 8 + 4 + 4 + compression.size() + 8 + data.size());
     e.u64(c.start_time);
     e.u64(c.end_time);
     e.u64(c.records.size());
     e.u32(detail::crc32_update(0, c.records));
-    e.string(compressor.name());
-    e.u64(compressed.size());
-    e.bytes(compressed);
-    e.end_record(r);
+    e.string(compression);
+    e.u64(data.size());
+    const std::uint64_t at = offset.load(std::memory_order_relaxed);
     ChunkIndex index;
     index.message_start_time = c.start_time;
     index.message_end_time = c.end_time;
-    const std::uint64_t at = offset.load(std::memory_order_relaxed);
     index.chunk_start_offset = at;
-    index.chunk_length = scratch.size();
-    index.compression = std::string(compressor.name());
-    index.compressed_size = compressed.size();
+    index.chunk_length = scratch.size() + data.size();
+    index.compression = std::string(compression);
+    index.compressed_size = data.size();
     index.uncompressed_size = c.records.size();
-    const std::uint64_t indexes_start = at + scratch.size();
+    if (absl::Status s = write_bytes(scratch); !s.ok()) return s;
+    if (absl::Status s = write_bytes(data); !s.ok()) return s;
+    scratch.clear();
+    const std::uint64_t indexes_start = at + index.chunk_length;
     for (const auto& [channel, entries] : c.index) {
-      index.message_index_offsets[channel] = at + scratch.size();
+      index.message_index_offsets[channel] = indexes_start + scratch.size();
       detail::encode_message_index(e, channel, entries);
     }
-    index.message_index_length = at + scratch.size() - indexes_start;
+    index.message_index_length = scratch.size();
     if (absl::Status s = write_bytes(scratch); !s.ok()) return s;
     chunk_indexes.push_back(std::move(index));
     return absl::OkStatus();
@@ -139,6 +149,10 @@ struct McapWriter::Impl {
       lock.lock();
       busy = false;
       queued_bytes -= bytes;
+      if (spare.size() < options.chunks_in_flight) {
+        job.chunk.records.clear();
+        spare.push_back(std::move(job.chunk.records));
+      }
       if (!s.ok() && error.ok()) error = s;
       changed.notify_all();
     }
@@ -172,6 +186,13 @@ struct McapWriter::Impl {
     Job job;
     job.chunk = std::move(chunk);
     chunk = OpenChunk();
+    {
+      std::lock_guard lock(mutex);
+      if (!spare.empty()) {
+        chunk.records = std::move(spare.back());
+        spare.pop_back();
+      }
+    }
     return submit(std::move(job));
   }
 
@@ -194,7 +215,9 @@ absl::Status McapWriter::Impl::finish() {
   stop_worker();
   std::vector<std::byte> out;
   Encoder e(&out);
-  detail::encode_data_end(e, data_crc);
+  // No data section CRC (0: "not available", as the specification allows): every chunk carries
+  // its own, and one more pass over every byte cost as much as the rest of writing a 6 MiB frame.
+  detail::encode_data_end(e, 0);
   if (absl::Status s = write_bytes(out); !s.ok()) return s;
 
   // Summary: groups by opcode, each described by a SummaryOffset.
@@ -312,6 +335,9 @@ absl::Status McapWriter::write(const Message& message) {
   if (c.messages == 0 || message.log_time < c.start_time) c.start_time = message.log_time;
   if (c.messages == 0 || message.log_time > c.end_time) c.end_time = message.log_time;
   c.index[message.channel_id].emplace_back(message.log_time, c.records.size());
+  if (c.records.capacity() < c.records.size() + message.data.size() + 64) {
+    c.records.reserve(std::max<std::size_t>(w.options.chunk_bytes, c.records.size()) + message.data.size() + 64);
+  }
   Encoder e(&c.records);
   detail::encode_message(e, message);
   ++c.messages;

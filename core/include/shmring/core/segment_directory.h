@@ -92,6 +92,9 @@ std::vector<SegmentListing> list_segments(std::string_view directory = kDefaultS
 struct GcReport {
   std::vector<std::string> removed;  // paths of stale segments removed (or that would be, dry run)
   std::vector<std::string> failed;   // "path: reason" for stale ones that could not be removed
+  // "path: reason" for files gc does not act on: not a shmring segment (or not one yet: a file
+  // being created), or another user's. Information, not a failure.
+  std::vector<std::string> skipped;
   int live = 0;                      // segments left alone because they are in use
 };
 
@@ -99,7 +102,7 @@ struct GcReport {
 // Never touches a segment with a live attachment, nor a file that is not a shmring segment; a
 // segment that comes alive while gc looks at it is left alone (the check and the removal happen
 // under the segment's exclusive lock). With `dry_run`, reports what it would remove. Errors are
-// reported per file in GcReport::failed. Safe to run while other processes use the segments.
+// reported per file in GcReport::failed; files left alone in GcReport::skipped. Safe to run while other processes use the segments.
 GcReport collect_stale_segments(bool dry_run, std::string_view directory = kDefaultSegmentDirectory,
                                 std::string_view prefix = kSegmentNamePrefix);
 

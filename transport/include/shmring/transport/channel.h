@@ -126,6 +126,11 @@ struct PeerStats {
   std::uint64_t lag = 0;  // topic subscribers: bytes behind the publishers (lossless: exact)
   bool lossless = false;  // topic subscribers: lossless delivery (holds the publishers back)
   std::uint32_t publisher_id = 0;  // topic publishers: the id its messages carry (0: unknown)
+  // A bridge import feeding the channel through this endpoint (ChannelEndpoint::
+  // set_upstream_link): the export's address (at most 35 bytes, control characters escaped; empty
+  // when the endpoint is not an import) and whether the link to it is up.
+  std::string upstream_from;
+  bool upstream_up = false;
 };
 
 // A consistent-enough snapshot of a channel's counters (each counter is read atomically; the set is

@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 #include <memory>
 #include <span>
 
@@ -78,6 +79,12 @@ class ChannelEndpoint {
   // every process, different once the channel is removed and created again (0 when closed).
   // A bridge (shmring::bridge) sends it so the far side can tell a new channel from a gap.
   std::uint64_t channel_incarnation() const noexcept;
+  // For bridges (shmring::bridge): this sending endpoint feeds the channel from another host,
+  // `from` (the export's address; its first 35 bytes are kept), over a link that is `up` or not.
+  // read_stats reports it in PeerStats::upstream_from / upstream_up, and `shmring stat` shows it.
+  // The address is recorded by the first call; later calls change the link state only. Never
+  // waits; no-op when closed.
+  void set_upstream_link(std::string_view from, bool up) noexcept;
   // Settles an outstanding loan or view (a loan is given up; a view is handed on as the pattern
   // says and becomes inert), unregisters and detaches. Also the destructor. Waits up to 2 s for
   // the segment lock (then leaves its peer slot to the dead-peer recovery).

@@ -239,9 +239,13 @@ class TopicPublisher : public ChannelEndpoint {
   // publisher that takes over after this one dies (at any instruction) learns from
   // upstream_resume() exactly which upstream message comes next. Results as try_send.
   ChannelResult try_send_from(const UpstreamPosition& from, std::span<const std::byte> message) noexcept;
+  // Records, without sending, that upstream message `next` is the next one expected (a bridge that
+  // learns that the messages before it were lost on the way, with none of them to send).
+  // upstream_resume() returns it until the next try_send_from. No-op while a loan is out.
+  void mark_upstream(const UpstreamPosition& next) noexcept;
   // The upstream position that comes after the last message sent with try_send_from by this or
-  // an earlier publisher of this channel incarnation (its sequence: the next one expected);
-  // origin 0 when there was none. Never waits.
+  // an earlier publisher of this channel incarnation (its sequence: the next one expected), or
+  // the one mark_upstream recorded after it; origin 0 when there was none. Never waits.
   UpstreamPosition upstream_resume() const noexcept;
   // Adds `n` to this publisher's lost counter: messages lost before they reached it (a bridge
   // counts the gaps in the upstream sequence). PeerStats::lost, ChannelStats::lost and

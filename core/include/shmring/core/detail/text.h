@@ -10,8 +10,9 @@
 namespace shmring::detail {
 
 // For a terminal or a log line: valid UTF-8 is kept; control characters (C0, DEL and the C1
-// range U+0080..U+009F, which terminals also obey) become \n, \t, \r or \xNN / \u{NN}, a backslash
-// becomes "\\", and bytes that are not UTF-8 become \xNN. The result is one printable line.
+// range U+0080..U+009F, which terminals also obey) become \n, \t, \r or \xNN / \u{NN}, and bytes
+// that are not UTF-8 become \xNN. The result is one printable line, and applying it again changes
+// nothing (backslashes are left as they are: a terminal does not act on them).
 std::string terminal_safe(std::string_view text);
 
 // A JSON string literal, quotes included, that is always valid JSON and valid UTF-8: control

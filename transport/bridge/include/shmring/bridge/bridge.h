@@ -36,14 +36,30 @@ namespace shmring::bridge {
 // Queue items in flight per channel at most: each is held by one consumer endpoint (a peer slot
 // of the queue, whose default max_peers is 64).
 inline constexpr std::uint32_t kMaxQueueWindow = 256;
+// Topics: bytes in flight per channel per import (its credit), unless set: the most the export
+// queues toward one import and the most an import holds for one channel. Never less than one
+// message of the channel's largest size.
+inline constexpr std::uint64_t kDefaultTopicWindow = std::uint64_t{8} << 20;
+inline constexpr std::uint64_t kMaxTopicWindow = std::uint64_t{1} << 30;
 
 // Exports the local channels `channels` (each sent under its own name) at `bind`.
 struct ExportSpec {
   std::string bind;  // "tcp://127.0.0.1:7001": loopback unless told otherwise
+  // Names, or glob patterns (fnmatch: '*', '?', '[...]'): a local channel matching a pattern is
+  // exported when an import asks for it by name (at most 1024 such channels at once).
   std::vector<std::string> channels;
   CarrierOptions carrier;
   double max_rate = 0;              // frames: at most this many frames per second per channel (0: no limit)
   std::uint32_t queue_window = 16;  // queues: items in flight per channel (each held until acknowledged)
+  std::uint64_t topic_window = kDefaultTopicWindow;  // topics: most bytes in flight to one import
+  // Lossless topics: an import that has held the channel back (no credit, or a full link) for
+  // this long is evicted from it (told, counted, and let back after a pause that doubles with
+  // each eviction); the others go on. 0: never (it then holds the publisher back as long as it
+  // lives). Queues: an item an import has not acknowledged within ack_timeout goes back to the
+  // queue, to be consumed elsewhere (it counts as redelivered), and that import is evicted the
+  // same way. 0: never.
+  std::chrono::milliseconds evict_after{30000};
+  std::chrono::milliseconds ack_timeout{30000};
 };
 
 // A channel as the import side names it: `remote` on the exporting host, `local` here
@@ -61,12 +77,17 @@ struct ImportSpec {
   std::vector<ChannelRoute> channels;
   CarrierOptions carrier;
   std::uint32_t queue_window = 16;  // queues: items this side accepts in flight per channel
+  std::uint64_t topic_window = kDefaultTopicWindow;  // topics: bytes this side accepts in flight per channel
 };
 
 struct BridgeConfig {
   std::vector<ExportSpec> exports;
   std::vector<ImportSpec> imports;
 };
+
+// What Bridge::create checks before it binds or connects anything: names, patterns, windows,
+// bounds, addresses' form, keys. kInvalidArgument naming the first problem.
+absl::Status check_config(const BridgeConfig& config);
 
 // The configuration file (`shmring bridge --config FILE`, docs/bridge.md): sections [export] and
 // [import], each any number of times, with `key = value` lines:
@@ -78,9 +99,23 @@ struct BridgeConfig {
 // the line number for anything else.
 absl::StatusOr<BridgeConfig> parse_bridge_config(std::string_view text);
 absl::StatusOr<BridgeConfig> load_bridge_config(const std::string& path);
-// A key option's value: the first word of the file it names if there is such a file, else the
-// 40 Z85 characters as given.
-absl::StatusOr<std::string> read_key(std::string_view value_or_path);
+// Which key an option wants: this side's secret key, or a peer's public key.
+enum class KeyKind { kSecret, kPublic };
+// A key option's value: the key in the file it names (the first word that is not on a '#'
+// line), or the 40 characters of Z85 text themselves. A value naming no file is taken as key
+// text only if it looks like one: 40 Z85 characters, not starting with '/' or '.', not ending in
+// ".key" or ".pub"; anything else is a missing key file (kNotFound). kInvalidArgument for a file
+// that holds no key, or the other kind of key: a ".pub" file, or one `shmring bridge keygen`
+// marked public, given as a secret key (and a ".key" or secret-marked one as a public key);
+// kPermissionDenied for a secret key file that its group or others may read (as ssh refuses).
+absl::StatusOr<std::string> read_key(std::string_view value_or_path, KeyKind kind);
+// Writes a key pair as PREFIX.key (the secret, mode 0600) and PREFIX.pub (0644), each created
+// anew: an existing file or a symbolic link at either name is never written through
+// (kAlreadyExists; nothing is left behind).
+absl::Status write_key_files(const std::string& prefix, const CurveKeys& keys);
+// The first line `shmring bridge keygen` writes into each key file (read_key knows them).
+inline constexpr std::string_view kSecretKeyMarker = "# shmring bridge CURVE secret key: keep it on this host";
+inline constexpr std::string_view kPublicKeyMarker = "# shmring bridge CURVE public key";
 
 // What one bridged channel has done so far.
 struct ChannelStatus {
@@ -101,6 +136,15 @@ struct ChannelStatus {
   std::uint64_t rejected = 0;       // import: messages refused (too large, wrong kind, bad header)
   std::uint64_t resets = 0;         // import: the upstream channel changed incarnation (new baseline)
   std::uint64_t held_back_ns = 0;   // time the local side waited (lossless back-pressure)
+  std::uint64_t evictions = 0;      // export: imports evicted from the channel (evict_after,
+                                    // ack_timeout); import: times the export evicted this one
+  // The link. Import: "connecting" (no connection yet, or an address that cannot be reached),
+  // "up" (the export was heard from within peer_timeout), "down" (the connection was lost, or
+  // the export fell silent), "refused" (the handshake failed: CURVE keys). Export: "up" while an
+  // import asks for the channel, else "waiting".
+  std::string link;
+  std::uint64_t link_changes = 0;   // import: times its link state changed
+  std::uint64_t link_ms = 0;        // import: how long the link has been in its state
 };
 
 struct BridgeStatus {

@@ -45,6 +45,8 @@ struct CarrierEvents {
   std::uint32_t connected = 0;     // connections (re)established and past their handshake
   std::uint32_t disconnected = 0;  // connections lost
   std::uint32_t refused = 0;       // handshakes that failed (authentication, protocol)
+  std::uint32_t retried = 0;       // client: connection attempts that failed (address unresolvable,
+                                   // unreachable, or nothing listening); tried again after a back-off
 };
 
 class Carrier {
@@ -65,7 +67,9 @@ class Carrier {
   // Whether try_receive would return a message now.
   virtual bool has_input() noexcept = 0;
   // Connection events since the last call. A client whose connection came back says hello
-  // again at once (the server may be a new process that knows nothing of it).
+  // again at once (the server may be a new process that knows nothing of it). A client refused
+  // at the handshake connects again after a back-off; callers call this at least every
+  // heartbeat_interval, which is when a due reconnection is started.
   virtual CarrierEvents take_events() noexcept = 0;
   // Where it listens or connects, for status lines ("tcp://127.0.0.1:7001").
   virtual std::string endpoint() const = 0;
@@ -76,7 +80,8 @@ struct CurveKeys {
   std::string public_key;
   std::string secret_key;
 };
-// A fresh key pair. kUnavailable if the ZeroMQ library was built without CURVE.
+// A fresh key pair (neither key starts with '/' or '.', so both work as text where read_key takes
+// a file or a key). kUnavailable if the ZeroMQ library was built without CURVE.
 absl::StatusOr<CurveKeys> generate_curve_keys();
 // The public key of a Z85 secret key (kInvalidArgument if it is not one).
 absl::StatusOr<std::string> curve_public_key(std::string_view secret_key);
@@ -94,21 +99,35 @@ struct CarrierOptions {
   CarrierSecurity security;
   // Messages queued toward one peer before try_send says kFull (ZeroMQ SNDHWM / RCVHWM).
   int high_water_mark = 1000;
+  // Messages received and not yet taken before the connection is read no further (ZeroMQ
+  // RCVHWM; 0: high_water_mark). It bounds what a peer that ignores flow control can make this
+  // side hold: receive_queue x the largest message accepted (an import uses kImportReceiveQueue).
+  int receive_queue = 0;
   // Connection liveness (ZeroMQ heartbeats): a peer silent for `peer_timeout` is dropped.
   std::chrono::milliseconds heartbeat_interval{500};
   std::chrono::milliseconds peer_timeout{3000};
+  // Reconnection: the first attempt after reconnect_interval, then each failed attempt doubles
+  // the wait up to reconnect_interval_max, each with a random jitter added (so many clients of
+  // one restarted server do not come back in step). A handshake that is refused (CURVE) ends a
+  // ZeroMQ connection for good: the client makes a new socket, with the same back-off.
   std::chrono::milliseconds reconnect_interval{100};
+  std::chrono::milliseconds reconnect_interval_max{5000};
   // Larger incoming message parts are refused by the engine before they are read in full (0: no
   // limit). The export side takes headers only (4 KiB); the import side's default is
   // kDefaultImportMaxMessage: a channel described with larger messages is refused.
   std::size_t max_message_bytes = 0;
 };
 
+// An import's receive_queue when none is given: room for 32 batches (an honest export sends no
+// more than the window it was given credit for; this bounds a dishonest one's flood).
+inline constexpr int kImportReceiveQueue = 32;
 inline constexpr std::size_t kDefaultImportMaxMessage = std::size_t{256} << 20;
 
-// ZeroMQ carriers (ROUTER bound at `endpoint`, DEALER connected to it), tcp:// (or ipc://,
-// inproc:// for tests). kInvalidArgument for a bad endpoint or key; kUnavailable when the address
+// ZeroMQ carriers (ROUTER bound at `endpoint`, DEALER connected to it), tcp:// (IPv4, IPv6 as
+// tcp://[::1]:7001, or a host name), or ipc://, inproc:// for tests. kInvalidArgument for a bad endpoint or key; kUnavailable when the address
 // cannot be bound.
+// What the factories check before they bind or connect: the endpoint's form, the keys.
+absl::Status check_zmq_options(const std::string& endpoint, const CarrierOptions& options, bool server);
 absl::StatusOr<std::unique_ptr<Carrier>> make_zmq_server(const std::string& endpoint,
                                                          const CarrierOptions& options);
 absl::StatusOr<std::unique_ptr<Carrier>> make_zmq_client(const std::string& endpoint,

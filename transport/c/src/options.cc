@@ -1,0 +1,158 @@
+// The options structs: their defaults, and their translation into the C++ options. A struct is
+// read only as far as its struct_size reaches (a program built against an older header passes a
+// shorter one); bytes beyond what this library knows must be zero (a newer program asking for
+// something this library cannot do is refused, not ignored). Called inside open_handle's
+// try/catch: building a message may throw std::bad_alloc.
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <type_traits>
+
+#include "options.h"
+
+namespace shmring::c {
+namespace {
+
+// Whether `field` lies within the caller's struct.
+#define SHMRING_C_HAS(options, field) \
+  ((options)->struct_size >= offsetof(std::remove_reference_t<decltype(*(options))>, field) + sizeof((options)->field))
+
+// struct_size is sane, and whatever lies past the fields this library knows is zero.
+template <typename Struct>
+absl::Status size_ok(const Struct* options) {
+  if (options->struct_size < sizeof(options->struct_size) + 8) {
+    return absl::InvalidArgumentError("options->struct_size is " + std::to_string(options->struct_size) +
+                                      ": fill the options with its _options_init() call first");
+  }
+  if (options->struct_size > sizeof(Struct)) {
+    const auto* bytes = reinterpret_cast<const unsigned char*>(options);
+    for (std::size_t i = sizeof(Struct); i < options->struct_size; ++i) {
+      if (bytes[i] != 0) {
+        return absl::InvalidArgumentError(
+            "options set fields this library (shmring " + std::string(shmring_version()) +
+            ") does not know (struct_size " + std::to_string(options->struct_size) + " > " +
+            std::to_string(sizeof(Struct)) + ")");
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status wait_ok(std::int32_t strategy) {
+  if (strategy >= SHMRING_WAIT_BUSY_SPIN && strategy <= SHMRING_WAIT_HYBRID) return absl::OkStatus();
+  return absl::InvalidArgumentError("wait_strategy " + std::to_string(strategy) +
+                                    " is not a shmring_wait_strategy_t");
+}
+
+absl::Status permissions_ok(std::uint32_t permissions, std::int64_t group) {
+  if (permissions > 07777) {
+    char octal[16];
+    std::snprintf(octal, sizeof octal, "%o", permissions);
+    return absl::InvalidArgumentError("permissions 0" + std::string(octal) + " is more than 07777");
+  }
+  if (group < -1 || group >= static_cast<std::int64_t>(static_cast<gid_t>(-1))) {
+    return absl::InvalidArgumentError("group " + std::to_string(group) + " is not -1 or a group id");
+  }
+  return absl::OkStatus();
+}
+
+// The fields every pattern's options share.
+template <typename Cpp, typename C>
+void copy_common(const C* o, Cpp* cpp) noexcept {
+  if (SHMRING_C_HAS(o, capacity)) cpp->capacity = o->capacity;
+  if (SHMRING_C_HAS(o, max_message)) cpp->max_message = o->max_message;
+  if (SHMRING_C_HAS(o, max_peers)) cpp->max_peers = o->max_peers;
+  if (SHMRING_C_HAS(o, permissions)) cpp->permissions = static_cast<mode_t>(o->permissions);
+  if (SHMRING_C_HAS(o, group)) cpp->group = static_cast<gid_t>(o->group);
+  if (SHMRING_C_HAS(o, create)) cpp->create = o->create;
+  if (SHMRING_C_HAS(o, wait_strategy)) cpp->wait.strategy = static_cast<WaitStrategy>(o->wait_strategy);
+  if (SHMRING_C_HAS(o, spin_iterations)) cpp->wait.spin_iterations = o->spin_iterations;
+  if (SHMRING_C_HAS(o, open_timeout_ms)) cpp->open_timeout = std::chrono::milliseconds(o->open_timeout_ms);
+  if (SHMRING_C_HAS(o, trusted_owner_count) && o->trusted_owner_count != 0) {
+    cpp->trusted_owners.assign(o->trusted_owners, o->trusted_owners + o->trusted_owner_count);
+  }
+}
+
+template <typename Cpp, typename C>
+absl::StatusOr<Cpp> checked_common(const C* o) {
+  Cpp cpp;
+  if (o == nullptr) return cpp;
+  if (absl::Status s = size_ok(o); !s.ok()) return s;
+  if (SHMRING_C_HAS(o, wait_strategy)) {
+    if (absl::Status s = wait_ok(o->wait_strategy); !s.ok()) return s;
+  }
+  if (absl::Status s = permissions_ok(SHMRING_C_HAS(o, permissions) ? o->permissions : 0600,
+                                      SHMRING_C_HAS(o, group) ? o->group : -1);
+      !s.ok()) {
+    return s;
+  }
+  if (SHMRING_C_HAS(o, trusted_owner_count) && o->trusted_owner_count != 0 && o->trusted_owners == nullptr) {
+    return absl::InvalidArgumentError("trusted_owners is NULL with trusted_owner_count " +
+                                      std::to_string(o->trusted_owner_count));
+  }
+  if (SHMRING_C_HAS(o, trusted_owner_count) && o->trusted_owner_count > 65536) {
+    return absl::InvalidArgumentError("trusted_owner_count " + std::to_string(o->trusted_owner_count) +
+                                      " is more than 65536");
+  }
+  copy_common(o, &cpp);
+  return cpp;
+}
+
+template <typename C>
+void init_common(C* o) noexcept {
+  std::memset(o, 0, sizeof *o);
+  o->struct_size = sizeof *o;
+  o->permissions = 0600;
+  o->group = -1;
+  o->create = true;
+  o->wait_strategy = SHMRING_WAIT_HYBRID;
+  o->spin_iterations = WaitOptions{}.spin_iterations;
+  o->open_timeout_ms = 2000;
+}
+
+}  // namespace
+
+absl::StatusOr<TopicOptions> topic_options(const shmring_topic_options_t* o) {
+  absl::StatusOr<TopicOptions> cpp = checked_common<TopicOptions>(o);
+  if (!cpp.ok() || o == nullptr) return cpp;
+  if (SHMRING_C_HAS(o, lossless)) cpp->lossless = o->lossless;
+  if (SHMRING_C_HAS(o, start_at_latest)) {
+    cpp->start = o->start_at_latest ? TopicStart::latest() : TopicStart::live();
+  }
+  if (SHMRING_C_HAS(o, read_only)) cpp->read_only = o->read_only;
+  if (SHMRING_C_HAS(o, dead_check_interval_ms)) {
+    cpp->dead_check_interval = std::chrono::milliseconds(o->dead_check_interval_ms);
+  }
+  if (SHMRING_C_HAS(o, evict_after_ms)) cpp->evict_after = std::chrono::milliseconds(o->evict_after_ms);
+  if (SHMRING_C_HAS(o, evict_lag)) cpp->evict_lag = o->evict_lag;
+  return cpp;
+}
+
+absl::StatusOr<QueueOptions> queue_options(const shmring_queue_options_t* o) { return checked_common<QueueOptions>(o); }
+
+absl::StatusOr<FrameOptions> frame_options(const shmring_frame_options_t* o) { return checked_common<FrameOptions>(o); }
+
+}  // namespace shmring::c
+
+extern "C" {
+
+void shmring_topic_options_init(shmring_topic_options_t* options) {
+  if (options == nullptr) return;
+  shmring::c::init_common(options);
+  const shmring::TopicOptions defaults;
+  options->dead_check_interval_ms = static_cast<std::uint32_t>(defaults.dead_check_interval.count());
+  options->evict_after_ms = static_cast<std::uint32_t>(defaults.evict_after.count());
+}
+
+void shmring_queue_options_init(shmring_queue_options_t* options) {
+  if (options != nullptr) shmring::c::init_common(options);
+}
+
+void shmring_frame_options_init(shmring_frame_options_t* options) {
+  if (options != nullptr) shmring::c::init_common(options);
+}
+
+}  // extern "C"
