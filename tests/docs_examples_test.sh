@@ -26,6 +26,7 @@ run() { echo "+ $*"; "$@" || { echo "FAILED: $*"; status=1; }; }
 run "$bin/docs_example_queue"
 run "$bin/docs_example_frames"
 run "$bin/docs_example_waitset"
+run "$bin/docs_example_service"
 "$bin/docs_example_topic" > /tmp/docs_example_topic.$$ & sub=$!
 sleep 0.5
 run "$bin/docs_example_topic" pub

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs the dependencies, then builds and runs ctest in three
-# configurations (plain, ASan+UBSan, TSan), then kill storms (tests/soak/chaos.sh, 3 x 15 s) and a
+# configurations (plain, ASan+UBSan, TSan), then kill storms (tests/soak/chaos.sh, 4 x 15 s) and a
 # short libFuzzer run (4 targets x 20 s). Prints each ctest summary and
 # a closing "N passed, N failed" line. Build trees go to build/{plain,asan,tsan} (reused if present).
 set -uo pipefail

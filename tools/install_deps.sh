@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev    # tests and micro-benchmarks
   clang libclang-rt-14-dev                      # libFuzzer targets
   libzmq3-dev iceoryx libiceoryx-posh-dev       # the bridge; peers in the cross-process benchmark
+  libgrpc++-dev                                 # gRPC over a Unix socket: a peer of the services
   gnuplot-nox python3                           # bench/run_all.sh: plots and tables
   python3-dev pybind11-dev python3-pybind11     # the Python package (transport/python)
   python3-numpy python3-pytest python3-zmq      # its tests and bench/python

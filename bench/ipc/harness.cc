@@ -62,6 +62,7 @@ struct RunRecord {
   std::atomic<int> ready{0};
   std::atomic<int> go{0};
   std::atomic<std::uint64_t> consumed{0};  // pipeline: items taken by all consumers together
+  std::atomic<int> clients_done{0};        // calls: clients that made all their calls
   SideRecord sides[kMaxSides];
   std::uint64_t lost = 0;
   std::atomic<std::uint64_t> errors{0};
@@ -73,12 +74,14 @@ int sides_for(const BenchConfig& config) {
   if (config.mode == "fanout") return 1 + std::clamp(config.subscribers, 1, kMaxSides - 1);
   if (config.mode == "wake-cost") return 1 + std::clamp(config.subscribers, 0, kMaxSides - 1);
   if (config.mode == "pipeline") return 4;
+  if (config.mode == "calls") return std::clamp(config.clients, 1, kMaxSides - 1) + std::clamp(config.servers, 1, kMaxSides - 1);
   return 2;
 }
 
-// Senders on the first core, receivers on the second.
+// Senders on the first core, receivers on the second (calls: clients on the first, servers on
+// the second).
 int cpu_for(const BenchConfig& config, int side) {
-  const bool sender = config.mode == "pipeline" ? side < 2 : side == 0;
+  const bool sender = config.mode == "pipeline" ? side < 2 : config.mode == "calls" ? side < config.clients : side == 0;
   return config.cpus[sender ? 0 : 1];
 }
 
@@ -220,6 +223,26 @@ void run_pipeline(int side, Endpoint& endpoint, const BenchConfig& config, RunRe
     mine.checksum += number;
     ++mine.received;
     record->consumed.fetch_add(1);
+  }
+}
+
+// Calls: each client makes `count` calls (`depth` in flight) and times them; servers answer until
+// every client is done.
+void run_calls(int side, Endpoint& endpoint, const BenchConfig& config, RunRecord* record) {
+  SideRecord& mine = record->sides[side];
+  if (side < config.clients) {
+    mine.first_ns = now_ns();
+    mine.received = endpoint.make_calls(config.count, config.depth, config.size);
+    mine.last_ns = now_ns();
+    record->clients_done.fetch_add(1);
+    if (mine.received != config.count) {
+      record_error(record, "client: " + std::to_string(mine.received) + " of " + std::to_string(config.count) +
+                               " calls answered");
+    }
+    return;
+  }
+  if (!endpoint.serve_calls([&] { return record->clients_done.load() >= config.clients; }, config.size)) {
+    record_error(record, "server: serving failed");
   }
 }
 
@@ -366,6 +389,8 @@ int child_main(int side, IpcTransport& transport, const BenchConfig& given, RunR
     run_pipeline(side, *endpoint, config, record);
   } else if (config.mode == "frames") {
     run_frames(side, *endpoint, config, record);
+  } else if (config.mode == "calls") {
+    run_calls(side, *endpoint, config, record);
   } else {
     run_round_trips(side, *endpoint, config, record);
   }
@@ -478,6 +503,19 @@ Measurement run_once(IpcTransport& transport, const BenchConfig& config) {
     }
     result.lost = total > received ? total - received : 0;
     if (last > first) result.msgs_per_s = static_cast<double>(received) / (static_cast<double>(last - first) / 1e9);
+  } else if (config.mode == "calls") {
+    // Calls answered per second, all clients together, over the span they covered.
+    std::uint64_t received = 0;
+    std::int64_t first = INT64_MAX, last = 0;
+    for (int side = 0; side < config.clients; ++side) {
+      const SideRecord& r = record->sides[side];
+      received += r.received;
+      if (r.received > 0) first = std::min(first, r.first_ns);
+      last = std::max(last, r.last_ns);
+    }
+    const std::uint64_t total = config.count * static_cast<std::uint64_t>(config.clients);
+    result.lost = total > received ? total - received : 0;
+    if (last > first) result.msgs_per_s = static_cast<double>(received) / (static_cast<double>(last - first) / 1e9);
   } else if (config.mode == "wake-cost") {
     // The publisher's own rate (messages it sent per second while subscribers woke and drained).
     const SideRecord& publisher = record->sides[0];
@@ -547,6 +585,24 @@ bool Endpoint::receive_in_place(std::size_t size, std::uint64_t* number) {
   return true;
 }
 
+std::uint64_t Endpoint::make_calls(std::uint64_t count, int depth, std::size_t size) {
+  (void)depth;
+  std::vector<std::byte> message(std::max<std::size_t>(size, sizeof(std::uint64_t)));
+  std::vector<std::byte> answer(message.size());
+  for (std::uint64_t i = 0; i < count; ++i) {
+    std::memcpy(message.data(), &i, sizeof i);
+    if (!send(message.data(), size) || !receive(answer.data(), size)) return i;
+    if (std::memcmp(answer.data(), &i, std::min(size, sizeof i)) != 0) return i;
+  }
+  return count;
+}
+
+bool Endpoint::serve_calls(const std::function<bool()>& stop, std::size_t size) {
+  (void)stop;
+  (void)size;
+  return false;
+}
+
 bool IpcTransport::supports(const std::string& mode) const {
   return mode == "pingpong" || mode == "throughput" || mode == "wake";
 }
@@ -591,7 +647,7 @@ int run_benchmark(const BenchConfig& given, std::FILE* out) {
     std::fflush(out);
   };
   static const char* const kModes[] = {"pingpong", "throughput", "wake", "wake-cost", "fanout",
-                                        "pipeline", "frames"};
+                                        "pipeline", "frames", "calls"};
   if (std::find(std::begin(kModes), std::end(kModes), config.mode) == std::end(kModes)) {
     emit_skip("unknown mode '" + config.mode + "'");
     return 1;
@@ -646,6 +702,10 @@ int run_benchmark(const BenchConfig& given, std::FILE* out) {
         config.rate, config.mode == "pipeline" ? 2 : sides_for(config) - 1,
         static_cast<unsigned long long>(floor_before),
         static_cast<unsigned long long>(floor_after), placement.c_str());
+    if (config.mode == "calls") {
+      std::fprintf(out, ",\"clients\":%d,\"servers\":%d,\"depth\":%d", config.clients, config.servers,
+                   config.depth);
+    }
     if (latency_mode) {
       std::fprintf(out,
                    ",\"rtt_p50_ns\":%llu,\"rtt_p99_ns\":%llu,\"rtt_p999_ns\":%llu,"
@@ -673,6 +733,10 @@ int run_benchmark(const BenchConfig& given, std::FILE* out) {
                  to_string(config.wait).c_str(), cpus_text(config.cpus).c_str(),
                  static_cast<unsigned long long>(floor_before),
                  static_cast<unsigned long long>(floor_after), placement.c_str());
+    if (config.mode == "calls") {
+      std::fprintf(out, "%d client(s) x %d server(s), %d in flight each: ", config.clients, config.servers,
+                   config.depth);
+    }
     if (latency_mode) {
       std::fprintf(out,
                    "rtt p50 %llu ns (%.2fx floor, %+lld ns above it; reps %llu..%llu) p99 %llu "
@@ -701,7 +765,8 @@ std::vector<std::string> known_transports() {
   return {"floor",          "shmring-spsc",     "shmring-topic",       "shmring-topic-zc",
           "shmring-queue",  "shmring-queue-zc", "shmring-frames-copy", "shmring-frames",
           "pipe",           "uds",              "boost-mq",            "zmq",
-          "iceoryx"};
+          "iceoryx",        "shmring-service",  "shmring-service-zc",  "zmq-rr",
+          "grpc",           "iceoryx-rr"};
 }
 
 std::unique_ptr<IpcTransport> make_transport(const std::string& name, std::string* why_not) {
@@ -713,6 +778,23 @@ std::unique_ptr<IpcTransport> make_transport(const std::string& name, std::strin
   if (name == "shmring-queue-zc") return make_shmring_queue_transport(true);
   if (name == "shmring-frames-copy") return make_shmring_frames_transport(false);
   if (name == "shmring-frames") return make_shmring_frames_transport(true);
+  if (name == "shmring-service") return make_shmring_service_transport(false);
+  if (name == "shmring-service-zc") return make_shmring_service_transport(true);
+  if (name == "zmq-rr") {
+    if (auto zmq = make_zmq_rr_transport()) return zmq;
+    *why_not = "ZeroMQ (libzmq3-dev) was not found when shmring was built";
+    return nullptr;
+  }
+  if (name == "grpc") {
+    if (auto grpc = make_grpc_transport()) return grpc;
+    *why_not = "gRPC (Debian's libgrpc++-dev) was not found when shmring was built";
+    return nullptr;
+  }
+  if (name == "iceoryx-rr") {
+    if (auto iceoryx = make_iceoryx_rr_transport()) return iceoryx;
+    *why_not = "iceoryx (Debian's iceoryx, libiceoryx-posh-dev) was not found when shmring was built";
+    return nullptr;
+  }
   if (name == "pipe") return make_pipe_transport();
   if (name == "uds") return make_uds_transport();
   if (name == "boost-mq") return make_boost_mq_transport();

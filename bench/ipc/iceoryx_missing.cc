@@ -3,4 +3,5 @@
 
 namespace shmring::bench {
 std::unique_ptr<IpcTransport> make_iceoryx_transport() { return nullptr; }
+std::unique_ptr<IpcTransport> make_iceoryx_rr_transport() { return nullptr; }
 }  // namespace shmring::bench

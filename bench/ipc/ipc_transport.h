@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,12 +22,15 @@ std::string to_string(WaitMode wait);
 
 struct BenchConfig {
   std::string transport = "shmring-spsc";
-  std::string mode = "pingpong";  // pingpong | throughput | wake | wake-cost | fanout | pipeline | frames
+  std::string mode = "pingpong";  // pingpong | throughput | wake | wake-cost | fanout | pipeline | frames | calls
   std::size_t size = 64;
   std::uint64_t count = 200000;
   WaitMode wait = WaitMode::kSpin;
   std::vector<int> cpus = {0, 1};
   int subscribers = 1;
+  int clients = 1;   // calls mode: client processes (sides 0 .. clients - 1)
+  int servers = 1;   // calls mode: server processes (the sides after the clients)
+  int depth = 16;    // calls mode: calls each client keeps in flight
   double rate = 0;  // messages per second for open-loop runs; 0 = closed loop
   int repetitions = 3;
   bool json = false;
@@ -46,6 +50,13 @@ class Endpoint {
   // `*number` gets those 8 bytes. The defaults copy through send()/receive().
   virtual bool send_in_place(std::size_t size, std::uint64_t number);
   virtual bool receive_in_place(std::size_t size, std::uint64_t* number);
+  // Calls mode (request/response transports): a client makes `count` calls of `size` bytes,
+  // keeping up to `depth` in flight, and returns how many were answered (each answer checked to
+  // be its request's). The default makes them one at a time with send() then receive().
+  virtual std::uint64_t make_calls(std::uint64_t count, int depth, std::size_t size);
+  // A server answers calls until stop() says so (asked at least every 10 ms). The default cannot
+  // serve (false): a transport with a calls mode overrides it.
+  virtual bool serve_calls(const std::function<bool()>& stop, std::size_t size);
 };
 
 class IpcTransport {
@@ -56,7 +67,9 @@ class IpcTransport {
   // In the parent, before the two processes are forked: creates what both sides open.
   virtual absl::Status prepare(const BenchConfig& config) = 0;
   // In a child process: opens side `side`. Two-process modes use side 0 (A) and 1 (B); fanout
-  // uses 0 (publisher) and 1..subscribers; pipeline uses 0-1 (producers) and 2-3 (consumers).
+  // uses 0 (publisher) and 1..subscribers; pipeline uses 0-1 (producers) and 2-3 (consumers);
+  // calls uses 0..clients-1 (clients) and the rest (servers). Request/response transports (the
+  // services) take side 0 of pingpong and wake as the client and side 1 as the server.
   virtual absl::StatusOr<std::unique_ptr<Endpoint>> open(int side, const BenchConfig& config) = 0;
   // Modes this transport can run (default: pingpong, throughput, wake).
   virtual bool supports(const std::string& mode) const;

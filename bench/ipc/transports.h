@@ -15,4 +15,8 @@ std::unique_ptr<IpcTransport> make_shmring_spsc_transport();
 std::unique_ptr<IpcTransport> make_shmring_topic_transport(bool zero_copy);
 std::unique_ptr<IpcTransport> make_shmring_queue_transport(bool zero_copy);
 std::unique_ptr<IpcTransport> make_shmring_frames_transport(bool zero_copy);
+std::unique_ptr<IpcTransport> make_shmring_service_transport(bool zero_copy);
+std::unique_ptr<IpcTransport> make_zmq_rr_transport();      // nullptr unless built with ZeroMQ
+std::unique_ptr<IpcTransport> make_grpc_transport();        // nullptr unless built with gRPC
+std::unique_ptr<IpcTransport> make_iceoryx_rr_transport();  // nullptr unless built with iceoryx
 }  // namespace shmring::bench

@@ -3,4 +3,5 @@
 
 namespace shmring::bench {
 std::unique_ptr<IpcTransport> make_zmq_transport() { return nullptr; }
+std::unique_ptr<IpcTransport> make_zmq_rr_transport() { return nullptr; }
 }  // namespace shmring::bench

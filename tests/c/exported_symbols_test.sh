@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # libshmring.so exports the public API and nothing else (cmake/libshmring.map): every symbol it
 # defines is a C call declared in shmring.h, or C++ in namespace shmring outside shmring::detail
-# (but for the two detail symbols public inline code uses), or the typeinfo/vtable of such a
+# (but for the detail symbols public inline code uses), or the typeinfo/vtable of such a
 # class; every C call shmring.h declares is there; and its SONAME carries MAJOR.MINOR.
 set -euo pipefail
 lib=$1
@@ -22,7 +22,7 @@ unexpected=$(nm -DC --defined-only "$lib" | sed -E 's/^[0-9a-f]+ [A-Za-z] //; s/
   grep -Ev '^(typeinfo for |typeinfo name for |vtable for )?shmring::' |
   cat || true)
 detail=$(nm -DC --defined-only "$lib" | sed -E 's/^[0-9a-f]+ [A-Za-z] //; s/@@?SHMRING_.*//' |
-  grep 'shmring::detail::' | grep -Ev '^shmring::detail::(Lease::|g_fork_generation$)' |
+  grep 'shmring::detail::' | grep -Ev '^shmring::detail::(Lease::|ServiceHandle::|g_fork_generation$)' |
   grep -Ev '^shmring::[A-Za-z]+::[A-Za-z]+\(std::unique_ptr<shmring::detail::Endpoint' || true)
 c_extra=$(grep -E '^shmring_' <<< "$exported" | grep -vxF "$declared" || true)
 if [ -n "$unexpected" ]; then echo "exported, not the public API:"; echo "$unexpected" | head -20; status=1; fi

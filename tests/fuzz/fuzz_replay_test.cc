@@ -14,6 +14,7 @@
 
 #include "channel_fuzz_targets.h"
 #include "fuzz_targets.h"
+#include "service_fuzz_targets.h"
 #include "shmring/core/shared_memory.h"
 #include "test_support.h"
 #include "shmring/queue/broadcast_layout.h"
@@ -21,6 +22,7 @@
 #include "shmring/queue/frame_pool.h"
 #include "shmring/queue/mpmc_queue.h"
 #include "shmring/queue/spsc_ring.h"
+#include "shmring/transport/service.h"
 
 namespace shmring {
 namespace {
@@ -155,6 +157,24 @@ TEST(FuzzReplay, ChannelControlBlockUnderHostileBytes) {
     fuzz::channel_control_block(input.data(), input.size());
   }
   replay_corpus("channel_fuzzer", fuzz::channel_control_block);
+}
+
+TEST(FuzzReplay, ServiceRegionUnderHostileBytes) {
+  std::mt19937_64 rng(19);
+  for (int i = 0; i < 800; ++i) {
+    // Small values mostly (indexes, phases, generations and counts near the real ones).
+    std::vector<std::uint8_t> input(1 + rng() % 2000);
+    for (auto& b : input) b = static_cast<std::uint8_t>(rng() % 4 == 0 ? rng() : rng() % 6);
+    input[0] = static_cast<std::uint8_t>(i % 4);
+    fuzz::service_region(input.data(), input.size());
+  }
+  replay_corpus("service_fuzzer", fuzz::service_region);
+  // The body ran against a live service (it made one), which is whole again afterwards.
+  auto stats = read_service_stats("t_fuzz_" + std::to_string(getpid()) + "_service");
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->servers, 1u);
+  EXPECT_EQ(stats->clients, 1u);
+  EXPECT_EQ(stats->held, 1u);
 }
 
 }  // namespace

@@ -8,16 +8,22 @@
 //   shmring_interop_peer queue-sub NAME COUNT
 //   shmring_interop_peer frames-pub NAME COUNT SIZE   frames; each frame carries its number and a
 //   shmring_interop_peer frames-sub NAME COUNT SIZE   CRC of its body; prints "intact N torn 0"
+//   shmring_interop_peer service-serve NAME COUNT    answers COUNT requests, each with its bytes
+//                                                    reversed; prints "ready" once serving
+//   shmring_interop_peer service-call NAME COUNT     calls COUNT times (messages 1..4000 bytes),
+//                                                    checks each answer is its request reversed
 // Exit 0 when done; 1 on any error (with a message on stderr).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "shmring/transport/frame.h"
 #include "shmring/transport/queue.h"
+#include "shmring/transport/service.h"
 #include "shmring/transport/topic.h"
 
 namespace {
@@ -154,6 +160,33 @@ int main(int argc, char** argv) {
       std::printf("intact %llu torn %llu\n", static_cast<unsigned long long>(intact),
                   static_cast<unsigned long long>(torn));
       return torn == 0 ? 0 : 1;
+    }
+  } else if (mode == "service-serve") {
+    shmring::ServiceOptions o;
+    o.max_request = 4096;
+    o.max_response = 4096;
+    auto server = shmring::ServiceServer::open(name, o);
+    if (!server.ok()) return fail(server.status().ToString());
+    std::printf("ready\n");
+    std::fflush(stdout);
+    for (std::uint64_t i = 0; i < count; ++i) {
+      shmring::ActiveRequest r = server->receive_request(30s);
+      if (!r.ok()) return fail("receive_request");
+      std::vector<std::byte> answer(r.data().rbegin(), r.data().rend());
+      crc = crc32(r.data().data(), r.data().size(), crc);
+      if (r.respond(answer) != ChannelResult::kOk) return fail("respond");
+    }
+  } else if (mode == "service-call") {
+    shmring::ServiceOptions o;
+    o.max_request = 4096;
+    o.max_response = 4096;
+    auto client = shmring::ServiceClient::open(name, o);
+    if (!client.ok()) return fail(client.status().ToString());
+    for (std::uint64_t i = 0; i < count; ++i) {
+      const auto m = message(i, 4000);
+      if (client->call(m, buf, &n, 30s) != ChannelResult::kOk) return fail("call");
+      if (n != m.size() || !std::equal(m.rbegin(), m.rend(), buf.begin())) return fail("a wrong answer");
+      crc = crc32(m.data(), m.size(), crc);
     }
   } else {
     return fail("unknown mode " + mode);

@@ -2,7 +2,7 @@
 // an operator wants to know afterwards. Separate from the ctest suite (the test command runs a
 // short one: tests/soak/chaos.sh).
 //
-//   shmring_chaos [--pattern topic|publishers|queue|frames|all] [--seconds N] [--kill-every-ms M]
+//   shmring_chaos [--pattern topic|publishers|queue|frames|service|all] [--seconds N] [--kill-every-ms M]
 //
 // topic:  1 lossy publisher + 3 subscribers; each message is (publisher incarnation, sequence,
 //         checksummed words). Subscribers count torn, duplicated and out-of-order messages and
@@ -18,6 +18,7 @@
 //         twice without redelivered() (a redelivery after a consumer was killed holding the view
 //         is the documented at-least-once case and counted apart).
 // frames: 1 publisher + 2 viewers; torn frames and frame numbers going backwards.
+// service: 4 clients call 3 competing servers (chaos_service.cc has the oracle).
 // Every M ms (default 20) a random worker gets SIGKILL and a new one takes its place. At the end
 // every worker is killed, one process opens each channel once more (running the recovery) and
 // closes it, and the tool counts the run's segment files left in /dev/shm and the System V
@@ -49,6 +50,10 @@
 #include "shmring/transport/frame.h"
 #include "shmring/transport/queue.h"
 #include "shmring/transport/topic.h"
+
+namespace shmring::chaos {
+bool service_storm(int seconds, int kill_every_ms, std::mt19937_64& rng);  // chaos_service.cc
+}
 
 namespace {
 
@@ -558,14 +563,14 @@ int main(int argc, char** argv) {
     else if (option == "--seconds") seconds = std::atoi(argv[i + 1]);
     else if (option == "--kill-every-ms") kill_every_ms = std::atoi(argv[i + 1]);
     else {
-      std::fprintf(stderr, "usage: shmring_chaos [--pattern topic|publishers|queue|frames|all] [--seconds N] "
+      std::fprintf(stderr, "usage: shmring_chaos [--pattern topic|publishers|queue|frames|service|all] [--seconds N] "
                            "[--kill-every-ms M]\n");
       return 2;
     }
   }
   if (seconds < 1 || kill_every_ms < 1 ||
       (pattern != "all" && pattern != "topic" && pattern != "publishers" && pattern != "queue" &&
-       pattern != "frames")) {
+       pattern != "frames" && pattern != "service")) {
     std::fprintf(stderr, "shmring_chaos: bad --pattern, --seconds or --kill-every-ms\n");
     return 2;
   }
@@ -578,6 +583,7 @@ int main(int argc, char** argv) {
        {std::string("topic"), std::string("publishers"), std::string("queue"), std::string("frames")}) {
     if (pattern == "all" || pattern == p) ok = storm(p, seconds, kill_every_ms, rng) && ok;
   }
+  if (pattern == "all" || pattern == "service") ok = shmring::chaos::service_storm(seconds, kill_every_ms, rng) && ok;
   std::printf("%s\n", ok ? "chaos: nothing torn, duplicated, reordered or lost; no segment left behind"
                          : "chaos: FAILED (see the counts above)");
   return ok ? 0 : 1;

@@ -31,7 +31,7 @@ total_calls() {  # strace -c summary -> the "total" line's call count
 per_call() {  # the summary's rows: name=count
   awk 'NF >= 5 && $1 ~ /^[0-9.]+$/ && $NF != "total" { printf "%s=%s ", $NF, $4 }' "$1"
 }
-for pattern in topic queue frames; do
+for pattern in topic queue frames service; do
   for api in copy zero; do
     for n in "$small" "$large"; do
       if ! strace -f -c -o "$scratch/$pattern-$api-$n" "$driver" "$pattern" "$api" "$n" \

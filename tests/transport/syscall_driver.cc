@@ -3,7 +3,9 @@
 // syscall_count_test.sh runs under `strace -f -c` with two message counts, to show that the data
 // path makes no system call per message.
 //
-//   syscall_driver PATTERN API ROUND_TRIPS      PATTERN: topic | queue | frames; API: copy | zero
+//   syscall_driver PATTERN API ROUND_TRIPS      PATTERN: topic | queue | frames | service;
+//                                               API: copy | zero (service: a client process
+//                                               calls a server process, request -> response)
 //   syscall_driver armed WAITERS MESSAGES       a publisher sends MESSAGES into a topic whose
 //                                               WAITERS subscribers (other processes) sleep with
 //                                               their descriptors armed: one wake-up each, however
@@ -24,6 +26,7 @@
 
 #include "shmring/transport/frame.h"
 #include "shmring/transport/queue.h"
+#include "shmring/transport/service.h"
 #include "shmring/transport/topic.h"
 
 namespace {
@@ -131,6 +134,89 @@ int run(const std::string& pattern, bool zero_copy, std::uint64_t round_trips, O
   return 0;
 }
 
+// A service: the child serves, the parent calls, both spinning on try_ calls. Zero-copy: the
+// request is loaned and the response too, both read in place.
+int run_service(bool zero_copy, std::uint64_t round_trips) {
+  const std::string name = "t_sysc_" + std::to_string(getpid()) + "_service";
+  shmring::ServiceOptions o;
+  o.max_request = kMessage;
+  o.max_response = kMessage;
+  o.max_in_flight = 4;
+  o.max_clients = 2;
+  o.max_servers = 2;
+  auto client = must(shmring::ServiceClient::open(name, o), "client");
+  int ready[2];
+  if (pipe(ready) != 0) die("pipe");
+  const pid_t child = fork();
+  if (child < 0) die("fork");
+  if (child == 0) {
+    auto server = must(shmring::ServiceServer::open(name, o), "server");
+    if (write(ready[1], "r", 1) != 1) die("child handshake");
+    for (std::uint64_t i = 1; i <= round_trips; ++i) {
+      shmring::ActiveRequest r;
+      do {
+        r = server.try_receive_request();
+      } while (r.result() == ChannelResult::kWouldBlock);
+      if (!r.ok()) die("receive_request");
+      const std::uint64_t n = number_in(r.data());
+      if (n != i) die("server got " + std::to_string(n) + ", expected " + std::to_string(i));
+      if (zero_copy) {
+        shmring::ResponseLoan loan = r.try_loan_response();
+        if (!loan.ok()) die("loan_response");
+        std::memcpy(loan.buffer().data(), &n, sizeof n);
+        if (r.respond(loan, kMessage) != ChannelResult::kOk) die("respond");
+      } else {
+        std::byte message[kMessage] = {};
+        std::memcpy(message, &n, sizeof n);
+        if (r.try_respond(std::span<const std::byte>(message, kMessage)) != ChannelResult::kOk) die("respond");
+      }
+    }
+    std::_Exit(0);
+  }
+  char byte = 0;
+  if (read(ready[0], &byte, 1) != 1) die("parent handshake");
+  std::byte message[kMessage] = {};
+  std::byte answer[kMessage];
+  for (std::uint64_t i = 1; i <= round_trips; ++i) {
+    shmring::PendingResponse p;
+    if (zero_copy) {
+      shmring::RequestLoan loan = client.try_loan_request();
+      if (!loan.ok()) die("loan_request");
+      std::memcpy(loan.buffer().data(), &i, sizeof i);
+      p = client.send_request(loan, kMessage);
+    } else {
+      std::memcpy(message, &i, sizeof i);
+      p = client.try_send_request(std::span<const std::byte>(message, kMessage));
+    }
+    if (!p.ok()) die("send_request");
+    std::uint64_t n = 0;
+    if (zero_copy) {
+      shmring::ResponseView v;
+      do {
+        v = p.try_receive_view();
+      } while (v.result() == ChannelResult::kWouldBlock);
+      if (!v.ok()) die("receive_view");
+      n = number_in(v.data());
+      if (v.release() != ChannelResult::kOk) die("release");
+    } else {
+      std::size_t bytes = 0;
+      ChannelResult r;
+      while ((r = p.try_receive(answer, &bytes)) == ChannelResult::kWouldBlock) {
+      }
+      if (r != ChannelResult::kOk) die("receive");
+      n = number_in(std::span<const std::byte>(answer, bytes));
+    }
+    if (n != i || !p.done()) die("client got " + std::to_string(n) + ", expected " + std::to_string(i));
+  }
+  int status = 0;
+  if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    die("the child failed");
+  }
+  std::printf("ok service %s %llu round trips\n", zero_copy ? "zero-copy" : "copy",
+              static_cast<unsigned long long>(round_trips));
+  return 0;
+}
+
 // WAITERS subscriber processes arm their descriptors and sleep in poll() until the publisher is
 // done (their pipe closes); the publisher sends MESSAGES into a lossy topic (never held back).
 int run_armed(int waiters, std::uint64_t messages) {
@@ -191,11 +277,14 @@ int run_armed(int waiters, std::uint64_t messages) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 4) die("usage: syscall_driver topic|queue|frames copy|zero ROUND_TRIPS | armed WAITERS MESSAGES");
+  if (argc != 4) {
+    die("usage: syscall_driver topic|queue|frames|service copy|zero ROUND_TRIPS | armed WAITERS MESSAGES");
+  }
   const std::string pattern = argv[1];
   if (pattern == "armed") return run_armed(std::atoi(argv[2]), std::strtoull(argv[3], nullptr, 10));
   const bool zero_copy = std::string(argv[2]) == "zero";
   const std::uint64_t round_trips = std::strtoull(argv[3], nullptr, 10);
+  if (pattern == "service") return run_service(zero_copy, round_trips);
   if (pattern == "topic") {
     return run(pattern, zero_copy, round_trips,
                [](const std::string& rx, const std::string& tx, bool zero, bool) {

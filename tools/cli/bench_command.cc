@@ -34,6 +34,9 @@ struct BenchOptions {
   std::uint64_t size = 64;
   std::int64_t count = 200000;
   std::int64_t subscribers = 1;
+  std::int64_t clients = 1;
+  std::int64_t servers = 1;
+  std::int64_t depth = 16;
   std::int64_t repetitions = 3;
   std::int64_t rate = 0;
   std::string wait = "spin";
@@ -47,6 +50,9 @@ int run_bench(BenchOptions& o) {
   config.size = static_cast<std::size_t>(o.size);
   config.count = static_cast<std::uint64_t>(o.count);
   config.subscribers = static_cast<int>(o.subscribers);
+  config.clients = static_cast<int>(o.clients);
+  config.servers = static_cast<int>(o.servers);
+  config.depth = static_cast<int>(o.depth);
   config.repetitions = static_cast<int>(o.repetitions);
   config.rate = static_cast<double>(o.rate);
   config.cpus = o.cpus;
@@ -100,6 +106,10 @@ Verb add_bench(CLI::App& root) {
   app->footer(
       "Modes: wake: round trips to a receiver that sleeps (200 us idle before each); wake-cost: a\n"
       "publisher's rate into a topic whose --subscribers N (0..) sleep in epoll on their wait_fd.\n"
+      "calls: request/response transports (shmring-service(-zc), zmq-rr, grpc): --clients N client\n"
+      "processes on the first core call --servers M competing server processes on the second, each\n"
+      "client keeping --depth D calls in flight; calls answered per second. pingpong and wake also\n"
+      "take the request/response transports (side A is the client, B the server; iceoryx-rr too).\n"
       "bridge-latency / bridge-throughput: host A -> host B through a veth pair between two network\n"
       "namespaces (made and removed by the run; root; loopback otherwise), the bridge (publisher,\n"
       "export, import, subscriber) next to raw ZeroMQ PUB/SUB, at 64 B, 4 KiB and 1 MiB unless\n"
@@ -111,8 +121,8 @@ Verb add_bench(CLI::App& root) {
   add_choice(*app, "--transport", &config.transport, bench::known_transports(),
              "what to measure (default shmring-spsc; -zc: loan/view in place; frames: zero-copy)");
   add_choice(*app, "--mode", &config.mode,
-             {"pingpong", "throughput", "wake", "wake-cost", "fanout", "pipeline", "frames",
-              "bridge-latency", "bridge-throughput", "bridge-stall"},
+              {"pingpong", "throughput", "wake", "wake-cost", "fanout", "pipeline", "frames", "calls",
+               "bridge-latency", "bridge-throughput", "bridge-stall"},
              "what to run (default pingpong)");
   CLI::Option* size = add_size(*app, "--size", &o->size, 1, std::uint64_t{1} << 30, "message size (default 64)");
   CLI::Option* count = add_integer(*app, "--count", &o->count, 1, std::int64_t{1} << 40,
@@ -133,6 +143,9 @@ Verb add_bench(CLI::App& root) {
               "open loop: R messages per second, latency from the scheduled send time");
   add_integer(*app, "--subscribers", &o->subscribers, 0, 64,
               "fan-out width (fanout mode), sleeping subscribers (wake-cost); default 1");
+  add_integer(*app, "--clients", &o->clients, 1, 4, "calls mode: client processes (default 1)");
+  add_integer(*app, "--servers", &o->servers, 1, 4, "calls mode: competing server processes (default 1)");
+  add_integer(*app, "--depth", &o->depth, 1, 64, "calls mode: calls each client keeps in flight (default 16)");
   add_integer(*app, "--reps", &o->repetitions, 1, 1000, "repetitions; medians are reported with min..max (default 3)");
   app->add_flag("--json", config.json, "one JSON object per run on one line");
   return {app, [o, size, count] {

@@ -16,6 +16,7 @@
 
 #include "commands.h"
 #include "options.h"
+#include "service_view.h"
 #include "text.h"
 #include "shmring/transport/channel.h"
 #include "shmring/transport/frame.h"
@@ -94,7 +95,9 @@ std::string stats_json(const ChannelStats& s, const ChannelStats* before, double
     }
     out += "}";
   }
-  return out + "]}";
+  out += "]";
+  if (s.kind == ChannelKind::kService) out += service_json(s.name);
+  return out + "}";
 }
 
 void print_stats(const ChannelStats& s, const ChannelStats& before, double seconds) {
@@ -150,6 +153,10 @@ int run_stat(const StatOptions& o) {
   const std::int64_t interval_ms = o.interval.count();
   absl::StatusOr<ChannelStats> before = read_stats(name);
   if (!before.ok()) return channel_error("stat", name, before.status());
+  std::optional<ServiceStats> service_before;
+  if (before->kind == ChannelKind::kService) {
+    if (absl::StatusOr<ServiceStats> s = read_service_stats(name); s.ok()) service_before = *std::move(s);
+  }
   const auto start = Clock::now();
   std::this_thread::sleep_for(std::chrono::milliseconds(std::max<std::int64_t>(interval_ms, 1)));
   absl::StatusOr<ChannelStats> after = read_stats(name);
@@ -159,6 +166,7 @@ int run_stat(const StatOptions& o) {
     std::printf("%s\n", stats_json(*after, &*before, seconds).c_str());
   } else {
     print_stats(*after, *before, seconds);
+    if (after->kind == ChannelKind::kService) print_service(name, service_before ? &*service_before : nullptr, seconds);
   }
   return 0;
 }
@@ -227,6 +235,7 @@ int run_top(const TopOptions& o) {
                     static_cast<unsigned long long>(max_lag),
                     static_cast<unsigned long long>(stats->depth));
       screen += line;
+      if (stats->kind == ChannelKind::kService) screen += "  " + service_summary(name) + "\n";
       current.emplace(name, *std::move(stats));
     }
     if (names.empty()) screen += "(no channels)\n";
@@ -372,6 +381,7 @@ int run_pub(PubOptions o) {
   CreateOptions* c = &o.create;
   const absl::StatusOr<ChannelKind> kind = kind_of(name, c);
   if (!kind.ok()) return channel_error("pub", name, kind.status());
+  if (*kind == ChannelKind::kService) return report_error("pub", name + ": a service: use `shmring call`");
   std::string record;
   std::string problem;
   std::uint64_t sent = 0;
@@ -431,6 +441,7 @@ int run_sub(SubOptions o) {
   CreateOptions* c = &o.create;
   const absl::StatusOr<ChannelKind> kind = kind_of(name, c);
   if (!kind.ok()) return channel_error("sub", name, kind.status());
+  if (*kind == ChannelKind::kService) return report_error("sub", name + ": a service: use `shmring serve`");
 
   struct sigaction action {};
   action.sa_handler = on_interrupt;

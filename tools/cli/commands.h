@@ -28,6 +28,9 @@ Verb add_stat(CLI::App& root);
 Verb add_top(CLI::App& root);
 Verb add_pub(CLI::App& root);
 Verb add_sub(CLI::App& root);
+// service_commands.cc
+Verb add_call(CLI::App& root);
+Verb add_serve(CLI::App& root);
 // bench_command.cc
 Verb add_bench(CLI::App& root);
 // bridge_command.cc (needs ZeroMQ; without it main.cc registers a stub that says so)

@@ -16,7 +16,7 @@ namespace {
 
 // Every verb, in the order --help lists them. Adding a verb: its add_ function, and one line here.
 constexpr Verb (*kVerbs[])(CLI::App&) = {
-    add_ls,  add_stat, add_top,    add_pub,   add_sub,  add_rm,
+    add_ls,  add_stat, add_top,    add_pub,   add_sub,  add_call, add_serve, add_rm,
     add_gc,  add_bridge, add_record, add_replay, add_bench, add_completion, add_manpage,
 };
 

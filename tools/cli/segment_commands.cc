@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "options.h"
+#include "service_view.h"
 #include "text.h"
 #include "shmring/core/segment_directory.h"
 #include "shmring/core/shared_memory.h"
@@ -26,6 +27,7 @@ struct ChannelSummary {
   int alive = 0;
   int dead = 0;
   std::string problem;
+  std::string service;  // a service's servers, clients, in flight, served, ... (service_view.h)
 };
 
 ChannelSummary summarize(const SegmentListing& l) {
@@ -42,6 +44,7 @@ ChannelSummary summarize(const SegmentListing& l) {
   }
   summary.kind = std::string(kind_name(stats->kind));
   for (const PeerStats& p : stats->peers) (p.alive ? summary.alive : summary.dead)++;
+  if (stats->kind == ChannelKind::kService) summary.service = service_summary(summary.name);
   return summary;
 }
 
@@ -75,7 +78,8 @@ std::string listing_json(const SegmentListing& l) {
            std::snprintf(buffer, sizeof buffer, "%04o", static_cast<unsigned>(l.mode));
            return std::string(buffer);
          }()) +
-         ",\"problem\":" + json_string(l.problem) + "}";
+         ",\"problem\":" + json_string(l.problem) +
+         (c.kind == "service" ? service_json(c.name) : std::string()) + "}";
 }
 
 struct LsOptions {
@@ -102,6 +106,7 @@ int run_ls(const LsOptions& o) {
     std::printf("%-32s %-8s %12llu %7d %-9s %-13s %9s %6s\n", printable(c.name).c_str(), c.kind.c_str(),
                 static_cast<unsigned long long>(l.data_bytes), l.attachments, endpoints.c_str(),
                 state.c_str(), creator.c_str(), age_text(l.created_unix_ns).c_str());
+    if (!c.service.empty()) std::printf("  %s\n", printable(c.service).c_str());
     if (!l.problem.empty()) {
       std::printf("  ! %s: %s\n", printable(l.native_key).c_str(), printable(l.problem).c_str());
     }

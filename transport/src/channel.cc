@@ -34,6 +34,8 @@ std::string_view to_string(ChannelResult result) noexcept {
     case ChannelResult::kEvicted: return "kEvicted";
     case ChannelResult::kClosed: return "kClosed";
     case ChannelResult::kOverwritten: return "kOverwritten";
+    case ChannelResult::kPeerGone: return "kPeerGone";
+    case ChannelResult::kCancelled: return "kCancelled";
   }
   return "kUnknown";
 }
@@ -43,6 +45,7 @@ std::string_view to_string(ChannelKind kind) noexcept {
     case ChannelKind::kQueue: return "queue";
     case ChannelKind::kTopic: return "topic";
     case ChannelKind::kFrames: return "frames";
+    case ChannelKind::kService: return "service";
   }
   return "unknown";
 }
@@ -54,6 +57,8 @@ std::string_view to_string(PeerRole role) noexcept {
     case PeerRole::kConsumer: return "consumer";
     case PeerRole::kPublisher: return "publisher";
     case PeerRole::kSubscriber: return "subscriber";
+    case PeerRole::kServer: return "server";
+    case PeerRole::kClient: return "client";
   }
   return "unknown";
 }

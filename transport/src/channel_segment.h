@@ -44,14 +44,17 @@ struct ChannelInfo {
 absl::StatusOr<ChannelInfo> read_channel_header(const void* base, std::size_t mapped,
                                                 std::string_view what);
 
+struct ServiceShape;  // service_layout.h
+
 // What shapes a channel's ring beyond its capacity and max_message (a topic: its default delivery,
-// lossless reader slots, publisher slots and history). Patterns that need nothing more leave it as
-// it is.
+// lossless reader slots, publisher slots and history; a service: the rest of its limits).
+// Patterns that need nothing more leave it as it is.
 struct RingShape {
   bool lossless = false;
   std::uint32_t readers = 0;
   std::uint32_t publishers = 1;
   std::uint64_t history = 0;
+  const ServiceShape* service = nullptr;
 };
 
 // How one kind of ring is sized and made: one per pattern (kQueueRing in queue.cc, kTopicRing in

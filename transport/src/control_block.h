@@ -112,6 +112,9 @@ inline constexpr std::uint32_t kArmedShift = 16;
 // PeerSlot::wait_armed: which wake block the endpoint's descriptor is armed on (0: not armed).
 inline constexpr std::uint32_t kArmedOnData = 1;   // receivers (data_wake)
 inline constexpr std::uint32_t kArmedOnSpace = 2;  // senders held back (space_wake)
+// A wake block of the endpoint's own, which its pattern locates and fires (a service client's
+// area: service_layout.h). Generic code (disarm_slot, fire_armed) leaves it to the pattern.
+inline constexpr std::uint32_t kArmedOnOwn = 3;
 
 // Topic: where an importing publisher's (a bridge's) messages came from (TopicPublisher::
 // try_send_from). Written by the one publisher, read by the next one after a crash.

@@ -195,7 +195,7 @@ int ChannelEndpoint::wait_fd() const noexcept {
   }
   if (!impl_->descriptor) {
     int error = 0;
-    impl_->descriptor = detail::WaitDescriptor::create(*impl_->seg, impl_->peer_role, &error);
+    impl_->descriptor = impl_->make_descriptor(&error);
     if (!impl_->descriptor) {
       errno = error;
       return -1;

@@ -167,6 +167,11 @@ struct Endpoint {
   // A peer this endpoint watches closed or died: run the dead-peer recovery now if the lock is
   // free (else hint it), instead of at the polling rate of a blocked call.
   virtual void peer_gone() noexcept;
+  // Makes this endpoint's descriptor (wait_fd()): by default from its role (wait_descriptor.h);
+  // a pattern whose endpoints wait elsewhere gives its own plan.
+  virtual std::shared_ptr<WaitDescriptor> make_descriptor(int* error) noexcept {
+    return WaitDescriptor::create(*seg, peer_role, error);
+  }
 
   // --- blocking ---
   // wait_until() on `wake` (nullptr: a read-only endpoint, which sleeps in steps) until attempt()

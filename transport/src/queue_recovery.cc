@@ -109,10 +109,13 @@ RecoveryResult QueueRecovery::run_locked(ChannelSegment& seg, MpmcQueue<>& q, bo
   for (std::uint32_t i = 0; i < run.n; ++i) {
     PeerSlot& s = run.slots[i];
     if (state_of(s) != PeerState::kDeadPending) continue;
-    switch (role_of(s)) {
-      case PeerRole::kProducer: settle_dead_producer(run, s); break;
-      case PeerRole::kConsumer: settle_dead_consumer(run, i, s); break;
-      default: seg.free_slot_locked(s); break;
+    const PeerRole role = role_of(s);
+    if (role == plan_.producer) {
+      settle_dead_producer(run, s);
+    } else if (role == plan_.consumer) {
+      settle_dead_consumer(run, i, s);
+    } else {
+      seg.free_slot_locked(s);
     }
   }
   if (run.dead_unknown_producer) skip_unattributed_ticket(run);
@@ -170,14 +173,10 @@ void QueueRecovery::settle_dead_consumer(Run& run, std::uint32_t index, PeerSlot
   const bool taken = mpmc::distance(run.dequeue, t) > 0;
   // A live consumer naming the same ticket already adopted it (a recovery that died between
   // adopting and freeing this slot): the item is in good hands.
-  const bool held_by_live = claimed_by_any(run.slots, run.n, PeerRole::kConsumer, t,
+  const bool held_by_live = claimed_by_any(run.slots, run.n, plan_.consumer, t,
                                            &run.slots[index], /*live_only=*/true);
   if (!held_by_live && taken && phase == MpmcQueue<>::SlotPhase::kFull) {
-    if (!run.can_adopt || run.result.adopted) {
-      run.result.unresolved = true;
-      return;  // kept for a consumer that can adopt it
-    }
-    adopt(run, t);
+    if (!take_over(run, t, &dead)) return;  // kept for a consumer that can adopt it
   } else if (!held_by_live && taken && phase == MpmcQueue<>::SlotPhase::kSkipped) {
     run.q.force_release(t);
   }
@@ -187,15 +186,15 @@ void QueueRecovery::settle_dead_consumer(Run& run, std::uint32_t index, PeerSlot
 void QueueRecovery::skip_unattributed_ticket(Run& run) {
   const std::optional<std::uint64_t> t = run.q.stalled_producer_ticket();
   if (!t) return;
-  if (claimed_by_any(run.slots, run.n, PeerRole::kProducer, *t)) return;
-  if (live_claiming(run.slots, run.n, PeerRole::kProducer)) return;
+  if (claimed_by_any(run.slots, run.n, plan_.producer, *t)) return;
+  if (live_claiming(run.slots, run.n, plan_.producer)) return;
   if (confirm(stalled_claim_, *t) && run.q.skip_stalled(*t) == RingResult::kOk) {
     run.seg.control()->counters.claims_skipped.fetch_add(1, std::memory_order_relaxed);
   }
 }
 
 void QueueRecovery::adopt_orphans(Run& run) {
-  if (live_claiming(run.slots, run.n, PeerRole::kConsumer, run.seg.self())) {
+  if (live_claiming(run.slots, run.n, plan_.consumer, run.seg.self())) {
     run.result.unresolved = true;  // its ticket could be any of them: later
     return;
   }
@@ -205,27 +204,38 @@ void QueueRecovery::adopt_orphans(Run& run) {
     const std::uint64_t t = d0 - cap + k;
     const MpmcQueue<>::SlotPhase phase = run.q.slot_phase(t);
     if (phase != MpmcQueue<>::SlotPhase::kFull && phase != MpmcQueue<>::SlotPhase::kSkipped) continue;
-    if (claimed_by_any(run.slots, run.n, PeerRole::kConsumer, t)) continue;
+    if (claimed_by_any(run.slots, run.n, plan_.consumer, t)) continue;
     if (!confirm(orphan_, t)) {  // seen for the first time (or not long enough): later
       run.result.unresolved = true;
       return;
     }
     if (phase == MpmcQueue<>::SlotPhase::kSkipped) {
       run.q.force_release(t);
-    } else if (run.can_adopt && !run.result.adopted) {
-      adopt(run, t);
-    } else {
-      run.result.unresolved = true;
+    } else if (!take_over(run, t, nullptr)) {
       return;
     }
   }
   for (std::uint32_t i = 0; i < run.n; ++i) {
     PeerSlot& s = run.slots[i];
-    if (state_of(s) == PeerState::kDeadPending && role_of(s) == PeerRole::kConsumer &&
+    if (state_of(s) == PeerState::kDeadPending && role_of(s) == plan_.consumer &&
         op_of(s) == PeerOp::kClaiming) {
       run.seg.free_slot_locked(s);
     }
   }
+}
+
+bool QueueRecovery::take_over(Run& run, std::uint64_t ticket, const PeerSlot* dead) {
+  if (plan_.settle_item != nullptr) {
+    plan_.settle_item(plan_.context, ticket, dead);
+    run.q.force_release(ticket);
+    return true;
+  }
+  if (!run.can_adopt || run.result.adopted) {
+    run.result.unresolved = true;
+    return false;
+  }
+  adopt(run, ticket);
+  return true;
 }
 
 void QueueRecovery::adopt(Run& run, std::uint64_t ticket) {

@@ -64,10 +64,26 @@ struct RecoveryResult {
   bool unresolved = false;   // a dead consumer's item waits for a consumer to adopt it
 };
 
+// Which roles produce into the ring and consume from it (a queue channel's by default; a service's
+// clients and servers, service_recovery.h), and what becomes of an item a dead consumer held.
+struct QueueRecoveryPlan {
+  PeerRole producer = PeerRole::kProducer;
+  PeerRole consumer = PeerRole::kConsumer;
+  // When set, an item a dead consumer held (its kClaimed ticket with the slot full, or an orphan
+  // adopt_orphans confirmed) is not adopted: settle_item(context, ticket, dead) decides its fate
+  // (it may read the item in place; `dead` is the dead consumer's slot, null when unknown) and the
+  // recovery then frees the slot. Any endpoint can then settle such items, consumer or not.
+  void (*settle_item)(void* context, std::uint64_t ticket, const PeerSlot* dead) = nullptr;
+  void* context = nullptr;
+};
+
 // One endpoint's recovery: the steps above, plus the endpoint's memory of unattributed tickets
 // (each is acted on only after this endpoint has seen it in that state for a grace period).
 class QueueRecovery {
  public:
+  QueueRecovery() = default;
+  explicit QueueRecovery(const QueueRecoveryPlan& plan) : plan_(plan) {}
+
   // Under the segment lock. `can_adopt`: this endpoint is a consumer that can take over a dead
   // consumer's item (one at most per run).
   RecoveryResult run_locked(ChannelSegment& seg, MpmcQueue<>& q, bool can_adopt);
@@ -98,7 +114,11 @@ class QueueRecovery {
   void skip_unattributed_ticket(Run& run);
   void adopt_orphans(Run& run);
   void adopt(Run& run, std::uint64_t ticket);
+  // A dead consumer's full slot `ticket`: adopted, or handed to plan_.settle_item and freed.
+  // False when it has to wait for a consumer that can adopt it.
+  bool take_over(Run& run, std::uint64_t ticket, const PeerSlot* dead);
 
+  QueueRecoveryPlan plan_;
   Suspect stalled_claim_;  // a producer ticket no producer slot names
   Suspect orphan_;         // a consumer-held slot no consumer slot names
   Suspect stalled_head_;   // stall_evident: the ticket consumers are stuck on

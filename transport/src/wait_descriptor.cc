@@ -35,6 +35,32 @@ bool watches(PeerRole watcher, PeerRole peer) noexcept {
 
 std::shared_ptr<WaitDescriptor> WaitDescriptor::create(ChannelSegment& seg, PeerRole role,
                                                        int* error) noexcept {
+  WaitPlan plan;
+  ControlBlock* control = seg.control();
+  if (is_receiver(role)) {
+    plan.armed_on = kArmedOnData;
+    plan.wake = &control->data_wake;
+    plan.ready_event = WaitEvent::kData;
+    plan.watched[0] = PeerRole::kPublisher;
+    plan.watched[1] = PeerRole::kProducer;
+    // A queue consumer also watches the other consumers: a dead one's item is redelivered by the
+    // recovery that its hang-up runs.
+    plan.watched[2] = role == PeerRole::kConsumer ? PeerRole::kConsumer : PeerRole::kProducer;
+    plan.start_readable = true;
+  } else {
+    plan.armed_on = kArmedOnSpace;
+    plan.wake = &control->space_wake;
+    plan.ready_event = WaitEvent::kRoom;
+    plan.watched[0] = PeerRole::kSubscriber;
+    plan.watched[1] = PeerRole::kConsumer;
+    plan.watched[2] = PeerRole::kConsumer;
+    plan.start_readable = false;  // a sender arms on its first kWouldBlock
+  }
+  return create(seg, plan, error);
+}
+
+std::shared_ptr<WaitDescriptor> WaitDescriptor::create(ChannelSegment& seg, const WaitPlan& plan,
+                                                       int* error) noexcept {
   *error = 0;
   if (seg.self() == nullptr || seg.read_only()) {
     *error = ENOTSUP;  // not registered: nowhere to arm
@@ -48,24 +74,10 @@ std::shared_ptr<WaitDescriptor> WaitDescriptor::create(ChannelSegment& seg, Peer
   d->seg_ = &seg;
   d->slot_ = seg.self();
   d->token_ = seg.self_token();
-  ControlBlock* control = seg.control();
-  if (is_receiver(role)) {
-    d->armed_on_ = kArmedOnData;
-    d->wake_ = &control->data_wake;
-    d->ready_event_ = WaitEvent::kData;
-    d->watched_[0] = PeerRole::kPublisher;
-    d->watched_[1] = PeerRole::kProducer;
-    // A queue consumer also watches the other consumers: a dead one's item is redelivered by the
-    // recovery that its hang-up runs.
-    d->watched_[2] = role == PeerRole::kConsumer ? PeerRole::kConsumer : PeerRole::kProducer;
-  } else {
-    d->armed_on_ = kArmedOnSpace;
-    d->wake_ = &control->space_wake;
-    d->ready_event_ = WaitEvent::kRoom;
-    d->watched_[0] = PeerRole::kSubscriber;
-    d->watched_[1] = PeerRole::kConsumer;
-    d->watched_[2] = PeerRole::kConsumer;
-  }
+  d->armed_on_ = plan.armed_on;
+  d->wake_ = plan.wake;
+  d->ready_event_ = plan.ready_event;
+  for (int i = 0; i < 3; ++i) d->watched_[i] = plan.watched[i];
   d->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   if (d->epoll_fd_ < 0) {
     *error = errno;
@@ -85,7 +97,7 @@ std::shared_ptr<WaitDescriptor> WaitDescriptor::create(ChannelSegment& seg, Peer
   d->refresh_watches();
   // A receiver starts readable: the application's first wait returns and its first drain arms it
   // (messages may be waiting already). A sender starts quiet: it arms on its first kWouldBlock.
-  if (d->armed_on_ == kArmedOnData && !send_wake(seg.file_tag(), d->socket_name_)) {
+  if (plan.start_readable && !send_wake(seg.file_tag(), d->socket_name_)) {
     *error = errno != 0 ? errno : EIO;
     d->close();
     return nullptr;
@@ -370,7 +382,13 @@ void WaitDescriptor::close() noexcept {
   if (closed_) return;
   closed_ = true;
   const bool owner = seg_ != nullptr && seg_->owned_here();
-  if (owner && slot_ != nullptr && slot_is_mine()) disarm_slot(seg_->control(), *slot_);
+  if (owner && slot_ != nullptr && slot_is_mine()) {
+    // Disarmed against this descriptor's own block (an exchange: exactly one of this and a
+    // notifier's CAS takes the armed count down), which may be a pattern's own (kArmedOnOwn).
+    if (slot_->wait_armed.exchange(0, std::memory_order_acq_rel) == armed_on_) {
+      wake_->waiters.fetch_sub(kArmedUnit, std::memory_order_relaxed);
+    }
+  }
   // Emptied, not closed: the epoll instance stays (never readable again) until the last holder
   // (a WaitSet entry) lets go, so a WaitSet can always take it out of its own set, even when a
   // forked child still holds copies of the descriptors.

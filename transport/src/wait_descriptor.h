@@ -46,13 +46,27 @@
 
 namespace shmring::detail {
 
+// What a descriptor arms on and watches: derived from the endpoint's role (WaitDescriptor::create
+// with a role), or given by a pattern whose endpoints wait on a wake block of their own (a service
+// client waits on its area's block: kArmedOnOwn).
+struct WaitPlan {
+  WakeBlock* wake = nullptr;        // where notifiers look for armed descriptors
+  std::uint32_t armed_on = 0;       // kArmedOnData, kArmedOnSpace or kArmedOnOwn
+  WaitEvent ready_event = WaitEvent::kData;
+  PeerRole watched[3] = {PeerRole::kNone, PeerRole::kNone, PeerRole::kNone};  // lifelines watched
+  bool start_readable = true;       // receivers start readable (messages may be waiting)
+};
+
 class WaitDescriptor {
  public:
-  // Makes the descriptor of the endpoint registered in `seg` with `role`. It starts readable (one
-  // datagram to itself), so a first wait returns at once and the application's first drain arms
-  // it. Null with *error an errno value on failure: ENOTSUP without a peer slot (a read-only
-  // subscriber), else what the system call said (EMFILE, ...).
+  // Makes the descriptor of the endpoint registered in `seg` with `role`. A receiver's starts
+  // readable (one datagram to itself), so a first wait returns at once and the application's
+  // first drain arms it. Null with *error an errno value on failure: ENOTSUP without a peer slot
+  // (a read-only subscriber), else what the system call said (EMFILE, ...).
   static std::shared_ptr<WaitDescriptor> create(ChannelSegment& seg, PeerRole role,
+                                                int* error) noexcept;
+  // The same for an explicit plan.
+  static std::shared_ptr<WaitDescriptor> create(ChannelSegment& seg, const WaitPlan& plan,
                                                 int* error) noexcept;
   ~WaitDescriptor();
   WaitDescriptor(const WaitDescriptor&) = delete;

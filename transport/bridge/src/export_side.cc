@@ -380,7 +380,10 @@ class ExportSide final : public Side {
       return;
     }
     const Pattern* pattern = pattern_for(st->kind);
-    if (pattern == nullptr) return;  // a kind this bridge does not carry
+    if (pattern == nullptr) {  // a kind this bridge does not carry (a service): said once
+      if (c.status.rejected++ == 0) log_event(cat("export ", c.name, ": this kind of channel is not carried by the bridge"));
+      return;
+    }
     c.kind = st->kind;
     c.status.lossless = st->lossless;
     c.description = wire::Description{static_cast<std::uint32_t>(st->kind), st->lossless ? 1u : 0u,

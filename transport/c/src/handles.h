@@ -107,6 +107,9 @@ inline shmring_status_t from_result(ChannelResult result) noexcept {
     case ChannelResult::kEvicted: return SHMRING_EVICTED;
     case ChannelResult::kClosed: return SHMRING_CLOSED;
     case ChannelResult::kOverwritten: return SHMRING_OVERWRITTEN;
+    // Results of service calls only, which the C API does not carry (yet).
+    case ChannelResult::kPeerGone:
+    case ChannelResult::kCancelled: return SHMRING_UNKNOWN;
   }
   return SHMRING_UNKNOWN;
 }

@@ -1,4 +1,4 @@
-"""shmring for Python: topics, queues and frames between processes through shared memory.
+"""shmring for Python: topics, queues, frames and services between processes through shared memory.
 
     import shmring, numpy as np
 
@@ -55,6 +55,19 @@ from ._shmring import (  # noqa: F401  (re-exported)
     stats,
 )
 from . import _aio
+from ._services import (  # noqa: F401  (re-exported; services: docs/services.md)
+    AsyncServiceClient,
+    CancelledError,
+    PeerGoneError,
+    PendingResponse,
+    Request,
+    RequestLoan,
+    ResponseLoan,
+    ResponseView,
+    ServiceClient,
+    ServiceServer,
+    service_stats,
+)
 
 # Daemon threads still waiting in shmring when the interpreter exits park for good instead of
 # taking the GIL back during finalization (box.h, park_forever).
@@ -67,6 +80,9 @@ __all__ = [
     "SharedMemoryError", "SystemSemaphore", "SystemSemaphoreError", "TopicPublisher",
     "TopicSubscriber", "View", "WaitEvent", "WaitStrategy", "collect_garbage", "list_channels",
     "remove_channel", "stats",
+    # services
+    "AsyncServiceClient", "CancelledError", "PeerGoneError", "PendingResponse", "Request",
+    "RequestLoan", "ResponseLoan", "ResponseView", "ServiceClient", "ServiceServer", "service_stats",
 ]
 
 __version__: str = _build.VERSION

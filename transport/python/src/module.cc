@@ -9,6 +9,7 @@ namespace shmring::python {
 void bind_channels(pybind11::module_& m);
 void bind_inspection(pybind11::module_& m);
 void bind_segment(pybind11::module_& m);
+void bind_services(pybind11::module_& m);  // services.cc
 }  // namespace shmring::python
 
 PYBIND11_MODULE(_shmring, m) {
@@ -18,6 +19,7 @@ PYBIND11_MODULE(_shmring, m) {
   shmring::python::bind_channels(m);
   shmring::python::bind_inspection(m);
   shmring::python::bind_segment(m);
+  shmring::python::bind_services(m);
   m.def("_interpreter_exiting", &shmring::python::mark_interpreter_exiting,
         "For the package's atexit callback: daemon threads coming back from a wait park from now on.");
 }

@@ -162,6 +162,9 @@ absl::StatusOr<std::unique_ptr<ChannelSource>> ChannelSource::open(const std::st
       if (!tap.ok()) return tap.status();
       return std::unique_ptr<ChannelSource>(new QueueSource(name, std::move(*tap), *stats));
     }
+    case ChannelKind::kService:
+      return absl::FailedPreconditionError(
+          absl::StrCat("channel '", name, "' is a service: its requests and responses are not recorded"));
   }
   return absl::InvalidArgumentError(absl::StrCat("channel '", name, "': unknown kind"));
 }

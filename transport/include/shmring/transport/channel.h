@@ -3,7 +3,7 @@
 // A channel is one SharedMemory segment with key channel_key(name) (native name under /dev/shm:
 // SharedMemory::native_key_for(channel_key(name))), holding a control block (counters, wake words,
 // the peer registry; private to the library) and one ring. Patterns: Topic (topic.h), Queue
-// (queue.h), Frames (frame.h).
+// (queue.h), Frames (frame.h), Service (service.h: requests and their responses).
 //
 // Lifetime: the segment lives while any endpoint is open (the kernel counts attachments); when the
 // last endpoint closes (or dies) the channel and whatever it still held are gone.
@@ -52,7 +52,7 @@ namespace shmring {
 inline constexpr std::size_t kMaxChannelName = 128;  // bytes of a channel name
 inline constexpr std::uint32_t kMaxPeers = 1024;     // endpoints (peer slots) per channel at most
 
-enum class ChannelKind : std::uint32_t { kQueue = 1, kTopic = 2, kFrames = 3 };
+enum class ChannelKind : std::uint32_t { kQueue = 1, kTopic = 2, kFrames = 3, kService = 4 };
 
 // An endpoint's peer slot, as read_stats() reports it.
 enum class PeerState : std::uint32_t {
@@ -67,6 +67,8 @@ enum class PeerRole : std::uint32_t {
   kConsumer = 2,    // queue
   kPublisher = 3,   // topic / frames
   kSubscriber = 4,  // topic / frames
+  kServer = 5,      // service
+  kClient = 6,      // service
 };
 
 // Lower-case names ("topic", "publisher", "active", ...); "unknown" for a value out of range.
@@ -85,6 +87,9 @@ enum class ChannelResult : std::uint8_t {
   kClosed,      // the endpoint is not open (moved-from or closed)
   kOverwritten, // topic lossy view: the publisher overwrote the message while it was viewed;
                 // discard what was read (the message counts as lost)
+  kPeerGone,    // service: the request ended without a final response (its server died and the
+                // request was at_most_once, or the server dropped it); or its client is gone
+  kCancelled,   // service server: the client cancelled the request; what is written is dropped
 };
 std::string_view to_string(ChannelResult result) noexcept;
 
