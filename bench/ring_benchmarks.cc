@@ -14,7 +14,9 @@
 #include <thread>
 #include <vector>
 
-#include "shmring/queue/broadcast_ring.h"
+#include "shmring/queue/broadcast_layout.h"
+#include "shmring/queue/broadcast_reader.h"
+#include "shmring/queue/broadcast_writer.h"
 #include "shmring/queue/mpmc_queue.h"
 #include "shmring/queue/spsc_ring.h"
 
@@ -228,11 +230,20 @@ BENCHMARK(BM_BoostQueue)->Arg(1)->Arg(2)->Arg(4)->UseRealTime()->Unit(benchmark:
 
 constexpr std::uint64_t kBroadcastRecords = 400'000;
 
+BroadcastOptions broadcast_options(std::uint32_t readers, std::uint32_t publishers) {
+  BroadcastOptions o;
+  o.capacity = kRingBytes;
+  o.max_readers = readers;
+  o.max_publishers = publishers;
+  return o;
+}
+
 void BM_BroadcastRing_Lossless(benchmark::State& state) {
   const int readers = static_cast<int>(state.range(0));
-  const BroadcastRing::Options options{kRingBytes, 0, true, 8, 0};
-  Region region(BroadcastRing::required_bytes(options));
-  auto writer = BroadcastRing::create(region.data, region.bytes, options);
+  const BroadcastOptions options = broadcast_options(8, 1);
+  Region region(BroadcastLayout::required_bytes(options));
+  if (!BroadcastLayout::create(region.data, region.bytes, options).ok()) std::abort();
+  auto writer = BroadcastWriter::attach(region.data, region.bytes, 1);
   for (auto _ : state) {
     std::vector<std::thread> threads;
     std::atomic<int> ready{0};
@@ -244,8 +255,7 @@ void BM_BroadcastRing_Lossless(benchmark::State& state) {
         std::byte out[64 * 1024];
         std::uint64_t got = 0;
         while (got < kBroadcastRecords) {
-          std::size_t n = 0;
-          if (reader->try_read(std::span(out, reader->max_record()), &n) == RingResult::kOk) ++got;
+          if (reader->try_read(std::span(out, reader->max_record()), nullptr) == RingResult::kOk) ++got;
           else std::this_thread::yield();
         }
         reader->unregister();
@@ -264,6 +274,40 @@ void BM_BroadcastRing_Lossless(benchmark::State& state) {
       static_cast<double>(state.iterations() * kBroadcastRecords * readers), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_BroadcastRing_Lossless)->Arg(1)->Arg(2)->Arg(4)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// Several writers (threads) into one lossless reader, 64-byte records: the cost of the shared
+// claim (one 16-byte CAS per record) beside one writer (plain stores).
+void BM_BroadcastRing_Publishers(benchmark::State& state) {
+  const int writers = static_cast<int>(state.range(0));
+  const BroadcastOptions options = broadcast_options(2, static_cast<std::uint32_t>(std::max(writers, 2)));
+  Region region(BroadcastLayout::required_bytes(options));
+  if (!BroadcastLayout::create(region.data, region.bytes, options).ok()) std::abort();
+  const std::uint64_t per_writer = kBroadcastRecords / static_cast<std::uint64_t>(writers);
+  for (auto _ : state) {
+    auto reader = BroadcastReader::register_reader(region.data, region.bytes, 100);
+    std::vector<std::thread> threads;
+    for (int w = 0; w < writers; ++w) {
+      threads.emplace_back([&, w] {
+        pin(w % 2);  // writers share the machine's cores with the reader
+        auto writer = BroadcastWriter::attach(region.data, region.bytes, 1 + w);
+        std::byte record[64] = {};
+        for (std::uint64_t i = 0; i < per_writer;) {
+          if (writer->try_write(record) == RingResult::kOk) ++i; else std::this_thread::yield();
+        }
+        writer->detach();
+      });
+    }
+    pin(1);
+    std::byte out[64];
+    for (std::uint64_t got = 0; got < per_writer * writers;) {
+      if (reader->try_read(out, nullptr) == RingResult::kOk) ++got; else std::this_thread::yield();
+    }
+    for (auto& t : threads) t.join();
+    reader->unregister();
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(per_writer * writers));
+}
+BENCHMARK(BM_BroadcastRing_Publishers)->Arg(1)->Arg(2)->Arg(4)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // Baseline: one boost spsc_queue per reader, the writer pushes every record into each.
 void BM_BoostSpscFanout(benchmark::State& state) {
@@ -317,9 +361,10 @@ template <bool kZeroCopy>
 void BM_BroadcastRing_BySize(benchmark::State& state) {
   const auto size = static_cast<std::size_t>(state.range(0));
   const std::uint64_t records = kBytesPerRun / size;
-  const BroadcastRing::Options options{kRingBytes, 0, true, 2, 0};
-  Region region(BroadcastRing::required_bytes(options));
-  auto writer = BroadcastRing::create(region.data, region.bytes, options);
+  const BroadcastOptions options = broadcast_options(2, 1);
+  Region region(BroadcastLayout::required_bytes(options));
+  if (!BroadcastLayout::create(region.data, region.bytes, options).ok()) std::abort();
+  auto writer = BroadcastWriter::attach(region.data, region.bytes, 1);
   std::uint64_t checksum = 0;
   for (auto _ : state) {
     std::atomic<bool> ready{false};
@@ -330,17 +375,17 @@ void BM_BroadcastRing_BySize(benchmark::State& state) {
       std::vector<std::byte> out(size);
       for (std::uint64_t got = 0; got < records;) {
         RingResult r;
+        BroadcastRecordInfo info;
         if constexpr (kZeroCopy) {
           std::span<const std::byte> view;
-          r = reader->try_view(&view);
+          r = reader->try_view(&view, &info);
           if (r == RingResult::kOk) {
             checksum += look_at(view);
             r = reader->finish_view();
           }
         } else {
-          std::size_t n = 0;
-          r = reader->try_read(out, &n);
-          if (r == RingResult::kOk) checksum += look_at(std::span(out.data(), n));
+          r = reader->try_read(out, &info);
+          if (r == RingResult::kOk) checksum += look_at(std::span(out.data(), info.bytes));
         }
         if (r == RingResult::kOk) ++got; else std::this_thread::yield();
       }
@@ -351,7 +396,7 @@ void BM_BroadcastRing_BySize(benchmark::State& state) {
     std::vector<std::byte> message(size);
     for (std::uint64_t i = 0; i < records;) {
       if constexpr (kZeroCopy) {
-        const BroadcastRing::Claim claim = writer->try_claim(size);
+        const BroadcastWriter::Claim claim = writer->try_claim(size);
         if (claim.result != RingResult::kOk) {
           std::this_thread::yield();
           continue;

@@ -303,9 +303,16 @@ static void kinds_and_publishers_must_match(void) {
   CHECK_STATUS(shmring_queue_consumer_open(name, NULL, &consumer), SHMRING_FAILED_PRECONDITION);
   shmring_topic_options_t options;
   shmring_topic_options_init(&options);
-  options.lossless = true; /* the topic is lossy */
+  options.lossless = true; /* the topic is lossy: delivery is each subscriber's choice */
   shmring_topic_subscriber_t* sub = NULL;
-  CHECK_STATUS(shmring_topic_subscriber_open(name, &options, &sub), SHMRING_FAILED_PRECONDITION);
+  shmring_topic_subscriber_t* lossy = NULL;
+  CHECK_STATUS(shmring_topic_subscriber_open(name, &options, &sub), SHMRING_OK);
+  CHECK(shmring_topic_subscriber_lossless(sub));
+  CHECK_STATUS(shmring_topic_subscriber_open(name, NULL, &lossy), SHMRING_OK);
+  CHECK(!shmring_topic_subscriber_lossless(lossy)); /* the creator's default */
+  CHECK(!shmring_topic_publisher_lossless(pub));
+  shmring_topic_subscriber_destroy(lossy);
+  shmring_topic_subscriber_destroy(sub);
   shmring_topic_publisher_destroy(pub);
 }
 

@@ -17,7 +17,8 @@
 #include "service_fuzz_targets.h"
 #include "shmring/core/shared_memory.h"
 #include "test_support.h"
-#include "shmring/queue/broadcast_ring.h"
+#include "shmring/queue/broadcast_layout.h"
+#include "shmring/queue/broadcast_writer.h"
 #include "shmring/queue/frame_pool.h"
 #include "shmring/queue/mpmc_queue.h"
 #include "shmring/queue/spsc_ring.h"
@@ -46,13 +47,30 @@ std::vector<std::vector<std::uint8_t>> seed_rings() {
     auto q = MpmcQueue<>::create(p, n, {4, 24, 0});
     q->try_write(std::span(payload, 10));
   });
-  make(BroadcastRing::required_bytes({256, 0, false, 0, 0}), [&](void* p, std::size_t n) {
-    auto w = BroadcastRing::create(p, n, {256, 0, false, 0, 0});
+  // Broadcast: one publisher, lossy, records of every size; then two publishers with a lossless
+  // reader, a history, a claim left open and an abandoned one in the gap table.
+  BroadcastOptions one;
+  one.capacity = 512;
+  one.max_readers = 0;
+  make(BroadcastLayout::required_bytes(one), [&](void* p, std::size_t n) {
+    if (!BroadcastLayout::create(p, n, one).ok()) return;
+    auto w = BroadcastWriter::attach(p, n, 1);
     for (int i = 0; i < 12; ++i) w->try_write(std::span(payload, i * 3));
   });
-  make(BroadcastRing::required_bytes({256, 0, true, 2, 0}), [&](void* p, std::size_t n) {
-    auto w = BroadcastRing::create(p, n, {256, 0, true, 2, 0});
-    w->try_write(std::span(payload, 5));
+  BroadcastOptions two;
+  two.capacity = 1024;
+  two.max_readers = 2;
+  two.max_publishers = 2;
+  two.history = 2;
+  make(BroadcastLayout::required_bytes(two), [&](void* p, std::size_t n) {
+    if (!BroadcastLayout::create(p, n, two).ok()) return;
+    auto a = BroadcastWriter::attach(p, n, 1);
+    auto b = BroadcastWriter::attach(p, n, 2);
+    for (int i = 0; i < 9; ++i) (i % 2 == 0 ? a : b)->try_write(std::span(payload, i * 4));
+    const BroadcastWriter::Claim c = a->try_claim(20);  // left open, as a dead writer leaves it
+    (void)c;
+    b->try_write(std::span(payload, 7));
+    append_broadcast_gap(*static_cast<BroadcastControl*>(p), 3, 192, 256, kGapAbandoned);
   });
   make(FramePool::required_bytes({3, 64}), [&](void* p, std::size_t n) {
     auto pool = FramePool::create(p, n, {3, 64});

@@ -6,7 +6,11 @@
 #include <new>
 #include <vector>
 
-#include "shmring/queue/broadcast_ring.h"
+#include "shmring/queue/broadcast_layout.h"
+#include "shmring/queue/broadcast_publishers.h"
+#include "shmring/queue/broadcast_reader.h"
+#include "shmring/queue/broadcast_reader_slots.h"
+#include "shmring/queue/broadcast_writer.h"
 #include "shmring/queue/frame_pool.h"
 #include "shmring/queue/mpmc_queue.h"
 #include "shmring/queue/spsc_ring.h"
@@ -32,6 +36,56 @@ void touch(std::span<const std::byte> s, std::uint64_t* sink) {
   for (std::byte b : s) *sink += static_cast<std::uint8_t>(b);
 }
 
+// Reads with `reader` until it stops handing out records: copies and views, every byte touched.
+void drain(BroadcastReader& reader, std::uint64_t* sink, int rounds) {
+  std::vector<std::byte> out(reader.max_record());
+  for (int i = 0; i < rounds; ++i) {
+    BroadcastRecordInfo info;
+    RingResult r;
+    if (i % 2 == 0) {
+      r = reader.try_read(out, &info);
+      if (r == RingResult::kOk) touch(std::span(out).first(info.bytes), sink);
+    } else {
+      std::span<const std::byte> view;
+      r = reader.try_view(&view, &info);
+      if (r == RingResult::kOk) {
+        touch(view, sink);
+        r = reader.finish_view();
+      }
+    }
+    if (r == RingResult::kEmpty || r == RingResult::kEvicted) break;
+    if (r == RingResult::kCorrupt) reader.resync();
+    *sink += info.sequence + info.publisher + reader.lost_records() + reader.history_missed();
+  }
+  *sink += reader.stalled_on_claim() ? 1 : 0;
+}
+
+// Every role of the broadcast ring on the bytes: readers of every start (lossy and lossless), a
+// writer, the recovery of dead writers and the eviction of readers.
+void broadcast_roles(std::byte* region, std::size_t size, std::uint64_t* sink) {
+  for (const BroadcastStart start : {BroadcastStart::kLive, BroadcastStart::kLatest, BroadcastStart::kHistory,
+                                     BroadcastStart::kOldest}) {
+    if (auto reader = BroadcastReader::attach(region, size, {start, 5}); reader.ok()) drain(*reader, sink, 16);
+  }
+  if (auto reader = BroadcastReader::register_reader(region, size, 5, {BroadcastStart::kHistory, 3}); reader.ok()) {
+    drain(*reader, sink, 8);
+    reader->unregister();
+  }
+  if (auto writer = BroadcastWriter::attach(region, size, 9); writer.ok()) {
+    std::byte buf[32] = {};
+    writer->try_write(std::span(buf, writer->max_record() < 32 ? writer->max_record() : 32));
+    const BroadcastWriter::Claim c = writer->try_claim(writer->max_record() < 16 ? writer->max_record() : 16);
+    if (c.result == RingResult::kOk) writer->commit(c.buffer.size() / 2);
+    writer->detach();
+  }
+  if (auto admin = BroadcastPublishers::attach(region, size); admin.ok()) {
+    admin->recover([](std::uint64_t token) { return token == 9; });
+  }
+  if (auto slots = BroadcastReaderSlots::attach(region, size); slots.ok()) {
+    for (std::uint32_t i = 0; i < slots->size() && i < 8; ++i) slots->evict(i, slots->slot(i).owner);
+  }
+}
+
 }  // namespace
 
 void attach_any_ring(const std::uint8_t* data, std::size_t size) {
@@ -54,24 +108,7 @@ void attach_any_ring(const std::uint8_t* data, std::size_t size) {
     if (auto t = mpmc->stalled_producer_ticket()) mpmc->skip_stalled(*t);
     if (auto t = mpmc->stalled_consumer_ticket()) mpmc->force_release(*t);
   }
-  if (auto reader = BroadcastReader::attach(copy.bytes, copy.size, BroadcastStart::kLatest); reader.ok()) {
-    std::vector<std::byte> out(reader->max_record());
-    std::size_t n = 0;
-    for (int i = 0; i < 16; ++i) {
-      const RingResult r = reader->try_read(out, &n);
-      if (r == RingResult::kOk) touch(std::span(out).first(n), &sink);
-      if (r == RingResult::kEmpty || r == RingResult::kCorrupt) break;
-    }
-  }
-  if (auto writer = BroadcastRing::attach(copy.bytes, copy.size); writer.ok()) {
-    std::byte buf[32] = {};
-    writer->try_write(std::span(buf, writer->max_record() < 32 ? writer->max_record() : 32));
-  }
-  if (auto reader = BroadcastReader::register_reader(copy.bytes, copy.size, 5); reader.ok()) {
-    std::vector<std::byte> out(reader->max_record());
-    std::size_t n = 0;
-    reader->try_read(out, &n);
-  }
+  broadcast_roles(copy.bytes, copy.size, &sink);
   if (auto pool = FramePool::attach(copy.bytes, copy.size); pool.ok()) {
     // Reader: the newest frame, pinned and read through; writer: claim, publish, abort.
     std::uint64_t pin = 0;
@@ -171,32 +208,67 @@ void scan_records(const std::uint8_t* data, std::size_t size) {
       ring->read([&](std::span<const std::byte> s) { touch(s, &sink); }, 2);
     }
   } else if (kind == 1) {
-    const BroadcastRing::Options options{kCapacity, 0, false, 0, 0};
-    const std::size_t bytes = BroadcastRing::required_bytes(options);
+    // A valid broadcast ring (2 publishers, 2 reader slots, history 2) whose claim pair, intent,
+    // gap table, publisher and reader slots, anchors and data area come from the input:
+    // [mode: 1][claim position: 8][claim sequence: 8][intent: 8][gap count: 8][control bytes: 1024]
+    // [data area...]. With mode bit 0 set, the words along a reader's path get the commit words a
+    // writer would give them (lengths and kinds still from the input), so the checks after the
+    // commit word are reached too.
+    constexpr std::uint64_t kRing = 1024;  // the least that keeps a history of 2
+    BroadcastOptions options;
+    options.capacity = kRing;
+    options.max_readers = 2;
+    options.max_publishers = 2;
+    options.history = 2;
+    options.key = 0x1234;
+    const std::size_t bytes = BroadcastLayout::required_bytes(options);
     std::vector<std::uint8_t> zeros(bytes);
     AlignedCopy region(zeros.data(), bytes);
-    auto writer = BroadcastRing::create(region.bytes, bytes, options);
-    auto reader = BroadcastReader::attach(region.bytes, bytes, BroadcastStart::kNext);
-    if (!writer.ok() || !reader.ok()) std::abort();
-    auto* control = reinterpret_cast<BroadcastControl*>(region.bytes);
-    if (size >= 16) {
-      std::uint64_t t, ti;
-      std::memcpy(&t, data, 8);
-      std::memcpy(&ti, data + 8, 8);
-      control->writer.tail = t % (4 * kCapacity);
-      control->writer.tail_intent = ti % (4 * kCapacity);
-      data += 16;
-      size -= 16;
+    if (!BroadcastLayout::create(region.bytes, bytes, options).ok()) std::abort();
+    auto layout = BroadcastLayout::map(region.bytes, bytes);
+    if (!layout.ok()) std::abort();
+    auto take = [&](void* out, std::size_t n) {
+      const std::size_t k = size < n ? size : n;
+      std::memcpy(out, data, k);
+      data += k;
+      size -= k;
+    };
+    std::uint8_t mode = 0;
+    take(&mode, 1);
+    BroadcastControl& control = *layout->control;
+    std::uint64_t words[4] = {};
+    take(words, sizeof words);
+    control.claim.position = words[0] % (8 * kRing) & ~(kBroadcastGranule - 1);
+    control.claim.sequence = words[1] % 64;
+    control.rare.intent.store(words[2] % (8 * kRing));
+    control.rare.gaps.store(words[3] % 200);
+    // The gap table, publisher slots, reader slots and index: from the input.
+    auto* after_rare = reinterpret_cast<std::byte*>(&control.gaps[0]);
+    const std::size_t control_bytes = static_cast<std::size_t>(layout->data - after_rare);
+    std::vector<std::byte> control_input(control_bytes < 1024 ? control_bytes : 1024);
+    take(control_input.data(), control_input.size());
+    if ((mode & 2) != 0) std::memcpy(after_rare, control_input.data(), control_input.size());
+    take(layout->data, kRing);
+    if ((mode & 1) != 0) {
+      // Commit words along the path from position 0, sequence 0.
+      std::uint64_t pos = 0;
+      std::uint64_t seq = 0;
+      for (int step = 0; step < 32; ++step) {
+        std::byte* record = layout->data + layout->index_of(pos);
+        std::uint64_t word1;
+        std::memcpy(&word1, record + 8, 8);
+        const std::uint64_t kind_bits = word1 >> 62;
+        const std::uint64_t mark = kind_bits == 1 ? kFillerMark : kind_bits == 2 ? kVoidMark : 0;
+        const std::uint64_t word0 = commit_word(layout->key, pos, seq) ^ mark;
+        std::memcpy(record, &word0, 8);
+        const std::uint64_t size_of = mark == 0 ? broadcast_record_bytes(static_cast<std::uint32_t>(word1) % 400)
+                                                : (word1 % 8 + 1) * kBroadcastGranule;
+        if (mark != kFillerMark) ++seq;
+        pos += size_of;
+        if ((step & 7) == 0) layout->anchor_slot(seq).store(pos);
+      }
     }
-    std::memcpy(region.bytes + sizeof(BroadcastControl), data, size < kCapacity ? size : kCapacity);
-    std::vector<std::byte> out(reader->max_record());
-    for (int i = 0; i < 200; ++i) {
-      std::size_t n = 0;
-      const RingResult r = reader->try_read(out, &n);
-      if (r == RingResult::kOk) touch(std::span(out).first(n), &sink);
-      if (r == RingResult::kEmpty) break;
-      if (r == RingResult::kCorrupt) reader->resync();
-    }
+    broadcast_roles(region.bytes, bytes, &sink);
   } else {
     const MpmcQueue<>::Options options{8, 40, 0};
     const std::size_t bytes = MpmcQueue<>::required_bytes(options);

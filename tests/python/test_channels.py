@@ -123,7 +123,10 @@ def test_errors_follow_one_rule(name):
         with pytest.raises(shmring.MismatchError):
             shmring.QueueConsumer(name)  # a topic, not a queue
         with pytest.raises(shmring.MismatchError):
-            shmring.TopicSubscriber(name, lossless=True)
+            shmring.TopicSubscriber(name, max_message=128)  # the channel's limit is 64
+        # Delivery is each subscriber's own choice: lossless on a lossy-by-default topic is fine.
+        with shmring.TopicSubscriber(name, lossless=True) as lossless_sub:
+            assert lossless_sub.lossless
         with pytest.raises(ValueError):
             shmring.TopicSubscriber(name).receive(timeout=-1)
     assert issubclass(shmring.EvictedError, shmring.Error)

@@ -1,14 +1,19 @@
-#include "shmring/queue/broadcast_ring.h"
-
+// The broadcast ring by role: layout, writer, reader, reader-slot admin (single process, unit).
+// Several writers, history and per-reader delivery: broadcast_publishers_test.cc.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 
 #include <array>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "ring_test_util.h"
+#include "shmring/queue/broadcast_layout.h"
+#include "shmring/queue/broadcast_reader.h"
+#include "shmring/queue/broadcast_reader_slots.h"
+#include "shmring/queue/broadcast_writer.h"
 
 namespace shmring {
 namespace {
@@ -16,114 +21,146 @@ namespace {
 using testing::bytes_of;
 using testing::HeapRegion;
 
+BroadcastOptions options(std::uint64_t capacity, std::uint32_t readers = 4, std::uint32_t publishers = 1) {
+  BroadcastOptions o;
+  o.capacity = capacity;
+  o.max_readers = readers;
+  o.max_publishers = publishers;
+  return o;
+}
+
 struct Fixture {
-  explicit Fixture(BroadcastRing::Options o = {256, 0, false, 64, 0})
-      : options(o), region(BroadcastRing::required_bytes(o)) {
-    auto created = BroadcastRing::create(region.data(), region.size(), options);
-    EXPECT_TRUE(created.ok()) << created.status();
-    writer.emplace(std::move(*created));
+  explicit Fixture(BroadcastOptions o = options(1024)) : opts(o), region(BroadcastLayout::required_bytes(o)) {
+    const absl::Status s = BroadcastLayout::create(region.data(), region.size(), opts);
+    EXPECT_TRUE(s.ok()) << s;
+    auto w = BroadcastWriter::attach(region.data(), region.size(), 1000);
+    EXPECT_TRUE(w.ok()) << w.status();
+    writer.emplace(std::move(*w));
   }
-  BroadcastReader reader(BroadcastStart start = BroadcastStart::kNext) {
+  BroadcastReader reader(BroadcastStartAt start = {}) {
     auto r = BroadcastReader::attach(region.data(), region.size(), start);
     EXPECT_TRUE(r.ok()) << r.status();
     return std::move(*r);
   }
-  BroadcastRing::Options options;
+  BroadcastReader lossless(std::uint64_t token, BroadcastStartAt start = {}) {
+    auto r = BroadcastReader::register_reader(region.data(), region.size(), token, start);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return std::move(*r);
+  }
+  BroadcastReaderSlots slots() { return *BroadcastReaderSlots::attach(region.data(), region.size()); }
+  BroadcastControl* control() { return static_cast<BroadcastControl*>(region.data()); }
+  BroadcastOptions opts;
   HeapRegion region;
-  std::optional<BroadcastRing> writer;
+  std::optional<BroadcastWriter> writer;
 };
 
 struct Read {
   RingResult result;
   std::string data;
+  BroadcastRecordInfo info;
 };
 
 Read read(BroadcastReader& r) {
   std::vector<std::byte> out(r.max_record());
-  std::size_t n = 0;
-  const RingResult result = r.try_read(out, &n);
-  if (result != RingResult::kOk) return {result, ""};
-  return {result, std::string(reinterpret_cast<const char*>(out.data()), n)};
+  Read x{RingResult::kEmpty, "", {}};
+  x.result = r.try_read(out, &x.info);
+  if (x.result == RingResult::kOk) x.data.assign(reinterpret_cast<const char*>(out.data()), x.info.bytes);
+  return x;
 }
 
-TEST(BroadcastRing, EveryReaderSeesEveryRecord) {
+RingResult write(BroadcastWriter& w, const std::string& s) { return w.try_write(bytes_of(s)); }
+
+TEST(BroadcastRing, EveryReaderSeesEveryRecordWithItsNumbers) {
   Fixture f;
   BroadcastReader a = f.reader();
   BroadcastReader b = f.reader();
   EXPECT_EQ(read(a).result, RingResult::kEmpty);
   for (int round = 0; round < 300; ++round) {
     for (int i = 0; i < 3; ++i) {
-      ASSERT_EQ(f.writer->try_write(bytes_of(std::to_string(round * 3 + i) + std::string(i * 9, '-'))),
-                RingResult::kOk);
+      ASSERT_EQ(write(*f.writer, std::to_string(round * 3 + i) + std::string(i * 19, '-')), RingResult::kOk);
     }
     for (int i = 0; i < 3; ++i) {
-      const std::string expect = std::to_string(round * 3 + i) + std::string(i * 9, '-');
-      EXPECT_EQ(read(a).data, expect);
-      EXPECT_EQ(read(b).data, expect);
+      const std::string expect = std::to_string(round * 3 + i) + std::string(i * 19, '-');
+      for (BroadcastReader* r : {&a, &b}) {
+        const Read x = read(*r);
+        ASSERT_EQ(x.result, RingResult::kOk);
+        EXPECT_EQ(x.data, expect);
+        EXPECT_EQ(x.info.sequence, static_cast<std::uint64_t>(round * 3 + i));
+        EXPECT_EQ(x.info.publisher, f.writer->id());
+        EXPECT_EQ(x.info.publisher_sequence, static_cast<std::uint64_t>(round * 3 + i));
+      }
     }
   }
   EXPECT_EQ(read(a).result, RingResult::kEmpty);
   EXPECT_EQ(a.lost_records(), 0u);
+  EXPECT_EQ(f.writer->published(), 900u);
+  EXPECT_EQ(f.writer->last_sequence(), 899u);
 }
 
-TEST(BroadcastRing, ZeroByteMaxSizeAndTooLarge) {
-  Fixture f;
+TEST(BroadcastRing, RecordsOfUpToFortyBytesTakeOneCacheLine) {
+  Fixture f(options(4096));
   BroadcastReader r = f.reader();
-  EXPECT_EQ(f.writer->max_record(), 112u);
-  const std::string max(112, 'm');
-  for (int i = 0; i < 40; ++i) {
-    ASSERT_EQ(f.writer->try_write({}), RingResult::kOk);
-    ASSERT_EQ(f.writer->try_write(bytes_of(max)), RingResult::kOk);
-    Read x = read(r);
-    EXPECT_EQ(x.result, RingResult::kOk);
-    EXPECT_EQ(x.data, "");
-    EXPECT_EQ(read(r).data, max);
-  }
+  ASSERT_EQ(write(*f.writer, std::string(40, 'a')), RingResult::kOk);
+  ASSERT_EQ(read(r).result, RingResult::kOk);
+  EXPECT_EQ(r.position(), 64u);
+  ASSERT_EQ(write(*f.writer, std::string(41, 'b')), RingResult::kOk);
+  ASSERT_EQ(read(r).result, RingResult::kOk);
+  EXPECT_EQ(r.position(), 64u + 128u);
+  ASSERT_EQ(write(*f.writer, ""), RingResult::kOk);
+  const Read empty = read(r);
+  ASSERT_EQ(empty.result, RingResult::kOk);
+  EXPECT_EQ(empty.data, "");
+  EXPECT_EQ(r.position(), 256u);
+  EXPECT_EQ(broadcast_record_bytes(64), 128u);
+}
+
+TEST(BroadcastRing, LimitsTooLargeAndShortBuffers) {
+  Fixture f(options(1024));
+  // (history + 2) records and one intent chunk (64 bytes) in 1024 bytes: 448-byte records.
+  EXPECT_EQ(f.writer->max_record(), 448u - 24u);
+  BroadcastReader r = f.reader();
   const std::vector<std::byte> before = f.region.snapshot();
-  EXPECT_EQ(f.writer->try_write(bytes_of(std::string(113, 't'))), RingResult::kTooLarge);
+  EXPECT_EQ(write(*f.writer, std::string(425, 't')), RingResult::kTooLarge);
   EXPECT_EQ(f.region.snapshot(), before);
-  // A buffer shorter than max_record is fine for records that fit; a record that does not fit is
-  // reported with the length it needs and stays unread.
+  ASSERT_EQ(write(*f.writer, std::string(424, 'm')), RingResult::kOk);
+  EXPECT_EQ(read(r).data, std::string(424, 'm'));
+  // A buffer that fits the record is enough; a record that does not fit is reported and stays.
   std::array<std::byte, 16> small{};
-  std::size_t n = 0;
-  EXPECT_EQ(r.try_read(small, &n), RingResult::kEmpty);
-  ASSERT_EQ(f.writer->try_write(bytes_of("tiny")), RingResult::kOk);
-  ASSERT_EQ(f.writer->try_write(bytes_of(std::string(40, 'L'))), RingResult::kOk);
-  ASSERT_EQ(r.try_read(small, &n), RingResult::kOk);
-  EXPECT_EQ(n, 4u);
-  n = 0;
-  EXPECT_EQ(r.try_read(small, &n), RingResult::kTooLarge);
-  EXPECT_EQ(n, 40u);
-  EXPECT_EQ(r.try_read(small, &n), RingResult::kTooLarge);  // still there
+  BroadcastRecordInfo info;
+  ASSERT_EQ(write(*f.writer, "tiny"), RingResult::kOk);
+  ASSERT_EQ(write(*f.writer, std::string(40, 'L')), RingResult::kOk);
+  ASSERT_EQ(r.try_read(small, &info), RingResult::kOk);
+  EXPECT_EQ(info.bytes, 4u);
+  EXPECT_EQ(r.try_read(small, &info), RingResult::kTooLarge);
+  EXPECT_EQ(info.bytes, 40u);
+  EXPECT_EQ(r.try_read(small, nullptr), RingResult::kTooLarge);  // still there
   EXPECT_EQ(read(r).data, std::string(40, 'L'));
   EXPECT_EQ(r.lost_records(), 0u);
 }
 
-TEST(BroadcastRing, PaddingAtTheWrap) {
-  Fixture f;
+TEST(BroadcastRing, FillerAtTheEndOfTheRing) {
+  Fixture f(options(1024));
   BroadcastReader r = f.reader();
-  const std::string s40(40, 'a');  // 56-byte records
-  for (int i = 0; i < 4; ++i) ASSERT_EQ(f.writer->try_write(bytes_of(s40)), RingResult::kOk);
-  for (int i = 0; i < 4; ++i) ASSERT_EQ(read(r).data, s40);
-  // 224 used; 32 left before the end: a 56-byte record needs padding.
-  ASSERT_EQ(f.writer->try_write(bytes_of(s40)), RingResult::kOk);
-  EXPECT_EQ(f.writer->tail_position(), 256u + 56u);
-  EXPECT_EQ(read(r).data, s40);
-  EXPECT_EQ(r.position(), 256u + 56u);
+  for (int i = 0; i < 7; ++i) ASSERT_EQ(write(*f.writer, std::string(100, 'a' + i)), RingResult::kOk);  // 128 each
+  for (int i = 0; i < 7; ++i) ASSERT_EQ(read(r).data, std::string(100, 'a' + i));
+  // 896 used, 128 left: a 256-byte record needs a filler first.
+  ASSERT_EQ(write(*f.writer, std::string(200, 'w')), RingResult::kOk);
+  EXPECT_EQ(f.writer->claim_position_approx(), 1024u + 256u);
+  const Read x = read(r);
+  EXPECT_EQ(x.data, std::string(200, 'w'));
+  EXPECT_EQ(x.info.sequence, 7u);
+  EXPECT_EQ(r.position(), 1024u + 256u);
 }
 
-TEST(BroadcastRing, LappedReaderCountsExactlyWhatItLost) {
-  Fixture f;
+TEST(BroadcastRing, LappedReaderJumpsToTheNewestAndCountsExactlyWhatItLost) {
+  Fixture f(options(1024));
   BroadcastReader r = f.reader();
-  for (int i = 0; i < 3; ++i) ASSERT_EQ(f.writer->try_write(bytes_of("r" + std::to_string(i))), RingResult::kOk);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(write(*f.writer, "r" + std::to_string(i)), RingResult::kOk);
   EXPECT_EQ(read(r).data, "r0");
-  // 100 more records (24 bytes each): far more than 256 bytes.
-  for (int i = 3; i < 103; ++i) {
-    ASSERT_EQ(f.writer->try_write(bytes_of("r" + std::to_string(i))), RingResult::kOk);
-  }
+  for (int i = 3; i < 103; ++i) ASSERT_EQ(write(*f.writer, "r" + std::to_string(i)), RingResult::kOk);
   EXPECT_EQ(read(r).result, RingResult::kLapped);
   EXPECT_EQ(r.lapped_count(), 1u);
-  const Read next = read(r);  // the latest record
+  const Read next = read(r);
   ASSERT_EQ(next.result, RingResult::kOk);
   EXPECT_EQ(next.data, "r102");
   EXPECT_EQ(r.lost_records(), 101u);  // r1 .. r101
@@ -131,55 +168,38 @@ TEST(BroadcastRing, LappedReaderCountsExactlyWhatItLost) {
 }
 
 TEST(BroadcastRing, TornCopyIsDetected) {
-  // Simulate the writer starting to overwrite the record being copied: move tail_intent a full ring
-  // past the reader's cursor. The reader must not return the record.
-  Fixture f;
+  // A writer starting to overwrite the record being copied raises intent a ring past it first: the
+  // reader must not return the record.
+  Fixture f(options(1024));
   BroadcastReader r = f.reader();
-  ASSERT_EQ(f.writer->try_write(bytes_of("first")), RingResult::kOk);
-  ASSERT_EQ(f.writer->try_write(bytes_of("second")), RingResult::kOk);
-  auto* control = static_cast<BroadcastControl*>(f.region.data());
-  control->writer.tail_intent.store(256 + 8);
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(write(*f.writer, "r" + std::to_string(i)), RingResult::kOk);
+  const std::uint64_t intent = f.control()->rare.intent.load();
+  f.control()->rare.intent.store(1024 + 64);  // as if the bytes of r0 were being overwritten
   EXPECT_EQ(read(r).result, RingResult::kLapped);
-  control->writer.tail_intent.store(control->writer.tail.load());
-  EXPECT_EQ(read(r).data, "second");  // jumped to the latest record
-  EXPECT_EQ(r.lost_records(), 1u);
-}
-
-TEST(BroadcastRing, LateJoinersStartAtTheNextOrTheLatestRecord) {
-  Fixture f;
-  ASSERT_EQ(f.writer->try_write(bytes_of("old")), RingResult::kOk);
-  ASSERT_EQ(f.writer->try_write(bytes_of("latest")), RingResult::kOk);
-  BroadcastReader next = f.reader(BroadcastStart::kNext);
-  BroadcastReader latest = f.reader(BroadcastStart::kLatest);
-  ASSERT_EQ(f.writer->try_write(bytes_of("new")), RingResult::kOk);
-  EXPECT_EQ(read(next).data, "new");
-  EXPECT_EQ(read(latest).data, "latest");
-  EXPECT_EQ(read(latest).data, "new");
-  // kLatest on an empty ring: the first record written.
-  Fixture g;
-  BroadcastReader early = g.reader(BroadcastStart::kLatest);
-  ASSERT_EQ(g.writer->try_write(bytes_of("x")), RingResult::kOk);
-  EXPECT_EQ(read(early).data, "x");
+  EXPECT_EQ(read(r).data, "r9");  // jumped to the newest record (from the anchor of r8)
+  EXPECT_EQ(r.lost_records(), 9u);
+  f.control()->rare.intent.store(intent);
 }
 
 TEST(BroadcastRing, LossyReaderWorksOnAReadOnlyMapping) {
-  const BroadcastRing::Options options{4096, 0, false, 0, 0};
-  const std::size_t bytes = BroadcastRing::required_bytes(options);
+  const BroadcastOptions o = options(4096, 0);
+  const std::size_t bytes = BroadcastLayout::required_bytes(o);
   void* rw = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   ASSERT_NE(rw, MAP_FAILED);
-  auto writer = BroadcastRing::create(rw, bytes, options);
+  ASSERT_TRUE(BroadcastLayout::create(rw, bytes, o).ok());
+  auto writer = BroadcastWriter::attach(rw, bytes, 1);
   ASSERT_TRUE(writer.ok());
-  ASSERT_EQ(writer->try_write(bytes_of("before")), RingResult::kOk);
+  ASSERT_EQ(write(*writer, "before"), RingResult::kOk);
   // A second, read-only view of the same pages: a write through it would SIGSEGV.
   void* ro = mremap(rw, 0, bytes, MREMAP_MAYMOVE);
   ASSERT_NE(ro, MAP_FAILED);
   ASSERT_EQ(mprotect(ro, bytes, PROT_READ), 0);
-  auto reader = BroadcastReader::attach(ro, bytes, BroadcastStart::kLatest);
+  auto reader = BroadcastReader::attach(ro, bytes, {BroadcastStart::kLatest});
   ASSERT_TRUE(reader.ok()) << reader.status();
-  ASSERT_EQ(writer->try_write(bytes_of("after")), RingResult::kOk);
+  ASSERT_EQ(write(*writer, "after"), RingResult::kOk);
   EXPECT_EQ(read(*reader).data, "before");
   EXPECT_EQ(read(*reader).data, "after");
-  for (int i = 0; i < 1000; ++i) ASSERT_EQ(writer->try_write(bytes_of(std::to_string(i))), RingResult::kOk);
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(write(*writer, std::to_string(i)), RingResult::kOk);
   EXPECT_EQ(read(*reader).result, RingResult::kLapped);
   EXPECT_EQ(read(*reader).data, "999");
   EXPECT_EQ(reader->lost_records(), 999u);
@@ -188,197 +208,225 @@ TEST(BroadcastRing, LossyReaderWorksOnAReadOnlyMapping) {
 }
 
 TEST(BroadcastRing, PositionsAndSequencesAcrossTheWrapOf64Bits) {
-  Fixture f({256, 0, false, 0, ~std::uint64_t{0} - 3 * 256 + 1});
+  BroadcastOptions o = options(1024, 0);
+  o.initial_position = std::uint64_t{0} - 3 * 1024;  // a multiple of 64, 3 rings before 2^64
+  o.initial_sequence = ~std::uint64_t{0} - 100;
+  Fixture f(o);
   BroadcastReader r = f.reader();
   std::uint64_t written = 0;
   std::uint64_t got = 0;
   for (int round = 0; round < 500; ++round) {
     for (int i = 0; i < 2; ++i) {
-      ASSERT_EQ(f.writer->try_write(bytes_of(std::to_string(written) + std::string(written % 30, '.'))),
-                RingResult::kOk);
+      ASSERT_EQ(write(*f.writer, std::to_string(written) + std::string(written % 90, '.')), RingResult::kOk);
       ++written;
     }
     for (int i = 0; i < 2; ++i) {
       const Read x = read(r);
       ASSERT_EQ(x.result, RingResult::kOk);
-      EXPECT_EQ(x.data, std::to_string(got) + std::string(got % 30, '.'));
+      EXPECT_EQ(x.data, std::to_string(got) + std::string(got % 90, '.'));
+      EXPECT_EQ(x.info.sequence, o.initial_sequence + got);
       ++got;
     }
   }
-  EXPECT_LT(f.writer->tail_position(), 100000u);
-  EXPECT_LT(f.writer->next_sequence(), 1000u);
+  EXPECT_LT(f.writer->claim_position_approx(), 200000u);
+  EXPECT_LT(f.writer->claim_sequence_approx(), 1000u);
   EXPECT_EQ(r.lost_records(), 0u);
-  // Lapping across the wrap still counts exactly.
-  for (int i = 0; i < 50; ++i) ASSERT_EQ(f.writer->try_write(bytes_of("x")), RingResult::kOk);
+  // Lapping across the wrap still counts exactly, and late starts find their anchors.
+  BroadcastReader latest = f.reader({BroadcastStart::kHistory, 3});
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(write(*f.writer, "x"), RingResult::kOk);
   EXPECT_EQ(read(r).result, RingResult::kLapped);
   EXPECT_EQ(read(r).result, RingResult::kOk);
   EXPECT_EQ(r.lost_records(), 49u);
+  EXPECT_EQ(latest.history_missed(), 0u);
+  EXPECT_EQ(latest.next_sequence(), o.initial_sequence + written - 3);
 }
 
-TEST(BroadcastRingLossless, WriterWaitsForTheSlowestRegisteredReader) {
-  Fixture f({256, 0, true, 4, 0});
-  auto fast = BroadcastReader::register_reader(f.region.data(), f.region.size(), 11);
-  auto slow = BroadcastReader::register_reader(f.region.data(), f.region.size(), 22);
-  ASSERT_TRUE(fast.ok() && slow.ok());
-  EXPECT_NE(fast->slot_index(), slow->slot_index());
+TEST(BroadcastRingLossless, WritersWaitForTheSlowestRegisteredReader) {
+  Fixture f(options(1024));
+  BroadcastReader fast = f.lossless(11);
+  BroadcastReader slow = f.lossless(22);
+  EXPECT_NE(fast.slot_index(), slow.slot_index());
   int written = 0;
-  while (f.writer->try_write(bytes_of("m" + std::to_string(written))) == RingResult::kOk) ++written;
-  EXPECT_EQ(written, 10);  // 256 / 24
-  EXPECT_EQ(f.writer->try_write(bytes_of("z")), RingResult::kFull);
-  for (int i = 0; i < written; ++i) EXPECT_EQ(read(*fast).data, "m" + std::to_string(i));
-  EXPECT_EQ(f.writer->try_write(bytes_of("z")), RingResult::kFull);  // slow still holds it
-  EXPECT_EQ(read(*slow).data, "m0");
-  EXPECT_EQ(f.writer->try_write(bytes_of("m10")), RingResult::kOk);
-  EXPECT_EQ(f.writer->try_write(bytes_of("z")), RingResult::kFull);
-  // Evicting the slow reader lets the writer go on; the evicted reader is told.
-  EXPECT_EQ(f.writer->evict_reader(slow->slot_index(), 99), RingResult::kBusy);  // wrong token
-  ASSERT_EQ(f.writer->evict_reader(slow->slot_index(), 22), RingResult::kOk);
-  EXPECT_EQ(f.writer->reader_slot(slow->slot_index()).owner, kReaderSlotFree);
-  EXPECT_EQ(read(*fast).data, "m10");
-  for (int i = 11; i < 20; ++i) EXPECT_EQ(f.writer->try_write(bytes_of("m" + std::to_string(i))), RingResult::kOk);
-  const Read x = read(*slow);  // intact record, then it notices
-  EXPECT_TRUE(x.result == RingResult::kOk || x.result == RingResult::kLapped) << to_string(x.result);
-  EXPECT_EQ(read(*slow).result, RingResult::kEvicted);
-  for (int i = 11; i < 20; ++i) EXPECT_EQ(read(*fast).data, "m" + std::to_string(i));
-  EXPECT_EQ(fast->lost_records(), 0u);
+  while (write(*f.writer, "m" + std::to_string(written)) == RingResult::kOk) ++written;
+  EXPECT_EQ(written, 16);  // 1024 / 64
+  EXPECT_EQ(write(*f.writer, "z"), RingResult::kFull);
+  for (int i = 0; i < written; ++i) EXPECT_EQ(read(fast).data, "m" + std::to_string(i));
+  EXPECT_EQ(read(fast).result, RingResult::kEmpty);  // stores its position
+  EXPECT_EQ(write(*f.writer, "z"), RingResult::kFull);  // slow still holds it
+  EXPECT_EQ(read(slow).data, "m0");  // stores its position (every capacity / 16 = 64 bytes)
+  EXPECT_EQ(write(*f.writer, "m16"), RingResult::kOk);
+  EXPECT_EQ(write(*f.writer, "z"), RingResult::kFull);
+  // Evicting the slow reader lets the writers go on; the evicted reader is told.
+  BroadcastReaderSlots admin = f.slots();
+  EXPECT_EQ(admin.evict(slow.slot_index(), 99), RingResult::kBusy);  // wrong token
+  ASSERT_EQ(admin.evict(slow.slot_index(), 22), RingResult::kOk);
+  EXPECT_EQ(admin.slot(slow.slot_index()).owner, kSlotFree);
+  EXPECT_EQ(read(fast).data, "m16");
+  for (int i = 17; i < 30; ++i) EXPECT_EQ(write(*f.writer, "m" + std::to_string(i)), RingResult::kOk);
+  Read x = read(slow);  // records still intact, then it notices
+  while (x.result == RingResult::kOk) x = read(slow);
+  EXPECT_EQ(x.result, RingResult::kEvicted);
+  for (int i = 17; i < 30; ++i) EXPECT_EQ(read(fast).data, "m" + std::to_string(i));
+  EXPECT_EQ(fast.lost_records(), 0u);
+}
+
+TEST(BroadcastRingLossless, StoresItsPositionInBatchesAndWhenIdle) {
+  Fixture f(options(4096));
+  BroadcastReader r = f.lossless(5);
+  BroadcastReaderSlots admin = f.slots();
+  const std::uint64_t start = admin.slot(r.slot_index()).position;
+  EXPECT_EQ(start, 0u);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(write(*f.writer, "x"), RingResult::kOk);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(read(r).result, RingResult::kOk);
+  EXPECT_EQ(admin.slot(r.slot_index()).position, 0u);  // not per record
+  EXPECT_FALSE(r.take_published());
+  EXPECT_EQ(read(r).result, RingResult::kEmpty);        // idle: stored now
+  EXPECT_EQ(admin.slot(r.slot_index()).position, 192u);
+  EXPECT_TRUE(r.take_published());
+  EXPECT_FALSE(r.take_published());
+  // Every capacity / 16 bytes while busy.
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(write(*f.writer, "y"), RingResult::kOk);
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(read(r).result, RingResult::kOk);
+  EXPECT_EQ(admin.slot(r.slot_index()).position, 192u + 256u);
 }
 
 TEST(BroadcastRingLossless, SlotsRunOutAndComeBack) {
-  Fixture f({256, 0, true, 2, 0});
-  auto a = BroadcastReader::register_reader(f.region.data(), f.region.size(), 1);
-  auto b = BroadcastReader::register_reader(f.region.data(), f.region.size(), 2);
-  ASSERT_TRUE(a.ok() && b.ok());
+  Fixture f(options(1024, 2));
+  BroadcastReader a = f.lossless(1);
+  BroadcastReader b = f.lossless(2);
   EXPECT_EQ(BroadcastReader::register_reader(f.region.data(), f.region.size(), 3).status().code(),
             absl::StatusCode::kResourceExhausted);
-  a->unregister();
-  auto c = BroadcastReader::register_reader(f.region.data(), f.region.size(), 3);
-  ASSERT_TRUE(c.ok());
-  ASSERT_EQ(f.writer->try_write(bytes_of("hi")), RingResult::kOk);
-  EXPECT_EQ(read(*c).data, "hi");
-  EXPECT_EQ(read(*b).data, "hi");
+  a.unregister();
+  EXPECT_EQ(read(a).result, RingResult::kEvicted);
+  BroadcastReader c = f.lossless(3);
+  ASSERT_EQ(write(*f.writer, "hi"), RingResult::kOk);
+  EXPECT_EQ(read(c).data, "hi");
+  EXPECT_EQ(read(b).data, "hi");
   EXPECT_EQ(BroadcastReader::register_reader(f.region.data(), f.region.size(), 0).status().code(),
             absl::StatusCode::kInvalidArgument);
-  Fixture lossy;
-  EXPECT_EQ(BroadcastReader::register_reader(lossy.region.data(), lossy.region.size(), 5).status().code(),
-            absl::StatusCode::kFailedPrecondition);
+  Fixture none(options(1024, 0));
+  EXPECT_EQ(BroadcastReader::register_reader(none.region.data(), none.region.size(), 5).status().code(),
+            absl::StatusCode::kResourceExhausted);
 }
 
-TEST(BroadcastRingLossless, ReaderJoiningLateStartsAtTheNextRecordAndIsNeverLapped) {
-  Fixture f({256, 0, true, 4, 0});
-  for (int i = 0; i < 50; ++i) ASSERT_EQ(f.writer->try_write(bytes_of("old")), RingResult::kOk);
-  auto r = BroadcastReader::register_reader(f.region.data(), f.region.size(), 7);
-  ASSERT_TRUE(r.ok());
+TEST(BroadcastRingLossless, ReaderJoiningLateIsNeverLapped) {
+  Fixture f(options(1024));
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(write(*f.writer, "old"), RingResult::kOk);
+  BroadcastReader r = f.lossless(7);
   int written = 0;
-  while (f.writer->try_write(bytes_of(std::to_string(written))) == RingResult::kOk) ++written;
-  EXPECT_GT(written, 5);
-  for (int i = 0; i < written; ++i) EXPECT_EQ(read(*r).data, std::to_string(i));
-  EXPECT_EQ(r->lapped_count(), 0u);
+  while (write(*f.writer, std::to_string(written)) == RingResult::kOk) ++written;
+  EXPECT_EQ(written, 16);
+  for (int i = 0; i < written; ++i) EXPECT_EQ(read(r).data, std::to_string(i));
+  EXPECT_EQ(r.lapped_count(), 0u);
 }
 
-// A writer scan that read a slot's owner just before that reader left can settle the freed slot
-// (kReaderJoining -> its tail) for nobody. The writer then skips the free slot and runs ahead with
-// a limit from a later scan. The next reader to take the slot must start at its own tail, not at
-// that stale settlement, or the writer overwrites records it is about to read.
-TEST(BroadcastRingLossless, StaleSettlementOfAFreedSlotIsNotTakenAsAStart) {
-  Fixture f({256, 0, true, 1, 0});
-  auto a = BroadcastReader::register_reader(f.region.data(), f.region.size(), 1);
-  ASSERT_TRUE(a.ok());
-  for (int i = 0; i < 5; ++i) ASSERT_EQ(f.writer->try_write(bytes_of("m" + std::to_string(i))), RingResult::kOk);
-  for (int i = 0; i < 5; ++i) ASSERT_EQ(read(*a).data, "m" + std::to_string(i));
-  a->unregister();
-  // The stale settlement, as the racing scan leaves it: the freed slot says 120 (the tail then).
-  auto* slot = reinterpret_cast<BroadcastReaderSlot*>(static_cast<std::byte*>(f.region.data()) +
-                                                      sizeof(BroadcastControl));
-  slot->position.store(120);
-  // The writer goes on; m10 pads to 256 and ends at 280 > 256, so it scans, skips the free slot
-  // and sets its limit to 240 + 256.
-  for (int i = 5; i < 11; ++i) ASSERT_EQ(f.writer->try_write(bytes_of("m" + std::to_string(i))), RingResult::kOk);
-  ASSERT_EQ(f.writer->tail_position(), 280u);
-  auto b = BroadcastReader::register_reader(f.region.data(), f.region.size(), 2);
-  ASSERT_TRUE(b.ok());
-  EXPECT_EQ(b->position(), 280u);
-  EXPECT_EQ(f.writer->reader_slot(0).position, 280u);
-  // Within that limit, no new scan: these end at 496 and overwrite everything below 240.
-  for (int i = 11; i < 20; ++i) ASSERT_EQ(f.writer->try_write(bytes_of("m" + std::to_string(i))), RingResult::kOk);
-  for (int i = 11; i < 20; ++i) EXPECT_EQ(read(*b).data, "m" + std::to_string(i));
-  EXPECT_EQ(b->lost_records(), 0u);
-  EXPECT_EQ(b->lapped_count(), 0u);
-}
-
-// A slot position no live reader can hold (garbage) does not stop the writer: it is reset to the
-// writer's tail, and the reader owning the slot learns it was evicted.
-TEST(BroadcastRingLossless, ImpossibleSlotPositionIsResetNotFatal) {
-  Fixture f({256, 0, true, 1, 0});
-  auto r = BroadcastReader::register_reader(f.region.data(), f.region.size(), 9);
-  ASSERT_TRUE(r.ok());
-  ASSERT_EQ(f.writer->try_write(bytes_of("before")), RingResult::kOk);
-  auto* slot = reinterpret_cast<BroadcastReaderSlot*>(static_cast<std::byte*>(f.region.data()) +
-                                                      sizeof(BroadcastControl));
-  slot->position.store(std::uint64_t{1} << 50);  // far ahead of any tail
+// A slot position no live reader can hold (garbage) does not stop the writers; the reader owning
+// the slot is overwritten and learns it was evicted, never reads a torn record.
+TEST(BroadcastRingLossless, ImpossibleSlotPositionDoesNotHoldWritersBack) {
+  Fixture f(options(1024, 1));
+  BroadcastReader r = f.lossless(9);
+  ASSERT_EQ(write(*f.writer, "before"), RingResult::kOk);
+  f.region.bytes();
+  auto* slot = reinterpret_cast<BroadcastReaderSlot*>(f.region.bytes() + sizeof(BroadcastControl) +
+                                                      sizeof(BroadcastPublisherSlot));
+  slot->position.store(std::uint64_t{1} << 50);  // far ahead of any claim
   int written = 0;
-  while (written < 30 && f.writer->try_write(bytes_of("after")) == RingResult::kOk) ++written;
-  EXPECT_GT(written, 0);
-  const Read x = read(*r);
+  while (written < 40 && write(*f.writer, "after") == RingResult::kOk) ++written;
+  EXPECT_EQ(written, 40);
+  Read x = read(r);
   EXPECT_NE(x.result, RingResult::kCorrupt);
-  EXPECT_EQ(read(*r).result, RingResult::kEvicted);
+  while (x.result == RingResult::kOk) x = read(r);
+  EXPECT_EQ(x.result, RingResult::kEvicted);
 }
 
-TEST(BroadcastRingAttach, ErrorCodes) {
-  HeapRegion zero(4096);
+TEST(BroadcastRingLayout, ErrorCodes) {
+  HeapRegion zero(1 << 16);
   EXPECT_EQ(BroadcastReader::attach(zero.data(), zero.size()).status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(BroadcastRing::attach(zero.data(), zero.size()).status().code(), absl::StatusCode::kUnavailable);
-  const std::pair<const char*, void (*)(RingHeader*)> corruptions[] = {
-      {"flags", [](RingHeader* h) { h->flags = 4; }},
-      {"lossless without readers", [](RingHeader* h) { h->flags = kBroadcastLossless; }},
-      {"readers on a lossy ring", [](RingHeader* h) { h->max_readers = 3; }},
-      {"too many readers", [](RingHeader* h) { h->max_readers = 5000; h->flags = 1; }},
-      {"capacity", [](RingHeader* h) { h->capacity = 1 << 20; }},
-      {"max record", [](RingHeader* h) { h->max_record = 113; }},
-      {"initial position", [](RingHeader* h) { h->initial_position = 4; }},
-      {"magic", [](RingHeader* h) { h->magic = 1; }},
+  EXPECT_EQ(BroadcastWriter::attach(zero.data(), zero.size(), 1).status().code(), absl::StatusCode::kUnavailable);
+  const std::pair<const char*, void (*)(BroadcastControl*)> corruptions[] = {
+      {"flags", [](BroadcastControl* c) { c->header.flags = 4; }},
+      {"too many readers", [](BroadcastControl* c) { c->header.max_readers = 5000; }},
+      {"readers that do not fit", [](BroadcastControl* c) { c->header.max_readers = 5; }},
+      {"capacity", [](BroadcastControl* c) { c->header.capacity = 1 << 20; }},
+      {"max record", [](BroadcastControl* c) { c->header.max_record = 425; }},
+      {"initial position", [](BroadcastControl* c) { c->header.initial_position = 8; }},
+      {"publishers", [](BroadcastControl* c) { c->descriptor.max_publishers = 0; }},
+      {"history", [](BroadcastControl* c) { c->descriptor.history = 100; }},
+      {"index", [](BroadcastControl* c) { c->descriptor.index_entries = 3; }},
+      {"stride", [](BroadcastControl* c) { c->descriptor.index_stride = 4; }},
+      {"chunk", [](BroadcastControl* c) { c->descriptor.intent_chunk = 1; }},
+      {"magic", [](BroadcastControl* c) { c->header.magic = 1; }},
   };
   for (const auto& [name, mutate] : corruptions) {
-    Fixture f;
-    mutate(static_cast<RingHeader*>(f.region.data()));
+    Fixture f(options(1024));
+    mutate(f.control());
     EXPECT_EQ(BroadcastReader::attach(f.region.data(), f.region.size()).status().code(),
               absl::StatusCode::kDataLoss) << name;
-    EXPECT_EQ(BroadcastRing::attach(f.region.data(), f.region.size()).status().code(),
+    EXPECT_EQ(BroadcastWriter::attach(f.region.data(), f.region.size(), 2).status().code(),
               absl::StatusCode::kDataLoss) << name;
   }
-  Fixture f;
-  static_cast<RingHeader*>(f.region.data())->kind = static_cast<std::uint32_t>(RingKind::kSpsc);
-  EXPECT_EQ(BroadcastReader::attach(f.region.data(), f.region.size()).status().code(),
+  Fixture kind(options(1024));
+  kind.control()->header.kind = static_cast<std::uint32_t>(RingKind::kSpsc);
+  EXPECT_EQ(BroadcastReader::attach(kind.region.data(), kind.region.size()).status().code(),
             absl::StatusCode::kFailedPrecondition);
+  // A ring of the previous layout (version 4: one writer, a shared tail) is refused, saying so.
+  Fixture old(options(1024));
+  old.control()->header.version.store(4);
+  const absl::Status refused = BroadcastReader::attach(old.region.data(), old.region.size()).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.message().find("layout version 4"), std::string::npos) << refused;
+  // Creation refuses what cannot be.
+  HeapRegion big(1 << 20);
+  BroadcastOptions o = options(1024);
+  o.history = 20;  // 22 records of at least 64 bytes and a chunk do not fit 1024 bytes
+  EXPECT_EQ(BroadcastLayout::create(big.data(), big.size(), o).code(), absl::StatusCode::kInvalidArgument);
+  o = options(1000);
+  EXPECT_EQ(BroadcastLayout::create(big.data(), big.size(), o).code(), absl::StatusCode::kInvalidArgument);
+  o = options(1024, 4, 0);
+  EXPECT_EQ(BroadcastLayout::create(big.data(), big.size(), o).code(), absl::StatusCode::kInvalidArgument);
+  o = options(1024);
+  o.max_record = 1000;
+  EXPECT_EQ(BroadcastLayout::create(big.data(), big.size(), o).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(BroadcastLayout::capacity_for(1000, 0), 4096u);
+  EXPECT_GE(BroadcastLayout::max_record_limit(BroadcastLayout::capacity_for(1000, 10), 10), 1000u);
 }
 
-TEST(BroadcastRingHostile, CorruptRecordsAreReported) {
-  const std::uint64_t words[][2] = {
-      {(std::uint64_t{1} << 32) | 113, 0},         // length past max
-      {(std::uint64_t{1} << 32) | 0xFFFFFFFF, 0},  // huge length
-      {(std::uint64_t{9} << 32) | 4, 0},           // bad type
-      {(std::uint64_t{2} << 32) | 40, 0},          // padding of the wrong size
-      {(std::uint64_t{1} << 32) | 5, 12345},       // wrong sequence
-      {(std::uint64_t{1} << 32) | 60, 0},          // longer than what was published
+TEST(BroadcastRingHostile, CorruptRecordsAreReportedNeverFollowed) {
+  // Header words of the second record replaced by what no honest writer stores.
+  struct Scribble {
+    const char* name;
+    bool filler;           // a commit word that says filler (else a message)
+    std::uint64_t word1;   // length / occupied bytes
   };
-  for (const auto& w : words) {
-    Fixture f;
+  const Scribble scribbles[] = {
+      {"length past max", false, (std::uint64_t{7} << 32) | 425},
+      {"huge length", false, 0xFFFFFFFFu},
+      {"filler of no granules", true, 40},
+      {"filler past the end", true, 2048},
+      {"filler of nothing", true, 0},
+  };
+  for (const Scribble& s : scribbles) {
+    Fixture f(options(1024));
     BroadcastReader r = f.reader();
-    ASSERT_EQ(f.writer->try_write(bytes_of("good")), RingResult::kOk);
+    ASSERT_EQ(write(*f.writer, "good"), RingResult::kOk);
     ASSERT_EQ(read(r).data, "good");
-    ASSERT_EQ(f.writer->try_write(bytes_of("hello")), RingResult::kOk);
-    std::memcpy(f.region.bytes() + sizeof(BroadcastControl) + 24, w, 16);
-    EXPECT_EQ(read(r).result, RingResult::kCorrupt) << std::hex << w[0];
+    ASSERT_EQ(write(*f.writer, "hello"), RingResult::kOk);
+    std::byte* record = f.region.bytes() + (f.region.size() - 1024) + 64;
+    std::uint64_t word0 = commit_word(f.control()->descriptor.key, 64, 1) ^ (s.filler ? kFillerMark : 0);
+    std::memcpy(record, &word0, 8);
+    std::memcpy(record + 8, &s.word1, 8);
+    EXPECT_EQ(read(r).result, RingResult::kCorrupt) << s.name;
     r.resync();
-    ASSERT_EQ(f.writer->try_write(bytes_of("again")), RingResult::kOk);
-    EXPECT_EQ(read(r).data, "again");
+    ASSERT_EQ(write(*f.writer, "again"), RingResult::kOk);
+    EXPECT_EQ(read(r).data, "again") << s.name;
   }
-  // A tail that is behind the reader's cursor: corrupt, not lapped.
-  Fixture f;
+  // Stale bytes that are not the commit word the reader waits for are "not yet", never a record.
+  Fixture f(options(1024));
   BroadcastReader r = f.reader();
-  ASSERT_EQ(f.writer->try_write(bytes_of("good")), RingResult::kOk);
-  ASSERT_EQ(read(r).data, "good");
-  static_cast<BroadcastControl*>(f.region.data())->writer.tail.store(8);
-  EXPECT_EQ(read(r).result, RingResult::kCorrupt);
+  std::byte* data = f.region.bytes() + (f.region.size() - 1024);
+  const std::uint64_t stale = commit_word(f.control()->descriptor.key, 1024, 0);  // a later lap's
+  std::memcpy(data, &stale, 8);
+  EXPECT_EQ(read(r).result, RingResult::kEmpty);
 }
 
 }  // namespace

@@ -2,11 +2,17 @@
 // an operator wants to know afterwards. Separate from the ctest suite (the test command runs a
 // short one: tests/soak/chaos.sh).
 //
-//   shmring_chaos [--pattern topic|queue|frames|service|all] [--seconds N] [--kill-every-ms M]
+//   shmring_chaos [--pattern topic|publishers|queue|frames|service|all] [--seconds N] [--kill-every-ms M]
 //
 // topic:  1 lossy publisher + 3 subscribers; each message is (publisher incarnation, sequence,
 //         checksummed words). Subscribers count torn, duplicated and out-of-order messages and
 //         what lost() reports.
+// publishers: 4 publishers (max_publishers 4; half their messages by loan, so kills land inside
+//         loans) + 3 subscribers: a lossless recorder, a lossy one and a read-only lossy one.
+//         Besides torn / duplicated / out-of-order (per publisher incarnation), every subscriber
+//         checks each message against what the others saw under the same topic sequence number
+//         (one total order), and the recorder measures its longest wait between two messages (a
+//         dead publisher's unfinished message holds it until the recovery skips it).
 // queue:  2 producers + 2 consumers (views, marked before release). Every item has a global id;
 //         at the end: lost = committed (send returned kOk) but never received; duplicated = received
 //         twice without redelivered() (a redelivery after a consumer was killed holding the view
@@ -67,6 +73,12 @@ struct Shared {
   std::atomic<std::uint64_t> lost_reported{0};
   std::atomic<std::uint64_t> next_item{0};
   std::atomic<std::uint32_t> incarnation{0};
+  std::atomic<std::uint64_t> order_mismatches{0};
+  std::atomic<std::uint64_t> longest_stall_us{0};
+  // Topic sequence -> (publisher incarnation << 32 | its sequence), as the first subscriber to
+  // get that number saw it: [seq % kOrderEntries] holds (seq + 1, value).
+  std::atomic<std::uint64_t> order_sequence[1 << 20];
+  std::atomic<std::uint64_t> order_value[1 << 20];
   // One bit per queue item id: committed (its send returned kOk) and seen (a consumer got it).
   std::atomic<std::uint64_t> committed[kMaxItems / 64];
   std::atomic<std::uint64_t> seen[kMaxItems / 64];
@@ -156,6 +168,117 @@ int topic_subscriber(const std::string& name) {
     last_seq = seq;
   }
 }
+
+// --- several publishers ------------------------------------------------------------------------
+
+constexpr std::uint64_t kOrderEntries = 1 << 20;
+
+shmring::TopicOptions publishers_options() {
+  shmring::TopicOptions o;
+  o.capacity = 1 << 16;
+  o.max_message = kMessage;
+  o.max_peers = 16;
+  o.max_publishers = 4;
+  o.lossless = true;  // the recorder's default; the displays choose lossy
+  o.dead_check_interval = 5ms;
+  o.open_timeout = 1s;
+  return o;
+}
+
+// The same topic sequence must name the same message at every subscriber.
+void check_order(std::uint64_t sequence, std::uint64_t value) {
+  const std::uint64_t slot = sequence % kOrderEntries;
+  std::uint64_t seen = g->order_sequence[slot].load(std::memory_order_acquire);
+  if (seen == sequence + 1) {
+    if (g->order_value[slot].load(std::memory_order_relaxed) != value) g->order_mismatches.fetch_add(1);
+    return;
+  }
+  // First to see this number (or the entry holds an older one): record it. A racing subscriber
+  // that saw the same number records the same value if the order is one.
+  if (seen < sequence + 1 && g->order_sequence[slot].compare_exchange_strong(seen, 0)) {
+    g->order_value[slot].store(value, std::memory_order_relaxed);
+    g->order_sequence[slot].store(sequence + 1, std::memory_order_release);
+  }
+}
+
+int several_publishers_publisher(const std::string& name) {
+  const shmring::TopicOptions o = publishers_options();
+  for (;;) {
+    auto pub = shmring::TopicPublisher::open(name, o);
+    if (!pub.ok()) {  // every publisher slot taken: a dead one is not recovered yet
+      std::this_thread::sleep_for(1ms);
+      continue;
+    }
+    const std::uint64_t who = g->incarnation.fetch_add(1) + 1;
+    std::byte m[kMessage];
+    for (std::uint64_t seq = 0;;) {
+      ChannelResult r;
+      if (seq % 2 == 0) {
+        shmring::TopicLoan loan = pub->loan(kMessage, 10ms);
+        r = loan.result();
+        if (loan.ok()) {
+          fill(loan.buffer().data(), kMessage, who, seq);
+          // Work inside the loan now and then, as publishers do, so that kills land there.
+          if (seq % 32 == 0) std::this_thread::sleep_for(200us);
+          r = pub->publish(loan, kMessage);
+        }
+      } else {
+        fill(m, kMessage, who, seq);
+        r = pub->send(m, 10ms);
+      }
+      if (r != ChannelResult::kOk) continue;
+      g->sent.fetch_add(1, std::memory_order_relaxed);
+      ++seq;
+      if (seq % 64 == 0) std::this_thread::sleep_for(20us);
+    }
+  }
+}
+
+// kind 0: the lossless recorder; 1: lossy; 2: lossy and read-only.
+int several_publishers_subscriber(const std::string& name, int kind) {
+  shmring::TopicOptions o = publishers_options();
+  o.delivery = kind == 0 ? shmring::TopicDelivery::kLossless : shmring::TopicDelivery::kLossy;
+  o.read_only = kind == 2;
+  auto sub = shmring::TopicSubscriber::open(name, o);
+  if (!sub.ok()) return 2;
+  std::byte buf[kMessage];
+  std::vector<std::uint64_t> last(1 << 16, ~std::uint64_t{0});  // per incarnation (mod 2^16)
+  std::uint64_t lost = 0;
+  auto previous = std::chrono::steady_clock::now();
+  for (;;) {
+    std::size_t n = 0;
+    const ChannelResult r = sub->receive(buf, &n, 10ms);
+    if (sub->lost() != lost) {
+      g->lost_reported.fetch_add(sub->lost() - lost, std::memory_order_relaxed);
+      lost = sub->lost();
+    }
+    if (r != ChannelResult::kOk) continue;
+    if (kind == 0) {
+      const auto now = std::chrono::steady_clock::now();
+      const auto waited = static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(now - previous).count());
+      previous = now;
+      std::uint64_t longest = g->longest_stall_us.load();
+      while (waited > longest && !g->longest_stall_us.compare_exchange_weak(longest, waited)) {
+      }
+    }
+    std::uint64_t who = 0, seq = 0;
+    g->received.fetch_add(1, std::memory_order_relaxed);
+    if (!intact(buf, n, &who, &seq)) {
+      g->torn.fetch_add(1);
+      continue;
+    }
+    std::uint64_t& mine = last[who % last.size()];
+    if (mine != ~std::uint64_t{0} && seq == mine) g->duplicated.fetch_add(1);
+    if (mine != ~std::uint64_t{0} && seq < mine) g->out_of_order.fetch_add(1);
+    mine = seq;
+    check_order(sub->last_sequence(), (who << 32) | (seq & 0xFFFFFFFF));
+  }
+}
+
+int publishers_recorder(const std::string& name) { return several_publishers_subscriber(name, 0); }
+int publishers_display(const std::string& name) { return several_publishers_subscriber(name, 1); }
+int publishers_reader(const std::string& name) { return several_publishers_subscriber(name, 2); }
 
 int queue_producer(const std::string& name) {
   shmring::QueueOptions o;
@@ -312,11 +435,20 @@ bool storm(const std::string& pattern, int seconds, int kill_every_ms, std::mt19
   const std::uint64_t used = std::min<std::uint64_t>(g->next_item.load(), kMaxItems);
   std::memset(static_cast<void*>(g->committed), 0, (used + 63) / 64 * 8);
   std::memset(static_cast<void*>(g->seen), 0, (used + 63) / 64 * 8);
-  std::memset(static_cast<void*>(g), 0, offsetof(Shared, committed));
+  std::memset(static_cast<void*>(g), 0, offsetof(Shared, order_sequence));
+  std::memset(static_cast<void*>(g->order_sequence), 0, sizeof g->order_sequence);
   const std::string name = "chaos_" + std::to_string(getpid()) + "_" + pattern;
   std::vector<Role> roles;
   if (pattern == "topic") {
     roles = {{topic_subscriber}, {topic_subscriber}, {topic_subscriber}, {topic_publisher}};
+  } else if (pattern == "publishers") {
+    roles = {{publishers_recorder},
+             {publishers_display},
+             {publishers_reader},
+             {several_publishers_publisher},
+             {several_publishers_publisher},
+             {several_publishers_publisher},
+             {several_publishers_publisher}};
   } else if (pattern == "queue") {
     roles = {{queue_consumer}, {queue_consumer}, {queue_producer}, {queue_producer}};
   } else {
@@ -342,6 +474,7 @@ bool storm(const std::string& pattern, int seconds, int kill_every_ms, std::mt19
   auto stats = shmring::read_stats(name);
   const std::uint64_t evictions = stats.ok() ? stats->evictions : 0;
   const std::uint64_t reclaimed = stats.ok() ? stats->peers_reclaimed : 0;
+  const std::uint64_t abandoned = stats.ok() ? stats->abandoned : 0;
   // Queue: let the consumers drain what was committed (no more kills), then everyone goes.
   if (pattern == "queue") {
     for (Role& r : roles) {
@@ -361,7 +494,7 @@ bool storm(const std::string& pattern, int seconds, int kill_every_ms, std::mt19
   }
   // Every user is dead: one more open of the channel and a close (the recovery, then the last
   // detach; an open that finds the segment stale removes it), and the channel's file must be gone.
-  if (pattern == "topic") {
+  if (pattern == "topic" || pattern == "publishers") {
     shmring::TopicOptions o;
     o.create = false;
     auto last = shmring::TopicSubscriber::open(name, o);
@@ -399,13 +532,20 @@ bool storm(const std::string& pattern, int seconds, int kill_every_ms, std::mt19
               static_cast<unsigned long long>(g->duplicated.load()),
               static_cast<unsigned long long>(g->out_of_order.load()),
               static_cast<unsigned long long>(pattern == "queue" ? lost : g->lost_reported.load()),
-              pattern == "queue" ? "committed, never received" : pattern == "topic" ? "reported by lost()" : "frames skipped",
+              pattern == "queue" ? "committed, never received" : pattern == "frames" ? "frames skipped" : "reported by lost()",
               static_cast<unsigned long long>(g->redelivered.load()),
               static_cast<unsigned long long>(evictions), static_cast<unsigned long long>(reclaimed),
               left, sems_left, wait_files_left);
+  if (pattern == "publishers") {
+    std::printf("%-6s order mismatches %llu  abandoned (dead publishers' unfinished messages) %llu  "
+                "longest wait of the lossless subscriber %.1f ms\n",
+                "", static_cast<unsigned long long>(g->order_mismatches.load()),
+                static_cast<unsigned long long>(abandoned), g->longest_stall_us.load() / 1000.0);
+  }
   std::fflush(stdout);
-  return g->torn.load() == 0 && g->duplicated.load() == 0 && g->out_of_order.load() == 0 &&
-         (pattern != "queue" || lost == 0) && left == 0 && sems_left == 0 && wait_files_left == 0;
+  return g->order_mismatches.load() == 0 && g->torn.load() == 0 && g->duplicated.load() == 0 &&
+         g->out_of_order.load() == 0 && (pattern != "queue" || lost == 0) && left == 0 && sems_left == 0 &&
+         wait_files_left == 0;
   // Leftover semaphores fail the storm: a creator records its lock's key before it creates the
   // set, so even one killed between semget and recording the id leaves the set findable (the
   // reclaim of its half-made segment removes it).
@@ -423,14 +563,14 @@ int main(int argc, char** argv) {
     else if (option == "--seconds") seconds = std::atoi(argv[i + 1]);
     else if (option == "--kill-every-ms") kill_every_ms = std::atoi(argv[i + 1]);
     else {
-      std::fprintf(stderr, "usage: shmring_chaos [--pattern topic|queue|frames|service|all] [--seconds N] "
+      std::fprintf(stderr, "usage: shmring_chaos [--pattern topic|publishers|queue|frames|service|all] [--seconds N] "
                            "[--kill-every-ms M]\n");
       return 2;
     }
   }
   if (seconds < 1 || kill_every_ms < 1 ||
-      (pattern != "all" && pattern != "topic" && pattern != "queue" && pattern != "frames" &&
-       pattern != "service")) {
+      (pattern != "all" && pattern != "topic" && pattern != "publishers" && pattern != "queue" &&
+       pattern != "frames" && pattern != "service")) {
     std::fprintf(stderr, "shmring_chaos: bad --pattern, --seconds or --kill-every-ms\n");
     return 2;
   }
@@ -439,7 +579,8 @@ int main(int argc, char** argv) {
   g = static_cast<Shared*>(memory);
   std::mt19937_64 rng(static_cast<std::uint64_t>(getpid()));
   bool ok = true;
-  for (const std::string& p : {std::string("topic"), std::string("queue"), std::string("frames")}) {
+  for (const std::string& p :
+       {std::string("topic"), std::string("publishers"), std::string("queue"), std::string("frames")}) {
     if (pattern == "all" || pattern == p) ok = storm(p, seconds, kill_every_ms, rng) && ok;
   }
   if (pattern == "all" || pattern == "service") ok = shmring::chaos::service_storm(seconds, kill_every_ms, rng) && ok;

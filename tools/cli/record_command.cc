@@ -395,8 +395,9 @@ Verb add_record(CLI::App& root) {
            "memory for the pre-buffer at most (default 1G)");
   app->add_option("--trigger-name", c->trigger_name, "the name `shmring record trigger` uses (default: default)")
       ->type_name("NAME");
-  CLI::Option* lossless = app->add_flag("--lossless", c->lossless, "record only lossless topics");
-  app->add_flag("--lossy", c->lossy, "record only lossy topics")->excludes(lossless);
+  CLI::Option* lossless = app->add_flag("--lossless", c->lossless,
+                                        "record every topic losslessly (holding its publishers back)");
+  app->add_flag("--lossy", c->lossy, "record every topic lossily (never holding anyone back)")->excludes(lossless);
   app->add_flag("--latest", c->latest, "topics: start with the newest message instead of the next");
   add_choice(*app, "--queue-start", &c->queue_start, {"waiting", "next"},
              "queues: items not yet consumed too (waiting, default), or only new ones");

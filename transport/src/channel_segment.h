@@ -46,11 +46,14 @@ absl::StatusOr<ChannelInfo> read_channel_header(const void* base, std::size_t ma
 
 struct ServiceShape;  // service_layout.h
 
-// What shapes a channel's ring beyond its capacity and max_message (a topic: its lossless reader
-// slots; a service: the rest of its limits). Patterns that need nothing more leave it as it is.
+// What shapes a channel's ring beyond its capacity and max_message (a topic: its default delivery,
+// lossless reader slots, publisher slots and history; a service: the rest of its limits).
+// Patterns that need nothing more leave it as it is.
 struct RingShape {
   bool lossless = false;
   std::uint32_t readers = 0;
+  std::uint32_t publishers = 1;
+  std::uint64_t history = 0;
   const ServiceShape* service = nullptr;
 };
 

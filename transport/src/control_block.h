@@ -8,7 +8,7 @@
 //   [512, 640)   WakeBlock space_wake  senders park here (queue full / lossless topic full)
 //   [640, 768)   ChannelMisc     token generator, recovery hint
 //   [768, ...)   PeerSlot[max_peers], 128 bytes each
-//   [ring_offset, ring_offset + ring_bytes)  the ring (MpmcQueue, BroadcastRing, frame pool)
+//   [ring_offset, ring_offset + ring_bytes)  the ring (MpmcQueue, broadcast ring, frame pool)
 //
 // Nothing here is trusted by a reader: the header is copied once and validated
 // (read_channel_header in channel_segment.cc), every peer slot field is range-checked before use.

@@ -21,7 +21,7 @@
 #include "shmring/core/segment_directory.h"
 #include "shmring/core/shared_memory.h"
 #include "shmring/core/stable_hash.h"
-#include "shmring/queue/broadcast_ring.h"
+#include "shmring/queue/broadcast_layout.h"
 #include "shmring/queue/mpmc_queue.h"
 #include "shmring/transport/channel.h"
 #include "wait.h"
@@ -35,8 +35,11 @@ using detail::LivenessFile;
 using detail::RandomId;
 
 // How much of a ring region a tool reads: its header and positions (every ring keeps them in its
-// first bytes; nothing past them is needed for stats).
+// first bytes; nothing past them is needed for stats). A topic's ring: its fixed blocks and as
+// many publisher slots as a ring can have.
 constexpr std::size_t kRingPeekBytes = 1024;
+constexpr std::size_t kTopicPeekBytes =
+    sizeof(BroadcastControl) + std::size_t{kMaxBroadcastPublishers} * sizeof(BroadcastPublisherSlot);
 
 std::string channel_path(std::string_view name) {
   return std::string(kDefaultSegmentDirectory) + "/" + SharedMemory::native_key_for(channel_key(name));
@@ -73,7 +76,8 @@ absl::StatusOr<ChannelCopy> copy_channel(const SegmentFile& file, std::string_vi
   absl::StatusOr<ChannelInfo> info = detail::read_channel_header(copy.data(), data_bytes, what);
   if (!info.ok()) return info.status();
   copy.size = copy.info.ring_offset = info->ring_offset;  // (checked against data_bytes)
-  copy.size += std::min<std::uint64_t>(info->ring_bytes, kRingPeekBytes);
+  copy.size += std::min<std::uint64_t>(info->ring_bytes,
+                                       info->kind == ChannelKind::kTopic ? kTopicPeekBytes : kRingPeekBytes);
   copy.storage.resize((copy.size + sizeof(Block) - 1) / sizeof(Block));
   if (absl::Status s = file.read(0, bytes()); !s.ok()) return s;
   // Checked once more from the full copy: a header that changed between the reads is refused.
@@ -99,12 +103,32 @@ std::uint64_t queue_depth(const ChannelCopy& c) {
   return depth <= 0 ? 0 : std::min<std::uint64_t>(static_cast<std::uint64_t>(depth), c.info.capacity);
 }
 
-std::optional<std::uint64_t> topic_tail(const ChannelCopy& c) {
+// What a tool shows of a topic's ring, from its first bytes: where the writers are (lag), its
+// shape, the dead publishers' messages skipped, and each publisher slot's owner token and id.
+struct TopicPeek {
+  std::uint64_t claimed = 0;
+  std::uint32_t max_publishers = 0;
+  std::uint64_t history = 0;
+  std::uint64_t abandoned = 0;
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> publishers;  // (owner token, id)
+};
+
+std::optional<TopicPeek> topic_peek(const ChannelCopy& c) {
   if (c.ring_peek() < sizeof(BroadcastControl)) return std::nullopt;
-  alignas(BroadcastControl) std::byte control[sizeof(BroadcastControl)];
-  std::memcpy(control, c.ring(), sizeof control);
-  if (!read_ring_header(control, c.info.ring_bytes, RingKind::kBroadcast).ok()) return std::nullopt;
-  return reinterpret_cast<const BroadcastControl*>(control)->writer.tail.load(std::memory_order_relaxed);
+  if (!read_ring_header(c.ring(), c.info.ring_bytes, RingKind::kBroadcast).ok()) return std::nullopt;
+  const auto* control = reinterpret_cast<const BroadcastControl*>(c.ring());
+  TopicPeek peek;
+  peek.claimed = control->claim.position;
+  peek.max_publishers = control->descriptor.max_publishers;
+  peek.history = control->descriptor.history;
+  peek.abandoned = control->rare.abandoned.load(std::memory_order_relaxed);
+  const auto* slots = reinterpret_cast<const BroadcastPublisherSlot*>(control + 1);
+  const std::size_t fit = (c.ring_peek() - sizeof(BroadcastControl)) / sizeof(BroadcastPublisherSlot);
+  for (std::uint32_t i = 0; i < peek.max_publishers && i < fit; ++i) {
+    peek.publishers.emplace_back(slots[i].owner.load(std::memory_order_relaxed),
+                                 slots[i].id.load(std::memory_order_relaxed));
+  }
+  return peek;
 }
 
 ChannelStats stats_of(const SegmentFile& file, const ChannelCopy& c) {
@@ -139,8 +163,12 @@ ChannelStats stats_of(const SegmentFile& file, const ChannelCopy& c) {
       LivenessFile::open(stable_hash64(file.listing().native_key), info.liveness_id, file.listing().owner,
                          /*writable=*/false);
   const LivenessFile liveness = opened.ok() ? *std::move(opened) : LivenessFile();
-  const std::optional<std::uint64_t> tail =
-      info.kind == ChannelKind::kTopic ? topic_tail(c) : std::nullopt;
+  const std::optional<TopicPeek> topic = info.kind == ChannelKind::kTopic ? topic_peek(c) : std::nullopt;
+  if (topic.has_value()) {
+    st.max_publishers = topic->max_publishers;
+    st.history = topic->history;
+    st.abandoned = topic->abandoned;
+  }
   const PeerSlot* slots = peer_slots(cb);
   for (std::uint32_t i = 0; i < info.max_peers; ++i) {
     const PeerSlot& s = slots[i];
@@ -170,9 +198,16 @@ ChannelStats stats_of(const SegmentFile& file, const ChannelCopy& c) {
         }
       }
     }
-    if (tail.has_value() && p.role == PeerRole::kSubscriber) {
+    if (topic.has_value() && p.role == PeerRole::kSubscriber) {
       const std::uint64_t position = s.position.load(std::memory_order_relaxed);
-      p.lag = static_cast<std::int64_t>(*tail - position) > 0 ? *tail - position : 0;
+      p.lag = static_cast<std::int64_t>(topic->claimed - position) > 0 ? topic->claimed - position : 0;
+      p.lossless = (s.peer_flags.load(std::memory_order_relaxed) & kPeerLosslessSubscriber) != 0;
+    }
+    if (topic.has_value() && p.role == PeerRole::kPublisher) {
+      const std::uint64_t token = s.token.load(std::memory_order_relaxed);
+      for (const auto& [owner, id] : topic->publishers) {
+        if (owner == token) p.publisher_id = id;
+      }
     }
     if (p.state == PeerState::kActive) {  // dead peers' counters are in the retired totals already
       st.sent += p.sent;

@@ -119,7 +119,9 @@ absl::StatusOr<TopicOptions> topic_options(const shmring_topic_options_t* o) {
   absl::StatusOr<TopicOptions> cpp = checked_common<TopicOptions>(o);
   if (!cpp.ok() || o == nullptr) return cpp;
   if (SHMRING_C_HAS(o, lossless)) cpp->lossless = o->lossless;
-  if (SHMRING_C_HAS(o, start_at_latest)) cpp->start_at_latest = o->start_at_latest;
+  if (SHMRING_C_HAS(o, start_at_latest)) {
+    cpp->start = o->start_at_latest ? TopicStart::latest() : TopicStart::live();
+  }
   if (SHMRING_C_HAS(o, read_only)) cpp->read_only = o->read_only;
   if (SHMRING_C_HAS(o, dead_check_interval_ms)) {
     cpp->dead_check_interval = std::chrono::milliseconds(o->dead_check_interval_ms);

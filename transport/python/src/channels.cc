@@ -344,7 +344,7 @@ void bind_channels(py::module_& m) {
                                         wait_strategy, spin_iterations};
                   args.apply(o);
                   o.lossless = lossless;
-                  o.start_at_latest = start_at_latest;
+                  o.start = start_at_latest ? TopicStart::latest() : TopicStart::live();
                   o.read_only = read_only;
                   return open_endpoint<TopicSubscriber>("TopicSubscriber", name, o, args);
                 }),
@@ -353,9 +353,9 @@ void bind_channels(py::module_& m) {
                 py::arg("start_at_latest") = false, py::arg("read_only") = false,
                 constructor_doc(
                     "Opens (or creates) topic `name` as a subscriber.",
-                    "bytes of the ring, a power of two (creator default 1 MiB). lossless must match "
-                    "the channel's. start_at_latest: begin with the newest message instead of the "
-                    "oldest one kept. read_only: attach the segment read-only (lossy topics; works "
+                    "bytes of the ring, a power of two (creator default 1 MiB). lossless: this subscriber "
+                    "holds the publishers back (else the creator's default delivery). start_at_latest: "
+                    "begin with the newest message instead of the next one. read_only: attach the segment read-only (lossy topics; works "
                     "with 0o644-style permissions for other users; not registered, so it polls and "
                     "has no wait_fd())."))
       .def_property_readonly("lossless", [](PyEndpoint<TopicSubscriber>& s) { return s.read([](auto& e) { return e.lossless(); }); })

@@ -137,16 +137,13 @@ absl::StatusOr<std::unique_ptr<ChannelSource>> ChannelSource::open(const std::st
   if (!stats.ok()) return stats.status();
   switch (stats->kind) {
     case ChannelKind::kTopic: {
-      if ((options.topic_mode == TopicMode::kLossless && !stats->lossless) ||
-          (options.topic_mode == TopicMode::kLossy && stats->lossless)) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "topic '", name, "' is ", stats->lossless ? "lossless" : "lossy", " (its creator's choice); "
-            "recording it ", stats->lossless ? "lossy" : "lossless", " was asked"));
-      }
+      // Delivery is each subscriber's choice (topic.h): the recorder's, or the topic's default.
       TopicOptions o;
       o.create = false;
-      o.lossless = stats->lossless;
-      o.start_at_latest = options.topic_start_at_latest;
+      o.delivery = options.topic_mode == TopicMode::kLossless ? TopicDelivery::kLossless
+                   : options.topic_mode == TopicMode::kLossy  ? TopicDelivery::kLossy
+                                                              : TopicDelivery::kDefault;
+      o.start = options.topic_start_at_latest ? TopicStart::latest() : TopicStart::live();
       absl::StatusOr<TopicSubscriber> sub = TopicSubscriber::open(name, o);
       if (!sub.ok()) return sub.status();
       return std::unique_ptr<ChannelSource>(new TopicSource(name, std::move(*sub), *stats));

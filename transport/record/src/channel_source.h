@@ -20,8 +20,8 @@ namespace shmring::record::detail {
 
 class ChannelSource {
  public:
-  // Opens channel `name` (whatever kind it is) as `options` say. kNotFound if it is gone,
-  // kFailedPrecondition for a topic of the other mode than TopicMode asks; the endpoints' errors.
+  // Opens channel `name` (whatever kind it is) as `options` say. kNotFound if it is gone; the
+  // endpoints' errors.
   static absl::StatusOr<std::unique_ptr<ChannelSource>> open(const std::string& name,
                                                              const SubscriberOptions& options);
   virtual ~ChannelSource() = default;

@@ -37,8 +37,10 @@ inline constexpr std::uint64_t kRingMagic = 0x474E4952524D4853ULL;
 // Layout version of every in-region struct of queue/. Bump it whenever a size, an offset, a field's
 // meaning or a record format changes; tests/queue/ring_layout_test.cc pins the layout per version.
 // 1: first layout. 3: SPSC records published by their header word (2 is not used: tests take 2 as
-// "some other version"). 4: the frame pool (RingKind::kFramePool) joins the rings.
-inline constexpr std::uint32_t kRingLayoutVersion = 4;
+// "some other version"). 4: the frame pool (RingKind::kFramePool) joins the rings. 5: the broadcast
+// ring by role, with several writers (a claim pair, commit words per record, 64-byte records,
+// publisher and reader slots, anchors, gap table: broadcast_layout.h).
+inline constexpr std::uint32_t kRingLayoutVersion = 5;
 
 enum class RingKind : std::uint32_t { kSpsc = 1, kMpmc = 2, kBroadcast = 3, kFramePool = 4 };
 

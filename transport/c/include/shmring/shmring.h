@@ -112,8 +112,9 @@ typedef struct shmring_topic_options {
                                  one it opens (default 0600) */
   int64_t group;              /* group of a channel this call creates (-1: the creator's) */
   bool create;                /* false: only open an existing channel (default true) */
-  bool lossless;              /* must match the channel's (default false: lossy) */
-  bool start_at_latest;       /* subscriber: start at the newest message, not the oldest kept */
+  bool lossless;              /* creator: the default delivery of its subscribers; subscriber:
+                                 lossless delivery (default false: the creator's default) */
+  bool start_at_latest;       /* subscriber: start at the newest message, not the next one */
   bool read_only;             /* lossy subscriber: map read-only, unregistered, polls (no wait_fd) */
   int32_t wait_strategy;      /* a shmring_wait_strategy_t (default SHMRING_WAIT_HYBRID) */
   uint32_t spin_iterations;   /* SHMRING_WAIT_HYBRID: attempts before parking (default 2000) */
@@ -303,7 +304,7 @@ shmring_status_t shmring_topic_publisher_abandon(shmring_topic_publisher_t* publ
 uint64_t shmring_topic_publisher_next_sequence(const shmring_topic_publisher_t* publisher);
 /* Live subscribers this lossless publisher evicted. */
 uint64_t shmring_topic_publisher_evictions(const shmring_topic_publisher_t* publisher);
-/* Whether the topic is lossless. */
+/* Whether the topic is lossless by default (the creator's lossless: subscribers that do not choose). */
 bool shmring_topic_publisher_lossless(const shmring_topic_publisher_t* publisher);
 
 /* Opens (or creates) topic `name` as a subscriber. Errors as the publisher's open; also
@@ -337,6 +338,7 @@ uint64_t shmring_topic_subscriber_lost(const shmring_topic_subscriber_t* subscri
 uint64_t shmring_topic_subscriber_received(const shmring_topic_subscriber_t* subscriber);
 /* The sequence number of the message most recently received or viewed (0 before the first). */
 uint64_t shmring_topic_subscriber_last_sequence(const shmring_topic_subscriber_t* subscriber);
+/* Whether this subscriber's delivery is lossless (it holds the publishers back). */
 bool shmring_topic_subscriber_lossless(const shmring_topic_subscriber_t* subscriber);
 
 /* ------------------------------------------------------------------------------------------ */

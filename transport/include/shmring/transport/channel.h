@@ -128,7 +128,9 @@ struct PeerStats {
   std::uint64_t received = 0;
   std::uint64_t lost = 0;
   std::uint64_t blocked_ns = 0;
-  std::uint64_t lag = 0;  // topic subscribers: bytes behind the publisher (lossless: exact)
+  std::uint64_t lag = 0;  // topic subscribers: bytes behind the publishers (lossless: exact)
+  bool lossless = false;  // topic subscribers: lossless delivery (holds the publishers back)
+  std::uint32_t publisher_id = 0;  // topic publishers: the id its messages carry (0: unknown)
   // A bridge import feeding the channel through this endpoint (ChannelEndpoint::
   // set_upstream_link): the export's address (at most 35 bytes, control characters escaped; empty
   // when the endpoint is not an import) and whether the link to it is up.
@@ -155,6 +157,11 @@ struct ChannelStats {
   std::uint64_t claims_skipped = 0;
   std::uint64_t items_redelivered = 0;
   std::uint64_t evictions = 0;
+  // Topics: publishers open at once (the creator's), messages kept for late joiners, and dead
+  // publishers' unfinished messages skipped.
+  std::uint32_t max_publishers = 0;
+  std::uint64_t history = 0;
+  std::uint64_t abandoned = 0;
   std::uint64_t depth = 0;  // queue: items waiting (approximate)
   // Endpoints parked (or about to park) on the channel's wake words right now: receivers waiting
   // for data, senders waiting for room (queue, lossless topic, frames).

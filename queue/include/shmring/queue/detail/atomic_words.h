@@ -4,12 +4,17 @@
 // release stores are plain moves. Long records (kBulkCopyBytes, not under ThreadSanitizer): memcpy
 // bracketed by the seqlock fences, as the zero-copy claim and view already are. Internal;
 // stateless, never block. They order the copy, not its atomicity: the caller's protocol
-// (tail_intent re-check) detects an overwrite.
+// (intent re-check) detects an overwrite.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#endif
 
 namespace shmring::detail {
 
@@ -21,9 +26,67 @@ inline void store_word_release(std::byte* p, std::uint64_t value) noexcept {
   __atomic_store_n(reinterpret_cast<std::uint64_t*>(p), value, __ATOMIC_RELEASE);
 }
 
+// A pair of 64-bit words at a 16-byte aligned address, changed only by a 16-byte compare-and-swap
+// (cmpxchg16b on x86-64: the queue target compiles with -mcx16) and read either half at a time
+// (8-byte atomic loads, which work on a read-only mapping) or whole by a CAS that changes nothing.
+static_assert(std::endian::native == std::endian::little,
+              "WordPair's low word is the one at the lower address: little-endian targets only");
+struct WordPair {
+  std::uint64_t low = 0;   // at the lower address
+  std::uint64_t high = 0;
+  friend bool operator==(const WordPair&, const WordPair&) = default;
+};
+
+// If *pair equals *expected, stores `desired` and returns true; otherwise loads the current value
+// into *expected and returns false. Sequentially consistent (a full barrier), like every locked
+// instruction.
+inline bool compare_exchange_pair(std::uint64_t* pair, WordPair* expected, WordPair desired) noexcept {
+  __extension__ using Wide = unsigned __int128;  // GCC and Clang; -Wpedantic knows it as an extension
+#if defined(__SANITIZE_THREAD__) && defined(__x86_64__)
+  // ThreadSanitizer's runtime does a 16-byte CAS under a mutex of its own process, not with
+  // cmpxchg16b, so writers in two processes would not exclude each other (torn and lost claims
+  // in the multi-process tests, under TSan only). The real instruction, and what it orders
+  // (a full barrier) told to TSan as a release and an acquire on both words' addresses.
+  __tsan_release(pair);
+  __tsan_release(pair + 1);
+  std::uint64_t low = expected->low;
+  std::uint64_t high = expected->high;
+  bool swapped;
+  __asm__ __volatile__("lock cmpxchg16b %1"
+                       : "=@ccz"(swapped), "+m"(*reinterpret_cast<Wide*>(pair)), "+a"(low), "+d"(high)
+                       : "b"(desired.low), "c"(desired.high)
+                       : "memory");
+  __tsan_acquire(pair);
+  __tsan_acquire(pair + 1);
+  if (swapped) return true;
+  expected->low = low;
+  expected->high = high;
+  return false;
+#else
+  const Wide e = (Wide{expected->high} << 64) | expected->low;
+  const Wide d = (Wide{desired.high} << 64) | desired.low;
+  const Wide old = __sync_val_compare_and_swap(reinterpret_cast<Wide*>(pair), e, d);
+  if (old == e) return true;
+  expected->low = static_cast<std::uint64_t>(old);
+  expected->high = static_cast<std::uint64_t>(old >> 64);
+  return false;
+#endif
+}
+
+// The whole pair, atomically (a CAS that stores what it finds; needs a writable mapping).
+inline WordPair load_pair(std::uint64_t* pair) noexcept {
+  WordPair current{};
+  compare_exchange_pair(pair, &current, current);
+  return current;
+}
+
+inline std::uint64_t load_word_acquire(const std::uint64_t* p) noexcept {
+  return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
 // Fences for the seqlock edges where the other side's accesses are plain, not atomic: the caller's
-// stores into a broadcast claim (after the tail_intent announcement) and the caller's reads of a
-// lossy broadcast view (before the tail_intent re-check). GCC's ThreadSanitizer does not model
+// stores into a broadcast claim (after the intent announcement) and the caller's reads of a
+// lossy broadcast view (before the intent re-check). GCC's ThreadSanitizer does not model
 // fences and warns (-Wtsan); the fence still runs, and what TSan checks (threads of one process)
 // never relies on it: those edges only matter against a writer in another process.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -62,8 +125,8 @@ inline constexpr bool kBulkCopies = true;
 
 // Copies `n` bytes from `src` (8-byte aligned; readable up to n rounded up to 8) to `dst`: one
 // acquire load per word, or (bulk) plain loads followed by an acquire fence. Either way every byte
-// loaded is loaded before anything the caller loads afterwards (its tail_intent check):
-// SYNC(bcast_data) word by word, SYNC(bcast_bulk) in bulk.
+// loaded is loaded before anything the caller loads afterwards (its intent check):
+// SYNC(bcast_intent) word by word, SYNC(bcast_bulk) in bulk.
 inline void copy_words_acquire(std::byte* dst, const std::byte* src, std::size_t n) noexcept {
   if (kBulkCopies && n >= kBulkCopyBytes) {
     std::memcpy(dst, src, n);  // may race with an overwriting writer: the caller validates after
@@ -83,8 +146,8 @@ inline void copy_words_acquire(std::byte* dst, const std::byte* src, std::size_t
 
 // Copies `n` bytes from `src` to `dst` (8-byte aligned; writable up to n rounded up to 8); the
 // bytes after `n` in the last word are zero. One release store per word, or (bulk) a release
-// fence and plain stores: either way the tail_intent the writer announced before is ordered
-// before every byte stored (SYNC(bcast_data) / SYNC(bcast_bulk)), and the record header's release
+// fence and plain stores: either way the intent the writer announced before is ordered
+// before every byte stored (SYNC(bcast_intent) / SYNC(bcast_bulk)), and the record header's release
 // stores that follow order the bytes before the header.
 inline void copy_words_release(std::byte* dst, const std::byte* src, std::size_t n) noexcept {
   std::size_t i = 0;

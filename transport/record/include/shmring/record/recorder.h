@@ -46,9 +46,9 @@
 
 namespace shmring::record {
 
-// How topics are subscribed to. The topic's mode is its creator's choice (channel.h): kLossless
-// and kLossy ask for one and refuse (log, skip) a topic of the other mode; kAsChannel takes
-// whatever the topic is.
+// How topics are subscribed to. Delivery is each subscriber's choice (topic.h): kLossless holds
+// the topic's publishers back until the recorder has the message, kLossy never does (it counts
+// what it misses); kAsChannel takes the topic's default (its creator's `lossless` flag).
 enum class TopicMode : std::uint8_t { kAsChannel, kLossless, kLossy };
 
 // Every option of the recorder's endpoints, in one place.
