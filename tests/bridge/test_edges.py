@@ -386,6 +386,9 @@ def test_an_import_that_cannot_open_its_queue_hands_items_back(net, procs, port,
     out, err = fake.communicate(timeout=30)
     assert fake.returncode == 0, err
     assert out.split() == ["42", "4"]  # item 42 acknowledged with flag 4: not taken
+    # The import's status line comes every 100 ms: wait until it names the channel.
+    importer.wait(lambda s: any(c["channel"] == local for c in s.get("channels", [])),
+                  what="the import's channel in its status")
     assert not importer.channel(local)["open"]
     importer.stop()
     ended = subprocess.run(net.b.prefix() + [SHMRING, "pub", local], input="end\n", text=True,

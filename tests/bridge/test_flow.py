@@ -7,6 +7,7 @@ window (8 MiB by default) per channel and connection, plus one batch, on each si
 """
 
 import json
+import os
 import struct
 import time
 
@@ -17,6 +18,13 @@ MiB = 1 << 20
 # What a bridge may hold for one stalled channel, with everything else it needs (libzmq's
 # threads, the status lines): the window on each side, a batch, and room to spare.
 HEAP_BOUND_KB = 64 * 1024
+# Sanitizer builds (SHMRING_BRIDGE_SANITIZED=1): RssAnon then holds the sanitizer's shadow memory
+# and quarantine, not the bridge's buffers; the bound is checked in the plain build only.
+SANITIZED = os.environ.get("SHMRING_BRIDGE_SANITIZED") == "1"
+
+
+def heap_bounded(*bridges):
+    return SANITIZED or all(b.peak_heap_kb < HEAP_BOUND_KB for b in bridges)
 
 
 def channel_lost(host, name):
@@ -47,7 +55,7 @@ def test_lossless_topic_loses_nothing_through_an_8s_subscriber_stall(net, procs,
     assert importer.channel(b)["lost"] == 0 and channel_lost(net.b, b) == 0
     assert p["blocked_ms"] >= 1000  # the stall reached the publisher on host A
     assert not any("forgotten" in line or "disconnected" in line for line in exporter.log), exporter.log
-    assert exporter.peak_heap_kb < HEAP_BOUND_KB and importer.peak_heap_kb < HEAP_BOUND_KB
+    assert heap_bounded(exporter, importer), (exporter.peak_heap_kb, importer.peak_heap_kb)
     exporter.stop()
     importer.stop()
 
@@ -69,7 +77,7 @@ def test_one_mib_messages_to_a_stuck_subscriber_keep_both_bridges_bounded(net, p
     print(f"1 MiB messages, stuck subscriber: bridge heap peaks: export {exporter.peak_heap_kb} KiB, "
           f"import {importer.peak_heap_kb} KiB; publisher held back {p['blocked_ms']} ms")
     assert r["received"] == count and r["gaps"] == 0 and r["corrupt"] == 0, r
-    assert exporter.peak_heap_kb < HEAP_BOUND_KB and importer.peak_heap_kb < HEAP_BOUND_KB
+    assert heap_bounded(exporter, importer), (exporter.peak_heap_kb, importer.peak_heap_kb)
     exporter.stop()
     importer.stop()
 
@@ -104,7 +112,7 @@ def test_an_export_that_ignores_credit_cannot_grow_the_import(net, procs, port, 
     print(f"fake export: {sent} batches of 1 MiB sent, import heap peak {importer.peak_heap_kb} KiB, "
           f"rejected {status['channels'][0]['rejected']}")
     assert sent > 20  # it did flood
-    assert importer.peak_heap_kb < HEAP_BOUND_KB
+    assert heap_bounded(importer), importer.peak_heap_kb
     assert importer.process.poll() is None
     result(sub, timeout=60)  # (the fake's messages are not the test peers' kind: counted corrupt)
     importer.stop()
@@ -168,14 +176,19 @@ def test_queue_items_a_peer_never_acknowledges_go_back_after_the_ack_timeout(net
     bad = procs(python_in(net.b, '''
         ctx = zmq.Context(); s = ctx.socket(zmq.DEALER); s.connect(sys.argv[1]); name = sys.argv[2]
         taken = 0
-        end = time.monotonic() + float(sys.argv[3])
+        # It stays connected for 3 s after its first item (three ack timeouts), however late that
+        # item comes on a slow machine, so the export must evict it rather than see it leave.
+        end = time.monotonic() + 30
         while time.monotonic() < end:
             s.send(header(HELLO, name, value=8))
             stop = time.monotonic() + 0.5
             while time.monotonic() < stop:
                 if s.poll(50):
                     parts = s.recv_multipart()
-                    taken += struct.unpack("<IBB", parts[0][:6])[2] == ITEM
+                    if struct.unpack("<IBB", parts[0][:6])[2] == ITEM:
+                        if taken == 0:
+                            end = min(end, time.monotonic() + float(sys.argv[3]))
+                        taken += 1
         print(taken, flush=True)
     ''', address, a, 3))
     exporter.wait(lambda s: s["peers"] >= 1 and s["channels"][0]["open"], what="the raw client connected")
@@ -187,6 +200,8 @@ def test_queue_items_a_peer_never_acknowledges_go_back_after_the_ack_timeout(net
     with open(ids, "rb") as f:
         data = f.read()
     got = sorted(struct.unpack(f"<{len(data) // 8}q", data))
+    # Its status line is up to 100 ms old: wait for the eviction to show (or time out and say so).
+    status = exporter.wait(lambda s: s["channels"][0]["evictions"] >= 1, what="the raw client evicted")
     status = exporter.channel(a)
     print(f"a peer that never acknowledges took {out.strip()} item(s); evicted {status['evictions']} time(s), "
           f"{status['redelivered']} item(s) went back to the queue")

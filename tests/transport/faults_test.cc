@@ -394,7 +394,7 @@ TEST(FaultsTest, RemovingAChannelWhoseProcessesAllCrashedRemovesItsFileAndLock) 
   const std::string path =
       std::string(kDefaultSegmentDirectory) + "/" + SharedMemory::native_key_for(channel_key(name));
   // The segment's lock set and the channel's liveness file, as the header records them.
-  alignas(8) std::byte page[kSegmentHeaderSize + sizeof(ChannelHeader)];
+  alignas(ChannelHeader) std::byte page[kSegmentHeaderSize + sizeof(ChannelHeader)];
   {
     const int fd = open(path.c_str(), O_RDONLY);
     ASSERT_GE(fd, 0);
