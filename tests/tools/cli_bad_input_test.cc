@@ -48,6 +48,8 @@ const std::vector<OptionCase>& cases() {
       {{"top", "--interval", "50"}, "iterations", kAll & ~kZero & ~kWrongUnit},
       {{"sub", "t_cli_bad"}, "count", kAll & ~kZero & ~kWrongUnit},
       {{"sub", "t_cli_bad"}, "timeout", kAll & ~kZero},
+      {{"sub", "t_cli_bad"}, "last", kAll & ~kWrongUnit},
+      {{"pub", "t_cli_bad", "--create", "--kind", "topic"}, "history", kAll & ~kZero & ~kWrongUnit},
       {{"sub", "t_cli_bad"}, "format", kEmpty | kNegative | kZero | kHuge | kNonNumeric | kWrongUnit},
       {{"pub", "t_cli_bad"}, "timeout", kAll & ~kZero},
       {{"pub", "t_cli_bad", "--create", "--kind", "topic"}, "capacity", kAll},

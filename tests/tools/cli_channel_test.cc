@@ -125,6 +125,45 @@ TEST(CliChannelTest, SubTimesOutWithAClearError) {
   EXPECT_NE(r.err.find("timed out after 0 of 1"), std::string::npos) << r.err;
 }
 
+// --history N (what a creator makes the ring keep) and where `sub` starts on a topic: --from
+// live|latest|oldest and --last N. The channel is kept alive by a subscriber of this process that
+// never reads (a lossy one: it holds nobody back).
+TEST(CliChannelTest, TopicHistoryAndWhereSubStarts) {
+  const std::string name = testing::unique_key("clihist");
+  TopicOptions keep;
+  keep.history = 4;
+  absl::StatusOr<TopicSubscriber> keeper = TopicSubscriber::open(name, keep);
+  ASSERT_TRUE(keeper.ok()) << keeper.status();
+  // A publisher must agree with the creator's history (or not say): another value is refused.
+  const CommandResult wrong = run_command({kCli, "pub", name, "--history", "5"}, "x\n");
+  EXPECT_EQ(wrong.status, 1) << wrong.err;
+  const CommandResult pub = run_command({kCli, "pub", name, "--history", "4"}, "m0\nm1\nm2\nm3\nm4\nm5\n");
+  ASSERT_EQ(pub.status, 0) << pub.err;
+  const CommandResult last = run_command({kCli, "sub", name, "--last", "3", "--count", "3", "--timeout", "10"});
+  EXPECT_EQ(last.status, 0) << last.err;
+  EXPECT_EQ(last.out, "m3\nm4\nm5\n");
+  const CommandResult latest = run_command({kCli, "sub", name, "--from", "latest", "--count", "1", "--timeout", "10"});
+  EXPECT_EQ(latest.status, 0) << latest.err;
+  EXPECT_EQ(latest.out, "m5\n");
+  const CommandResult oldest = run_command({kCli, "sub", name, "--from", "oldest", "--count", "6", "--timeout", "10"});
+  EXPECT_EQ(oldest.status, 0) << oldest.err;
+  EXPECT_EQ(oldest.out, "m0\nm1\nm2\nm3\nm4\nm5\n");
+  // Live: nothing of the past; it times out having printed nothing.
+  const CommandResult live = run_command({kCli, "sub", name, "--from", "live", "--count", "1", "--timeout", "1"});
+  EXPECT_EQ(live.status, 1);
+  EXPECT_EQ(live.out, "");
+  // --from and --last exclude each other; --last 0 is not a start.
+  EXPECT_EQ(run_command({kCli, "sub", name, "--from", "oldest", "--last", "2"}).status, 2);
+  EXPECT_EQ(run_command({kCli, "sub", name, "--last", "0"}).status, 2);
+  EXPECT_EQ(run_command({kCli, "sub", name, "--from", "yesterday"}).status, 2);
+  // stat shows each subscriber's delivery (the keeper's: the creator's default, lossy).
+  const CommandResult stat = run_command({kCli, "stat", name});
+  EXPECT_EQ(stat.status, 0) << stat.err;
+  EXPECT_NE(stat.out.find("lossy"), std::string::npos) << stat.out;
+  const CommandResult json = run_command({kCli, "stat", name, "--json"});
+  EXPECT_NE(json.out.find("\"delivery\":\"lossy\""), std::string::npos) << json.out;
+}
+
 TEST(CliChannelTest, StatShowsCountersAndEndpoints) {
   const std::string name = testing::unique_key("clistat");
   QueueProducer producer = *QueueProducer::open(name);

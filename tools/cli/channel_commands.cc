@@ -89,6 +89,12 @@ std::string stats_json(const ChannelStats& s, const ChannelStats* before, double
            ",\"alive\":" + (p.alive ? "true" : "false") + ",\"sent\":" + std::to_string(p.sent) +
            ",\"received\":" + std::to_string(p.received) + ",\"lost\":" + std::to_string(p.lost) +
            ",\"lag\":" + std::to_string(p.lag) + ",\"blocked_ns\":" + std::to_string(p.blocked_ns);
+    if (s.kind == ChannelKind::kTopic && p.role == PeerRole::kSubscriber) {
+      out += std::string(",\"delivery\":\"") + (p.lossless ? "lossless" : "lossy") + "\"";
+    }
+    if (s.kind == ChannelKind::kTopic && p.role == PeerRole::kPublisher && p.publisher_id != 0) {
+      out += ",\"publisher_id\":" + std::to_string(p.publisher_id);
+    }
     if (!p.upstream_from.empty()) {  // a bridge import: where from, and its link
       out += ",\"upstream_from\":" + json_string(p.upstream_from) + ",\"upstream_link\":\"" +
              (p.upstream_up ? "up" : "down") + "\"";
@@ -123,14 +129,21 @@ void print_stats(const ChannelStats& s, const ChannelStats& before, double secon
               static_cast<unsigned long long>(s.peers_reclaimed),
               static_cast<unsigned long long>(s.evictions), s.receivers_parked, s.senders_parked,
               s.receivers_armed, s.senders_armed);
-  std::printf("  %-5s %-10s %8s %-5s %12s %12s %10s %12s %10s\n", "SLOT", "ROLE", "PID", "ALIVE",
-              "SENT", "RECEIVED", "LOST", "LAG", "BLOCKED");
+  std::printf("  %-5s %-10s %8s %-5s %12s %12s %10s %12s %10s  %s\n", "SLOT", "ROLE", "PID", "ALIVE",
+              "SENT", "RECEIVED", "LOST", "LAG", "BLOCKED", s.kind == ChannelKind::kTopic ? "TOPIC" : "");
   for (const PeerStats& p : s.peers) {
-    std::printf("  %-5u %-10s %8d %-5s %12llu %12llu %10llu %12llu %9.3fs\n", p.index,
+    // Topics: each subscriber's delivery, each publisher's id (what its messages carry).
+    std::string topic_detail;
+    if (s.kind == ChannelKind::kTopic && p.role == PeerRole::kSubscriber) {
+      topic_detail = p.lossless ? "lossless" : "lossy";
+    } else if (s.kind == ChannelKind::kTopic && p.role == PeerRole::kPublisher && p.publisher_id != 0) {
+      topic_detail = "publisher " + std::to_string(p.publisher_id);
+    }
+    std::printf("  %-5u %-10s %8d %-5s %12llu %12llu %10llu %12llu %9.3fs  %s\n", p.index,
                 std::string(role_name(p.role)).c_str(), p.pid, !p.alive ? "DEAD" : p.state == PeerState::kDeadPending ? "left" : "yes",
                 static_cast<unsigned long long>(p.sent), static_cast<unsigned long long>(p.received),
                 static_cast<unsigned long long>(p.lost), static_cast<unsigned long long>(p.lag),
-                static_cast<double>(p.blocked_ns) / 1e9);
+                static_cast<double>(p.blocked_ns) / 1e9, topic_detail.c_str());
   }
   for (const PeerStats& p : s.peers) {  // bridge imports: where the channel's messages come from
     if (p.upstream_from.empty()) continue;
@@ -268,11 +281,12 @@ struct CreateOptions {
   std::uint64_t capacity = 0;
   std::uint64_t max_message = 0;
   bool lossless = false;
+  std::int64_t history = 0;  // topics: messages the ring keeps for late joiners
   mode_t mode = 0600;
   std::vector<uid_t> trusted_owners;
 };
 
-// Declares --create, --kind, --capacity, --max-message, --lossless and --mode.
+// Declares --create, --kind, --capacity, --max-message, --lossless, --history and --mode.
 void add_create_options(CLI::App& app, CreateOptions* c) {
   CLI::Option* kind = add_choice(app, "--kind", &c->kind, {"topic", "queue", "frames"},
                                  "the kind of channel --create makes");
@@ -284,6 +298,9 @@ void add_create_options(CLI::App& app, CreateOptions* c) {
   add_size(app, "--max-message", &c->max_message, 1, std::uint64_t{1} << 30,
            "with --create: the largest message in bytes");
   app.add_flag("--lossless", c->lossless, "with --create: a lossless topic (the publisher waits)");
+  add_integer(app, "--history", &c->history, 0, std::int64_t{1} << 32,
+              "with --create --kind topic: the ring keeps the last N messages for late joiners "
+              "(default 0)");
   add_mode(app, "--mode", &c->mode,
            "permission bits of a channel --create makes, and the loosest an existing channel may "
            "have to be used (default 600; see docs/security.md)");
@@ -403,6 +420,7 @@ int run_pub(PubOptions o) {
   if (*kind == ChannelKind::kTopic) {
     auto options = options_from<TopicOptions>(*c);
     options.lossless = c->lossless;
+    options.history = static_cast<std::uint64_t>(c->history);
     absl::StatusOr<TopicPublisher> publisher = TopicPublisher::open(name, options);
     if (!publisher.ok()) return channel_error("pub", name, publisher.status());
     rc = send_all(publisher->max_message(),
@@ -430,6 +448,8 @@ struct SubOptions {
   std::int64_t count = 0;
   std::chrono::milliseconds timeout{0};
   std::string format = "text";
+  std::string from = "live";  // topics: where the subscriber starts
+  std::int64_t last = 0;      // topics: start with the last N messages (0: --from decides)
   CreateOptions create;
 };
 
@@ -473,9 +493,19 @@ int run_sub(SubOptions o) {
   if (*kind == ChannelKind::kTopic) {
     auto options = options_from<TopicOptions>(*c);
     options.lossless = c->lossless;
+    options.history = static_cast<std::uint64_t>(c->history);
     options.read_only = !c->create && !c->lossless;
+    options.start = o.last > 0                 ? TopicStart::history(static_cast<std::uint64_t>(o.last))
+                    : o.from == "latest" ? TopicStart::latest()
+                    : o.from == "oldest" ? TopicStart::oldest()
+                                         : TopicStart::live();
     absl::StatusOr<TopicSubscriber> subscriber = TopicSubscriber::open(name, options);
     if (!subscriber.ok()) return channel_error("sub", name, subscriber.status());
+    if (const std::uint64_t missed = subscriber->history_missed(); missed > 0) {
+      // Said once, on stderr: the start asked for messages the ring no longer held.
+      std::fprintf(stderr, "shmring sub: %s: %llu of the messages asked for were no longer in the ring\n",
+                   printable(name).c_str(), static_cast<unsigned long long>(missed));
+    }
     return receive_all(subscriber->max_message(), [&](std::span<std::byte> out, std::size_t* n) {
       return subscriber->receive(out, n, slice);
     });
@@ -554,6 +584,13 @@ Verb add_sub(CLI::App& root) {
   add_duration(*app, "--timeout", &o->timeout, BareUnit::kSeconds, std::chrono::hours(24 * 365),
                "stop after this long (default 0: no limit; a bare number is in s)");
   add_choice(*app, "--format", &o->format, {"text", "hex", "json"}, "text (default), hex or json");
+  CLI::Option* from = add_choice(*app, "--from", &o->from, {"live", "latest", "oldest"},
+                                 "topics: where to start: live (default: what is published from now "
+                                 "on), latest (the newest message, then live), oldest (all the ring holds)");
+  add_integer(*app, "--last", &o->last, 1, std::int64_t{1} << 32,
+              "topics: start with the last N messages, then live (says on stderr how many were no "
+              "longer there)")
+      ->excludes(from);
   add_create_options(*app, &o->create);
   return {app, [o] { return run_sub(*o); }};
 }
