@@ -57,6 +57,17 @@ int channel_error(const std::string& command, const std::string& name, const abs
   return report_error(command, name + ": " + reason, absl::IsInvalidArgument(status) ? 2 : 1);
 }
 
+// Topics: a subscriber's delivery ("lossless" / "lossy"; null for any other endpoint) and a
+// publisher's id, the one its messages carry (0 for any other endpoint, or unknown). What stat
+// prints and its JSON says, from one rule.
+const char* topic_delivery(const ChannelStats& s, const PeerStats& p) {
+  if (s.kind != ChannelKind::kTopic || p.role != PeerRole::kSubscriber) return nullptr;
+  return p.lossless ? "lossless" : "lossy";
+}
+std::uint32_t topic_publisher_id(const ChannelStats& s, const PeerStats& p) {
+  return s.kind == ChannelKind::kTopic && p.role == PeerRole::kPublisher ? p.publisher_id : 0;
+}
+
 std::string stats_json(const ChannelStats& s, const ChannelStats* before, double seconds) {
   std::string out = "{\"name\":" + json_string(s.name) + ",\"kind\":" +
                     json_string(std::string(kind_name(s.kind))) +
@@ -89,11 +100,9 @@ std::string stats_json(const ChannelStats& s, const ChannelStats* before, double
            ",\"alive\":" + (p.alive ? "true" : "false") + ",\"sent\":" + std::to_string(p.sent) +
            ",\"received\":" + std::to_string(p.received) + ",\"lost\":" + std::to_string(p.lost) +
            ",\"lag\":" + std::to_string(p.lag) + ",\"blocked_ns\":" + std::to_string(p.blocked_ns);
-    if (s.kind == ChannelKind::kTopic && p.role == PeerRole::kSubscriber) {
-      out += std::string(",\"delivery\":\"") + (p.lossless ? "lossless" : "lossy") + "\"";
-    }
-    if (s.kind == ChannelKind::kTopic && p.role == PeerRole::kPublisher && p.publisher_id != 0) {
-      out += ",\"publisher_id\":" + std::to_string(p.publisher_id);
+    if (const char* delivery = topic_delivery(s, p)) out += std::string(",\"delivery\":\"") + delivery + "\"";
+    if (const std::uint32_t id = topic_publisher_id(s, p); id != 0) {
+      out += ",\"publisher_id\":" + std::to_string(id);
     }
     if (!p.upstream_from.empty()) {  // a bridge import: where from, and its link
       out += ",\"upstream_from\":" + json_string(p.upstream_from) + ",\"upstream_link\":\"" +
@@ -132,13 +141,11 @@ void print_stats(const ChannelStats& s, const ChannelStats& before, double secon
   std::printf("  %-5s %-10s %8s %-5s %12s %12s %10s %12s %10s  %s\n", "SLOT", "ROLE", "PID", "ALIVE",
               "SENT", "RECEIVED", "LOST", "LAG", "BLOCKED", s.kind == ChannelKind::kTopic ? "TOPIC" : "");
   for (const PeerStats& p : s.peers) {
-    // Topics: each subscriber's delivery, each publisher's id (what its messages carry).
-    std::string topic_detail;
-    if (s.kind == ChannelKind::kTopic && p.role == PeerRole::kSubscriber) {
-      topic_detail = p.lossless ? "lossless" : "lossy";
-    } else if (s.kind == ChannelKind::kTopic && p.role == PeerRole::kPublisher && p.publisher_id != 0) {
-      topic_detail = "publisher " + std::to_string(p.publisher_id);
-    }
+    const char* delivery = topic_delivery(s, p);
+    const std::uint32_t id = topic_publisher_id(s, p);
+    const std::string topic_detail = delivery != nullptr ? delivery
+                                     : id != 0           ? "publisher " + std::to_string(id)
+                                                         : "";
     std::printf("  %-5u %-10s %8d %-5s %12llu %12llu %10llu %12llu %9.3fs  %s\n", p.index,
                 std::string(role_name(p.role)).c_str(), p.pid, !p.alive ? "DEAD" : p.state == PeerState::kDeadPending ? "left" : "yes",
                 static_cast<unsigned long long>(p.sent), static_cast<unsigned long long>(p.received),
