@@ -216,7 +216,11 @@ def names():
     covers); checks that none is left behind."""
     prefix = f"t_{os.getpid()}_br{next(_counter)}"
     yield lambda suffix: f"{prefix}{suffix}"
-    time.sleep(0.2)
+    # Processes that closed their endpoints have removed their files by the time they exit
+    # (procs waits for that); allow a loaded machine a while for the last unlink to land.
+    deadline = time.monotonic() + 10
+    while glob.glob(f"/dev/shm/*{prefix}*") and time.monotonic() < deadline:
+        time.sleep(0.05)
     left = glob.glob(f"/dev/shm/*{prefix}*")
     for path in left:
         os.unlink(path)
@@ -234,10 +238,25 @@ def procs(names):
         return p
 
     yield track
+    # Asked to stop first (SIGTERM: each closes its endpoints and removes what it made), killed
+    # only if it does not within 20 s: a sanitizer build's exit (leak check) is slow under load,
+    # and a SIGKILL would leave its files behind for the next open to reclaim.
+    running = []
     for p in started:
         process = p.process if isinstance(p, Bridge) else p
         if process.poll() is None:
+            if isinstance(p, Bridge):
+                p.signal(signal.SIGTERM)
+            else:
+                process.terminate()
+            running.append(process)
+    deadline = time.monotonic() + 20
+    for process in running:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
         process.wait()
 
 

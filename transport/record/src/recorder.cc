@@ -66,6 +66,7 @@ struct Recorder::Impl {
     int idle_rounds = 0;
     std::uint64_t messages = 0;
     std::uint64_t bytes = 0;
+    std::uint64_t last_sequence = 0;
   };
   std::map<std::string, Active> active;          // by channel name
   std::map<std::string, std::uint64_t> retry_at;  // channels that failed to open
@@ -97,6 +98,7 @@ struct Recorder::Impl {
           if (!st.ok()) return;
           st = writer->add(id, sequence, detail::wall_ns(), data);
           a.bytes += data.size();
+          a.last_sequence = sequence;
         },
         kDrainBatch, &n);
     a.messages += n;
@@ -118,14 +120,20 @@ struct Recorder::Impl {
     return absl::OkStatus();
   }
 
+  // Lets go of a channel. The status says so before its subscriber closes: a caller that sees
+  // the segment gone (it goes with the last endpoint) never reads an older status that still
+  // calls this incarnation open, and takes a new one for it.
   void drop(const std::string& name) {
     auto it = active.find(name);
     if (it == active.end()) return;
     if (it->second.source->waitable() != nullptr) waits.remove(it->second.id).IgnoreError();
     backlog.erase(name);
+    publish_status();  // its final totals, still open
+    std::unique_ptr<detail::ChannelSource> closing = std::move(it->second.source);
     active.erase(it);
     update_polling();
-    publish_status();
+    publish_status();  // kept with those totals, not open
+    closing.reset();
   }
 
   void update_polling() {
@@ -206,6 +214,7 @@ struct Recorder::Impl {
       c.open = true;
       c.messages = a.messages;
       c.bytes = a.bytes;
+      c.last_sequence = a.last_sequence;
       c.lost = writer->lost(a.id);
       s.messages += c.messages;
       s.bytes += c.bytes;
@@ -290,7 +299,7 @@ absl::Status Recorder::Impl::run() {
         std::uint64_t n = 0;
         if (::read(trigger_fd, &n, sizeof n) == static_cast<ssize_t>(sizeof n) && writer->waiting_for_trigger()) {
           log("triggered: writing the pre-buffer");
-          if (absl::Status s = writer->trigger(); !s.ok()) failure = s;
+          if (absl::Status s = writer->trigger(detail::wall_ns()); !s.ok()) failure = s;
         }
       } else if (r.tag == kPollTag) {
         for (const std::string& name : names(/*taps=*/true)) {

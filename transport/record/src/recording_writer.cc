@@ -129,8 +129,9 @@ absl::Status RecordingWriter::add(std::uint32_t id, std::uint64_t sequence, std:
   return absl::OkStatus();
 }
 
-absl::Status RecordingWriter::trigger() {
+absl::Status RecordingWriter::trigger(std::uint64_t now_ns) {
   if (!buffering_) return absl::OkStatus();
+  trim_to_window(now_ns);
   buffering_ = false;
   // Each channel's count starts at its first buffered message if earlier ones were let go (they
   // fell out of the window: not lost, just not kept).
@@ -157,14 +158,18 @@ absl::Status RecordingWriter::trigger() {
   return absl::OkStatus();
 }
 
+void RecordingWriter::trim_to_window(std::uint64_t now) {
+  const std::uint64_t window = static_cast<std::uint64_t>(options_.pre_buffer.count());
+  while (!buffer_.empty() && buffer_.front().log_time + window < now) {
+    buffered_bytes_ -= buffer_.front().data.size();
+    channels_[buffer_.front().id].trimmed = true;
+    buffer_.pop_front();
+  }
+}
+
 absl::Status RecordingWriter::tick(std::uint64_t now) {
   if (buffering_) {
-    const std::uint64_t window = static_cast<std::uint64_t>(options_.pre_buffer.count());
-    while (!buffer_.empty() && buffer_.front().log_time + window < now) {
-      buffered_bytes_ -= buffer_.front().data.size();
-      channels_[buffer_.front().id].trimmed = true;
-      buffer_.pop_front();
-    }
+    trim_to_window(now);
     return absl::OkStatus();
   }
   if (!writer_) return absl::OkStatus();

@@ -37,8 +37,10 @@ class RecordingWriter {
   // Time passes: flushes the chunk when flush_interval has passed, rotates by age, trims the
   // pre-buffer.
   absl::Status tick(std::uint64_t now_ns);
-  // Pre-buffer: writes what is buffered and writes directly from now on. No-op otherwise.
-  absl::Status trigger();
+  // Pre-buffer: writes what is buffered within the window ending at `now_ns` (older messages are
+  // let go first, whether or not a tick came since) and writes directly from now on. No-op
+  // otherwise.
+  absl::Status trigger(std::uint64_t now_ns);
   bool waiting_for_trigger() const { return buffering_; }
   // Closes the current file complete.
   absl::Status close();
@@ -48,6 +50,9 @@ class RecordingWriter {
   std::uint64_t buffered_bytes() const { return buffered_bytes_; }
 
  private:
+  // Lets go of buffered messages older than the pre-buffer window ending at `now_ns`.
+  void trim_to_window(std::uint64_t now_ns);
+
   struct ChannelState {
     std::string name;
     StringMap metadata;

@@ -91,6 +91,9 @@ struct ChannelRecordStatus {
   std::uint64_t messages = 0;  // written (or held in the pre-buffer)
   std::uint64_t lost = 0;      // missed: jumps in the sequence
   std::uint64_t bytes = 0;
+  // The channel's sequence of the newest message taken (0 before the first): what a caller
+  // compares with what was sent to know the recorder has caught up.
+  std::uint64_t last_sequence = 0;
 };
 
 struct RecordStatus {
