@@ -13,8 +13,12 @@ import shmring
 def topic(name: str) -> list[bytes]:
     got: list[bytes] = []
     with shmring.TopicPublisher(name, capacity=1 << 16, max_message=256, permissions=0o600,
-                                wait_strategy=shmring.WaitStrategy.PARK) as pub, \
-            shmring.TopicSubscriber(name, start_at_latest=False) as sub:
+                                wait_strategy=shmring.WaitStrategy.PARK, max_publishers=2,
+                                history=4) as pub, \
+            shmring.TopicSubscriber(name, start="oldest", delivery="lossless") as sub:
+        publisher_id: int = pub.publisher_id
+        delivery: str = sub.delivery
+        assert delivery == "lossless" and pub.history == 4 and pub.max_publishers == 2
         pub.send(b"x")
         sent: bool = pub.try_send(bytearray(b"y"))
         assert sent
@@ -27,7 +31,9 @@ def topic(name: str) -> list[bytes]:
             got.append(maybe)
         view = sub.view(timeout=1.0)
         sequence: int = view.sequence
-        assert sequence > 0
+        assert sequence > 0 and view.publisher == publisher_id and view.publisher_sequence >= 0
+        missed: int = sub.history_missed
+        assert missed == 0 and sub.last_publisher == publisher_id
         with view as data:
             got.append(bytes(data))
         events: shmring.WaitEvent = sub.take_wait_events()

@@ -113,7 +113,7 @@ class View:
     array kept past it can change; copy what you keep.
     """
 
-    __slots__ = ("_lease", "_data", "sequence", "redelivered")
+    __slots__ = ("_lease", "_data", "sequence", "redelivered", "publisher", "publisher_sequence")
 
     def __init__(self, lease: _Any) -> None:
         self._lease = lease
@@ -122,6 +122,10 @@ class View:
         self.sequence: int = lease.sequence
         #: queue: the item was taken over from a consumer that died holding it.
         self.redelivered: bool = lease.redelivered
+        #: topic: the id of the publisher that sent it (TopicPublisher.publisher_id); 0 otherwise.
+        self.publisher: int = lease.publisher
+        #: topic: that publisher's own number for it (0 for its first message); 0 otherwise.
+        self.publisher_sequence: int = lease.publisher_sequence
 
     @property
     def number(self) -> int:

@@ -225,6 +225,8 @@ py::object receive_into(PyEndpoint<T>& self, const py::object& buffer, const std
 // What a lease says about itself, per C++ lease type.
 inline void describe(PyLease& l, const TopicView& v, const TopicSubscriber& sub) {
   l.sequence = v.sequence();
+  l.publisher = v.publisher();
+  l.publisher_sequence = v.publisher_sequence();
   l.lossy_view = !sub.lossless();
 }
 inline void describe(PyLease& l, const QueueView& v, const QueueConsumer&) {

@@ -284,6 +284,45 @@ const char* constructor_doc(const std::string& what, const std::string& capacity
   return docs.emplace_back(what + "\n\ncapacity: " + capacity + " " + kCommonOptionsDoc).c_str();
 }
 
+constexpr const char* kTopicCreatorDoc =
+    "Creator's settings (an opener asking for a different non-zero value gets MismatchError): "
+    "max_publishers (publishers open at once, default 1; with several, every subscriber sees all "
+    "their messages in one order) and history (messages the ring keeps for late joiners whatever "
+    "the publishers do).";
+
+// TopicSubscriber's delivery=: None, "lossless" or "lossy"; None keeps `lossless` as before.
+TopicDelivery topic_delivery(const py::object& delivery, bool lossless) {
+  if (delivery.is_none()) return TopicDelivery::kDefault;
+  if (!py::isinstance<py::str>(delivery)) throw py::type_error("delivery must be 'lossless', 'lossy' or None");
+  const std::string d = delivery.cast<std::string>();
+  if (d == "lossless") return TopicDelivery::kLossless;
+  if (d == "lossy") {
+    if (lossless) throw py::value_error("delivery='lossy' contradicts lossless=True");
+    return TopicDelivery::kLossy;
+  }
+  throw py::value_error("delivery must be 'lossless', 'lossy' or None, not '" + d + "'");
+}
+
+// TopicSubscriber's start=: None, "live", "latest", "oldest" or an int n >= 0 (the last n).
+TopicStart topic_start(const py::object& start, bool start_at_latest) {
+  if (start.is_none()) return start_at_latest ? TopicStart::latest() : TopicStart::live();
+  if (start_at_latest) throw py::value_error("give start= or start_at_latest=True, not both");
+  if (py::isinstance<py::bool_>(start)) throw py::type_error("start must be 'live', 'latest', 'oldest' or an int");
+  if (py::isinstance<py::int_>(start)) {
+    const long long n = start.cast<long long>();
+    if (n < 0) throw py::value_error("start=n asks for the last n messages: n must be >= 0");
+    return TopicStart::history(static_cast<std::uint64_t>(n));
+  }
+  if (py::isinstance<py::str>(start)) {
+    const std::string s = start.cast<std::string>();
+    if (s == "live") return TopicStart::live();
+    if (s == "latest") return TopicStart::latest();
+    if (s == "oldest") return TopicStart::oldest();
+    throw py::value_error("start must be 'live', 'latest', 'oldest' or an int, not '" + s + "'");
+  }
+  throw py::type_error("start must be 'live', 'latest', 'oldest' or an int");
+}
+
 }  // namespace
 
 void bind_channels(py::module_& m) {
@@ -297,19 +336,22 @@ void bind_channels(py::module_& m) {
 
   // Topic.
   auto topic_pub = bind_common<TopicPublisher>(m, "TopicPublisher",
-      "The one publisher of a topic: every subscriber gets every message (lossy: a slow one skips "
-      "ahead and counts what it lost; lossless: the publisher waits for the slowest).");
+      "A publisher of a topic: every subscriber gets every message (lossy: a slow one skips "
+      "ahead and counts what it lost; lossless: the publishers wait for the slowest lossless one).");
   std::vector<py::arg_v> common = common_args();
   topic_pub.def(py::init([](const std::string& name, std::uint64_t capacity, std::uint64_t max_message,
                             std::uint32_t max_peers, int permissions, const py::object& group,
                         const py::object& trusted_owners, bool create,
                             double open_timeout, const py::object& wait_strategy, std::uint32_t spin_iterations,
-                            bool lossless, double dead_check_interval, double evict_after, std::uint64_t evict_lag) {
+                            bool lossless, double dead_check_interval, double evict_after, std::uint64_t evict_lag,
+                            std::uint32_t max_publishers, std::uint64_t history) {
                   TopicOptions o;
                   const CommonArgs args{capacity, max_message, max_peers, permissions, group, trusted_owners, create, open_timeout,
                                         wait_strategy, spin_iterations};
                   args.apply(o);
                   o.lossless = lossless;
+                  o.max_publishers = max_publishers;
+                  o.history = history;
                   o.dead_check_interval = millis(dead_check_interval, "dead_check_interval");
                   o.evict_after = millis(evict_after, "evict_after");
                   o.evict_lag = evict_lag;
@@ -318,19 +360,29 @@ void bind_channels(py::module_& m) {
                 py::arg("name"), py::kw_only(), common[0], common[1], common[2], common[3], common[4],
                 common[5], common[6], common[7], common[8], common[9], py::arg("lossless") = false,
                 py::arg("dead_check_interval") = 0.005, py::arg("evict_after") = 0.0, py::arg("evict_lag") = 0,
+                py::arg("max_publishers") = 0, py::arg("history") = 0,
                 constructor_doc(
-                    "Opens (or creates) topic `name` as its one publisher.",
+                    "Opens (or creates) topic `name` as one of its publishers.",
                     "bytes of the ring, a power of two (creator default 1 MiB). lossless: the "
                     "publisher waits for the slowest subscriber instead of overwriting (the creator "
                     "chooses; everyone must agree). Lossless only: dead_check_interval (seconds held "
                     "back before looking for dead subscribers, and how often), evict_after (seconds "
                     "held back before evicting the slowest live subscriber; 0: never), evict_lag "
-                    "(bytes behind at which a subscriber is evicted; 0: never)."))
+                    "(bytes behind at which a subscriber is evicted; 0: never). " + std::string(kTopicCreatorDoc)))
       .def_property_readonly("lossless", [](PyEndpoint<TopicPublisher>& s) { return s.read([](auto& e) { return e.lossless(); }); })
       .def_property_readonly("evictions", [](PyEndpoint<TopicPublisher>& s) { return s.read([](auto& e) { return e.evictions(); }); },
                              "Live subscribers this publisher evicted.")
       .def_property_readonly("next_sequence", [](PyEndpoint<TopicPublisher>& s) { return s.read([](auto& e) { return e.next_sequence(); }); },
-                             "The sequence number the next message will carry.");
+                             "The topic sequence number the next message claimed on this topic gets (by any publisher).")
+      .def_property_readonly("publisher_id", [](PyEndpoint<TopicPublisher>& s) { return s.read([](auto& e) { return e.publisher_id(); }); },
+                             "This publisher's id as subscribers see it (View.publisher, "
+                             "TopicSubscriber.last_publisher): stable while it is open.")
+      .def_property_readonly("published", [](PyEndpoint<TopicPublisher>& s) { return s.read([](auto& e) { return e.published(); }); },
+                             "Messages this publisher sent: the publisher sequence its next message carries.")
+      .def_property_readonly("max_publishers", [](PyEndpoint<TopicPublisher>& s) { return s.read([](auto& e) { return e.max_publishers(); }); },
+                             "Publishers the topic allows open at once (the creator's setting).")
+      .def_property_readonly("history", [](PyEndpoint<TopicPublisher>& s) { return s.read([](auto& e) { return e.history(); }); },
+                             "Messages the ring keeps for late joiners (the creator's setting).");
   bind_sender(topic_pub);
 
   auto topic_sub = bind_common<TopicSubscriber>(m, "TopicSubscriber", "A subscriber of a topic.");
@@ -338,26 +390,38 @@ void bind_channels(py::module_& m) {
                             std::uint32_t max_peers, int permissions, const py::object& group,
                         const py::object& trusted_owners, bool create,
                             double open_timeout, const py::object& wait_strategy, std::uint32_t spin_iterations,
-                            bool lossless, bool start_at_latest, bool read_only) {
+                            bool lossless, bool start_at_latest, bool read_only, std::uint32_t max_publishers,
+                            std::uint64_t history, const py::object& delivery, const py::object& start) {
                   TopicOptions o;
                   const CommonArgs args{capacity, max_message, max_peers, permissions, group, trusted_owners, create, open_timeout,
                                         wait_strategy, spin_iterations};
                   args.apply(o);
                   o.lossless = lossless;
-                  o.start = start_at_latest ? TopicStart::latest() : TopicStart::live();
+                  o.max_publishers = max_publishers;
+                  o.history = history;
+                  o.delivery = topic_delivery(delivery, lossless);
+                  o.start = topic_start(start, start_at_latest);
                   o.read_only = read_only;
                   return open_endpoint<TopicSubscriber>("TopicSubscriber", name, o, args);
                 }),
                 py::arg("name"), py::kw_only(), common[0], common[1], common[2], common[3], common[4],
                 common[5], common[6], common[7], common[8], common[9], py::arg("lossless") = false,
                 py::arg("start_at_latest") = false, py::arg("read_only") = false,
+                py::arg("max_publishers") = 0, py::arg("history") = 0, py::arg("delivery") = py::none(),
+                py::arg("start") = py::none(),
                 constructor_doc(
                     "Opens (or creates) topic `name` as a subscriber.",
                     "bytes of the ring, a power of two (creator default 1 MiB). lossless: this subscriber "
-                    "holds the publishers back (else the creator's default delivery). start_at_latest: "
-                    "begin with the newest message instead of the next one. read_only: attach the segment read-only (lossy topics; works "
-                    "with 0o644-style permissions for other users; not registered, so it polls and "
-                    "has no wait_fd())."))
+                    "holds the publishers back (else the creator's default delivery; when it creates the "
+                    "topic, also the creator's default). delivery: 'lossless' or 'lossy' (this "
+                    "subscriber's choice, whatever the creator's default; None: that default or "
+                    "`lossless`). start: 'live' (messages published after it opened; the default), "
+                    "'latest' (the newest message, then live), 'oldest' (everything the ring still "
+                    "holds) or an int n (the last n, then live); history_missed then says how many "
+                    "of those were no longer there. start_at_latest=True is start='latest'. "
+                    "read_only: attach the segment read-only (lossy topics; works with 0o644-style "
+                    "permissions for other users; not registered, so it polls and has no wait_fd()). " +
+                        std::string(kTopicCreatorDoc)))
       .def_property_readonly("lossless", [](PyEndpoint<TopicSubscriber>& s) { return s.read([](auto& e) { return e.lossless(); }); })
       .def_property_readonly("lost", [](PyEndpoint<TopicSubscriber>& s) { return s.read([](auto& e) { return e.lost(); }); },
                              "Messages skipped after being lapped (exact).")
@@ -366,7 +430,17 @@ void bind_channels(py::module_& m) {
                              "The sequence number of the message most recently received or viewed (0 before the first).")
       .def_property_readonly("next_sequence", [](PyEndpoint<TopicSubscriber>& s) {
         return s.read([](auto& e) { return e.next_sequence(); });
-      }, "The sequence number the next message will carry if none is lost; None when unknown.");
+      }, "The sequence number the next message will carry if none is lost; None when unknown.")
+      .def_property_readonly("last_publisher", [](PyEndpoint<TopicSubscriber>& s) { return s.read([](auto& e) { return e.last_publisher(); }); },
+                             "The publisher id of the message most recently received or viewed (0 before the first).")
+      .def_property_readonly("last_publisher_sequence", [](PyEndpoint<TopicSubscriber>& s) {
+        return s.read([](auto& e) { return e.last_publisher_sequence(); });
+      }, "That publisher's own number of the message most recently received or viewed.")
+      .def_property_readonly("history_missed", [](PyEndpoint<TopicSubscriber>& s) { return s.read([](auto& e) { return e.history_missed(); }); },
+                             "Of the messages a 'latest' or n start asked for, how many were no longer in the ring.")
+      .def_property_readonly("delivery", [](PyEndpoint<TopicSubscriber>& s) {
+        return s.read([](auto& e) { return std::string(e.delivery() == TopicDelivery::kLossless ? "lossless" : "lossy"); });
+      }, "This subscriber's delivery: 'lossless' or 'lossy'.");
   bind_receiver(topic_sub);
 
   // Queue.

@@ -136,6 +136,10 @@ void bind_lease(py::module_& m) {
   heap_type->as_buffer.bf_releasebuffer = &PyLease::release_buffer;
   lease.def_property_readonly("nbytes", [](PyLease& l) { return l.bytes.size(); })
       .def_property_readonly("sequence", [](PyLease& l) { return l.sequence; })
+      .def_property_readonly("publisher", [](PyLease& l) { return l.publisher; },
+                             "Topic views: the id of the publisher that sent it (TopicPublisher.publisher_id); 0 otherwise.")
+      .def_property_readonly("publisher_sequence", [](PyLease& l) { return l.publisher_sequence; },
+                             "Topic views: that publisher's own number for it (0 for its first message, as for other views).")
       .def_property_readonly("redelivered", [](PyLease& l) { return l.redelivered; })
       .def_property_readonly("settled", &PyLease::settled)
       .def_property_readonly("exports", [](PyLease& l) { return l.exports; })

@@ -49,6 +49,8 @@ struct PyLease {
   bool writable = false;
   bool lossy_view = false;     // a lossy topic's view: checked at release() even while exported
   std::uint64_t sequence = 0;  // topic: sequence number; queue: ticket; frames: frame number
+  std::uint32_t publisher = 0;            // topic: its publisher's id (0 otherwise)
+  std::uint64_t publisher_sequence = 0;   // topic: that publisher's own number (0 otherwise)
   bool redelivered = false;    // queue: taken over from a dead consumer
   int exports = 0;             // live buffer exports
   bool settle_when_unexported = false;  // release()/abandon() came while exported
