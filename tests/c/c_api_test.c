@@ -316,6 +316,128 @@ static void kinds_and_publishers_must_match(void) {
   shmring_topic_publisher_destroy(pub);
 }
 
+/* Version 2's topic options: several publishers, history for late joiners, each subscriber's
+ * delivery and start; a version-1 struct (shorter) keeps version 1's behaviour; mistakes are
+ * refused with a message. */
+static void topic_options_of_version_2(void) {
+  const char* name = name_for("v2");
+  shmring_topic_options_t options;
+  shmring_topic_options_init(&options);
+  CHECK(options.max_publishers == 0 && options.history == 0 && options.delivery == SHMRING_DELIVERY_DEFAULT &&
+        options.start == SHMRING_START_LIVE && options.start_count == 0);
+  options.max_publishers = 2;
+  options.history = 8;
+  options.capacity = 1 << 16;
+  options.max_message = 64;
+  shmring_topic_publisher_t* a = NULL;
+  shmring_topic_publisher_t* b = NULL;
+  shmring_topic_publisher_t* third = NULL;
+  CHECK_STATUS(shmring_topic_publisher_open(name, &options, &a), SHMRING_OK);
+  CHECK_STATUS(shmring_topic_publisher_open(name, NULL, &b), SHMRING_OK);
+  CHECK_STATUS(shmring_topic_publisher_open(name, NULL, &third), SHMRING_FAILED_PRECONDITION);
+  CHECK(shmring_topic_publisher_max_publishers(a) == 2 && shmring_topic_publisher_history(b) == 8);
+  const uint32_t id_a = shmring_topic_publisher_id(a);
+  const uint32_t id_b = shmring_topic_publisher_id(b);
+  CHECK(id_a != 0 && id_b != 0 && id_a != id_b);
+  /* A live subscriber, opened before anything is sent; a lossless one by its own choice. */
+  shmring_topic_options_t sub_options;
+  shmring_topic_options_init(&sub_options);
+  sub_options.delivery = SHMRING_DELIVERY_LOSSLESS;
+  shmring_topic_subscriber_t* careful = NULL;
+  CHECK_STATUS(shmring_topic_subscriber_open(name, &sub_options, &careful), SHMRING_OK);
+  CHECK(shmring_topic_subscriber_delivery(careful) == SHMRING_DELIVERY_LOSSLESS);
+  char text[16];
+  for (int i = 0; i < 40; ++i) {
+    snprintf(text, sizeof text, "%c%d", i % 2 ? 'b' : 'a', i / 2);
+    CHECK_STATUS(shmring_topic_publisher_send(i % 2 ? b : a, text, strlen(text), 0), SHMRING_OK);
+  }
+  CHECK(shmring_topic_publisher_published(a) == 20 && shmring_topic_publisher_published(b) == 20);
+  char got[64];
+  size_t size = 0;
+  for (int i = 0; i < 40; ++i) {
+    CHECK_STATUS(shmring_topic_subscriber_receive(careful, got, sizeof got, &size, 0), SHMRING_OK);
+    snprintf(text, sizeof text, "%c%d", i % 2 ? 'b' : 'a', i / 2);
+    CHECK(size == strlen(text) && memcmp(got, text, size) == 0);
+    CHECK(shmring_topic_subscriber_last_publisher(careful) == (i % 2 ? id_b : id_a));
+    CHECK(shmring_topic_subscriber_last_publisher_sequence(careful) == (uint64_t)(i / 2));
+  }
+  /* Late joiners: the last 3; the newest; the oldest the ring holds; more than was ever sent. */
+  shmring_topic_options_init(&sub_options);
+  sub_options.start = SHMRING_START_HISTORY;
+  sub_options.start_count = 3;
+  shmring_topic_subscriber_t* late = NULL;
+  CHECK_STATUS(shmring_topic_subscriber_open(name, &sub_options, &late), SHMRING_OK);
+  const char* want[] = {"b18", "a19", "b19"};
+  for (int i = 0; i < 3; ++i) {
+    CHECK_STATUS(shmring_topic_subscriber_receive(late, got, sizeof got, &size, 0), SHMRING_OK);
+    CHECK(size == strlen(want[i]) && memcmp(got, want[i], size) == 0);
+  }
+  CHECK_STATUS(shmring_topic_subscriber_receive(late, got, sizeof got, &size, 0), SHMRING_WOULD_BLOCK);
+  CHECK(shmring_topic_subscriber_history_missed(late) == 0);
+  shmring_topic_subscriber_destroy(late);
+  sub_options.start = SHMRING_START_OLDEST;
+  sub_options.start_count = 0;
+  CHECK_STATUS(shmring_topic_subscriber_open(name, &sub_options, &late), SHMRING_OK);
+  int oldest = 0;
+  while (shmring_topic_subscriber_receive(late, got, sizeof got, &size, 0) == SHMRING_OK) ++oldest;
+  CHECK(oldest == 40); /* a 64 KiB ring keeps all 40 */
+  shmring_topic_subscriber_destroy(late);
+  sub_options.start = SHMRING_START_LATEST;
+  CHECK_STATUS(shmring_topic_subscriber_open(name, &sub_options, &late), SHMRING_OK);
+  CHECK_STATUS(shmring_topic_subscriber_receive(late, got, sizeof got, &size, 0), SHMRING_OK);
+  CHECK(size == 3 && memcmp(got, "b19", 3) == 0);
+  shmring_topic_subscriber_destroy(late);
+
+  /* Mistakes: unknown delivery or start, contradictions, a count without a history start. */
+  shmring_topic_options_init(&sub_options);
+  sub_options.delivery = 7;
+  CHECK_STATUS(shmring_topic_subscriber_open(name, &sub_options, &late), SHMRING_INVALID_ARGUMENT);
+  CHECK(contains(shmring_last_error(), "shmring_topic_delivery_t"));
+  shmring_topic_options_init(&sub_options);
+  sub_options.delivery = SHMRING_DELIVERY_LOSSY;
+  sub_options.lossless = true;
+  CHECK_STATUS(shmring_topic_subscriber_open(name, &sub_options, &late), SHMRING_INVALID_ARGUMENT);
+  CHECK(contains(shmring_last_error(), "contradicts"));
+  shmring_topic_options_init(&sub_options);
+  sub_options.start = 9;
+  CHECK_STATUS(shmring_topic_subscriber_open(name, &sub_options, &late), SHMRING_INVALID_ARGUMENT);
+  CHECK(contains(shmring_last_error(), "shmring_topic_start_t"));
+  shmring_topic_options_init(&sub_options);
+  sub_options.start = SHMRING_START_OLDEST;
+  sub_options.start_at_latest = true;
+  CHECK_STATUS(shmring_topic_subscriber_open(name, &sub_options, &late), SHMRING_INVALID_ARGUMENT);
+  CHECK(contains(shmring_last_error(), "not both"));
+  shmring_topic_options_init(&sub_options);
+  sub_options.start_count = 5;
+  CHECK_STATUS(shmring_topic_subscriber_open(name, &sub_options, &late), SHMRING_INVALID_ARGUMENT);
+  CHECK(contains(shmring_last_error(), "start_count"));
+  shmring_topic_options_init(&sub_options);
+  sub_options.history = 9; /* the creator said 8 */
+  CHECK_STATUS(shmring_topic_subscriber_open(name, &sub_options, &late), SHMRING_FAILED_PRECONDITION);
+  CHECK(late == NULL);
+
+  /* A version-1 program's struct ends at trusted_owner_count: what lies beyond is not read. */
+  shmring_topic_options_init(&sub_options);
+  sub_options.start = SHMRING_START_OLDEST;  /* beyond the short struct: ignored */
+  sub_options.delivery = 99;                 /* ignored too, not refused */
+  sub_options.struct_size = offsetof(shmring_topic_options_t, trusted_owner_count) + sizeof sub_options.trusted_owner_count;
+  CHECK_STATUS(shmring_topic_subscriber_open(name, &sub_options, &late), SHMRING_OK);
+  CHECK(shmring_topic_subscriber_delivery(late) == SHMRING_DELIVERY_LOSSY);
+  CHECK_STATUS(shmring_topic_subscriber_receive(late, got, sizeof got, &size, 0), SHMRING_WOULD_BLOCK); /* live */
+  shmring_topic_subscriber_destroy(late);
+
+  /* Closed and NULL handles answer zeros. */
+  CHECK_STATUS(shmring_endpoint_close(shmring_topic_publisher_endpoint(b)), SHMRING_OK);
+  CHECK(shmring_topic_publisher_id(b) == 0 && shmring_topic_publisher_published(b) == 0);
+  CHECK(shmring_topic_publisher_max_publishers(NULL) == 0 && shmring_topic_publisher_history(NULL) == 0);
+  CHECK(shmring_topic_subscriber_delivery(NULL) == SHMRING_DELIVERY_DEFAULT);
+  CHECK(shmring_topic_subscriber_last_publisher(NULL) == 0 && shmring_topic_subscriber_history_missed(NULL) == 0);
+  CHECK(shmring_topic_subscriber_last_publisher_sequence(NULL) == 0);
+  shmring_topic_subscriber_destroy(careful);
+  shmring_topic_publisher_destroy(b);
+  shmring_topic_publisher_destroy(a);
+}
+
 static void closed_endpoints_answer_closed(void) {
   const char* name = name_for("closed");
   shmring_queue_producer_t* producer = NULL;
@@ -848,6 +970,7 @@ int main(void) {
   wrong_sizes();
   bad_options_and_names();
   kinds_and_publishers_must_match();
+  topic_options_of_version_2();
   closed_endpoints_answer_closed();
   loans_and_views_after_close();
   timeouts();

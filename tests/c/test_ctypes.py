@@ -65,7 +65,11 @@ def test_struct_sizes_match_what_a_binding_mirrors(lib):
                     ("spin_iterations", ctypes.c_uint32), ("open_timeout_ms", ctypes.c_uint32),
                     ("dead_check_interval_ms", ctypes.c_uint32), ("evict_after_ms", ctypes.c_uint32),
                     ("evict_lag", ctypes.c_uint64), ("trusted_owners", ctypes.POINTER(ctypes.c_uint32)),
-                    ("trusted_owner_count", ctypes.c_size_t)]
+                    ("trusted_owner_count", ctypes.c_size_t),
+                    # SHMRING_C_API_VERSION 2
+                    ("history", ctypes.c_uint64), ("start_count", ctypes.c_uint64),
+                    ("max_publishers", ctypes.c_uint32), ("delivery", ctypes.c_int32),
+                    ("start", ctypes.c_int32)]
 
     options = TopicOptions()
     lib.shmring_topic_options_init(ctypes.byref(options))
@@ -83,6 +87,35 @@ def test_struct_sizes_match_what_a_binding_mirrors(lib):
         assert lib.shmring_topic_subscriber_lossless(sub)
     finally:
         lib.shmring_topic_subscriber_destroy(sub)
+    # Version 2's fields through the mirror: two publishers, a subscriber that asks for the oldest.
+    name = f"t_ctypes.v2.{os.getpid()}".encode()
+    lib.shmring_topic_publisher_send.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int64]
+    lib.shmring_topic_publisher_id.restype = ctypes.c_uint32
+    lib.shmring_topic_subscriber_last_publisher.restype = ctypes.c_uint32
+    lib.shmring_topic_subscriber_receive.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t,
+                                                     ctypes.POINTER(ctypes.c_size_t), ctypes.c_int64]
+    creator = TopicOptions()
+    lib.shmring_topic_options_init(ctypes.byref(creator))
+    creator.max_publishers = 2
+    first, second, oldest = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
+    assert lib.shmring_topic_publisher_open(name, ctypes.byref(creator), ctypes.byref(first)) == 0
+    try:
+        assert lib.shmring_topic_publisher_open(name, None, ctypes.byref(second)) == 0
+        assert lib.shmring_topic_publisher_send(first, b"one", 3, 0) == 0
+        assert lib.shmring_topic_publisher_send(second, b"two", 3, 0) == 0
+        start = TopicOptions()
+        lib.shmring_topic_options_init(ctypes.byref(start))
+        start.start = 3  # SHMRING_START_OLDEST
+        assert lib.shmring_topic_subscriber_open(name, ctypes.byref(start), ctypes.byref(oldest)) == 0
+        buffer, size = ctypes.create_string_buffer(64), ctypes.c_size_t()
+        for text, publisher in ((b"one", first), (b"two", second)):
+            assert lib.shmring_topic_subscriber_receive(oldest, buffer, 64, ctypes.byref(size), 0) == 0
+            assert buffer.raw[:size.value] == text
+            assert lib.shmring_topic_subscriber_last_publisher(oldest) == lib.shmring_topic_publisher_id(publisher)
+    finally:
+        lib.shmring_topic_subscriber_destroy(oldest)
+        lib.shmring_topic_publisher_destroy(second)
+        lib.shmring_topic_publisher_destroy(first)
 
 
 def test_errors_are_codes_with_messages(lib):

@@ -119,8 +119,39 @@ absl::StatusOr<TopicOptions> topic_options(const shmring_topic_options_t* o) {
   absl::StatusOr<TopicOptions> cpp = checked_common<TopicOptions>(o);
   if (!cpp.ok() || o == nullptr) return cpp;
   if (SHMRING_C_HAS(o, lossless)) cpp->lossless = o->lossless;
-  if (SHMRING_C_HAS(o, start_at_latest)) {
-    cpp->start = o->start_at_latest ? TopicStart::latest() : TopicStart::live();
+  const bool at_latest = SHMRING_C_HAS(o, start_at_latest) && o->start_at_latest;
+  if (at_latest) cpp->start = TopicStart::latest();
+  if (SHMRING_C_HAS(o, history)) cpp->history = o->history;
+  if (SHMRING_C_HAS(o, max_publishers)) cpp->max_publishers = o->max_publishers;
+  if (SHMRING_C_HAS(o, delivery)) {
+    switch (o->delivery) {
+      case SHMRING_DELIVERY_DEFAULT: cpp->delivery = TopicDelivery::kDefault; break;
+      case SHMRING_DELIVERY_LOSSLESS: cpp->delivery = TopicDelivery::kLossless; break;
+      case SHMRING_DELIVERY_LOSSY:
+        if (SHMRING_C_HAS(o, lossless) && o->lossless) {
+          return absl::InvalidArgumentError("delivery SHMRING_DELIVERY_LOSSY contradicts lossless = true");
+        }
+        cpp->delivery = TopicDelivery::kLossy;
+        break;
+      default:
+        return absl::InvalidArgumentError("delivery " + std::to_string(o->delivery) +
+                                          " is not a shmring_topic_delivery_t");
+    }
+  }
+  const std::uint64_t count = SHMRING_C_HAS(o, start_count) ? o->start_count : 0;
+  if (SHMRING_C_HAS(o, start) && o->start != SHMRING_START_LIVE) {
+    if (at_latest) return absl::InvalidArgumentError("give start or start_at_latest, not both");
+    switch (o->start) {
+      case SHMRING_START_LATEST: cpp->start = TopicStart::latest(); break;
+      case SHMRING_START_HISTORY: cpp->start = TopicStart::history(count); break;
+      case SHMRING_START_OLDEST: cpp->start = TopicStart::oldest(); break;
+      default:
+        return absl::InvalidArgumentError("start " + std::to_string(o->start) + " is not a shmring_topic_start_t");
+    }
+  }
+  if (count != 0 && !(SHMRING_C_HAS(o, start) && o->start == SHMRING_START_HISTORY)) {
+    return absl::InvalidArgumentError("start_count " + std::to_string(count) +
+                                      " is only for start SHMRING_START_HISTORY");
   }
   if (SHMRING_C_HAS(o, read_only)) cpp->read_only = o->read_only;
   if (SHMRING_C_HAS(o, dead_check_interval_ms)) {

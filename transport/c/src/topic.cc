@@ -55,6 +55,26 @@ bool shmring_topic_publisher_lossless(const shmring_topic_publisher_t* publisher
   return p != nullptr && p->endpoint.lossless();
 }
 
+uint32_t shmring_topic_publisher_id(const shmring_topic_publisher_t* publisher) {
+  const auto* p = live(publisher);
+  return p != nullptr ? p->endpoint.publisher_id() : 0;
+}
+
+uint64_t shmring_topic_publisher_published(const shmring_topic_publisher_t* publisher) {
+  const auto* p = live(publisher);
+  return p != nullptr ? p->endpoint.published() : 0;
+}
+
+uint32_t shmring_topic_publisher_max_publishers(const shmring_topic_publisher_t* publisher) {
+  const auto* p = live(publisher);
+  return p != nullptr ? p->endpoint.max_publishers() : 0;
+}
+
+uint64_t shmring_topic_publisher_history(const shmring_topic_publisher_t* publisher) {
+  const auto* p = live(publisher);
+  return p != nullptr ? p->endpoint.history() : 0;
+}
+
 shmring_status_t shmring_topic_subscriber_open(const char* name, const shmring_topic_options_t* options,
                                                shmring_topic_subscriber_t** subscriber) {
   return open_handle(__func__, name, subscriber, [options](std::string_view n) -> absl::StatusOr<TopicSubscriber> {
@@ -100,6 +120,27 @@ uint64_t shmring_topic_subscriber_last_sequence(const shmring_topic_subscriber_t
 bool shmring_topic_subscriber_lossless(const shmring_topic_subscriber_t* subscriber) {
   const auto* s = live(subscriber);
   return s != nullptr && s->endpoint.lossless();
+}
+
+shmring_topic_delivery_t shmring_topic_subscriber_delivery(const shmring_topic_subscriber_t* subscriber) {
+  const auto* s = live(subscriber);
+  if (s == nullptr) return SHMRING_DELIVERY_DEFAULT;
+  return s->endpoint.delivery() == TopicDelivery::kLossless ? SHMRING_DELIVERY_LOSSLESS : SHMRING_DELIVERY_LOSSY;
+}
+
+uint32_t shmring_topic_subscriber_last_publisher(const shmring_topic_subscriber_t* subscriber) {
+  const auto* s = live(subscriber);
+  return s != nullptr ? s->endpoint.last_publisher() : 0;
+}
+
+uint64_t shmring_topic_subscriber_last_publisher_sequence(const shmring_topic_subscriber_t* subscriber) {
+  const auto* s = live(subscriber);
+  return s != nullptr ? s->endpoint.last_publisher_sequence() : 0;
+}
+
+uint64_t shmring_topic_subscriber_history_missed(const shmring_topic_subscriber_t* subscriber) {
+  const auto* s = live(subscriber);
+  return s != nullptr ? s->endpoint.history_missed() : 0;
 }
 
 }  // extern "C"

@@ -1,6 +1,6 @@
 /*
  * shmring.h: the C API of shmring (C11). Message passing between processes through shared memory:
- * topics (one publisher, many subscribers), queues (competing consumers) and frames (large
+ * topics (publishers and many subscribers), queues (competing consumers) and frames (large
  * buffers written and read in place), with copying and zero-copy calls, pollable descriptors,
  * counters readable from outside, and channel listing and removal. It wraps the C++ API
  * (shmring/transport/topic.h, queue.h, frame.h) call for call; docs/transport.md has the semantics, docs/c-api.md the
@@ -41,7 +41,7 @@ extern "C" {
 #endif
 
 /* The version of this C interface: raised when a call or struct is added. */
-#define SHMRING_C_API_VERSION 1
+#define SHMRING_C_API_VERSION 2
 
 /* Wait as long as it takes (a timeout argument). */
 #define SHMRING_FOREVER INT64_MAX
@@ -128,7 +128,32 @@ typedef struct shmring_topic_options {
                                      (anyone else's is SHMRING_PERMISSION_DENIED); may be NULL when
                                      trusted_owner_count is 0; copied by the call */
   size_t trusted_owner_count;
+  /* Since SHMRING_C_API_VERSION 2 (a shorter struct_size leaves them at their defaults): */
+  uint64_t history;           /* creator: messages the ring keeps for late joiners (0: none) */
+  uint64_t start_count;       /* subscriber, start SHMRING_START_HISTORY: the last n messages */
+  uint32_t max_publishers;    /* creator: publishers open at once (0: default 1) */
+  int32_t delivery;           /* subscriber: a shmring_topic_delivery_t value, by default
+                                 SHMRING_DELIVERY_DEFAULT */
+  int32_t start;              /* subscriber: a shmring_topic_start_t value, by default
+                                 SHMRING_START_LIVE; start_at_latest is SHMRING_START_LATEST:
+                                 give one or the other */
 } shmring_topic_options_t;
+
+/* A topic subscriber's delivery (the C++ TopicDelivery): its own choice, whatever the creator's
+ * default. DEFAULT: the creator's lossless flag, unless this subscriber's `lossless` asks for it. */
+typedef enum shmring_topic_delivery {
+  SHMRING_DELIVERY_DEFAULT = 0,
+  SHMRING_DELIVERY_LOSSLESS = 1, /* holds the publishers back; loses nothing */
+  SHMRING_DELIVERY_LOSSY = 2     /* never holds them back; counts what it lost */
+} shmring_topic_delivery_t;
+
+/* Where a topic subscriber starts (the C++ TopicStart). */
+typedef enum shmring_topic_start {
+  SHMRING_START_LIVE = 0,    /* messages published after it opened */
+  SHMRING_START_LATEST = 1,  /* the newest message, then live */
+  SHMRING_START_HISTORY = 2, /* the last start_count messages, then live */
+  SHMRING_START_OLDEST = 3   /* everything the ring still holds, then live */
+} shmring_topic_start_t;
 
 /* Queue options (the C++ QueueOptions). */
 typedef struct shmring_queue_options {
@@ -266,13 +291,15 @@ typedef struct shmring_view {
 #define SHMRING_VIEW_REDELIVERED 0x01u
 
 /* ------------------------------------------------------------------------------------------ */
-/* Topics: one publisher, any number of subscribers, each sees every message (or is told what it
- * lost). Lossy by default (the publisher never waits); lossless if the creator says so.         */
+/* Topics: up to max_publishers publishers (default 1) in one total order, any number of
+ * subscribers; each sees every message (or is told what it lost). Each subscriber's delivery is
+ * lossy (never holds the publishers back) or lossless (holds them back), by default the creator's
+ * choice; it starts live, at the latest message, at the last n, or at the oldest the ring holds. */
 /* ------------------------------------------------------------------------------------------ */
 
-/* Opens (or creates) topic `name` as its one publisher. SHMRING_OK and *publisher; otherwise
- * SHMRING_INVALID_ARGUMENT (bad name or options), SHMRING_FAILED_PRECONDITION (a live publisher
- * exists; another kind, mode or limits), SHMRING_NOT_FOUND (create = false), SHMRING_PERMISSION_DENIED
+/* Opens (or creates) topic `name` as one of its publishers. SHMRING_OK and *publisher; otherwise
+ * SHMRING_INVALID_ARGUMENT (bad name or options), SHMRING_FAILED_PRECONDITION (max_publishers
+ * live publishers exist; another kind, mode or limits), SHMRING_NOT_FOUND (create = false), SHMRING_PERMISSION_DENIED
  * (also: the channel belongs to a user not trusted, or is looser than `permissions`),
  * SHMRING_RESOURCE_EXHAUSTED, SHMRING_DEADLINE_EXCEEDED, SHMRING_ABORTED, SHMRING_DATA_LOSS,
  * SHMRING_OUT_OF_MEMORY, with a message. May wait (open_timeout_ms). */
@@ -306,6 +333,14 @@ uint64_t shmring_topic_publisher_next_sequence(const shmring_topic_publisher_t* 
 uint64_t shmring_topic_publisher_evictions(const shmring_topic_publisher_t* publisher);
 /* Whether the topic is lossless by default (the creator's lossless: subscribers that do not choose). */
 bool shmring_topic_publisher_lossless(const shmring_topic_publisher_t* publisher);
+/* Since version 2. This publisher's id as subscribers see it (shmring_topic_subscriber_last_publisher):
+ * stable while it is open; 0 for NULL or closed. */
+uint32_t shmring_topic_publisher_id(const shmring_topic_publisher_t* publisher);
+/* Messages this publisher sent (the publisher sequence its next message carries). */
+uint64_t shmring_topic_publisher_published(const shmring_topic_publisher_t* publisher);
+/* The creator's max_publishers and history. */
+uint32_t shmring_topic_publisher_max_publishers(const shmring_topic_publisher_t* publisher);
+uint64_t shmring_topic_publisher_history(const shmring_topic_publisher_t* publisher);
 
 /* Opens (or creates) topic `name` as a subscriber. Errors as the publisher's open; also
  * SHMRING_FAILED_PRECONDITION for read_only on a lossless topic, SHMRING_RESOURCE_EXHAUSTED when
@@ -340,6 +375,15 @@ uint64_t shmring_topic_subscriber_received(const shmring_topic_subscriber_t* sub
 uint64_t shmring_topic_subscriber_last_sequence(const shmring_topic_subscriber_t* subscriber);
 /* Whether this subscriber's delivery is lossless (it holds the publishers back). */
 bool shmring_topic_subscriber_lossless(const shmring_topic_subscriber_t* subscriber);
+/* Since version 2. This subscriber's delivery (SHMRING_DELIVERY_LOSSLESS or _LOSSY; _DEFAULT for
+ * NULL or closed). */
+shmring_topic_delivery_t shmring_topic_subscriber_delivery(const shmring_topic_subscriber_t* subscriber);
+/* The publisher id and that publisher's own number of the message most recently received or
+ * viewed (0 before the first): with several publishers, who sent it. */
+uint32_t shmring_topic_subscriber_last_publisher(const shmring_topic_subscriber_t* subscriber);
+uint64_t shmring_topic_subscriber_last_publisher_sequence(const shmring_topic_subscriber_t* subscriber);
+/* Of the messages a LATEST or HISTORY start asked for, how many were no longer in the ring. */
+uint64_t shmring_topic_subscriber_history_missed(const shmring_topic_subscriber_t* subscriber);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Queues: several producers, several competing consumers, each item to exactly one consumer.   */
