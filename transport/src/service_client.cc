@@ -807,7 +807,10 @@ ChannelResult PendingResponse::receive(std::span<std::byte> out, std::size_t* by
       [&](detail::ResponseRecord& record) {
         const std::uint64_t length = std::min<std::uint64_t>(record.length.load(std::memory_order_relaxed),
                                                              e->shape().max_response);
-        if (out.size() < length) return ChannelResult::kTooLarge;
+        if (out.size() < length) {
+          if (bytes != nullptr) *bytes = length;  // how long a buffer it takes (as topics say)
+          return ChannelResult::kTooLarge;
+        }
         const std::uint32_t flags = record.flags.load(std::memory_order_relaxed);
         if (length != 0) std::memcpy(out.data(), e->region->response_payload(record), length);
         if (bytes != nullptr) *bytes = length;

@@ -18,7 +18,11 @@ bool is_endpoint(const shmring_endpoint* endpoint) noexcept {
     case Tag::kQueueConsumer:
     case Tag::kFramePublisher:
     case Tag::kFrameSubscriber:
+    case Tag::kServiceClient:
+    case Tag::kServiceServer:
       return true;
+    case Tag::kPendingResponse:
+    case Tag::kActiveRequest:
     case Tag::kDestroyed:
       return false;
   }
@@ -104,6 +108,11 @@ uint64_t shmring_endpoint_max_message(const shmring_endpoint_t* endpoint) {
     case Tag::kQueueConsumer: return static_cast<const shmring_queue_consumer*>(endpoint)->endpoint.max_message();
     case Tag::kFramePublisher: return static_cast<const shmring_frame_publisher*>(endpoint)->endpoint.max_message();
     case Tag::kFrameSubscriber: return static_cast<const shmring_frame_subscriber*>(endpoint)->endpoint.max_message();
+    // Services: the request size (both sides handle requests; responses have their own calls).
+    case Tag::kServiceClient: return static_cast<const shmring_service_client*>(endpoint)->endpoint.max_request();
+    case Tag::kServiceServer: return static_cast<const shmring_service_server*>(endpoint)->endpoint.max_request();
+    case Tag::kPendingResponse:
+    case Tag::kActiveRequest:
     case Tag::kDestroyed: return 0;
   }
   return 0;

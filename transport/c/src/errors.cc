@@ -70,6 +70,8 @@ const char* shmring_status_string(shmring_status_t status) {
     case SHMRING_EVICTED: return "evicted";
     case SHMRING_CLOSED: return "closed";
     case SHMRING_OVERWRITTEN: return "overwritten";
+    case SHMRING_PEER_GONE: return "peer gone";
+    case SHMRING_CANCELLED: return "cancelled";
     case SHMRING_INVALID_ARGUMENT: return "invalid argument";
     case SHMRING_NOT_FOUND: return "not found";
     case SHMRING_ALREADY_EXISTS: return "already exists";

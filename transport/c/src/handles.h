@@ -18,6 +18,7 @@
 #include "shmring/shmring.h"
 #include "shmring/transport/frame.h"
 #include "shmring/transport/queue.h"
+#include "shmring/transport/service.h"
 #include "shmring/transport/topic.h"
 
 namespace shmring::c {
@@ -30,6 +31,10 @@ enum class Tag : std::uint32_t {
   kQueueConsumer = 0x53524304,
   kFramePublisher = 0x53524305,
   kFrameSubscriber = 0x53524306,
+  kServiceClient = 0x53524307,
+  kServiceServer = 0x53524308,
+  kPendingResponse = 0x53524309,
+  kActiveRequest = 0x5352430a,
   kDestroyed = 0x5352dead,
 };
 
@@ -79,6 +84,43 @@ struct shmring_frame_subscriber
   using EndpointHandle::EndpointHandle;
 };
 
+// Services: the client lends one request buffer at a time; the server lends nothing itself (its
+// requests and their response loans are handles of their own, below).
+struct shmring_service_client
+    : EndpointHandle<shmring::ServiceClient, shmring::RequestLoan, shmring::c::Tag::kServiceClient> {
+  using EndpointHandle::EndpointHandle;
+};
+struct NoLease {};
+struct shmring_service_server
+    : EndpointHandle<shmring::ServiceServer, NoLease, shmring::c::Tag::kServiceServer> {
+  using EndpointHandle::EndpointHandle;
+};
+// A request's handles: not endpoints (shmring_endpoint_* refuses them), several out at once. They
+// belong to their endpoint's state, not to the endpoint's handle: destroying the endpoint first
+// leaves them inert (SHMRING_CLOSED) and still safe to destroy.
+struct shmring_pending_response {
+  static constexpr shmring::c::Tag kHandleTag = shmring::c::Tag::kPendingResponse;
+  explicit shmring_pending_response(shmring::PendingResponse p) noexcept : pending(std::move(p)) {}
+  ~shmring_pending_response() {
+    view = {};  // the view goes back before the request is cancelled
+    tag = shmring::c::Tag::kDestroyed;
+  }
+  shmring::c::Tag tag = kHandleTag;
+  shmring::PendingResponse pending;
+  shmring::ResponseView view;
+};
+struct shmring_active_request {
+  static constexpr shmring::c::Tag kHandleTag = shmring::c::Tag::kActiveRequest;
+  explicit shmring_active_request(shmring::ActiveRequest r) noexcept : request(std::move(r)) {}
+  ~shmring_active_request() {
+    loan = {};  // an unsent response loan writes nothing; then the request is dropped if unfinished
+    tag = shmring::c::Tag::kDestroyed;
+  }
+  shmring::c::Tag tag = kHandleTag;
+  shmring::ActiveRequest request;
+  shmring::ResponseLoan loan;
+};
+
 namespace shmring::c {
 
 // The handle if it is a live one of its kind, else nullptr.
@@ -107,9 +149,8 @@ inline shmring_status_t from_result(ChannelResult result) noexcept {
     case ChannelResult::kEvicted: return SHMRING_EVICTED;
     case ChannelResult::kClosed: return SHMRING_CLOSED;
     case ChannelResult::kOverwritten: return SHMRING_OVERWRITTEN;
-    // Results of service calls only, which the C API does not carry (yet).
-    case ChannelResult::kPeerGone:
-    case ChannelResult::kCancelled: return SHMRING_UNKNOWN;
+    case ChannelResult::kPeerGone: return SHMRING_PEER_GONE;
+    case ChannelResult::kCancelled: return SHMRING_CANCELLED;
   }
   return SHMRING_UNKNOWN;
 }

@@ -166,6 +166,42 @@ absl::StatusOr<QueueOptions> queue_options(const shmring_queue_options_t* o) { r
 
 absl::StatusOr<FrameOptions> frame_options(const shmring_frame_options_t* o) { return checked_common<FrameOptions>(o); }
 
+// Services share the vocabulary (permissions, group, create, waiting) but not the limits, and
+// have no trusted owners.
+absl::StatusOr<ServiceOptions> service_options(const shmring_service_options_t* o) {
+  ServiceOptions cpp;
+  if (o == nullptr) return cpp;
+  if (absl::Status s = size_ok(o); !s.ok()) return s;
+  if (SHMRING_C_HAS(o, wait_strategy)) {
+    if (absl::Status s = wait_ok(o->wait_strategy); !s.ok()) return s;
+  }
+  if (absl::Status s = permissions_ok(SHMRING_C_HAS(o, permissions) ? o->permissions : 0600,
+                                      SHMRING_C_HAS(o, group) ? o->group : -1);
+      !s.ok()) {
+    return s;
+  }
+  if (SHMRING_C_HAS(o, request_timeout_ns) && o->request_timeout_ns <= 0) {
+    return absl::InvalidArgumentError("request_timeout_ns " + std::to_string(o->request_timeout_ns) +
+                                      " is not positive");
+  }
+  if (SHMRING_C_HAS(o, max_request)) cpp.max_request = o->max_request;
+  if (SHMRING_C_HAS(o, max_response)) cpp.max_response = o->max_response;
+  if (SHMRING_C_HAS(o, max_in_flight)) cpp.max_in_flight = o->max_in_flight;
+  if (SHMRING_C_HAS(o, response_depth)) cpp.response_depth = o->response_depth;
+  if (SHMRING_C_HAS(o, max_clients)) cpp.max_clients = o->max_clients;
+  if (SHMRING_C_HAS(o, max_servers)) cpp.max_servers = o->max_servers;
+  if (SHMRING_C_HAS(o, max_active)) cpp.max_active = o->max_active;
+  if (SHMRING_C_HAS(o, permissions)) cpp.permissions = static_cast<mode_t>(o->permissions);
+  if (SHMRING_C_HAS(o, group)) cpp.group = static_cast<gid_t>(o->group);
+  if (SHMRING_C_HAS(o, create)) cpp.create = o->create;
+  if (SHMRING_C_HAS(o, at_most_once)) cpp.at_most_once = o->at_most_once;
+  if (SHMRING_C_HAS(o, wait_strategy)) cpp.wait.strategy = static_cast<WaitStrategy>(o->wait_strategy);
+  if (SHMRING_C_HAS(o, spin_iterations)) cpp.wait.spin_iterations = o->spin_iterations;
+  if (SHMRING_C_HAS(o, open_timeout_ms)) cpp.open_timeout = std::chrono::milliseconds(o->open_timeout_ms);
+  if (SHMRING_C_HAS(o, request_timeout_ns)) cpp.request_timeout = std::chrono::nanoseconds(o->request_timeout_ns);
+  return cpp;
+}
+
 }  // namespace shmring::c
 
 extern "C" {
@@ -176,6 +212,12 @@ void shmring_topic_options_init(shmring_topic_options_t* options) {
   const shmring::TopicOptions defaults;
   options->dead_check_interval_ms = static_cast<std::uint32_t>(defaults.dead_check_interval.count());
   options->evict_after_ms = static_cast<std::uint32_t>(defaults.evict_after.count());
+}
+
+void shmring_service_options_init(shmring_service_options_t* options) {
+  if (options == nullptr) return;
+  shmring::c::init_common(options);
+  options->request_timeout_ns = shmring::ServiceOptions{}.request_timeout.count();
 }
 
 void shmring_queue_options_init(shmring_queue_options_t* options) {

@@ -10,5 +10,6 @@ namespace shmring::c {
 absl::StatusOr<TopicOptions> topic_options(const shmring_topic_options_t* options);
 absl::StatusOr<QueueOptions> queue_options(const shmring_queue_options_t* options);
 absl::StatusOr<FrameOptions> frame_options(const shmring_frame_options_t* options);
+absl::StatusOr<ServiceOptions> service_options(const shmring_service_options_t* options);
 
 }  // namespace shmring::c

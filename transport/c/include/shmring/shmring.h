@@ -41,7 +41,7 @@ extern "C" {
 #endif
 
 /* The version of this C interface: raised when a call or struct is added. */
-#define SHMRING_C_API_VERSION 2
+#define SHMRING_C_API_VERSION 3
 
 /* Wait as long as it takes (a timeout argument). */
 #define SHMRING_FOREVER INT64_MAX
@@ -63,6 +63,10 @@ typedef enum shmring_status {
   SHMRING_EVICTED = 5,     /* lossless topic subscriber: evicted; open a new one */
   SHMRING_CLOSED = 6,      /* the endpoint is closed (or the loan/view was settled by a close) */
   SHMRING_OVERWRITTEN = 7, /* lossy topic view: overwritten while viewed; discard what was read */
+  SHMRING_PEER_GONE = 8,   /* services (version 3): the request ended without a final response (its
+                              server died and it was at-most-once, or the server dropped it); or
+                              the client is gone */
+  SHMRING_CANCELLED = 9,   /* services: the client cancelled the request; nothing was written */
   /* Errors of open, inspection and argument checks (the C++ absl::StatusCode), with a message. */
   SHMRING_INVALID_ARGUMENT = 20, /* a NULL or wrong handle, a bad name, size or option */
   SHMRING_NOT_FOUND = 21,        /* no such channel (create = false, stats, removal) */
@@ -271,7 +275,8 @@ shmring_status_t shmring_endpoint_stats(const shmring_endpoint_t* endpoint, shmr
  * removed and made again. 0 when closed or for a bad handle. */
 uint64_t shmring_endpoint_channel_incarnation(const shmring_endpoint_t* endpoint);
 
-/* The largest message the endpoint's channel takes, in bytes; 0 when closed or for a bad handle. */
+/* The largest message the endpoint's channel takes, in bytes (services: the largest request); 0 when
+ * closed or for a bad handle. */
 uint64_t shmring_endpoint_max_message(const shmring_endpoint_t* endpoint);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -288,7 +293,9 @@ typedef struct shmring_view {
   uint32_t flags;    /* SHMRING_VIEW_REDELIVERED (queue: a consumer that died held it first) */
 } shmring_view_t;
 
-#define SHMRING_VIEW_REDELIVERED 0x01u
+#define SHMRING_VIEW_REDELIVERED 0x01u /* queue: a consumer that died held it first; service
+                                          response: written by a server that took the request over */
+#define SHMRING_VIEW_FINAL 0x02u       /* service response: the last of its request */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Topics: up to max_publishers publishers (default 1) in one total order, any number of
@@ -476,7 +483,8 @@ uint64_t shmring_frame_subscriber_received(const shmring_frame_subscriber_t* sub
 typedef enum shmring_kind {
   SHMRING_KIND_QUEUE = 1,
   SHMRING_KIND_TOPIC = 2,
-  SHMRING_KIND_FRAMES = 3
+  SHMRING_KIND_FRAMES = 3,
+  SHMRING_KIND_SERVICE = 4 /* since version 3 (shmring_read_service_stats has its counters) */
 } shmring_kind_t;
 
 #define SHMRING_MAX_CHANNEL_NAME 128
@@ -528,6 +536,192 @@ void shmring_channel_list_destroy(shmring_channel_list_t* list);
 /* Removes channel `name`'s name now: open endpoints keep working, new opens make a fresh channel.
  * SHMRING_OK; SHMRING_NOT_FOUND; SHMRING_INVALID_ARGUMENT; SHMRING_PERMISSION_DENIED. */
 shmring_status_t shmring_remove_channel(const char* name);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Services (since SHMRING_C_API_VERSION 3): request/response. Any number of clients send       */
+/* requests; competing servers take each one (exactly one live server at a time) and answer it  */
+/* with one response or a stream ending with a final one. The transport assigns request ids and */
+/* routes responses; docs/services.md has the guarantees (a server killed while holding a       */
+/* request: redelivered to another, or SHMRING_PEER_GONE when at_most_once).                    */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Service options (the C++ ServiceOptions). The limits are the creator's; an opener's non-zero
+ * value that differs is SHMRING_FAILED_PRECONDITION. */
+typedef struct shmring_service_options {
+  size_t struct_size;         /* set by shmring_service_options_init */
+  uint64_t max_request;       /* bytes per request (0: creator default 256) */
+  uint64_t max_response;      /* bytes per response (0: creator default 256) */
+  uint32_t max_in_flight;     /* requests outstanding per client (0: creator default 16) */
+  uint32_t response_depth;    /* responses buffered per request, a power of two (0: default 4) */
+  uint32_t max_clients;       /* clients at once (0: creator default 16) */
+  uint32_t max_servers;       /* servers at once (0: creator default 8) */
+  uint32_t max_active;        /* requests one server holds at once (0: creator default 16) */
+  uint32_t permissions;       /* mode bits of a service this call creates (default 0600) */
+  int64_t group;              /* group of a service this call creates (-1: the creator's) */
+  bool create;                /* false: only open an existing service (default true) */
+  bool at_most_once;          /* client: a request whose server dies holding it is not given to
+                                 another server; its pending response ends SHMRING_PEER_GONE */
+  int32_t wait_strategy;      /* a shmring_wait_strategy_t value, by default SHMRING_WAIT_HYBRID */
+  uint32_t spin_iterations;   /* default 2000 */
+  uint32_t open_timeout_ms;   /* waiting for a creator to finish (default 2000) */
+  int64_t request_timeout_ns; /* client: a request's deadline is its send time plus this (> 0;
+                                 default 10 s); nothing waits past it */
+} shmring_service_options_t;
+
+void shmring_service_options_init(shmring_service_options_t* options);
+
+typedef struct shmring_service_client shmring_service_client_t;
+typedef struct shmring_service_server shmring_service_server_t;
+/* A request a client sent, and the way to its responses (its own handle: several can be out). */
+typedef struct shmring_pending_response shmring_pending_response_t;
+/* A request a server holds until it answers it finally (its own handle: several can be held). */
+typedef struct shmring_active_request shmring_active_request_t;
+
+/* Opens (or creates) service `name` as a client. Errors as shmring_topic_publisher_open, and
+ * SHMRING_RESOURCE_EXHAUSTED for max_clients clients. */
+shmring_status_t shmring_service_client_open(const char* name, const shmring_service_options_t* options,
+                                             shmring_service_client_t** client);
+/* Closes (if open) and frees the handle; its pending responses become inert (SHMRING_CLOSED) and
+ * must still be destroyed. NULL is fine. */
+void shmring_service_client_destroy(shmring_service_client_t* client);
+shmring_endpoint_t* shmring_service_client_endpoint(shmring_service_client_t* client);
+/* Copies `request` in and sends it; on SHMRING_OK *pending is a new handle for its responses.
+ * timeout_ns <= 0: never waits (SHMRING_WOULD_BLOCK: max_in_flight requests outstanding); else
+ * waits up to it for a call to free up (SHMRING_TIMED_OUT). Also SHMRING_TOO_LARGE (more than
+ * max_request), SHMRING_CLOSED, SHMRING_CORRUPT. */
+shmring_status_t shmring_service_client_send_request(shmring_service_client_t* client, const void* request,
+                                                     size_t size, int64_t timeout_ns,
+                                                     shmring_pending_response_t** pending);
+/* Zero-copy: a request buffer of max_request bytes (one loan at a time per client; it takes one
+ * of the max_in_flight calls). Then send_loaned_request (SHMRING_TOO_LARGE or SHMRING_WOULD_BLOCK
+ * keep the loan) or abandon_request. */
+shmring_status_t shmring_service_client_loan_request(shmring_service_client_t* client, int64_t timeout_ns,
+                                                     void** buffer, size_t* capacity);
+shmring_status_t shmring_service_client_send_loaned_request(shmring_service_client_t* client, size_t size,
+                                                            shmring_pending_response_t** pending);
+shmring_status_t shmring_service_client_abandon_request(shmring_service_client_t* client);
+/* Sends `request` and waits for its one final response, all within timeout_ns (> 0). Results as
+ * shmring_pending_response_receive plus the send's; a response that is not final is
+ * SHMRING_CORRUPT (use send_request for streams). */
+shmring_status_t shmring_service_client_call(shmring_service_client_t* client, const void* request,
+                                             size_t request_size, void* response, size_t response_capacity,
+                                             size_t* response_size, int64_t timeout_ns);
+/* The deadline of requests sent from now on: send time + timeout_ns (> 0). */
+shmring_status_t shmring_service_client_set_request_timeout(shmring_service_client_t* client, int64_t timeout_ns);
+/* 0 for NULL or closed. in_flight: calls taken (sent and not done, cancelled and not let go,
+ * loaned); servers_approx: live servers now (a racy scan). */
+uint64_t shmring_service_client_max_request(const shmring_service_client_t* client);
+uint64_t shmring_service_client_max_response(const shmring_service_client_t* client);
+uint32_t shmring_service_client_in_flight(const shmring_service_client_t* client);
+uint32_t shmring_service_client_servers_approx(const shmring_service_client_t* client);
+
+/* Copies the next response into `buffer` and sets *size, and *final (may be NULL) when it was the
+ * last one. timeout_ns <= 0: never waits; else waits up to it, never past the request's deadline.
+ * SHMRING_OK; SHMRING_WOULD_BLOCK (none yet); SHMRING_TIMED_OUT (or the deadline passed: then
+ * done and expired); SHMRING_PEER_GONE (ended without a final response); SHMRING_TOO_LARGE
+ * (`capacity` is short: nothing taken, *size says how long it is); SHMRING_CLOSED (done already,
+ * or the client closed); SHMRING_CORRUPT. */
+shmring_status_t shmring_pending_response_receive(shmring_pending_response_t* pending, void* buffer,
+                                                  size_t capacity, size_t* size, bool* final,
+                                                  int64_t timeout_ns);
+/* Zero-copy: the next response in place until shmring_pending_response_release (one at a time:
+ * SHMRING_WOULD_BLOCK while one is out). view->sequence is the request id; view->flags has
+ * SHMRING_VIEW_FINAL and SHMRING_VIEW_REDELIVERED. */
+shmring_status_t shmring_pending_response_view(shmring_pending_response_t* pending, int64_t timeout_ns,
+                                               shmring_view_t* view);
+shmring_status_t shmring_pending_response_release(shmring_pending_response_t* pending);
+/* Waits up to timeout_ns (never past the deadline) until a receive would have something to say.
+ * SHMRING_OK, SHMRING_TIMED_OUT, SHMRING_CLOSED. */
+shmring_status_t shmring_pending_response_wait(shmring_pending_response_t* pending, int64_t timeout_ns);
+/* The request id (the server's shmring_active_request_id); 0 for NULL. */
+uint64_t shmring_pending_response_id(const shmring_pending_response_t* pending);
+/* done: the final response was taken or the call ended; expired: the deadline passed before the
+ * final response; redelivered: a response came from a server that took the request over. */
+bool shmring_pending_response_done(const shmring_pending_response_t* pending);
+bool shmring_pending_response_expired(const shmring_pending_response_t* pending);
+bool shmring_pending_response_redelivered(const shmring_pending_response_t* pending);
+/* Frees the handle; before the final response this cancels the request (its server sees
+ * cancelled). Never waits. NULL is fine. */
+void shmring_pending_response_destroy(shmring_pending_response_t* pending);
+
+/* Opens (or creates) service `name` as a server (SHMRING_RESOURCE_EXHAUSTED: max_servers). */
+shmring_status_t shmring_service_server_open(const char* name, const shmring_service_options_t* options,
+                                             shmring_service_server_t** server);
+/* Closes and frees the handle: requests it still holds go to another server (or end, at most
+ * once); its active request handles become inert and must still be destroyed. NULL is fine. */
+void shmring_service_server_destroy(shmring_service_server_t* server);
+shmring_endpoint_t* shmring_service_server_endpoint(shmring_service_server_t* server);
+/* Takes the next request (a redelivered one first); on SHMRING_OK *request is a new handle and
+ * the request's bytes are in place (shmring_active_request_data). timeout_ns <= 0: never waits.
+ * SHMRING_WOULD_BLOCK (none; or max_active held already), SHMRING_TIMED_OUT, SHMRING_CLOSED,
+ * SHMRING_CORRUPT. */
+shmring_status_t shmring_service_server_receive_request(shmring_service_server_t* server, int64_t timeout_ns,
+                                                        shmring_active_request_t** request);
+/* The same, also copying the request into `buffer` (capacity >= max_request, else
+ * SHMRING_TOO_LARGE and nothing is taken) and setting *size. */
+shmring_status_t shmring_service_server_receive_request_into(shmring_service_server_t* server, void* buffer,
+                                                             size_t capacity, size_t* size, int64_t timeout_ns,
+                                                             shmring_active_request_t** request);
+/* 0 for NULL or closed. active: requests this server holds now. */
+uint64_t shmring_service_server_max_request(const shmring_service_server_t* server);
+uint64_t shmring_service_server_max_response(const shmring_service_server_t* server);
+uint32_t shmring_service_server_max_active(const shmring_service_server_t* server);
+uint32_t shmring_service_server_active(const shmring_service_server_t* server);
+
+/* The request in place: valid until the final response, destroy, or the server's close. */
+shmring_status_t shmring_active_request_data(const shmring_active_request_t* request, const void** data,
+                                             size_t* size);
+uint64_t shmring_active_request_id(const shmring_active_request_t* request);
+/* expired: the deadline passed (the client stopped waiting: skip it); redelivered: taken over
+ * from a server that died holding it (at-least-once); cancelled: the client cancelled or is gone
+ * (what is written is dropped); finished: the final response was written (or it was dropped). */
+bool shmring_active_request_expired(const shmring_active_request_t* request);
+bool shmring_active_request_redelivered(const shmring_active_request_t* request);
+bool shmring_active_request_cancelled(const shmring_active_request_t* request);
+bool shmring_active_request_finished(const shmring_active_request_t* request);
+/* Writes a response; `final` ends the request. wait false: never waits (SHMRING_WOULD_BLOCK: the
+ * client has not taken the stream's earlier responses); true: waits for room up to the request's
+ * deadline (SHMRING_TIMED_OUT). SHMRING_CANCELLED / SHMRING_PEER_GONE (nothing written; destroy the
+ * request), SHMRING_TOO_LARGE (more than max_response), SHMRING_CLOSED (finished or closed). */
+shmring_status_t shmring_active_request_respond(shmring_active_request_t* request, const void* data, size_t size,
+                                                bool final, bool wait);
+/* Zero-copy: a response buffer of max_response bytes (one at a time per request), then
+ * respond_loaned (SHMRING_TOO_LARGE keeps the loan). Results as respond. */
+shmring_status_t shmring_active_request_loan_response(shmring_active_request_t* request, bool wait, void** buffer,
+                                                      size_t* capacity);
+shmring_status_t shmring_active_request_respond_loaned(shmring_active_request_t* request, size_t size,
+                                                       bool final);
+/* Frees the handle; a request not finished is dropped: its client gets SHMRING_PEER_GONE. NULL is
+ * fine. */
+void shmring_active_request_destroy(shmring_active_request_t* request);
+
+/* A service's counters, read from outside without disturbing it (the C++ ServiceStats). */
+typedef struct shmring_service_stats {
+  size_t struct_size; /* sizeof(shmring_service_stats_t): set it before the call */
+  uint64_t max_request;
+  uint64_t max_response;
+  uint32_t max_in_flight;
+  uint32_t response_depth;
+  uint32_t max_clients;
+  uint32_t max_servers;
+  uint32_t max_active;
+  uint32_t servers;           /* live servers */
+  uint32_t clients;           /* live clients */
+  uint64_t in_flight;         /* calls sent and not finished */
+  uint64_t queued;            /* requests waiting for a server (approximate) */
+  uint64_t held;              /* requests held by servers */
+  uint64_t requests;          /* requests sent */
+  uint64_t served;            /* final responses written */
+  uint64_t redelivered;       /* requests handed to another server after theirs died */
+  uint64_t expired;           /* requests whose deadline passed before their final response */
+  uint64_t cancelled;         /* requests their client dropped before the final response */
+  uint64_t peer_gone;         /* requests ended without a final response */
+  uint64_t clients_reclaimed; /* areas of clients that left, made free again */
+} shmring_service_stats_t;
+
+/* SHMRING_OK; SHMRING_NOT_FOUND; SHMRING_FAILED_PRECONDITION (not a service); SHMRING_DATA_LOSS;
+ * SHMRING_INVALID_ARGUMENT (bad name, NULL stats, struct_size too small); SHMRING_PERMISSION_DENIED. */
+shmring_status_t shmring_read_service_stats(const char* name, shmring_service_stats_t* stats);
 
 #ifdef __cplusplus
 } /* extern "C" */

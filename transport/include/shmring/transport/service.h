@@ -202,7 +202,7 @@ class PendingResponse : public detail::ServiceHandle {
   // one). kOk; kWouldBlock (none yet); kTimedOut (the deadline passed: done() and expired());
   // kPeerGone (the call ended without a final response: its server died and the request was
   // at_most_once, or the server dropped it; done()); kTooLarge (`out` is shorter than the
-  // response: nothing taken); kClosed (done already, moved-from, or the client closed); kCorrupt.
+  // response: nothing taken, *bytes says how long it is); kClosed (done already, moved-from, or the client closed); kCorrupt.
   // Never waits.
   ChannelResult try_receive(std::span<std::byte> out, std::size_t* bytes) noexcept;
   // As try_receive, waiting up to `timeout` (and never past the deadline). kTimedOut for both.
