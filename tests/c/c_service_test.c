@@ -1,7 +1,8 @@
 /* Services through the C API (shmring/shmring.h, version 3), from C11: every call's unhappy paths
  * (NULL and wrong-kind handles, NULL out-parameters, bad options, closed endpoints, request
  * handles outliving their endpoint), then round trips copying and zero-copy, streams, back-
- * pressure, cancellation by the client, a request the server drops, a deadline, and servers
+ * pressure, cancellation by the client, a request the server drops, a deadline, a forked child's
+ * inert copies, and servers
  * killed (SIGKILL) while they hold a request: redelivered to another server, or SHMRING_PEER_GONE
  * when the client asked for at-most-once. Runs under ASan/UBSan in the sanitizer builds. */
 #define _GNU_SOURCE
@@ -307,6 +308,51 @@ static void back_pressure_cancel_drop_deadline_close(void) {
   shmring_pending_response_destroy(c);
 }
 
+/* A forked child's copies of the parent's service handles are inert: its calls answer
+ * SHMRING_CLOSED, and destroying them neither cancels the parent's request nor drops its held one. */
+static void a_forked_childs_copies_are_inert(void) {
+  const char* name = name_for("svc_fork");
+  shmring_service_server_t* server = NULL;
+  shmring_service_client_t* client = NULL;
+  CHECK_STATUS(shmring_service_server_open(name, NULL, &server), SHMRING_OK);
+  CHECK_STATUS(shmring_service_client_open(name, NULL, &client), SHMRING_OK);
+  shmring_pending_response_t* pending = NULL;
+  shmring_active_request_t* request = NULL;
+  CHECK_STATUS(shmring_service_client_send_request(client, "q", 2, 0, &pending), SHMRING_OK);
+  CHECK_STATUS(shmring_service_server_receive_request(server, 100 * MS, &request), SHMRING_OK);
+  fflush(NULL);
+  const pid_t child = fork();
+  if (child == 0) {
+    char got[16];
+    size_t size = 0;
+    int bad = 0;
+    bad += shmring_pending_response_receive(pending, got, sizeof got, &size, NULL, 0) != SHMRING_CLOSED;
+    bad += shmring_active_request_respond(request, "child", 6, true, false) != SHMRING_CLOSED;
+    shmring_pending_response_t* mine = NULL;
+    bad += shmring_service_client_send_request(client, "c", 2, 0, &mine) != SHMRING_CLOSED;
+    bad += shmring_endpoint_is_open(shmring_service_client_endpoint(client));
+    shmring_pending_response_destroy(pending);
+    shmring_active_request_destroy(request);
+    shmring_service_client_destroy(client);
+    shmring_service_server_destroy(server);
+    _exit(bad);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  CHECK(!shmring_active_request_cancelled(request));
+  CHECK_STATUS(shmring_active_request_respond(request, "parent", 7, true, false), SHMRING_OK);
+  char got[16];
+  size_t size = 0;
+  bool final = false;
+  CHECK_STATUS(shmring_pending_response_receive(pending, got, sizeof got, &size, &final, 100 * MS), SHMRING_OK);
+  CHECK(size == 7 && strcmp(got, "parent") == 0 && final);
+  shmring_active_request_destroy(request);
+  shmring_pending_response_destroy(pending);
+  shmring_service_client_destroy(client);
+  shmring_service_server_destroy(server);
+}
+
 /* A server process answering with the request upper-cased (until it is killed). */
 static pid_t start_upper_server(const char* name) {
   fflush(NULL);
@@ -422,6 +468,7 @@ int main(void) {
   round_trips_streams_and_zero_copy();
   back_pressure_cancel_drop_deadline_close();
   calls_across_processes();
+  a_forked_childs_copies_are_inert();
   killed_servers(false, 20);
   killed_servers(true, 20);
   printf("%d checks, %d failed\n", checks, failures);
