@@ -164,6 +164,53 @@ TEST(CliChannelTest, TopicHistoryAndWhereSubStarts) {
   EXPECT_NE(json.out.find("\"delivery\":\"lossy\""), std::string::npos) << json.out;
 }
 
+// Several publishers on a topic a `sub --create --max-publishers 2` made; `top` names each live
+// publisher with its rate and counts each delivery among the subscribers.
+TEST(CliChannelTest, TopShowsEachPublisherAndTheSubscribersDelivery) {
+  const std::string name = testing::unique_key("clipubs");
+  std::fflush(nullptr);
+  const pid_t maker = fork();
+  if (maker == 0) {
+    const int null = open("/dev/null", O_WRONLY);
+    dup2(null, STDOUT_FILENO);
+    execl(kCli.c_str(), kCli.c_str(), "sub", name.c_str(), "--create", "--kind", "topic", "--max-publishers",
+          "2", "--timeout", "30", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  absl::StatusOr<ChannelStats> made = read_stats(name);
+  for (int i = 0; i < 2000 && (!made.ok() || made->peers.empty()); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    made = read_stats(name);
+  }
+  ASSERT_TRUE(made.ok()) << made.status();
+  EXPECT_EQ(made->max_publishers, 2u);
+  TopicOptions careful_options;
+  careful_options.delivery = TopicDelivery::kLossless;
+  absl::StatusOr<TopicSubscriber> careful = TopicSubscriber::open(name, careful_options);
+  absl::StatusOr<TopicPublisher> a = TopicPublisher::open(name);
+  absl::StatusOr<TopicPublisher> b = TopicPublisher::open(name);
+  ASSERT_TRUE(careful.ok() && a.ok() && b.ok()) << careful.status() << a.status() << b.status();
+  // A third publisher is refused, from the command line too.
+  const CommandResult third = run_command({kCli, "pub", name}, "x\n");
+  EXPECT_EQ(third.status, 1) << third.err;
+  EXPECT_NE(third.err.find("publisher"), std::string::npos) << third.err;
+  const std::vector<std::byte> m(8);
+  EXPECT_EQ(a->try_send(m), ChannelResult::kOk);
+  EXPECT_EQ(b->try_send(m), ChannelResult::kOk);
+  const CommandResult top = run_command({kCli, "top", "--iterations", "2", "--interval", "50"});
+  EXPECT_EQ(top.status, 0) << top.err;
+  const std::string ids[] = {std::to_string(a->publisher_id()), std::to_string(b->publisher_id())};
+  EXPECT_NE(top.out.find("publishers 2: #" + ids[0]), std::string::npos) << top.out;
+  EXPECT_NE(top.out.find(", #" + ids[1]), std::string::npos) << top.out;
+  EXPECT_NE(top.out.find("subscribers 1 lossless, 1 lossy"), std::string::npos) << top.out;
+  kill(maker, SIGTERM);
+  int status = 0;
+  waitpid(maker, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status)) << status;
+  // --max-publishers is checked like any number.
+  EXPECT_EQ(run_command({kCli, "pub", name, "--max-publishers", "0"}, "x\n").status, 2);
+}
+
 TEST(CliChannelTest, StatShowsCountersAndEndpoints) {
   const std::string name = testing::unique_key("clistat");
   QueueProducer producer = *QueueProducer::open(name);

@@ -53,7 +53,7 @@ TEST_F(CliCompletionTest, ScriptIsValidBash) {
 TEST_F(CliCompletionTest, VerbsOptionsAndValues) {
   EXPECT_EQ(complete({"b"}), "bridge bench");
   EXPECT_EQ(complete({"--v"}), "--version");
-  EXPECT_EQ(complete({"pub", "x", "--ma"}), "--max-message");
+  EXPECT_EQ(complete({"pub", "x", "--ma"}), "--max-message --max-publishers");
   EXPECT_EQ(complete({"sub", "x", "--format", ""}), "text hex json");
   EXPECT_EQ(complete({"sub", "x", "--format", "=", ""}), "text hex json");  // --format=<TAB>
   EXPECT_EQ(complete({"pub", "x", "--kind", "q"}), "queue");

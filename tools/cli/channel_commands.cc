@@ -68,6 +68,32 @@ std::uint32_t topic_publisher_id(const ChannelStats& s, const PeerStats& p) {
   return s.kind == ChannelKind::kTopic && p.role == PeerRole::kPublisher ? p.publisher_id : 0;
 }
 
+// `shmring top`'s line under a topic: each live publisher by id with its rate since the last
+// round (matched by slot and id, so a publisher that took a dead one's slot starts afresh), and
+// how many subscribers are lossless and lossy.
+std::string topic_summary(const ChannelStats& s, const ChannelStats* before, double seconds) {
+  std::string publishers;
+  int count = 0, lossless = 0, lossy = 0;
+  for (const PeerStats& p : s.peers) {
+    if (!p.alive) continue;
+    if (const char* delivery = topic_delivery(s, p)) {
+      (std::string_view(delivery) == "lossless" ? lossless : lossy)++;
+      continue;
+    }
+    const std::uint32_t id = topic_publisher_id(s, p);
+    if (id == 0) continue;
+    std::string rate = "-";
+    if (before != nullptr) {
+      for (const PeerStats& q : before->peers) {
+        if (q.index == p.index && topic_publisher_id(*before, q) == id) rate = rate_text(per_second(p.sent, q.sent, seconds));
+      }
+    }
+    publishers += std::string(count++ == 0 ? " " : ", ") + "#" + std::to_string(id) + " " + rate;
+  }
+  return "publishers " + std::to_string(count) + (count != 0 ? ":" + publishers : "") + "; subscribers " +
+         std::to_string(lossless) + " lossless, " + std::to_string(lossy) + " lossy";
+}
+
 std::string stats_json(const ChannelStats& s, const ChannelStats* before, double seconds) {
   std::string out = "{\"name\":" + json_string(s.name) + ",\"kind\":" +
                     json_string(std::string(kind_name(s.kind))) +
@@ -256,6 +282,9 @@ int run_top(const TopOptions& o) {
                     static_cast<unsigned long long>(stats->depth));
       screen += line;
       if (stats->kind == ChannelKind::kService) screen += "  " + service_summary(name) + "\n";
+      if (stats->kind == ChannelKind::kTopic) {
+        screen += "  " + topic_summary(*stats, have_before ? &before->second : nullptr, seconds) + "\n";
+      }
       current.emplace(name, *std::move(stats));
     }
     if (names.empty()) screen += "(no channels)\n";
@@ -289,11 +318,13 @@ struct CreateOptions {
   std::uint64_t max_message = 0;
   bool lossless = false;
   std::int64_t history = 0;  // topics: messages the ring keeps for late joiners
+  std::int64_t max_publishers = 0;  // topics: publishers at once (0: the default, 1)
   mode_t mode = 0600;
   std::vector<uid_t> trusted_owners;
 };
 
-// Declares --create, --kind, --capacity, --max-message, --lossless, --history and --mode.
+// Declares --create, --kind, --capacity, --max-message, --lossless, --history, --max-publishers
+// and --mode.
 void add_create_options(CLI::App& app, CreateOptions* c) {
   CLI::Option* kind = add_choice(app, "--kind", &c->kind, {"topic", "queue", "frames"},
                                  "the kind of channel --create makes");
@@ -308,6 +339,9 @@ void add_create_options(CLI::App& app, CreateOptions* c) {
   add_integer(app, "--history", &c->history, 0, std::int64_t{1} << 32,
               "with --create --kind topic: the ring keeps the last N messages for late joiners "
               "(default 0)");
+  add_integer(app, "--max-publishers", &c->max_publishers, 1, 4096,
+              "with --create --kind topic: publishers open at once, their messages in one order "
+              "(default 1)");
   add_mode(app, "--mode", &c->mode,
            "permission bits of a channel --create makes, and the loosest an existing channel may "
            "have to be used (default 600; see docs/security.md)");
@@ -428,6 +462,7 @@ int run_pub(PubOptions o) {
     auto options = options_from<TopicOptions>(*c);
     options.lossless = c->lossless;
     options.history = static_cast<std::uint64_t>(c->history);
+    options.max_publishers = static_cast<std::uint32_t>(c->max_publishers);
     absl::StatusOr<TopicPublisher> publisher = TopicPublisher::open(name, options);
     if (!publisher.ok()) return channel_error("pub", name, publisher.status());
     rc = send_all(publisher->max_message(),
@@ -501,6 +536,7 @@ int run_sub(SubOptions o) {
     auto options = options_from<TopicOptions>(*c);
     options.lossless = c->lossless;
     options.history = static_cast<std::uint64_t>(c->history);
+    options.max_publishers = static_cast<std::uint32_t>(c->max_publishers);
     options.read_only = !c->create && !c->lossless;
     options.start = o.last > 0                 ? TopicStart::history(static_cast<std::uint64_t>(o.last))
                     : o.from == "latest" ? TopicStart::latest()
