@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 
 #include "shmring/core/detail/fork_closed_fds.h"
 #include "shmring/core/detail/liveness_file.h"
@@ -41,23 +42,37 @@ bool fill_address(const std::string& path, sockaddr_un* addr, socklen_t* len) {
   return true;
 }
 
-// Makes the FIFO at `path` (never over an existing name) and opens it read-write, registered to be
-// closed in fork children (a child holding it would hide its parent's death). -1 with errno.
+// A FIFO being made has no holder until its maker opens it, and a collector takes a FIFO nobody
+// holds for a dead endpoint's: so it is made under a name of its own (kMakingPrefix), opened, and
+// only then renamed to `path` (never over an existing name). A maker killed in between leaves the
+// making name, which the collector removes once it is old (kMakingGraceSeconds).
+constexpr std::string_view kMakingPrefix = "shmring-m.";
+constexpr time_t kMakingGraceSeconds = 60;
+
+// Makes the FIFO at `path` (never over an existing name: EEXIST) and opens it read-write,
+// registered to be closed in fork children (a child holding it would hide its parent's death).
+// -1 with errno.
 int make_and_open_fifo(const std::string& path, mode_t mode) {
-  if (mkfifo(path.c_str(), mode) != 0) return -1;
+  const std::string making =
+      std::string(kDefaultSegmentDirectory) + "/" + std::string(kMakingPrefix) + to_hex(random_id());
+  if (mkfifo(making.c_str(), mode) != 0) return -1;
   const int fd = open_closed_in_fork_children(
-      [&] { return open(path.c_str(), O_RDWR | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC); });
+      [&] { return open(making.c_str(), O_RDWR | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC); });
   struct stat st{};
   // Exact mode bits (mkfifo applied the umask), and the FIFO we made (not one put in its place).
+  int saved = 0;
   if (fd < 0 || fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode) || st.st_uid != geteuid() ||
       fchmod(fd, mode) != 0) {
-    const int saved = fd < 0 ? errno : EPERM;
-    close_fork_closed(fd);
-    unlink(path.c_str());
-    errno = saved;
-    return -1;
+    saved = fd < 0 ? errno : EPERM;
+  } else if (renameat2(AT_FDCWD, making.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0) {
+    saved = errno;  // EEXIST: the caller draws another name
+  } else {
+    return fd;  // held from before its name could be seen
   }
-  return fd;
+  close_fork_closed(fd);
+  unlink(making.c_str());
+  errno = saved;
+  return -1;
 }
 
 }  // namespace
@@ -225,14 +240,19 @@ std::vector<std::string> collect(std::size_t limit, bool dry_run, const std::str
     const std::string_view name = std::string_view(path).substr(kDefaultSegmentDirectory.size() + 1);
     const bool lifeline = name.starts_with(kLifelinePrefix);
     const bool sock = name.starts_with(kWaitSocketPrefix);
-    if (!lifeline && !sock) continue;
+    const bool making = name.starts_with(kMakingPrefix);
+    if (!lifeline && !sock && !making) continue;
+    if (making && !id_filter.empty()) continue;  // made before it had a tag in its name
     if (!id_filter.empty() && name.find(id_filter) == std::string_view::npos) continue;
     if (limit != 0 && looked++ >= limit) break;
     struct stat st{};
     if (lstat(path.c_str(), &st) != 0) continue;
     if (me != 0 && st.st_uid != me) continue;  // other users' files are theirs to clean
-    const bool stale = lifeline ? S_ISFIFO(st.st_mode) && !fifo_has_holder(path)
-                                : S_ISSOCK(st.st_mode) && !socket_has_owner(path);
+    // A FIFO still under its making name is young unless its maker died (see make_and_open_fifo).
+    const bool stale = making     ? S_ISFIFO(st.st_mode) && time(nullptr) - st.st_mtime > kMakingGraceSeconds &&
+                                    !fifo_has_holder(path)
+                       : lifeline ? S_ISFIFO(st.st_mode) && !fifo_has_holder(path)
+                                  : S_ISSOCK(st.st_mode) && !socket_has_owner(path);
     if (!stale) continue;
     if (dry_run || unlink(path.c_str()) == 0) removed.push_back(path);
   }

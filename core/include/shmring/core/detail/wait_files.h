@@ -11,11 +11,16 @@
 //   shmring-w.<tag>.<name>        the Unix datagram socket inside an endpoint's wait_fd: a notifier
 //                                  sends it one byte when it fires the endpoint's armed descriptor.
 //
+//   shmring-m.<random>            a lifeline being made: a FIFO has no holder until its maker opens
+//                                  it, and the collector takes a FIFO nobody holds, so it is made and
+//                                  opened here and then renamed to its shmring-l. name. One left by a
+//                                  maker killed in between is collected once it is a minute old.
+//
 // <tag> is 16 hex digits (the caller's), <name> a random 128-bit id
 // (random_id.h, 32 hex digits) the owner draws when it makes the file and records only afterwards
 // (a channel endpoint: in its peer slot), so nobody can make the file first or guess where it will
 // be. The files get writers_only() of the channel's mode (those who may not write the channel
-// cannot open them), are made at their final name (O_EXCL / bind: a taken name is never used), and
+// cannot open them), never take a name that exists (bind, or rename without replacing), and
 // are opened without following links; a watcher refuses a lifeline that is not a FIFO owned by the
 // peer's uid.
 //
@@ -72,7 +77,8 @@ void prepare_wake_sender() noexcept;
 void remove_wait_file(std::string_view prefix, std::uint64_t tag, const RandomId& name) noexcept;
 
 // Removes wait files nobody owns any more: lifelines no endpoint holds (a writer-side open
-// reports ENXIO), sockets nobody is bound to (connect reports ECONNREFUSED). Looks at most at
+// reports ENXIO), sockets nobody is bound to (connect reports ECONNREFUSED), lifelines left
+// half-made (under their making name, unheld, a minute old). Looks at most at
 // `limit` such files (0: all). Returns the paths removed (or, dry_run, that would be). Only the
 // caller's own files (any user's, for root).
 std::vector<std::string> collect_stale_wait_files(std::size_t limit, bool dry_run = false);
