@@ -6,7 +6,9 @@ import reports what it lost in the imported topic's counters (ChannelStats::lost
 a subscriber's gaps must equal that (plus its own local loss, which the lossless ones do not have).
 """
 
+import json
 import random
+import subprocess
 import time
 
 from conftest import bridge_pair, PEER, SHMRING, Bridge, result, scaled, settled_import, wait_line
@@ -257,3 +259,37 @@ def test_imports_started_at_the_same_instant_fan_out_and_one_takes_over(net, pro
     assert r["first"] + r["gaps"] == reported
     for bridge in [exporter, standby] + imports[:3]:
         bridge.stop()
+
+
+def test_an_imported_topic_keeps_the_exported_history(net, procs, port, names, go):
+    """A topic made with --history on host A (and two publishers) is imported as a topic that
+    keeps as much history: a subscriber started late on host B gets the last N from its own host."""
+    a, b = names(".a"), names(".b")
+    keeper = procs(net.a.start([SHMRING, "sub", a, "--create", "--kind", "topic", "--history", 8,
+                                "--max-publishers", 2, "--capacity", 1 << 16, "--max-message", 256,
+                                "--timeout", 60], stderr=None))
+    deadline = time.monotonic() + 20
+    while net.a.run([SHMRING, "stat", a, "--json"]).returncode != 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    exporter, importer = bridge_pair(net, procs, port, a, b, go=go)
+    stat = json.loads(net.b.run([SHMRING, "stat", b, "--json"]).stdout.splitlines()[-1])
+    assert stat["history"] == 8, stat
+    lines = "".join(f"m{i}\n" for i in range(20))
+    pub = subprocess.run(net.a.prefix() + [SHMRING, "pub", a], input=lines, capture_output=True, text=True,
+                         timeout=60)
+    assert pub.returncode == 0, pub.stderr
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        stat = json.loads(net.b.run([SHMRING, "stat", b, "--json"]).stdout.splitlines()[-1])
+        if stat["sent"] >= 20:
+            break
+        time.sleep(0.05)
+    assert stat["sent"] >= 20, stat
+    late = net.b.run([SHMRING, "sub", b, "--last", 8, "--count", 8, "--timeout", 10])
+    assert late.returncode == 0, late.stderr
+    assert late.stdout.split() == [f"m{i}" for i in range(12, 20)]
+    assert "missed" not in late.stderr
+    exporter.stop()
+    importer.stop()
+    keeper.terminate()
+    keeper.wait(timeout=20)

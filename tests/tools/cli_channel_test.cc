@@ -203,6 +203,10 @@ TEST(CliChannelTest, TopShowsEachPublisherAndTheSubscribersDelivery) {
   EXPECT_NE(top.out.find("publishers 2: #" + ids[0]), std::string::npos) << top.out;
   EXPECT_NE(top.out.find(", #" + ids[1]), std::string::npos) << top.out;
   EXPECT_NE(top.out.find("subscribers 1 lossless, 1 lossy"), std::string::npos) << top.out;
+  const CommandResult stat = run_command({kCli, "stat", name, "--json", "--interval", "10"});
+  EXPECT_NE(stat.out.find("\"max_publishers\":2,\"history\":0,\"abandoned\":0"), std::string::npos) << stat.out;
+  const CommandResult text = run_command({kCli, "stat", name, "--interval", "10"});
+  EXPECT_NE(text.out.find("publishers at most 2; history 0"), std::string::npos) << text.out;
   kill(maker, SIGTERM);
   int status = 0;
   waitpid(maker, &status, 0);

@@ -111,6 +111,10 @@ std::string stats_json(const ChannelStats& s, const ChannelStats* before, double
                     ",\"senders_parked\":" + std::to_string(s.senders_parked) +
                     ",\"receivers_armed\":" + std::to_string(s.receivers_armed) +
                     ",\"senders_armed\":" + std::to_string(s.senders_armed);
+  if (s.kind == ChannelKind::kTopic) {
+    out += ",\"max_publishers\":" + std::to_string(s.max_publishers) + ",\"history\":" + std::to_string(s.history) +
+           ",\"abandoned\":" + std::to_string(s.abandoned);
+  }
   if (before != nullptr) {
     char rates[128];
     std::snprintf(rates, sizeof rates, ",\"sent_per_s\":%.1f,\"received_per_s\":%.1f",
@@ -153,6 +157,11 @@ void print_stats(const ChannelStats& s, const ChannelStats& before, double secon
               static_cast<unsigned long long>(s.received),
               rate_text(per_second(s.received, before.received, seconds)).c_str(),
               static_cast<unsigned long long>(s.lost), static_cast<double>(s.blocked_ns) / 1e9);
+  if (s.kind == ChannelKind::kTopic) {
+    std::printf("  publishers at most %u; history %llu message(s) kept for late joiners; abandoned %llu\n",
+                s.max_publishers, static_cast<unsigned long long>(s.history),
+                static_cast<unsigned long long>(s.abandoned));
+  }
   if (s.kind == ChannelKind::kQueue) {
     std::printf("  depth %llu of %llu; claims skipped %llu; items redelivered %llu\n",
                 static_cast<unsigned long long>(s.depth), static_cast<unsigned long long>(s.capacity),

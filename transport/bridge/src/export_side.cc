@@ -393,6 +393,7 @@ class ExportSide final : public Side {
                                             : st->lossless                  ? spec_.evict_after
                                                                             : std::chrono::milliseconds(0);
     c.description.deadline_ms = static_cast<std::uint32_t>(std::min<std::int64_t>(bound.count(), UINT32_MAX));
+    if (st->kind == ChannelKind::kTopic) c.description.history = st->history;
     std::unique_ptr<ExportLink> link = pattern->make_export();
     std::uint64_t incarnation = 0;
     if (absl::Status s = link->open(c.name, *st, spec_, &incarnation); !s.ok()) {

@@ -286,6 +286,8 @@ class TopicImport final : public SendingLink<TopicPublisher> {
   absl::Status open(const ImportChannel& c, bool exact) override {
     TopicOptions o = described_limits<TopicOptions>(c.description, exact);
     o.lossless = c.description.lossless != 0;
+    // A topic made here keeps the history the exported one keeps (an existing one keeps its own).
+    if (exact) o.history = c.description.history;
     return open_endpoint(c, o);
   }
   std::uint64_t batch_overhead() const override { return wire::kMaxBatchOverhead; }

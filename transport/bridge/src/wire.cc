@@ -46,6 +46,7 @@ void encode(const Description& d, std::vector<std::byte>* out) {
   put<std::uint64_t>(p + 16, d.max_message);
   put<std::uint32_t>(p + 24, d.max_peers);
   put<std::uint32_t>(p + 28, d.deadline_ms);
+  put<std::uint64_t>(p + 32, d.history);
 }
 
 void put_record_header(std::byte* at, std::uint64_t sequence, std::uint32_t length) {
@@ -108,6 +109,7 @@ bool decode(std::span<const std::byte> bytes, Description* out) {
   out->max_message = get<std::uint64_t>(p + 16);
   out->max_peers = get<std::uint32_t>(p + 24);
   out->deadline_ms = get<std::uint32_t>(p + 28);
+  out->history = get<std::uint64_t>(p + 32);
   return true;
 }
 

@@ -13,7 +13,7 @@
 namespace shmring::bridge::wire {
 
 inline constexpr std::uint32_t kMagic = 0x31425253;  // "SRB1" read as little-endian bytes
-inline constexpr std::uint8_t kVersion = 2;  // 2: credit for topics, ALIVE, EVICTED
+inline constexpr std::uint8_t kVersion = 3;  // 2: credit for topics, ALIVE, EVICTED; 3: history in DESCRIBE
 inline constexpr std::size_t kFixedBytes = 40;       // before the name
 inline constexpr std::size_t kMaxName = 128;         // kMaxChannelName
 // The largest part an export accepts (it only takes headers); imports take what their channels
@@ -86,8 +86,11 @@ struct Description {
   // The export's bound on this import (0: none): queues: an item not acknowledged within it goes
   // elsewhere; lossless topics: an import that holds the channel back longer is evicted.
   std::uint32_t deadline_ms = 0;
+  // Topics: the messages the exported topic keeps for late joiners (TopicOptions::history); the
+  // import makes its local topic keep as many, so a late subscriber on its host gets them too.
+  std::uint64_t history = 0;
 };
-inline constexpr std::size_t kDescriptionBytes = 32;
+inline constexpr std::size_t kDescriptionBytes = 40;
 
 // A kTopic payload is one or more records, each [u64 sequence][u32 length][length bytes]: the
 // export packs what its subscriber has ready into one carrier message (fewer, larger messages;
