@@ -103,6 +103,11 @@ def test_delivery_is_each_subscribers_choice(name):
     assert 0 < sent < 10000
     assert [careful.try_receive() for _ in range(sent)] == [b"m" * 32] * sent
     assert careful.lost == 0
+    stats = shmring.stats(name)
+    assert stats["max_publishers"] == 1 and stats["history"] == 0 and stats["abandoned"] == 0
+    subscribers = sorted(p["lossless"] for p in stats["peers"] if p["role"] == "subscriber")
+    assert subscribers == [False, True]
+    assert [p["publisher_id"] for p in stats["peers"] if p["role"] == "publisher"] == [pub.publisher_id]
 
 
 def test_option_mistakes_are_clear_errors(name):

@@ -19,6 +19,8 @@ py::dict peer_stats_dict(const PeerStats& p) {
   d["lost"] = p.lost;
   d["blocked_s"] = static_cast<double>(p.blocked_ns) / 1e9;
   d["lag"] = p.lag;
+  if (p.role == PeerRole::kSubscriber) d["lossless"] = p.lossless;        // topics: its delivery
+  if (p.role == PeerRole::kPublisher) d["publisher_id"] = p.publisher_id;  // topics: what views say
   return d;
 }
 
@@ -44,6 +46,11 @@ py::dict channel_stats_dict(const ChannelStats& s) {
   d["senders_parked"] = s.senders_parked;
   d["receivers_armed"] = s.receivers_armed;
   d["senders_armed"] = s.senders_armed;
+  if (s.kind == ChannelKind::kTopic) {
+    d["max_publishers"] = s.max_publishers;
+    d["history"] = s.history;
+    d["abandoned"] = s.abandoned;  // dead publishers' unfinished messages skipped
+  }
   py::list peers;
   for (const PeerStats& p : s.peers) peers.append(peer_stats_dict(p));
   d["peers"] = peers;
