@@ -76,19 +76,23 @@ void copy_common(const C* o, Cpp* cpp) noexcept {
   }
 }
 
-template <typename Cpp, typename C>
-absl::StatusOr<Cpp> checked_common(const C* o) {
-  Cpp cpp;
-  if (o == nullptr) return cpp;
+// What every options struct (channels' and services') is checked for: its size, the wait
+// strategy, the permission bits and the group.
+template <typename C>
+absl::Status check_shared(const C* o) {
   if (absl::Status s = size_ok(o); !s.ok()) return s;
   if (SHMRING_C_HAS(o, wait_strategy)) {
     if (absl::Status s = wait_ok(o->wait_strategy); !s.ok()) return s;
   }
-  if (absl::Status s = permissions_ok(SHMRING_C_HAS(o, permissions) ? o->permissions : 0600,
-                                      SHMRING_C_HAS(o, group) ? o->group : -1);
-      !s.ok()) {
-    return s;
-  }
+  return permissions_ok(SHMRING_C_HAS(o, permissions) ? o->permissions : 0600,
+                        SHMRING_C_HAS(o, group) ? o->group : -1);
+}
+
+template <typename Cpp, typename C>
+absl::StatusOr<Cpp> checked_common(const C* o) {
+  Cpp cpp;
+  if (o == nullptr) return cpp;
+  if (absl::Status s = check_shared(o); !s.ok()) return s;
   if (SHMRING_C_HAS(o, trusted_owner_count) && o->trusted_owner_count != 0 && o->trusted_owners == nullptr) {
     return absl::InvalidArgumentError("trusted_owners is NULL with trusted_owner_count " +
                                       std::to_string(o->trusted_owner_count));
@@ -171,15 +175,7 @@ absl::StatusOr<FrameOptions> frame_options(const shmring_frame_options_t* o) { r
 absl::StatusOr<ServiceOptions> service_options(const shmring_service_options_t* o) {
   ServiceOptions cpp;
   if (o == nullptr) return cpp;
-  if (absl::Status s = size_ok(o); !s.ok()) return s;
-  if (SHMRING_C_HAS(o, wait_strategy)) {
-    if (absl::Status s = wait_ok(o->wait_strategy); !s.ok()) return s;
-  }
-  if (absl::Status s = permissions_ok(SHMRING_C_HAS(o, permissions) ? o->permissions : 0600,
-                                      SHMRING_C_HAS(o, group) ? o->group : -1);
-      !s.ok()) {
-    return s;
-  }
+  if (absl::Status s = check_shared(o); !s.ok()) return s;
   if (SHMRING_C_HAS(o, request_timeout_ns) && o->request_timeout_ns <= 0) {
     return absl::InvalidArgumentError("request_timeout_ns " + std::to_string(o->request_timeout_ns) +
                                       " is not positive");
