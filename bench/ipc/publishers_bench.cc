@@ -201,13 +201,24 @@ struct Summary {
   std::uint64_t samples = 0, published = 0, received = 0, lost = 0, gaps = 0, out_of_order = 0,
                 topic_order_violations = 0, lost_counted = 0;
   bool counts_losses = false;
+  std::uint64_t floor_ns = 0;  // median of the floor probed before each run
   int errors = 0;
   std::string error;
 };
 
-Summary summarize(const Row& row) {
-  Summary s;
+// The runs of `row` taken in `placement` ("" for all of them).
+std::vector<Outcome> runs_in(const Row& row, const std::string& placement) {
+  std::vector<Outcome> runs;
   for (const Outcome& o : row.runs) {
+    if (placement.empty() || o.placement == placement) runs.push_back(o);
+  }
+  return runs;
+}
+
+Summary summarize(const Row& row, const std::string& placement) {
+  Summary s;
+  const std::vector<Outcome> runs = runs_in(row, placement);
+  for (const Outcome& o : runs) {
     s.published += o.published;
     s.received += o.received;
     s.lost += o.lost;
@@ -222,23 +233,24 @@ Summary summarize(const Row& row) {
       if (s.error.empty()) s.error = o.error;
     }
   }
-  const auto rates = each<double>(row.runs, [](const Outcome& o) { return o.delivered_per_s; });
-  const auto p50 = each<std::uint64_t>(row.runs, [](const Outcome& o) { return o.p50; });
-  const auto p99 = each<std::uint64_t>(row.runs, [](const Outcome& o) { return o.p99; });
+  const auto rates = each<double>(runs, [](const Outcome& o) { return o.delivered_per_s; });
+  const auto p50 = each<std::uint64_t>(runs, [](const Outcome& o) { return o.p50; });
+  const auto p99 = each<std::uint64_t>(runs, [](const Outcome& o) { return o.p99; });
   s.measured = static_cast<int>(rates.size());
   if (s.measured == 0) return s;
   s.rate = median(rates);
   s.rate_min = *std::min_element(rates.begin(), rates.end());
   s.rate_max = *std::max_element(rates.begin(), rates.end());
-  s.published_rate = median(each<double>(row.runs, [](const Outcome& o) { return o.published_per_s; }));
+  s.published_rate = median(each<double>(runs, [](const Outcome& o) { return o.published_per_s; }));
   s.p50 = median(p50);
   s.p50_min = *std::min_element(p50.begin(), p50.end());
   s.p50_max = *std::max_element(p50.begin(), p50.end());
   s.p99 = median(p99);
   s.p99_min = *std::min_element(p99.begin(), p99.end());
   s.p99_max = *std::max_element(p99.begin(), p99.end());
-  s.p999 = median(each<std::uint64_t>(row.runs, [](const Outcome& o) { return o.p999; }));
-  s.max = median(each<std::uint64_t>(row.runs, [](const Outcome& o) { return o.max; }));
+  s.p999 = median(each<std::uint64_t>(runs, [](const Outcome& o) { return o.p999; }));
+  s.max = median(each<std::uint64_t>(runs, [](const Outcome& o) { return o.max; }));
+  s.floor_ns = median(each<std::uint64_t>(runs, [](const Outcome& o) { return o.floor_ns; }));
   return s;
 }
 
@@ -254,10 +266,11 @@ const Row* baseline_of(const std::vector<Row>& rows, const Row& row) {
 }
 
 // This row's figure over its single-publisher baseline's (throughput: messages/s; latency: p50).
-double ratio_to_one(const std::vector<Row>& rows, const Row& row) {
+// Both taken in the same placement.
+double ratio_to_one(const std::vector<Row>& rows, const Row& row, const std::string& placement) {
   const Row* base = baseline_of(rows, row);
   if (base == nullptr) return 0;
-  const Summary mine = summarize(row), theirs = summarize(*base);
+  const Summary mine = summarize(row, placement), theirs = summarize(*base, placement);
   if (row.load == Load::kThroughput) return theirs.rate > 0 ? mine.rate / theirs.rate : 0;
   return theirs.p50 > 0 ? static_cast<double>(mine.p50) / static_cast<double>(theirs.p50) : 0;
 }
@@ -299,11 +312,14 @@ std::string row_label(const Row& row) {
   return label;
 }
 
-void print_throughput(const std::vector<Row>& rows, const Settings& s) {
-  std::printf("\nThroughput: publishers send as fast as they can, %.3g s, %d repetition(s); median (min..max)\n",
-              s.seconds, s.repetitions);
-  std::printf("%-8s %-9s %-13s %-34s %8s %13s %10s %6s %6s\n", "peer", "delivery", "publishers",
-              "delivered msgs/s", "vs 1 pub", "published/s", "lost", "gaps", "order");
+// Rows are printed once per placement the runs were taken in (the hypervisor moves the vCPUs:
+// a figure from near cores and one from far cores are not one population).
+void print_throughput(const std::vector<Row>& rows, const Settings& s, const std::string& placement) {
+  std::printf("\nThroughput [%s]: publishers send as fast as they can, %.3g s per run; median (min..max) "
+              "of the runs in this placement\n",
+              placement.c_str(), s.seconds);
+  std::printf("%-8s %-9s %-13s %-4s %-32s %8s %13s %10s %6s %6s %6s\n", "peer", "delivery", "publishers", "runs",
+              "delivered msgs/s", "vs 1 pub", "published/s", "lost", "gaps", "order", "floor");
   for (const Row& row : rows) {
     if (row.load != Load::kThroughput) continue;
     if (!row.skipped.empty()) {
@@ -311,23 +327,25 @@ void print_throughput(const std::vector<Row>& rows, const Settings& s) {
                   row_label(row).c_str(), row.skipped.c_str());
       continue;
     }
-    const Summary m = summarize(row);
+    const Summary m = summarize(row, placement);
+    if (m.measured == 0 && m.errors == 0) continue;
     char rate[64];
     std::snprintf(rate, sizeof rate, "%.0f (%.0f..%.0f)", m.rate, m.rate_min, m.rate_max);
-    std::printf("%-8s %-9s %-13s %-34s %7.2fx %13.0f %10llu %6llu %6llu%s%s\n", row.peer.c_str(),
-                delivery_name(row.lossless).c_str(), row_label(row).c_str(), rate, ratio_to_one(rows, row),
-                m.published_rate, static_cast<unsigned long long>(m.lost), static_cast<unsigned long long>(m.gaps),
+    std::printf("%-8s %-9s %-13s %-4d %-32s %7.2fx %13.0f %10llu %6llu %6llu %6llu%s%s\n", row.peer.c_str(),
+                delivery_name(row.lossless).c_str(), row_label(row).c_str(), m.measured, rate,
+                ratio_to_one(rows, row, placement), m.published_rate, static_cast<unsigned long long>(m.lost),
+                static_cast<unsigned long long>(m.gaps),
                 static_cast<unsigned long long>(m.out_of_order + m.topic_order_violations),
-                m.errors ? "  ERROR: " : "", m.error.c_str());
+                static_cast<unsigned long long>(m.floor_ns), m.errors ? "  ERROR: " : "", m.error.c_str());
   }
 }
 
-void print_latency(const std::vector<Row>& rows, const Settings& s) {
-  std::printf("\nLatency: %.0f msgs/s offered (all publishers together), %.3g s, %d repetition(s); "
-              "subscriber-observed, ns; median of repetitions (p50, p99: min..max)\n",
-              s.rate, s.seconds, s.repetitions);
-  std::printf("%-8s %-9s %-10s %-18s %-22s %8s %9s %8s %10s %5s %6s\n", "peer", "delivery", "publishers",
-              "p50", "p99", "p99.9", "max", "p50 vs 1", "samples", "lost", "order");
+void print_latency(const std::vector<Row>& rows, const Settings& s, const std::string& placement) {
+  std::printf("\nLatency [%s]: %.0f msgs/s offered (all publishers together), %.3g s per run; "
+              "subscriber-observed, ns; median of the runs in this placement (p50, p99: min..max)\n",
+              placement.c_str(), s.rate, s.seconds);
+  std::printf("%-8s %-9s %-10s %-4s %-18s %-22s %8s %9s %8s %9s %5s %6s %6s\n", "peer", "delivery", "publishers",
+              "runs", "p50", "p99", "p99.9", "max", "p50 vs 1", "samples", "lost", "order", "floor");
   for (const Row& row : rows) {
     if (row.load != Load::kLatency) continue;
     if (!row.skipped.empty()) {
@@ -335,20 +353,35 @@ void print_latency(const std::vector<Row>& rows, const Settings& s) {
                   row_label(row).c_str(), row.skipped.c_str());
       continue;
     }
-    const Summary m = summarize(row);
+    const Summary m = summarize(row, placement);
+    if (m.measured == 0 && m.errors == 0) continue;
     char p50[48], p99[48];
     std::snprintf(p50, sizeof p50, "%llu (%llu..%llu)", static_cast<unsigned long long>(m.p50),
                   static_cast<unsigned long long>(m.p50_min), static_cast<unsigned long long>(m.p50_max));
     std::snprintf(p99, sizeof p99, "%llu (%llu..%llu)", static_cast<unsigned long long>(m.p99),
                   static_cast<unsigned long long>(m.p99_min), static_cast<unsigned long long>(m.p99_max));
-    std::printf("%-8s %-9s %-10s %-18s %-22s %8llu %9llu %7.2fx %10llu %5llu %6llu%s%s\n", row.peer.c_str(),
-                delivery_name(row.lossless).c_str(), row_label(row).c_str(), p50, p99,
-                static_cast<unsigned long long>(m.p999), static_cast<unsigned long long>(m.max),
-                ratio_to_one(rows, row), static_cast<unsigned long long>(m.samples),
+    std::printf("%-8s %-9s %-10s %-4d %-18s %-22s %8llu %9llu %7.2fx %9llu %5llu %6llu %6llu%s%s\n",
+                row.peer.c_str(), delivery_name(row.lossless).c_str(), row_label(row).c_str(), m.measured, p50,
+                p99, static_cast<unsigned long long>(m.p999), static_cast<unsigned long long>(m.max),
+                ratio_to_one(rows, row, placement), static_cast<unsigned long long>(m.samples),
                 static_cast<unsigned long long>(m.lost),
                 static_cast<unsigned long long>(m.out_of_order + m.topic_order_violations),
-                m.errors ? "  ERROR: " : "", m.error.c_str());
+                static_cast<unsigned long long>(m.floor_ns), m.errors ? "  ERROR: " : "", m.error.c_str());
   }
+}
+
+// The placements the runs were taken in, in a fixed order.
+std::vector<std::string> placements_of(const std::vector<Row>& rows) {
+  std::vector<std::string> found;
+  for (const char* p : {"near", "far", "same-core", "mixed", "unknown"}) {
+    for (const Row& row : rows) {
+      if (std::any_of(row.runs.begin(), row.runs.end(), [&](const Outcome& o) { return o.placement == p; })) {
+        found.push_back(p);
+        break;
+      }
+    }
+  }
+  return found;
 }
 
 struct HistoryFigures {
@@ -390,7 +423,7 @@ void print_history(const HistoryFigures& f, const Settings& s) {
 
 void write_json(const std::string& path, const Settings& s, const std::vector<Row>& rows, const HistoryFigures& h,
                 const std::string& date, const std::string& load_before, const std::string& load_after,
-                std::uint64_t floor_ns, const std::string& placement, const std::string& iceoryx_reason) {
+                std::uint64_t floor_ns, const std::string& placement_at_start, const std::string& iceoryx_reason) {
   std::FILE* out = std::fopen(path.c_str(), "w");
   if (out == nullptr) {
     std::fprintf(stderr, "cannot write %s\n", path.c_str());
@@ -399,27 +432,38 @@ void write_json(const std::string& path, const Settings& s, const std::vector<Ro
   std::fprintf(out,
                "{\"benchmark\":\"shmring_publishers_bench\",\"date\":\"%s\",\"size\":%zu,\"seconds\":%.3f,"
                "\"rate\":%.0f,\"repetitions\":%d,\"publisher_cpus\":\"%s\",\"subscriber_cpu\":%d,"
-               "\"placement\":\"%s\",\"floor_probe_ns\":%llu,\"load_average_before\":\"%s\","
+               "\"placement_at_start\":\"%s\",\"floor_probe_ns\":%llu,\"load_average_before\":\"%s\","
                "\"load_average_after\":\"%s\",\"iceoryx_available\":%s,\"iceoryx_reason\":\"%s\",\"rows\":[",
                date.c_str(), s.size, s.seconds, s.rate, s.repetitions, cpus_text(s.publisher_cpus).c_str(),
-               s.subscriber_cpu, json_escape(placement).c_str(), static_cast<unsigned long long>(floor_ns),
+               s.subscriber_cpu, json_escape(placement_at_start).c_str(), static_cast<unsigned long long>(floor_ns),
                load_before.c_str(), load_after.c_str(), iceoryx_reason.empty() ? "true" : "false",
                json_escape(iceoryx_reason).c_str());
-  bool first = true;
+  // One entry per row and placement (a skipped row: one, placement "none").
+  std::vector<std::pair<const Row*, std::string>> entries;
+  const std::vector<std::string> placements = placements_of(rows);
   for (const Row& row : rows) {
-    const Summary m = summarize(row);
+    if (!row.skipped.empty()) entries.emplace_back(&row, "none");
+    for (const std::string& placement : placements) {
+      if (!runs_in(row, placement).empty()) entries.emplace_back(&row, placement);
+    }
+  }
+  bool first = true;
+  for (const auto& [row_pointer, placement] : entries) {
+    const Row& row = *row_pointer;
+    const Summary m = summarize(row, placement == "none" ? "" : placement);
     std::fprintf(out,
-                 "%s\n{\"section\":\"%s\",\"peer\":\"%s\",\"delivery\":\"%s\",\"publishers\":%d,"
+                 "%s\n{\"placement\":\"%s\",\"floor_ns\":%llu,\"section\":\"%s\",\"peer\":\"%s\",\"delivery\":\"%s\",\"publishers\":%d,"
                  "\"max_publishers\":%d,\"skipped\":%s,\"reason\":\"%s\",\"repetitions\":%zu,\"measured\":%d,"
                  "\"msgs_per_s\":%.0f,\"msgs_per_s_min\":%.0f,\"msgs_per_s_max\":%.0f,\"published_per_s\":%.0f,"
                  "\"ratio_to_1_publisher\":%.3f,\"p50_ns\":%llu,\"p50_ns_min\":%llu,\"p50_ns_max\":%llu,"
                  "\"p99_ns\":%llu,\"p99_ns_min\":%llu,\"p99_ns_max\":%llu,\"p999_ns\":%llu,\"max_ns\":%llu,"
                  "\"samples\":%llu,\"published\":%llu,\"received\":%llu,\"lost\":%llu,\"gaps\":%llu,"
                  "\"out_of_order\":%llu,\"topic_order_violations\":%llu,",
-                 first ? "" : ",", load_name(row.load).c_str(), row.peer.c_str(), delivery_name(row.lossless).c_str(),
+                 first ? "" : ",", placement.c_str(), static_cast<unsigned long long>(m.floor_ns),
+                 load_name(row.load).c_str(), row.peer.c_str(), delivery_name(row.lossless).c_str(),
                  row.publishers, row.max_publishers, row.skipped.empty() ? "false" : "true",
-                 json_escape(row.skipped).c_str(), row.runs.size(), m.measured, m.rate, m.rate_min, m.rate_max,
-                 m.published_rate, ratio_to_one(rows, row), static_cast<unsigned long long>(m.p50),
+                 json_escape(row.skipped).c_str(), runs_in(row, placement == "none" ? "" : placement).size(), m.measured, m.rate, m.rate_min, m.rate_max,
+                 m.published_rate, ratio_to_one(rows, row, placement), static_cast<unsigned long long>(m.p50),
                  static_cast<unsigned long long>(m.p50_min), static_cast<unsigned long long>(m.p50_max),
                  static_cast<unsigned long long>(m.p99), static_cast<unsigned long long>(m.p99_min),
                  static_cast<unsigned long long>(m.p99_max), static_cast<unsigned long long>(m.p999),
@@ -462,27 +506,45 @@ void write_json(const std::string& path, const Settings& s, const std::vector<Ro
 // A row is a failure when a repetition reported an error, or any order counter is not 0.
 bool row_failed(const Row& row) {
   if (!row.skipped.empty()) return false;
-  const Summary m = summarize(row);
+  const Summary m = summarize(row, "");
   return m.errors > 0 || m.out_of_order > 0 || m.topic_order_violations > 0 || (row.lossless && m.lost > 0);
+}
+
+bool same_core(const Settings& s) {
+  return s.publisher_cpus.size() == 1 && s.publisher_cpus[0] == s.subscriber_cpu;
+}
+
+// The cache-line floor between the first publisher's core and the subscriber's (not when they
+// share one: two spinning processes on one core would take their time slices to bounce a line).
+std::uint64_t probe(const Settings& s) {
+  return same_core(s) ? 0 : probe_floor_ns({s.publisher_cpus[0], s.subscriber_cpu});
+}
+
+std::string placement_name(std::uint64_t floor_ns) {
+  return floor_ns == 0 ? "unknown" : floor_ns < 300 ? "near" : "far";
+}
+
+std::string placement_of(const Settings& s, std::uint64_t before, std::uint64_t after) {
+  if (same_core(s)) return "same-core";
+  const std::string a = placement_name(before), b = placement_name(after);
+  return a == b ? a : "mixed";
 }
 
 int run(const Settings& s) {
   const std::string date = utc_now();
   const std::string load_before = read_loadavg();
-  // The cache-line floor between a publisher's core and the subscriber's (not when they share one:
-  // two spinning processes on one core would take their time slices to bounce a line).
-  std::uint64_t floor_ns = 0;
-  std::string placement;
-  if (s.publisher_cpus.size() == 1 && s.publisher_cpus[0] == s.subscriber_cpu) {
-    placement = "publishers and subscriber share cpu " + std::to_string(s.subscriber_cpu);
+  std::uint64_t floor_ns = probe(s);
+  std::string at_start;
+  if (same_core(s)) {
+    at_start = "publishers and subscriber share cpu " + std::to_string(s.subscriber_cpu);
   } else {
-    floor_ns = probe_floor_ns({s.publisher_cpus[0], s.subscriber_cpu});
-    placement = "publishers on cpu " + cpus_text(s.publisher_cpus) + ", subscriber on cpu " +
-                std::to_string(s.subscriber_cpu) + " (" + (floor_ns == 0 ? "unknown" : floor_ns < 300 ? "near" : "far") +
-                ": cache-line floor " + std::to_string(floor_ns) + " ns)";
+    at_start = "publishers on cpu " + cpus_text(s.publisher_cpus) + ", subscriber on cpu " +
+                std::to_string(s.subscriber_cpu) + " (at start " + placement_name(floor_ns) + ": cache-line floor " +
+                std::to_string(floor_ns) + " ns; probed again around every run, figures grouped by placement: " +
+                "near < 300 ns <= far)";
   }
   std::printf("shmring_publishers_bench %s: %zu B messages; %s; load average %s\n", date.c_str(), s.size,
-              placement.c_str(), load_before.c_str());
+              at_start.c_str(), load_before.c_str());
   std::fflush(stdout);
 
   std::vector<Row> rows = plan(s);
@@ -516,7 +578,11 @@ int run(const Settings& s) {
       spec.seconds = s.seconds;
       spec.publisher_cpus = s.publisher_cpus;
       spec.subscriber_cpu = s.subscriber_cpu;
+      const std::uint64_t before = probe(s);
       Outcome outcome = run_processes(*peer, spec);
+      const std::uint64_t after = probe(s);
+      outcome.floor_ns = before;
+      outcome.placement = placement_of(s, before, after);
       // A peer that cannot start here (another RouDi runs) is skipped, not failed.
       if (outcome.skipped) {
         row.skipped = outcome.error;
@@ -526,8 +592,10 @@ int run(const Settings& s) {
       row.runs.push_back(std::move(outcome));
     }
   }
-  if (wants(s, "throughput") || wants(s, "iceoryx")) print_throughput(rows, s);
-  if (wants(s, "latency") || wants(s, "iceoryx")) print_latency(rows, s);
+  for (const std::string& placement : placements_of(rows)) {
+    if (wants(s, "throughput") || wants(s, "iceoryx")) print_throughput(rows, s, placement);
+    if (wants(s, "latency") || wants(s, "iceoryx")) print_latency(rows, s, placement);
+  }
   HistoryFigures history;
   if (wants(s, "history")) {
     HistorySpec spec;
@@ -543,7 +611,7 @@ int run(const Settings& s) {
   const std::string load_after = read_loadavg();
   std::printf("\nload average after: %s\n", load_after.c_str());
   if (!s.json.empty()) {
-    write_json(s.json, s, rows, history, date, load_before, load_after, floor_ns, placement, iceoryx_reason);
+    write_json(s.json, s, rows, history, date, load_before, load_after, floor_ns, at_start, iceoryx_reason);
   }
   bool failed = std::any_of(rows.begin(), rows.end(), row_failed);
   if (history.ran && (!history.outcome.ok || history.outcome.history_missed > 0 || history.outcome.out_of_order > 0)) {

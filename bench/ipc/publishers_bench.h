@@ -141,6 +141,11 @@ struct Outcome {
   std::uint64_t lost_counted = 0;
   bool counts_losses = false;
   std::uint64_t samples = 0, p50 = 0, p99 = 0, p999 = 0, max = 0;
+  // Set by the benchmark around the run: the cache-line floor probed before it, and the
+  // placement of the cores ("near", "far"; "mixed" if the probes before and after disagree;
+  // "same-core" when publishers and subscriber share one).
+  std::uint64_t floor_ns = 0;
+  std::string placement;
 };
 
 // Forks the subscriber, then the publishers (each pinned as `spec` says), lets them run for

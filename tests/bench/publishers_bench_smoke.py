@@ -15,7 +15,7 @@ import sys
 import tempfile
 
 ROW_FIELDS = [
-    "section", "peer", "delivery", "publishers", "max_publishers", "skipped", "reason", "repetitions",
+    "placement", "floor_ns", "section", "peer", "delivery", "publishers", "max_publishers", "skipped", "reason", "repetitions",
     "measured", "msgs_per_s", "msgs_per_s_min", "msgs_per_s_max", "published_per_s",
     "ratio_to_1_publisher", "p50_ns", "p50_ns_min", "p50_ns_max", "p99_ns", "p99_ns_min", "p99_ns_max",
     "p999_ns", "max_ns", "samples", "published", "received", "lost", "gaps", "out_of_order",
@@ -23,7 +23,7 @@ ROW_FIELDS = [
 ]
 TOP_FIELDS = [
     "benchmark", "date", "size", "seconds", "rate", "repetitions", "publisher_cpus", "subscriber_cpu",
-    "placement", "floor_probe_ns", "load_average_before", "load_average_after", "iceoryx_available",
+    "placement_at_start", "floor_probe_ns", "load_average_before", "load_average_after", "iceoryx_available",
     "iceoryx_reason", "rows", "history",
 ]
 HISTORY_FIELDS = [
@@ -40,9 +40,11 @@ def check(condition, what):
 
 
 def check_row(row):
-    name = f"{row['section']} {row['peer']} {row['delivery']} {row['publishers']}/{row['max_publishers']}"
+    name = (f"{row['section']} {row['peer']} {row['delivery']} {row['publishers']}/{row['max_publishers']}"
+            f" [{row.get('placement')}]")
     for field in ROW_FIELDS:
         check(field in row, f"{name}: no field {field}")
+    check(row["placement"] in ("near", "far", "mixed", "same-core", "unknown", "none"), f"{name}: placement")
     if row["skipped"]:
         check(row["peer"] == "iceoryx", f"{name}: skipped ({row['reason']})")
         check(row["reason"] != "", f"{name}: skipped without a reason")
@@ -83,7 +85,7 @@ def main():
 
     for field in TOP_FIELDS:
         check(field in doc, f"no field {field}")
-    check(doc["load_average_before"] != "" and doc["placement"] != "", "no load average or placement")
+    check(doc["load_average_before"] != "" and doc["placement_at_start"] != "", "no load average or placement")
     rows = doc["rows"]
     for row in rows:
         check_row(row)
