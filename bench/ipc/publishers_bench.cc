@@ -306,6 +306,14 @@ std::string json_escape(const std::string& text) {
   return out;
 }
 
+// "0.98x", or "-" without a single-publisher run in the same placement.
+std::string ratio_text(double ratio) {
+  if (ratio <= 0) return "-";
+  char text[16];
+  std::snprintf(text, sizeof text, "%.2fx", ratio);
+  return text;
+}
+
 std::string row_label(const Row& row) {
   std::string label = std::to_string(row.publishers);
   if (row.max_publishers != row.publishers) label += " of max " + std::to_string(row.max_publishers);
@@ -331,9 +339,9 @@ void print_throughput(const std::vector<Row>& rows, const Settings& s, const std
     if (m.measured == 0 && m.errors == 0) continue;
     char rate[64];
     std::snprintf(rate, sizeof rate, "%.0f (%.0f..%.0f)", m.rate, m.rate_min, m.rate_max);
-    std::printf("%-8s %-9s %-13s %-4d %-32s %7.2fx %13.0f %10llu %6llu %6llu %6llu%s%s\n", row.peer.c_str(),
+    std::printf("%-8s %-9s %-13s %-4d %-32s %8s %13.0f %10llu %6llu %6llu %6llu%s%s\n", row.peer.c_str(),
                 delivery_name(row.lossless).c_str(), row_label(row).c_str(), m.measured, rate,
-                ratio_to_one(rows, row, placement), m.published_rate, static_cast<unsigned long long>(m.lost),
+                ratio_text(ratio_to_one(rows, row, placement)).c_str(), m.published_rate, static_cast<unsigned long long>(m.lost),
                 static_cast<unsigned long long>(m.gaps),
                 static_cast<unsigned long long>(m.out_of_order + m.topic_order_violations),
                 static_cast<unsigned long long>(m.floor_ns), m.errors ? "  ERROR: " : "", m.error.c_str());
@@ -360,10 +368,10 @@ void print_latency(const std::vector<Row>& rows, const Settings& s, const std::s
                   static_cast<unsigned long long>(m.p50_min), static_cast<unsigned long long>(m.p50_max));
     std::snprintf(p99, sizeof p99, "%llu (%llu..%llu)", static_cast<unsigned long long>(m.p99),
                   static_cast<unsigned long long>(m.p99_min), static_cast<unsigned long long>(m.p99_max));
-    std::printf("%-8s %-9s %-10s %-4d %-18s %-22s %8llu %9llu %7.2fx %9llu %5llu %6llu %6llu%s%s\n",
+    std::printf("%-8s %-9s %-10s %-4d %-18s %-22s %8llu %9llu %8s %9llu %5llu %6llu %6llu%s%s\n",
                 row.peer.c_str(), delivery_name(row.lossless).c_str(), row_label(row).c_str(), m.measured, p50,
                 p99, static_cast<unsigned long long>(m.p999), static_cast<unsigned long long>(m.max),
-                ratio_to_one(rows, row, placement), static_cast<unsigned long long>(m.samples),
+                ratio_text(ratio_to_one(rows, row, placement)).c_str(), static_cast<unsigned long long>(m.samples),
                 static_cast<unsigned long long>(m.lost),
                 static_cast<unsigned long long>(m.out_of_order + m.topic_order_violations),
                 static_cast<unsigned long long>(m.floor_ns), m.errors ? "  ERROR: " : "", m.error.c_str());
@@ -386,6 +394,8 @@ std::vector<std::string> placements_of(const std::vector<Row>& rows) {
 
 struct HistoryFigures {
   bool ran = false;
+  std::uint64_t floor_before = 0, floor_after = 0;
+  std::string placement;
   HistoryOutcome outcome;
   std::int64_t join_median = 0, join_min = 0, join_max = 0, open_median = 0;
   double msgs_per_s = 0;
@@ -407,10 +417,12 @@ HistoryFigures history_figures(const Settings& s, HistoryOutcome outcome) {
 
 void print_history(const HistoryFigures& f, const Settings& s) {
   std::printf("\nHistory: topic with history = %llu (ring %llu bytes), %llu messages published, then a late "
-              "subscriber process opens with TopicStart::history(%llu); %d repetition(s)\n",
+              "subscriber process opens with TopicStart::history(%llu); %d repetition(s); publisher on cpu %d, "
+              "subscriber on cpu %d [%s: floor %llu ns before, %llu after]\n",
               static_cast<unsigned long long>(s.history), static_cast<unsigned long long>(f.outcome.capacity),
               static_cast<unsigned long long>(s.history), static_cast<unsigned long long>(s.history),
-              s.history_repetitions);
+              s.history_repetitions, s.publisher_cpus[0], s.subscriber_cpu, f.placement.c_str(),
+              static_cast<unsigned long long>(f.floor_before), static_cast<unsigned long long>(f.floor_after));
   std::printf("  open() until the %llu-th message: median %.3f ms (min %.3f, max %.3f); open() alone median "
               "%.3f ms; %.0f msgs/s; history_missed %llu, out of order %llu%s%s\n",
               static_cast<unsigned long long>(s.history), static_cast<double>(f.join_median) / 1e6,
@@ -482,10 +494,12 @@ void write_json(const std::string& path, const Settings& s, const std::vector<Ro
   }
   std::fprintf(out, "\n]");
   if (h.ran) {
-    std::fprintf(out, ",\n\"history\":{\"messages\":%llu,\"size\":%zu,\"capacity\":%llu,\"repetitions\":%zu,"
+    std::fprintf(out, ",\n\"history\":{\"placement\":\"%s\",\"floor_ns\":%llu,\"messages\":%llu,\"size\":%zu,"
+                      "\"capacity\":%llu,\"repetitions\":%zu,"
                       "\"join_ns\":%lld,\"join_ns_min\":%lld,\"join_ns_max\":%lld,\"open_ns\":%lld,"
                       "\"msgs_per_s\":%.0f,\"history_missed\":%llu,\"out_of_order\":%llu,\"short\":%llu,"
                       "\"errors\":%d,\"error\":\"%s\",\"join_ns_each\":[",
+                 h.placement.c_str(), static_cast<unsigned long long>(h.floor_before),
                  static_cast<unsigned long long>(s.history), s.size,
                  static_cast<unsigned long long>(h.outcome.capacity), h.outcome.join_ns.size(),
                  static_cast<long long>(h.join_median), static_cast<long long>(h.join_min),
@@ -605,7 +619,11 @@ int run(const Settings& s) {
     spec.repetitions = s.history_repetitions;
     spec.publisher_cpu = s.publisher_cpus[0];
     spec.subscriber_cpu = s.subscriber_cpu;
+    const std::uint64_t before = probe(s);
     history = history_figures(s, measure_history(spec));
+    history.floor_before = before;
+    history.floor_after = probe(s);
+    history.placement = placement_of(s, before, history.floor_after);
     print_history(history, s);
   }
   const std::string load_after = read_loadavg();

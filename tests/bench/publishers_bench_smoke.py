@@ -27,7 +27,7 @@ TOP_FIELDS = [
     "iceoryx_reason", "rows", "history",
 ]
 HISTORY_FIELDS = [
-    "messages", "size", "capacity", "repetitions", "join_ns", "join_ns_min", "join_ns_max", "open_ns",
+    "placement", "floor_ns", "messages", "size", "capacity", "repetitions", "join_ns", "join_ns_min", "join_ns_max", "open_ns",
     "msgs_per_s", "history_missed", "out_of_order", "short", "errors", "error", "join_ns_each",
 ]
 
