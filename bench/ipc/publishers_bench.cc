@@ -291,21 +291,6 @@ std::string utc_now() {
   return text;
 }
 
-std::string cpus_text(const std::vector<int>& cpus) {
-  std::string text;
-  for (std::size_t i = 0; i < cpus.size(); ++i) text += (i ? "," : "") + std::to_string(cpus[i]);
-  return text;
-}
-
-std::string json_escape(const std::string& text) {
-  std::string out;
-  for (const char c : text) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) >= 0x20) out += c;
-  }
-  return out;
-}
-
 // "0.98x", or "-" without a single-publisher run in the same placement.
 std::string ratio_text(double ratio) {
   if (ratio <= 0) return "-";

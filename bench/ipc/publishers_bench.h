@@ -22,17 +22,12 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "bench_util.h"
 #include "histogram.h"
 
 namespace shmring::bench::publishers {
 
 inline constexpr int kMaxPublishers = 8;
-
-inline std::int64_t now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 // The first bytes of every message (messages are at least this long).
 struct Stamp {

@@ -1,7 +1,5 @@
 // The processes of one several-publishers run: forked, pinned, started together, stopped, reaped.
-#include <sched.h>
 #include <signal.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,20 +8,12 @@
 #include <cerrno>
 #include <chrono>
 #include <functional>
-#include <new>
 #include <thread>
 
 #include "publishers_bench.h"
 
 namespace shmring::bench::publishers {
 namespace {
-
-bool pin_to_cpu(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  return sched_setaffinity(0, sizeof set, &set) == 0;
-}
 
 pid_t fork_child(int cpu, SharedRun& run, const std::function<int()>& body) {
   std::fflush(nullptr);
@@ -98,17 +88,16 @@ Outcome run_processes(PeerUnderTest& peer, const RunSpec& spec) {
     out.error = "bad run: publishers must be 1.." + std::to_string(kMaxPublishers);
     return out;
   }
-  void* memory = mmap(nullptr, sizeof(SharedRun), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (memory == MAP_FAILED) {
+  SharedRun* run = make_shared_record<SharedRun>();
+  if (run == nullptr) {
     out.error = "mmap failed";
     return out;
   }
-  auto* run = new (memory) SharedRun;
   if (const absl::Status prepared = peer.prepare(spec); !prepared.ok()) {
     out.error = std::string(prepared.message());
     out.skipped = true;
     peer.cleanup(spec);
-    munmap(memory, sizeof(SharedRun));
+    release_shared(run);
     return out;
   }
   // The subscriber first, so it is there before the first message.
@@ -165,8 +154,7 @@ Outcome run_processes(PeerUnderTest& peer, const RunSpec& spec) {
   if (out.error.empty() && spec.lossless && out.lost != 0) out.error = "lossless delivery lost messages";
   if (out.error.empty() && out.received > out.published) out.error = "more messages received than published";
   out.ok = out.error.empty();
-  run->~SharedRun();
-  munmap(memory, sizeof(SharedRun));
+  release_shared(run);
   return out;
 }
 

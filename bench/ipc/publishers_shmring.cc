@@ -1,13 +1,10 @@
 // shmring's side of shmring_publishers_bench: publishers and a subscriber of one topic (copying
 // send / try_receive), and the history join measurement.
-#include <sched.h>
-#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
-#include <new>
 #include <thread>
 
 #include "publishers_bench.h"
@@ -118,15 +115,8 @@ void history_fail(HistoryShared& shared, const std::string& why) {
   if (shared.errors.fetch_add(1) == 0) std::snprintf(shared.error, sizeof shared.error, "%s", why.c_str());
 }
 
-bool pin(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  return sched_setaffinity(0, sizeof set, &set) == 0;
-}
-
 int history_publisher(const HistorySpec& spec, HistoryShared& shared) {
-  if (!pin(spec.publisher_cpu)) history_fail(shared, "cannot pin the publisher");
+  if (!pin_to_cpu(spec.publisher_cpu)) history_fail(shared, "cannot pin the publisher");
   TopicOptions options;
   options.history = spec.messages;
   options.max_message = spec.size;  // capacity 0: the creator sizes the ring for the history
@@ -153,7 +143,7 @@ int history_publisher(const HistorySpec& spec, HistoryShared& shared) {
 }
 
 int history_subscriber(const HistorySpec& spec, HistoryShared& shared) {
-  if (!pin(spec.subscriber_cpu)) history_fail(shared, "cannot pin the subscriber");
+  if (!pin_to_cpu(spec.subscriber_cpu)) history_fail(shared, "cannot pin the subscriber");
   TopicOptions options;
   options.create = false;
   options.start = TopicStart::history(spec.messages);
@@ -203,12 +193,11 @@ std::unique_ptr<PeerUnderTest> make_shmring_peer() { return std::make_unique<Shm
 
 HistoryOutcome measure_history(const HistorySpec& spec) {
   HistoryOutcome out;
-  void* memory = mmap(nullptr, sizeof(HistoryShared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (memory == MAP_FAILED) {
+  HistoryShared* shared = make_shared_record<HistoryShared>();
+  if (shared == nullptr) {
     out.error = "mmap failed";
     return out;
   }
-  auto* shared = new (memory) HistoryShared;
   std::fflush(nullptr);
   const pid_t publisher = fork();
   if (publisher == 0) _exit(history_publisher(spec, *shared));
@@ -234,8 +223,7 @@ HistoryOutcome measure_history(const HistorySpec& spec) {
   out.error = shared->error;
   if (out.error.empty() && out.short_count > 0) out.error = "a late subscriber did not receive the whole history";
   out.ok = out.error.empty();
-  shared->~HistoryShared();
-  munmap(memory, sizeof(HistoryShared));
+  release_shared(shared);
   return out;
 }
 
