@@ -2,9 +2,7 @@
 // to two cores, measures, repeats, and reports next to the physical floor probed before and after.
 #include "harness.h"
 
-#include <sched.h>
 #include <signal.h>
-#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,12 +11,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <new>
 #include <thread>
 #include <vector>
 
 #include <sys/epoll.h>
 
+#include "bench_util.h"
 #include "histogram.h"
 #include "shmring/transport/topic.h"
 #include "transports.h"
@@ -26,22 +24,9 @@
 namespace shmring::bench {
 namespace {
 
-std::int64_t now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
 void spin_until(std::int64_t deadline_ns) {
   while (now_ns() < deadline_ns) {
   }
-}
-
-bool pin_to_cpu(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  return sched_setaffinity(0, sizeof set, &set) == 0;
 }
 
 constexpr int kMaxSides = 9;  // a publisher and up to 8 subscribers
@@ -417,16 +402,14 @@ struct Measurement {
 
 Measurement run_once(IpcTransport& transport, const BenchConfig& config) {
   Measurement result;
-  void* memory = mmap(nullptr, sizeof(RunRecord), PROT_READ | PROT_WRITE,
-                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (memory == MAP_FAILED) {
+  RunRecord* record = make_shared_record<RunRecord>();
+  if (record == nullptr) {
     result.error = "mmap failed";
     return result;
   }
-  auto* record = new (memory) RunRecord;
   if (const absl::Status prepared = transport.prepare(config); !prepared.ok()) {
     result.error = std::string(prepared.message());
-    munmap(memory, sizeof(RunRecord));
+    release_shared(record);
     return result;
   }
   std::fflush(nullptr);
@@ -551,23 +534,8 @@ Measurement run_once(IpcTransport& transport, const BenchConfig& config) {
     result.gbps = result.msgs_per_s * static_cast<double>(config.size) / 1e9;
   }
   result.ok = result.errors == 0;
-  munmap(memory, sizeof(RunRecord));
+  release_shared(record);
   return result;
-}
-
-std::string cpus_text(const std::vector<int>& cpus) {
-  std::string text;
-  for (std::size_t i = 0; i < cpus.size(); ++i) text += (i ? "," : "") + std::to_string(cpus[i]);
-  return text;
-}
-
-std::string json_escape(const std::string& text) {
-  std::string out;
-  for (const char c : text) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) >= 0x20) out += c;
-  }
-  return out;
 }
 
 }  // namespace

@@ -1,22 +1,14 @@
 // Eclipse iceoryx 2.0 (Debian's packages) as a peer: the untyped zero-copy API (loan -> write ->
 // publish, take -> read -> release), one topic per direction (`iceoryx`), or its request/response
-// (`iceoryx-rr`: UntypedClient / UntypedServer, side 0 the client, side 1 the server). prepare() starts its own iox-roudi
-// with a mempool configuration sized for the run; cleanup() stops it by pid. Spin mode busy-polls
-// take(); hybrid and park block on a WaitSet.
-#include <fcntl.h>
-#include <grp.h>
-#include <signal.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
+// (`iceoryx-rr`: UntypedClient / UntypedServer, side 0 the client, side 1 the server). prepare()
+// starts its own iox-roudi with a mempool configuration sized for the run (iceoryx_roudi.h);
+// cleanup() stops it. Spin mode busy-polls take(); hybrid and park block on a WaitSet.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <optional>
 #include <thread>
-#include <vector>
 
 #include "iceoryx_hoofs/log/logmanager.hpp"
 #include "iceoryx_posh/popo/rpc_header.hpp"
@@ -26,6 +18,7 @@
 #include "iceoryx_posh/popo/untyped_subscriber.hpp"
 #include "iceoryx_posh/popo/wait_set.hpp"
 #include "iceoryx_posh/runtime/posh_runtime.hpp"
+#include "iceoryx_roudi.h"
 #include "transports.h"
 
 namespace shmring::bench {
@@ -201,47 +194,10 @@ class IceoryxTransport final : public IpcTransport {
                                    : "WaitSet (zero-copy loan API)";
   }
   absl::Status prepare(const BenchConfig& config) override {
-    if (access(kRoudiSocket, F_OK) == 0) {
-      return absl::UnavailableError(
-          "a RouDi already runs on this machine (/tmp/roudi exists): not starting a second one");
-    }
-    started_ = std::chrono::system_clock::now();
-    char dir_template[] = "/tmp/shmring_bench_iox_XXXXXX";
-    if (mkdtemp(dir_template) == nullptr) return absl::InternalError("mkdtemp");
-    dir_ = dir_template;
-    const std::string config_path = dir_ + "/roudi.toml";
-    {
-      // One mempool big enough for the run's messages (plus iceoryx's chunk header), enough chunks
-      // for two full queues in each direction, and a small pool for RouDi's own use.
-      const std::size_t chunk = ((config.size + 256 + 63) / 64) * 64;
-      const std::size_t chunks = 4 * queue_depth(config.size) + 16;
-      std::ofstream toml(config_path);
-      toml << "[general]\nversion = 1\n\n[[segment]]\n\n[[segment.mempool]]\nsize = 128\n"
-              "count = 1000\n\n[[segment.mempool]]\nsize = "
-           << chunk << "\ncount = " << chunks << "\n";
-    }
-    std::fflush(nullptr);
-    roudi_ = fork();
-    if (roudi_ == 0) {
-      const int null = ::open("/dev/null", O_WRONLY);
-      dup2(null, 1);
-      dup2(null, 2);
-      execlp("iox-roudi", "iox-roudi", "-c", config_path.c_str(), nullptr);
-      _exit(127);
-    }
-    if (roudi_ < 0) return absl::InternalError("fork iox-roudi");
-    // RouDi is up when its management socket exists.
-    for (int i = 0; i < 5000; ++i) {
-      struct stat st {};
-      if (stat(kRoudiSocket, &st) == 0) return absl::OkStatus();
-      int status = 0;
-      if (waitpid(roudi_, &status, WNOHANG) == roudi_) {
-        roudi_ = -1;
-        return absl::UnavailableError("iox-roudi exited at start (is another RouDi running?)");
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    return absl::UnavailableError("iox-roudi did not come up in 5 s");
+    // One mempool big enough for the run's messages (plus iceoryx's chunk header), enough chunks
+    // for two full queues in each direction.
+    const std::size_t chunk = ((config.size + 256 + 63) / 64) * 64;
+    return roudi_.start(chunk, 4 * queue_depth(config.size) + 16);
   }
   absl::StatusOr<std::unique_ptr<Endpoint>> open(int side, const BenchConfig& config) override {
     const std::string name = "shmring_bench_" + std::to_string(side) + "_" + config.run_id;
@@ -261,48 +217,11 @@ class IceoryxTransport final : public IpcTransport {
     if (!endpoint->wait_for_peer()) return absl::DeadlineExceededError("iceoryx peer never subscribed");
     return std::unique_ptr<Endpoint>(std::move(endpoint));
   }
-  void cleanup() override {
-    if (roudi_ > 0) {
-      kill(roudi_, SIGTERM);
-      int status = 0;
-      for (int i = 0; i < 3000 && waitpid(roudi_, &status, WNOHANG) == 0; ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      }
-      if (waitpid(roudi_, &status, WNOHANG) == 0) {
-        kill(roudi_, SIGKILL);
-        waitpid(roudi_, &status, 0);
-      }
-      roudi_ = -1;
-      remove_roudi_leftovers();
-    }
-    if (!dir_.empty()) {
-      unlink((dir_ + "/roudi.toml").c_str());
-      rmdir(dir_.c_str());
-      dir_.clear();
-    }
-  }
+  void cleanup() override { roudi_.stop(); }
 
  private:
-  static constexpr const char* kRoudiSocket = "/tmp/roudi";
-
-  // RouDi 2.0 leaves its management segment, socket and lock files behind when it is stopped.
-  // Remove those that our RouDi made (newer than its start), never an older RouDi's.
-  void remove_roudi_leftovers() const {
-    const auto started = std::chrono::system_clock::to_time_t(started_);
-    std::vector<std::string> paths = {"/dev/shm/iceoryx_mgmt", "/tmp/roudi", "/tmp/roudi.lock",
-                                      "/tmp/iox-unique-roudi.lock"};
-    // The payload segment is named after the writers' group.
-    if (const group* g = getgrgid(getegid())) paths.push_back(std::string("/dev/shm/") + g->gr_name);
-    for (const std::string& path : paths) {
-      struct stat st {};
-      if (lstat(path.c_str(), &st) == 0 && st.st_mtime >= started - 1) unlink(path.c_str());
-    }
-  }
-
   bool request_response_;
-  pid_t roudi_ = -1;
-  std::chrono::system_clock::time_point started_;
-  std::string dir_;
+  RoudiProcess roudi_;
 };
 
 }  // namespace
