@@ -16,13 +16,13 @@ from conftest import bridge_pair, PEER, SHMRING, Bridge, result, settled_import,
 # Builds bridge headers in Python (docs/bridge.md, "Wire format"), for the raw sockets below.
 WIRE = textwrap.dedent('''
     import struct, sys, time, zmq
-    MAGIC, VERSION = 0x31425253, 2
+    MAGIC, VERSION = 0x31425253, 3
     HELLO, ACK, DESCRIBE, TOPIC, ITEM, FRAME, NOT_EXPORTED, CREDIT, ALIVE, EVICTED = range(1, 11)
     def header(kind, name, origin=7, incarnation=9, sequence=0, value=0, flags=0, version=VERSION, magic=MAGIC):
         n = name.encode()
         return struct.pack("<IBBBBQQQQ", magic, version, kind, flags, len(n), origin, incarnation, sequence, value) + n
-    def description(kind=2, lossless=0, capacity=1 << 16, max_message=256, max_peers=16, deadline_ms=0):
-        return struct.pack("<IIQQII", kind, lossless, capacity, max_message, max_peers, deadline_ms)
+    def description(kind=2, lossless=0, capacity=1 << 16, max_message=256, max_peers=16, deadline_ms=0, history=0):
+        return struct.pack("<IIQQIIQ", kind, lossless, capacity, max_message, max_peers, deadline_ms, history)
     def records(*pairs):  # a topic payload: [u64 sequence][u32 length][bytes] per message
         return b"".join(struct.pack("<QI", seq, len(m)) + m for seq, m in pairs)
     def topic(name, *pairs):
