@@ -59,7 +59,17 @@ class Recoverer {
   // (*defer).
   std::uint64_t gap_end(const Attempt& a, const std::vector<Attempt>& all, bool* defer) const {
     *defer = false;
-    if (static_cast<std::int64_t>(frontier_sequence_ - a.sequence) <= 0) return 0;  // never claimed
+    if (static_cast<std::int64_t>(frontier_sequence_ - a.sequence) <= 0) {
+      // Not claimed as of the pair read before the slots; but the writer may have claimed (and
+      // died) between that read and the slot's: then the pair has moved past it by now, and the
+      // claim is judged by a later recovery, whose pair read comes before its slot read (freeing
+      // the slot now would leave the claim neither committed nor listed: every reader stuck at
+      // it). Still not past it: the dead writer never made its CAS, and never will.
+      // SYNC(bcast_claim): the same whole-pair read as the constructor's, after the slot loads.
+      const detail::WordPair now = detail::load_pair(&l_.control->claim.position);
+      if (static_cast<std::int64_t>(now.high - a.sequence) > 0) *defer = true;
+      return 0;
+    }
     if (a.position % kBroadcastGranule != 0 || frontier_position_ - a.position > l_.capacity) return 0;
     if (committed(a.position, a.sequence) || listed(a.sequence)) return 0;
     for (const Attempt& other : all) {

@@ -582,7 +582,10 @@ TEST(RingStress, BroadcastWritersDyingMidClaimAreSkippedInOneOrder) {
   for (auto& t : reading) t.join();
   const std::uint64_t claimed = admin->claim_sequence_approx();
   EXPECT_EQ(seen[0].bad + seen[1].bad, 0u);
-  EXPECT_EQ(seen[0].got, messages.load());  // lossless: every committed message
+  // A claim neither committed nor listed stops every reader at it (before the recovery judged a
+  // writer that claimed between its reads of the pair and of the slot, it freed the slot and
+  // left the claim so: 1 run in 6 under load).
+  EXPECT_EQ(seen[0].got, messages.load()) << "the lossless reader stopped at " << readers[0].next_sequence();
   EXPECT_EQ(seen[0].lost, 0u);
   EXPECT_EQ(seen[0].got + seen[0].gaps, claimed);
   // Lossy: every number is received, lost or a gap passed. A gap inside a stretch skipped after a

@@ -11,7 +11,10 @@
 //    CAS failed, or one publisher handed the claim back), if the ring moved on a whole lap (every
 //    reader has passed or lost it), if the record at p is committed, or if the gap table lists it;
 //  * it waits (deferred to the next recovery) while a live writer notes the same (p, s): that
-//    writer may own it;
+//    writer may own it; and when the pair, read before the slots, had not passed s but has by the
+//    time the slot was read (the writer claimed in between, then died): the next recovery reads
+//    the pair before the slot again and judges it (freeing the slot now would leave the claim
+//    neither committed nor listed, and every reader waiting at it);
 //  * otherwise its owner is dead; its end is the claim pair's position if s is the last claim, else
 //    the one end among the dead writers noting (p, s), confirmed by the claim after it (a slot
 //    noting s + 1 there, or a record committed there) when they disagree.
