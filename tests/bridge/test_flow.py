@@ -167,8 +167,6 @@ def test_queue_items_a_peer_never_acknowledges_go_back_after_the_ack_timeout(net
     a, b = names(".qa"), names(".qb")
     count = 400
     ids = str(tmp_path / "ids")
-    consumer = procs(net.a.start([PEER, "queue-consume", a, "--idle", 3, "--out", ids]))
-    wait_line(consumer)
     producer = procs(net.a.start([PEER, "queue-produce", a, "--count", count, "--rate", 200, "--wait-file", go]))
     wait_line(producer)
     address = f"tcp://{net.a.address}:{port()}"
@@ -193,6 +191,11 @@ def test_queue_items_a_peer_never_acknowledges_go_back_after_the_ack_timeout(net
     ''', address, a, 3))
     exporter.wait(lambda s: s["peers"] >= 1 and s["channels"][0]["open"], what="the raw client connected")
     open(go, "w").close()
+    # The local consumer starts once the raw client holds items: started before, on a loaded
+    # machine it could take every item first and leave the raw client nothing to strand.
+    exporter.wait(lambda s: s["channels"][0]["messages"] >= 1, timeout=60, what="items sent to the raw client")
+    consumer = procs(net.a.start([PEER, "queue-consume", a, "--idle", 3, "--out", ids]))
+    wait_line(consumer)
     assert result(producer)["produced"] == count
     out, err = bad.communicate(timeout=60)
     assert bad.returncode == 0, err
