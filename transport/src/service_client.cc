@@ -100,6 +100,23 @@ struct ServiceClientEndpoint final : ServiceEndpoint {
   // passed: `expired`): the server is told; the call is freed as soon as no server can write
   // into it. Counted as cancelled (or expired) unless its final response was there already.
   void cancel(std::uint32_t index, bool expired) noexcept;
+  // A receive on `pending` (call `index`) that answered `r` without a response: the call ended
+  // (kPeerGone) or its deadline passed (kTimedOut with `expired`) makes the pending response done
+  // and frees (or cancels) the call; any other result changes nothing.
+  void settle_unanswered(PendingResponse& pending, std::uint32_t index, ChannelResult r, bool expired) noexcept {
+    if (r == ChannelResult::kPeerGone) {
+      calls[index].pending = nullptr;
+      end(index);
+    } else if (r == ChannelResult::kTimedOut && expired) {
+      pending.expired_ = true;
+      calls[index].pending = nullptr;
+      cancel(index, true);
+    } else {
+      return;
+    }
+    pending.done_ = true;
+    detach(pending);
+  }
   // Whether any call of this client (but `except`) has a response (or an end) to take: after a
   // descriptor was armed, a call other than the one polled may have been answered meanwhile.
   bool any_ready(std::uint32_t except = ~std::uint32_t{0}) noexcept;
@@ -823,17 +840,8 @@ ChannelResult PendingResponse::receive(std::span<std::byte> out, std::size_t* by
   if (r == ChannelResult::kOk && final) {
     done_ = true;
     ServiceClientEndpoint::detach(*this);
-  } else if (r == ChannelResult::kPeerGone) {
-    done_ = true;
-    e->calls[index].pending = nullptr;
-    e->end(index);
-    ServiceClientEndpoint::detach(*this);
-  } else if (r == ChannelResult::kTimedOut && expired) {
-    done_ = true;
-    expired_ = true;
-    e->calls[index].pending = nullptr;
-    e->cancel(index, true);
-    ServiceClientEndpoint::detach(*this);
+  } else {
+    e->settle_unanswered(*this, index, r, expired);
   }
   return r;
 }
@@ -876,18 +884,7 @@ ResponseView PendingResponse::receive_view(std::chrono::nanoseconds timeout) noe
     return view;
   }
   view.result_ = r;
-  if (r == ChannelResult::kPeerGone) {
-    done_ = true;
-    e->calls[index].pending = nullptr;
-    e->end(index);
-    ServiceClientEndpoint::detach(*this);
-  } else if (r == ChannelResult::kTimedOut && expired) {
-    done_ = true;
-    expired_ = true;
-    e->calls[index].pending = nullptr;
-    e->cancel(index, true);
-    ServiceClientEndpoint::detach(*this);
-  }
+  e->settle_unanswered(*this, index, r, expired);
   return view;
 }
 
